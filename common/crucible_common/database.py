@@ -1,0 +1,111 @@
+"""The async SQLAlchemy engine of one service, and its migrations (Alembic, own schema)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from crucible_common.errors import FailedPrecondition
+
+logger = logging.getLogger(__name__)
+
+VERSION_TABLE = "alembic_version"
+
+
+def asyncpg_url(url: str) -> str:
+    """Normalise any Postgres URL (``postgres://``, ``postgresql://``, ``+psycopg``) to asyncpg."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise FailedPrecondition(
+            f"CRUCIBLE_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}",
+            reason="DATABASE_URL_INVALID",
+        )
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crucible") -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def alembic_config(script_location: Path, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["schema"] = schema
+    return config
+
+
+async def migrate(engine: AsyncEngine, *, schema: str, script_location: Path) -> None:
+    """Bring ``schema`` to the newest revision; safe when several replicas start at once."""
+    config = alembic_config(script_location, schema)
+    async with engine.begin() as conn:
+        # Serialises concurrent starts of the same service on one database.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"crucible.migrate.{schema}"})
+        # The version table lives in the schema, so the schema must exist before Alembic runs.
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await conn.run_sync(_upgrade, config)
+    logger.info("schema %s is at the newest revision", schema)
+
+
+def _upgrade(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def run_alembic_env(schema: str) -> None:
+    """The body of every service's ``migrations/env.py``: migrate ``schema`` only.
+
+    ``migrate()`` hands over its connection; the Alembic CLI (for writing revisions) gets one
+    from ``CRUCIBLE_DATABASE_URL``.
+    """
+    from alembic import context  # only importable while Alembic runs an env script
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        _run_from_cli(schema)
+        return
+    _configure_and_run(connection, schema)
+
+
+def _configure_and_run(connection: Connection, schema: str) -> None:
+    from alembic import context
+
+    context.configure(
+        connection=connection,
+        version_table=VERSION_TABLE,
+        version_table_schema=schema,
+        include_schemas=False,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_from_cli(schema: str) -> None:
+    import asyncio
+
+    from crucible_common.settings import Settings
+
+    url = Settings().database_url
+    if not url:
+        raise SystemExit("set CRUCIBLE_DATABASE_URL to run Alembic by hand")
+
+    async def run() -> None:
+        engine = create_engine(url, pool_size=1)
+        async with engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await conn.run_sync(_configure_and_run, schema)
+        await engine.dispose()
+
+    asyncio.run(run())

@@ -1,0 +1,189 @@
+"""The domain exception tree every service raises, and its one translation to gRPC status.
+
+Handlers raise these; the error interceptor (``grpc_server``) turns them into a canonical code
+with a ``google.rpc.Status`` carrying an ``ErrorInfo`` (an UPPER_SNAKE reason) and, where it
+applies, ``BadRequest`` field violations or a ``PreconditionFailure``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PreconditionViolation:
+    type: str
+    subject: str
+    description: str
+
+
+class CrucibleError(Exception):
+    """Base of every domain error. ``reason`` is a stable UPPER_SNAKE identifier."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    default_reason = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(CrucibleError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: Sequence[FieldViolation] = (),
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.violations = list(violations)
+
+
+class NotFound(CrucibleError):
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(CrucibleError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "ALREADY_EXISTS"
+
+
+class Conflict(CrucibleError):
+    """A concurrent change won: re-read and retry (optimistic concurrency)."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "CONFLICT"
+
+
+class FailedPrecondition(CrucibleError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "FAILED_PRECONDITION"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        violations: Sequence[PreconditionViolation] = (),
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.violations = list(violations)
+
+
+class ResourceExhausted(CrucibleError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
+class PermissionDenied(CrucibleError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "PERMISSION_DENIED"
+
+
+class Unavailable(CrucibleError):
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class StatusDetails:
+    """What a ``google.rpc.Status`` says, decoded; the gateway and the CLI read it."""
+
+    code: grpc.StatusCode
+    message: str
+    reason: str = ""
+    domain: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    field_violations: list[FieldViolation] = field(default_factory=list)
+    precondition_violations: list[PreconditionViolation] = field(default_factory=list)
+
+
+def to_status(error: CrucibleError, domain: str) -> status_pb2.Status:
+    details: list[any_pb2.Any] = []
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)
+    details.append(_pack(info))
+    if isinstance(error, InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        details.append(_pack(bad_request))
+    if isinstance(error, FailedPrecondition) and error.violations:
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=v.type, subject=v.subject, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        details.append(_pack(failure))
+    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+
+
+def decode_status(code: grpc.StatusCode, message: str, status: status_pb2.Status | None) -> StatusDetails:
+    """Decode the rich status a service sent (``status`` is None when it sent none)."""
+    result = StatusDetails(code=code, message=message)
+    if status is None:
+        return result
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            result = StatusDetails(
+                code=code,
+                message=status.message or message,
+                reason=info.reason,
+                domain=info.domain,
+                metadata=dict(info.metadata),
+                field_violations=result.field_violations,
+                precondition_violations=result.precondition_violations,
+            )
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            result.field_violations.extend(
+                FieldViolation(v.field, v.description) for v in bad_request.field_violations
+            )
+        elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            failure = error_details_pb2.PreconditionFailure()
+            detail.Unpack(failure)
+            result.precondition_violations.extend(
+                PreconditionViolation(v.type, v.subject, v.description) for v in failure.violations
+            )
+    return result
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+

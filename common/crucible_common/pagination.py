@@ -1,0 +1,66 @@
+"""Opaque keyset page tokens for every paginated List (AIP-158)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from crucible_common.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    size: int
+    after: Cursor | None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The sort key of the last item of a page: a timestamp or a sequence, and an id."""
+
+    key: str
+    id: str
+
+    @classmethod
+    def from_time(cls, at: datetime, id_: str) -> Cursor:
+        return cls(at.isoformat(), id_)
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromisoformat(self.key)
+
+
+def page_request(page_size: int, page_token: str, *, scope: str) -> PageRequest:
+    """Validate a List request's page size and token; ``scope`` ties a token to its listing."""
+    if page_size < 0:
+        raise InvalidArgument(
+            "page_size must not be negative",
+            violations=[FieldViolation("page_size", "must be >= 0")],
+        )
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    if not page_token:
+        return PageRequest(size, None)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(page_token.encode() + b"=" * (-len(page_token) % 4)))
+        if data["s"] != scope:
+            raise ValueError("token belongs to another listing")
+        cursor = Cursor(str(data["k"]), str(data["i"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(
+            "page_token is not valid for this listing",
+            violations=[FieldViolation("page_token", "not a token from this listing")],
+            reason="INVALID_PAGE_TOKEN",
+        ) from exc
+    return PageRequest(size, cursor)
+
+
+def next_page_token(cursor: Cursor | None, *, scope: str) -> str:
+    if cursor is None:
+        return ""
+    raw = json.dumps({"s": scope, "k": cursor.key, "i": cursor.id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

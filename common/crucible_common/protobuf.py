@@ -1,0 +1,59 @@
+"""Conversions between protobuf well-known types and plain Python values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from crucible_common.errors import FieldViolation, InvalidArgument
+
+E = TypeVar("E", bound=Enum)
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def to_datetime(value: timestamp_pb2.Timestamp) -> datetime:
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(value)
+    return result
+
+
+def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as a dict; whole numbers come back as int (Struct stores every number as double)."""
+    return _ints(json_format.MessageToDict(value))  # type: ignore[no-any-return]
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def enum_from_proto(value: int, mapping: Mapping[int, E], field: str) -> E | None:
+    """Map a proto enum number to a domain enum: 0 (UNSPECIFIED) is None, unknown numbers fail."""
+    if value == 0:
+        return None
+    try:
+        return mapping[value]
+    except KeyError:
+        raise InvalidArgument(
+            f"{field} has unknown value {value}",
+            violations=[FieldViolation(field, f"unknown enum value {value}")],
+            reason="UNKNOWN_ENUM_VALUE",
+        ) from None

@@ -1,0 +1,95 @@
+"""How every gRPC service process runs: migrate, serve, stop cleanly."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvloop
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible_common.database import migrate
+from crucible_common.grpc_server import (
+    ServiceDefinition,
+    create_server,
+    serve_until_signalled,
+    set_serving,
+)
+from crucible_common.logs import configure_logging
+from crucible_common.settings import Settings
+from crucible_common.telemetry import setup_tracing
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceProcess:
+    """What a service's composition root hands to the runtime."""
+
+    name: str
+    address: str
+    definitions: list[ServiceDefinition]
+    engine: AsyncEngine
+    schema: str
+    migrations: Path
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def run_service(process: ServiceProcess, settings: Settings, tracer: TracerProvider) -> None:
+    try:
+        await migrate(process.engine, schema=process.schema, script_location=process.migrations)
+        server, port, health_servicer = create_server(
+            process.address,
+            process.definitions,
+            domain=f"{process.name}.crucible",
+            max_message_bytes=settings.grpc_max_message_bytes,
+        )
+        await server.start()
+        await set_serving(health_servicer, process.definitions)
+        logger.info("%s service serving on %s (port %d)", process.name, process.address, port)
+
+        async def close() -> None:
+            for closer in process.closers:
+                await closer()
+            await process.engine.dispose()
+
+        await serve_until_signalled(
+            server, health_servicer, grace_seconds=settings.shutdown_grace_seconds, on_stop=close
+        )
+    finally:
+        tracer.shutdown()
+
+
+def main(name: str, build: Callable[[Settings], ServiceProcess]) -> None:
+    """Console entry point of a service: settings → logging → tracing → build → run."""
+    settings = Settings()
+    configure_logging(name, settings.log_level)
+    if not settings.database_url:
+        logger.error(
+            "CRUCIBLE_DATABASE_URL is not set; start the stack with `make run` "
+            "(which provides a database) or point it at a Postgres"
+        )
+        sys.exit(2)
+    tracer = setup_tracing(name, settings.state_dir)
+    try:
+        uvloop.run(_build_and_run(name, build, settings, tracer))
+    except KeyboardInterrupt:
+        pass
+    except Exception:
+        logger.exception("%s service failed", name)
+        sys.exit(1)
+
+
+async def _build_and_run(
+    name: str, build: Callable[[Settings], ServiceProcess], settings: Settings, tracer: TracerProvider
+) -> None:
+    process = build(settings)
+    await run_service(process, settings, tracer)
+    logger.info("%s service stopped", name)
+
+
+__all__ = ["ServiceProcess", "main", "run_service"]

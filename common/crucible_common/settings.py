@@ -1,0 +1,49 @@
+"""Typed settings from the environment (prefix ``CRUCIBLE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a Crucible process can be configured with; each reads what it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="CRUCIBLE_", extra="ignore", frozen=True)
+
+    # When unset, `crucible up` starts an embedded Postgres and passes its URL to the services.
+    database_url: str | None = None
+    state_dir: Path = Path(".state")
+    log_level: str = "INFO"
+
+    spec_addr: str = "127.0.0.1:50051"
+    run_addr: str = "127.0.0.1:50052"
+    snapshot_addr: str = "127.0.0.1:50053"
+    agent_addr: str = "127.0.0.1:50054"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8080, ge=0, le=65535)
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    grpc_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    # The gateway requires `Authorization: Bearer <token>` when this is set.
+    api_token: SecretStr | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def service_addresses(self) -> dict[str, str]:
+        return {
+            "spec": self.spec_addr,
+            "run": self.run_addr,
+            "snapshot": self.snapshot_addr,
+            "agent": self.agent_addr,
+        }

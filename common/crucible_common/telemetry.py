@@ -1,0 +1,63 @@
+"""OpenTelemetry tracing for one process.
+
+Spans go over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise each process appends
+them as JSON lines to ``<state_dir>/traces/<process>.jsonl`` so a command can follow a chain of
+spans across processes later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans, one JSON object per line, to a local file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = path.open("a", encoding="utf-8")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(json.loads(span.to_json(indent=None))) + "\n" for span in spans)
+        with self._lock:
+            if self._file is None:
+                return SpanExportResult.FAILURE
+            self._file.write(lines)
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def setup_tracing(process_name: str, state_dir: Path) -> TracerProvider:
+    """Install the process-wide tracer provider; call once, from the composition root."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"crucible-{process_name}"}))
+    exporter: SpanExporter
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    else:
+        exporter = JsonLinesSpanExporter(state_dir / "traces" / f"{process_name}.jsonl")
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider

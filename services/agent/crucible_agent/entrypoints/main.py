@@ -1,0 +1,15 @@
+"""``crucible-agent``: run the agent service."""
+
+from __future__ import annotations
+
+from crucible_common import runtime
+
+from crucible_agent.bootstrap import build
+
+
+def main() -> None:
+    runtime.main("agent", build)
+
+
+if __name__ == "__main__":
+    main()

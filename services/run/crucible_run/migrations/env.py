@@ -1,0 +1,3 @@
+from crucible_common.database import run_alembic_env
+
+run_alembic_env(schema="run")

@@ -1,0 +1,158 @@
+"""The SpecService servicer: proto in → command → handler → proto out, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible.spec.v1 import spec_service_pb2_grpc as pb_grpc
+from crucible_common.protobuf import enum_from_proto, struct_to_dict
+
+from crucible_spec.entrypoints import proto_mapping as m
+from crucible_spec.service_layer import commands as c
+from crucible_spec.service_layer import handlers as h
+from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class SpecServicer(pb_grpc.SpecServiceServicer):
+    def __init__(self, uow: Callable[[], AbstractUnitOfWork]) -> None:
+        self._uow = uow
+
+    # ------------------------------------------------------------ projects
+
+    async def CreateProject(self, request: pb.CreateProjectRequest, context: Context) -> pb.CreateProjectResponse:
+        project = await h.create_project(c.CreateProject(request.title, request.description), self._uow())
+        return pb.CreateProjectResponse(project=m.project(project))
+
+    async def GetProject(self, request: pb.GetProjectRequest, context: Context) -> pb.GetProjectResponse:
+        project = await h.get_project(c.GetProject(request.project_id), self._uow())
+        return pb.GetProjectResponse(project=m.project(project))
+
+    async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> pb.ListProjectsResponse:
+        page = await h.list_projects(c.ListProjects(request.page_size, request.page_token), self._uow())
+        return pb.ListProjectsResponse(
+            projects=[m.project(p) for p in page.items], next_page_token=page.next_page_token
+        )
+
+    async def UpdateProject(self, request: pb.UpdateProjectRequest, context: Context) -> pb.UpdateProjectResponse:
+        cmd = c.UpdateProject(
+            request.project_id, tuple(request.update_mask.paths), request.title, request.description
+        )
+        project = await h.update_project(cmd, self._uow())
+        return pb.UpdateProjectResponse(project=m.project(project))
+
+    async def DeleteProject(self, request: pb.DeleteProjectRequest, context: Context) -> pb.DeleteProjectResponse:
+        await h.delete_project(c.DeleteProject(request.project_id), self._uow())
+        return pb.DeleteProjectResponse()
+
+    # ------------------------------------------------------------ chat
+
+    async def CreateChatSession(
+        self, request: pb.CreateChatSessionRequest, context: Context
+    ) -> pb.CreateChatSessionResponse:
+        mode = enum_from_proto(request.mode, m.CHAT_MODES, "mode")
+        session = await h.create_chat_session(c.CreateChatSession(request.project_id, mode, request.title), self._uow())
+        return pb.CreateChatSessionResponse(chat_session=m.chat_session(session))
+
+    async def GetChatSession(self, request: pb.GetChatSessionRequest, context: Context) -> pb.GetChatSessionResponse:
+        session = await h.get_chat_session(c.GetChatSession(request.chat_session_id), self._uow())
+        return pb.GetChatSessionResponse(chat_session=m.chat_session(session))
+
+    async def ListChatSessions(
+        self, request: pb.ListChatSessionsRequest, context: Context
+    ) -> pb.ListChatSessionsResponse:
+        cmd = c.ListChatSessions(request.project_id, request.page_size, request.page_token)
+        page = await h.list_chat_sessions(cmd, self._uow())
+        return pb.ListChatSessionsResponse(
+            chat_sessions=[m.chat_session(s) for s in page.items], next_page_token=page.next_page_token
+        )
+
+    async def CreateChatMessage(
+        self, request: pb.CreateChatMessageRequest, context: Context
+    ) -> pb.CreateChatMessageResponse:
+        cmd = c.CreateChatMessage(
+            request.chat_session_id,
+            enum_from_proto(request.role, m.ROLES, "role"),
+            request.content,
+            struct_to_dict(request.metadata),
+        )
+        message = await h.create_chat_message(cmd, self._uow())
+        return pb.CreateChatMessageResponse(chat_message=m.chat_message(message))
+
+    async def ListChatMessages(
+        self, request: pb.ListChatMessagesRequest, context: Context
+    ) -> pb.ListChatMessagesResponse:
+        cmd = c.ListChatMessages(request.chat_session_id, request.page_size, request.page_token)
+        page = await h.list_chat_messages(cmd, self._uow())
+        return pb.ListChatMessagesResponse(
+            chat_messages=[m.chat_message(x) for x in page.items], next_page_token=page.next_page_token
+        )
+
+    # ------------------------------------------------------------ ProblemSpec
+
+    async def GetProblemSpec(self, request: pb.GetProblemSpecRequest, context: Context) -> pb.GetProblemSpecResponse:
+        spec = await h.get_problem_spec(c.GetProblemSpec(request.project_id), self._uow())
+        return pb.GetProblemSpecResponse(problem_spec=m.problem_spec(spec))
+
+    async def UpdateProblemSpec(
+        self, request: pb.UpdateProblemSpecRequest, context: Context
+    ) -> pb.UpdateProblemSpecResponse:
+        spec = request.problem_spec
+        cmd = c.UpdateProblemSpec(
+            project_id=spec.project_id,
+            constraints=m.constraints(list(spec.constraints)),
+            goals=m.goals(list(spec.goals)),
+            resolution=enum_from_proto(spec.resolution, m.RESOLUTIONS, "problem_spec.resolution"),
+            mode=enum_from_proto(spec.mode, m.RUN_MODES, "problem_spec.mode"),
+            update_mask=tuple(request.update_mask.paths),
+            allow_missing=request.allow_missing,
+            expected_version=request.expected_version,
+            actor=m.actor(request.actor),
+            reason=request.reason,
+        )
+        stored = await h.update_problem_spec(cmd, self._uow())
+        return pb.UpdateProblemSpecResponse(problem_spec=m.problem_spec(stored))
+
+    async def ListProblemSpecProvenance(
+        self, request: pb.ListProblemSpecProvenanceRequest, context: Context
+    ) -> pb.ListProblemSpecProvenanceResponse:
+        cmd = c.ListProvenance(request.project_id, request.page_size, request.page_token)
+        page = await h.list_provenance(cmd, "problem_spec", self._uow())
+        return pb.ListProblemSpecProvenanceResponse(
+            entries=[m.provenance_entry(e) for e in page.items], next_page_token=page.next_page_token
+        )
+
+    # ------------------------------------------------------------ WorldModel
+
+    async def GetWorldModel(self, request: pb.GetWorldModelRequest, context: Context) -> pb.GetWorldModelResponse:
+        model = await h.get_world_model(c.GetWorldModel(request.project_id), self._uow())
+        return pb.GetWorldModelResponse(world_model=m.world_model(model))
+
+    async def UpdateWorldModel(
+        self, request: pb.UpdateWorldModelRequest, context: Context
+    ) -> pb.UpdateWorldModelResponse:
+        model = request.world_model
+        cmd = c.UpdateWorldModel(
+            project_id=model.project_id,
+            model_data=struct_to_dict(model.model_data),
+            update_mask=tuple(request.update_mask.paths),
+            allow_missing=request.allow_missing,
+            expected_version=request.expected_version,
+            actor=m.actor(request.actor),
+            reason=request.reason,
+        )
+        stored = await h.update_world_model(cmd, self._uow())
+        return pb.UpdateWorldModelResponse(world_model=m.world_model(stored))
+
+    async def ListWorldModelProvenance(
+        self, request: pb.ListWorldModelProvenanceRequest, context: Context
+    ) -> pb.ListWorldModelProvenanceResponse:
+        cmd = c.ListProvenance(request.project_id, request.page_size, request.page_token)
+        page = await h.list_provenance(cmd, "world_model", self._uow())
+        return pb.ListWorldModelProvenanceResponse(
+            entries=[m.provenance_entry(e) for e in page.items], next_page_token=page.next_page_token
+        )

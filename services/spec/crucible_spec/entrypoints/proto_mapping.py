@@ -1,0 +1,122 @@
+"""Proto ⇄ domain conversions for the spec service (no logic beyond translation)."""
+
+from __future__ import annotations
+
+from crucible.common.v1 import actor_pb2
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible_common.protobuf import enum_from_proto, struct, timestamp
+
+from crucible_spec.domain.model import (
+    Actor,
+    ActorKind,
+    ChatMessage,
+    ChatSession,
+    ChatSessionMode,
+    Constraint,
+    Goal,
+    MessageRole,
+    ProblemSpec,
+    Project,
+    ProvenanceEntry,
+    Resolution,
+    RunMode,
+    WorldModel,
+)
+
+CHAT_MODES = {pb.CHAT_SESSION_MODE_SETUP: ChatSessionMode.SETUP, pb.CHAT_SESSION_MODE_ANALYSIS: ChatSessionMode.ANALYSIS}
+ROLES = {pb.MESSAGE_ROLE_USER: MessageRole.USER, pb.MESSAGE_ROLE_AGENT: MessageRole.AGENT, pb.MESSAGE_ROLE_SYSTEM: MessageRole.SYSTEM}
+RESOLUTIONS = {pb.RESOLUTION_COARSE: Resolution.COARSE, pb.RESOLUTION_MEDIUM: Resolution.MEDIUM, pb.RESOLUTION_FINE: Resolution.FINE}
+RUN_MODES = {pb.RUN_MODE_FULL_SEARCH: RunMode.FULL_SEARCH, pb.RUN_MODE_EVAL_ONLY: RunMode.EVAL_ONLY, pb.RUN_MODE_SEEDED: RunMode.SEEDED}
+ACTOR_KINDS = {
+    actor_pb2.ACTOR_KIND_USER: ActorKind.USER,
+    actor_pb2.ACTOR_KIND_ARCHITECT: ActorKind.ARCHITECT,
+    actor_pb2.ACTOR_KIND_SYSTEM: ActorKind.SYSTEM,
+}
+
+CHAT_MODES_PB = {v: k for k, v in CHAT_MODES.items()}
+ROLES_PB = {v: k for k, v in ROLES.items()}
+RESOLUTIONS_PB = {v: k for k, v in RESOLUTIONS.items()}
+RUN_MODES_PB = {v: k for k, v in RUN_MODES.items()}
+ACTOR_KINDS_PB = {v: k for k, v in ACTOR_KINDS.items()}
+
+
+def actor(message: actor_pb2.Actor) -> Actor:
+    kind = enum_from_proto(message.kind, ACTOR_KINDS, "actor.kind") or ActorKind.USER
+    return Actor(kind, message.id)
+
+
+def project(p: Project) -> pb.Project:
+    return pb.Project(
+        id=p.id,
+        title=p.title,
+        description=p.description,
+        create_time=timestamp(p.created_at),
+        update_time=timestamp(p.updated_at),
+    )
+
+
+def chat_session(s: ChatSession) -> pb.ChatSession:
+    return pb.ChatSession(
+        id=s.id,
+        project_id=s.project_id,
+        title=s.title,
+        mode=CHAT_MODES_PB[s.mode],
+        create_time=timestamp(s.created_at),
+        update_time=timestamp(s.updated_at),
+    )
+
+
+def chat_message(m: ChatMessage) -> pb.ChatMessage:
+    return pb.ChatMessage(
+        id=m.id,
+        chat_session_id=m.chat_session_id,
+        sequence=m.sequence,
+        role=ROLES_PB[m.role],
+        content=m.content,
+        metadata=struct(m.metadata),
+        create_time=timestamp(m.created_at),
+    )
+
+
+def constraints(items: list[pb.Constraint]) -> tuple[Constraint, ...]:
+    return tuple(Constraint(c.name, c.description, c.weight) for c in items)
+
+
+def goals(items: list[pb.Goal]) -> tuple[Goal, ...]:
+    return tuple(Goal(g.description) for g in items)
+
+
+def problem_spec(s: ProblemSpec) -> pb.ProblemSpec:
+    return pb.ProblemSpec(
+        project_id=s.project_id,
+        constraints=[pb.Constraint(name=c.name, description=c.description, weight=c.weight) for c in s.constraints],
+        goals=[pb.Goal(description=g.description) for g in s.goals],
+        resolution=RESOLUTIONS_PB[s.resolution],
+        mode=RUN_MODES_PB[s.mode],
+        version=s.version,
+        create_time=timestamp(s.created_at),
+        update_time=timestamp(s.updated_at),
+    )
+
+
+def world_model(m: WorldModel) -> pb.WorldModel:
+    return pb.WorldModel(
+        project_id=m.project_id,
+        model_data=struct(m.model_data),
+        version=m.version,
+        create_time=timestamp(m.created_at),
+        update_time=timestamp(m.updated_at),
+    )
+
+
+def provenance_entry(e: ProvenanceEntry) -> pb.ProvenanceEntry:
+    return pb.ProvenanceEntry(
+        id=e.id,
+        version=e.version,
+        actor=actor_pb2.Actor(kind=ACTOR_KINDS_PB[e.actor.kind], id=e.actor.id),
+        action=e.action.value,
+        changed_fields=list(e.changed_fields),
+        reason=e.reason,
+        changes=struct(e.changes),
+        create_time=timestamp(e.created_at),
+    )

@@ -1,0 +1,126 @@
+"""The spec context's use cases, one evolvable input dataclass each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crucible_spec.domain.model import (
+    Actor,
+    ChatSessionMode,
+    Constraint,
+    Goal,
+    JsonObject,
+    MessageRole,
+    Resolution,
+    RunMode,
+)
+
+
+@dataclass(frozen=True)
+class CreateProject:
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class GetProject:
+    project_id: str
+
+
+@dataclass(frozen=True)
+class ListProjects:
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateProject:
+    project_id: str
+    # Which of "title" / "description" to change; empty means both.
+    update_mask: tuple[str, ...] = ()
+    title: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteProject:
+    project_id: str
+
+
+@dataclass(frozen=True)
+class CreateChatSession:
+    project_id: str
+    mode: ChatSessionMode | None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class GetChatSession:
+    chat_session_id: str
+
+
+@dataclass(frozen=True)
+class ListChatSessions:
+    project_id: str
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class CreateChatMessage:
+    chat_session_id: str
+    role: MessageRole | None
+    content: str
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListChatMessages:
+    chat_session_id: str
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class GetProblemSpec:
+    project_id: str
+
+
+@dataclass(frozen=True)
+class UpdateProblemSpec:
+    project_id: str
+    constraints: tuple[Constraint, ...] = ()
+    goals: tuple[Goal, ...] = ()
+    # None leaves the stored value as it is (or takes the default when creating).
+    resolution: Resolution | None = None
+    mode: RunMode | None = None
+    # Paths among "constraints", "goals", "resolution", "mode"; empty means all.
+    update_mask: tuple[str, ...] = ()
+    allow_missing: bool = False
+    expected_version: int = 0
+    actor: Actor = Actor()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GetWorldModel:
+    project_id: str
+
+
+@dataclass(frozen=True)
+class UpdateWorldModel:
+    project_id: str
+    model_data: JsonObject
+    # "model_data" (the default) or "model_data.<section>" to replace single sections.
+    update_mask: tuple[str, ...] = ()
+    allow_missing: bool = False
+    expected_version: int = 0
+    actor: Actor = Actor()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ListProvenance:
+    project_id: str
+    page_size: int = 0
+    page_token: str = ""

@@ -1,0 +1,373 @@
+"""One handler per use case of the spec context. Handlers validate, load, decide, store."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.pagination import Cursor, next_page_token, page_request
+
+from crucible_spec.domain.errors import (
+    ChatSessionNotFound,
+    ProblemSpecNotFound,
+    ProjectNotFound,
+    VersionConflict,
+    WorldModelNotFound,
+)
+from crucible_spec.domain.model import (
+    WORLD_MODEL_SECTIONS,
+    ChatMessage,
+    ChatSession,
+    Page,
+    ProblemSpec,
+    Project,
+    ProvenanceAction,
+    ProvenanceEntry,
+    Resolution,
+    RunMode,
+    WorldModel,
+)
+from crucible_spec.domain.validation import (
+    MAX_DESCRIPTION,
+    MAX_MESSAGE_CONTENT,
+    MAX_METADATA_BYTES,
+    MAX_REASON,
+    MAX_TITLE,
+    Violations,
+    check_constraints,
+    check_goals,
+    check_model_data,
+    parse_id,
+)
+from crucible_spec.service_layer import commands as c
+from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
+
+PROBLEM_SPEC_FIELDS = ("constraints", "goals", "resolution", "mode")
+DEFAULT_RESOLUTION = Resolution.MEDIUM
+DEFAULT_MODE = RunMode.FULL_SEARCH
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _mask(paths: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [p for p in paths if p not in allowed]
+    if unknown:
+        raise InvalidArgument(
+            f"unknown update_mask paths: {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+            violations=[FieldViolation("update_mask", f"unknown path {p!r}") for p in unknown],
+            reason="INVALID_UPDATE_MASK",
+        )
+    return paths or allowed
+
+
+async def _require_project(uow: AbstractUnitOfWork, project_id: str, *, lock: bool = False) -> Project:
+    # Locking the project row serialises the first creation of its ProblemSpec / WorldModel.
+    project = await uow.repo.get_project(project_id, for_update=lock)
+    if project is None:
+        raise ProjectNotFound(project_id)
+    return project
+
+
+# ---------------------------------------------------------------- projects
+
+
+async def create_project(cmd: c.CreateProject, uow: AbstractUnitOfWork) -> Project:
+    v = Violations()
+    v.text("title", cmd.title, max_len=MAX_TITLE, required=True)
+    v.text("description", cmd.description, max_len=MAX_DESCRIPTION)
+    v.raise_if_any()
+    now = _now()
+    project = Project(_new_id(), cmd.title.strip(), cmd.description, now, now)
+    async with uow:
+        await uow.repo.add_project(project)
+        await uow.commit()
+    return project
+
+
+async def get_project(cmd: c.GetProject, uow: AbstractUnitOfWork) -> Project:
+    project_id = parse_id(cmd.project_id, "project_id")
+    async with uow:
+        return await _require_project(uow, project_id)
+
+
+async def list_projects(cmd: c.ListProjects, uow: AbstractUnitOfWork) -> Page[Project]:
+    page = page_request(cmd.page_size, cmd.page_token, scope="projects")
+    after = (page.after.time, page.after.id) if page.after else None
+    async with uow:
+        rows = await uow.repo.list_projects(page.size + 1, after)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
+    return Page(items, next_page_token(cursor, scope="projects"))
+
+
+async def update_project(cmd: c.UpdateProject, uow: AbstractUnitOfWork) -> Project:
+    project_id = parse_id(cmd.project_id, "project_id")
+    paths = _mask(cmd.update_mask, ("title", "description"))
+    v = Violations()
+    if "title" in paths:
+        v.text("title", cmd.title, max_len=MAX_TITLE, required=True)
+    if "description" in paths:
+        v.text("description", cmd.description, max_len=MAX_DESCRIPTION)
+    v.raise_if_any()
+    async with uow:
+        project = await uow.repo.get_project(project_id, for_update=True)
+        if project is None:
+            raise ProjectNotFound(project_id)
+        updated = replace(
+            project,
+            title=cmd.title.strip() if "title" in paths else project.title,
+            description=cmd.description if "description" in paths else project.description,
+            updated_at=_now(),
+        )
+        await uow.repo.save_project(updated)
+        await uow.commit()
+    return updated
+
+
+async def delete_project(cmd: c.DeleteProject, uow: AbstractUnitOfWork) -> None:
+    project_id = parse_id(cmd.project_id, "project_id")
+    async with uow:
+        if not await uow.repo.delete_project(project_id):
+            raise ProjectNotFound(project_id)
+        await uow.commit()
+
+
+# ---------------------------------------------------------------- chat
+
+
+async def create_chat_session(cmd: c.CreateChatSession, uow: AbstractUnitOfWork) -> ChatSession:
+    project_id = parse_id(cmd.project_id, "project_id")
+    v = Violations()
+    if cmd.mode is None:
+        v.add("mode", "must be setup or analysis")
+    v.text("title", cmd.title, max_len=MAX_TITLE)
+    v.raise_if_any()
+    assert cmd.mode is not None
+    now = _now()
+    session = ChatSession(_new_id(), project_id, cmd.title.strip() or f"{cmd.mode.value} chat", cmd.mode, now, now)
+    async with uow:
+        await _require_project(uow, project_id)
+        await uow.repo.add_chat_session(session)
+        await uow.commit()
+    return session
+
+
+async def get_chat_session(cmd: c.GetChatSession, uow: AbstractUnitOfWork) -> ChatSession:
+    session_id = parse_id(cmd.chat_session_id, "chat_session_id")
+    async with uow:
+        session = await uow.repo.get_chat_session(session_id)
+    if session is None:
+        raise ChatSessionNotFound(session_id)
+    return session
+
+
+async def list_chat_sessions(cmd: c.ListChatSessions, uow: AbstractUnitOfWork) -> Page[ChatSession]:
+    project_id = parse_id(cmd.project_id, "project_id")
+    scope = f"chat_sessions:{project_id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    after = (page.after.time, page.after.id) if page.after else None
+    async with uow:
+        await _require_project(uow, project_id)
+        rows = await uow.repo.list_chat_sessions(project_id, page.size + 1, after)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
+    return Page(items, next_page_token(cursor, scope=scope))
+
+
+async def create_chat_message(cmd: c.CreateChatMessage, uow: AbstractUnitOfWork) -> ChatMessage:
+    session_id = parse_id(cmd.chat_session_id, "chat_session_id")
+    v = Violations()
+    if cmd.role is None:
+        v.add("role", "must be user, agent or system")
+    v.text("content", cmd.content, max_len=MAX_MESSAGE_CONTENT, required=True)
+    v.json_size("metadata", cmd.metadata, max_bytes=MAX_METADATA_BYTES)
+    v.raise_if_any()
+    assert cmd.role is not None
+    now = _now()
+    async with uow:
+        sequence = await uow.repo.next_message_sequence(session_id, now)
+        if sequence is None:
+            raise ChatSessionNotFound(session_id)
+        message = ChatMessage(_new_id(), session_id, sequence, cmd.role, cmd.content, dict(cmd.metadata), now)
+        await uow.repo.add_chat_message(message)
+        await uow.commit()
+    return message
+
+
+async def list_chat_messages(cmd: c.ListChatMessages, uow: AbstractUnitOfWork) -> Page[ChatMessage]:
+    session_id = parse_id(cmd.chat_session_id, "chat_session_id")
+    scope = f"chat_messages:{session_id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    after = int(page.after.key) if page.after else 0
+    async with uow:
+        if await uow.repo.get_chat_session(session_id) is None:
+            raise ChatSessionNotFound(session_id)
+        rows = await uow.repo.list_chat_messages(session_id, page.size + 1, after)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor(str(items[-1].sequence), items[-1].id) if more else None
+    return Page(items, next_page_token(cursor, scope=scope))
+
+
+# ---------------------------------------------------------------- ProblemSpec
+
+
+async def get_problem_spec(cmd: c.GetProblemSpec, uow: AbstractUnitOfWork) -> ProblemSpec:
+    project_id = parse_id(cmd.project_id, "project_id")
+    async with uow:
+        spec = await uow.repo.get_problem_spec(project_id)
+        if spec is None:
+            await _require_project(uow, project_id)
+            raise ProblemSpecNotFound(project_id)
+    return spec
+
+
+async def update_problem_spec(cmd: c.UpdateProblemSpec, uow: AbstractUnitOfWork) -> ProblemSpec:
+    project_id = parse_id(cmd.project_id, "project_id")
+    paths = _mask(cmd.update_mask, PROBLEM_SPEC_FIELDS)
+    v = Violations()
+    if "constraints" in paths:
+        check_constraints(v, cmd.constraints)
+    if "goals" in paths:
+        check_goals(v, cmd.goals)
+    v.text("reason", cmd.reason, max_len=MAX_REASON)
+    v.raise_if_any()
+
+    async with uow:
+        await _require_project(uow, project_id, lock=True)
+        current = await uow.repo.get_problem_spec(project_id, for_update=True)
+        if current is None and not cmd.allow_missing:
+            raise ProblemSpecNotFound(project_id)
+        _check_version("ProblemSpec", cmd.expected_version, current.version if current else 0)
+        now = _now()
+        base = current or ProblemSpec(project_id, (), (), DEFAULT_RESOLUTION, DEFAULT_MODE, 0, now, now)
+        proposed = replace(
+            base,
+            constraints=tuple(cmd.constraints) if "constraints" in paths else base.constraints,
+            goals=tuple(cmd.goals) if "goals" in paths else base.goals,
+            resolution=(cmd.resolution or base.resolution) if "resolution" in paths else base.resolution,
+            mode=(cmd.mode or base.mode) if "mode" in paths else base.mode,
+        )
+        before, after = base.field_values(), proposed.field_values()
+        changed = tuple(f for f in PROBLEM_SPEC_FIELDS if current is None or before[f] != after[f])
+        if not changed:
+            return base
+        stored = replace(proposed, version=base.version + 1, updated_at=now)
+        await uow.repo.save_problem_spec(stored, is_new=current is None)
+        await uow.repo.append_provenance(
+            "problem_spec",
+            ProvenanceEntry(
+                id=_new_id(),
+                project_id=project_id,
+                version=stored.version,
+                actor=cmd.actor,
+                action=ProvenanceAction.CREATED if current is None else ProvenanceAction.UPDATED,
+                changed_fields=changed,
+                reason=cmd.reason,
+                changes={f: after[f] for f in changed},
+                created_at=now,
+            ),
+        )
+        await uow.commit()
+    return stored
+
+
+# ---------------------------------------------------------------- WorldModel
+
+
+async def get_world_model(cmd: c.GetWorldModel, uow: AbstractUnitOfWork) -> WorldModel:
+    project_id = parse_id(cmd.project_id, "project_id")
+    async with uow:
+        model = await uow.repo.get_world_model(project_id)
+        if model is None:
+            await _require_project(uow, project_id)
+            raise WorldModelNotFound(project_id)
+    return model
+
+
+async def update_world_model(cmd: c.UpdateWorldModel, uow: AbstractUnitOfWork) -> WorldModel:
+    project_id = parse_id(cmd.project_id, "project_id")
+    section_paths = tuple(f"model_data.{s}" for s in WORLD_MODEL_SECTIONS)
+    paths = _mask(cmd.update_mask, ("model_data", *section_paths))
+    v = Violations()
+    check_model_data(v, cmd.model_data)
+    v.text("reason", cmd.reason, max_len=MAX_REASON)
+    v.raise_if_any()
+
+    async with uow:
+        await _require_project(uow, project_id, lock=True)
+        current = await uow.repo.get_world_model(project_id, for_update=True)
+        if current is None and not cmd.allow_missing:
+            raise WorldModelNotFound(project_id)
+        _check_version("WorldModel", cmd.expected_version, current.version if current else 0)
+        now = _now()
+        before = dict(current.model_data) if current else {}
+        if "model_data" in paths:
+            after = dict(cmd.model_data)
+        else:
+            after = dict(before)
+            for path in paths:
+                section = path.removeprefix("model_data.")
+                after[section] = cmd.model_data.get(section, [])
+        # Every section is present in a stored WorldModel, so readers need not guess.
+        for section in WORLD_MODEL_SECTIONS:
+            after.setdefault(section, [])
+        changed = tuple(
+            f"model_data.{s}" for s in WORLD_MODEL_SECTIONS if current is None or before.get(s) != after.get(s)
+        )
+        if current is not None and not changed:
+            return current
+        stored = WorldModel(
+            project_id=project_id,
+            model_data=after,
+            version=(current.version if current else 0) + 1,
+            created_at=current.created_at if current else now,
+            updated_at=now,
+        )
+        await uow.repo.save_world_model(stored, is_new=current is None)
+        await uow.repo.append_provenance(
+            "world_model",
+            ProvenanceEntry(
+                id=_new_id(),
+                project_id=project_id,
+                version=stored.version,
+                actor=cmd.actor,
+                action=ProvenanceAction.CREATED if current is None else ProvenanceAction.UPDATED,
+                changed_fields=changed,
+                reason=cmd.reason,
+                changes={f.removeprefix("model_data."): after[f.removeprefix("model_data.")] for f in changed},
+                created_at=now,
+            ),
+        )
+        await uow.commit()
+    return stored
+
+
+# ---------------------------------------------------------------- provenance
+
+
+async def list_provenance(
+    cmd: c.ListProvenance, subject: str, uow: AbstractUnitOfWork
+) -> Page[ProvenanceEntry]:
+    project_id = parse_id(cmd.project_id, "project_id")
+    scope = f"provenance:{subject}:{project_id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    after = int(page.after.key) if page.after else 0
+    async with uow:
+        await _require_project(uow, project_id)
+        rows = await uow.repo.list_provenance(project_id, subject, page.size + 1, after)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor(str(items[-1].version), items[-1].id) if more else None
+    return Page(items, next_page_token(cursor, scope=scope))
+
+
+def _check_version(what: str, expected: int, actual: int) -> None:
+    if expected and expected != actual:
+        raise VersionConflict(what, expected, actual)
