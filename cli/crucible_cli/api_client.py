@@ -1,0 +1,50 @@
+"""A small client of the gateway's REST API, for the CLI."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(Exception):
+    """The gateway answered with a problem body, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+class ApiClient:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
+        self.base_url = (base_url or os.environ.get("CRUCIBLE_URL") or DEFAULT_URL).rstrip("/")
+        token = token or os.environ.get("CRUCIBLE_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiError(f"cannot reach the gateway at {self.base_url} ({exc}); is `make run` up?") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"detail": response.text}
+            reason = body.get("reason", "")
+            detail = body.get("detail", response.reason_phrase)
+            violations = "".join(
+                f"\n  {v.get('field')}: {v.get('description')}" for v in body.get("field_violations", [])
+            )
+            raise ApiError(f"{response.status_code} {reason}: {detail}{violations}", status=response.status_code, body=body)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def close(self) -> None:
+        self._http.close()

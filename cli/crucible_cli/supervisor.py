@@ -1,0 +1,266 @@
+"""``crucible up``: the whole stack as separate processes in the foreground.
+
+Starts the embedded Postgres (unless ``CRUCIBLE_DATABASE_URL`` names one), the four services and
+the gateway; waits until all are healthy; prints the URL and where the logs go. A process that
+dies is reported and brings the stack down: nothing is restarted silently. Ctrl-C (or SIGTERM)
+stops every child, then Postgres, well within ten seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+import httpx
+from crucible_common.embedded_postgres import EmbeddedPostgres, ensure_database, start_embedded_postgres
+from crucible_common.settings import Settings
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "crucible"
+STOP_TIMEOUT = 8.0
+
+
+class StackError(Exception):
+    """The stack could not come up; the message says which part and why."""
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    log_path: Path
+    health: Callable[[], Awaitable[bool]]
+    process: asyncio.subprocess.Process | None = None
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.echo = echo
+        self.children: list[Child] = []
+        self.postgres: EmbeddedPostgres | None = None
+        self._lock_file: IO[str] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        """Bring the stack up, hold it until a signal or a crash, then tear it down."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            started = time.monotonic()
+            await self.start(stop)
+            self.echo(
+                f"Crucible is up in {time.monotonic() - started:.1f}s: {self.settings.gateway_url}\n"
+                f"  logs: {self.log_dir}/<process>.log   traces: {self.state_dir / 'traces'}\n"
+                "  Ctrl-C stops everything."
+            )
+            crashed = await self._watch(stop)
+            if crashed is not None:
+                self.echo(f"{crashed.name} exited unexpectedly (code {crashed.process and crashed.process.returncode}):")
+                self.echo(crashed.log_tail())
+                return 1
+            return 0
+        except StackError as exc:
+            self.echo(f"crucible up failed: {exc}")
+            return 1
+        finally:
+            await self.stop()
+
+    async def start(self, stop: asyncio.Event | None = None) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._check_ports()
+        database_url = self.settings.database_url or await self._start_postgres()
+        env = self._child_env(database_url)
+        self.children = self._children()
+        for child in self.children:
+            child.log_file = (self.log_dir / f"{child.name}.log").open("ab")
+            child.log_file.write(f"\n===== crucible up {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
+            child.log_file.flush()
+            # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
+            child.process = await asyncio.create_subprocess_exec(
+                *child.command,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=child.log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        await self._wait_healthy(stop)
+
+    async def stop(self) -> None:
+        running = [c for c in self.children if c.process and c.process.returncode is None]
+        # The gateway first, so no request starts against a stopping service.
+        for child in sorted(running, key=lambda c: c.name != "gateway"):
+            with contextlib.suppress(ProcessLookupError):
+                assert child.process is not None
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in running:
+            assert child.process is not None
+            try:
+                await asyncio.wait_for(child.process.wait(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                self.echo(f"{child.name} did not stop in time; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                await child.process.wait()
+        for child in self.children:
+            if child.log_file is not None:
+                child.log_file.close()
+                child.log_file = None
+        if self.postgres is not None:
+            await asyncio.to_thread(self.postgres.stop)
+            self.postgres = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    # ------------------------------------------------------------ parts
+
+    def _take_lock(self) -> None:
+        self._lock_file = (self.state_dir / "crucible-up.lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(f"another `crucible up` is running on {self.state_dir}") from None
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+
+    def _check_ports(self) -> None:
+        addresses = dict(self.settings.service_addresses())
+        addresses["gateway"] = f"{self.settings.gateway_host}:{self.settings.gateway_port}"
+        for name, address in addresses.items():
+            host, _, port = address.rpartition(":")
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                if sock.connect_ex((host or "127.0.0.1", int(port))) == 0:
+                    raise StackError(f"{address} (for {name}) is already in use; stop whatever listens there")
+
+    async def _start_postgres(self) -> str:
+        data_dir = self.state_dir / "postgres"
+        self.echo(f"starting the embedded Postgres on {data_dir}")
+        try:
+            self.postgres = await asyncio.to_thread(start_embedded_postgres, data_dir)
+            await ensure_database(self.postgres.url("postgres"), DATABASE_NAME)
+        except Exception as exc:
+            raise StackError(f"the embedded Postgres did not start: {exc} (log: {data_dir / 'log'})") from exc
+        return self.postgres.url(DATABASE_NAME)
+
+    def _child_env(self, database_url: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CRUCIBLE_DATABASE_URL=database_url,
+            CRUCIBLE_STATE_DIR=str(self.state_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _children(self) -> list[Child]:
+        addresses = self.settings.service_addresses()
+        python = sys.executable
+        children = [
+            Child(
+                name=name,
+                command=[python, "-m", f"crucible_{name}.entrypoints.main"],
+                log_path=self.log_dir / f"{name}.log",
+                health=lambda address=addresses[name]: _grpc_serving(address),
+            )
+            for name in ("spec", "run", "snapshot", "agent")
+        ]
+        children.append(
+            Child(
+                name="gateway",
+                command=[python, "-m", "crucible_gateway.main"],
+                log_path=self.log_dir / "gateway.log",
+                health=lambda: _http_ok(f"{self.settings.gateway_url}/healthz"),
+            )
+        )
+        return children
+
+    async def _wait_healthy(self, stop: asyncio.Event | None, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.children)
+        while pending:
+            if stop is not None and stop.is_set():
+                raise StackError("interrupted while starting")
+            for child in list(pending):
+                assert child.process is not None
+                if child.process.returncode is not None:
+                    raise StackError(
+                        f"{child.name} exited with code {child.process.returncode} while starting:\n{child.log_tail()}"
+                    )
+                if await child.health():
+                    pending.remove(child)
+            if time.monotonic() > deadline:
+                names = ", ".join(c.name for c in pending)
+                tails = "\n".join(f"--- {c.name}\n{c.log_tail(10)}" for c in pending)
+                raise StackError(f"not healthy after {timeout:.0f}s: {names}\n{tails}")
+            if pending:
+                await asyncio.sleep(0.1)
+
+    async def _watch(self, stop: asyncio.Event) -> Child | None:
+        waits = {
+            asyncio.ensure_future(c.process.wait()): c for c in self.children if c.process is not None
+        }
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
+        for task in [stopper, *waits]:
+            if task not in done:
+                task.cancel()
+        crashed = [waits[t] for t in done if t in waits]
+        if crashed and not stop.is_set():
+            return crashed[0]
+        self.echo("stopping Crucible…")
+        return None
+
+
+async def _grpc_serving(address: str) -> bool:
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def _http_ok(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def up(settings: Settings) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    import uvloop
+
+    return uvloop.run(Supervisor(settings).run())

@@ -1,0 +1,39 @@
+"""Typed dependencies shared by the routers."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from crucible_common.settings import Settings
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from crucible_gateway.clients import ServiceClients
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_clients(request: Request) -> ServiceClients:
+    clients: ServiceClients = request.app.state.clients
+    return clients
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def require_token(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """With CRUCIBLE_API_TOKEN set, every /api call needs ``Authorization: Bearer <token>``."""
+    if settings.api_token is None:
+        return
+    expected = settings.api_token.get_secret_value()
+    if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
+        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+Clients = Annotated[ServiceClients, Depends(get_clients)]

@@ -1,0 +1,14 @@
+"""The REST API: includes the routers, nothing else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from crucible_gateway.api import chat, problem_spec, projects, world_model
+from crucible_gateway.api.deps import require_token
+
+api_router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+api_router.include_router(projects.router)
+api_router.include_router(chat.router)
+api_router.include_router(problem_spec.router)
+api_router.include_router(world_model.router)

@@ -1,0 +1,64 @@
+"""/api/projects"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crucible.spec.v1 import spec_service_pb2 as pb
+from fastapi import APIRouter, Query, Response
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from crucible_gateway.api.deps import Clients
+from crucible_gateway.schemas import PageSize, Project, ProjectCreate, ProjectList, ProjectPatch
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+
+@router.post("", status_code=201)
+async def create_project(body: ProjectCreate, clients: Clients) -> Project:
+    response = await clients.spec.CreateProject(
+        pb.CreateProjectRequest(title=body.title, description=body.description), timeout=clients.timeout
+    )
+    return Project.from_proto(response.project)
+
+
+@router.get("")
+async def list_projects(
+    clients: Clients,
+    page_size: Annotated[PageSize, Query()] = 0,
+    page_token: Annotated[str, Query(max_length=1024)] = "",
+) -> ProjectList:
+    response = await clients.spec.ListProjects(
+        pb.ListProjectsRequest(page_size=page_size, page_token=page_token), timeout=clients.timeout
+    )
+    return ProjectList(
+        projects=[Project.from_proto(p) for p in response.projects], next_page_token=response.next_page_token
+    )
+
+
+@router.get("/{project_id}")
+async def get_project(project_id: str, clients: Clients) -> Project:
+    response = await clients.spec.GetProject(pb.GetProjectRequest(project_id=project_id), timeout=clients.timeout)
+    return Project.from_proto(response.project)
+
+
+@router.patch("/{project_id}")
+async def update_project(project_id: str, body: ProjectPatch, clients: Clients) -> Project:
+    paths = sorted(body.model_fields_set)
+    request = pb.UpdateProjectRequest(
+        project_id=project_id,
+        update_mask=FieldMask(paths=paths),
+        title=body.title or "",
+        description=body.description or "",
+    )
+    if not paths:
+        # An empty PATCH changes nothing; answer with the project as it is.
+        return await get_project(project_id, clients)
+    response = await clients.spec.UpdateProject(request, timeout=clients.timeout)
+    return Project.from_proto(response.project)
+
+
+@router.delete("/{project_id}", status_code=204)
+async def delete_project(project_id: str, clients: Clients) -> Response:
+    await clients.spec.DeleteProject(pb.DeleteProjectRequest(project_id=project_id), timeout=clients.timeout)
+    return Response(status_code=204)

@@ -1,0 +1,92 @@
+"""The gateway's ASGI application, built from settings (and, in tests, given clients)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from crucible_common.settings import Settings
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crucible_gateway import errors
+from crucible_gateway.api import health
+from crucible_gateway.api.main import api_router
+from crucible_gateway.clients import ServiceClients
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class BodySizeLimit:
+    """Refuses request bodies over a limit with 413 before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            response = errors.problem(
+                413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE"
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> dict[str, object]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))  # type: ignore[arg-type]
+                if received > self.limit:
+                    raise _TooLarge
+            return message  # type: ignore[return-value]
+
+        try:
+            await self.app(scope, limited_receive, send)  # type: ignore[arg-type]
+        except _TooLarge:
+            response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
+            await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASGIApp:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = clients is None
+        app.state.clients = clients or ServiceClients.connect(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.clients.close()
+
+    app = FastAPI(
+        title="Crucible API",
+        version="0.1.0",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    index = resources.files("crucible_gateway").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home() -> HTMLResponse:
+        return HTMLResponse(index)
+
+    return OpenTelemetryMiddleware(BodySizeLimit(app, MAX_BODY_BYTES), exclude_spans=["receive", "send"])

@@ -1,0 +1,47 @@
+"""The gateway's gRPC clients: one channel per service, opened at start, closed at stop."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from crucible.spec.v1 import spec_service_pb2_grpc
+from crucible_common.clients import open_channel
+from crucible_common.settings import Settings
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+SERVICES = ("spec", "run", "snapshot", "agent")
+
+
+@dataclass
+class ServiceClients:
+    channels: dict[str, grpc.aio.Channel]
+    spec: spec_service_pb2_grpc.SpecServiceStub
+    # Deadline for one call to a service; a slow service becomes 504, not a hung request.
+    timeout: float = 10.0
+
+    @classmethod
+    def connect(cls, settings: Settings) -> ServiceClients:
+        addresses = settings.service_addresses()
+        channels = {
+            name: open_channel(addresses[name], max_message_bytes=settings.grpc_max_message_bytes)
+            for name in SERVICES
+        }
+        return cls(channels=channels, spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]))
+
+    async def health(self, timeout: float = 1.0) -> dict[str, str]:
+        """Each service's overall health status name (SERVING, NOT_SERVING, UNAVAILABLE, ...)."""
+
+        async def check(name: str) -> tuple[str, str]:
+            stub = health_pb2_grpc.HealthStub(self.channels[name])
+            try:
+                response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                return name, exc.code().name
+            return name, health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+        return dict(await asyncio.gather(*(check(name) for name in SERVICES)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(channel.close() for channel in self.channels.values()))

@@ -1,0 +1,118 @@
+"""The one place where failures become HTTP: gRPC status → status code + JSON problem body.
+
+Bodies follow RFC 9457 (``application/problem+json``) and carry the service's ``ErrorInfo``
+reason and any field or precondition violations, so a client can act on them.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import grpc
+from crucible_common.errors import StatusDetails, decode_status
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from grpc_status import rpc_status
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    reason: str,
+    field_violations: list[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:crucible:problem:{reason.lower()}",
+        "title": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error",
+        "status": status,
+        "detail": detail,
+        "reason": reason,
+    }
+    if field_violations:
+        body["field_violations"] = field_violations
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
+    details = _details(error)
+    status = HTTP_STATUS.get(details.code, 500)
+    if status == 500:
+        logger.error("upstream failed: %s %s", details.code.name, details.message)
+    extra: dict[str, Any] = {"grpc_code": details.code.name}
+    if details.domain:
+        extra["domain"] = details.domain
+    if details.metadata:
+        extra["metadata"] = details.metadata
+    if details.precondition_violations:
+        extra["precondition_violations"] = [
+            {"type": v.type, "subject": v.subject, "description": v.description}
+            for v in details.precondition_violations
+        ]
+    return problem(
+        status,
+        details.message if status != 500 else "internal error",
+        reason=details.reason or details.code.name,
+        field_violations=[{"field": v.field, "description": v.description} for v in details.field_violations],
+        extra=extra,
+    )
+
+
+def _details(error: grpc.aio.AioRpcError) -> StatusDetails:
+    try:
+        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    except ValueError:
+        status = None
+    return decode_status(error.code(), error.details() or "", status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into a problem body."""
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def _rpc(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        return from_rpc_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        violations = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "description": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{v['field']}: {v['description']}" for v in violations[:5])
+        return problem(400, f"invalid request: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = HTTPStatus(exc.status_code).name if exc.status_code in HTTPStatus._value2member_map_ else "HTTP_ERROR"
+        response = problem(exc.status_code, str(exc.detail), reason=reason)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response

@@ -1,0 +1,246 @@
+"""In-memory stand-ins for the spec repository and unit of work, faithful to the SQL ones."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from crucible_spec.adapters.repository import AbstractSpecRepository, ProvenanceSubject
+from crucible_spec.domain.model import (
+    ChatMessage,
+    ChatSession,
+    ProblemSpec,
+    Project,
+    ProvenanceEntry,
+    WorldModel,
+)
+from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
+
+Keyed = TypeVar("Keyed", Project, ChatSession)
+
+
+class FakeIntegrityError(Exception):
+    """A write the database would refuse (primary key, unique or foreign key constraint)."""
+
+
+@dataclass
+class FakeTables:
+    projects: dict[str, Project] = field(default_factory=dict)
+    chat_sessions: dict[str, ChatSession] = field(default_factory=dict)
+    message_counts: dict[str, int] = field(default_factory=dict)
+    chat_messages: list[ChatMessage] = field(default_factory=list)
+    problem_specs: dict[str, ProblemSpec] = field(default_factory=dict)
+    world_models: dict[str, WorldModel] = field(default_factory=dict)
+    provenance: list[tuple[ProvenanceSubject, ProvenanceEntry]] = field(default_factory=list)
+
+
+class FakeSpecRepository(AbstractSpecRepository):
+    def __init__(self) -> None:
+        self.tables = FakeTables()
+
+    def snapshot(self) -> FakeTables:
+        return copy.deepcopy(self.tables)
+
+    def restore(self, tables: FakeTables) -> None:
+        self.tables = copy.deepcopy(tables)
+
+    # ------------------------------------------------------------ projects
+
+    async def add_project(self, project: Project) -> None:
+        if project.id in self.tables.projects:
+            raise FakeIntegrityError(f"duplicate project id {project.id}")
+        self.tables.projects[project.id] = project
+
+    async def get_project(self, project_id: str, *, for_update: bool = False) -> Project | None:
+        return self.tables.projects.get(project_id)
+
+    async def list_projects(
+        self, limit: int, after: tuple[datetime, str] | None
+    ) -> list[Project]:
+        return _newest_first(self.tables.projects.values(), limit, after)
+
+    async def save_project(self, project: Project) -> None:
+        stored = self.tables.projects.get(project.id)
+        if stored is not None:
+            self.tables.projects[project.id] = replace(
+                stored,
+                title=project.title,
+                description=project.description,
+                updated_at=project.updated_at,
+            )
+
+    async def delete_project(self, project_id: str) -> bool:
+        t = self.tables
+        if t.projects.pop(project_id, None) is None:
+            return False
+        # Everything below a project goes with it, as ON DELETE CASCADE does.
+        sessions = {s.id for s in t.chat_sessions.values() if s.project_id == project_id}
+        for session_id in sessions:
+            del t.chat_sessions[session_id]
+            del t.message_counts[session_id]
+        t.chat_messages = [m for m in t.chat_messages if m.chat_session_id not in sessions]
+        t.problem_specs.pop(project_id, None)
+        t.world_models.pop(project_id, None)
+        t.provenance = [(s, e) for s, e in t.provenance if e.project_id != project_id]
+        return True
+
+    # ------------------------------------------------------------ chat
+
+    async def add_chat_session(self, session: ChatSession) -> None:
+        if session.id in self.tables.chat_sessions:
+            raise FakeIntegrityError(f"duplicate chat session id {session.id}")
+        if session.project_id not in self.tables.projects:
+            raise FakeIntegrityError(f"no project {session.project_id}")
+        self.tables.chat_sessions[session.id] = session
+        self.tables.message_counts[session.id] = 0
+
+    async def get_chat_session(self, chat_session_id: str) -> ChatSession | None:
+        return self.tables.chat_sessions.get(chat_session_id)
+
+    async def list_chat_sessions(
+        self, project_id: str, limit: int, after: tuple[datetime, str] | None
+    ) -> list[ChatSession]:
+        rows = (s for s in self.tables.chat_sessions.values() if s.project_id == project_id)
+        return _newest_first(rows, limit, after)
+
+    async def next_message_sequence(self, chat_session_id: str, at: datetime) -> int | None:
+        session = self.tables.chat_sessions.get(chat_session_id)
+        if session is None:
+            return None
+        self.tables.message_counts[chat_session_id] += 1
+        self.tables.chat_sessions[chat_session_id] = replace(session, updated_at=at)
+        return self.tables.message_counts[chat_session_id]
+
+    async def add_chat_message(self, message: ChatMessage) -> None:
+        t = self.tables
+        if message.chat_session_id not in t.chat_sessions:
+            raise FakeIntegrityError(f"no chat session {message.chat_session_id}")
+        for m in t.chat_messages:
+            if m.id == message.id:
+                raise FakeIntegrityError(f"duplicate chat message id {message.id}")
+            if (m.chat_session_id, m.sequence) == (message.chat_session_id, message.sequence):
+                raise FakeIntegrityError(f"duplicate sequence {message.sequence}")
+        t.chat_messages.append(replace(message, metadata=_jsonb(message.metadata)))
+
+    async def list_chat_messages(
+        self, chat_session_id: str, limit: int, after_sequence: int
+    ) -> list[ChatMessage]:
+        rows = [
+            m
+            for m in self.tables.chat_messages
+            if m.chat_session_id == chat_session_id and m.sequence > after_sequence
+        ]
+        rows.sort(key=lambda m: m.sequence)
+        return copy.deepcopy(rows[:limit])
+
+    # ------------------------------------------------------------ ProblemSpec / WorldModel
+
+    async def get_problem_spec(
+        self, project_id: str, *, for_update: bool = False
+    ) -> ProblemSpec | None:
+        return self.tables.problem_specs.get(project_id)
+
+    async def save_problem_spec(self, spec: ProblemSpec, *, is_new: bool) -> None:
+        specs = self.tables.problem_specs
+        if is_new:
+            self._check_new_child(specs, spec.project_id, "ProblemSpec")
+            specs[spec.project_id] = spec
+        elif spec.project_id in specs:
+            specs[spec.project_id] = replace(spec, created_at=specs[spec.project_id].created_at)
+
+    async def get_world_model(
+        self, project_id: str, *, for_update: bool = False
+    ) -> WorldModel | None:
+        return copy.deepcopy(self.tables.world_models.get(project_id))
+
+    async def save_world_model(self, model: WorldModel, *, is_new: bool) -> None:
+        models = self.tables.world_models
+        stored = replace(model, model_data=_jsonb(model.model_data))
+        if is_new:
+            self._check_new_child(models, model.project_id, "WorldModel")
+            models[model.project_id] = stored
+        elif model.project_id in models:
+            models[model.project_id] = replace(
+                stored, created_at=models[model.project_id].created_at
+            )
+
+    async def append_provenance(self, subject: ProvenanceSubject, entry: ProvenanceEntry) -> None:
+        if subject not in ("problem_spec", "world_model"):
+            raise FakeIntegrityError(f"unknown provenance subject {subject!r}")
+        if entry.project_id not in self.tables.projects:
+            raise FakeIntegrityError(f"no project {entry.project_id}")
+        for s, e in self.tables.provenance:
+            if e.id == entry.id:
+                raise FakeIntegrityError(f"duplicate provenance id {entry.id}")
+            if (e.project_id, s, e.version) == (entry.project_id, subject, entry.version):
+                raise FakeIntegrityError(f"duplicate {subject} version {entry.version}")
+        stored = replace(
+            entry, changed_fields=tuple(entry.changed_fields), changes=_jsonb(entry.changes)
+        )
+        self.tables.provenance.append((subject, stored))
+
+    async def list_provenance(
+        self, project_id: str, subject: ProvenanceSubject, limit: int, after_version: int
+    ) -> list[ProvenanceEntry]:
+        rows = [
+            e
+            for s, e in self.tables.provenance
+            if e.project_id == project_id and s == subject and e.version > after_version
+        ]
+        rows.sort(key=lambda e: e.version)
+        return copy.deepcopy(rows[:limit])
+
+    def _check_new_child(self, table: dict[str, Any], project_id: str, what: str) -> None:
+        if project_id in table:
+            raise FakeIntegrityError(f"project {project_id} already has a {what}")
+        if project_id not in self.tables.projects:
+            raise FakeIntegrityError(f"no project {project_id}")
+
+
+class FakeUnitOfWork(AbstractUnitOfWork):
+    """Commits keep the state; leaving the block rolls back to the last commit, like SQL."""
+
+    def __init__(self, repo: FakeSpecRepository | None = None) -> None:
+        self.repo: FakeSpecRepository = repo or FakeSpecRepository()
+        self.committed = False
+        self._last_commit = self.repo.snapshot()
+
+    async def __aenter__(self) -> Self:
+        self.committed = False
+        self._last_commit = self.repo.snapshot()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    async def commit(self) -> None:
+        self.committed = True
+        self._last_commit = self.repo.snapshot()
+
+    async def rollback(self) -> None:
+        self.repo.restore(self._last_commit)
+
+
+def _newest_first(
+    rows: Iterable[Keyed], limit: int, after: tuple[datetime, str] | None
+) -> list[Keyed]:
+    # Keyset order and cursor of the SQL repository: (created_at, id) descending.
+    if after is not None:
+        rows = [r for r in rows if (r.created_at, r.id) < after]
+    return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
+
+
+def _jsonb(value: dict[str, Any]) -> dict[str, Any]:
+    """What a JSONB column gives back: a fresh copy, tuples turned to lists."""
+    result: dict[str, Any] = json.loads(json.dumps(value))
+    return result
