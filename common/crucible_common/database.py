@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from crucible_common.errors import FailedPrecondition
 logger = logging.getLogger(__name__)
 
 VERSION_TABLE = "alembic_version"
+
+# Alembic keeps its migration context in module globals, so two migrations in one process must
+# not interleave; the advisory lock below does the same job between processes (replicas).
+_MIGRATION_LOCK = asyncio.Lock()
 
 
 def asyncpg_url(url: str) -> str:
@@ -49,7 +54,7 @@ def alembic_config(script_location: Path, schema: str) -> Config:
 async def migrate(engine: AsyncEngine, *, schema: str, script_location: Path) -> None:
     """Bring ``schema`` to the newest revision; safe when several replicas start at once."""
     config = alembic_config(script_location, schema)
-    async with engine.begin() as conn:
+    async with _MIGRATION_LOCK, engine.begin() as conn:
         # Serialises concurrent starts of the same service on one database.
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"crucible.migrate.{schema}"})
         # The version table lives in the schema, so the schema must exist before Alembic runs.
@@ -93,8 +98,6 @@ def _configure_and_run(connection: Connection, schema: str) -> None:
 
 
 def _run_from_cli(schema: str) -> None:
-    import asyncio
-
     from crucible_common.settings import Settings
 
     url = Settings().database_url

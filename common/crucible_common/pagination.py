@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from crucible_common.errors import FieldViolation, InvalidArgument
 
@@ -35,8 +36,14 @@ class Cursor:
         return datetime.fromisoformat(self.key)
 
 
-def page_request(page_size: int, page_token: str, *, scope: str) -> PageRequest:
-    """Validate a List request's page size and token; ``scope`` ties a token to its listing."""
+def page_request(
+    page_size: int, page_token: str, *, scope: str, key: Literal["time", "number"] = "time"
+) -> PageRequest:
+    """Validate a List request's page size and token.
+
+    ``scope`` ties a token to its listing; ``key`` says what its sort key must parse as, so a
+    forged token is a bad request rather than a crash further down.
+    """
     if page_size < 0:
         raise InvalidArgument(
             "page_size must not be negative",
@@ -50,6 +57,10 @@ def page_request(page_size: int, page_token: str, *, scope: str) -> PageRequest:
         if data["s"] != scope:
             raise ValueError("token belongs to another listing")
         cursor = Cursor(str(data["k"]), str(data["i"]))
+        if key == "time":
+            datetime.fromisoformat(cursor.key)
+        else:
+            int(cursor.key)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgument(
             "page_token is not valid for this listing",

@@ -59,9 +59,7 @@ class FakeSpecRepository(AbstractSpecRepository):
     async def get_project(self, project_id: str, *, for_update: bool = False) -> Project | None:
         return self.tables.projects.get(project_id)
 
-    async def list_projects(
-        self, limit: int, after: tuple[datetime, str] | None
-    ) -> list[Project]:
+    async def list_projects(self, limit: int, after: tuple[datetime, str] | None) -> list[Project]:
         return _newest_first(self.tables.projects.values(), limit, after)
 
     async def save_project(self, project: Project) -> None:

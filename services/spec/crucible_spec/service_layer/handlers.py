@@ -205,7 +205,7 @@ async def create_chat_message(cmd: c.CreateChatMessage, uow: AbstractUnitOfWork)
 async def list_chat_messages(cmd: c.ListChatMessages, uow: AbstractUnitOfWork) -> Page[ChatMessage]:
     session_id = parse_id(cmd.chat_session_id, "chat_session_id")
     scope = f"chat_messages:{session_id}"
-    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
     after = int(page.after.key) if page.after else 0
     async with uow:
         if await uow.repo.get_chat_session(session_id) is None:
@@ -358,7 +358,7 @@ async def list_provenance(
 ) -> Page[ProvenanceEntry]:
     project_id = parse_id(cmd.project_id, "project_id")
     scope = f"provenance:{subject}:{project_id}"
-    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
     after = int(page.after.key) if page.after else 0
     async with uow:
         await _require_project(uow, project_id)

@@ -1,0 +1,82 @@
+"""Fixtures every test level shares: a Postgres server for the session.
+
+Which Postgres: ``CRUCIBLE_TEST_DATABASE_URL`` when set; else a testcontainers Postgres when a
+Docker engine answers; else the same embedded Postgres that `make run` uses, in a temporary
+directory. Each test module then gets a fresh database of its own (see ``fresh_database``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from crucible_common.embedded_postgres import drop_database, ensure_database, start_embedded_postgres
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger(__name__)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:  # noqa: BLE001 - any failure means "no engine here"
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL (asyncpg driver) of a database on the session's Postgres with CREATEDB rights."""
+    configured = os.environ.get("CRUCIBLE_TEST_DATABASE_URL")
+    if configured:
+        yield make_url(configured).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:18", driver="asyncpg") as container:
+            yield container.get_connection_url()
+        return
+    server = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data")
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, label: str) -> AsyncIterator[str]:
+    """Create an empty database for one test module, and drop it afterwards."""
+    name = f"t_{re.sub(r'[^a-z0-9]+', '_', label.lower())[-40:]}_{uuid.uuid4().hex[:8]}"
+    await ensure_database(admin_url, name)
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def database_url(postgres_admin_url: str, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    async with fresh_database(postgres_admin_url, request.module.__name__) as url:
+        yield url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+

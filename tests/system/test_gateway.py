@@ -1,0 +1,140 @@
+"""The gateway over the real processes: REST, error mapping, health, OpenAPI, gRPC agreement."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import pytest
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
+
+from tests.system.conftest import Stack
+
+pytestmark = pytest.mark.system
+
+
+def _problem(response: httpx.Response, status: int, reason: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert (body["status"], body["reason"]) == (status, reason)
+    assert body["detail"]
+    return body  # type: ignore[no-any-return]
+
+
+async def test_healthz_reports_four_serving_services(http: httpx.AsyncClient) -> None:
+    response = await http.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "services": dict.fromkeys(["spec", "run", "snapshot", "agent"], "SERVING"),
+        "not_serving": [],
+    }
+
+
+async def test_project_created_over_rest_is_readable_over_grpc(stack: Stack, http: httpx.AsyncClient) -> None:
+    created = await http.post("/api/projects", json={"title": "Grid", "description": "power grid study"})
+    assert created.status_code == 201
+    project = created.json()
+    async with grpc.aio.insecure_channel(stack.addresses["spec"]) as channel:
+        fetched = (await SpecServiceStub(channel).GetProject(pb.GetProjectRequest(project_id=project["id"]))).project
+    assert (fetched.id, fetched.title, fetched.description) == (project["id"], "Grid", "power grid study")
+
+    patched = await http.patch(f"/api/projects/{project['id']}", json={"title": "Grid v2"})
+    assert patched.json()["title"] == "Grid v2"
+    assert patched.json()["description"] == "power grid study"
+    assert (await http.delete(f"/api/projects/{project['id']}")).status_code == 204
+    _problem(await http.get(f"/api/projects/{project['id']}"), 404, "PROJECT_NOT_FOUND")
+
+
+async def test_bad_requests_get_4xx_problem_bodies(http: httpx.AsyncClient) -> None:
+    body = _problem(await http.post("/api/projects", json={"title": ""}), 400, "VALIDATION_FAILED")
+    assert body["field_violations"] == [{"field": "title", "description": "must not be empty"}]
+    _problem(await http.post("/api/projects", json={"description": "no title"}), 400, "VALIDATION_FAILED")
+    _problem(await http.post("/api/projects", json={"title": "x", "owner": "y"}), 400, "VALIDATION_FAILED")
+    _problem(
+        await http.post("/api/projects", content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        "VALIDATION_FAILED",
+    )
+    _problem(await http.get("/api/projects/not-a-uuid"), 400, "INVALID_ID")
+    _problem(await http.get("/api/projects?page_token=bogus"), 400, "INVALID_PAGE_TOKEN")
+    _problem(await http.get("/api/projects?page_size=-1"), 400, "VALIDATION_FAILED")
+    _problem(await http.get("/api/nowhere"), 404, "NOT_FOUND")
+    _problem(await http.post("/api/projects", content=b"x" * (3 * 1024 * 1024)), 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_problem_spec_and_world_model_over_rest(http: httpx.AsyncClient) -> None:
+    project = (await http.post("/api/projects", json={"title": "Factory"})).json()
+    base = f"/api/projects/{project['id']}"
+    _problem(await http.get(f"{base}/problem-spec"), 404, "PROBLEM_SPEC_NOT_FOUND")
+
+    spec = await http.put(
+        f"{base}/problem-spec",
+        json={
+            "constraints": [{"name": "safety", "description": "no injuries", "weight": 100}],
+            "goals": [{"description": "double output"}],
+            "resolution": "coarse",
+            "reason": "initial",
+        },
+    )
+    assert spec.status_code == 200, spec.text
+    assert spec.json()["version"] == 1 and spec.json()["mode"] == "full_search"
+
+    bad = _problem(
+        await http.patch(f"{base}/problem-spec", json={"constraints": [{"name": "c", "weight": 150}]}),
+        400,
+        "VALIDATION_FAILED",
+    )
+    assert bad["field_violations"][0]["field"] == "constraints[0].weight"  # type: ignore[index]
+    _problem(await http.patch(f"{base}/problem-spec", json={"mode": "sideways"}), 400, "VALIDATION_FAILED")
+    _problem(
+        await http.patch(f"{base}/problem-spec", json={"mode": "seeded", "expected_version": 7}), 409, "VERSION_MISMATCH"
+    )
+    patched = await http.patch(f"{base}/problem-spec", json={"mode": "seeded", "expected_version": 1})
+    assert (patched.json()["mode"], patched.json()["version"]) == ("seeded", 2)
+
+    log = (await http.get(f"{base}/problem-spec/provenance")).json()
+    assert [(e["version"], e["action"], e["changed_fields"]) for e in log["entries"]] == [
+        (1, "created", ["constraints", "goals", "resolution", "mode"]),
+        (2, "updated", ["mode"]),
+    ]
+
+    model = await http.put(f"{base}/world-model", json={"model_data": {"actors": ["crew"], "resources": []}})
+    assert model.status_code == 200, model.text
+    assert model.json()["model_data"]["actors"] == ["crew"]
+    patched_model = await http.patch(f"{base}/world-model", json={"model_data": {"assumptions": ["24/7 power"]}})
+    assert patched_model.json()["model_data"]["actors"] == ["crew"]
+    assert patched_model.json()["model_data"]["assumptions"] == ["24/7 power"]
+    _problem(await http.patch(f"{base}/world-model", json={"model_data": {"actors": "crew"}}), 400, "VALIDATION_FAILED")
+
+
+async def test_chat_over_rest(http: httpx.AsyncClient) -> None:
+    project = (await http.post("/api/projects", json={"title": "Chatty"})).json()
+    session = await http.post(f"/api/projects/{project['id']}/chat-sessions", json={"mode": "setup"})
+    assert session.status_code == 201
+    sid = session.json()["id"]
+    for i, role in enumerate(["user", "agent", "system"]):
+        sent = await http.post(
+            f"/api/chat-sessions/{sid}/messages", json={"role": role, "content": f"#{i}", "metadata": {"n": i}}
+        )
+        assert sent.status_code == 201
+    listed = (await http.get(f"/api/chat-sessions/{sid}/messages", params={"page_size": 2})).json()
+    assert [m["content"] for m in listed["chat_messages"]] == ["#0", "#1"]
+    rest = (
+        await http.get(f"/api/chat-sessions/{sid}/messages", params={"page_token": listed["next_page_token"]})
+    ).json()
+    assert [(m["sequence"], m["role"], m["metadata"]) for m in rest["chat_messages"]] == [(3, "system", {"n": 2})]
+    _problem(await http.post(f"/api/chat-sessions/{sid}/messages", json={"role": "robot", "content": "x"}), 400, "VALIDATION_FAILED")
+    sessions = (await http.get(f"/api/projects/{project['id']}/chat-sessions")).json()
+    assert [s["id"] for s in sessions["chat_sessions"]] == [sid]
+
+
+async def test_openapi_docs_and_home_page(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/api/openapi.json")).json()
+    assert {"/api/projects", "/api/projects/{project_id}", "/api/chat-sessions/{chat_session_id}/messages"} <= set(
+        spec["paths"]
+    )
+    assert (await http.get("/api/docs")).status_code == 200
+    home = await http.get("/")
+    assert home.status_code == 200 and "UI is coming" in home.text

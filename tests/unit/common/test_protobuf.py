@@ -1,0 +1,90 @@
+"""Conversions between protobuf well-known types and plain values."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from crucible_common.errors import InvalidArgument
+from crucible_common.protobuf import (
+    enum_from_proto,
+    struct,
+    struct_to_dict,
+    timestamp,
+    to_datetime,
+)
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+COLOURS = {1: Colour.RED, 2: Colour.BLUE}
+
+
+def test_struct_round_trip_turns_whole_floats_back_to_int() -> None:
+    value = {
+        "count": 3,
+        "ratio": 0.5,
+        "negative": -7,
+        "flag": True,
+        "nothing": None,
+        "name": "x",
+        "nested": {"depth": 2, "items": [1, 2.5, {"deeper": 10}], "empty": {}},
+        "list": [[1, 2], []],
+    }
+
+    result = struct_to_dict(struct(value))
+
+    assert result == value
+    assert type(result["count"]) is int
+    assert type(result["nested"]["depth"]) is int
+    assert type(result["nested"]["items"][0]) is int
+    assert type(result["nested"]["items"][2]["deeper"]) is int
+    assert type(result["list"][0][1]) is int
+    assert type(result["ratio"]) is float
+    assert type(result["flag"]) is bool
+
+
+def test_whole_float_becomes_int() -> None:
+    assert struct_to_dict(struct({"n": 4.0})) == {"n": 4}
+
+
+def test_numbers_beyond_double_precision_stay_float() -> None:
+    result = struct_to_dict(struct({"big": 2.0**60}))
+
+    assert type(result["big"]) is float
+
+
+def test_empty_struct() -> None:
+    assert struct_to_dict(struct({})) == {}
+
+
+def test_timestamp_round_trip_is_utc() -> None:
+    at = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+    back = to_datetime(timestamp(at))
+
+    assert back == at
+    assert back.tzinfo == UTC
+
+
+def test_enum_zero_is_unspecified() -> None:
+    assert enum_from_proto(0, COLOURS, "colour") is None
+
+
+def test_enum_known_value_maps() -> None:
+    assert enum_from_proto(2, COLOURS, "colour") is Colour.BLUE
+
+
+@pytest.mark.parametrize("value", [3, -1, 99])
+def test_enum_unknown_value_is_invalid_argument(value: int) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        enum_from_proto(value, COLOURS, "paint.colour")
+
+    assert caught.value.reason == "UNKNOWN_ENUM_VALUE"
+    assert [v.field for v in caught.value.violations] == ["paint.colour"]
+    assert caught.value.__cause__ is None
