@@ -12,6 +12,7 @@ PY := $(VENV)/bin/python
 PROTO_SRC := $(shell find protos/crucible -name '*.proto' 2>/dev/null)
 PROTO_STAMP := $(STATE)/protos.stamp
 BENCH ?=
+PYTEST_ARGS ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
@@ -57,7 +58,7 @@ run: install
 	$(VENV)/bin/crucible up
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit

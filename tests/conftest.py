@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from crucible_common.embedded_postgres import drop_database, ensure_database, start_embedded_postgres
 from sqlalchemy.engine import make_url
+
+from crucible_common.embedded_postgres import drop_database, ensure_database, start_embedded_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def _docker_answers() -> bool:
         import docker
 
         docker.from_env(timeout=2).ping()
-    except Exception:  # noqa: BLE001 - any failure means "no engine here"
+    except Exception:
         return False
     return True
 
@@ -78,5 +79,3 @@ def free_port() -> int:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
-
-

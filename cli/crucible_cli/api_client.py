@@ -41,7 +41,9 @@ class ApiClient:
             violations = "".join(
                 f"\n  {v.get('field')}: {v.get('description')}" for v in body.get("field_violations", [])
             )
-            raise ApiError(f"{response.status_code} {reason}: {detail}{violations}", status=response.status_code, body=body)
+            raise ApiError(
+                f"{response.status_code} {reason}: {detail}{violations}", status=response.status_code, body=body
+            )
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

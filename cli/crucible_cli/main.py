@@ -7,11 +7,11 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from crucible_common.settings import Settings
 from rich.console import Console
 from rich.table import Table
 
 from crucible_cli.api_client import ApiClient, ApiError
+from crucible_common.settings import Settings
 
 app = typer.Typer(help="Crucible: an AI-first workbench.", no_args_is_help=True, add_completion=False)
 project_app = typer.Typer(help="Projects.", no_args_is_help=True)

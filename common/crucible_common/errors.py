@@ -170,9 +170,7 @@ def decode_status(code: grpc.StatusCode, message: str, status: status_pb2.Status
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
-            result.field_violations.extend(
-                FieldViolation(v.field, v.description) for v in bad_request.field_violations
-            )
+            result.field_violations.extend(FieldViolation(v.field, v.description) for v in bad_request.field_violations)
         elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
             failure = error_details_pb2.PreconditionFailure()
             detail.Unpack(failure)
@@ -186,4 +184,3 @@ def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
     return packed
-

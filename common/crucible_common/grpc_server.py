@@ -26,6 +26,7 @@ from crucible_common.errors import CrucibleError, Unavailable, to_status
 logger = logging.getLogger(__name__)
 
 Registration = Callable[[grpc.aio.Server], None]
+Handler = grpc.RpcMethodHandler[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, domain: str) -> None:
         self._domain = domain
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, Handler] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         method = handler_call_details.method
         cached = self._wrapped.get(method)
         if cached is not None:
@@ -63,14 +64,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def _wrap(self, handler: Handler, method: str) -> Handler:
         if handler.unary_unary is not None:
-            unary = handler.unary_unary
+            unary: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
                     return await unary(request, context)
-                except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+                except Exception as exc:
                     await self._abort(exc, context, method)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -79,15 +80,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            stream = handler.unary_stream
+            stream: Any = handler.unary_stream
 
-            async def unary_stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 try:
                     async for item in stream(request, context):
                         yield item
-                except Exception as exc:  # noqa: BLE001 - translated, never swallowed
+                except Exception as exc:
                     await self._abort(exc, context, method)
 
             return grpc.unary_stream_rpc_method_handler(
@@ -97,9 +96,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    async def _abort(
-        self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str
-    ) -> None:
+    async def _abort(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
             raise exc
         error: CrucibleError

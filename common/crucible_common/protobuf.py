@@ -45,7 +45,7 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def enum_from_proto(value: int, mapping: Mapping[int, E], field: str) -> E | None:
+def enum_from_proto(value: int, mapping: Mapping[Any, E], field: str) -> E | None:
     """Map a proto enum number to a domain enum: 0 (UNSPECIFIED) is None, unknown numbers fail."""
     if value == 0:
         return None

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from crucible_common.settings import Settings
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crucible_common.settings import Settings
 from crucible_gateway import errors
 from crucible_gateway.api import health
 from crucible_gateway.api.main import api_router
@@ -33,24 +33,22 @@ class BodySizeLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            response = errors.problem(
-                413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE"
-            )
+            response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
             await response(scope, receive, send)
             return
         received = 0
 
-        async def limited_receive() -> dict[str, object]:
+        async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))  # type: ignore[arg-type]
+                received += len(message.get("body", b""))
                 if received > self.limit:
                     raise _TooLarge
-            return message  # type: ignore[return-value]
+            return message
 
         try:
-            await self.app(scope, limited_receive, send)  # type: ignore[arg-type]
+            await self.app(scope, limited_receive, send)
         except _TooLarge:
             response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
             await response(scope, receive, send)

@@ -6,10 +6,11 @@ import asyncio
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.settings import Settings
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 SERVICES = ("spec", "run", "snapshot", "agent")
 
@@ -17,7 +18,7 @@ SERVICES = ("spec", "run", "snapshot", "agent")
 @dataclass
 class ServiceClients:
     channels: dict[str, grpc.aio.Channel]
-    spec: spec_service_pb2_grpc.SpecServiceStub
+    spec: spec_service_pb2_grpc.SpecServiceAsyncStub
     # Deadline for one call to a service; a slow service becomes 504, not a hung request.
     timeout: float = 10.0
 
@@ -25,8 +26,7 @@ class ServiceClients:
     def connect(cls, settings: Settings) -> ServiceClients:
         addresses = settings.service_addresses()
         channels = {
-            name: open_channel(addresses[name], max_message_bytes=settings.grpc_max_message_bytes)
-            for name in SERVICES
+            name: open_channel(addresses[name], max_message_bytes=settings.grpc_max_message_bytes) for name in SERVICES
         }
         return cls(channels=channels, spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]))
 

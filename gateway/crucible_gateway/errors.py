@@ -11,12 +11,13 @@ from http import HTTPStatus
 from typing import Any
 
 import grpc
-from crucible_common.errors import StatusDetails, decode_status
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from grpc_status import rpc_status
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crucible_common.errors import StatusDetails, decode_status
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
 
 def _details(error: grpc.aio.AioRpcError) -> StatusDetails:
     try:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        status = rpc_status.from_call(error)
     except ValueError:
         status = None
     return decode_status(error.code(), error.details() or "", status)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+
 from crucible_common.logs import configure_logging
 from crucible_common.settings import Settings
 from crucible_common.telemetry import setup_tracing
-
 from crucible_gateway.app import create_app
 
 logger = logging.getLogger(__name__)

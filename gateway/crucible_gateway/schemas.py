@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from crucible.common.v1 import actor_pb2
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.protobuf import struct_to_dict, to_datetime
-from pydantic import BaseModel, ConfigDict, Field
 
 # Lengths and ranges are the spec service's to judge; the gateway only keeps numbers within
 # what the wire format can carry, so an absurd value is a 400 and never a crash.
@@ -85,7 +86,7 @@ class ChatSession(BaseModel):
             id=s.id,
             project_id=s.project_id,
             title=s.title,
-            mode=_enum_name(spec_pb.ChatSessionMode.Name(s.mode), "CHAT_SESSION_MODE_"),  # type: ignore[arg-type]
+            mode=_enum_name(spec_pb.ChatSessionMode.Name(s.mode), "CHAT_SESSION_MODE_"),
             created_at=to_datetime(s.create_time),
             updated_at=to_datetime(s.update_time),
         )
@@ -117,7 +118,7 @@ class ChatMessage(BaseModel):
             id=m.id,
             chat_session_id=m.chat_session_id,
             sequence=m.sequence,
-            role=_enum_name(spec_pb.MessageRole.Name(m.role), "MESSAGE_ROLE_"),  # type: ignore[arg-type]
+            role=_enum_name(spec_pb.MessageRole.Name(m.role), "MESSAGE_ROLE_"),
             content=m.content,
             metadata=struct_to_dict(m.metadata),
             created_at=to_datetime(m.create_time),
@@ -183,10 +184,12 @@ class ProblemSpec(BaseModel):
     def from_proto(cls, s: spec_pb.ProblemSpec) -> ProblemSpec:
         return cls(
             project_id=s.project_id,
-            constraints=[ConstraintBody(name=c.name, description=c.description, weight=c.weight) for c in s.constraints],
+            constraints=[
+                ConstraintBody(name=c.name, description=c.description, weight=c.weight) for c in s.constraints
+            ],
             goals=[GoalBody(description=g.description) for g in s.goals],
-            resolution=_enum_name(spec_pb.Resolution.Name(s.resolution), "RESOLUTION_"),  # type: ignore[arg-type]
-            mode=_enum_name(spec_pb.RunMode.Name(s.mode), "RUN_MODE_"),  # type: ignore[arg-type]
+            resolution=_enum_name(spec_pb.Resolution.Name(s.resolution), "RESOLUTION_"),
+            mode=_enum_name(spec_pb.RunMode.Name(s.mode), "RUN_MODE_"),
             version=s.version,
             created_at=to_datetime(s.create_time),
             updated_at=to_datetime(s.update_time),
@@ -237,7 +240,7 @@ class ProvenanceEntry(BaseModel):
             id=e.id,
             version=e.version,
             actor=Actor(
-                kind=_enum_name(actor_pb2.ActorKind.Name(e.actor.kind), "ACTOR_KIND_") or "user",  # type: ignore[arg-type]
+                kind=_enum_name(actor_pb2.ActorKind.Name(e.actor.kind), "ACTOR_KIND_") or "user",
                 id=e.actor.id,
             ),
             action=e.action,

@@ -4,12 +4,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.database import create_engine, migrate
 from crucible_common.grpc_server import create_server
 from crucible_common.settings import Settings
 from crucible_spec import bootstrap as spec_bootstrap
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,9 @@ async def spec_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="module")
-async def spec_stub(database_url: str, spec_engine: AsyncEngine) -> AsyncIterator[spec_service_pb2_grpc.SpecServiceStub]:
+async def spec_stub(
+    database_url: str, spec_engine: AsyncEngine
+) -> AsyncIterator[spec_service_pb2_grpc.SpecServiceAsyncStub]:
     """The real spec service (servicer, interceptors, repositories) on a free loopback port."""
     settings = Settings(database_url=database_url, spec_addr="127.0.0.1:0")
     process = spec_bootstrap.build(settings)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import Connection, inspect, text
+
 from crucible_agent import bootstrap as agent_bootstrap
 from crucible_common.database import alembic_config, create_engine, migrate
 from crucible_run import bootstrap as run_bootstrap
 from crucible_snapshot import bootstrap as snapshot_bootstrap
 from crucible_spec import bootstrap as spec_bootstrap
-from sqlalchemy import Connection, inspect, text
-
 from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration

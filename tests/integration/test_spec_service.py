@@ -7,16 +7,17 @@ import uuid
 
 import grpc
 import pytest
-from crucible.common.v1 import actor_pb2
-from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
-from crucible_common.errors import decode_status
-from crucible_common.protobuf import struct, struct_to_dict
 from google.protobuf.field_mask_pb2 import FieldMask
 from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible.common.v1 import actor_pb2
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
+from crucible_common.errors import decode_status
+from crucible_common.protobuf import struct, struct_to_dict
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +26,15 @@ async def _error(call: object) -> tuple[grpc.StatusCode, object]:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call  # type: ignore[misc]
     error = info.value
-    details = decode_status(error.code(), error.details() or "", rpc_status.from_call(error))  # type: ignore[arg-type]
+    details = decode_status(error.code(), error.details() or "", rpc_status.from_call(error))
     return error.code(), details
 
 
-async def _project(stub: SpecServiceStub, title: str = "P") -> pb.Project:
+async def _project(stub: SpecServiceAsyncStub, title: str = "P") -> pb.Project:
     return (await stub.CreateProject(pb.CreateProjectRequest(title=title))).project
 
 
-async def test_project_lifecycle(spec_stub: SpecServiceStub) -> None:
+async def test_project_lifecycle(spec_stub: SpecServiceAsyncStub) -> None:
     created = (await spec_stub.CreateProject(pb.CreateProjectRequest(title="  Bridge  ", description="d"))).project
     assert created.title == "Bridge"
     fetched = (await spec_stub.GetProject(pb.GetProjectRequest(project_id=created.id))).project
@@ -41,7 +42,9 @@ async def test_project_lifecycle(spec_stub: SpecServiceStub) -> None:
 
     updated = (
         await spec_stub.UpdateProject(
-            pb.UpdateProjectRequest(project_id=created.id, update_mask=FieldMask(paths=["description"]), description="new")
+            pb.UpdateProjectRequest(
+                project_id=created.id, update_mask=FieldMask(paths=["description"]), description="new"
+            )
         )
     ).project
     assert (updated.title, updated.description) == ("Bridge", "new")
@@ -53,7 +56,7 @@ async def test_project_lifecycle(spec_stub: SpecServiceStub) -> None:
     assert details.reason == "PROJECT_NOT_FOUND"  # type: ignore[attr-defined]
 
 
-async def test_validation_errors_carry_reasons_and_field_violations(spec_stub: SpecServiceStub) -> None:
+async def test_validation_errors_carry_reasons_and_field_violations(spec_stub: SpecServiceAsyncStub) -> None:
     code, details = await _error(spec_stub.CreateProject(pb.CreateProjectRequest(title=" ", description="x" * 10_001)))
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert details.reason == "VALIDATION_FAILED"  # type: ignore[attr-defined]
@@ -77,7 +80,7 @@ async def test_validation_errors_carry_reasons_and_field_violations(spec_stub: S
     assert code is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_oversized_payload_is_refused(spec_stub: SpecServiceStub) -> None:
+async def test_oversized_payload_is_refused(spec_stub: SpecServiceAsyncStub) -> None:
     project = await _project(spec_stub)
     session = (
         await spec_stub.CreateChatSession(
@@ -101,7 +104,7 @@ async def test_oversized_payload_is_refused(spec_stub: SpecServiceStub) -> None:
     assert list(listed.chat_messages) == []
 
 
-async def test_projects_paginate_without_gaps_or_repeats(spec_stub: SpecServiceStub) -> None:
+async def test_projects_paginate_without_gaps_or_repeats(spec_stub: SpecServiceAsyncStub) -> None:
     for i in range(7):
         await _project(spec_stub, f"page-{i}")
     seen: list[str] = []
@@ -123,7 +126,7 @@ async def test_projects_paginate_without_gaps_or_repeats(spec_stub: SpecServiceS
     assert (code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")  # type: ignore[attr-defined]
 
 
-async def test_chat_messages_keep_order_and_metadata(spec_stub: SpecServiceStub) -> None:
+async def test_chat_messages_keep_order_and_metadata(spec_stub: SpecServiceAsyncStub) -> None:
     project = await _project(spec_stub)
     session = (
         await spec_stub.CreateChatSession(
@@ -167,7 +170,7 @@ async def test_chat_messages_keep_order_and_metadata(spec_stub: SpecServiceStub)
     assert code is grpc.StatusCode.NOT_FOUND
 
 
-async def test_problem_spec_versions_and_provenance(spec_stub: SpecServiceStub) -> None:
+async def test_problem_spec_versions_and_provenance(spec_stub: SpecServiceAsyncStub) -> None:
     project = await _project(spec_stub)
     code, details = await _error(spec_stub.GetProblemSpec(pb.GetProblemSpecRequest(project_id=project.id)))
     assert (code, details.reason) == (grpc.StatusCode.NOT_FOUND, "PROBLEM_SPEC_NOT_FOUND")  # type: ignore[attr-defined]
@@ -198,7 +201,8 @@ async def test_problem_spec_versions_and_provenance(spec_stub: SpecServiceStub) 
             )
         )
     ).problem_spec
-    assert second.version == 2 and second.mode == pb.RUN_MODE_EVAL_ONLY
+    assert second.version == 2
+    assert second.mode == pb.RUN_MODE_EVAL_ONLY
     assert list(second.constraints) == list(first.constraints)
 
     code, details = await _error(
@@ -234,7 +238,7 @@ async def test_problem_spec_versions_and_provenance(spec_stub: SpecServiceStub) 
     assert struct_to_dict(log.entries[1].changes) == {"mode": "eval_only"}
 
 
-async def test_world_model_sections_and_provenance(spec_stub: SpecServiceStub) -> None:
+async def test_world_model_sections_and_provenance(spec_stub: SpecServiceAsyncStub) -> None:
     project = await _project(spec_stub)
     data = {"actors": [{"name": "operator"}], "assumptions": ["demand is stable"]}
     created = (
@@ -251,7 +255,9 @@ async def test_world_model_sections_and_provenance(spec_stub: SpecServiceStub) -
     patched = (
         await spec_stub.UpdateWorldModel(
             pb.UpdateWorldModelRequest(
-                world_model=pb.WorldModel(project_id=project.id, model_data=struct({"resources": [{"name": "cpu", "units": 8}]})),
+                world_model=pb.WorldModel(
+                    project_id=project.id, model_data=struct({"resources": [{"name": "cpu", "units": 8}]})
+                ),
                 update_mask=FieldMask(paths=["model_data.resources"]),
             )
         )
@@ -275,7 +281,7 @@ async def test_world_model_sections_and_provenance(spec_stub: SpecServiceStub) -
     assert list(log.entries[1].changed_fields) == ["model_data.resources"]
 
 
-async def test_concurrent_first_writes_create_one_problem_spec(spec_stub: SpecServiceStub) -> None:
+async def test_concurrent_first_writes_create_one_problem_spec(spec_stub: SpecServiceAsyncStub) -> None:
     project = await _project(spec_stub)
 
     async def write(i: int) -> pb.ProblemSpec:
@@ -292,7 +298,9 @@ async def test_concurrent_first_writes_create_one_problem_spec(spec_stub: SpecSe
     assert [e.action for e in log.entries] == ["created"] + ["updated"] * 5
 
 
-async def test_provenance_is_append_only_in_the_database(spec_stub: SpecServiceStub, spec_engine: AsyncEngine) -> None:
+async def test_provenance_is_append_only_in_the_database(
+    spec_stub: SpecServiceAsyncStub, spec_engine: AsyncEngine
+) -> None:
     project = await _project(spec_stub)
     await spec_stub.UpdateProblemSpec(
         pb.UpdateProblemSpecRequest(problem_spec=pb.ProblemSpec(project_id=project.id), allow_missing=True)
@@ -302,7 +310,7 @@ async def test_provenance_is_append_only_in_the_database(spec_stub: SpecServiceS
             await conn.execute(text("UPDATE spec.provenance_entries SET reason = 'rewritten'"))
 
 
-async def test_deleting_a_project_removes_its_data(spec_stub: SpecServiceStub, spec_engine: AsyncEngine) -> None:
+async def test_deleting_a_project_removes_its_data(spec_stub: SpecServiceAsyncStub, spec_engine: AsyncEngine) -> None:
     project = await _project(spec_stub)
     session = (
         await spec_stub.CreateChatSession(
@@ -318,7 +326,9 @@ async def test_deleting_a_project_removes_its_data(spec_stub: SpecServiceStub, s
     await spec_stub.DeleteProject(pb.DeleteProjectRequest(project_id=project.id))
     async with spec_engine.connect() as conn:
         for table in ("chat_sessions", "world_models", "provenance_entries"):
-            count = await conn.scalar(text(f"SELECT count(*) FROM spec.{table} WHERE project_id = :p"), {"p": project.id})
+            count = await conn.scalar(
+                text(f"SELECT count(*) FROM spec.{table} WHERE project_id = :p"), {"p": project.id}
+            )
             assert count == 0, table
     code, _ = await _error(spec_stub.DeleteProject(pb.DeleteProjectRequest(project_id=project.id)))
     assert code is grpc.StatusCode.NOT_FOUND

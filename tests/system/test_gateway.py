@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import httpx
 import pytest
+
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
-
 from tests.system.conftest import Stack
 
 pytestmark = pytest.mark.system
@@ -79,7 +79,8 @@ async def test_problem_spec_and_world_model_over_rest(http: httpx.AsyncClient) -
         },
     )
     assert spec.status_code == 200, spec.text
-    assert spec.json()["version"] == 1 and spec.json()["mode"] == "full_search"
+    assert spec.json()["version"] == 1
+    assert spec.json()["mode"] == "full_search"
 
     bad = _problem(
         await http.patch(f"{base}/problem-spec", json={"constraints": [{"name": "c", "weight": 150}]}),
@@ -89,7 +90,9 @@ async def test_problem_spec_and_world_model_over_rest(http: httpx.AsyncClient) -
     assert bad["field_violations"][0]["field"] == "constraints[0].weight"  # type: ignore[index]
     _problem(await http.patch(f"{base}/problem-spec", json={"mode": "sideways"}), 400, "VALIDATION_FAILED")
     _problem(
-        await http.patch(f"{base}/problem-spec", json={"mode": "seeded", "expected_version": 7}), 409, "VERSION_MISMATCH"
+        await http.patch(f"{base}/problem-spec", json={"mode": "seeded", "expected_version": 7}),
+        409,
+        "VERSION_MISMATCH",
     )
     patched = await http.patch(f"{base}/problem-spec", json={"mode": "seeded", "expected_version": 1})
     assert (patched.json()["mode"], patched.json()["version"]) == ("seeded", 2)
@@ -125,7 +128,11 @@ async def test_chat_over_rest(http: httpx.AsyncClient) -> None:
         await http.get(f"/api/chat-sessions/{sid}/messages", params={"page_token": listed["next_page_token"]})
     ).json()
     assert [(m["sequence"], m["role"], m["metadata"]) for m in rest["chat_messages"]] == [(3, "system", {"n": 2})]
-    _problem(await http.post(f"/api/chat-sessions/{sid}/messages", json={"role": "robot", "content": "x"}), 400, "VALIDATION_FAILED")
+    _problem(
+        await http.post(f"/api/chat-sessions/{sid}/messages", json={"role": "robot", "content": "x"}),
+        400,
+        "VALIDATION_FAILED",
+    )
     sessions = (await http.get(f"/api/projects/{project['id']}/chat-sessions")).json()
     assert [s["id"] for s in sessions["chat_sessions"]] == [sid]
 
@@ -137,4 +144,5 @@ async def test_openapi_docs_and_home_page(http: httpx.AsyncClient) -> None:
     )
     assert (await http.get("/api/docs")).status_code == 200
     home = await http.get("/")
-    assert home.status_code == 200 and "UI is coming" in home.text
+    assert home.status_code == 200
+    assert "UI is coming" in home.text

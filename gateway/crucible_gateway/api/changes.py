@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TypedDict
 
 from crucible.common.v1 import actor_pb2
-
 from crucible_gateway.schemas import ChangeMeta
 
 ACTOR_KINDS = {

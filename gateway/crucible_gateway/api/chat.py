@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible_common.protobuf import struct
 from fastapi import APIRouter, Query
 
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible_common.protobuf import struct
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas import (
     ChatMessage,

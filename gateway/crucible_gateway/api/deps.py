@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from crucible_common.settings import Settings
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from crucible_common.settings import Settings
 from crucible_gateway.clients import ServiceClients
 
 _bearer = HTTPBearer(auto_error=False)

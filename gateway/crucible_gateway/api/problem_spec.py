@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crucible.spec.v1 import spec_service_pb2 as pb
 from fastapi import APIRouter, Query
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas import (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible_common.protobuf import struct
 from fastapi import APIRouter, Query
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible_common.protobuf import struct
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas import (
@@ -29,7 +29,9 @@ async def get_world_model(project_id: str, clients: Clients) -> WorldModel:
     return WorldModel.from_proto(response.world_model)
 
 
-async def _update(project_id: str, body: WorldModelPut | WorldModelPatch, paths: list[str], clients: Clients) -> WorldModel:
+async def _update(
+    project_id: str, body: WorldModelPut | WorldModelPatch, paths: list[str], clients: Clients
+) -> WorldModel:
     response = await clients.spec.UpdateWorldModel(
         pb.UpdateWorldModelRequest(
             world_model=pb.WorldModel(project_id=project_id, model_data=struct(body.model_data)),

@@ -9,7 +9,6 @@ from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
-
 from crucible_spec.adapters.tables import SCHEMA
 from crucible_spec.entrypoints.grpc_servicer import SpecServicer
 from crucible_spec.service_layer.unit_of_work import SqlUnitOfWork
@@ -26,7 +25,9 @@ def build(settings: Settings) -> ServiceProcess:
         name="spec",
         address=settings.spec_addr,
         definitions=[
-            ServiceDefinition(SERVICE_NAME, lambda server: spec_service_pb2_grpc.add_SpecServiceServicer_to_server(servicer, server))
+            ServiceDefinition(
+                SERVICE_NAME, lambda server: spec_service_pb2_grpc.add_SpecServiceServicer_to_server(servicer, server)
+            )
         ],
         engine=engine,
         schema=SCHEMA,

@@ -33,9 +33,7 @@ def round_trip(error: CrucibleError) -> tuple[int, StatusDetails]:
 
 def test_invalid_argument_round_trip_keeps_everything() -> None:
     violations = [FieldViolation("title", "must not be empty"), FieldViolation("a[1].b", "bad")]
-    error = InvalidArgument(
-        "invalid request", violations=violations, reason="VALIDATION_FAILED", metadata={"k": "v"}
-    )
+    error = InvalidArgument("invalid request", violations=violations, reason="VALIDATION_FAILED", metadata={"k": "v"})
 
     code_number, details = round_trip(error)
 

@@ -125,22 +125,16 @@ class FakeSpecRepository(AbstractSpecRepository):
                 raise FakeIntegrityError(f"duplicate sequence {message.sequence}")
         t.chat_messages.append(replace(message, metadata=_jsonb(message.metadata)))
 
-    async def list_chat_messages(
-        self, chat_session_id: str, limit: int, after_sequence: int
-    ) -> list[ChatMessage]:
+    async def list_chat_messages(self, chat_session_id: str, limit: int, after_sequence: int) -> list[ChatMessage]:
         rows = [
-            m
-            for m in self.tables.chat_messages
-            if m.chat_session_id == chat_session_id and m.sequence > after_sequence
+            m for m in self.tables.chat_messages if m.chat_session_id == chat_session_id and m.sequence > after_sequence
         ]
         rows.sort(key=lambda m: m.sequence)
         return copy.deepcopy(rows[:limit])
 
     # ------------------------------------------------------------ ProblemSpec / WorldModel
 
-    async def get_problem_spec(
-        self, project_id: str, *, for_update: bool = False
-    ) -> ProblemSpec | None:
+    async def get_problem_spec(self, project_id: str, *, for_update: bool = False) -> ProblemSpec | None:
         return self.tables.problem_specs.get(project_id)
 
     async def save_problem_spec(self, spec: ProblemSpec, *, is_new: bool) -> None:
@@ -151,9 +145,7 @@ class FakeSpecRepository(AbstractSpecRepository):
         elif spec.project_id in specs:
             specs[spec.project_id] = replace(spec, created_at=specs[spec.project_id].created_at)
 
-    async def get_world_model(
-        self, project_id: str, *, for_update: bool = False
-    ) -> WorldModel | None:
+    async def get_world_model(self, project_id: str, *, for_update: bool = False) -> WorldModel | None:
         return copy.deepcopy(self.tables.world_models.get(project_id))
 
     async def save_world_model(self, model: WorldModel, *, is_new: bool) -> None:
@@ -163,9 +155,7 @@ class FakeSpecRepository(AbstractSpecRepository):
             self._check_new_child(models, model.project_id, "WorldModel")
             models[model.project_id] = stored
         elif model.project_id in models:
-            models[model.project_id] = replace(
-                stored, created_at=models[model.project_id].created_at
-            )
+            models[model.project_id] = replace(stored, created_at=models[model.project_id].created_at)
 
     async def append_provenance(self, subject: ProvenanceSubject, entry: ProvenanceEntry) -> None:
         if subject not in ("problem_spec", "world_model"):
@@ -177,9 +167,7 @@ class FakeSpecRepository(AbstractSpecRepository):
                 raise FakeIntegrityError(f"duplicate provenance id {entry.id}")
             if (e.project_id, s, e.version) == (entry.project_id, subject, entry.version):
                 raise FakeIntegrityError(f"duplicate {subject} version {entry.version}")
-        stored = replace(
-            entry, changed_fields=tuple(entry.changed_fields), changes=_jsonb(entry.changes)
-        )
+        stored = replace(entry, changed_fields=tuple(entry.changed_fields), changes=_jsonb(entry.changes))
         self.tables.provenance.append((subject, stored))
 
     async def list_provenance(
@@ -229,9 +217,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.repo.restore(self._last_commit)
 
 
-def _newest_first(
-    rows: Iterable[Keyed], limit: int, after: tuple[datetime, str] | None
-) -> list[Keyed]:
+def _newest_first(rows: Iterable[Keyed], limit: int, after: tuple[datetime, str] | None) -> list[Keyed]:
     # Keyset order and cursor of the SQL repository: (created_at, id) descending.
     if after is not None:
         rows = [r for r in rows if (r.created_at, r.id) < after]

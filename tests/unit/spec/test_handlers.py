@@ -62,9 +62,7 @@ async def new_project(uow: FakeUnitOfWork, title: str = "Bridge") -> Project:
 
 
 async def new_session(uow: FakeUnitOfWork, project_id: str) -> ChatSession:
-    return await h.create_chat_session(
-        c.CreateChatSession(project_id, ChatSessionMode.SETUP, "setup"), uow
-    )
+    return await h.create_chat_session(c.CreateChatSession(project_id, ChatSessionMode.SETUP, "setup"), uow)
 
 
 def forged_token(scope: str, key: str) -> str:
@@ -347,9 +345,7 @@ async def test_create_chat_session(uow: FakeUnitOfWork) -> None:
 async def test_create_chat_session_without_title_gets_one_from_mode(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
 
-    session = await h.create_chat_session(
-        c.CreateChatSession(project.id, ChatSessionMode.SETUP), uow
-    )
+    session = await h.create_chat_session(c.CreateChatSession(project.id, ChatSessionMode.SETUP), uow)
 
     assert session.title == "setup chat"
 
@@ -532,9 +528,7 @@ async def test_create_chat_message_rejects_oversized_metadata(uow: FakeUnitOfWor
     metadata = {"blob": "x" * MAX_METADATA_BYTES}
 
     with pytest.raises(ValidationFailed) as caught:
-        await h.create_chat_message(
-            c.CreateChatMessage(session.id, MessageRole.USER, "hi", metadata), uow
-        )
+        await h.create_chat_message(c.CreateChatMessage(session.id, MessageRole.USER, "hi", metadata), uow)
 
     assert fields(caught.value) == ["metadata"]
     assert uow.repo.tables.chat_messages == []
@@ -545,9 +539,7 @@ async def test_create_chat_message_reports_every_violation(uow: FakeUnitOfWork) 
     session = await new_session(uow, project.id)
 
     with pytest.raises(ValidationFailed) as caught:
-        await h.create_chat_message(
-            c.CreateChatMessage(session.id, None, "", {"blob": "x" * MAX_METADATA_BYTES}), uow
-        )
+        await h.create_chat_message(c.CreateChatMessage(session.id, None, "", {"blob": "x" * MAX_METADATA_BYTES}), uow)
 
     assert fields(caught.value) == ["role", "content", "metadata"]
 
@@ -699,9 +691,7 @@ async def test_update_problem_spec_goals_only(uow: FakeUnitOfWork) -> None:
     new_goals = (Goal("carry 40t trucks"), Goal("last 100 years"))
 
     second = await h.update_problem_spec(
-        c.UpdateProblemSpec(
-            project.id, goals=new_goals, update_mask=("goals",), reason="heavier traffic"
-        ),
+        c.UpdateProblemSpec(project.id, goals=new_goals, update_mask=("goals",), reason="heavier traffic"),
         uow,
     )
 
@@ -751,15 +741,11 @@ async def test_no_op_problem_spec_update_changes_nothing(uow: FakeUnitOfWork) ->
 
 
 @pytest.mark.parametrize("weight", [-1, 101])
-async def test_update_problem_spec_rejects_weight_out_of_range(
-    uow: FakeUnitOfWork, weight: int
-) -> None:
+async def test_update_problem_spec_rejects_weight_out_of_range(uow: FakeUnitOfWork, weight: int) -> None:
     project = await new_project(uow)
 
     with pytest.raises(ValidationFailed) as caught:
-        await h.update_problem_spec(
-            full_spec(project.id, constraints=(Constraint("budget", "", weight),)), uow
-        )
+        await h.update_problem_spec(full_spec(project.id, constraints=(Constraint("budget", "", weight),)), uow)
 
     assert fields(caught.value) == ["constraints[0].weight"]
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -770,9 +756,7 @@ async def test_update_problem_spec_rejects_weight_out_of_range(
 async def test_update_problem_spec_accepts_weight_bounds(uow: FakeUnitOfWork, weight: int) -> None:
     project = await new_project(uow)
 
-    spec = await h.update_problem_spec(
-        full_spec(project.id, constraints=(Constraint("budget", "", weight),)), uow
-    )
+    spec = await h.update_problem_spec(full_spec(project.id, constraints=(Constraint("budget", "", weight),)), uow)
 
     assert spec.constraints[0].weight == weight
 
@@ -844,9 +828,7 @@ async def test_update_problem_spec_version_mismatch_is_conflict(uow: FakeUnitOfW
     first = await h.update_problem_spec(full_spec(project.id), uow)
 
     with pytest.raises(VersionConflict) as caught:
-        await h.update_problem_spec(
-            full_spec(project.id, goals=(Goal("other"),), expected_version=5), uow
-        )
+        await h.update_problem_spec(full_spec(project.id, goals=(Goal("other"),), expected_version=5), uow)
 
     assert caught.value.reason == "VERSION_MISMATCH"
     assert caught.value.code == grpc.StatusCode.ABORTED
@@ -858,9 +840,7 @@ async def test_update_problem_spec_matching_version_succeeds(uow: FakeUnitOfWork
     project = await new_project(uow)
     await h.update_problem_spec(full_spec(project.id), uow)
 
-    spec = await h.update_problem_spec(
-        full_spec(project.id, goals=(Goal("other"),), expected_version=1), uow
-    )
+    spec = await h.update_problem_spec(full_spec(project.id, goals=(Goal("other"),), expected_version=1), uow)
 
     assert spec.version == 2
 
@@ -950,9 +930,7 @@ async def test_update_world_model_rejects_unknown_mask_path(uow: FakeUnitOfWork)
 
     with pytest.raises(InvalidArgument) as caught:
         await h.update_world_model(
-            c.UpdateWorldModel(
-                project.id, {}, update_mask=("model_data.villains",), allow_missing=True
-            ),
+            c.UpdateWorldModel(project.id, {}, update_mask=("model_data.villains",), allow_missing=True),
             uow,
         )
 
@@ -962,9 +940,7 @@ async def test_update_world_model_rejects_unknown_mask_path(uow: FakeUnitOfWork)
 async def test_update_world_model_one_section_keeps_the_others(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
     first = await h.update_world_model(
-        c.UpdateWorldModel(
-            project.id, {"actors": ACTORS, "mechanisms": MECHANISMS}, allow_missing=True
-        ),
+        c.UpdateWorldModel(project.id, {"actors": ACTORS, "mechanisms": MECHANISMS}, allow_missing=True),
         uow,
     )
     new_actors = [*ACTORS, {"name": "ferry company"}]
@@ -995,15 +971,11 @@ async def test_update_world_model_one_section_keeps_the_others(uow: FakeUnitOfWo
 async def test_update_world_model_whole_replaces_every_section(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
     await h.update_world_model(
-        c.UpdateWorldModel(
-            project.id, {"actors": ACTORS, "mechanisms": MECHANISMS}, allow_missing=True
-        ),
+        c.UpdateWorldModel(project.id, {"actors": ACTORS, "mechanisms": MECHANISMS}, allow_missing=True),
         uow,
     )
 
-    model = await h.update_world_model(
-        c.UpdateWorldModel(project.id, {"resources": [{"name": "steel"}]}), uow
-    )
+    model = await h.update_world_model(c.UpdateWorldModel(project.id, {"resources": [{"name": "steel"}]}), uow)
 
     assert model.model_data["actors"] == []
     assert model.model_data["mechanisms"] == []
@@ -1018,9 +990,7 @@ async def test_update_world_model_whole_replaces_every_section(uow: FakeUnitOfWo
 
 async def test_no_op_world_model_update_changes_nothing(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
-    first = await h.update_world_model(
-        c.UpdateWorldModel(project.id, {"actors": ACTORS}, allow_missing=True), uow
-    )
+    first = await h.update_world_model(c.UpdateWorldModel(project.id, {"actors": ACTORS}, allow_missing=True), uow)
 
     again = await h.update_world_model(c.UpdateWorldModel(project.id, {"actors": ACTORS}), uow)
 
@@ -1032,14 +1002,10 @@ async def test_no_op_world_model_update_changes_nothing(uow: FakeUnitOfWork) -> 
 
 async def test_update_world_model_version_mismatch_is_conflict(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
-    first = await h.update_world_model(
-        c.UpdateWorldModel(project.id, {"actors": ACTORS}, allow_missing=True), uow
-    )
+    first = await h.update_world_model(c.UpdateWorldModel(project.id, {"actors": ACTORS}, allow_missing=True), uow)
 
     with pytest.raises(VersionConflict) as caught:
-        await h.update_world_model(
-            c.UpdateWorldModel(project.id, {"actors": []}, expected_version=2), uow
-        )
+        await h.update_world_model(c.UpdateWorldModel(project.id, {"actors": []}, expected_version=2), uow)
 
     assert caught.value.code == grpc.StatusCode.ABORTED
     assert caught.value.reason == "VERSION_MISMATCH"
@@ -1079,9 +1045,7 @@ async def test_list_provenance_token_is_tied_to_subject(uow: FakeUnitOfWork) -> 
     assert page.next_page_token
 
     with pytest.raises(InvalidArgument) as caught:
-        await h.list_provenance(
-            c.ListProvenance(project.id, 1, page.next_page_token), "world_model", uow
-        )
+        await h.list_provenance(c.ListProvenance(project.id, 1, page.next_page_token), "world_model", uow)
 
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from crucible_common import runtime
-
 from crucible_agent.bootstrap import build
+from crucible_common import runtime
 
 
 def main() -> None:

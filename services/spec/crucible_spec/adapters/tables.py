@@ -51,9 +51,7 @@ chat_messages = Table(
     "chat_messages",
     metadata,
     Column("id", Uuid(as_uuid=False), primary_key=True),
-    Column(
-        "chat_session_id", Uuid(as_uuid=False), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("chat_session_id", Uuid(as_uuid=False), ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False),
     Column("sequence", BigInteger, nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False),
@@ -106,4 +104,3 @@ provenance_entries = Table(
     CheckConstraint("subject IN ('problem_spec', 'world_model')", name="ck_provenance_subject"),
     UniqueConstraint("project_id", "subject", "version", name="uq_provenance_project_subject_version"),
 )
-

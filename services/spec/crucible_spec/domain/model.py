@@ -117,8 +117,7 @@ class ProblemSpec:
         """The user-editable fields as plain JSON, as a provenance entry records them."""
         return {
             "constraints": [
-                {"name": c.name, "description": c.description, "weight": c.weight}
-                for c in self.constraints
+                {"name": c.name, "description": c.description, "weight": c.weight} for c in self.constraints
             ],
             "goals": [{"description": g.description} for g in self.goals],
             "resolution": self.resolution.value,
@@ -157,4 +156,3 @@ class ProvenanceEntry:
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str = ""
-

@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from crucible_common.errors import FieldViolation, InvalidArgument
-
 from crucible_spec.domain.errors import ValidationFailed
 from crucible_spec.domain.model import WORLD_MODEL_SECTIONS, Constraint, Goal
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2_grpc as pb_grpc
 from crucible_common.protobuf import enum_from_proto, struct_to_dict
-
 from crucible_spec.entrypoints import proto_mapping as m
 from crucible_spec.service_layer import commands as c
 from crucible_spec.service_layer import handlers as h
@@ -39,9 +39,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         )
 
     async def UpdateProject(self, request: pb.UpdateProjectRequest, context: Context) -> pb.UpdateProjectResponse:
-        cmd = c.UpdateProject(
-            request.project_id, tuple(request.update_mask.paths), request.title, request.description
-        )
+        cmd = c.UpdateProject(request.project_id, tuple(request.update_mask.paths), request.title, request.description)
         project = await h.update_project(cmd, self._uow())
         return pb.UpdateProjectResponse(project=m.project(project))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from crucible_common import runtime
-
 from crucible_spec.bootstrap import build
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from crucible.common.v1 import actor_pb2
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import enum_from_proto, struct, timestamp
-
 from crucible_spec.domain.model import (
     Actor,
     ActorKind,
@@ -23,10 +22,25 @@ from crucible_spec.domain.model import (
     WorldModel,
 )
 
-CHAT_MODES = {pb.CHAT_SESSION_MODE_SETUP: ChatSessionMode.SETUP, pb.CHAT_SESSION_MODE_ANALYSIS: ChatSessionMode.ANALYSIS}
-ROLES = {pb.MESSAGE_ROLE_USER: MessageRole.USER, pb.MESSAGE_ROLE_AGENT: MessageRole.AGENT, pb.MESSAGE_ROLE_SYSTEM: MessageRole.SYSTEM}
-RESOLUTIONS = {pb.RESOLUTION_COARSE: Resolution.COARSE, pb.RESOLUTION_MEDIUM: Resolution.MEDIUM, pb.RESOLUTION_FINE: Resolution.FINE}
-RUN_MODES = {pb.RUN_MODE_FULL_SEARCH: RunMode.FULL_SEARCH, pb.RUN_MODE_EVAL_ONLY: RunMode.EVAL_ONLY, pb.RUN_MODE_SEEDED: RunMode.SEEDED}
+CHAT_MODES = {
+    pb.CHAT_SESSION_MODE_SETUP: ChatSessionMode.SETUP,
+    pb.CHAT_SESSION_MODE_ANALYSIS: ChatSessionMode.ANALYSIS,
+}
+ROLES = {
+    pb.MESSAGE_ROLE_USER: MessageRole.USER,
+    pb.MESSAGE_ROLE_AGENT: MessageRole.AGENT,
+    pb.MESSAGE_ROLE_SYSTEM: MessageRole.SYSTEM,
+}
+RESOLUTIONS = {
+    pb.RESOLUTION_COARSE: Resolution.COARSE,
+    pb.RESOLUTION_MEDIUM: Resolution.MEDIUM,
+    pb.RESOLUTION_FINE: Resolution.FINE,
+}
+RUN_MODES = {
+    pb.RUN_MODE_FULL_SEARCH: RunMode.FULL_SEARCH,
+    pb.RUN_MODE_EVAL_ONLY: RunMode.EVAL_ONLY,
+    pb.RUN_MODE_SEEDED: RunMode.SEEDED,
+}
 ACTOR_KINDS = {
     actor_pb2.ACTOR_KIND_USER: ActorKind.USER,
     actor_pb2.ACTOR_KIND_ARCHITECT: ActorKind.ARCHITECT,

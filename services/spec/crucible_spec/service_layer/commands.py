@@ -98,7 +98,7 @@ class UpdateProblemSpec:
     update_mask: tuple[str, ...] = ()
     allow_missing: bool = False
     expected_version: int = 0
-    actor: Actor = Actor()
+    actor: Actor = field(default_factory=Actor)
     reason: str = ""
 
 
@@ -115,7 +115,7 @@ class UpdateWorldModel:
     update_mask: tuple[str, ...] = ()
     allow_missing: bool = False
     expected_version: int = 0
-    actor: Actor = Actor()
+    actor: Actor = field(default_factory=Actor)
     reason: str = ""
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 from crucible_common.errors import FieldViolation, InvalidArgument
 from crucible_common.pagination import Cursor, next_page_token, page_request
-
 from crucible_spec.domain.errors import (
     ChatSessionNotFound,
     ProblemSpecNotFound,
@@ -353,9 +352,7 @@ async def update_world_model(cmd: c.UpdateWorldModel, uow: AbstractUnitOfWork) -
 # ---------------------------------------------------------------- provenance
 
 
-async def list_provenance(
-    cmd: c.ListProvenance, subject: str, uow: AbstractUnitOfWork
-) -> Page[ProvenanceEntry]:
+async def list_provenance(cmd: c.ListProvenance, subject: str, uow: AbstractUnitOfWork) -> Page[ProvenanceEntry]:
     project_id = parse_id(cmd.project_id, "project_id")
     scope = f"provenance:{subject}:{project_id}"
     page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")

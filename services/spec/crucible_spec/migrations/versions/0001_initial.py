@@ -6,6 +6,7 @@ Create Date: 2026-11-21
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,14 +20,14 @@ depends_on: str | Sequence[str] | None = None
 SCHEMA = "spec"
 
 
-def _times() -> list[sa.Column[sa.DateTime]]:
+def _times() -> list[sa.Column[Any]]:
     return [
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     ]
 
 
-def _project_fk(primary_key: bool = False) -> sa.Column[sa.Uuid[str]]:
+def _project_fk(primary_key: bool = False) -> sa.Column[Any]:
     return sa.Column(
         "project_id",
         sa.Uuid(as_uuid=False),
