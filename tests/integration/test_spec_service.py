@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -15,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible.common.v1 import actor_pb2
 from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
 from crucible_common.errors import decode_status
 from crucible_common.protobuf import struct, struct_to_dict
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
 
 pytestmark = pytest.mark.integration
 

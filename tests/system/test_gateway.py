@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import httpx
 import pytest
@@ -9,6 +11,9 @@ import pytest
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
 from tests.system.conftest import Stack
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    pass
 
 pytestmark = pytest.mark.system
 
