@@ -8,7 +8,6 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
@@ -76,6 +75,9 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry server spans (they continue an incoming traceparent);
+        # per-dependency operation spans would cost more than the request they describe.
+        telemetry={"operation_spans": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
@@ -87,4 +89,4 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     async def home() -> HTMLResponse:
         return HTMLResponse(index)
 
-    return OpenTelemetryMiddleware(BodySizeLimit(app, MAX_BODY_BYTES), exclude_spans=["receive", "send"])
+    return BodySizeLimit(app, MAX_BODY_BYTES)

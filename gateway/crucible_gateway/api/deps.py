@@ -14,12 +14,13 @@ from crucible_gateway.clients import ServiceClients
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_clients(request: Request) -> ServiceClients:
+# Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request.
+async def get_clients(request: Request) -> ServiceClients:
     clients: ServiceClients = request.app.state.clients
     return clients
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -20,7 +20,7 @@ SERVICE_NAME = spec_service_pb2.DESCRIPTOR.services_by_name["SpecService"].full_
 def build(settings: Settings) -> ServiceProcess:
     assert settings.database_url, "checked by the runtime before build()"
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-spec")
-    servicer = SpecServicer(lambda: SqlUnitOfWork(engine))
+    servicer = SpecServicer(uow=lambda: SqlUnitOfWork(engine), read_uow=lambda: SqlUnitOfWork(engine, read_only=True))
     return ServiceProcess(
         name="spec",
         address=settings.spec_addr,

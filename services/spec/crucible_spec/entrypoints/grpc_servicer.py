@@ -19,8 +19,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SpecServicer(pb_grpc.SpecServiceServicer):
-    def __init__(self, uow: Callable[[], AbstractUnitOfWork]) -> None:
+    def __init__(
+        self, uow: Callable[[], AbstractUnitOfWork], read_uow: Callable[[], AbstractUnitOfWork] | None = None
+    ) -> None:
         self._uow = uow
+        self._read = read_uow or uow
 
     # ------------------------------------------------------------ projects
 
@@ -29,11 +32,11 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         return pb.CreateProjectResponse(project=m.project(project))
 
     async def GetProject(self, request: pb.GetProjectRequest, context: Context) -> pb.GetProjectResponse:
-        project = await h.get_project(c.GetProject(request.project_id), self._uow())
+        project = await h.get_project(c.GetProject(request.project_id), self._read())
         return pb.GetProjectResponse(project=m.project(project))
 
     async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> pb.ListProjectsResponse:
-        page = await h.list_projects(c.ListProjects(request.page_size, request.page_token), self._uow())
+        page = await h.list_projects(c.ListProjects(request.page_size, request.page_token), self._read())
         return pb.ListProjectsResponse(
             projects=[m.project(p) for p in page.items], next_page_token=page.next_page_token
         )
@@ -57,14 +60,14 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         return pb.CreateChatSessionResponse(chat_session=m.chat_session(session))
 
     async def GetChatSession(self, request: pb.GetChatSessionRequest, context: Context) -> pb.GetChatSessionResponse:
-        session = await h.get_chat_session(c.GetChatSession(request.chat_session_id), self._uow())
+        session = await h.get_chat_session(c.GetChatSession(request.chat_session_id), self._read())
         return pb.GetChatSessionResponse(chat_session=m.chat_session(session))
 
     async def ListChatSessions(
         self, request: pb.ListChatSessionsRequest, context: Context
     ) -> pb.ListChatSessionsResponse:
         cmd = c.ListChatSessions(request.project_id, request.page_size, request.page_token)
-        page = await h.list_chat_sessions(cmd, self._uow())
+        page = await h.list_chat_sessions(cmd, self._read())
         return pb.ListChatSessionsResponse(
             chat_sessions=[m.chat_session(s) for s in page.items], next_page_token=page.next_page_token
         )
@@ -85,7 +88,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         self, request: pb.ListChatMessagesRequest, context: Context
     ) -> pb.ListChatMessagesResponse:
         cmd = c.ListChatMessages(request.chat_session_id, request.page_size, request.page_token)
-        page = await h.list_chat_messages(cmd, self._uow())
+        page = await h.list_chat_messages(cmd, self._read())
         return pb.ListChatMessagesResponse(
             chat_messages=[m.chat_message(x) for x in page.items], next_page_token=page.next_page_token
         )
@@ -93,7 +96,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     # ------------------------------------------------------------ ProblemSpec
 
     async def GetProblemSpec(self, request: pb.GetProblemSpecRequest, context: Context) -> pb.GetProblemSpecResponse:
-        spec = await h.get_problem_spec(c.GetProblemSpec(request.project_id), self._uow())
+        spec = await h.get_problem_spec(c.GetProblemSpec(request.project_id), self._read())
         return pb.GetProblemSpecResponse(problem_spec=m.problem_spec(spec))
 
     async def UpdateProblemSpec(
@@ -119,7 +122,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         self, request: pb.ListProblemSpecProvenanceRequest, context: Context
     ) -> pb.ListProblemSpecProvenanceResponse:
         cmd = c.ListProvenance(request.project_id, request.page_size, request.page_token)
-        page = await h.list_provenance(cmd, "problem_spec", self._uow())
+        page = await h.list_provenance(cmd, "problem_spec", self._read())
         return pb.ListProblemSpecProvenanceResponse(
             entries=[m.provenance_entry(e) for e in page.items], next_page_token=page.next_page_token
         )
@@ -127,7 +130,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     # ------------------------------------------------------------ WorldModel
 
     async def GetWorldModel(self, request: pb.GetWorldModelRequest, context: Context) -> pb.GetWorldModelResponse:
-        model = await h.get_world_model(c.GetWorldModel(request.project_id), self._uow())
+        model = await h.get_world_model(c.GetWorldModel(request.project_id), self._read())
         return pb.GetWorldModelResponse(world_model=m.world_model(model))
 
     async def UpdateWorldModel(
@@ -150,7 +153,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         self, request: pb.ListWorldModelProvenanceRequest, context: Context
     ) -> pb.ListWorldModelProvenanceResponse:
         cmd = c.ListProvenance(request.project_id, request.page_size, request.page_token)
-        page = await h.list_provenance(cmd, "world_model", self._uow())
+        page = await h.list_provenance(cmd, "world_model", self._read())
         return pb.ListWorldModelProvenanceResponse(
             entries=[m.provenance_entry(e) for e in page.items], next_page_token=page.next_page_token
         )

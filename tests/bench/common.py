@@ -1,0 +1,94 @@
+"""What every benchmark shares: the result line, and a stack started the way a user starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import free_port, repo_root
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    metric: str
+    value: float
+    unit: str
+    bound: float | None = None
+    # For an upper bound (lower is better) ratio = value / bound; for a lower bound, bound / value:
+    # either way a ratio <= 1 meets the target.
+    higher_is_better: bool = False
+
+    def json(self) -> str:
+        line: dict[str, object] = {
+            "name": self.name,
+            "metric": self.metric,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+        }
+        if self.bound is not None:
+            line["bound"] = self.bound
+            ratio = self.bound / self.value if self.higher_is_better else self.value / self.bound
+            line["ratio"] = round(ratio, 4)
+        return json.dumps(line)
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[str]
+    url: str
+    seconds_to_up: float
+
+
+def stack_env(state_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
+    for name in ("spec", "run", "snapshot", "agent"):
+        env[f"CRUCIBLE_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
+    env.update(
+        CRUCIBLE_GATEWAY_PORT=str(free_port()),
+        CRUCIBLE_STATE_DIR=str(state_dir),
+        CRUCIBLE_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@contextmanager
+def stack(state_dir: Path | None = None) -> Iterator[RunningStack]:
+    """`crucible up` on free ports with the embedded Postgres; stopped with Ctrl-C at the end."""
+    with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
+        state = state_dir or Path(tmp) / "state"
+        env = stack_env(state)
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crucible_cli.main", "up"],
+            cwd=repo_root(),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert process.stdout is not None
+        output = []
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("Crucible is up"):
+                break
+        else:
+            raise RuntimeError("the stack did not come up:\n" + "".join(output))
+        elapsed = time.monotonic() - started
+        url = f"http://127.0.0.1:{env['CRUCIBLE_GATEWAY_PORT']}"
+        try:
+            yield RunningStack(process, url, elapsed)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
