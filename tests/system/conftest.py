@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import free_port, fresh_database, repo_root
@@ -28,10 +30,18 @@ class Stack:
 
     def stop(self, timeout: float = 10.0) -> int:
         """Ctrl-C, as a person would; returns the exit code."""
+        descendants = psutil.Process(self.process.pid).children(recursive=True) if self.process.poll() is None else []
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # A hung stop fails the test, but must not leave processes behind for the next one.
+            for proc in [psutil.Process(self.process.pid), *descendants]:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            self.process.wait(5)
+            raise
         finally:
             self.output.extend((self.process.stdout.read() if self.process.stdout else "").splitlines())
 

@@ -26,10 +26,12 @@ def _listening(address: str) -> bool:
 
 def _stop_and_check_nothing_left(stack: Stack) -> None:
     children = psutil.Process(stack.process.pid).children(recursive=True)
-    assert len(children) == 5, children
     started = time.monotonic()
-    assert stack.stop(timeout=10) == 0, "\n".join(stack.output)
-    assert time.monotonic() - started < 10
+    code = stack.stop(timeout=10)  # stop first: a failed check must not leave a stack running
+    elapsed = time.monotonic() - started
+    assert code == 0, "\n".join(stack.output)
+    assert elapsed < 10
+    assert len(children) == 5, children
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], alive
     gateway = stack.url.removeprefix("http://")
