@@ -56,6 +56,8 @@ def stack_env(state_dir: Path, database_url: str | None) -> tuple[dict[str, str]
         CRUCIBLE_STATE_DIR=str(state_dir),
         CRUCIBLE_SHUTDOWN_GRACE_SECONDS="2",
         PYTHONUNBUFFERED="1",
+        # Flush spans quickly so a test can follow a trace across the processes' files.
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     if database_url:
         env["CRUCIBLE_DATABASE_URL"] = database_url
