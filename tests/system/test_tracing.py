@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ async def test_one_trace_from_the_gateway_to_the_spec_service(stack: Stack, http
         spans = _spans(stack.state_dir / "traces", TRACE_ID)
         if {s["service"] for s in spans} >= {"crucible-gateway", "crucible-spec"}:
             break
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
     by_kind = {(s["service"], s["kind"]): s for s in spans}
     gateway = by_kind[("crucible-gateway", "SERVER")]
     client = by_kind[("crucible-gateway", "CLIENT")]
