@@ -262,17 +262,7 @@ async def update_problem_spec(cmd: c.UpdateProblemSpec, uow: AbstractUnitOfWork)
         await uow.repo.save_problem_spec(stored, is_new=current is None)
         await uow.repo.append_provenance(
             "problem_spec",
-            ProvenanceEntry(
-                id=_new_id(),
-                project_id=project_id,
-                version=stored.version,
-                actor=cmd.actor,
-                action=ProvenanceAction.CREATED if current is None else ProvenanceAction.UPDATED,
-                changed_fields=changed,
-                reason=cmd.reason,
-                changes={f: after[f] for f in changed},
-                created_at=now,
-            ),
+            _provenance(cmd, project_id, stored.version, current is None, changed, {f: after[f] for f in changed}, now),
         )
         await uow.commit()
     return stored
@@ -331,19 +321,9 @@ async def update_world_model(cmd: c.UpdateWorldModel, uow: AbstractUnitOfWork) -
             updated_at=now,
         )
         await uow.repo.save_world_model(stored, is_new=current is None)
+        sections = {f.removeprefix("model_data."): after[f.removeprefix("model_data.")] for f in changed}
         await uow.repo.append_provenance(
-            "world_model",
-            ProvenanceEntry(
-                id=_new_id(),
-                project_id=project_id,
-                version=stored.version,
-                actor=cmd.actor,
-                action=ProvenanceAction.CREATED if current is None else ProvenanceAction.UPDATED,
-                changed_fields=changed,
-                reason=cmd.reason,
-                changes={f.removeprefix("model_data."): after[f.removeprefix("model_data.")] for f in changed},
-                created_at=now,
-            ),
+            "world_model", _provenance(cmd, project_id, stored.version, current is None, changed, sections, now)
         )
         await uow.commit()
     return stored
@@ -363,6 +343,28 @@ async def list_provenance(cmd: c.ListProvenance, subject: str, uow: AbstractUnit
     items, more = rows[: page.size], len(rows) > page.size
     cursor = Cursor(str(items[-1].version), items[-1].id) if more else None
     return Page(items, next_page_token(cursor, scope=scope))
+
+
+def _provenance(
+    cmd: c.UpdateProblemSpec | c.UpdateWorldModel,
+    project_id: str,
+    version: int,
+    created: bool,
+    changed: tuple[str, ...],
+    changes: dict[str, object],
+    at: datetime,
+) -> ProvenanceEntry:
+    return ProvenanceEntry(
+        id=_new_id(),
+        project_id=project_id,
+        version=version,
+        actor=cmd.actor,
+        action=ProvenanceAction.CREATED if created else ProvenanceAction.UPDATED,
+        changed_fields=changed,
+        reason=cmd.reason,
+        changes=changes,
+        created_at=at,
+    )
 
 
 def _check_version(what: str, expected: int, actual: int) -> None:
