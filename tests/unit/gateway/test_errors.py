@@ -43,7 +43,7 @@ def _rpc_error(error: CrucibleError) -> grpc.aio.AioRpcError:
 )
 def test_canonical_codes_map_to_http(error: CrucibleError, http_status: int) -> None:
     response = from_rpc_error(_rpc_error(error))
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     assert response.status_code == http_status
     assert response.media_type == "application/problem+json"
     assert body["status"] == http_status
@@ -54,7 +54,7 @@ def test_canonical_codes_map_to_http(error: CrucibleError, http_status: int) -> 
 
 def test_violations_reach_the_body() -> None:
     bad = InvalidArgument("invalid", violations=[FieldViolation("title", "must not be empty")])
-    body = json.loads(from_rpc_error(_rpc_error(bad)).body)
+    body = json.loads(bytes(from_rpc_error(_rpc_error(bad)).body))
     assert body["field_violations"] == [{"field": "title", "description": "must not be empty"}]
 
     blocked = FailedPrecondition(
@@ -62,7 +62,7 @@ def test_violations_reach_the_body() -> None:
         violations=[PreconditionViolation("MISSING_WORLD_MODEL", "projects/1", "generate a WorldModel first")],
         reason="RUN_BLOCKED",
     )
-    body = json.loads(from_rpc_error(_rpc_error(blocked)).body)
+    body = json.loads(bytes(from_rpc_error(_rpc_error(blocked)).body))
     assert body["reason"] == "RUN_BLOCKED"
     assert body["precondition_violations"] == [
         {"type": "MISSING_WORLD_MODEL", "subject": "projects/1", "description": "generate a WorldModel first"}
@@ -71,7 +71,7 @@ def test_violations_reach_the_body() -> None:
 
 def test_an_internal_error_hides_its_message() -> None:
     response = from_rpc_error(_rpc_error(CrucibleError("secret stack detail")))
-    body = json.loads(response.body)
+    body = json.loads(bytes(response.body))
     assert response.status_code == 500
     assert "secret" not in body["detail"]
 
@@ -82,4 +82,4 @@ def test_a_plain_status_without_details_still_maps() -> None:
     )
     response = from_rpc_error(error)
     assert response.status_code == 504
-    assert json.loads(response.body)["reason"] == "DEADLINE_EXCEEDED"
+    assert json.loads(bytes(response.body))["reason"] == "DEADLINE_EXCEEDED"
