@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -34,8 +36,23 @@ def _docker_answers() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def postgres_data_parent() -> Iterator[Path]:
+    """A directory for embedded Postgres data, outside pytest's temporary tree.
+
+    The server runs as another system user; pytest makes its base temporary directory private
+    (0700) whenever a pytest process starts, which would lock that user out mid-run.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="crucible-test-pg-"))
+    parent.chmod(0o755)
+    try:
+        yield parent
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A URL (asyncpg driver) of a database on the session's Postgres with CREATEDB rights."""
     configured = os.environ.get("CRUCIBLE_TEST_DATABASE_URL")
     if configured:
@@ -47,11 +64,12 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         with PostgresContainer("postgres:18", driver="asyncpg") as container:
             yield container.get_connection_url()
         return
-    server = start_embedded_postgres(tmp_path_factory.mktemp("pg") / "data")
-    try:
-        yield server.url("postgres")
-    finally:
-        server.stop()
+    with postgres_data_parent() as parent:
+        server = start_embedded_postgres(parent / "data")
+        try:
+            yield server.url("postgres")
+        finally:
+            server.stop()
 
 
 @contextlib.asynccontextmanager

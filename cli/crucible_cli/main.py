@@ -16,6 +16,8 @@ from crucible_common.settings import Settings
 app = typer.Typer(help="Crucible: an AI-first workbench.", no_args_is_help=True, add_completion=False)
 project_app = typer.Typer(help="Projects.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
+agent_app = typer.Typer(help="Agent runs: several models answer, a judge picks.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
 
 console = Console()
 errors = Console(stderr=True)
@@ -112,6 +114,91 @@ def project_delete(project_id: str) -> None:
     """Delete a project and everything in it."""
     _call("DELETE", f"/api/projects/{project_id}")
     console.print(f"deleted {project_id}")
+
+
+def _model_ref(value: str, option: str) -> dict[str, str]:
+    provider, sep, model = value.partition(":")
+    if not sep or not model:
+        errors.print(f"[red]error:[/red] {option} takes PROVIDER:MODEL[:NAME], got {value!r}")
+        raise typer.Exit(2)
+    model, _, name = model.partition(":")
+    ref = {"provider": provider, "model_name": model}
+    if name:
+        ref["name"] = name
+    return ref
+
+
+@agent_app.command("run")
+def agent_run(
+    message: str,
+    subagent: Annotated[
+        list[str] | None,
+        typer.Option("--subagent", "-s", help="PROVIDER:MODEL[:NAME]; repeat for several (default: every provider)."),
+    ] = None,
+    judge: Annotated[str | None, typer.Option("--judge", "-j", help="PROVIDER:MODEL")] = None,
+    project_id: Annotated[str, typer.Option(help="Correlate the run's usage with a project.")] = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Run MESSAGE through several subagents in parallel and let a judge pick the best answer."""
+    body: dict[str, Any] = {
+        "message": message,
+        "subagents": [_model_ref(s, "--subagent") for s in subagent or []],
+        "correlation": {"project_id": project_id},
+    }
+    if judge:
+        ref = _model_ref(judge, "--judge")
+        ref.pop("name", None)
+        body["judge"] = ref
+    result = _call("POST", "/api/agent-runs", json=body, timeout=900)
+    if fmt is Format.json:
+        console.print_json(json.dumps(result))
+        return
+    run, decision = result["run"], result["decision"]
+    console.print(f"agent run [bold]{run['id']}[/bold]: {run['status']}")
+    for candidate in result["candidates"]:
+        chosen = decision and decision["candidate_id"] == candidate["id"]
+        title = f"{'★ ' if chosen else ''}{candidate['name']} ({candidate['provider']}/{candidate['model_name']}, "
+        title += f"{candidate['metrics'].get('duration_ms')} ms)"
+        console.rule(title)
+        console.print(candidate["output"], markup=False, highlight=False)
+    for error in result["errors"]:
+        console.print(f"[red]{error['name']} failed:[/red] {error['reason']}: {error['message']}")
+    if decision:
+        who = "fallback rule" if decision["fallback"] else f"judge {decision['provider']}/{decision['model_name']}"
+        console.rule(f"decision by {who}")
+        console.print(decision["rationale"], markup=False, highlight=False)
+    console.print("checkpoints: " + ", ".join(cp["label"] for cp in result["checkpoints"]))
+
+
+@app.command()
+def usage(
+    project_id: Annotated[str, typer.Option()] = "",
+    run_id: Annotated[str, typer.Option()] = "",
+    sprint_id: Annotated[str, typer.Option()] = "",
+    agent_run_id: Annotated[str, typer.Option()] = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Tokens, USD and calls, by model, for everything matching the given ids (all when none)."""
+    params = {
+        "project_id": project_id,
+        "run_id": run_id,
+        "sprint_id": sprint_id,
+        "agent_run_id": agent_run_id,
+    }
+    report = _call("GET", "/api/usage", params={k: v for k, v in params.items() if v})
+    if fmt is Format.json:
+        console.print_json(json.dumps(report))
+        return
+    table = Table("provider", "model", "calls", "input tokens", "output tokens", "USD")
+    for row in report["by_model"]:
+        u = row["usage"]
+        cost = f"{u['usd']:.6f}" if row["priced"] else f"{u['usd']:.6f} + unpriced ({u['unpriced_calls']} calls)"
+        table.add_row(
+            row["provider"], row["model_name"], str(u["calls"]), str(u["input_tokens"]), str(u["output_tokens"]), cost
+        )
+    t = report["total"]
+    table.add_row("total", "", str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), f"{t['usd']:.6f}")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,13 @@ class Supervisor:
         self.echo = echo
         self.children: list[Child] = []
         self.postgres: EmbeddedPostgres | None = None
+        # Providers without an API key (or a base URL of their own) are answered offline.
+        self.offline = [
+            provider
+            for provider in ("openai", "anthropic")
+            if not os.environ.get(f"{provider.upper()}_API_KEY")
+            and not os.environ.get(f"CRUCIBLE_{provider.upper()}_BASE_URL")
+        ]
         self._lock_file: IO[str] | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -78,6 +85,11 @@ class Supervisor:
         try:
             started = time.monotonic()
             await self.start(stop)
+            if self.offline:
+                self.echo(
+                    f"no API key for {' and '.join(self.offline)}: answered offline by the LLM emulator at "
+                    f"{self.settings.emulator_url} (a deterministic stand-in, not a model)"
+                )
             self.echo(
                 f"Crucible is up in {time.monotonic() - started:.1f}s: {self.settings.gateway_url}\n"
                 f"  logs: {self.log_dir}/<process>.log   traces: {self.state_dir / 'traces'}\n"
@@ -162,6 +174,8 @@ class Supervisor:
     def _check_ports(self) -> None:
         addresses = dict(self.settings.service_addresses())
         addresses["gateway"] = f"{self.settings.gateway_host}:{self.settings.gateway_port}"
+        if self.offline:
+            addresses["emulator"] = f"{self.settings.emulator_host}:{self.settings.emulator_port}"
         for name, address in addresses.items():
             host, _, port = address.rpartition(":")
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -185,6 +199,10 @@ class Supervisor:
             CRUCIBLE_STATE_DIR=str(self.state_dir),
             PYTHONUNBUFFERED="1",
         )
+        emulator = self.settings.emulator_url
+        for provider in self.offline:
+            path = "/openai/v1" if provider == "openai" else "/anthropic"
+            env[f"CRUCIBLE_{provider.upper()}_BASE_URL"] = emulator + path
         return env
 
     def _children(self) -> list[Child]:
@@ -199,6 +217,16 @@ class Supervisor:
             )
             for name in ("spec", "run", "snapshot", "agent")
         ]
+        if self.offline:
+            children.insert(
+                0,
+                Child(
+                    name="emulator",
+                    command=[python, "-m", "crucible_agent.emulator"],
+                    log_path=self.log_dir / "emulator.log",
+                    health=functools.partial(_http_ok, f"{self.settings.emulator_url}/healthz"),
+                ),
+            )
         children.append(
             Child(
                 name="gateway",

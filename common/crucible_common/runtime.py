@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvloop
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,6 +27,8 @@ from crucible_common.telemetry import setup_tracing
 
 logger = logging.getLogger(__name__)
 
+S = TypeVar("S", bound=Settings)
+
 
 @dataclass
 class ServiceProcess:
@@ -37,6 +41,8 @@ class ServiceProcess:
     schema: str
     migrations: Path
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Loops that run while the service serves (resuming abandoned work, ...); cancelled on stop.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 async def run_service(process: ServiceProcess, settings: Settings, tracer: TracerProvider) -> None:
@@ -51,8 +57,12 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
         await server.start()
         await set_serving(health_servicer, process.definitions)
         logger.info("%s service serving on %s (port %d)", process.name, process.address, port)
+        tasks = [asyncio.create_task(loop()) for loop in process.background]
 
         async def close() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for closer in process.closers:
                 await closer()
             await process.engine.dispose()
@@ -64,9 +74,13 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
         tracer.shutdown()
 
 
-def main(name: str, build: Callable[[Settings], ServiceProcess]) -> None:
+def main(
+    name: str,
+    build: Callable[[S], ServiceProcess],
+    settings_type: Callable[[], S] = Settings,  # type: ignore[assignment]
+) -> None:
     """Console entry point of a service: settings → logging → tracing → build → run."""
-    settings = Settings()
+    settings = settings_type()
     configure_logging(name, settings.log_level)
     if not settings.database_url:
         logger.error(
@@ -84,9 +98,7 @@ def main(name: str, build: Callable[[Settings], ServiceProcess]) -> None:
         sys.exit(1)
 
 
-async def _build_and_run(
-    name: str, build: Callable[[Settings], ServiceProcess], settings: Settings, tracer: TracerProvider
-) -> None:
+async def _build_and_run(name: str, build: Callable[[S], ServiceProcess], settings: S, tracer: TracerProvider) -> None:
     process = build(settings)
     await run_service(process, settings, tracer)
     logger.info("%s service stopped", name)

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     agent_addr: str = "127.0.0.1:50054"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
+    # The offline LLM emulator `crucible up` starts when a provider has no API key.
+    emulator_host: str = "127.0.0.1"
+    emulator_port: int = Field(default=8090, ge=0, le=65535)
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     grpc_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{self.emulator_host}:{self.emulator_port}"
 
     def service_addresses(self) -> dict[str, str]:
         return {

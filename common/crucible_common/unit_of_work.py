@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import abc
 from types import TracebackType
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+R = TypeVar("R")
+
+
+class AbstractUnitOfWork(abc.ABC, Generic[R]):
+    """What handlers see: ``repo``, ``commit``; leaving the block rolls back what was not committed."""
+
+    repo: R
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
 
 
 class SqlTransaction:
     """Opens a connection on enter, binds the repositories, rolls back whatever was not committed.
 
     ``read_only`` units run in autocommit: a use case that only reads needs no BEGIN/ROLLBACK
-    round trips, which are most of the cost of a one-row read.
+    round trips, which are most of the cost of a one-row read. ``single_statement`` units write
+    with one statement, atomic by itself, so they too skip BEGIN/COMMIT; ``commit`` is then a
+    no-op kept so handlers read the same either way.
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_only: bool = False, single_statement: bool = False) -> None:
         self._engine = engine
         self._read_only = read_only
+        self._autocommit = read_only or single_statement
         self._conn: AsyncConnection | None = None
 
     def bind(self, conn: AsyncConnection) -> None:
@@ -26,7 +52,7 @@ class SqlTransaction:
 
     async def __aenter__(self) -> Self:
         conn = await self._engine.connect()
-        if self._read_only:
+        if self._autocommit:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         else:
             await conn.begin()
@@ -48,7 +74,8 @@ class SqlTransaction:
         assert self._conn is not None, "commit() outside `async with`"
         if self._read_only:
             raise RuntimeError("commit() on a read-only unit of work")
-        await self._conn.commit()
+        if not self._autocommit:
+            await self._conn.commit()
 
     async def rollback(self) -> None:
         if self._conn is not None and self._conn.in_transaction():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crucible.agent.v1 import agent_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.settings import Settings
@@ -19,8 +20,11 @@ SERVICES = ("spec", "run", "snapshot", "agent")
 class ServiceClients:
     channels: dict[str, grpc.aio.Channel]
     spec: spec_service_pb2_grpc.SpecServiceAsyncStub
+    agent: agent_service_pb2_grpc.AgentServiceAsyncStub
     # Deadline for one call to a service; a slow service becomes 504, not a hung request.
     timeout: float = 10.0
+    # Calls that wait for language models get longer.
+    llm_timeout: float = 900.0
 
     @classmethod
     def connect(cls, settings: Settings) -> ServiceClients:
@@ -28,7 +32,11 @@ class ServiceClients:
         channels = {
             name: open_channel(addresses[name], max_message_bytes=settings.grpc_max_message_bytes) for name in SERVICES
         }
-        return cls(channels=channels, spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]))
+        return cls(
+            channels=channels,
+            spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]),
+            agent=agent_service_pb2_grpc.AgentServiceStub(channels["agent"]),
+        )
 
     async def health(self, timeout: float = 1.0) -> dict[str, str]:
         """Each service's overall health status name (SERVING, NOT_SERVING, UNAVAILABLE, ...)."""

@@ -65,6 +65,9 @@ def problem(
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     details = _details(error)
     status = HTTP_STATUS.get(details.code, 500)
+    if status == 500 and details.reason not in ("", "INTERNAL"):
+        # A named upstream failure (a model's invalid answer, ...) is a bad gateway, and says so.
+        status = 502
     if status == 500:
         logger.error("upstream failed: %s %s", details.code.name, details.message)
     extra: dict[str, Any] = {"grpc_code": details.code.name}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import gateway_read, startup
+from tests.bench import gateway_read, llm_fanout, startup
 
 BENCHMARKS = {
     "startup": startup.run,
     "gateway_read": gateway_read.run,
+    "llm_fanout": llm_fanout.run,
 }
 
 

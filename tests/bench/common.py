@@ -47,14 +47,20 @@ class RunningStack:
     process: subprocess.Popen[str]
     url: str
     seconds_to_up: float
+    env: dict[str, str]
 
 
 def stack_env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CRUCIBLE_") and k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    }
     for name in ("spec", "run", "snapshot", "agent"):
         env[f"CRUCIBLE_{name.upper()}_ADDR"] = f"127.0.0.1:{free_port()}"
     env.update(
         CRUCIBLE_GATEWAY_PORT=str(free_port()),
+        CRUCIBLE_EMULATOR_PORT=str(free_port()),
         CRUCIBLE_STATE_DIR=str(state_dir),
         CRUCIBLE_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
@@ -63,11 +69,11 @@ def stack_env(state_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def stack(state_dir: Path | None = None) -> Iterator[RunningStack]:
+def stack(state_dir: Path | None = None, extra_env: dict[str, str] | None = None) -> Iterator[RunningStack]:
     """`crucible up` on free ports with the embedded Postgres; stopped with Ctrl-C at the end."""
     with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
         state = state_dir or Path(tmp) / "state"
-        env = stack_env(state)
+        env = stack_env(state) | (extra_env or {})
         started = time.monotonic()
         process = subprocess.Popen(
             [sys.executable, "-m", "crucible_cli.main", "up"],
@@ -88,7 +94,7 @@ def stack(state_dir: Path | None = None) -> Iterator[RunningStack]:
         elapsed = time.monotonic() - started
         url = f"http://127.0.0.1:{env['CRUCIBLE_GATEWAY_PORT']}"
         try:
-            yield RunningStack(process, url, elapsed)
+            yield RunningStack(process, url, elapsed, env)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(30)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from crucible_agent import bootstrap as agent_bootstrap
@@ -34,9 +35,10 @@ async def test_all_schemas_migrate_from_empty_concurrently_and_idempotently(post
             *(migrate(engine, schema=s, script_location=p) for s, p in SERVICES.items() for _ in range(2))
         )
         async with engine.connect() as conn:
-            for schema in SERVICES:
+            for schema, path in SERVICES.items():
                 version = await conn.scalar(text(f'SELECT version_num FROM "{schema}".alembic_version'))
-                assert version == "0001", schema
+                head = ScriptDirectory.from_config(alembic_config(path, schema)).get_current_head()
+                assert version == head, schema
             tables = await conn.run_sync(lambda c: inspect(c).get_table_names(schema="spec"))
             assert set(tables) >= {
                 "projects",

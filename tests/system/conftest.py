@@ -49,10 +49,16 @@ class Stack:
 def stack_env(state_dir: Path, database_url: str | None) -> tuple[dict[str, str], dict[str, str], str]:
     addresses = {name: f"127.0.0.1:{free_port()}" for name in ("spec", "run", "snapshot", "agent")}
     gateway_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_")}
+    # Offline and isolated: no real provider keys, no settings from the developer's shell.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CRUCIBLE_") and k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    }
     env.update({f"CRUCIBLE_{name.upper()}_ADDR": address for name, address in addresses.items()})
     env.update(
         CRUCIBLE_GATEWAY_PORT=str(gateway_port),
+        CRUCIBLE_EMULATOR_PORT=str(free_port()),
         CRUCIBLE_STATE_DIR=str(state_dir),
         CRUCIBLE_SHUTDOWN_GRACE_SECONDS="2",
         PYTHONUNBUFFERED="1",

@@ -60,3 +60,37 @@ def test_bad_input_and_unreachable_gateway_are_clear_errors(stack: Stack) -> Non
     )
     assert down.returncode == 1
     assert "cannot reach the gateway" in down.stderr
+
+
+def test_agent_run_and_usage_commands(stack: Stack) -> None:
+    ran = crucible(
+        stack,
+        "agent",
+        "run",
+        "Write a function add(a, b) with pytest tests",
+        "--subagent",
+        "openai:gpt-4o-mini",
+        "--subagent",
+        "anthropic:claude-haiku-4-5",
+        "--judge",
+        "anthropic:claude-haiku-4-5",
+        "--format",
+        "json",
+    )
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert len(result["candidates"]) == 2
+    assert result["decision"]["provider"] == "anthropic"
+
+    table = crucible(stack, "agent", "run", "Summarise the plan", "-s", "openai:gpt-4o-mini")
+    assert table.returncode == 0, table.stderr
+    assert "decision by fallback rule" in table.stdout
+    assert "checkpoints: start, candidate:openai, decision" in table.stdout
+
+    usage = crucible(stack, "usage", "--agent-run-id", result["run"]["id"], "--format", "json")
+    assert json.loads(usage.stdout)["total"]["calls"] == 3
+    assert "gpt-4o-mini" in crucible(stack, "usage").stdout
+
+    bad = crucible(stack, "agent", "run", "x", "--subagent", "nonsense")
+    assert bad.returncode == 2
+    assert "PROVIDER:MODEL" in bad.stderr

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import repo_root
+from tests.conftest import postgres_data_parent, repo_root
 from tests.system.conftest import Stack, stack_env, start_stack
 
 pytestmark = pytest.mark.system
@@ -31,7 +31,8 @@ def _stop_and_check_nothing_left(stack: Stack) -> None:
     elapsed = time.monotonic() - started
     assert code == 0, "\n".join(stack.output)
     assert elapsed < 10
-    assert len(children) == 5, children
+    # Four services, the gateway, and the LLM emulator (the tests run without API keys).
+    assert len(children) == 6, children
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], alive
     gateway = stack.url.removeprefix("http://")
@@ -39,8 +40,12 @@ def _stop_and_check_nothing_left(stack: Stack) -> None:
         assert not _listening(address), f"{address} still listening"
 
 
-def test_embedded_postgres_stack_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_embedded_postgres_stack_stops_cleanly_and_keeps_data() -> None:
+    with postgres_data_parent() as parent:
+        _stack_stops_cleanly_and_keeps_data(parent / "state")
+
+
+def _stack_stops_cleanly_and_keeps_data(state: Path) -> None:
     first = start_stack(state, database_url=None)
     try:
         assert any(line.startswith("Crucible is up") and first.url in line for line in first.output)

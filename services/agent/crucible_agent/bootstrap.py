@@ -1,26 +1,96 @@
-"""The agent service's composition root."""
+"""The agent service's composition root: providers, prices, the LLM service, the runner."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
+from crucible_agent.adapters.providers.anthropic_provider import AnthropicProvider
+from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.adapters.tables import SCHEMA
+from crucible_agent.config import AgentSettings
+from crucible_agent.domain.model import JudgeConfig, SubagentConfig
+from crucible_agent.domain.pricing import PriceTable
+from crucible_agent.entrypoints.grpc_servicer import AgentServicer
+from crucible_agent.service_layer.agent_runs import AgentRunner
+from crucible_agent.service_layer.llm import LlmService, UowFactory
+from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, SqlUnitOfWork
 from crucible_common.database import create_engine
+from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
-from crucible_common.settings import Settings
 
-SCHEMA = "agent"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 
 
-def build(settings: Settings) -> ServiceProcess:
+def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
+    """A provider is configured by an API key, a base URL (any compatible server), or both."""
+    providers: dict[str, LlmProvider] = {}
+    timeout = settings.llm_timeout_seconds
+    if settings.openai_api_key or settings.openai_base_url:
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "unused"
+        providers["openai"] = OpenAIProvider(api_key=key, base_url=settings.openai_base_url, timeout=timeout)
+    if settings.anthropic_api_key or settings.anthropic_base_url:
+        key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else "unused"
+        providers["anthropic"] = AnthropicProvider(api_key=key, base_url=settings.anthropic_base_url, timeout=timeout)
+    return providers
+
+
+def uow_factory(engine: AsyncEngine) -> UowFactory:
+    def make(*, read_only: bool = False, single_statement: bool = False) -> AbstractUnitOfWork:
+        return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement)
+
+    return make
+
+
+def build_core(
+    settings: AgentSettings, engine: AsyncEngine, providers: dict[str, LlmProvider]
+) -> tuple[LlmService, AgentRunner, ProviderPool, UowFactory]:
+    pool = ProviderPool(
+        providers,
+        concurrency=settings.llm_concurrency,
+        max_retries=settings.llm_max_retries,
+        retry_base_seconds=settings.llm_retry_base_seconds,
+    )
+    uow = uow_factory(engine)
+    llm = LlmService(
+        pool,
+        PriceTable.load(settings.llm_prices_file),
+        uow,
+        structured_retries=settings.structured_output_retries,
+        capture_prompts=settings.capture_prompts,
+    )
+    models = {"openai": settings.openai_model, "anthropic": settings.anthropic_model}
+    defaults = tuple(SubagentConfig(name, name, models[name]) for name in ("openai", "anthropic") if name in providers)
+    judge = JudgeConfig(defaults[0].provider, defaults[0].model) if defaults else None
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    runner = AgentRunner(llm, uow, default_subagents=defaults, default_judge=judge, owner=owner)
+    return llm, runner, pool, uow
+
+
+def build(settings: AgentSettings) -> ServiceProcess:
     assert settings.database_url, "checked by the runtime before build()"
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-agent")
-    # Its contract arrives with its own issue; until then it migrates and answers health.
+    llm, runner, pool, uow = build_core(settings, engine, build_providers(settings))
+    servicer = AgentServicer(llm, runner, uow)
     return ServiceProcess(
         name="agent",
         address=settings.agent_addr,
-        definitions=[],
+        definitions=[
+            ServiceDefinition(
+                SERVICE_NAME, lambda server: agent_service_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
+            )
+        ],
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        closers=[pool.close],
+        background=[runner.resume_forever],
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
-from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.errors import FieldViolation
+from crucible_common.ids import parse_id
 from crucible_spec.domain.errors import ValidationFailed
 from crucible_spec.domain.model import WORLD_MODEL_SECTIONS, Constraint, Goal
 
@@ -21,6 +21,8 @@ MAX_TEXT_ITEM = 4_000
 MAX_WORLD_MODEL_BYTES = 1024 * 1024
 MAX_SECTION_ITEMS = 1_000
 MAX_REASON = 2_000
+
+__all__ = ["parse_id"]
 
 
 class Violations:
@@ -46,18 +48,6 @@ class Violations:
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationFailed(self.items)
-
-
-def parse_id(value: str, field: str) -> str:
-    """Ids are UUIDs; a malformed one is a bad request, not a missing resource."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"{field} must be a UUID, got {value!r}"[:300],
-            violations=[FieldViolation(field, "must be a UUID")],
-            reason="INVALID_ID",
-        ) from exc
 
 
 def check_constraints(v: Violations, constraints: tuple[Constraint, ...], prefix: str = "constraints") -> None:

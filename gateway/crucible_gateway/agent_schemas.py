@@ -1,0 +1,282 @@
+"""REST bodies of the agent endpoints, in the shapes of the seed's AgentTddRunCreate / Result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible_common.protobuf import struct_to_dict, to_datetime
+from crucible_gateway.schemas import Body
+
+Provider = Literal["openai", "anthropic"]
+RUN_STATUS = {
+    pb.AGENT_RUN_STATUS_RUNNING: "running",
+    pb.AGENT_RUN_STATUS_COMPLETED: "completed",
+    pb.AGENT_RUN_STATUS_FAILED: "failed",
+}
+
+
+class HistoryMessage(Body):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SubagentBody(Body):
+    name: str | None = Field(default=None, description="Defaults to the provider's name")
+    provider: Provider
+    model_name: str
+    system_prompt: str = ""
+
+
+class JudgeBody(Body):
+    provider: Provider
+    model_name: str
+    instructions: str = ""
+
+
+class CorrelationBody(Body):
+    project_id: str = ""
+    run_id: str = ""
+    sprint_id: str = ""
+    snapshot_test_id: str = ""
+    purpose: str = ""
+
+
+class RecordingBody(Body):
+    mode: Literal["record", "replay"]
+    recording_key: str
+
+
+class AgentRunCreate(Body):
+    message: str
+    history: list[HistoryMessage] = Field(default_factory=list)
+    subagents: list[SubagentBody] = Field(
+        default_factory=list, description="Empty: one subagent per configured provider"
+    )
+    judge: JudgeBody | None = None
+    workspace_ref: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    correlation: CorrelationBody = Field(default_factory=CorrelationBody)
+    recording: RecordingBody | None = None
+
+
+class AgentRunFork(Body):
+    checkpoint_id: str = ""
+    checkpoint_label: str = Field(default="", description='e.g. "start", "candidate:openai", "decision"')
+    label: str = ""
+    reason: str = ""
+
+
+class ForkOrigin(BaseModel):
+    run_id: str
+    checkpoint_id: str
+    checkpoint_label: str
+    label: str
+    reason: str
+
+
+class AgentRunRead(BaseModel):
+    id: str
+    status: Literal["running", "completed", "failed"]
+    message: str
+    subagents: list[SubagentBody]
+    judge: JudgeBody | None
+    workspace_ref: str
+    metadata: dict[str, Any]
+    correlation: CorrelationBody
+    fork_of: ForkOrigin | None
+    failure_reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CandidateRead(BaseModel):
+    id: str
+    name: str
+    provider: str
+    model_name: str
+    output: str
+    metrics: dict[str, Any]
+    llm_call_id: str
+
+
+class DecisionRead(BaseModel):
+    candidate_id: str
+    candidate_name: str
+    provider: str
+    model_name: str
+    rationale: str
+    fallback: bool
+    fallback_reason: str
+
+
+class CheckpointRead(BaseModel):
+    id: str
+    label: str
+    sequence: int
+    state: dict[str, Any]
+    created_at: datetime
+
+
+class SubagentErrorRead(BaseModel):
+    name: str
+    provider: str
+    model_name: str
+    reason: str
+    message: str
+
+
+class AgentRunResult(BaseModel):
+    run: AgentRunRead
+    candidates: list[CandidateRead]
+    decision: DecisionRead | None
+    checkpoints: list[CheckpointRead]
+    errors: list[SubagentErrorRead]
+
+    @classmethod
+    def from_proto(cls, r: pb.AgentRunResult) -> AgentRunResult:
+        return cls(
+            run=run_from_proto(r.run),
+            candidates=[
+                CandidateRead(
+                    id=c.id,
+                    name=c.name,
+                    provider=c.provider,
+                    model_name=c.model_name,
+                    output=c.output,
+                    metrics=struct_to_dict(c.metrics),
+                    llm_call_id=c.llm_call_id,
+                )
+                for c in r.candidates
+            ],
+            decision=DecisionRead(
+                candidate_id=r.decision.candidate_id,
+                candidate_name=r.decision.candidate_name,
+                provider=r.decision.provider,
+                model_name=r.decision.model_name,
+                rationale=r.decision.rationale,
+                fallback=r.decision.fallback,
+                fallback_reason=r.decision.fallback_reason,
+            )
+            if r.HasField("decision")
+            else None,
+            checkpoints=[
+                CheckpointRead(
+                    id=c.id,
+                    label=c.label,
+                    sequence=c.sequence,
+                    state=struct_to_dict(c.state),
+                    created_at=to_datetime(c.create_time),
+                )
+                for c in r.checkpoints
+            ],
+            errors=[
+                SubagentErrorRead(
+                    name=e.name, provider=e.provider, model_name=e.model_name, reason=e.reason, message=e.message
+                )
+                for e in r.errors
+            ],
+        )
+
+
+def run_from_proto(run: pb.AgentRun) -> AgentRunRead:
+    c = run.correlation
+    return AgentRunRead(
+        id=run.id,
+        status=RUN_STATUS[run.status],
+        message=run.message,
+        subagents=[
+            SubagentBody(name=s.name, provider=s.provider, model_name=s.model_name, system_prompt=s.system_prompt)
+            for s in run.subagents
+        ],
+        judge=JudgeBody(
+            provider=run.judge.provider, model_name=run.judge.model_name, instructions=run.judge.instructions
+        )
+        if run.HasField("judge")
+        else None,
+        workspace_ref=run.workspace_ref,
+        metadata=struct_to_dict(run.metadata),
+        correlation=CorrelationBody(
+            project_id=c.project_id,
+            run_id=c.run_id,
+            sprint_id=c.sprint_id,
+            snapshot_test_id=c.snapshot_test_id,
+            purpose=c.purpose,
+        ),
+        fork_of=ForkOrigin(
+            run_id=run.fork_of.run_id,
+            checkpoint_id=run.fork_of.checkpoint_id,
+            checkpoint_label=run.fork_of.checkpoint_label,
+            label=run.fork_of.label,
+            reason=run.fork_of.reason,
+        )
+        if run.HasField("fork_of")
+        else None,
+        failure_reason=run.failure_reason,
+        created_at=to_datetime(run.create_time),
+        updated_at=to_datetime(run.update_time),
+    )
+
+
+class AgentRunList(BaseModel):
+    agent_runs: list[AgentRunRead]
+    next_page_token: str
+
+
+class UsageRead(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    usd: float = Field(description="Sum over priced calls; see unpriced_calls")
+    calls: int
+    unpriced_calls: int
+    failed_calls: int
+    replayed_calls: int
+
+    @classmethod
+    def from_proto(cls, u: pb.Usage) -> UsageRead:
+        return cls(
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            usd=round(u.usd, 8),
+            calls=u.calls,
+            unpriced_calls=u.unpriced_calls,
+            failed_calls=u.failed_calls,
+            replayed_calls=u.replayed_calls,
+        )
+
+
+class ModelUsageRead(BaseModel):
+    provider: str
+    model_name: str
+    priced: bool
+    usage: UsageRead
+
+
+class UsageReport(BaseModel):
+    total: UsageRead
+    by_model: list[ModelUsageRead]
+
+
+class LlmCallRead(BaseModel):
+    id: str
+    provider: str
+    model_name: str
+    response_model: str
+    status: str
+    input_tokens: int
+    output_tokens: int
+    usd: float | None
+    latency_ms: int
+    attempt: int
+    error: str
+    correlation: CorrelationBody
+    agent_run_id: str
+    created_at: datetime
+
+
+class LlmCallList(BaseModel):
+    llm_calls: list[LlmCallRead]
+    next_page_token: str

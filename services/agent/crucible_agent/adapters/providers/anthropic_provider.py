@@ -1,0 +1,137 @@
+"""Anthropic through the official ``anthropic`` SDK; structured output through a forced tool."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.domain.errors import (
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, ToolCall
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+class AnthropicProvider(LlmProvider):
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str | None, timeout: float) -> None:
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        system = "\n\n".join(m.content for m in request.messages if m.role is Role.SYSTEM)
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": _messages(request.messages),
+        }
+        if system:
+            kwargs["system"] = system
+        tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools]
+        answer_tool = request.schema_name or "answer"
+        if request.json_schema is not None:
+            # Anthropic's structured output: one tool whose input is the answer, and the model
+            # is made to call it.
+            tools.append(
+                {
+                    "name": answer_tool,
+                    "description": "Give the answer as this tool's input.",
+                    "input_schema": request.json_schema,
+                }
+            )
+            kwargs["tool_choice"] = {"type": "tool", "name": answer_tool}
+        if tools:
+            kwargs["tools"] = tools
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        try:
+            response = await self._client.messages.create(**kwargs)
+        except anthropic.APIError as exc:
+            raise _translate(exc) from exc
+
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        structured: str | None = None
+        for block in response.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                arguments = block.input if isinstance(block.input, dict) else {"_value": block.input}
+                if request.json_schema is not None and block.name == answer_tool:
+                    structured = json.dumps(arguments)
+                else:
+                    calls.append(ToolCall(block.id, block.name, arguments))
+        return ProviderResponse(
+            text=structured if structured is not None else "".join(texts),
+            tool_calls=tuple(calls),
+            finish_reason=response.stop_reason or "",
+            response_model=response.model or request.model,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """Chat messages as Anthropic content blocks; consecutive same-role turns are merged."""
+    result: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role is Role.SYSTEM:
+            continue
+        blocks: list[dict[str, Any]]
+        if message.role is Role.TOOL:
+            role = "user"
+            blocks = [{"type": "tool_result", "tool_use_id": message.tool_call_id, "content": message.content}]
+        else:
+            role = message.role.value
+            blocks = [{"type": "text", "text": message.content}] if message.content else []
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in message.tool_calls
+            ]
+        if not blocks:
+            continue
+        if result and result[-1]["role"] == role:
+            result[-1]["content"].extend(blocks)
+        else:
+            result.append({"role": role, "content": blocks})
+    return result
+
+
+def _translate(exc: anthropic.APIError) -> ProviderError:
+    name = AnthropicProvider.name
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderTimeout(name, "the request timed out")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderUnavailable(name, f"cannot connect: {exc}")
+    if isinstance(exc, anthropic.RateLimitError):
+        return ProviderRateLimited(name, exc.message, retry_after=_retry_after(exc))
+    if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+        return ProviderAuthFailed(name, exc.message)
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500:
+        # Includes 529 "overloaded".
+        return ProviderUnavailable(name, f"HTTP {exc.status_code}: {exc.message}", retry_after=_retry_after(exc))
+    if isinstance(exc, anthropic.APIStatusError):
+        return ProviderRejected(name, f"HTTP {exc.status_code}: {exc.message}")
+    return ProviderUnavailable(name, str(exc))
+
+
+def _retry_after(exc: anthropic.APIError) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,133 @@
+"""OpenAI (and any OpenAI-compatible server) through the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+
+from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.domain.errors import (
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, ToolCall
+
+
+class OpenAIProvider(LlmProvider):
+    name = "openai"
+
+    def __init__(self, *, api_key: str, base_url: str | None, timeout: float) -> None:
+        # Retries are ours (ProviderPool): one policy, visible in the call log, for both SDKs.
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        kwargs: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages]}
+        if request.json_schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                # Not strict: strict mode only accepts a subset of JSON schema; we validate anyway.
+                "json_schema": {
+                    "name": request.schema_name or "answer",
+                    "schema": request.json_schema,
+                    "strict": False,
+                },
+            }
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+        if request.max_tokens:
+            kwargs["max_completion_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        try:
+            response = await self._client.chat.completions.create(**kwargs)
+        except openai.APIError as exc:
+            raise _translate(exc) from exc
+        if not response.choices:
+            raise ProviderUnavailable(self.name, "the response had no choices")
+        choice = response.choices[0]
+        message = choice.message
+        tool_calls = tuple(
+            ToolCall(call.id, call.function.name, _arguments(call.function.arguments))
+            for call in (message.tool_calls or [])
+            if call.type == "function"
+        )
+        usage = response.usage
+        return ProviderResponse(
+            text=message.content or "",
+            tool_calls=tool_calls,
+            finish_reason=choice.finish_reason or "",
+            response_model=response.model or request.model,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role is Role.TOOL:
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    result: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if message.tool_calls:
+        result["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in message.tool_calls
+        ]
+    return result
+
+
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        # The model's malformed arguments reach the tool as-is, so the tool can report them.
+        return {"_unparsed_arguments": raw}
+    return parsed if isinstance(parsed, dict) else {"_value": parsed}
+
+
+def _translate(exc: openai.APIError) -> ProviderError:
+    name = OpenAIProvider.name
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout(name, "the request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderUnavailable(name, f"cannot connect: {exc}")
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderRateLimited(name, _detail(exc), retry_after=_retry_after(exc))
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ProviderAuthFailed(name, _detail(exc))
+    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
+        return ProviderUnavailable(name, f"HTTP {exc.status_code}: {_detail(exc)}", retry_after=_retry_after(exc))
+    if isinstance(exc, openai.APIStatusError):
+        return ProviderRejected(name, f"HTTP {exc.status_code}: {_detail(exc)}")
+    return ProviderUnavailable(name, str(exc))
+
+
+def _detail(exc: openai.APIError) -> str:
+    return exc.message or type(exc).__name__
+
+
+def _retry_after(exc: openai.APIError) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None

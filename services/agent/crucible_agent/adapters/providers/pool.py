@@ -1,0 +1,91 @@
+"""Every provider behind one door: a concurrency limit each, and retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.domain.errors import ProviderError, ProviderNotConfigured, UnknownProvider
+from crucible_agent.domain.model import PROVIDERS, LlmRequest, ProviderResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 8.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at a provider call: its answer or its error, and how long it took."""
+
+    number: int
+    latency_ms: int
+    response: ProviderResponse | None = None
+    error: ProviderError | None = None
+
+
+class ProviderPool:
+    def __init__(
+        self,
+        providers: Mapping[str, LlmProvider],
+        *,
+        concurrency: int,
+        max_retries: int,
+        retry_base_seconds: float,
+    ) -> None:
+        self._providers = dict(providers)
+        self._limits = {name: asyncio.Semaphore(concurrency) for name in providers}
+        self._max_retries = max_retries
+        self._retry_base = retry_base_seconds
+        self._random = random.Random()
+
+    def check(self, provider: str, field: str = "provider") -> None:
+        if provider not in PROVIDERS:
+            raise UnknownProvider(provider, field)
+        if provider not in self._providers:
+            raise ProviderNotConfigured(provider)
+
+    async def call(self, request: LlmRequest) -> list[Attempt]:
+        """Call until an answer or a final error; every attempt is returned, for the call log.
+
+        The last attempt holds the answer, or the error that ended the retries.
+        """
+        self.check(request.provider)
+        provider = self._providers[request.provider]
+        attempts: list[Attempt] = []
+        for number in range(1, self._max_retries + 2):
+            started = time.monotonic()
+            # The limit covers the HTTP call only: a call waiting out its backoff holds no slot.
+            async with self._limits[request.provider]:
+                try:
+                    response = await provider.complete(request)
+                except ProviderError as exc:
+                    attempts.append(Attempt(number, _ms(started), error=exc))
+                else:
+                    attempts.append(Attempt(number, _ms(started), response=response))
+                    return attempts
+            error = attempts[-1].error
+            assert error is not None
+            if not error.retryable or number > self._max_retries:
+                return attempts
+            delay = self._backoff(number, error.retry_after)
+            logger.info("%s: %s; retry %d in %.2fs", request.provider, error.reason, number, delay)
+            await asyncio.sleep(delay)
+        return attempts
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_BACKOFF_SECONDS)
+        base = min(self._retry_base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+        return float(base * (0.5 + self._random.random() / 2))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.close() for p in self._providers.values()))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

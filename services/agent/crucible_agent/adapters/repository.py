@@ -1,0 +1,495 @@
+"""Repositories of the agent context: Core ``select()``s in, domain objects out."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crucible_agent.adapters import tables as t
+from crucible_agent.domain.model import (
+    AgentRun,
+    AgentRunStatus,
+    Candidate,
+    ChatMessage,
+    Checkpoint,
+    Correlation,
+    Decision,
+    ForkOrigin,
+    JudgeConfig,
+    LlmCall,
+    LlmCallStatus,
+    ModelUsage,
+    ProviderResponse,
+    Recording,
+    RecordingMode,
+    Role,
+    SubagentConfig,
+    SubagentError,
+    ToolCall,
+    UsageReport,
+    UsageTotals,
+)
+
+
+class AbstractAgentRepository(abc.ABC):
+    @abc.abstractmethod
+    async def add_llm_calls(self, calls: list[LlmCall]) -> None: ...
+
+    @abc.abstractmethod
+    async def list_llm_calls(
+        self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
+    ) -> list[LlmCall]: ...
+
+    @abc.abstractmethod
+    async def usage(self, filter_: Correlation) -> UsageReport: ...
+
+    @abc.abstractmethod
+    async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None: ...
+
+    @abc.abstractmethod
+    async def save_recording(self, key: str, request_hash: str, provider: str, response: ProviderResponse) -> None: ...
+
+    @abc.abstractmethod
+    async def add_run(self, run: AgentRun, lease_owner: str, lease_until: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool: ...
+
+    @abc.abstractmethod
+    async def claim_stale_runs(self, owner: str, until: datetime, limit: int) -> list[AgentRun]:
+        """Take over running runs whose lease lapsed (their process died); skips locked rows."""
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str, *, for_update: bool = False) -> AgentRun | None: ...
+
+    @abc.abstractmethod
+    async def list_runs(
+        self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
+    ) -> list[AgentRun]: ...
+
+    @abc.abstractmethod
+    async def finish_run(self, run_id: str, status: AgentRunStatus, failure_reason: str, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def add_candidate(self, candidate: Candidate) -> None: ...
+
+    @abc.abstractmethod
+    async def add_subagent_error(self, error: SubagentError, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def set_decision(self, decision: Decision, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+    @abc.abstractmethod
+    async def next_checkpoint_sequence(self, run_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def candidates(self, run_id: str) -> list[Candidate]: ...
+
+    @abc.abstractmethod
+    async def subagent_errors(self, run_id: str) -> list[SubagentError]: ...
+
+    @abc.abstractmethod
+    async def decision(self, run_id: str) -> Decision | None: ...
+
+    @abc.abstractmethod
+    async def checkpoints(self, run_id: str, limit: int = 10_000, after_sequence: int = 0) -> list[Checkpoint]: ...
+
+
+class SqlAgentRepository(AbstractAgentRepository):
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    # ------------------------------------------------------------ model calls
+
+    async def add_llm_calls(self, calls: list[LlmCall]) -> None:
+        if not calls:
+            return
+        await self._conn.execute(
+            insert(t.llm_calls),
+            [
+                {
+                    "id": c.id,
+                    "provider": c.provider,
+                    "model": c.model,
+                    "response_model": c.response_model,
+                    **_correlation_values(c.correlation),
+                    "status": c.status.value,
+                    "input_tokens": c.input_tokens,
+                    "output_tokens": c.output_tokens,
+                    "usd": c.usd,
+                    "latency_ms": c.latency_ms,
+                    "request_hash": c.request_hash,
+                    "attempt": c.attempt,
+                    "error": c.error,
+                    "response": c.response,
+                    "request": c.request,
+                    "created_at": c.created_at,
+                }
+                for c in calls
+            ],
+        )
+
+    async def list_llm_calls(
+        self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
+    ) -> list[LlmCall]:
+        c = t.llm_calls.c
+        query = select(t.llm_calls).where(*_matches(t.llm_calls, filter_))
+        if after is not None:
+            at, id_ = after
+            query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < id_)))
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        return [_llm_call(row) for row in await self._conn.execute(query)]
+
+    async def usage(self, filter_: Correlation) -> UsageReport:
+        c = t.llm_calls.c
+        billed = c.status.in_([LlmCallStatus.SUCCEEDED.value, LlmCallStatus.INVALID_OUTPUT.value])
+        query = (
+            select(
+                c.provider,
+                c.model,
+                func.coalesce(func.sum(c.input_tokens), 0),
+                func.coalesce(func.sum(c.output_tokens), 0),
+                func.coalesce(func.sum(c.usd), 0),
+                func.count(),
+                func.count().filter(and_(billed, c.usd.is_(None))),
+                func.count().filter(c.status == LlmCallStatus.FAILED.value),
+                func.count().filter(c.status == LlmCallStatus.REPLAYED.value),
+            )
+            .where(*_matches(t.llm_calls, filter_))
+            .group_by(c.provider, c.model)
+            .order_by(c.provider, c.model)
+        )
+        by_model = []
+        for provider, model, tin, tout, usd, calls, unpriced, failed, replayed in await self._conn.execute(query):
+            totals = UsageTotals(int(tin), int(tout), float(usd), calls, unpriced, failed, replayed)
+            by_model.append(ModelUsage(provider, model, totals, priced=unpriced == 0))
+        total = UsageTotals(
+            sum(m.usage.input_tokens for m in by_model),
+            sum(m.usage.output_tokens for m in by_model),
+            sum(m.usage.usd for m in by_model),
+            sum(m.usage.calls for m in by_model),
+            sum(m.usage.unpriced_calls for m in by_model),
+            sum(m.usage.failed_calls for m in by_model),
+            sum(m.usage.replayed_calls for m in by_model),
+        )
+        return UsageReport(total, by_model)
+
+    async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None:
+        r = t.recordings.c
+        row = (
+            await self._conn.execute(select(t.recordings).where(r.recording_key == key, r.request_hash == request_hash))
+        ).first()
+        if row is None:
+            return None
+        return _provider_response(row.response, row.input_tokens, row.output_tokens)
+
+    async def save_recording(self, key: str, request_hash: str, provider: str, response: ProviderResponse) -> None:
+        statement = pg_insert(t.recordings).values(
+            recording_key=key,
+            request_hash=request_hash,
+            provider=provider,
+            model=response.response_model,
+            response=response_json(response),
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            created_at=func.now(),
+        )
+        # Recording the same request twice keeps the first answer: replays stay stable.
+        await self._conn.execute(statement.on_conflict_do_nothing())
+
+    # ------------------------------------------------------------ agent runs
+
+    async def add_run(self, run: AgentRun, lease_owner: str, lease_until: datetime) -> None:
+        await self._conn.execute(
+            insert(t.agent_runs).values(
+                id=run.id,
+                status=run.status.value,
+                message=run.message,
+                history=[message_json(m) for m in run.history],
+                subagents=[asdict(s) for s in run.subagents],
+                judge=asdict(run.judge) if run.judge else None,
+                workspace_ref=run.workspace_ref,
+                metadata=run.metadata,
+                **_correlation_values(run.correlation),
+                recording={"mode": run.recording.mode.value, "key": run.recording.key},
+                fork_of=asdict(run.fork_of) if run.fork_of else None,
+                failure_reason=run.failure_reason,
+                lease_owner=lease_owner,
+                lease_expires_at=lease_until,
+                created_at=run.created_at,
+                updated_at=run.updated_at,
+            )
+        )
+
+    async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool:
+        c = t.agent_runs.c
+        result = await self._conn.execute(
+            update(t.agent_runs)
+            .where(c.id == run_id, c.lease_owner == owner, c.status == AgentRunStatus.RUNNING.value)
+            .values(lease_expires_at=until)
+        )
+        return bool(result.rowcount)
+
+    async def claim_stale_runs(self, owner: str, until: datetime, limit: int) -> list[AgentRun]:
+        c = t.agent_runs.c
+        stale = (
+            select(c.id)
+            .where(
+                c.status == AgentRunStatus.RUNNING.value,
+                or_(c.lease_expires_at.is_(None), c.lease_expires_at < func.now()),
+            )
+            .order_by(c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = await self._conn.execute(
+            update(t.agent_runs)
+            .where(c.id.in_(stale.scalar_subquery()))
+            .values(lease_owner=owner, lease_expires_at=until)
+            .returning(t.agent_runs)
+        )
+        return [_run(row) for row in rows]
+
+    async def get_run(self, run_id: str, *, for_update: bool = False) -> AgentRun | None:
+        query = select(t.agent_runs).where(t.agent_runs.c.id == run_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _run(row) if row else None
+
+    async def list_runs(self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None) -> list[AgentRun]:
+        c = t.agent_runs.c
+        query = select(t.agent_runs).where(*_matches(t.agent_runs, filter_))
+        if after is not None:
+            at, id_ = after
+            query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < id_)))
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        return [_run(row) for row in await self._conn.execute(query)]
+
+    async def finish_run(self, run_id: str, status: AgentRunStatus, failure_reason: str, at: datetime) -> None:
+        await self._conn.execute(
+            update(t.agent_runs)
+            .where(t.agent_runs.c.id == run_id)
+            .values(status=status.value, failure_reason=failure_reason, updated_at=at, lease_expires_at=None)
+        )
+
+    async def add_candidate(self, candidate: Candidate) -> None:
+        await self._conn.execute(
+            insert(t.agent_candidates).values(
+                id=candidate.id,
+                agent_run_id=candidate.agent_run_id,
+                name=candidate.name,
+                provider=candidate.provider,
+                model=candidate.model,
+                output=candidate.output,
+                metrics=candidate.metrics,
+                llm_call_id=candidate.llm_call_id,
+                created_at=candidate.created_at,
+            )
+        )
+
+    async def add_subagent_error(self, error: SubagentError, at: datetime) -> None:
+        await self._conn.execute(
+            insert(t.agent_subagent_errors).values(
+                id=func.gen_random_uuid(),
+                agent_run_id=error.agent_run_id,
+                name=error.name,
+                provider=error.provider,
+                model=error.model,
+                reason=error.reason,
+                message=error.message,
+                created_at=at,
+            )
+        )
+
+    async def set_decision(self, decision: Decision, at: datetime) -> None:
+        await self._conn.execute(
+            insert(t.agent_decisions).values(
+                agent_run_id=decision.agent_run_id,
+                candidate_id=decision.candidate_id,
+                candidate_name=decision.candidate_name,
+                provider=decision.provider,
+                model=decision.model,
+                rationale=decision.rationale,
+                fallback=decision.fallback,
+                fallback_reason=decision.fallback_reason,
+                created_at=at,
+            )
+        )
+
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._conn.execute(
+            insert(t.agent_checkpoints).values(
+                id=checkpoint.id,
+                agent_run_id=checkpoint.agent_run_id,
+                sequence=checkpoint.sequence,
+                label=checkpoint.label,
+                state=checkpoint.state,
+                created_at=checkpoint.created_at,
+            )
+        )
+
+    async def next_checkpoint_sequence(self, run_id: str) -> int:
+        # Callers hold the run row's lock (get_run(for_update=True)), so this cannot race.
+        c = t.agent_checkpoints.c
+        current = await self._conn.scalar(select(func.max(c.sequence)).where(c.agent_run_id == run_id))
+        return int(current or 0) + 1
+
+    async def candidates(self, run_id: str) -> list[Candidate]:
+        c = t.agent_candidates.c
+        rows = await self._conn.execute(
+            select(t.agent_candidates).where(c.agent_run_id == run_id).order_by(c.created_at, c.name)
+        )
+        return [
+            Candidate(
+                str(r.id),
+                str(r.agent_run_id),
+                r.name,
+                r.provider,
+                r.model,
+                r.output,
+                r.metrics,
+                r.llm_call_id,
+                r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def subagent_errors(self, run_id: str) -> list[SubagentError]:
+        c = t.agent_subagent_errors.c
+        rows = await self._conn.execute(
+            select(t.agent_subagent_errors).where(c.agent_run_id == run_id).order_by(c.created_at, c.name)
+        )
+        return [SubagentError(str(r.agent_run_id), r.name, r.provider, r.model, r.reason, r.message) for r in rows]
+
+    async def decision(self, run_id: str) -> Decision | None:
+        row = (
+            await self._conn.execute(select(t.agent_decisions).where(t.agent_decisions.c.agent_run_id == run_id))
+        ).first()
+        if row is None:
+            return None
+        return Decision(
+            str(row.agent_run_id),
+            row.candidate_id,
+            row.candidate_name,
+            row.provider,
+            row.model,
+            row.rationale,
+            row.fallback,
+            row.fallback_reason,
+        )
+
+    async def checkpoints(self, run_id: str, limit: int = 10_000, after_sequence: int = 0) -> list[Checkpoint]:
+        c = t.agent_checkpoints.c
+        rows = await self._conn.execute(
+            select(t.agent_checkpoints)
+            .where(c.agent_run_id == run_id, c.sequence > after_sequence)
+            .order_by(c.sequence)
+            .limit(limit)
+        )
+        return [Checkpoint(str(r.id), str(r.agent_run_id), r.sequence, r.label, r.state, r.created_at) for r in rows]
+
+
+# ---------------------------------------------------------------- row ⇄ domain
+
+
+def message_json(m: ChatMessage) -> dict[str, Any]:
+    return {
+        "role": m.role.value,
+        "content": m.content,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+    }
+
+
+def message_from_json(data: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(
+        Role(data["role"]),
+        data.get("content", ""),
+        tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", [])),
+        data.get("tool_call_id", ""),
+    )
+
+
+def response_json(response: ProviderResponse) -> dict[str, Any]:
+    return {
+        "text": response.text,
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls],
+        "finish_reason": response.finish_reason,
+        "response_model": response.response_model,
+    }
+
+
+def _provider_response(data: dict[str, Any], input_tokens: int, output_tokens: int) -> ProviderResponse:
+    return ProviderResponse(
+        text=data["text"],
+        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data["tool_calls"]),
+        finish_reason=data["finish_reason"],
+        response_model=data["response_model"],
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
+
+
+def _correlation_values(c: Correlation) -> dict[str, str]:
+    return {name: getattr(c, name) for name in t.CORRELATION_COLUMNS}
+
+
+def _matches(table: Any, filter_: Correlation) -> list[ColumnElement[bool]]:
+    return [table.c[name] == value for name, value in _correlation_values(filter_).items() if value]
+
+
+def _correlation(row: Row[Any]) -> Correlation:
+    return Correlation(**{name: getattr(row, name) for name in t.CORRELATION_COLUMNS})
+
+
+def _llm_call(row: Row[Any]) -> LlmCall:
+    return LlmCall(
+        id=str(row.id),
+        provider=row.provider,
+        model=row.model,
+        response_model=row.response_model,
+        correlation=_correlation(row),
+        status=LlmCallStatus(row.status),
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        usd=float(row.usd) if row.usd is not None else None,
+        latency_ms=row.latency_ms,
+        request_hash=row.request_hash,
+        attempt=row.attempt,
+        error=row.error,
+        response=row.response,
+        request=row.request,
+        created_at=row.created_at,
+    )
+
+
+def _run(row: Row[Any]) -> AgentRun:
+    return AgentRun(
+        id=str(row.id),
+        status=AgentRunStatus(row.status),
+        message=row.message,
+        history=tuple(message_from_json(m) for m in row.history),
+        subagents=tuple(SubagentConfig(**s) for s in row.subagents),
+        judge=JudgeConfig(**row.judge) if row.judge else None,
+        workspace_ref=row.workspace_ref,
+        metadata=row.metadata,
+        correlation=_correlation(row),
+        recording=Recording(RecordingMode(row.recording["mode"]), row.recording["key"]),
+        fork_of=ForkOrigin(**row.fork_of) if row.fork_of else None,
+        failure_reason=row.failure_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+__all__ = ["AbstractAgentRepository", "SqlAgentRepository"]

@@ -1,0 +1,162 @@
+"""The ``agent`` schema (migrations in ``migrations/``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA = "agent"
+
+metadata = MetaData(schema=SCHEMA)
+
+CORRELATION_COLUMNS = ("project_id", "run_id", "sprint_id", "snapshot_test_id", "purpose", "agent_run_id")
+
+
+def _correlation() -> list[Column[str]]:
+    return [Column(name, String(100), nullable=False) for name in CORRELATION_COLUMNS]
+
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("response_model", String(200), nullable=False),
+    *_correlation(),
+    Column("status", String(16), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    # NULL when the model is unpriced: unknown, not free.
+    Column("usd", Numeric(18, 8), nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("response", JSONB, nullable=True),
+    Column("request", JSONB, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('succeeded', 'failed', 'invalid_output', 'replayed')", name="ck_llm_calls_status"),
+    Index("ix_llm_calls_created_at_id", "created_at", "id"),
+    *(
+        Index(f"ix_llm_calls_{name}", name, postgresql_where=f"{name} <> ''")
+        for name in CORRELATION_COLUMNS
+        if name != "purpose"
+    ),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("recording_key", String(200), primary_key=True),
+    Column("request_hash", String(64), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("response", JSONB, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+agent_runs = Table(
+    "agent_runs",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("history", JSONB, nullable=False),
+    Column("subagents", JSONB, nullable=False),
+    Column("judge", JSONB, nullable=True),
+    Column("workspace_ref", String(500), nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    *_correlation(),
+    Column("recording", JSONB, nullable=False),
+    Column("fork_of", JSONB, nullable=True),
+    Column("failure_reason", Text, nullable=False),
+    # Who is executing a running run, until when: a run whose lease lapsed (its process died)
+    # is claimed and continued by another process, or by the same one after a restart.
+    Column("lease_owner", String(100), nullable=False),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('running', 'completed', 'failed')", name="ck_agent_runs_status"),
+    Index("ix_agent_runs_created_at_id", "created_at", "id"),
+    Index("ix_agent_runs_running_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
+)
+
+
+def _run_fk() -> Column[str]:
+    return Column("agent_run_id", Uuid(as_uuid=False), ForeignKey("agent_runs.id", ondelete="CASCADE"), nullable=False)
+
+
+agent_candidates = Table(
+    "agent_candidates",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    _run_fk(),
+    Column("name", String(100), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("output", Text, nullable=False),
+    Column("metrics", JSONB, nullable=False),
+    Column("llm_call_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("agent_run_id", "name", name="uq_agent_candidates_run_name"),
+)
+
+agent_subagent_errors = Table(
+    "agent_subagent_errors",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    _run_fk(),
+    Column("name", String(100), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("agent_run_id", "name", name="uq_agent_subagent_errors_run_name"),
+)
+
+agent_decisions = Table(
+    "agent_decisions",
+    metadata,
+    Column("agent_run_id", Uuid(as_uuid=False), ForeignKey("agent_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("candidate_id", String(36), nullable=False),
+    Column("candidate_name", String(100), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("fallback", Boolean, nullable=False),
+    Column("fallback_reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+agent_checkpoints = Table(
+    "agent_checkpoints",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    _run_fk(),
+    Column("sequence", Integer, nullable=False),
+    Column("label", String(120), nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("agent_run_id", "sequence", name="uq_agent_checkpoints_run_sequence"),
+    UniqueConstraint("agent_run_id", "label", name="uq_agent_checkpoints_run_label"),
+)

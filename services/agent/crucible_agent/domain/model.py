@@ -1,0 +1,288 @@
+"""The agent context's domain: model calls, their cost, agent runs, candidates, decisions."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+PROVIDERS = ("openai", "anthropic")
+
+
+class Role(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: JsonObject
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: JsonObject
+
+
+@dataclass(frozen=True)
+class Correlation:
+    project_id: str = ""
+    run_id: str = ""
+    sprint_id: str = ""
+    snapshot_test_id: str = ""
+    purpose: str = ""
+    agent_run_id: str = ""
+
+    def with_purpose(self, purpose: str, agent_run_id: str = "") -> Correlation:
+        return Correlation(
+            self.project_id,
+            self.run_id,
+            self.sprint_id,
+            self.snapshot_test_id,
+            purpose,
+            agent_run_id or self.agent_run_id,
+        )
+
+
+class RecordingMode(enum.StrEnum):
+    OFF = "off"
+    RECORD = "record"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True)
+class Recording:
+    mode: RecordingMode = RecordingMode.OFF
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class LlmRequest:
+    """One model call as a caller asks for it."""
+
+    provider: str
+    model: str
+    messages: tuple[ChatMessage, ...]
+    json_schema: JsonObject | None = None
+    schema_name: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    max_tokens: int = 0
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class ProviderResponse:
+    """What a provider answered, normalised across SDKs."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+
+
+class LlmCallStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INVALID_OUTPUT = "invalid_output"
+    REPLAYED = "replayed"
+
+
+@dataclass(frozen=True)
+class LlmCall:
+    """One attempt at a model call, as stored (the row behind usage and cost)."""
+
+    id: str
+    provider: str
+    model: str
+    response_model: str
+    correlation: Correlation
+    status: LlmCallStatus
+    input_tokens: int
+    output_tokens: int
+    usd: float | None
+    latency_ms: int
+    request_hash: str
+    attempt: int
+    error: str
+    response: JsonObject | None
+    request: JsonObject | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LlmResult:
+    """A successful model call: the answer and every attempt it took."""
+
+    text: str
+    structured: JsonObject | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str
+    response_model: str
+    calls: tuple[LlmCall, ...]
+
+    @property
+    def final_call(self) -> LlmCall:
+        return self.calls[-1]
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(c.input_tokens for c in self.calls)
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.calls)
+
+    @property
+    def usd(self) -> float | None:
+        """None when any attempt was unpriced: a partial sum would understate the cost."""
+        costs = [c.usd for c in self.calls]
+        return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    usd: float = 0.0
+    calls: int = 0
+    unpriced_calls: int = 0
+    failed_calls: int = 0
+    replayed_calls: int = 0
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    provider: str
+    model: str
+    usage: UsageTotals
+    priced: bool
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    total: UsageTotals
+    by_model: list[ModelUsage]
+
+
+# ---------------------------------------------------------------- agent runs
+
+
+class AgentRunStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class SubagentConfig:
+    name: str
+    provider: str
+    model: str
+    system_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    provider: str
+    model: str
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
+class ForkOrigin:
+    run_id: str
+    checkpoint_id: str
+    checkpoint_label: str
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    id: str
+    status: AgentRunStatus
+    message: str
+    history: tuple[ChatMessage, ...]
+    subagents: tuple[SubagentConfig, ...]
+    judge: JudgeConfig | None
+    workspace_ref: str
+    metadata: JsonObject
+    correlation: Correlation
+    recording: Recording
+    fork_of: ForkOrigin | None
+    failure_reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    agent_run_id: str
+    name: str
+    provider: str
+    model: str
+    output: str
+    metrics: JsonObject
+    llm_call_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SubagentError:
+    agent_run_id: str
+    name: str
+    provider: str
+    model: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    agent_run_id: str
+    candidate_id: str
+    candidate_name: str
+    provider: str
+    model: str
+    rationale: str
+    fallback: bool
+    fallback_reason: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    agent_run_id: str
+    sequence: int
+    label: str
+    state: JsonObject
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentRunResult:
+    run: AgentRun
+    candidates: list[Candidate]
+    decision: Decision | None
+    checkpoints: list[Checkpoint]
+    errors: list[SubagentError] = field(default_factory=list)

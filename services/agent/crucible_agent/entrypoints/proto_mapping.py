@@ -1,0 +1,254 @@
+"""Proto ⇄ domain conversions for the agent service (translation only)."""
+
+from __future__ import annotations
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible_agent.domain.model import (
+    AgentRun,
+    AgentRunResult,
+    AgentRunStatus,
+    Candidate,
+    ChatMessage,
+    Checkpoint,
+    Correlation,
+    Decision,
+    JudgeConfig,
+    LlmCall,
+    LlmCallStatus,
+    LlmResult,
+    Recording,
+    RecordingMode,
+    Role,
+    SubagentConfig,
+    SubagentError,
+    ToolCall,
+    ToolSpec,
+    UsageReport,
+    UsageTotals,
+)
+from crucible_common.protobuf import enum_from_proto, struct, struct_to_dict, timestamp
+
+ROLES = {
+    pb.ROLE_SYSTEM: Role.SYSTEM,
+    pb.ROLE_USER: Role.USER,
+    pb.ROLE_ASSISTANT: Role.ASSISTANT,
+    pb.ROLE_TOOL: Role.TOOL,
+}
+ROLES_PB = {v: k for k, v in ROLES.items()}
+RECORDING_MODES = {pb.RECORDING_MODE_RECORD: RecordingMode.RECORD, pb.RECORDING_MODE_REPLAY: RecordingMode.REPLAY}
+RUN_STATUS_PB = {
+    AgentRunStatus.RUNNING: pb.AGENT_RUN_STATUS_RUNNING,
+    AgentRunStatus.COMPLETED: pb.AGENT_RUN_STATUS_COMPLETED,
+    AgentRunStatus.FAILED: pb.AGENT_RUN_STATUS_FAILED,
+}
+CALL_STATUS_PB = {
+    LlmCallStatus.SUCCEEDED: pb.LLM_CALL_STATUS_SUCCEEDED,
+    LlmCallStatus.FAILED: pb.LLM_CALL_STATUS_FAILED,
+    LlmCallStatus.INVALID_OUTPUT: pb.LLM_CALL_STATUS_INVALID_OUTPUT,
+    LlmCallStatus.REPLAYED: pb.LLM_CALL_STATUS_REPLAYED,
+}
+
+
+# ---------------------------------------------------------------- in
+
+
+def correlation(c: pb.Correlation) -> Correlation:
+    return Correlation(c.project_id, c.run_id, c.sprint_id, c.snapshot_test_id, c.purpose, c.agent_run_id)
+
+
+def recording(r: pb.Recording) -> Recording:
+    mode = enum_from_proto(r.mode, RECORDING_MODES, "recording.mode") or RecordingMode.OFF
+    return Recording(mode, r.recording_key)
+
+
+def messages(items: list[pb.Message], field: str = "messages") -> tuple[ChatMessage, ...]:
+    result = []
+    for i, m in enumerate(items):
+        role = enum_from_proto(m.role, ROLES, f"{field}[{i}].role") or Role.USER
+        calls = tuple(ToolCall(c.id, c.name, struct_to_dict(c.arguments)) for c in m.tool_calls)
+        result.append(ChatMessage(role, m.content, calls, m.tool_call_id))
+    return tuple(result)
+
+
+def tools(items: list[pb.Tool]) -> tuple[ToolSpec, ...]:
+    return tuple(ToolSpec(t.name, t.description, struct_to_dict(t.parameters)) for t in items)
+
+
+def subagents(items: list[pb.SubagentConfig]) -> tuple[SubagentConfig, ...]:
+    return tuple(SubagentConfig(s.name, s.provider, s.model_name, s.system_prompt) for s in items)
+
+
+def judge(j: pb.JudgeConfig, present: bool) -> JudgeConfig | None:
+    return JudgeConfig(j.provider, j.model_name, j.instructions) if present else None
+
+
+# ---------------------------------------------------------------- out
+
+
+def correlation_pb(c: Correlation) -> pb.Correlation:
+    return pb.Correlation(
+        project_id=c.project_id,
+        run_id=c.run_id,
+        sprint_id=c.sprint_id,
+        snapshot_test_id=c.snapshot_test_id,
+        purpose=c.purpose,
+        agent_run_id=c.agent_run_id,
+    )
+
+
+def message_pb(m: ChatMessage) -> pb.Message:
+    return pb.Message(
+        role=ROLES_PB[m.role],
+        content=m.content,
+        tool_calls=[tool_call_pb(c) for c in m.tool_calls],
+        tool_call_id=m.tool_call_id,
+    )
+
+
+def tool_call_pb(c: ToolCall) -> pb.ToolCall:
+    return pb.ToolCall(id=c.id, name=c.name, arguments=struct(c.arguments))
+
+
+def usage_pb(u: UsageTotals) -> pb.Usage:
+    return pb.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        usd=u.usd,
+        calls=u.calls,
+        unpriced_calls=u.unpriced_calls,
+        failed_calls=u.failed_calls,
+        replayed_calls=u.replayed_calls,
+    )
+
+
+def complete_response(r: LlmResult) -> pb.CompleteResponse:
+    usd = r.usd
+    final = r.final_call
+    return pb.CompleteResponse(
+        content=r.text,
+        structured=struct(r.structured) if r.structured is not None else None,
+        tool_calls=[tool_call_pb(c) for c in r.tool_calls],
+        finish_reason=r.finish_reason,
+        response_model=r.response_model,
+        usage=pb.Usage(
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            usd=usd or 0.0,
+            calls=len(r.calls),
+            unpriced_calls=sum(1 for c in r.calls if c.usd is None),
+            replayed_calls=sum(1 for c in r.calls if c.status is LlmCallStatus.REPLAYED),
+        ),
+        llm_call_id=final.id,
+        latency_ms=sum(c.latency_ms for c in r.calls),
+    )
+
+
+def agent_run_pb(run: AgentRun) -> pb.AgentRun:
+    message = pb.AgentRun(
+        id=run.id,
+        status=RUN_STATUS_PB[run.status],
+        message=run.message,
+        history=[message_pb(m) for m in run.history],
+        subagents=[
+            pb.SubagentConfig(name=s.name, provider=s.provider, model_name=s.model, system_prompt=s.system_prompt)
+            for s in run.subagents
+        ],
+        workspace_ref=run.workspace_ref,
+        metadata=struct(run.metadata),
+        correlation=correlation_pb(run.correlation),
+        failure_reason=run.failure_reason,
+        create_time=timestamp(run.created_at),
+        update_time=timestamp(run.updated_at),
+    )
+    if run.judge is not None:
+        message.judge.CopyFrom(
+            pb.JudgeConfig(provider=run.judge.provider, model_name=run.judge.model, instructions=run.judge.instructions)
+        )
+    if run.fork_of is not None:
+        f = run.fork_of
+        message.fork_of.CopyFrom(
+            pb.ForkOrigin(
+                run_id=f.run_id,
+                checkpoint_id=f.checkpoint_id,
+                checkpoint_label=f.checkpoint_label,
+                label=f.label,
+                reason=f.reason,
+            )
+        )
+    return message
+
+
+def candidate_pb(c: Candidate) -> pb.Candidate:
+    return pb.Candidate(
+        id=c.id,
+        name=c.name,
+        provider=c.provider,
+        model_name=c.model,
+        output=c.output,
+        metrics=struct(c.metrics),
+        llm_call_id=c.llm_call_id,
+    )
+
+
+def decision_pb(d: Decision) -> pb.Decision:
+    return pb.Decision(
+        candidate_id=d.candidate_id,
+        candidate_name=d.candidate_name,
+        provider=d.provider,
+        model_name=d.model,
+        rationale=d.rationale,
+        fallback=d.fallback,
+        fallback_reason=d.fallback_reason,
+    )
+
+
+def checkpoint_pb(c: Checkpoint) -> pb.Checkpoint:
+    return pb.Checkpoint(
+        id=c.id, sequence=c.sequence, label=c.label, state=struct(c.state), create_time=timestamp(c.created_at)
+    )
+
+
+def error_pb(e: SubagentError) -> pb.SubagentError:
+    return pb.SubagentError(name=e.name, provider=e.provider, model_name=e.model, reason=e.reason, message=e.message)
+
+
+def result_pb(r: AgentRunResult) -> pb.AgentRunResult:
+    result = pb.AgentRunResult(
+        run=agent_run_pb(r.run),
+        candidates=[candidate_pb(c) for c in r.candidates],
+        checkpoints=[checkpoint_pb(c) for c in r.checkpoints],
+        errors=[error_pb(e) for e in r.errors],
+    )
+    if r.decision is not None:
+        result.decision.CopyFrom(decision_pb(r.decision))
+    return result
+
+
+def usage_report_pb(report: UsageReport) -> pb.GetUsageResponse:
+    return pb.GetUsageResponse(
+        total=usage_pb(report.total),
+        by_model=[
+            pb.ModelUsage(provider=m.provider, model_name=m.model, usage=usage_pb(m.usage), priced=m.priced)
+            for m in report.by_model
+        ],
+    )
+
+
+def llm_call_pb(c: LlmCall) -> pb.LlmCall:
+    return pb.LlmCall(
+        id=c.id,
+        provider=c.provider,
+        model_name=c.model,
+        response_model=c.response_model,
+        correlation=correlation_pb(c.correlation),
+        status=CALL_STATUS_PB[c.status],
+        input_tokens=c.input_tokens,
+        output_tokens=c.output_tokens,
+        usd=c.usd or 0.0,
+        has_usd=c.usd is not None,
+        latency_ms=c.latency_ms,
+        request_hash=c.request_hash,
+        error=c.error,
+        attempt=c.attempt,
+        create_time=timestamp(c.created_at),
+    )

@@ -1,0 +1,84 @@
+"""The agent context's use cases, one evolvable input dataclass each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crucible_agent.domain.model import (
+    ChatMessage,
+    Correlation,
+    JsonObject,
+    JudgeConfig,
+    Recording,
+    SubagentConfig,
+    ToolSpec,
+)
+
+
+@dataclass(frozen=True)
+class Complete:
+    provider: str
+    model: str
+    messages: tuple[ChatMessage, ...]
+    json_schema: JsonObject | None = None
+    schema_name: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    correlation: Correlation = field(default_factory=Correlation)
+    max_tokens: int = 0
+    temperature: float | None = None
+    recording: Recording = field(default_factory=Recording)
+
+
+@dataclass(frozen=True)
+class ExecuteAgentRun:
+    message: str
+    # Empty: one subagent per configured provider, with its default model.
+    subagents: tuple[SubagentConfig, ...] = ()
+    # None: the first configured provider's default model judges.
+    judge: JudgeConfig | None = None
+    history: tuple[ChatMessage, ...] = ()
+    workspace_ref: str = ""
+    metadata: JsonObject = field(default_factory=dict)
+    correlation: Correlation = field(default_factory=Correlation)
+    recording: Recording = field(default_factory=Recording)
+
+
+@dataclass(frozen=True)
+class ForkAgentRun:
+    agent_run_id: str
+    checkpoint_id: str = ""
+    checkpoint_label: str = ""
+    label: str = ""
+    reason: str = ""
+    recording: Recording | None = None
+
+
+@dataclass(frozen=True)
+class GetAgentRun:
+    agent_run_id: str
+
+
+@dataclass(frozen=True)
+class ListAgentRuns:
+    filter: Correlation = field(default_factory=Correlation)
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ListCheckpoints:
+    agent_run_id: str
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class GetUsage:
+    filter: Correlation = field(default_factory=Correlation)
+
+
+@dataclass(frozen=True)
+class ListLlmCalls:
+    filter: Correlation = field(default_factory=Correlation)
+    page_size: int = 0
+    page_token: str = ""

@@ -1,0 +1,98 @@
+"""The agent context's request/response use cases (agent runs live in ``agent_runs``)."""
+
+from __future__ import annotations
+
+from crucible_agent.domain.errors import AgentRunNotFound
+from crucible_agent.domain.model import AgentRun, Checkpoint, LlmCall, LlmRequest, LlmResult, Role, UsageReport
+from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer.llm import LlmService, UowFactory, check_schema
+from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.ids import parse_id
+from crucible_common.pagination import Cursor, next_page_token, page_request
+
+MAX_MESSAGES = 1_000
+MAX_PROMPT_CHARS = 2_000_000
+
+
+async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResult:
+    """One model call; its attempts are stored whether it succeeds or not."""
+    problems: list[FieldViolation] = []
+    if not cmd.model.strip():
+        problems.append(FieldViolation("model.model_name", "must not be empty"))
+    if not cmd.messages:
+        problems.append(FieldViolation("messages", "at least one message"))
+    if len(cmd.messages) > MAX_MESSAGES:
+        problems.append(FieldViolation("messages", f"at most {MAX_MESSAGES} messages"))
+    if sum(len(m.content) for m in cmd.messages) > MAX_PROMPT_CHARS:
+        problems.append(FieldViolation("messages", f"at most {MAX_PROMPT_CHARS} characters in all"))
+    for i, m in enumerate(cmd.messages):
+        if m.role is Role.TOOL and not m.tool_call_id:
+            problems.append(FieldViolation(f"messages[{i}].tool_call_id", "required on tool messages"))
+    if cmd.json_schema is not None:
+        problem = check_schema(cmd.json_schema)
+        if problem:
+            problems.append(FieldViolation("json_schema", problem))
+    if cmd.recording.mode.value != "off" and not cmd.recording.key.strip():
+        problems.append(FieldViolation("recording.recording_key", "required with a recording mode"))
+    if problems:
+        raise InvalidArgument(
+            "invalid completion request: " + "; ".join(f"{p.field}: {p.description}" for p in problems[:5]),
+            violations=problems,
+            reason="VALIDATION_FAILED",
+        )
+    llm.check_provider(cmd.provider, "model.provider")
+    request = LlmRequest(
+        cmd.provider,
+        cmd.model,
+        cmd.messages,
+        cmd.json_schema,
+        cmd.schema_name,
+        cmd.tools,
+        cmd.max_tokens,
+        cmd.temperature,
+    )
+    outcome = await llm.complete(request, cmd.correlation, cmd.recording)
+    async with uow(single_statement=outcome.single_statement) as unit:
+        await outcome.store(unit)
+        await unit.commit()
+    return outcome.unwrap()
+
+
+async def list_agent_runs(cmd: c.ListAgentRuns, uow: UowFactory) -> tuple[list[AgentRun], str]:
+    page = page_request(cmd.page_size, cmd.page_token, scope="agent_runs")
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.list_runs(
+            cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
+        )
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
+    return items, next_page_token(cursor, scope="agent_runs")
+
+
+async def list_checkpoints(cmd: c.ListCheckpoints, uow: UowFactory) -> tuple[list[Checkpoint], str]:
+    run_id = parse_id(cmd.agent_run_id, "agent_run_id")
+    scope = f"checkpoints:{run_id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    async with uow(read_only=True) as unit:
+        if await unit.repo.get_run(run_id) is None:
+            raise AgentRunNotFound(run_id)
+        rows = await unit.repo.checkpoints(run_id, page.size + 1, int(page.after.key) if page.after else 0)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor(str(items[-1].sequence), items[-1].id) if more else None
+    return items, next_page_token(cursor, scope=scope)
+
+
+async def get_usage(cmd: c.GetUsage, uow: UowFactory) -> UsageReport:
+    async with uow(read_only=True) as unit:
+        return await unit.repo.usage(cmd.filter)
+
+
+async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[LlmCall], str]:
+    page = page_request(cmd.page_size, cmd.page_token, scope="llm_calls")
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.list_llm_calls(
+            cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
+        )
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
+    return items, next_page_token(cursor, scope="llm_calls")

@@ -1,0 +1,390 @@
+"""Model calls: validation of structured answers, recording and replay, cost, telemetry.
+
+``LlmService.complete`` never writes to the database itself: it returns an ``LlmOutcome`` with
+every attempt as an ``LlmCall``, so the caller stores the calls in the same transaction as
+what it makes of the answer (a candidate, a decision, a response).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.adapters.repository import message_json, response_json
+from crucible_agent.domain.errors import ReplayMiss, StructuredOutputInvalid
+from crucible_agent.domain.model import (
+    ChatMessage,
+    Correlation,
+    JsonObject,
+    LlmCall,
+    LlmCallStatus,
+    LlmRequest,
+    LlmResult,
+    ProviderResponse,
+    Recording,
+    RecordingMode,
+    Role,
+)
+from crucible_agent.domain.pricing import PriceTable
+from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
+from crucible_common.errors import CrucibleError
+
+tracer = trace.get_tracer("crucible.agent")
+
+
+class UowFactory(Protocol):
+    def __call__(self, *, read_only: bool = False, single_statement: bool = False) -> AbstractUnitOfWork: ...
+
+
+@dataclass(frozen=True)
+class PendingRecording:
+    key: str
+    request_hash: str
+    provider: str
+    response: ProviderResponse
+
+
+@dataclass(frozen=True)
+class LlmOutcome:
+    """The answer (or the error that ended the call) and every attempt to store with it."""
+
+    result: LlmResult | None
+    error: CrucibleError | None
+    calls: tuple[LlmCall, ...]
+    recording: PendingRecording | None = None
+    duration_ms: int = 0
+
+    def unwrap(self) -> LlmResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    @property
+    def single_statement(self) -> bool:
+        """True when storing it is one INSERT, atomic without a transaction of its own."""
+        return self.recording is None
+
+    async def store(self, uow: AbstractUnitOfWork) -> None:
+        """Write the calls (and a new recording) inside the caller's open unit of work."""
+        await uow.repo.add_llm_calls(list(self.calls))
+        if self.recording is not None:
+            r = self.recording
+            await uow.repo.save_recording(r.key, r.request_hash, r.provider, r.response)
+
+
+class LlmService:
+    def __init__(
+        self,
+        pool: ProviderPool,
+        prices: PriceTable,
+        uow_factory: UowFactory,
+        *,
+        structured_retries: int,
+        capture_prompts: bool,
+    ) -> None:
+        self._pool = pool
+        self._prices = prices
+        self._uow = uow_factory
+        self._structured_retries = structured_retries
+        self._capture = capture_prompts
+
+    def check_provider(self, provider: str, field: str = "provider") -> None:
+        self._pool.check(provider, field)
+
+    async def complete(
+        self, request: LlmRequest, correlation: Correlation, recording: Recording | None = None
+    ) -> LlmOutcome:
+        recording = recording or Recording()
+        started = time.monotonic()
+        request_hash = hash_request(request)
+        validator = _validator(json.dumps(request.json_schema, sort_keys=True)) if request.json_schema else None
+        with tracer.start_as_current_span(
+            f"chat {request.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": request.provider,
+                "gen_ai.request.model": request.model,
+                **{f"crucible.{k}": v for k, v in correlation.__dict__.items() if v},
+            },
+        ) as span:
+            if self._capture:
+                span.set_attribute("gen_ai.input.messages", json.dumps([message_json(m) for m in request.messages]))
+            if recording.mode is RecordingMode.REPLAY:
+                outcome = await self._replay(request, request_hash, correlation, recording)
+            else:
+                outcome = await self._call(request, request_hash, correlation, recording, validator)
+            outcome = replace(outcome, duration_ms=int((time.monotonic() - started) * 1000))
+            self._annotate(span, outcome)
+            return outcome
+
+    async def _replay(
+        self, request: LlmRequest, request_hash: str, correlation: Correlation, recording: Recording
+    ) -> LlmOutcome:
+        async with self._uow(read_only=True) as uow:
+            response = await uow.repo.get_recording(recording.key, request_hash)
+        if response is None:
+            return LlmOutcome(None, ReplayMiss(recording.key, request_hash), ())
+        call = self._record(request, request_hash, correlation, 1, 0, response, LlmCallStatus.REPLAYED, usd=0.0)
+        structured = json.loads(response.text) if request.json_schema else None
+        return LlmOutcome(_result(response, structured, (call,)), None, (call,))
+
+    async def _call(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        recording: Recording,
+        validator: Draft202012Validator | None,
+    ) -> LlmOutcome:
+        calls: list[LlmCall] = []
+        attempt_request = request
+        for structured_attempt in range(self._structured_retries + 1):
+            attempts = await self._pool.call(attempt_request)
+            for a in attempts[:-1]:
+                assert a.error is not None
+                calls.append(
+                    self._failed(attempt_request, request_hash, correlation, len(calls) + 1, a.latency_ms, a.error)
+                )
+            last = attempts[-1]
+            if last.error is not None:
+                calls.append(
+                    self._failed(
+                        attempt_request, request_hash, correlation, len(calls) + 1, last.latency_ms, last.error
+                    )
+                )
+                return LlmOutcome(None, last.error, tuple(calls))
+            response = last.response
+            assert response is not None
+            if validator is None:
+                calls.append(
+                    self._record(
+                        attempt_request,
+                        request_hash,
+                        correlation,
+                        len(calls) + 1,
+                        last.latency_ms,
+                        response,
+                        LlmCallStatus.SUCCEEDED,
+                    )
+                )
+                return self._success(request, request_hash, recording, response, None, calls)
+            structured, problem = _parse(response.text, validator)
+            if problem is None:
+                calls.append(
+                    self._record(
+                        attempt_request,
+                        request_hash,
+                        correlation,
+                        len(calls) + 1,
+                        last.latency_ms,
+                        response,
+                        LlmCallStatus.SUCCEEDED,
+                    )
+                )
+                return self._success(request, request_hash, recording, response, structured, calls)
+            calls.append(
+                self._record(
+                    attempt_request,
+                    request_hash,
+                    correlation,
+                    len(calls) + 1,
+                    last.latency_ms,
+                    response,
+                    LlmCallStatus.INVALID_OUTPUT,
+                    error=problem,
+                )
+            )
+            if structured_attempt == self._structured_retries:
+                error = StructuredOutputInvalid(
+                    f"{request.provider}/{request.model} gave no valid {request.schema_name or 'structured'} answer "
+                    f"in {structured_attempt + 1} attempts; last problem: {problem}",
+                    llm_call_id=calls[-1].id,
+                    raw=response.text,
+                )
+                return LlmOutcome(None, error, tuple(calls))
+            # Tell the model what was wrong and ask again, keeping its previous answer in view.
+            attempt_request = replace(
+                attempt_request,
+                messages=(
+                    *attempt_request.messages,
+                    ChatMessage(Role.ASSISTANT, response.text),
+                    ChatMessage(
+                        Role.USER,
+                        f"That answer is not valid: {problem}. Answer again with only a JSON object "
+                        "that is valid against the schema.",
+                    ),
+                ),
+            )
+        raise AssertionError("unreachable")
+
+    def _success(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        recording: Recording,
+        response: ProviderResponse,
+        structured: JsonObject | None,
+        calls: list[LlmCall],
+    ) -> LlmOutcome:
+        pending = None
+        if recording.mode is RecordingMode.RECORD:
+            pending = PendingRecording(recording.key, request_hash, request.provider, response)
+        return LlmOutcome(_result(response, structured, tuple(calls)), None, tuple(calls), pending)
+
+    def _record(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        attempt: int,
+        latency_ms: int,
+        response: ProviderResponse,
+        status: LlmCallStatus,
+        *,
+        usd: float | None = None,
+        error: str = "",
+    ) -> LlmCall:
+        if usd is None and status is not LlmCallStatus.REPLAYED:
+            usd = self._prices.cost(request.model, response.input_tokens, response.output_tokens)
+        return LlmCall(
+            id=str(uuid.uuid4()),
+            provider=request.provider,
+            model=request.model,
+            response_model=response.response_model,
+            correlation=correlation,
+            status=status,
+            input_tokens=response.input_tokens,
+            output_tokens=response.output_tokens,
+            usd=usd,
+            latency_ms=latency_ms,
+            request_hash=request_hash,
+            attempt=attempt,
+            error=error,
+            response=response_json(response),
+            request=self._captured(request),
+            created_at=datetime.now(UTC),
+        )
+
+    def _failed(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        attempt: int,
+        latency_ms: int,
+        error: CrucibleError,
+    ) -> LlmCall:
+        return LlmCall(
+            id=str(uuid.uuid4()),
+            provider=request.provider,
+            model=request.model,
+            response_model="",
+            correlation=correlation,
+            status=LlmCallStatus.FAILED,
+            input_tokens=0,
+            output_tokens=0,
+            # A failed call is not billed.
+            usd=0.0,
+            latency_ms=latency_ms,
+            request_hash=request_hash,
+            attempt=attempt,
+            error=f"{error.reason}: {error.message}",
+            response=None,
+            request=self._captured(request),
+            created_at=datetime.now(UTC),
+        )
+
+    def _captured(self, request: LlmRequest) -> JsonObject | None:
+        if not self._capture:
+            return None
+        return {"messages": [message_json(m) for m in request.messages], "schema_name": request.schema_name}
+
+    def _annotate(self, span: trace.Span, outcome: LlmOutcome) -> None:
+        final = outcome.calls[-1] if outcome.calls else None
+        if final is not None:
+            span.set_attribute("gen_ai.response.model", final.response_model)
+            span.set_attribute("gen_ai.usage.input_tokens", sum(c.input_tokens for c in outcome.calls))
+            span.set_attribute("gen_ai.usage.output_tokens", sum(c.output_tokens for c in outcome.calls))
+            span.set_attribute("crucible.llm.attempts", len(outcome.calls))
+            span.set_attribute("crucible.llm.call_id", final.id)
+        if outcome.result is not None and self._capture:
+            span.set_attribute("gen_ai.output.messages", outcome.result.text)
+        if outcome.error is not None:
+            span.set_attribute("error.type", outcome.error.reason)
+            span.set_status(Status(StatusCode.ERROR, outcome.error.message))
+
+
+def hash_request(request: LlmRequest) -> str:
+    """A stable hash of everything that determines a model's answer."""
+    canonical = {
+        "provider": request.provider,
+        "model": request.model,
+        "messages": [message_json(m) for m in request.messages],
+        "json_schema": request.json_schema,
+        "schema_name": request.schema_name,
+        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json))
+
+
+def check_schema(schema: JsonObject) -> str | None:
+    """Why ``schema`` cannot be used for structured output, or None when it can."""
+    if schema.get("type") != "object":
+        return 'the schema must describe an object ("type": "object")'
+    return _schema_problem(json.dumps(schema, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema_json: str) -> str | None:
+    # Checking against the meta-schema costs more than the call it guards; callers reuse schemas.
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as exc:
+        return f"not a valid JSON schema: {exc.message}"
+    return None
+
+
+def _parse(text: str, validator: Draft202012Validator) -> tuple[JsonObject | None, str | None]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg} at position {exc.pos})"
+    if not isinstance(value, dict):
+        return None, "not a JSON object"
+    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.path) or "(root)"
+        return None, f"{where}: {error.message}"
+    return value, None
+
+
+def _result(response: ProviderResponse, structured: JsonObject | None, calls: tuple[LlmCall, ...]) -> LlmResult:
+    return LlmResult(
+        text=response.text,
+        structured=structured,
+        tool_calls=response.tool_calls,
+        finish_reason=response.finish_reason,
+        response_model=response.response_model,
+        calls=calls,
+    )

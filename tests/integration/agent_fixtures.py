@@ -1,0 +1,82 @@
+"""The agent service's core wired to the offline emulator (served over HTTP) and real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible_agent import bootstrap
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.config import AgentSettings
+from crucible_agent.emulator import create_app
+from crucible_agent.service_layer.agent_runs import AgentRunner
+from crucible_agent.service_layer.llm import LlmService, UowFactory
+from tests.conftest import free_port
+
+
+@dataclass
+class Emulator:
+    url: str
+
+    async def configure(self, **config: Any) -> None:
+        """Replace the emulator's behaviour (latency, faults) through its admin API."""
+        full = {"latency_ms": 0, "jitter_ms": 0, "error_rate": 0, "rate_limit_rate": 0, "malformed_rate": 0}
+        async with httpx.AsyncClient() as client:
+            (await client.post(f"{self.url}/emulator/reset")).raise_for_status()
+            response = await client.put(f"{self.url}/emulator/config", json=full | {"faults": []} | config)
+            response.raise_for_status()
+
+
+@contextlib.asynccontextmanager
+async def serve_emulator() -> AsyncIterator[Emulator]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+        await asyncio.sleep(0.01)
+    try:
+        yield Emulator(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class AgentCore:
+    llm: LlmService
+    runner: AgentRunner
+    pool: ProviderPool
+    uow: UowFactory
+
+
+def agent_settings(emulator: Emulator, **overrides: Any) -> AgentSettings:
+    values: dict[str, Any] = {
+        "openai_api_key": SecretStr("test-key"),
+        "anthropic_api_key": SecretStr("test-key"),
+        "openai_base_url": f"{emulator.url}/openai/v1",
+        "anthropic_base_url": f"{emulator.url}/anthropic",
+        "llm_retry_base_seconds": 0.01,
+        "llm_max_retries": 2,
+        "structured_output_retries": 2,
+    }
+    values.update(overrides)
+    return AgentSettings.model_construct(**{**AgentSettings().model_dump(), **values})
+
+
+@contextlib.asynccontextmanager
+async def agent_core(engine: AsyncEngine, settings: AgentSettings) -> AsyncIterator[AgentCore]:
+    llm, runner, pool, uow = bootstrap.build_core(settings, engine, bootstrap.build_providers(settings))
+    try:
+        yield AgentCore(llm, runner, pool, uow)
+    finally:
+        await pool.close()

@@ -1,0 +1,499 @@
+"""The agent service's use cases through the real SDKs, the offline emulator and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible.agent.v1 import agent_service_pb2_grpc as pb_grpc
+from crucible_agent import bootstrap
+from crucible_agent.domain.errors import ProviderUnavailable, ReplayMiss, StructuredOutputInvalid
+from crucible_agent.domain.model import (
+    ChatMessage,
+    Correlation,
+    JudgeConfig,
+    LlmCallStatus,
+    Recording,
+    RecordingMode,
+    Role,
+    SubagentConfig,
+    ToolSpec,
+)
+from crucible_agent.domain.pricing import DEFAULT_PRICES
+from crucible_agent.entrypoints.grpc_servicer import AgentServicer
+from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer import handlers as h
+from crucible_common.database import create_engine, migrate
+from crucible_common.errors import decode_status
+from crucible_common.grpc_server import ServiceDefinition, create_server
+from crucible_common.protobuf import struct
+from tests.integration.agent_fixtures import AgentCore, Emulator, agent_core, agent_settings, serve_emulator
+
+pytestmark = pytest.mark.integration
+
+QUESTIONS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "questions": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {"question": {"type": "string"}, "rationale": {"type": "string"}},
+                "required": ["question", "rationale"],
+            },
+        }
+    },
+    "required": ["questions"],
+}
+TASK = "Create a Python script that prints 'hello world' to stdout."
+TWO_PROVIDERS = (
+    SubagentConfig("openai", "openai", "gpt-4o-mini"),
+    SubagentConfig("anthropic", "anthropic", "claude-haiku-4-5"),
+)
+JUDGE = JudgeConfig("openai", "gpt-4o-mini")
+
+
+@pytest.fixture(scope="module")
+async def agent_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=8)
+    await migrate(engine, schema="agent", script_location=bootstrap.MIGRATIONS)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def emulator() -> AsyncIterator[Emulator]:
+    async with serve_emulator() as running:
+        yield running
+
+
+@pytest.fixture
+async def core(agent_engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[AgentCore]:
+    await emulator.configure()  # no faults, no latency
+    async with agent_core(agent_engine, agent_settings(emulator)) as built:
+        yield built
+
+
+def _ids() -> Correlation:
+    return Correlation(project_id=str(uuid.uuid4()), purpose="test")
+
+
+def _complete(provider: str, model: str, correlation: Correlation, **kw: object) -> c.Complete:
+    return c.Complete(
+        provider=provider,
+        model=model,
+        messages=(ChatMessage(Role.USER, TASK),),
+        correlation=correlation,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _calls(core: AgentCore, correlation: Correlation) -> list[tuple[str, int]]:
+    calls, _ = await h.list_llm_calls(c.ListLlmCalls(correlation, page_size=100), core.uow)
+    return [(x.status.value, x.attempt) for x in reversed(calls)]
+
+
+# ---------------------------------------------------------------- adapters over HTTP
+
+
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")])
+async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
+    core: AgentCore, provider: str, model: str
+) -> None:
+    ids = _ids()
+    text = await h.complete(_complete(provider, model, ids), core.llm, core.uow)
+    assert text.text
+    assert text.input_tokens > 0
+    assert text.output_tokens > 0
+
+    structured = await h.complete(
+        _complete(provider, model, ids, json_schema=QUESTIONS_SCHEMA, schema_name="planning_questions"),
+        core.llm,
+        core.uow,
+    )
+    assert structured.structured is not None
+    questions = structured.structured["questions"]
+    assert 1 <= len(questions) <= 3
+    assert all(q["question"] and q["rationale"] for q in questions)
+
+    tools = (
+        ToolSpec(
+            "fs_write_file",
+            "Write a file in the workspace",
+            {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+                "required": ["path", "content"],
+            },
+        ),
+        ToolSpec("run_tests", "Run pytest in the workspace", {"type": "object", "properties": {}}),
+    )
+    coding = await h.complete(_complete(provider, model, ids, tools=tools), core.llm, core.uow)
+    assert coding.tool_calls, coding.text
+    write = coding.tool_calls[0]
+    assert write.name == "fs_write_file"
+    assert write.arguments["path"].endswith(".py")
+    assert "hello world" in write.arguments["content"]
+
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    assert usage.total.calls == 3
+    assert usage.total.input_tokens == text.input_tokens + structured.input_tokens + coding.input_tokens
+    assert usage.total.usd > 0
+
+
+# ---------------------------------------------------------------- structured output
+
+
+async def test_an_invalid_structured_answer_is_retried(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"match": {"provider": "openai"}, "kind": "malformed", "count": 1}])
+    ids = _ids()
+    result = await h.complete(
+        _complete("openai", "gpt-4o-mini", ids, json_schema=QUESTIONS_SCHEMA, schema_name="planning_questions"),
+        core.llm,
+        core.uow,
+    )
+    assert result.structured is not None
+    assert await _calls(core, ids) == [("invalid_output", 1), ("succeeded", 2)]
+    # Both attempts were answered, so both are billed.
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    assert usage.total.calls == 2
+    assert usage.total.usd == pytest.approx(sum(x.usd or 0 for x in result.calls))
+
+
+async def test_a_structured_answer_that_never_validates_fails_loudly(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"match": {"provider": "anthropic"}, "kind": "malformed"}])
+    ids = _ids()
+    with pytest.raises(StructuredOutputInvalid) as info:
+        await h.complete(
+            _complete(
+                "anthropic",
+                "claude-haiku-4-5",
+                ids,
+                json_schema=QUESTIONS_SCHEMA,
+                schema_name="planning_questions",
+            ),
+            core.llm,
+            core.uow,
+        )
+    assert info.value.reason == "STRUCTURED_OUTPUT_INVALID"
+    assert info.value.raw  # the raw answer is kept, never replaced by a default
+    assert await _calls(core, ids) == [("invalid_output", 1), ("invalid_output", 2), ("invalid_output", 3)]
+    calls, _ = await h.list_llm_calls(c.ListLlmCalls(ids), core.uow)
+    assert calls[0].id == info.value.llm_call_id
+    assert calls[0].response is not None
+    assert calls[0].response["text"] == info.value.raw
+
+
+# ---------------------------------------------------------------- retries, cost
+
+
+async def test_rate_limits_are_retried_with_backoff(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"match": {"provider": "openai"}, "kind": "rate_limit", "count": 2}])
+    ids = _ids()
+    result = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.uow)
+    assert result.text
+    assert await _calls(core, ids) == [("failed", 1), ("failed", 2), ("succeeded", 3)]
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    assert (usage.total.calls, usage.total.failed_calls) == (3, 2)
+
+
+async def test_cost_of_priced_and_unpriced_models(core: AgentCore) -> None:
+    ids = _ids()
+    priced = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.uow)
+    expected = DEFAULT_PRICES["gpt-4o-mini"].cost(priced.input_tokens, priced.output_tokens)
+    assert priced.usd == pytest.approx(expected)
+
+    unpriced = await h.complete(_complete("openai", "acme-local-model", ids), core.llm, core.uow)
+    assert unpriced.usd is None
+
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    by_model = {m.model: m for m in usage.by_model}
+    assert by_model["gpt-4o-mini"].priced
+    assert by_model["gpt-4o-mini"].usage.usd == pytest.approx(expected)
+    assert not by_model["acme-local-model"].priced
+    assert by_model["acme-local-model"].usage.unpriced_calls == 1
+    assert by_model["acme-local-model"].usage.usd == 0
+    assert usage.total.unpriced_calls == 1
+
+
+# ---------------------------------------------------------------- agent runs
+
+
+async def test_an_agent_run_with_two_providers_and_a_judge(core: AgentCore) -> None:
+    result = await core.runner.execute(
+        c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE, correlation=_ids())
+    )
+    assert result.run.status.value == "completed"
+    assert {x.provider for x in result.candidates} == {"openai", "anthropic"}
+    assert all(x.output and x.metrics["duration_ms"] >= 0 for x in result.candidates)
+    assert result.candidates[0].output != result.candidates[1].output
+    assert result.decision is not None
+    assert not result.decision.fallback
+    assert (result.decision.provider, result.decision.model) == ("openai", "gpt-4o-mini")
+    assert result.decision.rationale
+    assert result.decision.candidate_name in {"openai", "anthropic"}
+    labels = [cp.label for cp in result.checkpoints]
+    assert labels[0] == "start"
+    assert sorted(labels[1:3]) == ["candidate:anthropic", "candidate:openai"]
+    assert labels[3] == "decision"
+    assert [cp.sequence for cp in result.checkpoints] == [1, 2, 3, 4]
+
+    usage = await h.get_usage(c.GetUsage(Correlation(agent_run_id=result.run.id)), core.uow)
+    assert usage.total.calls == 3  # two subagents and the judge
+    assert {m.provider for m in usage.by_model} == {"openai", "anthropic"}
+
+
+async def test_a_failing_provider_does_not_stop_the_others(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"match": {"provider": "anthropic"}, "kind": "error"}])
+    result = await core.runner.execute(c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE))
+    assert [x.name for x in result.candidates] == ["openai"]
+    assert [(e.name, e.reason) for e in result.errors] == [("anthropic", "PROVIDER_UNAVAILABLE")]
+    assert result.decision is not None
+    assert result.decision.candidate_name == "openai"
+    assert (result.decision.fallback, result.decision.fallback_reason) == (True, "single_candidate")
+    assert result.run.status.value == "completed"
+
+
+async def test_when_every_subagent_fails_the_run_fails(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"kind": "error"}])
+    result = await core.runner.execute(c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE))
+    assert result.run.status.value == "failed"
+    assert "every subagent failed" in result.run.failure_reason
+    assert result.decision is None
+
+
+async def test_the_judge_fallback_is_explicit_and_recorded(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"match": {"task": "judge_decision"}, "kind": "error"}])
+    result = await core.runner.execute(c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE))
+    assert result.decision is not None
+    assert result.decision.fallback
+    assert result.decision.fallback_reason.startswith("judge_failed: PROVIDER_UNAVAILABLE")
+    # The rule: the first successful candidate in subagent order.
+    assert result.decision.candidate_name == "openai"
+    assert result.checkpoints[-1].label == "decision"
+    assert result.checkpoints[-1].state["fallback"] is True
+
+
+async def test_forks_rerun_only_what_follows_the_checkpoint(core: AgentCore) -> None:
+    source = await core.runner.execute(c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE))
+    first = source.checkpoints[1]  # the first candidate to finish
+    kept = first.label.removeprefix("candidate:")
+
+    fork = await core.runner.fork(
+        c.ForkAgentRun(source.run.id, checkpoint_label=first.label, label="retry", reason="try the other again")
+    )
+    assert fork.run.fork_of is not None
+    assert (fork.run.fork_of.run_id, fork.run.fork_of.checkpoint_label) == (source.run.id, first.label)
+    assert (fork.run.fork_of.label, fork.run.fork_of.reason) == ("retry", "try the other again")
+    old = {x.name: x for x in source.candidates}
+    new = {x.name: x for x in fork.candidates}
+    assert new[kept].llm_call_id == old[kept].llm_call_id  # carried over, not paid again
+    other = next(name for name in new if name != kept)
+    assert new[other].llm_call_id != old[other].llm_call_id  # re-run
+    usage = await h.get_usage(c.GetUsage(Correlation(agent_run_id=fork.run.id)), core.uow)
+    assert usage.total.calls == 2  # the re-run subagent and the judge
+    assert [cp.label for cp in fork.checkpoints][:2] == ["start", first.label]
+
+    from_decision = await core.runner.fork(c.ForkAgentRun(source.run.id, checkpoint_label="decision"))
+    assert from_decision.decision is not None
+    assert source.decision is not None
+    assert from_decision.decision.candidate_name == source.decision.candidate_name
+    usage = await h.get_usage(c.GetUsage(Correlation(agent_run_id=from_decision.run.id)), core.uow)
+    assert usage.total.calls == 0
+
+    from_start = await core.runner.fork(c.ForkAgentRun(source.run.id, checkpoint_id=source.checkpoints[0].id))
+    usage = await h.get_usage(c.GetUsage(Correlation(agent_run_id=from_start.run.id)), core.uow)
+    assert usage.total.calls == 3
+
+
+# ---------------------------------------------------------------- recording and replay
+
+
+async def test_recorded_responses_replay_deterministically_and_free(core: AgentCore, emulator: Emulator) -> None:
+    key = f"snapshot-{uuid.uuid4()}"
+    ids = _ids()
+    recorded = await h.complete(
+        _complete("anthropic", "claude-haiku-4-5", ids, recording=Recording(RecordingMode.RECORD, key)),
+        core.llm,
+        core.uow,
+    )
+    # With the provider down, a replay still answers: it never calls the provider.
+    await emulator.configure(faults=[{"kind": "error"}])
+    replay_ids = _ids()
+    replayed = await h.complete(
+        _complete("anthropic", "claude-haiku-4-5", replay_ids, recording=Recording(RecordingMode.REPLAY, key)),
+        core.llm,
+        core.uow,
+    )
+    assert replayed.text == recorded.text
+    assert replayed.usd == 0
+    assert replayed.calls[0].status is LlmCallStatus.REPLAYED
+    usage = await h.get_usage(c.GetUsage(replay_ids), core.uow)
+    assert (usage.total.replayed_calls, usage.total.usd) == (1, 0)
+
+    different = c.Complete(
+        provider="anthropic",
+        model="claude-haiku-4-5",
+        messages=(ChatMessage(Role.USER, "something never recorded"),),
+        recording=Recording(RecordingMode.REPLAY, key),
+    )
+    with pytest.raises(ReplayMiss) as info:
+        await h.complete(different, core.llm, core.uow)
+    assert info.value.reason == "REPLAY_MISS"
+
+
+async def test_provider_errors_surface_as_domain_errors(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(faults=[{"kind": "error"}])
+    with pytest.raises(ProviderUnavailable):
+        await h.complete(_complete("openai", "gpt-4o-mini", _ids()), core.llm, core.uow)
+
+
+# ---------------------------------------------------------------- over gRPC
+
+
+async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Emulator) -> None:
+    await emulator.configure()
+    settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)
+    async with agent_core(agent_engine, settings) as built:
+        servicer = AgentServicer(built.llm, built.runner, built.uow)
+        definition = ServiceDefinition(
+            "crucible.agent.v1.AgentService",
+            lambda server: pb_grpc.add_AgentServiceServicer_to_server(servicer, server),
+        )
+        server, port, _ = create_server("127.0.0.1:0", [definition], domain="agent.crucible")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.AgentServiceStub(channel)
+
+                async def code_and_reason(call: object) -> tuple[grpc.StatusCode, str]:
+                    with pytest.raises(grpc.aio.AioRpcError) as info:
+                        await call  # type: ignore[misc]
+                    status = rpc_status.from_call(info.value)
+                    details = decode_status(info.value.code(), info.value.details() or "", status)
+                    return details.code, details.reason
+
+                user = pb.Message(role=pb.ROLE_USER, content="hi")
+                assert await code_and_reason(
+                    stub.Complete(
+                        pb.CompleteRequest(model=pb.ModelRef(provider="mistral", model_name="x"), messages=[user])
+                    )
+                ) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
+                assert await code_and_reason(
+                    stub.Complete(
+                        pb.CompleteRequest(model=pb.ModelRef(provider="anthropic", model_name="x"), messages=[user])
+                    )
+                ) == (grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_NOT_CONFIGURED")
+                assert await code_and_reason(
+                    stub.Complete(
+                        pb.CompleteRequest(
+                            model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                            messages=[user],
+                            json_schema=struct({"type": "array"}),
+                        )
+                    )
+                ) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+                assert await code_and_reason(
+                    stub.Complete(
+                        pb.CompleteRequest(
+                            model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                            messages=[user],
+                            recording=pb.Recording(mode=pb.RECORDING_MODE_REPLAY, recording_key="nothing-here"),
+                        )
+                    )
+                ) == (grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_MISS")
+                assert await code_and_reason(
+                    stub.GetAgentRun(pb.GetAgentRunRequest(agent_run_id=str(uuid.uuid4())))
+                ) == (grpc.StatusCode.NOT_FOUND, "AGENT_RUN_NOT_FOUND")
+                assert await code_and_reason(stub.ExecuteAgentRun(pb.ExecuteAgentRunRequest(message=" "))) == (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "VALIDATION_FAILED",
+                )
+                ok = await stub.Complete(
+                    pb.CompleteRequest(model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"), messages=[user])
+                )
+                assert ok.content
+                assert ok.usage.usd > 0
+        finally:
+            await server.stop(None)
+
+
+async def test_concurrent_completions_all_land(core: AgentCore) -> None:
+    ids = _ids()
+    results = await asyncio.gather(
+        *(
+            h.complete(
+                c.Complete("openai", "gpt-4o-mini", (ChatMessage(Role.USER, f"question {i}"),), correlation=ids),
+                core.llm,
+                core.uow,
+            )
+            for i in range(20)
+        )
+    )
+    assert len({r.final_call.id for r in results}) == 20
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    assert usage.total.calls == 20
+
+
+async def test_a_run_abandoned_by_a_dead_process_is_continued_not_repaid(
+    core: AgentCore, agent_engine: AsyncEngine
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from crucible_agent.adapters import tables
+
+    # A run whose process died after its first candidate: its lease has lapsed.
+    source = await core.runner.execute(c.ExecuteAgentRun(TASK, subagents=TWO_PROVIDERS, judge=JUDGE))
+    crashed = await core.runner.fork(c.ForkAgentRun(source.run.id, checkpoint_label="decision"))
+    first = source.checkpoints[1].label
+    partial = await core.runner.fork(c.ForkAgentRun(source.run.id, checkpoint_label=first))
+    assert crashed.run.status.value == "completed"
+    async with agent_engine.begin() as conn:
+        # Rewind the fork to "after its first candidate, before the rest", owned by a dead process.
+        await conn.execute(
+            tables.agent_candidates.delete().where(
+                tables.agent_candidates.c.agent_run_id == partial.run.id,
+                tables.agent_candidates.c.name != first.removeprefix("candidate:"),
+            )
+        )
+        await conn.execute(
+            tables.agent_checkpoints.delete().where(
+                tables.agent_checkpoints.c.agent_run_id == partial.run.id, tables.agent_checkpoints.c.sequence > 2
+            )
+        )
+        await conn.execute(
+            tables.agent_decisions.delete().where(tables.agent_decisions.c.agent_run_id == partial.run.id)
+        )
+        await conn.execute(
+            update(tables.agent_runs)
+            .where(tables.agent_runs.c.id == partial.run.id)
+            .values(
+                status="running", lease_owner="dead-host:1", lease_expires_at=datetime.now(UTC) - timedelta(seconds=1)
+            )
+        )
+    calls_before = (await h.get_usage(c.GetUsage(Correlation(agent_run_id=partial.run.id)), core.uow)).total.calls
+
+    assert await core.runner.resume_stale() >= 1
+    for _ in range(200):
+        resumed = await core.runner.result(partial.run.id)
+        if resumed.run.status.value != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert resumed.run.status.value == "completed"
+    assert sorted(x.name for x in resumed.candidates) == ["anthropic", "openai"]
+    assert resumed.decision is not None
+    calls_after = (await h.get_usage(c.GetUsage(Correlation(agent_run_id=partial.run.id)), core.uow)).total.calls
+    assert calls_after - calls_before == 2  # only the missing subagent and the judge
+    # A run whose lease is alive is left to its owner.
+    assert await core.runner.resume_stale() == 0

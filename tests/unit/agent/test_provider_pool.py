@@ -1,0 +1,96 @@
+"""ProviderPool: the per-provider concurrency limit and the retry policy, on a fake provider."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.domain.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+    UnknownProvider,
+)
+from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role
+
+REQUEST = LlmRequest("openai", "gpt-4o-mini", (ChatMessage(Role.USER, "hi"),))
+ANSWER = ProviderResponse("hello", (), "stop", "gpt-4o-mini", 3, 1)
+
+
+class FakeProvider(LlmProvider):
+    name = "openai"
+
+    def __init__(self, failures: list[ProviderError] | None = None, delay: float = 0.0) -> None:
+        self.failures = list(failures or [])
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.calls = 0
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.failures:
+                raise self.failures.pop(0)
+            return ANSWER
+        finally:
+            self.in_flight -= 1
+
+    async def close(self) -> None:
+        return None
+
+
+def pool(provider: FakeProvider, *, concurrency: int = 4, retries: int = 3) -> ProviderPool:
+    return ProviderPool({"openai": provider}, concurrency=concurrency, max_retries=retries, retry_base_seconds=0.001)
+
+
+async def test_the_concurrency_limit_holds_per_provider() -> None:
+    provider = FakeProvider(delay=0.02)
+    limited = pool(provider, concurrency=3)
+    await asyncio.gather(*(limited.call(REQUEST) for _ in range(12)))
+    assert provider.calls == 12
+    assert provider.max_in_flight == 3
+
+
+async def test_retryable_errors_are_retried_then_answered() -> None:
+    provider = FakeProvider(
+        [ProviderRateLimited("openai", "slow down", retry_after=0.001), ProviderUnavailable("openai", "502")]
+    )
+    attempts = await pool(provider).call(REQUEST)
+    assert [a.error.reason if a.error else "ok" for a in attempts] == [
+        "PROVIDER_RATE_LIMITED",
+        "PROVIDER_UNAVAILABLE",
+        "ok",
+    ]
+    assert attempts[-1].response == ANSWER
+
+
+async def test_retries_are_bounded() -> None:
+    provider = FakeProvider([ProviderUnavailable("openai", "down")] * 10)
+    attempts = await pool(provider, retries=2).call(REQUEST)
+    assert len(attempts) == 3
+    assert attempts[-1].error is not None
+
+
+async def test_a_rejected_request_is_not_retried() -> None:
+    provider = FakeProvider([ProviderRejected("openai", "HTTP 400: unknown model")])
+    attempts = await pool(provider).call(REQUEST)
+    assert len(attempts) == 1
+    assert attempts[0].error is not None
+    assert attempts[0].error.reason == "PROVIDER_REJECTED_REQUEST"
+
+
+def test_unknown_and_unconfigured_providers_are_clear_errors() -> None:
+    p = pool(FakeProvider())
+    with pytest.raises(UnknownProvider):
+        p.check("mistral")
+    with pytest.raises(ProviderNotConfigured):
+        p.check("anthropic")
