@@ -61,6 +61,10 @@ class AgentRunCreate(Body):
     metadata: dict[str, Any] = Field(default_factory=dict)
     correlation: CorrelationBody = Field(default_factory=CorrelationBody)
     recording: RecordingBody | None = None
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="When set, every subagent answers with a JSON object valid against it"
+    )
+    schema_name: str = ""
 
 
 class AgentRunFork(Body):
@@ -99,6 +103,7 @@ class CandidateRead(BaseModel):
     provider: str
     model_name: str
     output: str
+    structured: dict[str, Any] | None
     metrics: dict[str, Any]
     llm_call_id: str
 
@@ -147,6 +152,7 @@ class AgentRunResult(BaseModel):
                     provider=c.provider,
                     model_name=c.model_name,
                     output=c.output,
+                    structured=struct_to_dict(c.structured) if c.HasField("structured") else None,
                     metrics=struct_to_dict(c.metrics),
                     llm_call_id=c.llm_call_id,
                 )

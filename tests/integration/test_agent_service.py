@@ -497,3 +497,17 @@ async def test_a_run_abandoned_by_a_dead_process_is_continued_not_repaid(
     assert calls_after - calls_before == 2  # only the missing subagent and the judge
     # A run whose lease is alive is left to its owner.
     assert await core.runner.resume_stale() == 0
+
+
+async def test_subagents_can_answer_with_structured_output(core: AgentCore) -> None:
+    result = await core.runner.execute(
+        c.ExecuteAgentRun(
+            TASK, subagents=TWO_PROVIDERS, judge=JUDGE, json_schema=QUESTIONS_SCHEMA, schema_name="planning_questions"
+        )
+    )
+    assert result.run.schema_name == "planning_questions"
+    for candidate in result.candidates:
+        assert candidate.structured is not None
+        assert candidate.structured["questions"]
+    assert result.decision is not None
+    assert not result.decision.fallback

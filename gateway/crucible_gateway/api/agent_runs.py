@@ -75,6 +75,8 @@ async def create_agent_run(body: AgentRunCreate, clients: Clients) -> AgentRunRe
         metadata=struct(body.metadata),
         correlation=_correlation(body.correlation),
         recording=_recording(body.recording),
+        json_schema=struct(body.json_schema) if body.json_schema is not None else None,
+        schema_name=body.schema_name,
     )
     if body.judge is not None:
         request.judge.CopyFrom(

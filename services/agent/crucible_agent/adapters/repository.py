@@ -223,6 +223,8 @@ class SqlAgentRepository(AbstractAgentRepository):
                 recording={"mode": run.recording.mode.value, "key": run.recording.key},
                 fork_of=asdict(run.fork_of) if run.fork_of else None,
                 failure_reason=run.failure_reason,
+                json_schema=run.json_schema,
+                schema_name=run.schema_name,
                 lease_owner=lease_owner,
                 lease_expires_at=lease_until,
                 created_at=run.created_at,
@@ -291,6 +293,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                 provider=candidate.provider,
                 model=candidate.model,
                 output=candidate.output,
+                structured=candidate.structured,
                 metrics=candidate.metrics,
                 llm_call_id=candidate.llm_call_id,
                 created_at=candidate.created_at,
@@ -360,6 +363,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                 r.metrics,
                 r.llm_call_id,
                 r.created_at,
+                r.structured,
             )
             for r in rows
         ]
@@ -489,6 +493,8 @@ def _run(row: Row[Any]) -> AgentRun:
         failure_reason=row.failure_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        json_schema=row.json_schema,
+        schema_name=row.schema_name,
     )
 
 

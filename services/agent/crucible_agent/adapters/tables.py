@@ -91,6 +91,8 @@ agent_runs = Table(
     Column("failure_reason", Text, nullable=False),
     # Who is executing a running run, until when: a run whose lease lapsed (its process died)
     # is claimed and continued by another process, or by the same one after a restart.
+    Column("json_schema", JSONB, nullable=True),
+    Column("schema_name", String(100), nullable=False, server_default=""),
     Column("lease_owner", String(100), nullable=False),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -114,6 +116,7 @@ agent_candidates = Table(
     Column("provider", String(32), nullable=False),
     Column("model", String(200), nullable=False),
     Column("output", Text, nullable=False),
+    Column("structured", JSONB, nullable=True),
     Column("metrics", JSONB, nullable=False),
     Column("llm_call_id", String(36), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -232,6 +232,9 @@ class AgentRun:
     failure_reason: str
     created_at: datetime
     updated_at: datetime
+    # When set, subagents answer with JSON valid against it.
+    json_schema: JsonObject | None = None
+    schema_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ class Candidate:
     metrics: JsonObject
     llm_call_id: str
     created_at: datetime
+    structured: JsonObject | None = None
 
 
 @dataclass(frozen=True)

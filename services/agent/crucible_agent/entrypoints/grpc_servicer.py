@@ -50,6 +50,8 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             metadata=struct_to_dict(request.metadata),
             correlation=m.correlation(request.correlation),
             recording=m.recording(request.recording),
+            json_schema=struct_to_dict(request.json_schema) if request.HasField("json_schema") else None,
+            schema_name=request.schema_name,
         )
         return pb.ExecuteAgentRunResponse(result=m.result_pb(await self._runner.execute(cmd)))
 

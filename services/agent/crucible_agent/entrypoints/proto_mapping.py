@@ -159,6 +159,8 @@ def agent_run_pb(run: AgentRun) -> pb.AgentRun:
         failure_reason=run.failure_reason,
         create_time=timestamp(run.created_at),
         update_time=timestamp(run.updated_at),
+        json_schema=struct(run.json_schema) if run.json_schema is not None else None,
+        schema_name=run.schema_name,
     )
     if run.judge is not None:
         message.judge.CopyFrom(
@@ -187,6 +189,7 @@ def candidate_pb(c: Candidate) -> pb.Candidate:
         output=c.output,
         metrics=struct(c.metrics),
         llm_call_id=c.llm_call_id,
+        structured=struct(c.structured) if c.structured is not None else None,
     )
 
 

@@ -35,7 +35,7 @@ from crucible_agent.domain.model import (
     SubagentError,
 )
 from crucible_agent.service_layer import commands as c
-from crucible_agent.service_layer.llm import LlmOutcome, LlmService, UowFactory
+from crucible_agent.service_layer.llm import LlmOutcome, LlmService, UowFactory, check_schema
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
 from crucible_common.errors import FieldViolation, InvalidArgument
 
@@ -90,6 +90,14 @@ class AgentRunner:
         subagents = cmd.subagents or self._default_subagents
         judge = cmd.judge or self._default_judge
         self._validate(cmd.message, subagents, judge)
+        if cmd.json_schema is not None:
+            problem = check_schema(cmd.json_schema)
+            if problem:
+                raise InvalidArgument(
+                    f"invalid json_schema: {problem}",
+                    violations=[FieldViolation("json_schema", problem)],
+                    reason="VALIDATION_FAILED",
+                )
         now = _now()
         run = AgentRun(
             id=_new_id(),
@@ -106,6 +114,8 @@ class AgentRunner:
             failure_reason="",
             created_at=now,
             updated_at=now,
+            json_schema=cmd.json_schema,
+            schema_name=cmd.schema_name,
         )
         start_state: JsonObject = {
             "message": cmd.message,
@@ -259,7 +269,13 @@ class AgentRunner:
                 *run.history,
                 ChatMessage(Role.USER, run.message),
             )
-            request = LlmRequest(subagent.provider, subagent.model, tuple(messages))
+            request = LlmRequest(
+                subagent.provider,
+                subagent.model,
+                tuple(messages),
+                json_schema=run.json_schema,
+                schema_name=run.schema_name,
+            )
             correlation = run.correlation.with_purpose(run.correlation.purpose or "subagent", run.id)
             outcome = await self._llm.complete(request, correlation, run.recording)
         now = _now()
@@ -296,6 +312,7 @@ class AgentRunner:
                     },
                     llm_call_id=result.final_call.id,
                     created_at=now,
+                    structured=result.structured,
                 )
                 await uow.repo.add_candidate(candidate)
                 await self._checkpoint(uow, run.id, f"candidate:{subagent.name}", _candidate_state(candidate), now)
@@ -438,5 +455,6 @@ def _candidate_state(candidate: Candidate) -> JsonObject:
         "provider": candidate.provider,
         "model_name": candidate.model,
         "output": candidate.output,
+        "structured": candidate.structured,
         "metrics": candidate.metrics,
     }

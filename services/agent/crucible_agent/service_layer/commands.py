@@ -41,6 +41,9 @@ class ExecuteAgentRun:
     metadata: JsonObject = field(default_factory=dict)
     correlation: Correlation = field(default_factory=Correlation)
     recording: Recording = field(default_factory=Recording)
+    # When set, every subagent answers with a JSON object valid against it.
+    json_schema: JsonObject | None = None
+    schema_name: str = ""
 
 
 @dataclass(frozen=True)
