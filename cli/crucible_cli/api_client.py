@@ -23,8 +23,8 @@ class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = (base_url or os.environ.get("CRUCIBLE_URL") or DEFAULT_URL).rstrip("/")
         token = token or os.environ.get("CRUCIBLE_API_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=self.headers)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -47,6 +47,16 @@ class ApiClient:
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def raw(self, method: str, path: str) -> bytes:
+        """A response body as bytes (artifact downloads)."""
+        try:
+            response = self._http.request(method, path)
+        except httpx.TransportError as exc:
+            raise ApiError(f"cannot reach the gateway at {self.base_url} ({exc})") from exc
+        if response.status_code >= 400:
+            raise ApiError(f"{response.status_code}: {response.text[:300]}", status=response.status_code)
+        return response.content
 
     def close(self) -> None:
         self._http.close()

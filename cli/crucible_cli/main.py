@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from crucible_cli.api_client import ApiClient, ApiError
+from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.specs import spec_app
+from crucible_cli.sprints import sprint_app
 from crucible_common.settings import Settings
 
 app = typer.Typer(help="Crucible: an AI-first workbench.", no_args_is_help=True, add_completion=False)
@@ -18,32 +18,8 @@ project_app = typer.Typer(help="Projects.", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 agent_app = typer.Typer(help="Agent runs: several models answer, a judge picks.", no_args_is_help=True)
 app.add_typer(agent_app, name="agent")
-
-console = Console()
-errors = Console(stderr=True)
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-
-
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-
-
-def _client() -> ApiClient:
-    return ApiClient()
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    client = _client()
-    try:
-        return client.request(method, path, **kwargs)
-    except ApiError as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        client.close()
+app.add_typer(spec_app, name="spec")
+app.add_typer(sprint_app, name="sprint")
 
 
 def _print_projects(projects: list[dict[str, Any]], fmt: Format) -> None:
@@ -71,7 +47,7 @@ def project_create(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Create a project."""
-    project = _call("POST", "/api/projects", json={"title": title, "description": description})
+    project = call("POST", "/api/projects", json={"title": title, "description": description})
     if fmt is Format.json:
         console.print_json(json.dumps(project))
     else:
@@ -88,7 +64,7 @@ def project_list(
     projects: list[dict[str, Any]] = []
     token = ""
     while True:
-        page = _call("GET", "/api/projects", params={"page_size": page_size, "page_token": token})
+        page = call("GET", "/api/projects", params={"page_size": page_size, "page_token": token})
         projects.extend(page["projects"])
         token = page["next_page_token"]
         if not token or (limit and len(projects) >= limit):
@@ -99,7 +75,7 @@ def project_list(
 @project_app.command("show")
 def project_show(project_id: str, fmt: FormatOption = Format.table) -> None:
     """Show a project."""
-    project = _call("GET", f"/api/projects/{project_id}")
+    project = call("GET", f"/api/projects/{project_id}")
     if fmt is Format.json:
         console.print_json(json.dumps(project))
         return
@@ -112,7 +88,7 @@ def project_show(project_id: str, fmt: FormatOption = Format.table) -> None:
 @project_app.command("delete")
 def project_delete(project_id: str) -> None:
     """Delete a project and everything in it."""
-    _call("DELETE", f"/api/projects/{project_id}")
+    call("DELETE", f"/api/projects/{project_id}")
     console.print(f"deleted {project_id}")
 
 
@@ -149,7 +125,7 @@ def agent_run(
         ref = _model_ref(judge, "--judge")
         ref.pop("name", None)
         body["judge"] = ref
-    result = _call("POST", "/api/agent-runs", json=body, timeout=900)
+    result = call("POST", "/api/agent-runs", json=body, timeout=900)
     if fmt is Format.json:
         console.print_json(json.dumps(result))
         return
@@ -185,7 +161,7 @@ def usage(
         "sprint_id": sprint_id,
         "agent_run_id": agent_run_id,
     }
-    report = _call("GET", "/api/usage", params={k: v for k, v in params.items() if v})
+    report = call("GET", "/api/usage", params={k: v for k, v in params.items() if v})
     if fmt is Format.json:
         console.print_json(json.dumps(report))
         return

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
 from crucible_gateway import errors
-from crucible_gateway.api import health
+from crucible_gateway.api import health, sprints
 from crucible_gateway.api.main import api_router
 from crucible_gateway.clients import ServiceClients
 
@@ -83,6 +83,7 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     errors.install(app)
     app.include_router(health.router)
     app.include_router(api_router)
+    app.include_router(sprints.ws_router)
     index = resources.files("crucible_gateway").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

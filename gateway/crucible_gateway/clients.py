@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from crucible.agent.v1 import agent_service_pb2_grpc
+from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.settings import Settings
@@ -21,6 +21,7 @@ class ServiceClients:
     channels: dict[str, grpc.aio.Channel]
     spec: spec_service_pb2_grpc.SpecServiceAsyncStub
     agent: agent_service_pb2_grpc.AgentServiceAsyncStub
+    sprints: sprint_service_pb2_grpc.SprintServiceAsyncStub
     # Deadline for one call to a service; a slow service becomes 504, not a hung request.
     timeout: float = 10.0
     # Calls that wait for language models get longer.
@@ -36,6 +37,7 @@ class ServiceClients:
             channels=channels,
             spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]),
             agent=agent_service_pb2_grpc.AgentServiceStub(channels["agent"]),
+            sprints=sprint_service_pb2_grpc.SprintServiceStub(channels["agent"]),
         )
 
     async def health(self, timeout: float = 1.0) -> dict[str, str]:

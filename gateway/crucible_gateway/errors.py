@@ -6,6 +6,7 @@ reason and any field or precondition violations, so a client can act on them.
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -60,6 +61,12 @@ def problem(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def problem_json(error: grpc.aio.AioRpcError) -> dict[str, Any]:
+    """The problem body of an RPC error, for channels that are not HTTP responses (WebSocket)."""
+    body: dict[str, Any] = json.loads(bytes(from_rpc_error(error).body))
+    return body
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:

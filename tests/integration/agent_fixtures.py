@@ -14,11 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_agent import bootstrap
-from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.bootstrap import AgentCore
 from crucible_agent.config import AgentSettings
 from crucible_agent.emulator import create_app
-from crucible_agent.service_layer.agent_runs import AgentRunner
-from crucible_agent.service_layer.llm import LlmService, UowFactory
 from tests.conftest import free_port
 
 
@@ -51,14 +49,6 @@ async def serve_emulator() -> AsyncIterator[Emulator]:
         await task
 
 
-@dataclass
-class AgentCore:
-    llm: LlmService
-    runner: AgentRunner
-    pool: ProviderPool
-    uow: UowFactory
-
-
 def agent_settings(emulator: Emulator, **overrides: Any) -> AgentSettings:
     values: dict[str, Any] = {
         "openai_api_key": SecretStr("test-key"),
@@ -75,8 +65,9 @@ def agent_settings(emulator: Emulator, **overrides: Any) -> AgentSettings:
 
 @contextlib.asynccontextmanager
 async def agent_core(engine: AsyncEngine, settings: AgentSettings) -> AsyncIterator[AgentCore]:
-    llm, runner, pool, uow = bootstrap.build_core(settings, engine, bootstrap.build_providers(settings))
+    core = bootstrap.build_core(settings, engine, bootstrap.build_providers(settings))
     try:
-        yield AgentCore(llm, runner, pool, uow)
+        yield core
     finally:
-        await pool.close()
+        await core.sprints.close()
+        await core.pool.close()

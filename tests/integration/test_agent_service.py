@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible.agent.v1 import agent_service_pb2_grpc as pb_grpc
 from crucible_agent import bootstrap
+from crucible_agent.bootstrap import AgentCore
 from crucible_agent.domain.errors import ProviderUnavailable, ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
@@ -34,7 +35,7 @@ from crucible_common.database import create_engine, migrate
 from crucible_common.errors import decode_status
 from crucible_common.grpc_server import ServiceDefinition, create_server
 from crucible_common.protobuf import struct
-from tests.integration.agent_fixtures import AgentCore, Emulator, agent_core, agent_settings, serve_emulator
+from tests.integration.agent_fixtures import Emulator, agent_core, agent_settings, serve_emulator
 
 pytestmark = pytest.mark.integration
 

@@ -47,6 +47,7 @@ async def test_all_schemas_migrate_from_empty_concurrently_and_idempotently(post
                 "problem_specs",
                 "world_models",
                 "provenance_entries",
+                "specs",
             }
             public = await conn.run_sync(lambda c: inspect(c).get_table_names(schema="public"))
             assert public == [], "no service writes outside its own schema"

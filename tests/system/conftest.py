@@ -46,15 +46,14 @@ class Stack:
             self.output.extend((self.process.stdout.read() if self.process.stdout else "").splitlines())
 
 
-def stack_env(state_dir: Path, database_url: str | None) -> tuple[dict[str, str], dict[str, str], str]:
+def stack_env(
+    state_dir: Path, database_url: str | None, *, keep_provider_keys: bool = False
+) -> tuple[dict[str, str], dict[str, str], str]:
     addresses = {name: f"127.0.0.1:{free_port()}" for name in ("spec", "run", "snapshot", "agent")}
     gateway_port = free_port()
-    # Offline and isolated: no real provider keys, no settings from the developer's shell.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("CRUCIBLE_") and k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-    }
+    # Offline and isolated: no real provider keys (unless asked), no settings from the developer's shell.
+    dropped = () if keep_provider_keys else ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRUCIBLE_") and k not in dropped}
     env.update({f"CRUCIBLE_{name.upper()}_ADDR": address for name, address in addresses.items()})
     env.update(
         CRUCIBLE_GATEWAY_PORT=str(gateway_port),
@@ -70,8 +69,10 @@ def stack_env(state_dir: Path, database_url: str | None) -> tuple[dict[str, str]
     return env, addresses, f"http://127.0.0.1:{gateway_port}"
 
 
-def start_stack(state_dir: Path, database_url: str | None, timeout: float = 90.0) -> Stack:
-    env, addresses, url = stack_env(state_dir, database_url)
+def start_stack(
+    state_dir: Path, database_url: str | None, timeout: float = 90.0, *, keep_provider_keys: bool = False
+) -> Stack:
+    env, addresses, url = stack_env(state_dir, database_url, keep_provider_keys=keep_provider_keys)
     process = subprocess.Popen(
         [sys.executable, "-m", "crucible_cli.main", "up"],
         cwd=repo_root(),

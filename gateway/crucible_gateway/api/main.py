@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from crucible_gateway.api import agent_runs, chat, problem_spec, projects, world_model
+from crucible_gateway.api import agent_runs, chat, problem_spec, projects, specs, sprints, world_model
 from crucible_gateway.api.deps import require_token
 
 api_router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -13,3 +13,5 @@ api_router.include_router(chat.router)
 api_router.include_router(problem_spec.router)
 api_router.include_router(world_model.router)
 api_router.include_router(agent_runs.router)
+api_router.include_router(specs.router)
+api_router.include_router(sprints.router)

@@ -5,22 +5,26 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crucible.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
+from crucible.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, sprint_service_pb2, sprint_service_pb2_grpc
 from crucible_agent.adapters.providers.anthropic_provider import AnthropicProvider
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.adapters.sandbox import SandboxLimits
 from crucible_agent.adapters.tables import SCHEMA
 from crucible_agent.config import AgentSettings
 from crucible_agent.domain.model import JudgeConfig, SubagentConfig
 from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.entrypoints.grpc_servicer import AgentServicer
+from crucible_agent.entrypoints.sprint_servicer import SprintServicer
 from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.llm import LlmService, UowFactory
+from crucible_agent.service_layer.sprints import SprintDefaults, SprintService
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, SqlUnitOfWork
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
@@ -28,6 +32,7 @@ from crucible_common.runtime import ServiceProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+SPRINT_SERVICE_NAME = sprint_service_pb2.DESCRIPTOR.services_by_name["SprintService"].full_name
 
 
 def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
@@ -50,9 +55,16 @@ def uow_factory(engine: AsyncEngine) -> UowFactory:
     return make
 
 
-def build_core(
-    settings: AgentSettings, engine: AsyncEngine, providers: dict[str, LlmProvider]
-) -> tuple[LlmService, AgentRunner, ProviderPool, UowFactory]:
+@dataclass
+class AgentCore:
+    llm: LlmService
+    runner: AgentRunner
+    sprints: SprintService
+    pool: ProviderPool
+    uow: UowFactory
+
+
+def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str, LlmProvider]) -> AgentCore:
     pool = ProviderPool(
         providers,
         concurrency=settings.llm_concurrency,
@@ -72,25 +84,40 @@ def build_core(
     judge = JudgeConfig(defaults[0].provider, defaults[0].model) if defaults else None
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     runner = AgentRunner(llm, uow, default_subagents=defaults, default_judge=judge, owner=owner)
-    return llm, runner, pool, uow
+    sprints = SprintService(
+        llm,
+        runner,
+        uow,
+        artifacts_root=(settings.artifacts_dir or settings.state_dir / "artifacts").resolve(),
+        defaults=SprintDefaults(
+            planners=defaults, judge=judge, sandbox=SandboxLimits(wall_seconds=settings.sandbox_timeout_seconds)
+        ),
+        owner=owner,
+    )
+    return AgentCore(llm, runner, sprints, pool, uow)
 
 
 def build(settings: AgentSettings) -> ServiceProcess:
     assert settings.database_url, "checked by the runtime before build()"
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-agent")
-    llm, runner, pool, uow = build_core(settings, engine, build_providers(settings))
-    servicer = AgentServicer(llm, runner, uow)
+    core = build_core(settings, engine, build_providers(settings))
+    servicer = AgentServicer(core.llm, core.runner, core.uow)
+    sprint_servicer = SprintServicer(core.sprints)
     return ServiceProcess(
         name="agent",
         address=settings.agent_addr,
         definitions=[
             ServiceDefinition(
                 SERVICE_NAME, lambda server: agent_service_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
-            )
+            ),
+            ServiceDefinition(
+                SPRINT_SERVICE_NAME,
+                lambda server: sprint_service_pb2_grpc.add_SprintServiceServicer_to_server(sprint_servicer, server),
+            ),
         ],
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[pool.close],
-        background=[runner.resume_forever],
+        closers=[core.sprints.close, core.pool.close],
+        background=[core.runner.resume_forever, core.sprints.resume_forever],
     )

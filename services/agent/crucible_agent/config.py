@@ -32,3 +32,6 @@ class AgentSettings(Settings):
     capture_prompts: bool = False
     # A JSON file {"model": {"input_per_mtok": USD, "output_per_mtok": USD}} extending the built-in table.
     llm_prices_file: Path | None = None
+    # Sprint workspaces live here, one directory per sprint; default: <state_dir>/artifacts.
+    artifacts_dir: Path | None = None
+    sandbox_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crucible.agent.v1 import agent_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2, spec_service_pb2_grpc
+from crucible_common.clients import open_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
+from crucible_spec.adapters.agent_client import AgentPlanningInterviewer, PlanningModels
 from crucible_spec.adapters.tables import SCHEMA
+from crucible_spec.config import SpecSettings
 from crucible_spec.entrypoints.grpc_servicer import SpecServicer
 from crucible_spec.service_layer.unit_of_work import SqlUnitOfWork
 
@@ -18,12 +22,30 @@ SERVICE_NAME = spec_service_pb2.DESCRIPTOR.services_by_name["SpecService"].full_
 
 
 def build(settings: Settings) -> ServiceProcess:
-    assert settings.database_url, "checked by the runtime before build()"
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-spec")
-    servicer = SpecServicer(uow=lambda: SqlUnitOfWork(engine), read_uow=lambda: SqlUnitOfWork(engine, read_only=True))
+    # The shared settings are enough to run: the planning models then come from the environment or
+    # their defaults.
+    config = settings if isinstance(settings, SpecSettings) else SpecSettings(**settings.model_dump())
+    assert config.database_url, "checked by the runtime before build()"
+    engine = create_engine(config.database_url, pool_size=config.db_pool_size, application_name="crucible-spec")
+    agent_channel = open_channel(config.agent_addr, max_message_bytes=config.grpc_max_message_bytes)
+    interviewer = AgentPlanningInterviewer(
+        agent_service_pb2_grpc.AgentServiceStub(agent_channel),
+        PlanningModels(
+            openai_model=config.planning_openai_model,
+            anthropic_model=config.planning_anthropic_model,
+            judge_provider=config.planning_judge_provider,
+            judge_model=config.planning_judge_model,
+        ),
+        timeout=config.planning_timeout_seconds,
+    )
+    servicer = SpecServicer(
+        uow=lambda: SqlUnitOfWork(engine),
+        read_uow=lambda: SqlUnitOfWork(engine, read_only=True),
+        interviewer=interviewer,
+    )
     return ServiceProcess(
         name="spec",
-        address=settings.spec_addr,
+        address=config.spec_addr,
         definitions=[
             ServiceDefinition(
                 SERVICE_NAME, lambda server: spec_service_pb2_grpc.add_SpecServiceServicer_to_server(servicer, server)
@@ -32,4 +54,5 @@ def build(settings: Settings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        closers=[agent_channel.close],
     )

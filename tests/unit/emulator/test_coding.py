@@ -272,3 +272,37 @@ def test_tool_calls_have_distinct_ids_per_turn() -> None:
     ids = [c.id for c in first.tool_calls]
     assert len(set(ids)) == len(ids)
     assert isinstance(first.tool_calls[0], ToolCall)
+
+
+def test_a_verification_turn_only_runs_the_tests_and_reports() -> None:
+    from crucible_agent.emulator.conversation import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
+
+    tools = (
+        ToolSpec("run_tests", "run pytest", {"type": "object", "properties": {"path": {"type": "string"}}}),
+        ToolSpec("fs_read_file", "read", {"type": "object", "properties": {"path": {"type": "string"}}}),
+    )
+    ask = Message(role="user", text="Verify the sprint: the task was a function add(a, b). Run the tests.")
+    first = coding.verification_step(
+        ModelRequest(provider="openai", model="m", system="", messages=(ask,), tools=tools)
+    )
+    assert [name for name, _ in first.calls] == ["run_tests"]
+    call = ToolCall("c1", "run_tests", dict(first.calls[0][1]))
+    for output, token in (
+        ("PASSED: 2 passed in 0.01s", coding.SUCCESS_TOKEN),
+        ("FAILED: 1 failed", coding.FAILURE_TOKEN),
+    ):
+        done = coding.verification_step(
+            ModelRequest(
+                provider="openai",
+                model="m",
+                system="",
+                messages=(
+                    ask,
+                    Message(role="assistant", tool_calls=(call,)),
+                    Message(role="user", tool_results=(ToolResult("c1", output),)),
+                ),
+                tools=tools,
+            )
+        )
+        assert done.text is not None
+        assert done.text.startswith(token)

@@ -14,14 +14,16 @@ from crucible_spec.adapters.repository import AbstractSpecRepository, Provenance
 from crucible_spec.domain.model import (
     ChatMessage,
     ChatSession,
+    PlanningInterview,
     ProblemSpec,
     Project,
     ProvenanceEntry,
+    Spec,
     WorldModel,
 )
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
-Keyed = TypeVar("Keyed", Project, ChatSession)
+Keyed = TypeVar("Keyed", Project, ChatSession, Spec)
 
 
 class FakeIntegrityError(Exception):
@@ -37,6 +39,7 @@ class FakeTables:
     problem_specs: dict[str, ProblemSpec] = field(default_factory=dict)
     world_models: dict[str, WorldModel] = field(default_factory=dict)
     provenance: list[tuple[ProvenanceSubject, ProvenanceEntry]] = field(default_factory=list)
+    specs: dict[str, Spec] = field(default_factory=dict)
 
 
 class FakeSpecRepository(AbstractSpecRepository):
@@ -181,6 +184,24 @@ class FakeSpecRepository(AbstractSpecRepository):
         rows.sort(key=lambda e: e.version)
         return copy.deepcopy(rows[:limit])
 
+    # ------------------------------------------------------------ specs
+
+    async def add_spec(self, spec: Spec) -> None:
+        if spec.id in self.tables.specs:
+            raise FakeIntegrityError(f"duplicate spec id {spec.id}")
+        self.tables.specs[spec.id] = _stored_spec(spec)
+
+    async def get_spec(self, spec_id: str, *, for_update: bool = False) -> Spec | None:
+        return copy.deepcopy(self.tables.specs.get(spec_id))
+
+    async def list_specs(self, limit: int, after: tuple[datetime, str] | None) -> list[Spec]:
+        return copy.deepcopy(_newest_first(self.tables.specs.values(), limit, after))
+
+    async def save_spec(self, spec: Spec) -> None:
+        stored = self.tables.specs.get(spec.id)
+        if stored is not None:
+            self.tables.specs[spec.id] = replace(_stored_spec(spec), task=stored.task, created_at=stored.created_at)
+
     def _check_new_child(self, table: dict[str, Any], project_id: str, what: str) -> None:
         if project_id in table:
             raise FakeIntegrityError(f"project {project_id} already has a {what}")
@@ -228,3 +249,8 @@ def _jsonb(value: dict[str, Any]) -> dict[str, Any]:
     """What a JSONB column gives back: a fresh copy, tuples turned to lists."""
     result: dict[str, Any] = json.loads(json.dumps(value))
     return result
+
+
+def _stored_spec(spec: Spec) -> Spec:
+    """A spec as the JSONB ``artifacts`` column gives it back."""
+    return replace(spec, planning=PlanningInterview.from_json(_jsonb(spec.artifacts())["planning"]))

@@ -56,7 +56,9 @@ class AbstractAgentRepository(abc.ABC):
     async def save_recording(self, key: str, request_hash: str, provider: str, response: ProviderResponse) -> None: ...
 
     @abc.abstractmethod
-    async def add_run(self, run: AgentRun, lease_owner: str, lease_until: datetime) -> None: ...
+    async def add_run(
+        self, run: AgentRun, lease_owner: str, lease_until: datetime | None, driver: str = "agent_runner"
+    ) -> None: ...
 
     @abc.abstractmethod
     async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool: ...
@@ -208,7 +210,9 @@ class SqlAgentRepository(AbstractAgentRepository):
 
     # ------------------------------------------------------------ agent runs
 
-    async def add_run(self, run: AgentRun, lease_owner: str, lease_until: datetime) -> None:
+    async def add_run(
+        self, run: AgentRun, lease_owner: str, lease_until: datetime | None, driver: str = "agent_runner"
+    ) -> None:
         await self._conn.execute(
             insert(t.agent_runs).values(
                 id=run.id,
@@ -225,6 +229,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                 failure_reason=run.failure_reason,
                 json_schema=run.json_schema,
                 schema_name=run.schema_name,
+                driver=driver,
                 lease_owner=lease_owner,
                 lease_expires_at=lease_until,
                 created_at=run.created_at,
@@ -247,6 +252,7 @@ class SqlAgentRepository(AbstractAgentRepository):
             select(c.id)
             .where(
                 c.status == AgentRunStatus.RUNNING.value,
+                c.driver == "agent_runner",
                 or_(c.lease_expires_at.is_(None), c.lease_expires_at < func.now()),
             )
             .order_by(c.created_at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -93,6 +94,9 @@ agent_runs = Table(
     # is claimed and continued by another process, or by the same one after a restart.
     Column("json_schema", JSONB, nullable=True),
     Column("schema_name", String(100), nullable=False, server_default=""),
+    # "agent_runner": subagents + judge, resumable by the AgentRunner; "sprint": a sprint phase's
+    # tool loop, resumed by the sprint's PhaseRunner instead.
+    Column("driver", String(16), nullable=False, server_default="agent_runner"),
     Column("lease_owner", String(100), nullable=False),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -162,4 +166,53 @@ agent_checkpoints = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("agent_run_id", "sequence", name="uq_agent_checkpoints_run_sequence"),
     UniqueConstraint("agent_run_id", "label", name="uq_agent_checkpoints_run_label"),
+)
+
+
+sprints = Table(
+    "sprints",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("spec_id", String(100), nullable=False),
+    Column("spec", JSONB, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("goal", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("current_phase", String(16), nullable=True),
+    Column("trigger", JSONB, nullable=True),
+    Column("workspace_ref", String(100), nullable=False),
+    Column("failure_reason", Text, nullable=False),
+    Column("lease_owner", String(100), nullable=False),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('planned', 'active', 'completed', 'failed')", name="ck_sprints_status"),
+    Index("ix_sprints_created_at_id", "created_at", "id"),
+    Index("ix_sprints_spec_id", "spec_id"),
+    Index("ix_sprints_active_lease", "lease_expires_at", postgresql_where=text("status = 'active'")),
+)
+
+sprint_phases = Table(
+    "sprint_phases",
+    metadata,
+    Column("sprint_id", Uuid(as_uuid=False), ForeignKey("sprints.id", ondelete="CASCADE"), primary_key=True),
+    Column("phase", String(16), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("agent_run_id", String(36), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("output", JSONB, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+sprint_events = Table(
+    "sprint_events",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=True),
+    Column("sprint_id", Uuid(as_uuid=False), ForeignKey("sprints.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sprint_events_sprint_sequence", "sprint_id", "sequence"),
 )

@@ -21,6 +21,10 @@ no failures) ends with a text containing ``VERIFICATION_SUCCESS``; a failing one
 of the program and a second run; a second failure ends with ``VERIFICATION_FAILED``. A ``bad_code``
 fault makes the program written in that turn fail its tests.
 
+Verification: when ``run_tests`` is offered but ``fs_write_file`` is not, the agent may only check:
+it calls ``run_tests`` once and answers ``VERIFICATION_SUCCESS`` when the tests pass, else
+``VERIFICATION_FAILED`` with the failing summary.
+
 Discovery: when only ``fs_write_file`` matters and the prompt asks to write ``implementation_plan.md``
 (e.g. "write the plan to implementation_plan.md", or a Discovery phase prompt), the agent writes the
 plan there and then answers with its summary.
@@ -525,6 +529,22 @@ _CODING_WORD_RE = re.compile(r"\b(coding phase|write the code|implement the)\b",
 def is_coding_request(request: ModelRequest) -> bool:
     names = {t.name for t in request.tools}
     return WRITE_TOOL in names and RUN_TESTS_TOOL in names
+
+
+def is_verification_request(request: ModelRequest) -> bool:
+    names = {t.name for t in request.tools}
+    return RUN_TESTS_TOOL in names and WRITE_TOOL not in names
+
+
+def verification_step(request: ModelRequest) -> AgentStep:
+    """Run the tests once, then report what they say; never touch the files."""
+    task = parse_task(task_sources(request))
+    runs = [e for e in _history(request) if e.call.name == RUN_TESTS_TOOL and e.result is not None]
+    if not runs:
+        return AgentStep(calls=((RUN_TESTS_TOOL, _arguments(request, RUN_TESTS_TOOL, path=task.test_file)),))
+    if tests_passed(runs[-1].result):
+        return AgentStep(text=f"{SUCCESS_TOKEN}\n\nrun_tests: {_outcome_line(runs[-1].result)}.")
+    return AgentStep(text=f"{FAILURE_TOKEN}\n\nrun_tests: {_outcome_line(runs[-1].result)}.")
 
 
 def is_discovery(request: ModelRequest) -> bool:

@@ -53,6 +53,8 @@ def task_name(request: ModelRequest) -> str:
             return "discovery"
         if coding.is_coding_request(request):
             return "coding_agent"
+        if coding.is_verification_request(request):
+            return "verification_agent"
         return "tool_use"
     return "chat"
 
@@ -198,6 +200,8 @@ def _tool_step(request: ModelRequest, modifiers: Modifiers, rng: random.Random) 
         return coding.discovery_step(request)
     if coding.is_coding_request(request):
         return coding.next_step(request, bad_code=modifiers.bad_code)
+    if coding.is_verification_request(request):
+        return coding.verification_step(request)
     if request.tool_choice.mode in ("required", "tool"):
         tool = request.tool(request.tool_choice.name or "") or request.tools[0]
         vocabulary = key_terms(request.last_user_text(), 24)

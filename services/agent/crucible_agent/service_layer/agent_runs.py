@@ -42,8 +42,8 @@ from crucible_common.errors import FieldViolation, InvalidArgument
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("crucible.agent")
 
-LEASE_SECONDS = 30
-HEARTBEAT_SECONDS = 10
+LEASE_SECONDS = 15
+HEARTBEAT_SECONDS = 5
 RESUME_BATCH = 10
 MAX_SUBAGENTS = 8
 MAX_MESSAGE_CHARS = 200_000
@@ -100,7 +100,7 @@ class AgentRunner:
                 )
         now = _now()
         run = AgentRun(
-            id=_new_id(),
+            id=cmd.run_id or _new_id(),
             status=AgentRunStatus.RUNNING,
             message=cmd.message,
             history=cmd.history,

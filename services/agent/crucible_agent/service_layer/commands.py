@@ -44,6 +44,8 @@ class ExecuteAgentRun:
     # When set, every subagent answers with a JSON object valid against it.
     json_schema: JsonObject | None = None
     schema_name: str = ""
+    # Set by in-process callers that must know the run's id before it ends (a sprint phase).
+    run_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,15 @@ from crucible_spec.domain.model import (
     Constraint,
     Goal,
     MessageRole,
+    PlanningInterview,
     ProblemSpec,
     Project,
     ProvenanceAction,
     ProvenanceEntry,
     Resolution,
     RunMode,
+    Spec,
+    SpecStatus,
     WorldModel,
 )
 
@@ -89,6 +92,19 @@ class AbstractSpecRepository(abc.ABC):
     async def list_provenance(
         self, project_id: str, subject: ProvenanceSubject, limit: int, after_version: int
     ) -> list[ProvenanceEntry]: ...
+
+    @abc.abstractmethod
+    async def add_spec(self, spec: Spec) -> None: ...
+
+    @abc.abstractmethod
+    async def get_spec(self, spec_id: str, *, for_update: bool = False) -> Spec | None: ...
+
+    @abc.abstractmethod
+    async def list_specs(self, limit: int, after: tuple[datetime, str] | None) -> list[Spec]: ...
+
+    @abc.abstractmethod
+    async def save_spec(self, spec: Spec) -> None:
+        """Store the status, title, planning and updated_at of an existing spec."""
 
 
 class SqlSpecRepository(AbstractSpecRepository):
@@ -266,6 +282,43 @@ class SqlSpecRepository(AbstractSpecRepository):
         )
         return [_provenance(row) for row in await self._conn.execute(query)]
 
+    # ------------------------------------------------------------ specs
+
+    async def add_spec(self, spec: Spec) -> None:
+        await self._conn.execute(
+            insert(t.specs).values(
+                id=spec.id,
+                status=spec.status.value,
+                task=spec.task,
+                title=spec.title,
+                artifacts=spec.artifacts(),
+                created_at=spec.created_at,
+                updated_at=spec.updated_at,
+            )
+        )
+
+    async def get_spec(self, spec_id: str, *, for_update: bool = False) -> Spec | None:
+        query = select(t.specs).where(t.specs.c.id == spec_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _spec(row) if row else None
+
+    async def list_specs(self, limit: int, after: tuple[datetime, str] | None) -> list[Spec]:
+        c = t.specs.c
+        query = select(t.specs).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        if after is not None:
+            at, id_ = after
+            query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < id_)))
+        return [_spec(row) for row in await self._conn.execute(query)]
+
+    async def save_spec(self, spec: Spec) -> None:
+        await self._conn.execute(
+            update(t.specs)
+            .where(t.specs.c.id == spec.id)
+            .values(status=spec.status.value, title=spec.title, artifacts=spec.artifacts(), updated_at=spec.updated_at)
+        )
+
 
 def _project(row: Row[Any]) -> Project:
     return Project(
@@ -334,4 +387,16 @@ def _provenance(row: Row[Any]) -> ProvenanceEntry:
         reason=row.reason,
         changes=row.changes,
         created_at=row.created_at,
+    )
+
+
+def _spec(row: Row[Any]) -> Spec:
+    return Spec(
+        id=str(row.id),
+        status=SpecStatus(row.status),
+        task=row.task,
+        title=row.title,
+        planning=PlanningInterview.from_json(row.artifacts["planning"]),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )

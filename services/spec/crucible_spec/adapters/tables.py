@@ -104,3 +104,18 @@ provenance_entries = Table(
     CheckConstraint("subject IN ('problem_spec', 'world_model')", name="ck_provenance_subject"),
     UniqueConstraint("project_id", "subject", "version", name="uq_provenance_project_subject_version"),
 )
+
+specs = Table(
+    "specs",
+    metadata,
+    Column("id", Uuid(as_uuid=False), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("task", Text, nullable=False),
+    Column("title", String(200), nullable=False),
+    # {"planning": {"status", "questions", "answers", "metadata"}}
+    Column("artifacts", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('draft', 'validated')", name="ck_specs_status"),
+    Index("ix_specs_created_at_id", "created_at", "id"),
+)

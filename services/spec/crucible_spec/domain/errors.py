@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from crucible_common.errors import Conflict, FieldViolation, InvalidArgument, NotFound
+from collections.abc import Mapping
+
+from crucible_common.errors import (
+    Conflict,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 
 class ProjectNotFound(NotFound):
@@ -55,3 +64,43 @@ class ValidationFailed(InvalidArgument):
         summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
         more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
         super().__init__(f"invalid request: {summary}{more}", violations=violations, reason="VALIDATION_FAILED")
+
+
+class SpecNotFound(NotFound):
+    def __init__(self, spec_id: str) -> None:
+        super().__init__(f"spec {spec_id} not found", reason="SPEC_NOT_FOUND", metadata={"spec_id": spec_id})
+
+
+class SpecValidated(FailedPrecondition):
+    def __init__(self, spec_id: str) -> None:
+        super().__init__(
+            f"spec {spec_id} is validated; its planning can no longer change",
+            reason="SPEC_VALIDATED",
+            metadata={"spec_id": spec_id},
+        )
+
+
+class UnknownQuestions(InvalidArgument):
+    """Answers name questions the spec does not have; each one is listed."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        super().__init__(
+            f"{len(violations)} answer(s) name a question the spec does not have; "
+            "send each question exactly as the spec states it",
+            violations=violations,
+            reason="UNKNOWN_QUESTION",
+        )
+
+
+class PlanningInterviewFailed(FailedPrecondition):
+    """The interview could not produce questions, and retrying as it is will not help."""
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"planning interview failed: {message}", reason="PLANNING_INTERVIEW_FAILED", metadata=metadata)
+
+
+class PlanningInterviewUnavailable(Unavailable):
+    """The interview could not run now (agent service down, models failing); retrying may help."""
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"planning interview failed: {message}", reason="PLANNING_INTERVIEW_FAILED", metadata=metadata)

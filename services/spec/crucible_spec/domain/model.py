@@ -156,3 +156,92 @@ class ProvenanceEntry:
 class Page(Generic[T]):
     items: list[T]
     next_page_token: str = ""
+
+
+# ---------------------------------------------------------------- specs and their planning interview
+
+
+class SpecStatus(enum.StrEnum):
+    DRAFT = "draft"
+    VALIDATED = "validated"
+
+
+class PlanningStatus(enum.StrEnum):
+    NEEDS_ANSWERS = "needs_answers"
+    ANSWERED = "answered"
+
+
+class InterviewMode(enum.StrEnum):
+    DUAL_SUBAGENT = "dual_subagent"
+    SINGLE = "single"
+    STUB = "stub"
+
+
+@dataclass(frozen=True)
+class PlanningQuestion:
+    question: str
+    rationale: str
+
+
+@dataclass(frozen=True)
+class PlanningAnswer:
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class PlanningInterview:
+    status: PlanningStatus
+    questions: tuple[PlanningQuestion, ...]
+    answers: tuple[PlanningAnswer, ...]
+    # How the questions were obtained (mode, candidates, judge, ...): a record, passed on as it is.
+    metadata: JsonObject
+
+    @classmethod
+    def asked(cls, questions: tuple[PlanningQuestion, ...], metadata: JsonObject) -> PlanningInterview:
+        return cls(PlanningStatus.NEEDS_ANSWERS, questions, (), metadata)
+
+    def unanswered(self) -> tuple[str, ...]:
+        answered = {a.question for a in self.answers}
+        return tuple(q.question for q in self.questions if q.question not in answered)
+
+    def with_answers(self, answers: tuple[PlanningAnswer, ...]) -> PlanningInterview:
+        """Later answers replace earlier ones to the same question; kept in question order."""
+        by_question = {a.question: a for a in self.answers} | {a.question: a for a in answers}
+        merged = tuple(by_question[q.question] for q in self.questions if q.question in by_question)
+        done = len(merged) == len(self.questions)
+        return PlanningInterview(
+            PlanningStatus.ANSWERED if done else PlanningStatus.NEEDS_ANSWERS, self.questions, merged, self.metadata
+        )
+
+    def to_json(self) -> JsonObject:
+        return {
+            "status": self.status.value,
+            "questions": [{"question": q.question, "rationale": q.rationale} for q in self.questions],
+            "answers": [{"question": a.question, "answer": a.answer} for a in self.answers],
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_json(cls, value: JsonObject) -> PlanningInterview:
+        return cls(
+            PlanningStatus(value["status"]),
+            tuple(PlanningQuestion(q["question"], q["rationale"]) for q in value["questions"]),
+            tuple(PlanningAnswer(a["question"], a["answer"]) for a in value["answers"]),
+            value["metadata"],
+        )
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str
+    status: SpecStatus
+    task: str
+    title: str
+    planning: PlanningInterview
+    created_at: datetime
+    updated_at: datetime
+
+    def artifacts(self) -> JsonObject:
+        """What the ``artifacts`` column holds (and the API shows)."""
+        return {"planning": self.planning.to_json()}

@@ -13,6 +13,7 @@ from crucible_common.protobuf import enum_from_proto, struct_to_dict
 from crucible_spec.entrypoints import proto_mapping as m
 from crucible_spec.service_layer import commands as c
 from crucible_spec.service_layer import handlers as h
+from crucible_spec.service_layer.planning import PlanningInterviewer
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -20,10 +21,15 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 class SpecServicer(pb_grpc.SpecServiceServicer):
     def __init__(
-        self, uow: Callable[[], AbstractUnitOfWork], read_uow: Callable[[], AbstractUnitOfWork] | None = None
+        self,
+        uow: Callable[[], AbstractUnitOfWork],
+        read_uow: Callable[[], AbstractUnitOfWork] | None = None,
+        *,
+        interviewer: PlanningInterviewer,
     ) -> None:
         self._uow = uow
         self._read = read_uow or uow
+        self._interviewer = interviewer
 
     # ------------------------------------------------------------ projects
 
@@ -157,3 +163,32 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         return pb.ListWorldModelProvenanceResponse(
             entries=[m.provenance_entry(e) for e in page.items], next_page_token=page.next_page_token
         )
+
+    # ------------------------------------------------------------ specs
+
+    async def CreateSpecWithPlanning(
+        self, request: pb.CreateSpecWithPlanningRequest, context: Context
+    ) -> pb.CreateSpecWithPlanningResponse:
+        cmd = c.CreateSpecWithPlanning(
+            task=request.task,
+            title=request.title,
+            max_questions=request.max_questions,
+            mode=enum_from_proto(request.mode, m.INTERVIEW_MODES, "mode"),
+        )
+        spec = await h.create_spec_with_planning(cmd, self._uow(), self._interviewer)
+        return pb.CreateSpecWithPlanningResponse(spec=m.spec(spec))
+
+    async def SavePlanningAnswers(
+        self, request: pb.SavePlanningAnswersRequest, context: Context
+    ) -> pb.SavePlanningAnswersResponse:
+        cmd = c.SavePlanningAnswers(request.spec_id, m.planning_answers(list(request.answers)))
+        spec = await h.save_planning_answers(cmd, self._uow())
+        return pb.SavePlanningAnswersResponse(spec=m.spec(spec), unanswered_questions=list(spec.planning.unanswered()))
+
+    async def GetSpec(self, request: pb.GetSpecRequest, context: Context) -> pb.GetSpecResponse:
+        spec = await h.get_spec(c.GetSpec(request.spec_id), self._read())
+        return pb.GetSpecResponse(spec=m.spec(spec))
+
+    async def ListSpecs(self, request: pb.ListSpecsRequest, context: Context) -> pb.ListSpecsResponse:
+        page = await h.list_specs(c.ListSpecs(request.page_size, request.page_token), self._read())
+        return pb.ListSpecsResponse(specs=[m.spec(s) for s in page.items], next_page_token=page.next_page_token)

@@ -13,12 +13,18 @@ from crucible_spec.domain.model import (
     ChatSessionMode,
     Constraint,
     Goal,
+    InterviewMode,
     MessageRole,
+    PlanningAnswer,
+    PlanningInterview,
+    PlanningStatus,
     ProblemSpec,
     Project,
     ProvenanceEntry,
     Resolution,
     RunMode,
+    Spec,
+    SpecStatus,
     WorldModel,
 )
 
@@ -45,6 +51,16 @@ ACTOR_KINDS = {
     actor_pb2.ACTOR_KIND_USER: ActorKind.USER,
     actor_pb2.ACTOR_KIND_ARCHITECT: ActorKind.ARCHITECT,
     actor_pb2.ACTOR_KIND_SYSTEM: ActorKind.SYSTEM,
+}
+INTERVIEW_MODES = {
+    pb.INTERVIEW_MODE_DUAL_SUBAGENT: InterviewMode.DUAL_SUBAGENT,
+    pb.INTERVIEW_MODE_SINGLE: InterviewMode.SINGLE,
+    pb.INTERVIEW_MODE_STUB: InterviewMode.STUB,
+}
+SPEC_STATUSES_PB = {SpecStatus.DRAFT: pb.SPEC_STATUS_DRAFT, SpecStatus.VALIDATED: pb.SPEC_STATUS_VALIDATED}
+PLANNING_STATUSES_PB = {
+    PlanningStatus.NEEDS_ANSWERS: pb.PLANNING_STATUS_NEEDS_ANSWERS,
+    PlanningStatus.ANSWERED: pb.PLANNING_STATUS_ANSWERED,
 }
 
 CHAT_MODES_PB = {v: k for k, v in CHAT_MODES.items()}
@@ -133,4 +149,30 @@ def provenance_entry(e: ProvenanceEntry) -> pb.ProvenanceEntry:
         reason=e.reason,
         changes=struct(e.changes),
         create_time=timestamp(e.created_at),
+    )
+
+
+def planning_answers(items: list[pb.PlanningAnswer]) -> tuple[PlanningAnswer, ...]:
+    return tuple(PlanningAnswer(a.question, a.answer) for a in items)
+
+
+def planning(p: PlanningInterview) -> pb.PlanningInterview:
+    return pb.PlanningInterview(
+        status=PLANNING_STATUSES_PB[p.status],
+        questions=[pb.PlanningQuestion(question=q.question, rationale=q.rationale) for q in p.questions],
+        answers=[pb.PlanningAnswer(question=a.question, answer=a.answer) for a in p.answers],
+        metadata=struct(p.metadata),
+    )
+
+
+def spec(s: Spec) -> pb.Spec:
+    return pb.Spec(
+        id=s.id,
+        status=SPEC_STATUSES_PB[s.status],
+        task=s.task,
+        title=s.title,
+        artifacts=struct(s.artifacts()),
+        planning=planning(s.planning),
+        create_time=timestamp(s.created_at),
+        update_time=timestamp(s.updated_at),
     )

@@ -9,8 +9,10 @@ from crucible_spec.domain.model import (
     ChatSessionMode,
     Constraint,
     Goal,
+    InterviewMode,
     JsonObject,
     MessageRole,
+    PlanningAnswer,
     Resolution,
     RunMode,
 )
@@ -122,5 +124,33 @@ class UpdateWorldModel:
 @dataclass(frozen=True)
 class ListProvenance:
     project_id: str
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class CreateSpecWithPlanning:
+    task: str
+    # Empty: the first words of the task.
+    title: str = ""
+    # 0 means the default (5).
+    max_questions: int = 0
+    # None means dual_subagent.
+    mode: InterviewMode | None = None
+
+
+@dataclass(frozen=True)
+class SavePlanningAnswers:
+    spec_id: str
+    answers: tuple[PlanningAnswer, ...]
+
+
+@dataclass(frozen=True)
+class GetSpec:
+    spec_id: str
+
+
+@dataclass(frozen=True)
+class ListSpecs:
     page_size: int = 0
     page_token: str = ""

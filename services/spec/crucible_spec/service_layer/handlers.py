@@ -10,8 +10,12 @@ from crucible_common.errors import FieldViolation, InvalidArgument
 from crucible_common.pagination import Cursor, next_page_token, page_request
 from crucible_spec.domain.errors import (
     ChatSessionNotFound,
+    PlanningInterviewFailed,
     ProblemSpecNotFound,
     ProjectNotFound,
+    SpecNotFound,
+    SpecValidated,
+    UnknownQuestions,
     VersionConflict,
     WorldModelNotFound,
 )
@@ -19,21 +23,32 @@ from crucible_spec.domain.model import (
     WORLD_MODEL_SECTIONS,
     ChatMessage,
     ChatSession,
+    InterviewMode,
     Page,
+    PlanningInterview,
+    PlanningQuestion,
     ProblemSpec,
     Project,
     ProvenanceAction,
     ProvenanceEntry,
     Resolution,
     RunMode,
+    Spec,
+    SpecStatus,
     WorldModel,
 )
 from crucible_spec.domain.validation import (
+    DEFAULT_MAX_QUESTIONS,
+    MAX_ANSWER,
+    MAX_ANSWERS,
     MAX_DESCRIPTION,
     MAX_MESSAGE_CONTENT,
     MAX_METADATA_BYTES,
+    MAX_QUESTIONS,
     MAX_REASON,
+    MAX_TASK,
     MAX_TITLE,
+    MIN_QUESTIONS,
     Violations,
     check_constraints,
     check_goals,
@@ -41,6 +56,7 @@ from crucible_spec.domain.validation import (
     parse_id,
 )
 from crucible_spec.service_layer import commands as c
+from crucible_spec.service_layer.planning import InterviewRequest, PlanningInterviewer, stub_interview
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
 PROBLEM_SPEC_FIELDS = ("constraints", "goals", "resolution", "mode")
@@ -370,3 +386,121 @@ def _provenance(
 def _check_version(what: str, expected: int, actual: int) -> None:
     if expected and expected != actual:
         raise VersionConflict(what, expected, actual)
+
+
+# ---------------------------------------------------------------- specs and their planning interview
+
+DEFAULT_TITLE_WORDS = 8
+
+
+async def create_spec_with_planning(
+    cmd: c.CreateSpecWithPlanning, uow: AbstractUnitOfWork, interviewer: PlanningInterviewer
+) -> Spec:
+    v = Violations()
+    v.text("task", cmd.task, max_len=MAX_TASK, required=True)
+    v.text("title", cmd.title, max_len=MAX_TITLE)
+    max_questions = cmd.max_questions or DEFAULT_MAX_QUESTIONS
+    if not MIN_QUESTIONS <= max_questions <= MAX_QUESTIONS:
+        v.add("max_questions", f"must be between {MIN_QUESTIONS} and {MAX_QUESTIONS} (got {cmd.max_questions})")
+    v.raise_if_any()
+    task = cmd.task.strip()
+    mode = cmd.mode or InterviewMode.DUAL_SUBAGENT
+    request = InterviewRequest(_new_id(), task, max_questions, mode)
+    # The models are asked before any transaction opens: no connection is held while they think,
+    # and a failed interview leaves nothing behind.
+    if mode is InterviewMode.STUB:
+        result = stub_interview(task, max_questions)
+    else:
+        result = await interviewer.interview(request)
+    questions = _usable_questions(result.questions, max_questions)
+    if not questions:
+        raise PlanningInterviewFailed("the interview produced no usable question", metadata={"mode": mode.value})
+    now = _now()
+    spec = Spec(
+        id=request.spec_id,
+        status=SpecStatus.DRAFT,
+        task=task,
+        title=cmd.title.strip() or default_title(task),
+        planning=PlanningInterview.asked(questions, result.metadata.to_json()),
+        created_at=now,
+        updated_at=now,
+    )
+    async with uow:
+        await uow.repo.add_spec(spec)
+        await uow.commit()
+    return spec
+
+
+async def save_planning_answers(cmd: c.SavePlanningAnswers, uow: AbstractUnitOfWork) -> Spec:
+    """Merge the answers into the spec's; planning is "answered" once every question has one."""
+    spec_id = parse_id(cmd.spec_id, "spec_id")
+    v = Violations()
+    if not cmd.answers:
+        v.add("answers", "at least one answer is required")
+    if len(cmd.answers) > MAX_ANSWERS:
+        v.add("answers", f"at most {MAX_ANSWERS} answers")
+    seen: set[str] = set()
+    for i, a in enumerate(cmd.answers):
+        if not a.question.strip():
+            v.add(f"answers[{i}].question", "must not be empty")
+        elif a.question in seen:
+            v.add(f"answers[{i}].question", "answered twice in this request")
+        seen.add(a.question)
+        v.text(f"answers[{i}].answer", a.answer, max_len=MAX_ANSWER, required=True)
+    v.raise_if_any()
+    async with uow:
+        spec = await uow.repo.get_spec(spec_id, for_update=True)
+        if spec is None:
+            raise SpecNotFound(spec_id)
+        if spec.status is SpecStatus.VALIDATED:
+            raise SpecValidated(spec_id)
+        asked = {q.question for q in spec.planning.questions}
+        unknown = [
+            FieldViolation(f"answers[{i}].question", f"not a question of this spec: {a.question!r}"[:500])
+            for i, a in enumerate(cmd.answers)
+            if a.question not in asked
+        ]
+        if unknown:
+            raise UnknownQuestions(unknown)
+        updated = replace(spec, planning=spec.planning.with_answers(cmd.answers), updated_at=_now())
+        await uow.repo.save_spec(updated)
+        await uow.commit()
+    return updated
+
+
+async def get_spec(cmd: c.GetSpec, uow: AbstractUnitOfWork) -> Spec:
+    spec_id = parse_id(cmd.spec_id, "spec_id")
+    async with uow:
+        spec = await uow.repo.get_spec(spec_id)
+    if spec is None:
+        raise SpecNotFound(spec_id)
+    return spec
+
+
+async def list_specs(cmd: c.ListSpecs, uow: AbstractUnitOfWork) -> Page[Spec]:
+    page = page_request(cmd.page_size, cmd.page_token, scope="specs")
+    after = (page.after.time, page.after.id) if page.after else None
+    async with uow:
+        rows = await uow.repo.list_specs(page.size + 1, after)
+    items, more = rows[: page.size], len(rows) > page.size
+    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
+    return Page(items, next_page_token(cursor, scope="specs"))
+
+
+def default_title(task: str) -> str:
+    """The task's first words, within the title limit."""
+    words = task.split()
+    title = " ".join(words[:DEFAULT_TITLE_WORDS])
+    if len(words) > DEFAULT_TITLE_WORDS or len(title) > MAX_TITLE:
+        title = title[: MAX_TITLE - 3].rstrip() + "..."
+    return title
+
+
+def _usable_questions(proposed: tuple[PlanningQuestion, ...], limit: int) -> tuple[PlanningQuestion, ...]:
+    # Answers name questions by their exact text, so blank or repeated questions cannot stay.
+    kept: dict[str, PlanningQuestion] = {}
+    for q in proposed:
+        text = q.question.strip()
+        if text and text not in kept:
+            kept[text] = PlanningQuestion(text, q.rationale.strip())
+    return tuple(kept.values())[:limit]
