@@ -289,6 +289,8 @@ async def _run(
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(workspace),
+        # Plain pytest: the plugins installed beside Crucible are not the agent's to load.
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
     started = time.monotonic()
     transport, child = await asyncio.get_running_loop().subprocess_exec(

@@ -218,6 +218,7 @@ class AgentRunner:
         while True:
             try:
                 await self.resume_stale()
+            # The loop must outlive one failed round (a lost database, ...); the traceback is logged.
             except Exception:
                 logger.exception("resuming abandoned agent runs failed; will retry")
             await asyncio.sleep(interval)

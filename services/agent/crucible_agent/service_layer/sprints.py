@@ -26,6 +26,7 @@ from typing import Any
 from crucible_agent.adapters.repository import message_from_json, message_json
 from crucible_agent.adapters.sandbox import SandboxLimits, TestRun, run_tests
 from crucible_agent.adapters.workspace import Artifact, ToolBox, Workspace, WorkspaceError
+from crucible_agent.domain.errors import AgentRunNotFound
 from crucible_agent.domain.model import (
     AgentRun,
     AgentRunStatus,
@@ -117,6 +118,10 @@ class SprintDefaults:
     planners: tuple[SubagentConfig, ...]
     judge: JudgeConfig | None
     sandbox: SandboxLimits
+
+
+class SprintStopped(Exception):
+    """The sprint is no longer active (cancelled, or finished by another process): stop quietly."""
 
 
 class PhaseFailed(Exception):
@@ -280,6 +285,7 @@ class SprintService:
                 for sprint in sprints:
                     logger.info("sprint %s: lease lapsed; continuing it from its stored phases", sprint.id)
                     self._launch(sprint.id)
+            # The loop must outlive one failed round (a lost database, ...); the traceback is logged.
             except Exception:
                 logger.exception("resuming abandoned sprints failed; will retry")
             await asyncio.sleep(interval)
@@ -355,8 +361,8 @@ class PhaseRunner:
             )
         except PhaseFailed as failure:
             await self._s._finish(self._sprint_id, SprintStatus.FAILED, failure.summary)
-        except asyncio.CancelledError:
-            raise
+        except SprintStopped:
+            logger.info("sprint %s is no longer active; its runner stops", self._sprint_id)
         except Exception as exc:
             logger.exception("sprint %s failed unexpectedly", self._sprint_id)
             await self._s._finish(self._sprint_id, SprintStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
@@ -375,7 +381,7 @@ class PhaseRunner:
     async def _attempt(self, phase: Phase, number: int) -> PhaseAttempt | None:
         sprint = await self._s.get(self._sprint_id)
         if sprint.status is not SprintStatus.ACTIVE:
-            raise asyncio.CancelledError
+            raise SprintStopped
         return next((a for a in sprint.phases if a.phase is phase and a.attempt == number), None)
 
     async def _begin(self, phase: Phase, number: int, agent_run_id: str, output: JsonObject) -> PhaseAttempt:
@@ -450,7 +456,7 @@ class PhaseRunner:
         runner = self._s._runner
         try:
             result = await runner.result(run_id)
-        except Exception:
+        except AgentRunNotFound:
             result = None
         if result is None:
             planners = self._s._defaults.planners
@@ -572,10 +578,12 @@ class ToolLoop:
             attempt = existing
             messages = [message_from_json(m) for m in existing.output.get("messages", [])]
         else:
-            run_id = str(uuid.uuid4())
-            attempt = await self._r._begin(self._phase, self._number, run_id, {})
+            attempt = await self._r._begin(self._phase, self._number, str(uuid.uuid4()), {})
+            messages = []
+        if not messages:
+            # A new attempt, or one whose process died before its first turn was stored.
             messages = [ChatMessage(Role.SYSTEM, self._system), ChatMessage(Role.USER, _task_prompt(self._sprint, ""))]
-            await self._start_run(run_id, messages)
+            await self._start_run(attempt.agent_run_id, messages)
         correlation = Correlation(
             sprint_id=self._sprint.id, purpose=f"sprint.{self._phase.value}", agent_run_id=attempt.agent_run_id
         )
@@ -652,6 +660,8 @@ class ToolLoop:
         )
         state = {"phase": self._phase.value, "attempt": self._number, "agent": asdict(self._agent)}
         async with self._s._uow() as uow:
+            if await uow.repo.get_run(run_id) is not None:
+                return
             await uow.repo.add_run(run, self._s._owner, None, driver="sprint")
             await uow.repo.add_checkpoint(Checkpoint(str(uuid.uuid4()), run_id, 1, "start", state, now))
             await uow.commit()
