@@ -32,7 +32,7 @@ from crucible_agent.entrypoints.grpc_servicer import AgentServicer
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_common.database import create_engine, migrate
-from crucible_common.errors import decode_status
+from crucible_common.errors import InvalidArgument, decode_status
 from crucible_common.grpc_server import ServiceDefinition, create_server
 from crucible_common.protobuf import struct
 from tests.integration.agent_fixtures import Emulator, agent_core, agent_settings, serve_emulator
@@ -512,3 +512,19 @@ async def test_subagents_can_answer_with_structured_output(core: AgentCore) -> N
         assert candidate.structured["questions"]
     assert result.decision is not None
     assert not result.decision.fallback
+
+
+async def test_values_longer_than_their_columns_are_bad_requests_not_charges(core: AgentCore) -> None:
+    too_long = Correlation(project_id="p" * 101)
+    with pytest.raises(InvalidArgument) as info:
+        await h.complete(_complete("openai", "gpt-4o-mini", too_long), core.llm, core.uow)
+    assert [v.field for v in info.value.violations] == ["correlation.project_id"]
+    with pytest.raises(InvalidArgument) as info:
+        await core.runner.execute(
+            c.ExecuteAgentRun(
+                TASK, subagents=TWO_PROVIDERS, judge=JUDGE, recording=Recording(RecordingMode.RECORD, "k" * 201)
+            )
+        )
+    assert [v.field for v in info.value.violations] == ["recording.recording_key"]
+    usage = await h.get_usage(c.GetUsage(too_long.with_purpose("test")), core.uow)
+    assert usage.total.calls == 0

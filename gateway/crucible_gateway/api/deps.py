@@ -33,8 +33,13 @@ async def require_token(
     if settings.api_token is None:
         return
     expected = settings.api_token.get_secret_value()
-    if credentials is None or not secrets.compare_digest(credentials.credentials, expected):
+    if credentials is None or not token_matches(credentials.credentials, expected):
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def token_matches(given: str, expected: str) -> bool:
+    # Bytes, not str: compare_digest refuses non-ASCII text, which must be a 401, not a 500.
+    return secrets.compare_digest(given.encode(), expected.encode())
 
 
 Clients = Annotated[ServiceClients, Depends(get_clients)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mimetypes
-import secrets
 from typing import Annotated
 
 import grpc
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
 
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_gateway.api.deps import Clients
+from crucible_gateway.api.deps import Clients, token_matches
 from crucible_gateway.errors import problem_json
 from crucible_gateway.schemas import PageSize
 from crucible_gateway.sprint_schemas import (
@@ -28,6 +27,7 @@ from crucible_gateway.sprint_schemas import (
 router = APIRouter(tags=["sprints"])
 ws_router = APIRouter(tags=["sprints"])
 
+TEXT_SUFFIXES = (".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".csv")
 ANSWERED = {spec_pb.PLANNING_STATUS_ANSWERED: "answered", spec_pb.PLANNING_STATUS_NEEDS_ANSWERS: "needs_answers"}
 
 
@@ -101,10 +101,15 @@ async def get_artifact(sprint_id: str, path: str, clients: Clients) -> Response:
     response = await clients.sprints.GetArtifact(
         pb.GetArtifactRequest(sprint_id=sprint_id, path=path), timeout=clients.timeout
     )
-    media_type = mimetypes.guess_type(response.path)[0] or "application/octet-stream"
-    if media_type.startswith("text/") or response.path.endswith((".py", ".md", ".txt", ".toml", ".cfg")):
-        media_type = "text/plain; charset=utf-8"
-    return Response(response.content, media_type=media_type)
+    # Model-written files are never rendered by the browser on our origin: plain text or a download.
+    textual = response.path.endswith(TEXT_SUFFIXES) or (mimetypes.guess_type(response.path)[0] or "") == "text/plain"
+    media_type = "text/plain; charset=utf-8" if textual else "application/octet-stream"
+    filename = response.path.rsplit("/", 1)[-1].replace('"', "")
+    headers = {
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    return Response(response.content, media_type=media_type, headers=headers)
 
 
 @ws_router.websocket("/api/ws/sprints/{sprint_id}")
@@ -117,7 +122,7 @@ async def watch_sprint(websocket: WebSocket, sprint_id: str, after: int = 0) -> 
         given = websocket.headers.get("authorization", "").removeprefix("Bearer ") or websocket.query_params.get(
             "token", ""
         )
-        if not secrets.compare_digest(given, token.get_secret_value()):
+        if not token_matches(given, token.get_secret_value()):
             await websocket.close(code=4401, reason="a valid bearer token is required")
             return
     await websocket.accept()

@@ -183,6 +183,16 @@ def _prepare(
     target_arg = _target_argument(workspace, target)
     isolation, identity = probe_isolation(), _sandbox_identity()
     if not identity.drop:
+        # Not root: the tests run as the service's own user, who can read the service's
+        # /proc/<pid>/environ (API keys, database URL). Only PID and network namespaces keep
+        # that out of sight and out of reach; without them, refuse rather than run.
+        if not (isolation.pids and isolation.network):
+            message = (
+                "the service does not run as root and cannot create PID and network namespaces here, so"
+                " untrusted tests would see its environment; run it as root or allow unprivileged `unshare`"
+            )
+            logger.error("sandbox unavailable: %s", message)
+            raise SandboxUnavailable(message)
         return workspace, target_arg, isolation, identity, []
     needed = [*_interpreter_dirs(), str(workspace)]
     if isolation.mounts:

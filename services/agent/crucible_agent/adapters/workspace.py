@@ -64,7 +64,8 @@ class WorkspaceLimits:
     max_write_bytes: int = MiB
     max_files: int = 500
     # Downloads are files the tests may have produced too, which RLIMIT_FSIZE caps at 10 MiB.
-    max_download_bytes: int = 16 * MiB
+    # Below the 8 MiB gRPC message limit, so a download never fails in transit.
+    max_download_bytes: int = 7 * MiB
 
 
 DEFAULT_WORKSPACE_LIMITS = WorkspaceLimits()

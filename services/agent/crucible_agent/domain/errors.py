@@ -7,7 +7,6 @@ from crucible_common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     ResourceExhausted,
     Unavailable,
 )
@@ -39,7 +38,9 @@ class ProviderTimeout(ProviderError, Unavailable):
     default_reason = "PROVIDER_TIMEOUT"
 
 
-class ProviderAuthFailed(ProviderError, PermissionDenied):
+class ProviderAuthFailed(ProviderError, Unavailable):
+    """The service's own provider credentials were refused: a server problem, not the caller's."""
+
     default_reason = "PROVIDER_AUTH_FAILED"
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from opentelemetry import trace
 
 from crucible_agent.domain.errors import AgentRunNotFound, CheckpointNotFound
+from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import (
     AgentRun,
     AgentRunResult,
@@ -86,9 +87,26 @@ class AgentRunner:
 
     # ------------------------------------------------------------ use cases
 
-    async def execute(self, cmd: c.ExecuteAgentRun) -> AgentRunResult:
+    async def execute(self, cmd: c.ExecuteAgentRun, *, fail_if_cancelled: bool = True) -> AgentRunResult:
+        """Run it to the end; ``fail_if_cancelled=False`` leaves a cancelled run to be resumed later."""
         subagents = cmd.subagents or self._default_subagents
         judge = cmd.judge or self._default_judge
+        sizes = size_violations(
+            correlation=cmd.correlation,
+            recording=cmd.recording,
+            models={
+                **{f"subagents[{i}].model_name": s.model for i, s in enumerate(subagents)},
+                **({"judge.model_name": judge.model} if judge else {}),
+            },
+            schema_name=cmd.schema_name,
+            workspace_ref=cmd.workspace_ref,
+        )
+        if sizes:
+            raise InvalidArgument(
+                "invalid agent run: " + "; ".join(f"{p.field}: {p.description}" for p in sizes[:5]),
+                violations=sizes,
+                reason="VALIDATION_FAILED",
+            )
         self._validate(cmd.message, subagents, judge)
         if cmd.json_schema is not None:
             problem = check_schema(cmd.json_schema)
@@ -127,7 +145,7 @@ class AgentRunner:
             await uow.repo.add_run(run, self._owner, _lease_until())
             await uow.repo.add_checkpoint(Checkpoint(_new_id(), run.id, 1, "start", start_state, now))
             await uow.commit()
-        await self._advance_holding_lease(run)
+        await self._advance_holding_lease(run, fail_if_cancelled=fail_if_cancelled)
         return await self.result(run.id)
 
     async def fork(self, cmd: c.ForkAgentRun) -> AgentRunResult:
@@ -135,6 +153,12 @@ class AgentRunner:
             raise InvalidArgument(
                 "name the checkpoint to fork from by checkpoint_id or checkpoint_label",
                 violations=[FieldViolation("checkpoint_label", "required when checkpoint_id is empty")],
+            )
+        if cmd.recording is not None and len(cmd.recording.key) > 200:
+            raise InvalidArgument(
+                "recording_key is too long",
+                violations=size_violations(recording=cmd.recording),
+                reason="VALIDATION_FAILED",
             )
         source = await self.result(cmd.agent_run_id)
         point = next(
@@ -223,12 +247,30 @@ class AgentRunner:
                 logger.exception("resuming abandoned agent runs failed; will retry")
             await asyncio.sleep(interval)
 
-    async def _advance_holding_lease(self, run: AgentRun) -> None:
+    async def _advance_holding_lease(self, run: AgentRun, *, fail_if_cancelled: bool = True) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(run.id))
         try:
             await self.advance(run)
+        except asyncio.CancelledError:
+            # The caller went away (deadline, disconnect): a run nobody waits for is not continued
+            # later and paid for again. In-process callers that resume (sprints) keep it running.
+            if fail_if_cancelled:
+                await asyncio.shield(self._fail(run.id, "cancelled before it finished"))
+            raise
+        except Exception as exc:
+            # A deterministic failure would fail again on every resume, paying each time: end it.
+            logger.exception("agent run %s failed", run.id)
+            await self._fail(run.id, f"internal error: {type(exc).__name__}")
+            raise
         finally:
             heartbeat.cancel()
+
+    async def _fail(self, run_id: str, reason: str) -> None:
+        async with self._uow() as uow:
+            run = await uow.repo.get_run(run_id, for_update=True)
+            if run is not None and run.status is AgentRunStatus.RUNNING:
+                await uow.repo.finish_run(run_id, AgentRunStatus.FAILED, reason, _now())
+                await uow.commit()
 
     async def _heartbeat(self, run_id: str) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crucible_agent.domain.errors import AgentRunNotFound
+from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import AgentRun, Checkpoint, LlmCall, LlmRequest, LlmResult, Role, UsageReport
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.llm import LlmService, UowFactory, check_schema
@@ -32,6 +33,12 @@ async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResu
         problem = check_schema(cmd.json_schema)
         if problem:
             problems.append(FieldViolation("json_schema", problem))
+    problems += size_violations(
+        correlation=cmd.correlation,
+        recording=cmd.recording,
+        models={"model.model_name": cmd.model},
+        schema_name=cmd.schema_name,
+    )
     if cmd.recording.mode.value != "off" and not cmd.recording.key.strip():
         problems.append(FieldViolation("recording.recording_key", "required with a recording mode"))
     if problems:

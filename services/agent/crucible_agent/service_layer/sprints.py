@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from crucible_agent.adapters.repository import message_from_json, message_json
 from crucible_agent.adapters.sandbox import SandboxLimits, TestRun, run_tests
-from crucible_agent.adapters.workspace import Artifact, ToolBox, Workspace, WorkspaceError
+from crucible_agent.adapters.workspace import Artifact, ToolBox, ToolResult, Workspace, WorkspaceError
 from crucible_agent.domain.errors import AgentRunNotFound
 from crucible_agent.domain.model import (
     AgentRun,
@@ -67,7 +67,7 @@ from crucible_agent.domain.sprints import (
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.llm import LlmService, UowFactory
-from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.errors import CrucibleError, FieldViolation, InvalidArgument, Unavailable
 from crucible_common.ids import parse_id
 from crucible_common.pagination import Cursor, next_page_token, page_request
 
@@ -242,7 +242,10 @@ class SprintService:
 
     async def artifacts(self, sprint_id: str) -> list[Artifact]:
         sprint = await self.get(sprint_id)
-        return await asyncio.to_thread(self._workspace(sprint).artifacts)
+        try:
+            return await asyncio.to_thread(self._workspace(sprint).artifacts)
+        except WorkspaceError as exc:
+            raise _workspace_failure(exc) from exc
 
     async def artifact(self, sprint_id: str, path: str) -> tuple[str, bytes]:
         sprint = await self.get(sprint_id)
@@ -251,9 +254,7 @@ class SprintService:
         except WorkspaceError as exc:
             if exc.reason == "NOT_FOUND":
                 raise ArtifactNotFound(sprint.id, path) from exc
-            raise InvalidArgument(
-                f"{exc.reason}: {exc.message}", violations=[FieldViolation("path", exc.message)], reason=exc.reason
-            ) from exc
+            raise _workspace_failure(exc) from exc
         return path, content
 
     async def watch(self, sprint_id: str, after_sequence: int = 0) -> AsyncIterator[SprintEvent]:
@@ -262,8 +263,9 @@ class SprintService:
         cursor = after_sequence
         while True:
             async with self._uow(read_only=True) as uow:
-                events = await uow.sprints.events(sprint.id, cursor, 500)
+                # Status first: an end that commits between the two reads still has its event read.
                 current = await uow.sprints.get(sprint.id)
+                events = await uow.sprints.events(sprint.id, cursor, 500)
             for event in events:
                 cursor = event.sequence
                 yield event
@@ -340,7 +342,9 @@ class PhaseRunner:
         self._sprint_id = sprint_id
 
     async def run(self) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat())
+        me = asyncio.current_task()
+        assert me is not None
+        heartbeat = asyncio.create_task(self._heartbeat(me))
         try:
             sprint = await self._s.get(self._sprint_id)
             if sprint.status is not SprintStatus.ACTIVE:
@@ -369,13 +373,21 @@ class PhaseRunner:
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, runner: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            async with self._s._uow() as uow:
-                held = await uow.sprints.renew_lease(self._sprint_id, self._s._owner, _lease_until())
-                await uow.commit()
+            try:
+                async with self._s._uow() as uow:
+                    held = await uow.sprints.renew_lease(self._sprint_id, self._s._owner, _lease_until())
+                    await uow.commit()
+            except Exception:
+                # A lost database for a moment: the lease still has time; try again next beat.
+                logger.warning("sprint %s: could not renew its lease", self._sprint_id, exc_info=True)
+                continue
             if not held:
+                # Another process owns the sprint now (or it ended): stop before paying for anything.
+                logger.warning("sprint %s: lease lost; this runner stops", self._sprint_id)
+                runner.cancel()
                 return
 
     async def _attempt(self, phase: Phase, number: int) -> PhaseAttempt | None:
@@ -474,7 +486,8 @@ class PhaseRunner:
                     schema_name="sprint_plan",
                     run_id=run_id,
                     metadata={"sprint_id": sprint.id, "phase": "discovery"},
-                )
+                ),
+                fail_if_cancelled=False,
             )
         # A run that was under way when the process died is continued by the AgentRunner's
         # resume loop; wait for it rather than run it twice.
@@ -604,10 +617,8 @@ class ToolLoop:
                 await uow.sprints.save_attempt(attempt)
                 await uow.commit()
             if outcome.error is not None:
-                await self._finish_run(attempt, "", started, failed=outcome.error.message)
-                raise PhaseFailed(
-                    f"{self._phase.value} attempt {self._number}: {outcome.error.reason}: {outcome.error.message}"
-                )
+                summary = f"{self._phase.value} attempt {self._number}: {outcome.error.reason}: {outcome.error.message}"
+                await self._fail(attempt, started, summary, messages)
             assert outcome.result is not None
             if not outcome.result.tool_calls:
                 break
@@ -615,16 +626,26 @@ class ToolLoop:
             attempt = replace(attempt, output={"messages": [message_json(m) for m in messages]})
             await self._s._save(attempt)
         else:
-            await self._finish_run(attempt, "", started, failed="too many steps")
-            raise PhaseFailed(f"{self._phase.value} attempt {self._number}: no answer after {MAX_TOOL_STEPS} steps")
+            summary = f"{self._phase.value} attempt {self._number}: no answer after {MAX_TOOL_STEPS} steps"
+            await self._fail(attempt, started, summary, messages)
         final = messages[-1].content if messages else ""
         await self._finish_run(attempt, final, started)
         return LoopEnd(final, attempt, {"messages": [message_json(m) for m in messages]})
 
+    async def _fail(self, attempt: PhaseAttempt, started: float, summary: str, messages: list[ChatMessage]) -> NoReturn:
+        """Close the run and the attempt as failed (so a resume does not redo it), then say so."""
+        await self._finish_run(attempt, "", started, failed=summary)
+        await self._r._end(attempt, False, summary, {"messages": [message_json(m) for m in messages]})
+        raise PhaseFailed(summary)
+
     async def _call_tools(self, toolbox: ToolBox, calls: tuple[ToolCall, ...]) -> list[ChatMessage]:
         results = []
         for call in calls:
-            result = await toolbox.call(call.name, call.arguments)
+            if call.name not in self._tool_names:
+                # Offered tools are a promise to the model, not a filter: refuse the others here.
+                result = ToolResult(f"error: TOOL_NOT_ALLOWED: {call.name} is not available in this phase", True)
+            else:
+                result = await toolbox.call(call.name, call.arguments)
             await self._s._emit(
                 self._sprint.id,
                 "tool.called",
@@ -671,7 +692,9 @@ class ToolLoop:
         now = _now()
         run_id = attempt.agent_run_id
         async with self._s._uow() as uow:
-            if await uow.repo.get_run(run_id, for_update=True) is None:
+            run = await uow.repo.get_run(run_id, for_update=True)
+            if run is None or run.status is not AgentRunStatus.RUNNING:
+                # Already closed (a resumed attempt whose run was closed before the process died).
                 return
             usage = await uow.repo.usage(Correlation(agent_run_id=run_id))
             metrics = {
@@ -722,6 +745,15 @@ class ToolLoop:
                     now,
                 )
             await uow.commit()
+
+
+def _workspace_failure(exc: WorkspaceError) -> CrucibleError:
+    """A refused path is the caller's mistake; anything else is the server's."""
+    if exc.reason in ("IO_ERROR", "TOO_MANY_FILES"):
+        return Unavailable(f"the sprint's workspace cannot be read: {exc.message}", reason=f"WORKSPACE_{exc.reason}")
+    return InvalidArgument(
+        f"{exc.reason}: {exc.message}", violations=[FieldViolation("path", exc.message)], reason=exc.reason
+    )
 
 
 def _task_prompt(sprint: Sprint, instruction: str) -> str:
