@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,15 @@ def decode_status(code: grpc.StatusCode, message: str, status: status_pb2.Status
                 PreconditionViolation(v.type, v.subject, v.description) for v in failure.violations
             )
     return result
+
+
+def details_of(error: grpc.aio.AioRpcError) -> StatusDetails:
+    """What a failed call's rich status says (an empty reason when the server sent none)."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:
+        status = None
+    return decode_status(error.code(), error.details() or "", status)
 
 
 def _pack(message: object) -> any_pb2.Any:

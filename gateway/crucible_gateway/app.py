@@ -20,7 +20,11 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 class BodySizeLimit:
-    """Refuses request bodies over a limit with 413 before they are read into memory."""
+    """Refuses request bodies over a limit with 413, before the application reads them.
+
+    A declared Content-Length is checked at once; a body without one (chunked) is read here up
+    to the limit and then handed on, so the answer is the same 413 either way.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -31,30 +35,47 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
-            await response(scope, receive, send)
+        if length is not None and length.isdigit():
+            if int(length) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                # The client went away; let the application see it as it is.
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
-            await response(scope, receive, send)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = errors.problem(413, f"request body larger than {self.limit} bytes", reason="PAYLOAD_TOO_LARGE")
+        await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A receive that returns ``messages`` first, then defers to ``then`` (for disconnects)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is None:
+            return {"type": "http.disconnect"}
+        return await then()
+
+    return receive
 
 
 def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASGIApp:

@@ -15,10 +15,9 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from grpc_status import rpc_status
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crucible_common.errors import StatusDetails, decode_status
+from crucible_common.errors import details_of
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def problem_json(error: grpc.aio.AioRpcError) -> dict[str, Any]:
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
-    details = _details(error)
+    details = details_of(error)
     status = HTTP_STATUS.get(details.code, 500)
     if status == 500 and details.reason not in ("", "INTERNAL"):
         # A named upstream failure (a model's invalid answer, ...) is a bad gateway, and says so.
@@ -94,14 +93,6 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
         field_violations=[{"field": v.field, "description": v.description} for v in details.field_violations],
         extra=extra,
     )
-
-
-def _details(error: grpc.aio.AioRpcError) -> StatusDetails:
-    try:
-        status = rpc_status.from_call(error)
-    except ValueError:
-        status = None
-    return decode_status(error.code(), error.details() or "", status)
 
 
 def install(app: FastAPI) -> None:

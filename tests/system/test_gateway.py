@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -67,6 +68,12 @@ async def test_bad_requests_get_4xx_problem_bodies(http: httpx.AsyncClient) -> N
     _problem(await http.get("/api/projects?page_size=-1"), 400, "VALIDATION_FAILED")
     _problem(await http.get("/api/nowhere"), 404, "NOT_FOUND")
     _problem(await http.post("/api/projects", content=b"x" * (3 * 1024 * 1024)), 413, "PAYLOAD_TOO_LARGE")
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"x" * (1024 * 1024)
+
+    _problem(await http.post("/api/projects", content=chunked()), 413, "PAYLOAD_TOO_LARGE")
 
 
 async def test_problem_spec_and_world_model_over_rest(http: httpx.AsyncClient) -> None:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_status import rpc_status
 
 from crucible.agent.v1 import agent_service_pb2 as pb
-from crucible_common.errors import CrucibleError, StatusDetails, decode_status
+from crucible_common.errors import CrucibleError, details_of
 from crucible_common.protobuf import struct, struct_to_dict
 from crucible_spec.domain.errors import PlanningInterviewFailed, PlanningInterviewUnavailable
 from crucible_spec.domain.model import InterviewMode, JsonObject, PlanningQuestion
@@ -224,7 +223,7 @@ def _is_question(item: object) -> bool:
 
 
 def _translate(exc: grpc.aio.AioRpcError, mode: InterviewMode) -> CrucibleError:
-    details = _details(exc)
+    details = details_of(exc)
     metadata = {"mode": mode.value, "agent_code": details.code.name}
     if details.reason:
         metadata["agent_reason"] = details.reason
@@ -234,11 +233,3 @@ def _translate(exc: grpc.aio.AioRpcError, mode: InterviewMode) -> CrucibleError:
     if details.code in TRANSIENT_CODES:
         return PlanningInterviewUnavailable(message, metadata=metadata)
     return PlanningInterviewFailed(message, metadata=metadata)
-
-
-def _details(exc: grpc.aio.AioRpcError) -> StatusDetails:
-    try:
-        status = rpc_status.from_call(exc)
-    except ValueError:
-        status = None
-    return decode_status(exc.code(), exc.details() or "", status)
