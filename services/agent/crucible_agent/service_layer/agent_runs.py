@@ -248,10 +248,18 @@ class AgentRunner:
             await asyncio.sleep(interval)
 
     async def _advance_holding_lease(self, run: AgentRun, *, fail_if_cancelled: bool = True) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(run.id))
+        work = asyncio.create_task(self.advance(run))
+        heartbeat = asyncio.create_task(self._heartbeat(run.id, work))
         try:
-            await self.advance(run)
+            await work
         except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if me is None or not me.cancelling():
+                # The heartbeat stopped the work: the lease went to another process, which
+                # continues the run from its checkpoints. Wait for it rather than pay twice.
+                logger.warning("agent run %s: lease lost; waiting for its new owner", run.id)
+                await self._until_finished(run.id)
+                return
             # The caller went away (deadline, disconnect): a run nobody waits for is not continued
             # later and paid for again. In-process callers that resume (sprints) keep it running.
             if fail_if_cancelled:
@@ -265,6 +273,13 @@ class AgentRunner:
         finally:
             heartbeat.cancel()
 
+    async def _until_finished(self, run_id: str) -> None:
+        # Another process writes the outcome; the database is the only place to see it.
+        while True:
+            if (await self.result(run_id)).run.status is not AgentRunStatus.RUNNING:
+                return
+            await asyncio.sleep(HEARTBEAT_SECONDS / 5)
+
     async def _fail(self, run_id: str, reason: str) -> None:
         async with self._uow() as uow:
             run = await uow.repo.get_run(run_id, for_update=True)
@@ -272,13 +287,19 @@ class AgentRunner:
                 await uow.repo.finish_run(run_id, AgentRunStatus.FAILED, reason, _now())
                 await uow.commit()
 
-    async def _heartbeat(self, run_id: str) -> None:
+    async def _heartbeat(self, run_id: str, work: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            async with self._uow() as uow:
-                held = await uow.repo.renew_lease(run_id, self._owner, _lease_until())
-                await uow.commit()
+            try:
+                async with self._uow() as uow:
+                    held = await uow.repo.renew_lease(run_id, self._owner, _lease_until())
+                    await uow.commit()
+            except Exception:
+                # The database away for a moment: the lease still has time; try again next beat.
+                logger.warning("agent run %s: could not renew its lease", run_id, exc_info=True)
+                continue
             if not held:
+                work.cancel()
                 return
 
     async def advance(self, run: AgentRun) -> None:
