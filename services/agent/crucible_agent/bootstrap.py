@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, sprint_service_pb2, sprint_service_pb2_grpc
 from crucible_agent.adapters.providers.anthropic_provider import AnthropicProvider
-from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.adapters.providers.base import LlmProvider, warm_up
 from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.adapters.sandbox import SandboxLimits
@@ -119,5 +119,5 @@ def build(settings: AgentSettings) -> ServiceProcess:
         schema=SCHEMA,
         migrations=MIGRATIONS,
         closers=[core.sprints.close, core.pool.close],
-        background=[core.runner.resume_forever, core.sprints.resume_forever],
+        background=[warm_up, core.runner.resume_forever, core.sprints.resume_forever],
     )

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
-
-from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.adapters.providers.base import LlmProvider, sdk
 from crucible_agent.domain.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -18,6 +16,9 @@ from crucible_agent.domain.errors import (
 )
 from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, ToolCall
 
+if TYPE_CHECKING:
+    import anthropic
+
 DEFAULT_MAX_TOKENS = 4096
 
 
@@ -25,7 +26,15 @@ class AnthropicProvider(LlmProvider):
     name = "anthropic"
 
     def __init__(self, *, api_key: str, base_url: str | None, timeout: float) -> None:
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout, "max_retries": 0}
+        self._sdk_client: anthropic.AsyncAnthropic | None = None
+
+    @property
+    def _client(self) -> anthropic.AsyncAnthropic:
+        # Built on first use: importing the SDK costs seconds, which start-up need not wait for.
+        if self._sdk_client is None:
+            self._sdk_client = sdk("anthropic").AsyncAnthropic(**self._options)
+        return self._sdk_client
 
     async def complete(self, request: LlmRequest) -> ProviderResponse:
         system = "\n\n".join(m.content for m in request.messages if m.role is Role.SYSTEM)
@@ -55,7 +64,7 @@ class AnthropicProvider(LlmProvider):
             kwargs["temperature"] = request.temperature
         try:
             response = await self._client.messages.create(**kwargs)
-        except anthropic.APIError as exc:
+        except sdk("anthropic").APIError as exc:
             raise _translate(exc) from exc
 
         texts: list[str] = []
@@ -80,7 +89,8 @@ class AnthropicProvider(LlmProvider):
         )
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._sdk_client is not None:
+            await self._sdk_client.close()
 
 
 def _messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
@@ -109,6 +119,7 @@ def _messages(messages: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
 
 
 def _translate(exc: anthropic.APIError) -> ProviderError:
+    anthropic = sdk("anthropic")
     name = AnthropicProvider.name
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderTimeout(name, "the request timed out")

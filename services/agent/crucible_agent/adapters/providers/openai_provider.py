@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-
-from crucible_agent.adapters.providers.base import LlmProvider
+from crucible_agent.adapters.providers.base import LlmProvider, sdk
 from crucible_agent.domain.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -18,13 +16,24 @@ from crucible_agent.domain.errors import (
 )
 from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, ToolCall
 
+if TYPE_CHECKING:
+    import openai
+
 
 class OpenAIProvider(LlmProvider):
     name = "openai"
 
     def __init__(self, *, api_key: str, base_url: str | None, timeout: float) -> None:
         # Retries are ours (ProviderPool): one policy, visible in the call log, for both SDKs.
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._options = {"api_key": api_key, "base_url": base_url, "timeout": timeout, "max_retries": 0}
+        self._sdk_client: openai.AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        # Built on first use: importing the SDK costs seconds, which start-up need not wait for.
+        if self._sdk_client is None:
+            self._sdk_client = sdk("openai").AsyncOpenAI(**self._options)
+        return self._sdk_client
 
     async def complete(self, request: LlmRequest) -> ProviderResponse:
         kwargs: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages]}
@@ -52,7 +61,7 @@ class OpenAIProvider(LlmProvider):
             kwargs["temperature"] = request.temperature
         try:
             response = await self._client.chat.completions.create(**kwargs)
-        except openai.APIError as exc:
+        except sdk("openai").APIError as exc:
             raise _translate(exc) from exc
         if not response.choices:
             raise ProviderUnavailable(self.name, "the response had no choices")
@@ -74,7 +83,8 @@ class OpenAIProvider(LlmProvider):
         )
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._sdk_client is not None:
+            await self._sdk_client.close()
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:
@@ -99,6 +109,7 @@ def _arguments(raw: str) -> dict[str, Any]:
 
 
 def _translate(exc: openai.APIError) -> ProviderError:
+    openai = sdk("openai")
     name = OpenAIProvider.name
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(name, "the request timed out")
