@@ -741,7 +741,13 @@ class ToolLoop:
                 await uow.sprints.add_event(
                     self._sprint.id,
                     "candidate.completed",
-                    {"phase": self._phase.value, "attempt": self._number, "name": self._agent.name, "metrics": metrics},
+                    {
+                        "phase": self._phase.value,
+                        "attempt": self._number,
+                        "name": self._agent.name,
+                        "provider": self._agent.provider,
+                        "metrics": metrics,
+                    },
                     now,
                 )
             await uow.commit()
