@@ -1,0 +1,268 @@
+"""LlmService on fake providers behind a real ProviderPool: cost, structured retries, errors, replay."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.domain.errors import (
+    ProviderError,
+    ProviderUnavailable,
+    ReplayMiss,
+    StructuredOutputInvalid,
+)
+from crucible_agent.domain.model import (
+    ChatMessage,
+    Correlation,
+    LlmCallStatus,
+    LlmRequest,
+    ProviderResponse,
+    Recording,
+    RecordingMode,
+    Role,
+)
+from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
+from crucible_agent.service_layer.llm import LlmService, hash_request
+from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
+
+CORRELATION = Correlation(project_id="p1", purpose="test")
+SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "integer"}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
+
+
+def request(text: str = "What is 2 + 2?", model: str = "gpt-4o-mini", **kwargs: object) -> LlmRequest:
+    base = LlmRequest("openai", model, (ChatMessage(Role.USER, text),))
+    return replace(base, **kwargs)  # type: ignore[arg-type]
+
+
+def service(
+    script: list[ProviderResponse | ProviderError] | None = None,
+    *,
+    always: ProviderError | None = None,
+    structured_retries: int = 1,
+    max_retries: int = 2,
+    uow: FakeUowFactory | None = None,
+) -> tuple[LlmService, FakeProvider, FakeUowFactory]:
+    provider = FakeProvider("openai", script or [], always=always)
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=max_retries, retry_base_seconds=0.0001)
+    factory = uow or FakeUowFactory()
+    llm = LlmService(
+        pool, PriceTable(DEFAULT_PRICES), factory, structured_retries=structured_retries, capture_prompts=True
+    )
+    return llm, provider, factory
+
+
+async def test_a_text_call_is_one_succeeded_priced_call() -> None:
+    llm, provider, _ = service([answer("4", input_tokens=1_000, output_tokens=500)])
+
+    outcome = await llm.complete(request(), CORRELATION)
+
+    result = outcome.unwrap()
+    assert result.text == "4"
+    assert result.structured is None
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.SUCCEEDED]
+    call = outcome.calls[0]
+    assert call.usd == pytest.approx((1_000 * 0.15 + 500 * 0.60) / 1e6)
+    assert (call.input_tokens, call.output_tokens, call.attempt) == (1_000, 500, 1)
+    assert call.correlation == CORRELATION
+    assert call.request_hash == hash_request(request())
+    assert result.usd == call.usd
+    assert outcome.recording is None
+    assert len(provider.requests) == 1
+
+
+async def test_an_unpriced_model_costs_none_not_zero() -> None:
+    llm, _, _ = service([answer("hi", model="my-local-model")])
+
+    outcome = await llm.complete(request(model="my-local-model"), CORRELATION)
+
+    assert outcome.error is None
+    assert [c.usd for c in outcome.calls] == [None]
+    assert outcome.unwrap().usd is None
+
+
+async def test_an_invalid_structured_answer_is_retried_with_the_problem_in_view() -> None:
+    llm, provider, _ = service([answer("not json at all"), answer('{"answer": 4}')])
+
+    outcome = await llm.complete(request(json_schema=SCHEMA, schema_name="sum"), CORRELATION)
+
+    result = outcome.unwrap()
+    assert result.structured == {"answer": 4}
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT, LlmCallStatus.SUCCEEDED]
+    assert [c.attempt for c in outcome.calls] == [1, 2]
+    assert "not JSON" in outcome.calls[0].error
+    # An invalid answer was still paid for.
+    assert outcome.calls[0].usd is not None
+    assert outcome.calls[0].usd > 0
+    retry = provider.requests[1]
+    assert retry.messages[0] == provider.requests[0].messages[0]
+    assert retry.messages[-2] == ChatMessage(Role.ASSISTANT, "not json at all")
+    assert retry.messages[-1].role is Role.USER
+    assert "not valid: not JSON" in retry.messages[-1].content
+
+
+async def test_a_schema_violation_names_the_problem_to_the_model() -> None:
+    llm, provider, _ = service([answer('{"answer": "four"}'), answer('{"answer": 4}')])
+
+    outcome = await llm.complete(request(json_schema=SCHEMA), CORRELATION)
+
+    assert outcome.unwrap().structured == {"answer": 4}
+    assert "answer" in outcome.calls[0].error
+    assert "answer: " in provider.requests[1].messages[-1].content
+
+
+async def test_an_answer_never_valid_fails_loudly_with_the_raw_answer() -> None:
+    retries = 2
+    script: list[ProviderResponse | ProviderError] = [answer(f"[{i}]") for i in range(retries + 1)]
+    llm, provider, _ = service(script, structured_retries=retries)
+
+    outcome = await llm.complete(request(json_schema=SCHEMA, schema_name="sum"), CORRELATION)
+
+    assert outcome.result is None
+    assert isinstance(outcome.error, StructuredOutputInvalid)
+    assert outcome.error.raw == f"[{retries}]"
+    assert outcome.error.llm_call_id == outcome.calls[-1].id
+    assert outcome.error.reason == "STRUCTURED_OUTPUT_INVALID"
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT] * (retries + 1)
+    assert len(provider.requests) == retries + 1
+    with pytest.raises(StructuredOutputInvalid):
+        outcome.unwrap()
+
+
+async def test_a_provider_error_after_every_retry_is_the_outcome_error() -> None:
+    max_retries = 2
+    llm, provider, _ = service(always=ProviderUnavailable("openai", "down"), max_retries=max_retries)
+
+    outcome = await llm.complete(request(), CORRELATION)
+
+    assert outcome.result is None
+    assert isinstance(outcome.error, ProviderUnavailable)
+    assert len(provider.requests) == max_retries + 1
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.FAILED] * (max_retries + 1)
+    assert [c.attempt for c in outcome.calls] == [1, 2, 3]
+    assert all(c.usd == 0.0 for c in outcome.calls)
+    assert all(c.error.startswith("PROVIDER_UNAVAILABLE") for c in outcome.calls)
+    assert all(c.response is None for c in outcome.calls)
+
+
+async def test_a_retryable_error_then_an_answer_keeps_the_failed_attempt() -> None:
+    llm, _, _ = service([ProviderUnavailable("openai", "blip"), answer("4")])
+
+    outcome = await llm.complete(request(), CORRELATION)
+
+    assert outcome.unwrap().text == "4"
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.FAILED, LlmCallStatus.SUCCEEDED]
+
+
+async def test_a_recorded_answer_replays_free_and_without_a_provider_call() -> None:
+    llm, provider, uow_factory = service([answer("recorded 4", input_tokens=100, output_tokens=20)])
+    record = Recording(RecordingMode.RECORD, "key-1")
+
+    recorded = await llm.complete(request(), CORRELATION, record)
+    assert recorded.recording is not None
+    assert not recorded.single_statement
+    async with uow_factory() as uow:
+        await recorded.store(uow)
+        await uow.commit()
+    assert len(uow_factory.state.recordings) == 1
+    assert len(uow_factory.state.llm_calls) == 1
+
+    replayed = await llm.complete(request(), CORRELATION, Recording(RecordingMode.REPLAY, "key-1"))
+
+    result = replayed.unwrap()
+    assert result.text == "recorded 4"
+    assert [c.status for c in replayed.calls] == [LlmCallStatus.REPLAYED]
+    assert replayed.calls[0].usd == 0.0
+    assert replayed.calls[0].input_tokens == 100
+    assert replayed.recording is None
+    assert len(provider.requests) == 1
+
+
+async def test_a_structured_replay_parses_the_recorded_answer() -> None:
+    llm, _, uow_factory = service([answer('{"answer": 4}')])
+    structured = request(json_schema=SCHEMA)
+
+    recorded = await llm.complete(structured, CORRELATION, Recording(RecordingMode.RECORD, "k"))
+    async with uow_factory() as uow:
+        await recorded.store(uow)
+        await uow.commit()
+    replayed = await llm.complete(structured, CORRELATION, Recording(RecordingMode.REPLAY, "k"))
+
+    assert replayed.unwrap().structured == {"answer": 4}
+
+
+async def test_an_uncommitted_recording_is_rolled_back() -> None:
+    llm, _, uow_factory = service([answer("4")])
+
+    recorded = await llm.complete(request(), CORRELATION, Recording(RecordingMode.RECORD, "k"))
+    async with uow_factory() as uow:
+        await recorded.store(uow)
+
+    assert uow_factory.state.recordings == {}
+    assert uow_factory.state.llm_calls == []
+
+
+async def test_a_replay_with_nothing_recorded_is_a_replay_miss() -> None:
+    llm, provider, _ = service()
+
+    outcome = await llm.complete(request(), CORRELATION, Recording(RecordingMode.REPLAY, "empty"))
+
+    assert outcome.result is None
+    assert isinstance(outcome.error, ReplayMiss)
+    assert outcome.error.metadata["request_hash"] == hash_request(request())
+    assert outcome.calls == ()
+    assert provider.requests == []
+
+
+async def test_a_replay_of_another_request_misses() -> None:
+    llm, _, uow_factory = service([answer("4")])
+    recorded = await llm.complete(request("2 + 2?"), CORRELATION, Recording(RecordingMode.RECORD, "k"))
+    async with uow_factory() as uow:
+        await recorded.store(uow)
+        await uow.commit()
+
+    outcome = await llm.complete(request("3 + 3?"), CORRELATION, Recording(RecordingMode.REPLAY, "k"))
+
+    assert isinstance(outcome.error, ReplayMiss)
+
+
+async def test_stored_calls_add_up_in_usage() -> None:
+    llm, _, uow_factory = service(
+        [answer("a", input_tokens=1_000, output_tokens=0), ProviderUnavailable("openai", "x"), answer("b")]
+    )
+    for _ in range(2):
+        outcome = await llm.complete(request(), CORRELATION)
+        async with uow_factory(single_statement=True) as uow:
+            await outcome.store(uow)
+            await uow.commit()
+
+    async with uow_factory(read_only=True) as uow:
+        report = await uow.repo.usage(Correlation(project_id="p1"))
+
+    assert report.total.calls == 3
+    assert report.total.failed_calls == 1
+    assert report.total.unpriced_calls == 0
+    assert report.total.input_tokens == 1_010
+    assert [(m.provider, m.model, m.priced) for m in report.by_model] == [("openai", "gpt-4o-mini", True)]
+
+
+def test_the_request_hash_is_stable() -> None:
+    assert hash_request(request()) == hash_request(request())
+    same_schema = json.loads(json.dumps(SCHEMA))
+    assert hash_request(request(json_schema=SCHEMA)) == hash_request(request(json_schema=same_schema))
+
+
+def test_the_request_hash_changes_with_what_determines_the_answer() -> None:
+    base = hash_request(request())
+    assert hash_request(request("What is 3 + 3?")) != base
+    assert hash_request(replace(request(), messages=(ChatMessage(Role.SYSTEM, "What is 2 + 2?"),))) != base
+    assert hash_request(request(model="gpt-4o")) != base
+    assert hash_request(request(json_schema=SCHEMA)) != base
+    assert hash_request(request(temperature=0.5)) != base
