@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from crucible_common.errors import FieldViolation, InvalidArgument
 
@@ -75,3 +76,30 @@ def next_page_token(cursor: Cursor | None, *, scope: str) -> str:
         return ""
     raw = json.dumps({"s": scope, "k": cursor.key, "i": cursor.id}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+T = TypeVar("T")
+
+
+class Timestamped(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def time_cursor(item: Timestamped) -> Cursor:
+    return Cursor.from_time(item.created_at, item.id)
+
+
+def split_page(
+    rows: Sequence[T], page: PageRequest, cursor_of: Callable[[T], Cursor], *, scope: str
+) -> tuple[list[T], str]:
+    """The page's items and the next page's token.
+
+    Repositories fetch ``page.size + 1`` rows: the extra one only says that another page follows.
+    """
+    items = list(rows[: page.size])
+    cursor = cursor_of(items[-1]) if len(rows) > page.size else None
+    return items, next_page_token(cursor, scope=scope)

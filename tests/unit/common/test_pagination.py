@@ -97,3 +97,23 @@ def test_malformed_token_is_invalid(token: str) -> None:
         page_request(10, token, scope="projects")
 
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_split_page_keeps_the_page_and_points_past_its_last_item() -> None:
+    from dataclasses import dataclass
+
+    from crucible_common.pagination import split_page, time_cursor
+
+    @dataclass(frozen=True)
+    class Row:
+        id: str
+        created_at: datetime
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [Row(str(i), at) for i in range(4)]  # the repository fetched size + 1
+    page = page_request(3, "", scope="rows")
+    items, token = split_page(rows, page, time_cursor, scope="rows")
+    assert items == rows[:3]
+    assert page_request(3, token, scope="rows").after == Cursor(at.isoformat(), "2")
+    last, token = split_page(rows[:2], page, time_cursor, scope="rows")
+    assert (last, token) == (rows[:2], "")

@@ -9,7 +9,7 @@ from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.llm import LlmService, UowFactory, check_schema
 from crucible_common.errors import FieldViolation, InvalidArgument
 from crucible_common.ids import parse_id
-from crucible_common.pagination import Cursor, next_page_token, page_request
+from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 
 MAX_MESSAGES = 1_000
 MAX_PROMPT_CHARS = 2_000_000
@@ -71,9 +71,7 @@ async def list_agent_runs(cmd: c.ListAgentRuns, uow: UowFactory) -> tuple[list[A
         rows = await unit.repo.list_runs(
             cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-    return items, next_page_token(cursor, scope="agent_runs")
+    return split_page(rows, page, time_cursor, scope="agent_runs")
 
 
 async def list_checkpoints(cmd: c.ListCheckpoints, uow: UowFactory) -> tuple[list[Checkpoint], str]:
@@ -84,9 +82,7 @@ async def list_checkpoints(cmd: c.ListCheckpoints, uow: UowFactory) -> tuple[lis
         if await unit.repo.get_run(run_id) is None:
             raise AgentRunNotFound(run_id)
         rows = await unit.repo.checkpoints(run_id, page.size + 1, int(page.after.key) if page.after else 0)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor(str(items[-1].sequence), items[-1].id) if more else None
-    return items, next_page_token(cursor, scope=scope)
+    return split_page(rows, page, lambda x: Cursor(str(x.sequence), x.id), scope=scope)
 
 
 async def get_usage(cmd: c.GetUsage, uow: UowFactory) -> UsageReport:
@@ -100,6 +96,4 @@ async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[Llm
         rows = await unit.repo.list_llm_calls(
             cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-    return items, next_page_token(cursor, scope="llm_calls")
+    return split_page(rows, page, time_cursor, scope="llm_calls")

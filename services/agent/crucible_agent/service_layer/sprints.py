@@ -69,7 +69,7 @@ from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.llm import LlmService, UowFactory
 from crucible_common.errors import CrucibleError, FieldViolation, InvalidArgument, Unavailable
 from crucible_common.ids import parse_id
-from crucible_common.pagination import Cursor, next_page_token, page_request
+from crucible_common.pagination import page_request, split_page, time_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +226,7 @@ class SprintService:
             rows = await uow.sprints.list_sprints(
                 spec_id, page.size + 1, (page.after.time, page.after.id) if page.after else None
             )
-        items, more = rows[: page.size], len(rows) > page.size
-        cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-        return items, next_page_token(cursor, scope=scope)
+        return split_page(rows, page, time_cursor, scope=scope)
 
     async def cancel(self, sprint_id: str, reason: str) -> Sprint:
         sprint = await self.get(sprint_id)

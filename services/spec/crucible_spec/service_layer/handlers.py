@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from crucible_common.errors import FieldViolation, InvalidArgument
-from crucible_common.pagination import Cursor, next_page_token, page_request
+from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 from crucible_spec.domain.errors import (
     ChatSessionNotFound,
     PlanningInterviewFailed,
@@ -118,9 +118,8 @@ async def list_projects(cmd: c.ListProjects, uow: AbstractUnitOfWork) -> Page[Pr
     after = (page.after.time, page.after.id) if page.after else None
     async with uow:
         rows = await uow.repo.list_projects(page.size + 1, after)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-    return Page(items, next_page_token(cursor, scope="projects"))
+    items, token = split_page(rows, page, time_cursor, scope="projects")
+    return Page(items, token)
 
 
 async def update_project(cmd: c.UpdateProject, uow: AbstractUnitOfWork) -> Project:
@@ -192,9 +191,8 @@ async def list_chat_sessions(cmd: c.ListChatSessions, uow: AbstractUnitOfWork) -
     async with uow:
         await _require_project(uow, project_id)
         rows = await uow.repo.list_chat_sessions(project_id, page.size + 1, after)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-    return Page(items, next_page_token(cursor, scope=scope))
+    items, token = split_page(rows, page, time_cursor, scope=scope)
+    return Page(items, token)
 
 
 async def create_chat_message(cmd: c.CreateChatMessage, uow: AbstractUnitOfWork) -> ChatMessage:
@@ -226,9 +224,8 @@ async def list_chat_messages(cmd: c.ListChatMessages, uow: AbstractUnitOfWork) -
         if await uow.repo.get_chat_session(session_id) is None:
             raise ChatSessionNotFound(session_id)
         rows = await uow.repo.list_chat_messages(session_id, page.size + 1, after)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor(str(items[-1].sequence), items[-1].id) if more else None
-    return Page(items, next_page_token(cursor, scope=scope))
+    items, token = split_page(rows, page, lambda x: Cursor(str(x.sequence), x.id), scope=scope)
+    return Page(items, token)
 
 
 # ---------------------------------------------------------------- ProblemSpec
@@ -356,9 +353,8 @@ async def list_provenance(cmd: c.ListProvenance, subject: str, uow: AbstractUnit
     async with uow:
         await _require_project(uow, project_id)
         rows = await uow.repo.list_provenance(project_id, subject, page.size + 1, after)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor(str(items[-1].version), items[-1].id) if more else None
-    return Page(items, next_page_token(cursor, scope=scope))
+    items, token = split_page(rows, page, lambda x: Cursor(str(x.version), x.id), scope=scope)
+    return Page(items, token)
 
 
 def _provenance(
@@ -482,9 +478,8 @@ async def list_specs(cmd: c.ListSpecs, uow: AbstractUnitOfWork) -> Page[Spec]:
     after = (page.after.time, page.after.id) if page.after else None
     async with uow:
         rows = await uow.repo.list_specs(page.size + 1, after)
-    items, more = rows[: page.size], len(rows) > page.size
-    cursor = Cursor.from_time(items[-1].created_at, items[-1].id) if more else None
-    return Page(items, next_page_token(cursor, scope="specs"))
+    items, token = split_page(rows, page, time_cursor, scope="specs")
+    return Page(items, token)
 
 
 def default_title(task: str) -> str:
