@@ -143,12 +143,12 @@ class SprintService:
         defaults: SprintDefaults,
         owner: str,
     ) -> None:
-        self._llm = llm
-        self._runner = runner
-        self._uow = uow
-        self._root = artifacts_root
-        self._defaults = defaults
-        self._owner = owner
+        self.llm = llm
+        self.runner = runner
+        self.uow = uow
+        self.root = artifacts_root
+        self.defaults = defaults
+        self.owner = owner
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------ use cases
@@ -185,7 +185,7 @@ class SprintService:
             created_at=now,
             updated_at=now,
         )
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             await uow.sprints.add(sprint)
             await uow.sprints.add_event(sprint_id, "sprint.created", {"name": sprint.name, "spec_id": spec_id}, now)
             await uow.commit()
@@ -197,13 +197,13 @@ class SprintService:
         if missing:
             raise TriggerRequired(missing)
         trigger = Trigger(trigger_id.strip(), trigger_source.strip(), _now())
-        async with self._uow() as uow:
+        async with self.uow() as uow:
             sprint = await uow.sprints.get(sprint_id, for_update=True)
             if sprint is None:
                 raise SprintNotFound(sprint_id)
             if sprint.status is not SprintStatus.PLANNED:
                 raise SprintNotPlanned(sprint_id, sprint.status.value)
-            await uow.sprints.start(sprint_id, trigger, self._owner, _lease_until())
+            await uow.sprints.start(sprint_id, trigger, self.owner, _lease_until())
             await uow.sprints.add_event(
                 sprint_id, "sprint.started", {"trigger_id": trigger.id, "trigger_source": trigger.source}, trigger.at
             )
@@ -213,7 +213,7 @@ class SprintService:
 
     async def get(self, sprint_id: str) -> Sprint:
         sprint_id = parse_id(sprint_id, "sprint_id")
-        async with self._uow(read_only=True) as uow:
+        async with self.uow(read_only=True) as uow:
             sprint = await uow.sprints.get(sprint_id)
         if sprint is None:
             raise SprintNotFound(sprint_id)
@@ -222,7 +222,7 @@ class SprintService:
     async def list_sprints(self, spec_id: str, page_size: int, page_token: str) -> tuple[list[Sprint], str]:
         scope = f"sprints:{spec_id}"
         page = page_request(page_size, page_token, scope=scope)
-        async with self._uow(read_only=True) as uow:
+        async with self.uow(read_only=True) as uow:
             rows = await uow.sprints.list_sprints(
                 spec_id, page.size + 1, (page.after.time, page.after.id) if page.after else None
             )
@@ -235,20 +235,20 @@ class SprintService:
         task = self._tasks.get(sprint.id)
         if task is not None:
             task.cancel()
-        await self._finish(sprint.id, SprintStatus.FAILED, f"cancelled: {reason or 'no reason given'}")
+        await self.finish(sprint.id, SprintStatus.FAILED, f"cancelled: {reason or 'no reason given'}")
         return await self.get(sprint.id)
 
     async def artifacts(self, sprint_id: str) -> list[Artifact]:
         sprint = await self.get(sprint_id)
         try:
-            return await asyncio.to_thread(self._workspace(sprint).artifacts)
+            return await asyncio.to_thread(self.workspace(sprint).artifacts)
         except WorkspaceError as exc:
             raise _workspace_failure(exc) from exc
 
     async def artifact(self, sprint_id: str, path: str) -> tuple[str, bytes]:
         sprint = await self.get(sprint_id)
         try:
-            content = await asyncio.to_thread(self._workspace(sprint).open_artifact, path)
+            content = await asyncio.to_thread(self.workspace(sprint).open_artifact, path)
         except WorkspaceError as exc:
             if exc.reason == "NOT_FOUND":
                 raise ArtifactNotFound(sprint.id, path) from exc
@@ -260,7 +260,7 @@ class SprintService:
         sprint = await self.get(sprint_id)
         cursor = after_sequence
         while True:
-            async with self._uow(read_only=True) as uow:
+            async with self.uow(read_only=True) as uow:
                 # Status first: an end that commits between the two reads still has its event read.
                 current = await uow.sprints.get(sprint.id)
                 events = await uow.sprints.events(sprint.id, cursor, 500)
@@ -279,8 +279,8 @@ class SprintService:
         """Take over active sprints whose process died, now and then, for the service's lifetime."""
         while True:
             try:
-                async with self._uow() as uow:
-                    sprints = await uow.sprints.claim_stale(self._owner, _lease_until(), 5)
+                async with self.uow() as uow:
+                    sprints = await uow.sprints.claim_stale(self.owner, _lease_until(), 5)
                     await uow.commit()
                 for sprint in sprints:
                     logger.info("sprint %s: lease lapsed; continuing it from its stored phases", sprint.id)
@@ -303,25 +303,25 @@ class SprintService:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    # ------------------------------------------------------------ shared by the PhaseRunner
+    # ------------------------------------------------------------ what the PhaseRunner works with
 
-    def _workspace(self, sprint: Sprint) -> Workspace:
-        return Workspace(self._root, sprint.workspace_ref)
+    def workspace(self, sprint: Sprint) -> Workspace:
+        return Workspace(self.root, sprint.workspace_ref)
 
-    async def _emit(self, sprint_id: str, type_: str, data: JsonObject) -> None:
-        async with self._uow() as uow:
+    async def emit(self, sprint_id: str, type_: str, data: JsonObject) -> None:
+        async with self.uow() as uow:
             await uow.sprints.add_event(sprint_id, type_, data, _now())
             await uow.commit()
 
-    async def _save(self, attempt: PhaseAttempt, event: str | None = None, data: JsonObject | None = None) -> None:
-        async with self._uow() as uow:
+    async def save(self, attempt: PhaseAttempt, event: str | None = None, data: JsonObject | None = None) -> None:
+        async with self.uow() as uow:
             await uow.sprints.save_attempt(attempt)
             if event is not None:
                 await uow.sprints.add_event(attempt.sprint_id, event, data or {}, _now())
             await uow.commit()
 
-    async def _finish(self, sprint_id: str, status: SprintStatus, failure_reason: str) -> None:
-        async with self._uow() as uow:
+    async def finish(self, sprint_id: str, status: SprintStatus, failure_reason: str) -> None:
+        async with self.uow() as uow:
             sprint = await uow.sprints.get(sprint_id, for_update=True)
             if sprint is None or sprint.status in (SprintStatus.COMPLETED, SprintStatus.FAILED):
                 return
@@ -356,18 +356,18 @@ class PhaseRunner:
                 except PhaseFailed as failure:
                     feedback = failure.summary
                     continue
-                await self._s._finish(sprint.id, SprintStatus.COMPLETED, "")
+                await self._s.finish(sprint.id, SprintStatus.COMPLETED, "")
                 return
-            await self._s._finish(
+            await self._s.finish(
                 sprint.id, SprintStatus.FAILED, f"coding failed {MAX_RETRIES} times; last failure: {feedback}"
             )
         except PhaseFailed as failure:
-            await self._s._finish(self._sprint_id, SprintStatus.FAILED, failure.summary)
+            await self._s.finish(self._sprint_id, SprintStatus.FAILED, failure.summary)
         except SprintStopped:
             logger.info("sprint %s is no longer active; its runner stops", self._sprint_id)
         except Exception as exc:
             logger.exception("sprint %s failed unexpectedly", self._sprint_id)
-            await self._s._finish(self._sprint_id, SprintStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            await self._s.finish(self._sprint_id, SprintStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             heartbeat.cancel()
 
@@ -375,8 +375,8 @@ class PhaseRunner:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
-                async with self._s._uow() as uow:
-                    held = await uow.sprints.renew_lease(self._sprint_id, self._s._owner, _lease_until())
+                async with self._s.uow() as uow:
+                    held = await uow.sprints.renew_lease(self._sprint_id, self._s.owner, _lease_until())
                     await uow.commit()
             except Exception:
                 # A lost database for a moment: the lease still has time; try again next beat.
@@ -394,9 +394,9 @@ class PhaseRunner:
             raise SprintStopped
         return next((a for a in sprint.phases if a.phase is phase and a.attempt == number), None)
 
-    async def _begin(self, phase: Phase, number: int, agent_run_id: str, output: JsonObject) -> PhaseAttempt:
+    async def begin(self, phase: Phase, number: int, agent_run_id: str, output: JsonObject) -> PhaseAttempt:
         attempt = PhaseAttempt(self._sprint_id, phase, number, AttemptStatus.RUNNING, agent_run_id, "", output, _now())
-        async with self._s._uow() as uow:
+        async with self._s.uow() as uow:
             await uow.sprints.set_phase(self._sprint_id, phase, attempt.started_at)
             await uow.sprints.save_attempt(attempt)
             await uow.sprints.add_event(
@@ -405,7 +405,7 @@ class PhaseRunner:
             await uow.commit()
         return attempt
 
-    async def _end(self, attempt: PhaseAttempt, ok: bool, summary: str, output: JsonObject) -> PhaseAttempt:
+    async def end(self, attempt: PhaseAttempt, ok: bool, summary: str, output: JsonObject) -> PhaseAttempt:
         done = replace(
             attempt,
             status=AttemptStatus.COMPLETED if ok else AttemptStatus.FAILED,
@@ -414,7 +414,7 @@ class PhaseRunner:
             finished_at=_now(),
         )
         event = "phase.completed" if ok else "phase.failed"
-        await self._s._save(done, event, {"phase": attempt.phase.value, "attempt": attempt.attempt, "summary": summary})
+        await self._s.save(done, event, {"phase": attempt.phase.value, "attempt": attempt.attempt, "summary": summary})
         return done
 
     # ------------------------------------------------------------ Discovery
@@ -426,10 +426,10 @@ class PhaseRunner:
         if existing is not None and existing.status is AttemptStatus.FAILED:
             raise PhaseFailed(f"discovery failed: {existing.summary}")
         run_id = existing.agent_run_id if existing else str(uuid.uuid4())
-        attempt = existing or await self._begin(Phase.DISCOVERY, 1, run_id, {})
+        attempt = existing or await self.begin(Phase.DISCOVERY, 1, run_id, {})
         result = await self._discovery_run(sprint, run_id)
         for candidate in result.candidates:
-            await self._s._emit(
+            await self._s.emit(
                 sprint.id,
                 "candidate.completed",
                 {
@@ -440,7 +440,7 @@ class PhaseRunner:
                 },
             )
         for error in result.errors:
-            await self._s._emit(
+            await self._s.emit(
                 sprint.id,
                 "candidate.failed",
                 {"phase": "discovery", "name": error.name, "provider": error.provider, "reason": error.reason},
@@ -448,13 +448,13 @@ class PhaseRunner:
         decision = result.decision
         chosen = next((x for x in result.candidates if decision and x.id == decision.candidate_id), None)
         if decision is None or chosen is None or chosen.structured is None:
-            await self._end(attempt, False, result.run.failure_reason or "no plan was chosen", {})
+            await self.end(attempt, False, result.run.failure_reason or "no plan was chosen", {})
             raise PhaseFailed(f"discovery failed: {result.run.failure_reason or 'no plan was chosen'}")
-        await self._s._emit(sprint.id, "judge.decided", {"phase": "discovery", **asdict(decision)})
+        await self._s.emit(sprint.id, "judge.decided", {"phase": "discovery", **asdict(decision)})
         plan = str(chosen.structured["plan_markdown"])
         await self._write(sprint, PLAN_FILE, plan)
         coder = next(s for s in result.run.subagents if s.name == chosen.name)
-        await self._end(
+        await self.end(
             attempt,
             True,
             str(chosen.structured.get("summary", ""))[:500],
@@ -463,13 +463,13 @@ class PhaseRunner:
         return plan, coder
 
     async def _discovery_run(self, sprint: Sprint, run_id: str) -> Any:
-        runner = self._s._runner
+        runner = self._s.runner
         try:
             result = await runner.result(run_id)
         except AgentRunNotFound:
             result = None
         if result is None:
-            planners = self._s._defaults.planners
+            planners = self._s.defaults.planners
             return await runner.execute(
                 c.ExecuteAgentRun(
                     _task_prompt(
@@ -478,7 +478,7 @@ class PhaseRunner:
                         f"and the plan as Markdown for {PLAN_FILE}.",
                     ),
                     subagents=planners,
-                    judge=self._s._defaults.judge,
+                    judge=self._s.defaults.judge,
                     correlation=Correlation(sprint_id=sprint.id, purpose="sprint.discovery"),
                     json_schema=SPRINT_PLAN_SCHEMA,
                     schema_name="sprint_plan",
@@ -495,7 +495,7 @@ class PhaseRunner:
         return result
 
     async def _write(self, sprint: Sprint, path: str, content: str) -> None:
-        await asyncio.to_thread(self._s._workspace(sprint).write_file, path, content)
+        await asyncio.to_thread(self._s.workspace(sprint).write_file, path, content)
 
     # ------------------------------------------------------------ Coding and Verification
 
@@ -520,11 +520,11 @@ class PhaseRunner:
         final = await loop.run(existing)
         ok = SUCCESS_TOKEN in final.text and FAILURE_TOKEN not in final.text
         if not ok:
-            await self._end(
+            await self.end(
                 final.attempt, False, _first_lines(final.text) or "the agent did not report success", final.output
             )
             raise PhaseFailed(f"coding attempt {number}: {_first_lines(final.text) or 'no success reported'}")
-        await self._end(final.attempt, True, _first_lines(final.text), final.output)
+        await self.end(final.attempt, True, _first_lines(final.text), final.output)
 
     async def _verification(self, sprint: Sprint, number: int, coder: SubagentConfig) -> None:
         existing = await self._attempt(Phase.VERIFICATION, number)
@@ -532,7 +532,7 @@ class PhaseRunner:
             return
         if existing is not None and existing.status is AttemptStatus.FAILED:
             raise PhaseFailed(existing.summary)
-        report = await run_tests(Path(self._s._workspace(sprint).path), None, limits=self._s._defaults.sandbox)
+        report = await run_tests(Path(self._s.workspace(sprint).path), None, limits=self._s.defaults.sandbox)
         loop = ToolLoop(
             self,
             sprint,
@@ -546,7 +546,7 @@ class PhaseRunner:
         output = {**final.output, "test_report": _report_json(report)}
         ok = report.passed and SUCCESS_TOKEN in final.text and FAILURE_TOKEN not in final.text
         summary = f"tests: {report.summary}; agent: {_first_lines(final.text)}"
-        await self._end(final.attempt, ok, summary, output)
+        await self.end(final.attempt, ok, summary, output)
         if not ok:
             raise PhaseFailed(f"verification attempt {number}: {summary}\n{report.output[-2000:]}")
 
@@ -581,15 +581,15 @@ class ToolLoop:
         self._tool_names = tools
 
     async def run(self, existing: PhaseAttempt | None) -> LoopEnd:
-        workspace = self._s._workspace(self._sprint)
-        toolbox = ToolBox(workspace, limits=self._s._defaults.sandbox)
+        workspace = self._s.workspace(self._sprint)
+        toolbox = ToolBox(workspace, limits=self._s.defaults.sandbox)
         specs = tuple(ToolSpec(n, d, p) for n, d, p in toolbox.tool_specs() if n in self._tool_names)
         started = time.monotonic()
         if existing is not None:
             attempt = existing
             messages = [message_from_json(m) for m in existing.output.get("messages", [])]
         else:
-            attempt = await self._r._begin(self._phase, self._number, str(uuid.uuid4()), {})
+            attempt = await self._r.begin(self._phase, self._number, str(uuid.uuid4()), {})
             messages = []
         if not messages:
             # A new attempt, or one whose process died before its first turn was stored.
@@ -606,8 +606,8 @@ class ToolLoop:
             if messages and messages[-1].role is Role.ASSISTANT and not messages[-1].tool_calls:
                 break
             request = LlmRequest(self._agent.provider, self._agent.model, tuple(messages), tools=specs)
-            outcome = await self._s._llm.complete(request, correlation, Recording())
-            async with self._s._uow() as uow:
+            outcome = await self._s.llm.complete(request, correlation, Recording())
+            async with self._s.uow() as uow:
                 await outcome.store(uow)
                 if outcome.result is not None:
                     messages.append(ChatMessage(Role.ASSISTANT, outcome.result.text, outcome.result.tool_calls))
@@ -622,7 +622,7 @@ class ToolLoop:
                 break
             messages += await self._call_tools(toolbox, outcome.result.tool_calls)
             attempt = replace(attempt, output={"messages": [message_json(m) for m in messages]})
-            await self._s._save(attempt)
+            await self._s.save(attempt)
         else:
             summary = f"{self._phase.value} attempt {self._number}: no answer after {MAX_TOOL_STEPS} steps"
             await self._fail(attempt, started, summary, messages)
@@ -633,7 +633,7 @@ class ToolLoop:
     async def _fail(self, attempt: PhaseAttempt, started: float, summary: str, messages: list[ChatMessage]) -> NoReturn:
         """Close the run and the attempt as failed (so a resume does not redo it), then say so."""
         await self._finish_run(attempt, "", started, failed=summary)
-        await self._r._end(attempt, False, summary, {"messages": [message_json(m) for m in messages]})
+        await self._r.end(attempt, False, summary, {"messages": [message_json(m) for m in messages]})
         raise PhaseFailed(summary)
 
     async def _call_tools(self, toolbox: ToolBox, calls: tuple[ToolCall, ...]) -> list[ChatMessage]:
@@ -644,7 +644,7 @@ class ToolLoop:
                 result = ToolResult(f"error: TOOL_NOT_ALLOWED: {call.name} is not available in this phase", True)
             else:
                 result = await toolbox.call(call.name, call.arguments)
-            await self._s._emit(
+            await self._s.emit(
                 self._sprint.id,
                 "tool.called",
                 {
@@ -678,10 +678,10 @@ class ToolLoop:
             updated_at=now,
         )
         state = {"phase": self._phase.value, "attempt": self._number, "agent": asdict(self._agent)}
-        async with self._s._uow() as uow:
+        async with self._s.uow() as uow:
             if await uow.repo.get_run(run_id) is not None:
                 return
-            await uow.repo.add_run(run, self._s._owner, None, driver="sprint")
+            await uow.repo.add_run(run, self._s.owner, None, driver="sprint")
             await uow.repo.add_checkpoint(Checkpoint(str(uuid.uuid4()), run_id, 1, "start", state, now))
             await uow.commit()
 
@@ -689,7 +689,7 @@ class ToolLoop:
         """Close the phase's agent run: its one candidate, the (single-candidate) decision, checkpoints."""
         now = _now()
         run_id = attempt.agent_run_id
-        async with self._s._uow() as uow:
+        async with self._s.uow() as uow:
             run = await uow.repo.get_run(run_id, for_update=True)
             if run is None or run.status is not AgentRunStatus.RUNNING:
                 # Already closed (a resumed attempt whose run was closed before the process died).
