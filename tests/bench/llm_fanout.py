@@ -61,7 +61,8 @@ async def _fan_out(address: str) -> tuple[float, int]:
                 correlation=pb.Correlation(purpose="bench"),
             )
 
-        await stub.Complete(request(-1))  # connections and caches warm
+        # Warm: both SDKs imported (the service loads them after it reports healthy), connections open.
+        await asyncio.gather(stub.Complete(request(-1)), stub.Complete(request(-2)))
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(CALLS):
             queue.put_nowait(i)
