@@ -64,6 +64,15 @@ class InvalidArgument(CrucibleError):
         self.violations = list(violations)
 
 
+class ValidationFailed(InvalidArgument):
+    """One or more fields are invalid; every violation is listed, not just the first."""
+
+    def __init__(self, violations: Sequence[FieldViolation], subject: str = "request") -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
+        more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
+        super().__init__(f"invalid {subject}: {summary}{more}", violations=violations, reason="VALIDATION_FAILED")
+
+
 class NotFound(CrucibleError):
     code = grpc.StatusCode.NOT_FOUND
     default_reason = "NOT_FOUND"

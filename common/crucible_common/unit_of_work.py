@@ -31,7 +31,7 @@ class AbstractUnitOfWork(abc.ABC, Generic[R]):
     async def rollback(self) -> None: ...
 
 
-class SqlTransaction:
+class SqlTransaction(abc.ABC):
     """Opens a connection on enter, binds the repositories, rolls back whatever was not committed.
 
     ``read_only`` units run in autocommit: a use case that only reads needs no BEGIN/ROLLBACK
@@ -46,9 +46,9 @@ class SqlTransaction:
         self._autocommit = read_only or single_statement
         self._conn: AsyncConnection | None = None
 
+    @abc.abstractmethod
     def bind(self, conn: AsyncConnection) -> None:
         """Create the repositories on ``conn``; each service's unit of work implements it."""
-        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         conn = await self._engine.connect()

@@ -11,13 +11,12 @@ from typing import Any
 import grpc
 import pytest
 
-from crucible_common.errors import CrucibleError, InvalidArgument
+from crucible_common.errors import CrucibleError, InvalidArgument, ValidationFailed
 from crucible_common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from crucible_spec.domain.errors import (
     ChatSessionNotFound,
     ProblemSpecNotFound,
     ProjectNotFound,
-    ValidationFailed,
     VersionConflict,
     WorldModelNotFound,
 )

@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible_common.errors import CrucibleError, InvalidArgument
+from crucible_common.errors import CrucibleError, InvalidArgument, ValidationFailed
 from crucible_common.protobuf import struct, struct_to_dict
 from crucible_spec.adapters.agent_client import AgentPlanningInterviewer, PlanningModels, planning_schema
 from crucible_spec.domain.errors import (
@@ -22,7 +22,6 @@ from crucible_spec.domain.errors import (
     SpecNotFound,
     SpecValidated,
     UnknownQuestions,
-    ValidationFailed,
 )
 from crucible_spec.domain.model import (
     InterviewMode,

@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from opentelemetry import trace
 
@@ -36,15 +36,16 @@ from crucible_agent.domain.model import (
     SubagentError,
 )
 from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer.leases import HEARTBEAT_SECONDS
+from crucible_agent.service_layer.leases import lease_until as _lease_until
+from crucible_agent.service_layer.leases import now as _now
 from crucible_agent.service_layer.llm import LlmOutcome, LlmService, UowFactory, check_schema
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
-from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.errors import FieldViolation, InvalidArgument, ValidationFailed
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("crucible.agent")
 
-LEASE_SECONDS = 15
-HEARTBEAT_SECONDS = 5
 RESUME_BATCH = 10
 MAX_SUBAGENTS = 8
 MAX_MESSAGE_CHARS = 200_000
@@ -55,16 +56,8 @@ JUDGE_SYSTEM = (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_id() -> str:
     return str(uuid.uuid4())
-
-
-def _lease_until() -> datetime:
-    return _now() + timedelta(seconds=LEASE_SECONDS)
 
 
 class AgentRunner:
@@ -102,11 +95,7 @@ class AgentRunner:
             workspace_ref=cmd.workspace_ref,
         )
         if sizes:
-            raise InvalidArgument(
-                "invalid agent run: " + "; ".join(f"{p.field}: {p.description}" for p in sizes[:5]),
-                violations=sizes,
-                reason="VALIDATION_FAILED",
-            )
+            raise ValidationFailed(sizes, "agent run")
         self._validate(cmd.message, subagents, judge)
         if cmd.json_schema is not None:
             problem = check_schema(cmd.json_schema)
@@ -487,11 +476,7 @@ class AgentRunner:
         if judge is not None and not judge.model.strip():
             problems.append(FieldViolation("judge.model_name", "must not be empty"))
         if problems:
-            raise InvalidArgument(
-                "invalid agent run: " + "; ".join(f"{p.field}: {p.description}" for p in problems[:5]),
-                violations=problems,
-                reason="VALIDATION_FAILED",
-            )
+            raise ValidationFailed(problems, "agent run")
         for i, s in enumerate(subagents):
             self._llm.check_provider(s.provider, f"subagents[{i}].provider")
         if judge is not None:

@@ -7,7 +7,7 @@ from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import AgentRun, Checkpoint, LlmCall, LlmRequest, LlmResult, Role, UsageReport
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.llm import LlmService, UowFactory, check_schema
-from crucible_common.errors import FieldViolation, InvalidArgument
+from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 
@@ -42,11 +42,7 @@ async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResu
     if cmd.recording.mode.value != "off" and not cmd.recording.key.strip():
         problems.append(FieldViolation("recording.recording_key", "required with a recording mode"))
     if problems:
-        raise InvalidArgument(
-            "invalid completion request: " + "; ".join(f"{p.field}: {p.description}" for p in problems[:5]),
-            violations=problems,
-            reason="VALIDATION_FAILED",
-        )
+        raise ValidationFailed(problems, "completion request")
     llm.check_provider(cmd.provider, "model.provider")
     request = LlmRequest(
         cmd.provider,

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -66,15 +65,16 @@ from crucible_agent.domain.sprints import (
 )
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.agent_runs import AgentRunner
+from crucible_agent.service_layer.leases import HEARTBEAT_SECONDS
+from crucible_agent.service_layer.leases import lease_until as _lease_until
+from crucible_agent.service_layer.leases import now as _now
 from crucible_agent.service_layer.llm import LlmService, UowFactory
-from crucible_common.errors import CrucibleError, FieldViolation, InvalidArgument, Unavailable
+from crucible_common.errors import CrucibleError, FieldViolation, InvalidArgument, Unavailable, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.pagination import page_request, split_page, time_cursor
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 15
-HEARTBEAT_SECONDS = 5
 MAX_TOOL_STEPS = 16
 WATCH_POLL_SECONDS = 0.2
 PLAN_FILE = "implementation_plan.md"
@@ -101,14 +101,6 @@ VERIFIER_SYSTEM = (
     "Run the tests with run_tests. Answer VERIFICATION_SUCCESS only if they pass; otherwise answer "
     "VERIFICATION_FAILED and say what fails."
 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _lease_until() -> datetime:
-    return _now() + timedelta(seconds=LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -163,11 +155,7 @@ class SprintService:
         if not spec.task.strip():
             problems.append(FieldViolation("spec.task", "must not be empty"))
         if problems:
-            raise InvalidArgument(
-                "invalid sprint: " + "; ".join(f"{p.field}: {p.description}" for p in problems),
-                violations=problems,
-                reason="VALIDATION_FAILED",
-            )
+            raise ValidationFailed(problems, "sprint")
         if spec.planning_status != "answered":
             raise SpecNotAnswered(spec_id, spec.planning_status or "unknown")
         now = _now()

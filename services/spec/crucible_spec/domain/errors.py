@@ -57,15 +57,6 @@ class VersionConflict(Conflict):
         )
 
 
-class ValidationFailed(InvalidArgument):
-    """One or more fields are invalid; every violation is listed, not just the first."""
-
-    def __init__(self, violations: list[FieldViolation]) -> None:
-        summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:5])
-        more = f" (and {len(violations) - 5} more)" if len(violations) > 5 else ""
-        super().__init__(f"invalid request: {summary}{more}", violations=violations, reason="VALIDATION_FAILED")
-
-
 class SpecNotFound(NotFound):
     def __init__(self, spec_id: str) -> None:
         super().__init__(f"spec {spec_id} not found", reason="SPEC_NOT_FOUND", metadata={"spec_id": spec_id})

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from crucible_common.errors import FieldViolation
+from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
-from crucible_spec.domain.errors import ValidationFailed
 from crucible_spec.domain.model import WORLD_MODEL_SECTIONS, Constraint, Goal
 
 MAX_TITLE = 200
