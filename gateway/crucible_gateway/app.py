@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
@@ -93,7 +97,8 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
         title="Crucible API",
         version="0.1.0",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served below from the bundled Swagger UI: no CDN, so the docs work offline too.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry server spans (they continue an incoming traceparent);
@@ -106,6 +111,20 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     app.include_router(api_router)
     app.include_router(sprints.ws_router)
     index = resources.files("crucible_gateway").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) as the fastapi-offline package ships it.
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/api/docs/assets", StaticFiles(directory=assets), name="swagger-ui")
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Crucible API",
+            swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/api/docs/assets/favicon.png",
+        )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home() -> HTMLResponse:

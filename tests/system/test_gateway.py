@@ -154,7 +154,13 @@ async def test_openapi_docs_and_home_page(http: httpx.AsyncClient) -> None:
     assert {"/api/projects", "/api/projects/{project_id}", "/api/chat-sessions/{chat_session_id}/messages"} <= set(
         spec["paths"]
     )
-    assert (await http.get("/api/docs")).status_code == 200
+    docs = await http.get("/api/docs")
+    assert docs.status_code == 200
+    # Everything the docs page loads comes from the gateway itself: it works offline.
+    assert "cdn." not in docs.text
+    for asset in ("/api/docs/assets/swagger-ui-bundle.js", "/api/docs/assets/swagger-ui.css"):
+        assert asset in docs.text
+        assert (await http.get(asset)).status_code == 200
     home = await http.get("/")
     assert home.status_code == 200
     assert "UI is coming" in home.text
