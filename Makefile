@@ -22,7 +22,7 @@ export UV_PYTHON_DOWNLOADS := never
 help:
 	@echo "make run    - install what is missing, then start the whole stack (Ctrl-C stops it)"
 	@echo "make test   - install what is missing, then run the whole test suite"
-	@echo "make lint   - ruff + mypy"
+	@echo "make lint   - buf lint + buf breaking, import-linter, ruff, mypy"
 	@echo "make protos - regenerate Python code and .pyi stubs from protos/"
 	@echo "make bench  - run every benchmark (BENCH=<name> runs one), one JSON line per metric"
 
@@ -32,7 +32,7 @@ $(UV):
 	$(PYTHON) -m venv $(STATE)/tools
 	$(STATE)/tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml)
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	@touch $@
 
@@ -69,7 +69,15 @@ test-integration: install
 test-system: install
 	$(PY) -m pytest tests/system
 
+# The contracts' style (buf lint) and compatibility with the last commit (buf breaking; BUF_AGAINST
+# names another baseline), the architecture (import-linter), then ruff and mypy.
+BUF_AGAINST ?= .git\#ref=HEAD,subdir=protos
 lint: install
+	cd protos && ../$(VENV)/bin/buf lint
+	@if git rev-parse --verify -q HEAD >/dev/null && git cat-file -e HEAD:protos/buf.yaml 2>/dev/null; then \
+		cd protos && ../$(VENV)/bin/buf breaking --against '../$(BUF_AGAINST)'; \
+	else echo "buf breaking: no committed protos/buf.yaml to compare with"; fi
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

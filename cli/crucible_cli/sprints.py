@@ -122,7 +122,7 @@ def artifacts(
     fmt: FormatOption = Format.table,
 ) -> None:
     """List a sprint's artifacts, or download them all."""
-    listing = call("GET", f"/api/sprints/{sprint_id}/artifacts")
+    listing = _all_artifacts(sprint_id)
     if download is not None:
         client = ApiClient()
         try:
@@ -141,3 +141,15 @@ def artifacts(
     for artifact in listing["artifacts"]:
         table.add_row(artifact["path"], str(artifact["size"]))
     console.print(table)
+
+
+def _all_artifacts(sprint_id: str) -> dict[str, Any]:
+    """Every page of the sprint's artifact listing, as one listing."""
+    artifacts: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        page = call("GET", f"/api/sprints/{sprint_id}/artifacts", params={"page_token": token} if token else None)
+        artifacts.extend(page["artifacts"])
+        token = page.get("next_page_token", "")
+        if not token:
+            return {"artifacts": artifacts}

@@ -222,7 +222,7 @@ class Supervisor:
                 0,
                 Child(
                     name="emulator",
-                    command=[python, "-m", "crucible_agent.emulator"],
+                    command=[python, "-m", "crucible_emulator"],
                     log_path=self.log_dir / "emulator.log",
                     health=functools.partial(_http_ok, f"{self.settings.emulator_url}/healthz"),
                 ),

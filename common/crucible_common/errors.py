@@ -134,25 +134,50 @@ class StatusDetails:
     precondition_violations: list[PreconditionViolation] = field(default_factory=list)
 
 
+class RelayedError(CrucibleError):
+    """What another service answered, passed on as it came: its code, reason, message and violations.
+
+    For a service that only forwards a request to the context that owns it, where the caller
+    must see the owner's answer (a field it got wrong, a precondition that failed).
+    """
+
+    def __init__(self, details: StatusDetails) -> None:
+        super().__init__(details.message, reason=details.reason or details.code.name, metadata=details.metadata)
+        self.code = details.code
+        self.field_violations = list(details.field_violations)
+        self.precondition_violations = list(details.precondition_violations)
+
+
+def relayed(error: grpc.aio.AioRpcError) -> RelayedError:
+    return RelayedError(details_of(error))
+
+
 def to_status(error: CrucibleError, domain: str) -> status_pb2.Status:
     details: list[any_pb2.Any] = []
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)
     details.append(_pack(info))
-    if isinstance(error, InvalidArgument) and error.violations:
+    fields: list[FieldViolation] = []
+    preconditions: list[PreconditionViolation] = []
+    if isinstance(error, InvalidArgument):
+        fields = error.violations
+    elif isinstance(error, FailedPrecondition):
+        preconditions = error.violations
+    elif isinstance(error, RelayedError):
+        fields, preconditions = error.field_violations, error.precondition_violations
+    if fields:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in fields
             ]
         )
         details.append(_pack(bad_request))
-    if isinstance(error, FailedPrecondition) and error.violations:
+    if preconditions:
         failure = error_details_pb2.PreconditionFailure(
             violations=[
                 error_details_pb2.PreconditionFailure.Violation(
                     type=v.type, subject=v.subject, description=v.description
                 )
-                for v in error.violations
+                for v in preconditions
             ]
         )
         details.append(_pack(failure))

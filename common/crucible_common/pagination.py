@@ -38,7 +38,7 @@ class Cursor:
 
 
 def page_request(
-    page_size: int, page_token: str, *, scope: str, key: Literal["time", "number"] = "time"
+    page_size: int, page_token: str, *, scope: str, key: Literal["time", "number", "text"] = "time"
 ) -> PageRequest:
     """Validate a List request's page size and token.
 
@@ -60,7 +60,7 @@ def page_request(
         cursor = Cursor(str(data["k"]), str(data["i"]))
         if key == "time":
             datetime.fromisoformat(cursor.key)
-        else:
+        elif key == "number":
             int(cursor.key)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgument(

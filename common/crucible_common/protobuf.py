@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-
-from crucible_common.errors import FieldViolation, InvalidArgument
-
-E = TypeVar("E", bound=Enum)
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -43,17 +38,3 @@ def _ints(value: Any) -> Any:
     if isinstance(value, list):
         return [_ints(v) for v in value]
     return value
-
-
-def enum_from_proto(value: int, mapping: Mapping[Any, E], field: str) -> E | None:
-    """Map a proto enum number to a domain enum: 0 (UNSPECIFIED) is None, unknown numbers fail."""
-    if value == 0:
-        return None
-    try:
-        return mapping[value]
-    except KeyError:
-        raise InvalidArgument(
-            f"{field} has unknown value {value}",
-            violations=[FieldViolation(field, f"unknown enum value {value}")],
-            reason="UNKNOWN_ENUM_VALUE",
-        ) from None

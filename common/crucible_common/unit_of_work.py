@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from crucible_common.leases import Lease, LeasedTable, assert_held, revoke, take
 
 R = TypeVar("R")
 
@@ -30,6 +33,14 @@ class AbstractUnitOfWork(abc.ABC, Generic[R]):
     @abc.abstractmethod
     async def rollback(self) -> None: ...
 
+    async def take_lease(self, resource: str, id_: str, owner: str) -> Lease:
+        """Give ``owner`` the lease of new or started work, in this unit's transaction."""
+        raise NotImplementedError(f"{type(self).__name__} holds no leased work")
+
+    async def revoke_lease(self, resource: str, id_: str) -> None:
+        """Take the work's lease from whoever holds it, in this unit's transaction (a cancel)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no leased work")
+
 
 class SqlTransaction(abc.ABC):
     """Opens a connection on enter, binds the repositories, rolls back whatever was not committed.
@@ -38,12 +49,26 @@ class SqlTransaction(abc.ABC):
     round trips, which are most of the cost of a one-row read. ``single_statement`` units write
     with one statement, atomic by itself, so they too skip BEGIN/COMMIT; ``commit`` is then a
     no-op kept so handlers read the same either way.
+
+    A unit given a ``lease`` writes leased work: it begins by fencing (``leases.assert_held``),
+    so it raises ``LeaseLost`` instead of writing for a process that no longer owns the work.
     """
 
-    def __init__(self, engine: AsyncEngine, *, read_only: bool = False, single_statement: bool = False) -> None:
+    # Each service's unit of work names the tables whose rows are leased work, by resource.
+    leased_tables: Mapping[str, LeasedTable] = {}
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        read_only: bool = False,
+        single_statement: bool = False,
+        lease: Lease | None = None,
+    ) -> None:
         self._engine = engine
         self._read_only = read_only
-        self._autocommit = read_only or single_statement
+        self._lease = lease
+        self._autocommit = (read_only or single_statement) and lease is None
         self._conn: AsyncConnection | None = None
 
     @abc.abstractmethod
@@ -57,6 +82,13 @@ class SqlTransaction(abc.ABC):
         else:
             await conn.begin()
         self._conn = conn
+        try:
+            if self._lease is not None:
+                await assert_held(conn, self.leased_tables[self._lease.resource], self._lease)
+        except BaseException:
+            await conn.close()
+            self._conn = None
+            raise
         self.bind(conn)
         return self
 
@@ -80,3 +112,11 @@ class SqlTransaction(abc.ABC):
     async def rollback(self) -> None:
         if self._conn is not None and self._conn.in_transaction():
             await self._conn.rollback()
+
+    async def take_lease(self, resource: str, id_: str, owner: str) -> Lease:
+        assert self._conn is not None, "take_lease() outside `async with`"
+        return await take(self._conn, self.leased_tables[resource], id_, owner)
+
+    async def revoke_lease(self, resource: str, id_: str) -> None:
+        assert self._conn is not None, "revoke_lease() outside `async with`"
+        await revoke(self._conn, self.leased_tables[resource], id_)

@@ -16,8 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
 from crucible_gateway import errors
-from crucible_gateway.api import health, sprints
-from crucible_gateway.api.main import api_router
+from crucible_gateway.api.main import router
 from crucible_gateway.clients import ServiceClients
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -107,9 +106,7 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     )
     app.state.settings = settings
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(api_router)
-    app.include_router(sprints.ws_router)
+    app.include_router(router)
     index = resources.files("crucible_gateway").joinpath("static/index.html").read_text(encoding="utf-8")
 
     # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) as the fastapi-offline package ships it.

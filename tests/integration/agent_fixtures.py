@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crucible_agent import bootstrap
 from crucible_agent.bootstrap import AgentCore
 from crucible_agent.config import AgentSettings
-from crucible_agent.emulator import create_app
+from crucible_emulator import create_app
 from tests.conftest import free_port
 
 
@@ -69,5 +69,5 @@ async def agent_core(engine: AsyncEngine, settings: AgentSettings) -> AsyncItera
     try:
         yield core
     finally:
-        await core.sprints.close()
+        await core.scheduler.close()
         await core.pool.close()

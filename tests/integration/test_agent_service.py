@@ -235,7 +235,7 @@ async def test_an_agent_run_with_two_providers_and_a_judge(core: AgentCore) -> N
     )
     assert result.run.status.value == "completed"
     assert {x.provider for x in result.candidates} == {"openai", "anthropic"}
-    assert all(x.output and x.metrics["duration_ms"] >= 0 for x in result.candidates)
+    assert all(x.output and x.metrics.duration_ms >= 0 for x in result.candidates)
     assert result.candidates[0].output != result.candidates[1].output
     assert result.decision is not None
     assert not result.decision.fallback

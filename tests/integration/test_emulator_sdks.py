@@ -18,8 +18,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from crucible_agent.emulator.__main__ import build_server
-from crucible_agent.emulator.config import EmulatorConfig, EmulatorSettings
+from crucible_emulator.__main__ import build_server
+from crucible_emulator.config import EmulatorConfig, EmulatorSettings
 from tests.unit.emulator import task_schemas
 
 pytestmark = pytest.mark.integration

@@ -85,7 +85,7 @@ async def test_a_restarted_agent_service_finishes_the_sprint_without_redoing_pha
                     spec_id="5f0c6a3e-1b2c-4d5e-8f90-123456789abc",
                     title="hello",
                     task="Create a Python script that prints 'hello world' to stdout.",
-                    planning_status="answered",
+                    planning_status=pb.PLANNING_STATUS_ANSWERED,
                     answers=[pb.PlanningAnswer(question="Output?", answer="Exactly hello world.")],
                 )
                 sprint = (await sprints.CreateSprint(pb.CreateSprintRequest(name="restart", spec=spec))).sprint
@@ -104,7 +104,7 @@ async def test_a_restarted_agent_service_finishes_the_sprint_without_redoing_pha
             first.send_signal(signal.SIGKILL)
             first.wait(10)
             discovery = next(p for p in current.phases if p.phase == pb.SPRINT_PHASE_DISCOVERY)
-            assert discovery.status == "completed"
+            assert discovery.status == pb.PHASE_ATTEMPT_STATUS_COMPLETED
 
             second = _agent(env, log)
             await _serving(address)

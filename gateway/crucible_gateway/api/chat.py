@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import (
+from crucible_gateway.schemas.chat import (
+    CHAT_MODE,
+    ROLE,
     ChatMessage,
     ChatMessageCreate,
     ChatMessageList,
     ChatSession,
     ChatSessionCreate,
     ChatSessionList,
-    PageSize,
 )
+from crucible_gateway.schemas.common import PageSize, PageToken
 
 router = APIRouter(tags=["chat"])
-
-CHAT_MODES = {"setup": pb.CHAT_SESSION_MODE_SETUP, "analysis": pb.CHAT_SESSION_MODE_ANALYSIS}
-ROLES = {"user": pb.MESSAGE_ROLE_USER, "agent": pb.MESSAGE_ROLE_AGENT, "system": pb.MESSAGE_ROLE_SYSTEM}
 
 
 @router.post("/projects/{project_id}/chat-sessions", status_code=201)
 async def create_chat_session(project_id: str, body: ChatSessionCreate, clients: Clients) -> ChatSession:
     response = await clients.spec.CreateChatSession(
-        pb.CreateChatSessionRequest(project_id=project_id, title=body.title, mode=CHAT_MODES[body.mode]),
+        pb.CreateChatSessionRequest(project_id=project_id, title=body.title, mode=CHAT_MODE.number(body.mode)),
         timeout=clients.timeout,
     )
     return ChatSession.from_proto(response.chat_session)
@@ -36,10 +33,7 @@ async def create_chat_session(project_id: str, body: ChatSessionCreate, clients:
 
 @router.get("/projects/{project_id}/chat-sessions")
 async def list_chat_sessions(
-    project_id: str,
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
+    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ChatSessionList:
     response = await clients.spec.ListChatSessions(
         pb.ListChatSessionsRequest(project_id=project_id, page_size=page_size, page_token=page_token),
@@ -64,7 +58,7 @@ async def create_chat_message(chat_session_id: str, body: ChatMessageCreate, cli
     response = await clients.spec.CreateChatMessage(
         pb.CreateChatMessageRequest(
             chat_session_id=chat_session_id,
-            role=ROLES[body.role],
+            role=ROLE.number(body.role),
             content=body.content,
             metadata=struct(body.metadata),
         ),
@@ -75,10 +69,7 @@ async def create_chat_message(chat_session_id: str, body: ChatMessageCreate, cli
 
 @router.get("/chat-sessions/{chat_session_id}/messages")
 async def list_chat_messages(
-    chat_session_id: str,
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
+    chat_session_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ChatMessageList:
     response = await clients.spec.ListChatMessages(
         pb.ListChatMessagesRequest(chat_session_id=chat_session_id, page_size=page_size, page_token=page_token),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crucible_common.settings import Settings
@@ -35,6 +35,18 @@ async def require_token(
     expected = settings.api_token.get_secret_value()
     if credentials is None or not token_matches(credentials.credentials, expected):
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+def websocket_token_ok(websocket: WebSocket) -> bool:
+    """The WebSocket's version of ``require_token``: the header, or ``?token=`` for browsers."""
+    settings: Settings = websocket.app.state.settings
+    if settings.api_token is None:
+        return True
+    # Browsers cannot set headers on a WebSocket: the token may also come as ?token=.
+    given = websocket.headers.get("authorization", "").removeprefix("Bearer ") or websocket.query_params.get(
+        "token", ""
+    )
+    return token_matches(given, settings.api_token.get_secret_value())
 
 
 def token_matches(given: str, expected: str) -> bool:

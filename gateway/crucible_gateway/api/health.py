@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import Health
+from crucible_gateway.schemas.health import Health
 
 router = APIRouter(tags=["health"])
 

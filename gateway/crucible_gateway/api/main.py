@@ -1,10 +1,20 @@
-"""The REST API: includes the routers, nothing else."""
+"""The routes: includes the routers, nothing else."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from crucible_gateway.api import agent_runs, chat, problem_spec, projects, specs, sprints, world_model
+from crucible_gateway.api import (
+    agent_runs,
+    chat,
+    health,
+    problem_spec,
+    projects,
+    specs,
+    sprints,
+    usage,
+    world_model,
+)
 from crucible_gateway.api.deps import require_token
 
 api_router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -13,5 +23,12 @@ api_router.include_router(chat.router)
 api_router.include_router(problem_spec.router)
 api_router.include_router(world_model.router)
 api_router.include_router(agent_runs.router)
+api_router.include_router(usage.router)
 api_router.include_router(specs.router)
 api_router.include_router(sprints.router)
+
+router = APIRouter()
+router.include_router(health.router)
+router.include_router(api_router)
+# Outside /api's bearer dependency: a WebSocket checks its token itself (header or ?token=).
+router.include_router(sprints.ws_router)

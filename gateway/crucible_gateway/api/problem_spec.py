@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import (
-    PageSize,
+from crucible_gateway.schemas.changes import ProvenanceEntry, ProvenanceList
+from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.problem_spec import (
+    RESOLUTION,
+    RUN_MODE,
     ProblemSpec,
     ProblemSpecPatch,
     ProblemSpecPut,
-    ProvenanceEntry,
-    ProvenanceList,
 )
 
 router = APIRouter(prefix="/projects/{project_id}/problem-spec", tags=["problem-spec"])
 
-RESOLUTIONS = {"coarse": pb.RESOLUTION_COARSE, "medium": pb.RESOLUTION_MEDIUM, "fine": pb.RESOLUTION_FINE}
-RUN_MODES = {"full_search": pb.RUN_MODE_FULL_SEARCH, "eval_only": pb.RUN_MODE_EVAL_ONLY, "seeded": pb.RUN_MODE_SEEDED}
 FIELDS = ("constraints", "goals", "resolution", "mode")
 
 
@@ -33,8 +30,8 @@ def _proto(project_id: str, body: ProblemSpecPut | ProblemSpecPatch) -> pb.Probl
             pb.Constraint(name=c.name, description=c.description, weight=c.weight) for c in body.constraints or []
         ],
         goals=[pb.Goal(description=g.description) for g in body.goals or []],
-        resolution=RESOLUTIONS[body.resolution] if body.resolution else pb.RESOLUTION_UNSPECIFIED,
-        mode=RUN_MODES[body.mode] if body.mode else pb.RUN_MODE_UNSPECIFIED,
+        resolution=RESOLUTION.number(body.resolution) if body.resolution else pb.RESOLUTION_UNSPECIFIED,
+        mode=RUN_MODE.number(body.mode) if body.mode else pb.RUN_MODE_UNSPECIFIED,
     )
 
 
@@ -79,10 +76,7 @@ async def patch_problem_spec(project_id: str, body: ProblemSpecPatch, clients: C
 
 @router.get("/provenance")
 async def list_problem_spec_provenance(
-    project_id: str,
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
+    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ProvenanceList:
     response = await clients.spec.ListProblemSpecProvenance(
         pb.ListProblemSpecProvenanceRequest(project_id=project_id, page_size=page_size, page_token=page_token),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import PageSize, Project, ProjectCreate, ProjectList, ProjectPatch
+from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.projects import Project, ProjectCreate, ProjectList, ProjectPatch
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -23,11 +22,7 @@ async def create_project(body: ProjectCreate, clients: Clients) -> Project:
 
 
 @router.get("")
-async def list_projects(
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
-) -> ProjectList:
+async def list_projects(clients: Clients, page_size: PageSize = 0, page_token: PageToken = "") -> ProjectList:
     response = await clients.spec.ListProjects(
         pb.ListProjectsRequest(page_size=page_size, page_token=page_token), timeout=clients.timeout
     )
@@ -45,15 +40,15 @@ async def get_project(project_id: str, clients: Clients) -> Project:
 @router.patch("/{project_id}")
 async def update_project(project_id: str, body: ProjectPatch, clients: Clients) -> Project:
     paths = sorted(body.model_fields_set)
+    if not paths:
+        # An empty PATCH changes nothing; answer with the project as it is.
+        return await get_project(project_id, clients)
     request = pb.UpdateProjectRequest(
         project_id=project_id,
         update_mask=FieldMask(paths=paths),
         title=body.title or "",
         description=body.description or "",
     )
-    if not paths:
-        # An empty PATCH changes nothing; answer with the project as it is.
-        return await get_project(project_id, clients)
     response = await clients.spec.UpdateProject(request, timeout=clients.timeout)
     return Project.from_proto(response.project)
 

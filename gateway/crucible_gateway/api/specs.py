@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import PageSize
-from crucible_gateway.spec_schemas import (
-    INTERVIEW_MODES,
+from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.specs import (
+    INTERVIEW_MODE,
     PlanningAnswersResult,
     PlanningAnswersSave,
     SpecCreate,
@@ -25,7 +23,7 @@ router = APIRouter(prefix="/specs", tags=["specs"])
 async def create_spec(body: SpecCreate, clients: Clients) -> SpecRead:
     """Run the planning interview on the task and store a draft spec with its questions."""
     request = pb.CreateSpecWithPlanningRequest(
-        task=body.task, title=body.title, max_questions=body.max_questions, mode=INTERVIEW_MODES[body.mode]
+        task=body.task, title=body.title, max_questions=body.max_questions, mode=INTERVIEW_MODE.number(body.mode)
     )
     # The interview waits for models: the longer deadline applies.
     response = await clients.spec.CreateSpecWithPlanning(request, timeout=clients.llm_timeout)
@@ -33,11 +31,7 @@ async def create_spec(body: SpecCreate, clients: Clients) -> SpecRead:
 
 
 @router.get("")
-async def list_specs(
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
-) -> SpecList:
+async def list_specs(clients: Clients, page_size: PageSize = 0, page_token: PageToken = "") -> SpecList:
     response = await clients.spec.ListSpecs(
         pb.ListSpecsRequest(page_size=page_size, page_token=page_token), timeout=clients.timeout
     )

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
 
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_gateway.api.deps import Clients, token_matches
+from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem_json
-from crucible_gateway.schemas import PageSize
-from crucible_gateway.sprint_schemas import (
+from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.sprints import (
     ArtifactList,
     ArtifactRead,
     SprintCancel,
@@ -28,32 +29,20 @@ router = APIRouter(tags=["sprints"])
 ws_router = APIRouter(tags=["sprints"])
 
 TEXT_SUFFIXES = (".py", ".md", ".txt", ".toml", ".cfg", ".ini", ".json", ".yaml", ".yml", ".csv")
-ANSWERED = {spec_pb.PLANNING_STATUS_ANSWERED: "answered", spec_pb.PLANNING_STATUS_NEEDS_ANSWERS: "needs_answers"}
 
 
 @router.post("/sprints", status_code=201)
 async def create_sprint(body: SprintCreate, clients: Clients) -> SprintRead:
-    # The agent context calls no other service: the gateway reads the spec and hands it over.
-    spec = (await clients.spec.GetSpec(spec_pb.GetSpecRequest(spec_id=body.spec_id), timeout=clients.timeout)).spec
-    snapshot = pb.SpecSnapshot(
-        spec_id=spec.id,
-        title=spec.title,
-        task=spec.task,
-        planning_status=ANSWERED.get(spec.planning.status, "unspecified"),
-        answers=[pb.PlanningAnswer(question=a.question, answer=a.answer) for a in spec.planning.answers],
-    )
-    response = await clients.sprints.CreateSprint(
-        pb.CreateSprintRequest(name=body.name, goal=body.goal, spec=snapshot), timeout=clients.timeout
+    """Create a PLANNED sprint of an answered spec; starting it is a separate, explicit action."""
+    response = await clients.spec.CreateSprint(
+        spec_pb.CreateSprintRequest(spec_id=body.spec_id, name=body.name, goal=body.goal), timeout=clients.timeout
     )
     return SprintRead.from_proto(response.sprint)
 
 
 @router.get("/sprints")
 async def list_sprints(
-    clients: Clients,
-    spec_id: Annotated[str, Query(max_length=100)] = "",
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
+    clients: Clients, spec_id: IdFilter = "", page_size: PageSize = 0, page_token: PageToken = ""
 ) -> SprintList:
     response = await clients.sprints.ListSprints(
         pb.ListSprintsRequest(spec_id=spec_id, page_size=page_size, page_token=page_token), timeout=clients.timeout
@@ -89,11 +78,17 @@ async def get_sprint(sprint_id: str, clients: Clients) -> SprintRead:
 
 
 @router.get("/sprints/{sprint_id}/artifacts")
-async def list_artifacts(sprint_id: str, clients: Clients) -> ArtifactList:
+async def list_artifacts(
+    sprint_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+) -> ArtifactList:
     response = await clients.sprints.ListArtifacts(
-        pb.ListArtifactsRequest(sprint_id=sprint_id), timeout=clients.timeout
+        pb.ListArtifactsRequest(sprint_id=sprint_id, page_size=page_size, page_token=page_token),
+        timeout=clients.timeout,
     )
-    return ArtifactList(artifacts=[ArtifactRead(path=a.path, size=a.size) for a in response.artifacts])
+    return ArtifactList(
+        artifacts=[ArtifactRead(path=a.path, size=a.size) for a in response.artifacts],
+        next_page_token=response.next_page_token,
+    )
 
 
 @router.get("/sprints/{sprint_id}/artifacts/{path:path}", response_class=Response)
@@ -113,24 +108,20 @@ async def get_artifact(sprint_id: str, path: str, clients: Clients) -> Response:
 
 
 @ws_router.websocket("/api/ws/sprints/{sprint_id}")
-async def watch_sprint(websocket: WebSocket, sprint_id: str, after: int = 0) -> None:
+async def watch_sprint(
+    websocket: WebSocket, sprint_id: str, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0
+) -> None:
     """Relays the sprint's events as JSON messages; closes when the sprint has ended."""
-    clients = websocket.app.state.clients
-    token = websocket.app.state.settings.api_token
-    if token is not None:
-        # Browsers cannot set headers on a WebSocket: the token may also come as ?token=.
-        given = websocket.headers.get("authorization", "").removeprefix("Bearer ") or websocket.query_params.get(
-            "token", ""
-        )
-        if not token_matches(given, token.get_secret_value()):
-            await websocket.close(code=4401, reason="a valid bearer token is required")
-            return
+    if not websocket_token_ok(websocket):
+        await websocket.close(code=4401, reason="a valid bearer token is required")
+        return
+    clients: ServiceClients = websocket.app.state.clients
     await websocket.accept()
     try:
-        async for event in clients.sprints.WatchSprint(
+        async for response in clients.sprints.WatchSprint(
             pb.WatchSprintRequest(sprint_id=sprint_id, after_sequence=after)
         ):
-            await websocket.send_json(event_json(event))
+            await websocket.send_json(event_json(response.event))
     except grpc.aio.AioRpcError as exc:
         await websocket.send_json({"type": "error", "problem": problem_json(exc)})
     except WebSocketDisconnect:

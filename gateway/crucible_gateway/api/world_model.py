@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas import (
-    PageSize,
-    ProvenanceEntry,
-    ProvenanceList,
-    WorldModel,
-    WorldModelPatch,
-    WorldModelPut,
-)
+from crucible_gateway.schemas.changes import ProvenanceEntry, ProvenanceList
+from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.world_model import WorldModel, WorldModelPatch, WorldModelPut
 
 router = APIRouter(prefix="/projects/{project_id}/world-model", tags=["world-model"])
 
@@ -58,10 +51,7 @@ async def patch_world_model(project_id: str, body: WorldModelPatch, clients: Cli
 
 @router.get("/provenance")
 async def list_world_model_provenance(
-    project_id: str,
-    clients: Clients,
-    page_size: Annotated[PageSize, Query()] = 0,
-    page_token: Annotated[str, Query(max_length=1024)] = "",
+    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ProvenanceList:
     response = await clients.spec.ListWorldModelProvenance(
         pb.ListWorldModelProvenanceRequest(project_id=project_id, page_size=page_size, page_token=page_token),

@@ -16,18 +16,22 @@ from crucible_agent.adapters.providers.base import LlmProvider, warm_up
 from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.adapters.sandbox import SandboxLimits
-from crucible_agent.adapters.tables import SCHEMA
+from crucible_agent.adapters.sprint_workspace import LocalWorkspaces
+from crucible_agent.adapters.tables import LEASED_AGENT_RUNS, LEASED_SPRINTS, SCHEMA
+from crucible_agent.adapters.unit_of_work import SqlUnitOfWork
 from crucible_agent.config import AgentSettings
 from crucible_agent.domain.model import JudgeConfig, SubagentConfig
 from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.entrypoints.grpc_servicer import AgentServicer
 from crucible_agent.entrypoints.sprint_servicer import SprintServicer
 from crucible_agent.service_layer.agent_runs import AgentRunner
-from crucible_agent.service_layer.llm import LlmService, UowFactory
-from crucible_agent.service_layer.sprints import SprintDefaults, SprintService
-from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, SqlUnitOfWork
+from crucible_agent.service_layer.llm import LlmService
+from crucible_agent.service_layer.sprints.scheduler import SprintScheduler
+from crucible_agent.service_layer.sprints.workflow import SprintDeps
+from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
+from crucible_common.leases import Lease, SqlLeaseStore
 from crucible_common.runtime import ServiceProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -49,8 +53,10 @@ def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
 
 
 def uow_factory(engine: AsyncEngine) -> UowFactory:
-    def make(*, read_only: bool = False, single_statement: bool = False) -> AbstractUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement)
+    def make(
+        *, read_only: bool = False, single_statement: bool = False, lease: Lease | None = None
+    ) -> AbstractUnitOfWork:
+        return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement, lease=lease)
 
     return make
 
@@ -59,7 +65,8 @@ def uow_factory(engine: AsyncEngine) -> UowFactory:
 class AgentCore:
     llm: LlmService
     runner: AgentRunner
-    sprints: SprintService
+    sprints: SprintDeps
+    scheduler: SprintScheduler
     pool: ProviderPool
     uow: UowFactory
 
@@ -83,18 +90,28 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
     defaults = tuple(SubagentConfig(name, name, models[name]) for name in ("openai", "anthropic") if name in providers)
     judge = JudgeConfig(defaults[0].provider, defaults[0].model) if defaults else None
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    runner = AgentRunner(llm, uow, default_subagents=defaults, default_judge=judge, owner=owner)
-    sprints = SprintService(
+    runner = AgentRunner(
         llm,
-        runner,
         uow,
-        artifacts_root=(settings.artifacts_dir or settings.state_dir / "artifacts").resolve(),
-        defaults=SprintDefaults(
-            planners=defaults, judge=judge, sandbox=SandboxLimits(wall_seconds=settings.sandbox_timeout_seconds)
-        ),
+        SqlLeaseStore(engine, LEASED_AGENT_RUNS, owner),
+        default_subagents=defaults,
+        default_judge=judge,
         owner=owner,
     )
-    return AgentCore(llm, runner, sprints, pool, uow)
+    sprints = SprintDeps(
+        llm=llm,
+        runner=runner,
+        uow=uow,
+        workspaces=LocalWorkspaces(
+            (settings.artifacts_dir or settings.state_dir / "artifacts").resolve(),
+            SandboxLimits(wall_seconds=settings.sandbox_timeout_seconds),
+        ),
+        leases=SqlLeaseStore(engine, LEASED_SPRINTS, owner),
+        planners=defaults,
+        judge=judge,
+        owner=owner,
+    )
+    return AgentCore(llm, runner, sprints, SprintScheduler(sprints), pool, uow)
 
 
 def build(settings: AgentSettings) -> ServiceProcess:
@@ -102,7 +119,7 @@ def build(settings: AgentSettings) -> ServiceProcess:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-agent")
     core = build_core(settings, engine, build_providers(settings))
     servicer = AgentServicer(core.llm, core.runner, core.uow)
-    sprint_servicer = SprintServicer(core.sprints)
+    sprint_servicer = SprintServicer(core.sprints, core.scheduler)
     return ServiceProcess(
         name="agent",
         address=settings.agent_addr,
@@ -118,6 +135,6 @@ def build(settings: AgentSettings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[core.sprints.close, core.pool.close],
-        background=[warm_up, core.runner.resume_forever, core.sprints.resume_forever],
+        closers=[core.scheduler.close, core.pool.close],
+        background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crucible.agent.v1 import agent_service_pb2_grpc
+from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2, spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.database import create_engine
@@ -12,10 +12,11 @@ from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
 from crucible_spec.adapters.agent_client import AgentPlanningInterviewer, PlanningModels
+from crucible_spec.adapters.sprint_client import AgentSprintCreator
 from crucible_spec.adapters.tables import SCHEMA
+from crucible_spec.adapters.unit_of_work import SqlUnitOfWork
 from crucible_spec.config import SpecSettings
 from crucible_spec.entrypoints.grpc_servicer import SpecServicer
-from crucible_spec.service_layer.unit_of_work import SqlUnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = spec_service_pb2.DESCRIPTOR.services_by_name["SpecService"].full_name
@@ -42,6 +43,9 @@ def build(settings: Settings) -> ServiceProcess:
         uow=lambda: SqlUnitOfWork(engine),
         read_uow=lambda: SqlUnitOfWork(engine, read_only=True),
         interviewer=interviewer,
+        sprints=AgentSprintCreator(
+            sprint_service_pb2_grpc.SprintServiceStub(agent_channel), timeout=config.sprint_timeout_seconds
+        ),
     )
     return ServiceProcess(
         name="spec",

@@ -18,3 +18,5 @@ class SpecSettings(Settings):
     planning_judge_model: str = "gpt-4o-mini"
     # How long one interview may take, all retries included, before the call fails.
     planning_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How long the agent service may take to create a sprint (no model is called).
+    sprint_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -1,8 +1,8 @@
-"""In-memory fakes of the agent context's ports: repository, unit of work, model provider.
+"""In-memory fakes of the agent context's ports: repositories, unit of work, leases, model provider, workspaces.
 
 Every unit of work a ``FakeUowFactory`` makes shares one ``FakeAgentState``; a transactional
 unit snapshots it on enter and puts the snapshot back on rollback, so uncommitted writes vanish
-the way they do in Postgres.
+the way they do in Postgres. A unit given a lease is fenced by it, as the SQL one is.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 from crucible_agent.adapters.providers.base import LlmProvider
-from crucible_agent.adapters.repository import AbstractAgentRepository
-from crucible_agent.adapters.sprint_repository import AbstractSprintRepository
 from crucible_agent.domain.errors import ProviderError
 from crucible_agent.domain.model import (
     AgentRun,
@@ -27,7 +25,6 @@ from crucible_agent.domain.model import (
     Checkpoint,
     Correlation,
     Decision,
-    JsonObject,
     LlmCall,
     LlmCallStatus,
     LlmRequest,
@@ -38,6 +35,7 @@ from crucible_agent.domain.model import (
     UsageTotals,
 )
 from crucible_agent.domain.sprints import (
+    NewSprintEvent,
     Phase,
     PhaseAttempt,
     Sprint,
@@ -45,7 +43,9 @@ from crucible_agent.domain.sprints import (
     SprintStatus,
     Trigger,
 )
-from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
+from crucible_agent.service_layer.ports import AbstractAgentRepository, AbstractSprintRepository
+from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork
+from crucible_common.leases import Lease, LeaseLost
 
 JUDGE_SCHEMA_NAME = "judge_decision"
 
@@ -53,9 +53,26 @@ JUDGE_SCHEMA_NAME = "judge_decision"
 @dataclass
 class StoredRun:
     run: AgentRun
-    lease_owner: str
-    lease_until: datetime | None
     driver: str
+    lease_owner: str = ""
+    lease_token: int = 0
+    lease_until: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.run.status is AgentRunStatus.RUNNING and self.driver == "agent_runner"
+
+
+@dataclass
+class StoredSprint:
+    sprint: Sprint
+    lease_owner: str = ""
+    lease_token: int = 0
+    lease_until: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.sprint.status is SprintStatus.ACTIVE
 
 
 @dataclass
@@ -73,7 +90,13 @@ class FakeAgentState:
     errors: dict[str, list[tuple[datetime, SubagentError]]] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
+    sprints: dict[str, StoredSprint] = field(default_factory=dict)
+    attempts: dict[tuple[str, Phase, int], PhaseAttempt] = field(default_factory=dict)
+    events: list[SprintEvent] = field(default_factory=list)
     commits: int = 0
+
+    def leased(self, resource: str) -> dict[str, StoredRun] | dict[str, StoredSprint]:
+        return self.runs if resource == AGENT_RUN else self.sprints
 
     def snapshot(self) -> FakeAgentState:
         return copy.deepcopy(self)
@@ -147,36 +170,10 @@ class FakeAgentRepository(AbstractAgentRepository):
 
     # ------------------------------------------------------------ agent runs
 
-    async def add_run(
-        self, run: AgentRun, lease_owner: str, lease_until: datetime | None, driver: str = "agent_runner"
-    ) -> None:
+    async def add_run(self, run: AgentRun, driver: str) -> None:
         if run.id in self.state.runs:
             raise ValueError(f"duplicate agent run id {run.id}")
-        self.state.runs[run.id] = StoredRun(run, lease_owner, lease_until, driver)
-
-    async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool:
-        stored = self.state.runs.get(run_id)
-        if stored is None or stored.lease_owner != owner or stored.run.status is not AgentRunStatus.RUNNING:
-            return False
-        stored.lease_until = until
-        return True
-
-    async def claim_stale_runs(self, owner: str, until: datetime, limit: int) -> list[AgentRun]:
-        now = datetime.now(UTC)
-        stale = sorted(
-            (
-                s
-                for s in self.state.runs.values()
-                if s.run.status is AgentRunStatus.RUNNING
-                and s.driver == "agent_runner"
-                and (s.lease_until is None or s.lease_until < now)
-            ),
-            key=lambda s: s.run.created_at,
-        )[:limit]
-        for s in stale:
-            s.lease_owner = owner
-            s.lease_until = until
-        return [s.run for s in stale]
+        self.state.runs[run.id] = StoredRun(run, driver)
 
     async def get_run(self, run_id: str, *, for_update: bool = False) -> AgentRun | None:
         stored = self.state.runs.get(run_id)
@@ -231,56 +228,91 @@ class FakeAgentRepository(AbstractAgentRepository):
 
 
 class FakeSprintRepository(AbstractSprintRepository):
-    """Unused by the agent runner and the model calls; any use is a test bug."""
+    def __init__(self, state: FakeAgentState) -> None:
+        self.state = state
 
     async def add(self, sprint: Sprint) -> None:
-        raise NotImplementedError
+        if sprint.id in self.state.sprints:
+            raise ValueError(f"duplicate sprint id {sprint.id}")
+        self.state.sprints[sprint.id] = StoredSprint(sprint)
 
     async def get(self, sprint_id: str, *, for_update: bool = False) -> Sprint | None:
-        raise NotImplementedError
+        stored = self.state.sprints.get(sprint_id)
+        if stored is None:
+            return None
+        attempts = [a for (sid, _, _), a in self.state.attempts.items() if sid == sprint_id]
+        return replace(stored.sprint, phases=sorted(attempts, key=lambda a: (a.started_at, a.attempt)))
 
     async def list_sprints(self, spec_id: str, limit: int, after: tuple[datetime, str] | None) -> list[Sprint]:
-        raise NotImplementedError
+        rows = [s.sprint for s in self.state.sprints.values() if not spec_id or s.sprint.spec.spec_id == spec_id]
+        if after is not None:
+            rows = [r for r in rows if (r.created_at, r.id) < after]
+        return sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
 
-    async def start(self, sprint_id: str, trigger: Trigger, owner: str, lease_until: datetime) -> None:
-        raise NotImplementedError
+    async def start(self, sprint_id: str, trigger: Trigger) -> None:
+        stored = self.state.sprints[sprint_id]
+        stored.sprint = replace(stored.sprint, status=SprintStatus.ACTIVE, trigger=trigger, updated_at=trigger.at)
 
     async def set_phase(self, sprint_id: str, phase: Phase, at: datetime) -> None:
-        raise NotImplementedError
+        stored = self.state.sprints[sprint_id]
+        stored.sprint = replace(stored.sprint, current_phase=phase, updated_at=at)
 
     async def finish(self, sprint_id: str, status: SprintStatus, failure_reason: str, at: datetime) -> None:
-        raise NotImplementedError
+        stored = self.state.sprints[sprint_id]
+        stored.sprint = replace(stored.sprint, status=status, failure_reason=failure_reason, updated_at=at)
+        stored.lease_until = None
 
     async def save_attempt(self, attempt: PhaseAttempt) -> None:
-        raise NotImplementedError
+        self.state.attempts[(attempt.sprint_id, attempt.phase, attempt.attempt)] = attempt
 
-    async def add_event(self, sprint_id: str, type_: str, data: JsonObject, at: datetime) -> int:
-        raise NotImplementedError
+    async def add_event(self, sprint_id: str, event: NewSprintEvent, at: datetime) -> int:
+        sequence = len(self.state.events) + 1
+        self.state.events.append(SprintEvent(sequence, sprint_id, event.type, event.data, at))
+        return sequence
 
     async def events(self, sprint_id: str, after_sequence: int, limit: int) -> list[SprintEvent]:
-        raise NotImplementedError
-
-    async def renew_lease(self, sprint_id: str, owner: str, until: datetime) -> bool:
-        raise NotImplementedError
-
-    async def claim_stale(self, owner: str, until: datetime, limit: int) -> list[Sprint]:
-        raise NotImplementedError
+        return [e for e in self.state.events if e.sprint_id == sprint_id and e.sequence > after_sequence][:limit]
 
 
 class FakeUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, state: FakeAgentState, *, read_only: bool = False, single_statement: bool = False) -> None:
+    def __init__(
+        self,
+        state: FakeAgentState,
+        *,
+        read_only: bool = False,
+        single_statement: bool = False,
+        lease: Lease | None = None,
+    ) -> None:
         self.state = state
         self.repo = FakeAgentRepository(state)
-        self.sprints = FakeSprintRepository()
+        self.sprints = FakeSprintRepository(state)
         self._read_only = read_only
-        self._transactional = not (read_only or single_statement)
+        self._lease = lease
+        self._transactional = not (read_only or single_statement) or lease is not None
         self._snapshot: FakeAgentState | None = None
         self.committed = False
 
     async def __aenter__(self) -> Self:
+        if self._lease is not None:
+            stored = self.state.leased(self._lease.resource).get(self._lease.id)
+            if stored is None or (stored.lease_owner, stored.lease_token) != (self._lease.owner, self._lease.token):
+                raise LeaseLost(self._lease)
         if self._transactional:
             self._snapshot = self.state.snapshot()
         return self
+
+    async def take_lease(self, resource: str, id_: str, owner: str) -> Lease:
+        stored = self.state.leased(resource)[id_]
+        stored.lease_owner = owner
+        stored.lease_token += 1
+        stored.lease_until = datetime.now(UTC) + LEASE_FOR
+        return Lease(resource, id_, owner, stored.lease_token)
+
+    async def revoke_lease(self, resource: str, id_: str) -> None:
+        stored = self.state.leased(resource)[id_]
+        stored.lease_owner = ""
+        stored.lease_token += 1
+        stored.lease_until = None
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -308,10 +340,49 @@ class FakeUowFactory:
         self.state = state or FakeAgentState()
         self.made: list[FakeUnitOfWork] = []
 
-    def __call__(self, *, read_only: bool = False, single_statement: bool = False) -> FakeUnitOfWork:
-        uow = FakeUnitOfWork(self.state, read_only=read_only, single_statement=single_statement)
+    def __call__(
+        self, *, read_only: bool = False, single_statement: bool = False, lease: Lease | None = None
+    ) -> FakeUnitOfWork:
+        uow = FakeUnitOfWork(self.state, read_only=read_only, single_statement=single_statement, lease=lease)
         self.made.append(uow)
         return uow
+
+
+LEASE_FOR = timedelta(seconds=15)
+
+
+class FakeLeaseStore:
+    """``LeaseStore`` over the fake state: claims lapsed leases of live work, renews held ones."""
+
+    def __init__(self, state: FakeAgentState, resource: str, owner: str) -> None:
+        self.state = state
+        self.resource = resource
+        self.owner = owner
+        self.renewals = 0
+
+    async def claim_stale(self, limit: int) -> list[Lease]:
+        now = datetime.now(UTC)
+        rows = self.state.leased(self.resource)
+        stale = [
+            (id_, stored)
+            for id_, stored in rows.items()
+            if stored.live and (stored.lease_until is None or stored.lease_until < now)
+        ][:limit]
+        leases = []
+        for id_, stored in stale:
+            stored.lease_owner = self.owner
+            stored.lease_token += 1
+            stored.lease_until = now + LEASE_FOR
+            leases.append(Lease(self.resource, id_, self.owner, stored.lease_token))
+        return leases
+
+    async def renew(self, lease: Lease) -> bool:
+        self.renewals += 1
+        stored = self.state.leased(self.resource).get(lease.id)
+        if stored is None or not stored.live or (stored.lease_owner, stored.lease_token) != (lease.owner, lease.token):
+            return False
+        stored.lease_until = datetime.now(UTC) + LEASE_FOR
+        return True
 
 
 # ---------------------------------------------------------------- model provider

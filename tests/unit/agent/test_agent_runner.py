@@ -15,6 +15,7 @@ from crucible_agent.domain.model import (
     AgentRunResult,
     AgentRunStatus,
     Candidate,
+    CandidateMetrics,
     Checkpoint,
     Correlation,
     JudgeConfig,
@@ -26,8 +27,9 @@ from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.llm import LlmService
+from crucible_agent.service_layer.unit_of_work import AGENT_RUN
 from crucible_common.errors import InvalidArgument
-from tests.unit.agent.fakes import FakeProvider, FakeUowFactory
+from tests.unit.agent.fakes import FakeLeaseStore, FakeProvider, FakeUowFactory
 
 ALPHA = SubagentConfig("alpha", "openai", "gpt-4o-mini")
 BETA = SubagentConfig("beta", "anthropic", "claude-haiku-4-5")
@@ -54,7 +56,10 @@ class Harness:
         )
         self.uow = FakeUowFactory()
         llm = LlmService(pool, PriceTable(DEFAULT_PRICES), self.uow, structured_retries=1, capture_prompts=False)
-        self.runner = AgentRunner(llm, self.uow, default_subagents=SUBAGENTS, default_judge=JUDGE, owner="test")
+        self.leases = FakeLeaseStore(self.uow.state, AGENT_RUN, "test")
+        self.runner = AgentRunner(
+            llm, self.uow, self.leases, default_subagents=SUBAGENTS, default_judge=JUDGE, owner="test"
+        )
 
     @property
     def providers(self) -> list[FakeProvider]:
@@ -82,7 +87,7 @@ async def test_two_subagents_and_a_judge_complete_the_run() -> None:
     by_name = {x.name: x for x in result.candidates}
     assert by_name["alpha"].output == "openai answer 0"
     assert by_name["beta"].output == "anthropic answer 0"
-    assert by_name["alpha"].metrics["attempts"] == 1
+    assert by_name["alpha"].metrics.attempts == 1
     assert result.errors == []
     decision = result.decision
     assert decision is not None
@@ -315,17 +320,19 @@ async def test_a_stale_run_is_resumed_from_its_checkpoints() -> None:
         "openai",
         "gpt-4o-mini",
         "alpha wrote this before its process died",
-        {},
+        CandidateMetrics(5, 10, 5, 0.0001, 1, "gpt-4o-mini"),
         "33333333-3333-3333-3333-333333333333",
         now - timedelta(seconds=50),
     )
     async with h.uow() as uow:
-        await uow.repo.add_run(run, "dead-process", now - timedelta(seconds=30))
+        await uow.repo.add_run(run, "agent_runner")
+        await uow.take_lease(AGENT_RUN, run.id, "dead-process")
         start_state = {"message": run.message, "subagents": [asdict(s) for s in SUBAGENTS], "judge": asdict(JUDGE)}
         await uow.repo.add_checkpoint(Checkpoint("cp-1", run.id, 1, "start", start_state, run.created_at))
         await uow.repo.add_candidate(alpha)
         await uow.repo.add_checkpoint(Checkpoint("cp-2", run.id, 2, "candidate:alpha", {}, alpha.created_at))
         await uow.commit()
+    h.uow.state.runs[run.id].lease_until = now - timedelta(seconds=30)
 
     claimed = await h.runner.resume_stale()
 
@@ -353,9 +360,11 @@ async def test_a_run_with_a_live_lease_or_another_driver_is_not_taken() -> None:
     live = AgentRun(**{**vars(template), "id": "live", "status": AgentRunStatus.RUNNING})
     other = AgentRun(**{**vars(template), "id": "other", "status": AgentRunStatus.RUNNING})
     async with h.uow() as uow:
-        await uow.repo.add_run(live, "someone", now + timedelta(minutes=1))
-        await uow.repo.add_run(other, "someone", None, driver="sprint")
+        await uow.repo.add_run(live, "agent_runner")
+        await uow.take_lease(AGENT_RUN, live.id, "someone")
+        await uow.repo.add_run(other, "sprint")
         await uow.commit()
+    h.uow.state.runs["live"].lease_until = now + timedelta(minutes=1)
 
     assert await h.runner.resume_stale() == 0
     assert h.uow.state.runs["live"].lease_owner == "someone"

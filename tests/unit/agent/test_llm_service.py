@@ -25,7 +25,8 @@ from crucible_agent.domain.model import (
     Role,
 )
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
-from crucible_agent.service_layer.llm import LlmService, hash_request
+from crucible_agent.service_layer.llm import LlmService
+from crucible_agent.service_layer.structured import hash_request
 from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
 
 CORRELATION = Correlation(project_id="p1", purpose="test")

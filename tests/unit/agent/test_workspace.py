@@ -13,13 +13,13 @@ import pytest
 
 from crucible_agent.adapters.sandbox import SandboxLimits, SandboxUnavailable
 from crucible_agent.adapters.workspace import (
-    Artifact,
     ToolBox,
     Workspace,
     WorkspaceError,
     WorkspaceLimits,
     jail,
 )
+from crucible_agent.domain.sprints import Artifact
 
 LOGGER = "crucible_agent.adapters.workspace"
 

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
-
-from crucible_common.errors import InvalidArgument
 from crucible_common.protobuf import (
-    enum_from_proto,
     struct,
     struct_to_dict,
     timestamp,
     to_datetime,
 )
-
-
-class Colour(enum.StrEnum):
-    RED = "red"
-    BLUE = "blue"
-
-
-COLOURS = {1: Colour.RED, 2: Colour.BLUE}
 
 
 def test_struct_round_trip_turns_whole_floats_back_to_int() -> None:
@@ -70,21 +57,3 @@ def test_timestamp_round_trip_is_utc() -> None:
 
     assert back == at
     assert back.tzinfo == UTC
-
-
-def test_enum_zero_is_unspecified() -> None:
-    assert enum_from_proto(0, COLOURS, "colour") is None
-
-
-def test_enum_known_value_maps() -> None:
-    assert enum_from_proto(2, COLOURS, "colour") is Colour.BLUE
-
-
-@pytest.mark.parametrize("value", [3, -1, 99])
-def test_enum_unknown_value_is_invalid_argument(value: int) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        enum_from_proto(value, COLOURS, "paint.colour")
-
-    assert caught.value.reason == "UNKNOWN_ENUM_VALUE"
-    assert [v.field for v in caught.value.violations] == ["paint.colour"]
-    assert caught.value.__cause__ is None

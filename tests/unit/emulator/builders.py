@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crucible_agent.emulator.config import Provider
-from crucible_agent.emulator.conversation import (
+from crucible_emulator.config import Provider
+from crucible_emulator.conversation import (
     Message,
     ModelRequest,
     OutputVia,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from crucible_agent.emulator import coding
-from crucible_agent.emulator.conversation import Message, ModelAnswer, Modifiers, ToolCall, ToolResult
-from crucible_agent.emulator.offline_model import answer, task_name
+from crucible_emulator import coding_agent
+from crucible_emulator.conversation import Message, ModelAnswer, Modifiers, ToolCall, ToolResult
+from crucible_emulator.offline_model import answer, task_name
 from tests.unit.emulator.builders import assistant_calls, results
 from tests.unit.emulator.builders import coding as coding_request
 
@@ -19,8 +19,8 @@ PASSED = "============================== 2 passed in 0.01s =====================
 FAILED = "FAILED test_x.py::test_a - assert 1 == 2\n========= 1 failed, 1 passed in 0.02s ========="
 
 
-def parse(text: str) -> coding.CodingTask:
-    return coding.parse_task((text, ""))
+def parse(text: str) -> coding_agent.CodingTask:
+    return coding_agent.parse_task((text, ""))
 
 
 @pytest.mark.parametrize(
@@ -77,12 +77,14 @@ def test_unknown_function_gets_a_placeholder() -> None:
 
 
 def test_the_user_task_wins_over_the_system_prompt() -> None:
-    task = coding.parse_task(("Write a function that reverses a string.", "When done, print VERIFICATION_SUCCESS."))
+    task = coding_agent.parse_task(
+        ("Write a function that reverses a string.", "When done, print VERIFICATION_SUCCESS.")
+    )
     assert task.kind == "function"
     assert task.function == "reverse_string"
 
 
-def _run_in_memory(task: coding.CodingTask, program: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _run_in_memory(task: coding_agent.CodingTask, program: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Load the program as its module and call every test function; the names of failing tests."""
     module = types.ModuleType(task.module)
     exec(compile(program, task.program_file, "exec"), module.__dict__)
@@ -100,11 +102,11 @@ def _run_in_memory(task: coding.CodingTask, program: str, monkeypatch: pytest.Mo
     return failures
 
 
-@pytest.mark.parametrize("spec", coding.CATALOGUE, ids=lambda s: s.key)
+@pytest.mark.parametrize("spec", coding_agent.CATALOGUE, ids=lambda s: s.key)
 def test_catalogue_code_passes_its_tests_and_bad_code_fails_them(
-    spec: coding.FunctionSpec, monkeypatch: pytest.MonkeyPatch
+    spec: coding_agent.FunctionSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = coding.CodingTask("function", "solution", "task", function="solution_fn", spec=spec)
+    task = coding_agent.CodingTask("function", "solution", "task", function="solution_fn", spec=spec)
     assert _run_in_memory(task, task.program(), monkeypatch) == []
     assert _run_in_memory(task, task.program(bad=True), monkeypatch) != []
 
@@ -149,7 +151,7 @@ def test_hello_world_write_then_test_then_success() -> None:
     assert answers[0].tool_calls[0].arguments["content"] == 'print("hello world")\n'
     assert calls(answers[1]) == [("run_tests", "test_hello.py")]
     assert answers[2].text is not None
-    assert answers[2].text.startswith(coding.SUCCESS_TOKEN)
+    assert answers[2].text.startswith(coding_agent.SUCCESS_TOKEN)
     assert "2 passed" in answers[2].text
 
 
@@ -161,13 +163,13 @@ def test_a_failed_run_leads_to_one_rewrite_and_a_second_run() -> None:
         [("run_tests", "test_add.py")],
     ]
     assert answers[-1].text is not None
-    assert coding.SUCCESS_TOKEN in answers[-1].text
+    assert coding_agent.SUCCESS_TOKEN in answers[-1].text
 
 
 def test_two_failed_runs_give_up() -> None:
     answers, _ = drive("Write a function that adds two numbers.", [FAILED, FAILED])
     assert answers[-1].text is not None
-    assert answers[-1].text.startswith(coding.FAILURE_TOKEN)
+    assert answers[-1].text.startswith(coding_agent.FAILURE_TOKEN)
     assert len(answers) == 5
 
 
@@ -189,9 +191,9 @@ def test_bad_code_fault_spoils_the_first_program_only() -> None:
 
 def test_writes_program_only_on_turns_that_write_the_program() -> None:
     task = "Write a function that adds two numbers."
-    assert coding.writes_program(coding_request(task))
+    assert coding_agent.writes_program(coding_request(task))
     _, turns = drive(task, [PASSED])
-    assert not coding.writes_program(coding_request(task, *turns[:2]))
+    assert not coding_agent.writes_program(coding_request(task, *turns[:2]))
 
 
 def test_a_refused_write_is_retried_once_then_reported() -> None:
@@ -204,7 +206,7 @@ def test_a_refused_write_is_retried_once_then_reported() -> None:
     turns += [assistant_calls(*second.tool_calls), results(*refused)]
     final = answer(coding_request(task, *turns))
     assert final.text is not None
-    assert final.text.startswith(coding.FAILURE_TOKEN)
+    assert final.text.startswith(coding_agent.FAILURE_TOKEN)
 
 
 def test_a_retry_after_an_earlier_failure_still_writes_correct_code() -> None:
@@ -231,7 +233,7 @@ def test_a_retry_after_an_earlier_failure_still_writes_correct_code() -> None:
     ],
 )
 def test_run_tests_results_are_read_like_pytest_output(content: str, passed: bool) -> None:
-    assert coding.tests_passed(ToolResult("id", content)) is passed
+    assert coding_agent.tests_passed(ToolResult("id", content)) is passed
 
 
 def test_tool_argument_names_follow_the_tool_schema() -> None:
@@ -253,12 +255,12 @@ def test_tool_argument_names_follow_the_tool_schema() -> None:
 def test_discovery_writes_the_plan_then_answers() -> None:
     task = "Discovery phase: write the implementation plan to implementation_plan.md. Task: print hello world."
     first = answer(coding_request(task))
-    assert calls(first) == [("fs_write_file", coding.PLAN_FILE)]
+    assert calls(first) == [("fs_write_file", coding_agent.PLAN_FILE)]
     assert "hello.py" in first.tool_calls[0].arguments["content"]
     turns = [assistant_calls(*first.tool_calls), results(ToolResult(first.tool_calls[0].id, "ok"))]
     final = answer(coding_request(task, *turns))
     assert final.text is not None
-    assert coding.PLAN_FILE in final.text
+    assert coding_agent.PLAN_FILE in final.text
     assert task_name(coding_request(task)) == "discovery"
 
 
@@ -275,23 +277,23 @@ def test_tool_calls_have_distinct_ids_per_turn() -> None:
 
 
 def test_a_verification_turn_only_runs_the_tests_and_reports() -> None:
-    from crucible_agent.emulator.conversation import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
+    from crucible_emulator.conversation import Message, ModelRequest, ToolCall, ToolResult, ToolSpec
 
     tools = (
         ToolSpec("run_tests", "run pytest", {"type": "object", "properties": {"path": {"type": "string"}}}),
         ToolSpec("fs_read_file", "read", {"type": "object", "properties": {"path": {"type": "string"}}}),
     )
     ask = Message(role="user", text="Verify the sprint: the task was a function add(a, b). Run the tests.")
-    first = coding.verification_step(
+    first = coding_agent.verification_step(
         ModelRequest(provider="openai", model="m", system="", messages=(ask,), tools=tools)
     )
     assert [name for name, _ in first.calls] == ["run_tests"]
     call = ToolCall("c1", "run_tests", dict(first.calls[0][1]))
     for output, token in (
-        ("PASSED: 2 passed in 0.01s", coding.SUCCESS_TOKEN),
-        ("FAILED: 1 failed", coding.FAILURE_TOKEN),
+        ("PASSED: 2 passed in 0.01s", coding_agent.SUCCESS_TOKEN),
+        ("FAILED: 1 failed", coding_agent.FAILURE_TOKEN),
     ):
-        done = coding.verification_step(
+        done = coding_agent.verification_step(
             ModelRequest(
                 provider="openai",
                 model="m",

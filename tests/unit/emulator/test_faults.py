@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crucible_agent.emulator.config import EmulatorConfig, FaultMatch, FaultRule
-from crucible_agent.emulator.faults import Decision, EmulatorState, RequestFacts
+from crucible_emulator.config import EmulatorConfig, FaultMatch, FaultRule
+from crucible_emulator.faults import Decision, EmulatorState, RequestFacts
 
 STRUCTURED = RequestFacts("openai", "planning_questions", "gpt", structured=True, writes_program=False)
 CHAT = RequestFacts("anthropic", "chat", "claude", structured=False, writes_program=False)

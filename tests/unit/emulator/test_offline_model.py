@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from crucible_agent.emulator.config import Provider
-from crucible_agent.emulator.conversation import (
+from crucible_emulator.config import Provider
+from crucible_emulator.conversation import (
     Message,
     ModelRequest,
     Modifiers,
@@ -16,7 +16,7 @@ from crucible_agent.emulator.conversation import (
     ToolChoice,
     ToolSpec,
 )
-from crucible_agent.emulator.offline_model import answer, completion_tokens, prompt_tokens, task_name
+from crucible_emulator.offline_model import answer, completion_tokens, prompt_tokens, task_name
 from tests.unit.emulator import task_schemas
 from tests.unit.emulator.builders import chat, coding, structured
 

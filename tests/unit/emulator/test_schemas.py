@@ -8,8 +8,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from crucible_agent.emulator.conversation import InvalidRequest
-from crucible_agent.emulator.schemas import SchemaFiller, check_schema, validator
+from crucible_emulator.conversation import InvalidRequest
+from crucible_emulator.schemas import SchemaFiller, check_schema, validator
 
 VOCABULARY = ["garden", "tomatoes", "basil", "water", "sunlight", "soil"]
 

@@ -8,9 +8,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from crucible_agent.emulator.config import Provider
-from crucible_agent.emulator.offline_model import answer
-from crucible_agent.emulator.tasks import TASKS, wants_to_run
+from crucible_emulator.config import Provider
+from crucible_emulator.offline_model import answer
+from crucible_emulator.tasks import TASKS, wants_to_run
 from tests.unit.emulator import task_schemas
 from tests.unit.emulator.builders import structured
 

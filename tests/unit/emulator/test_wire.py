@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from crucible_agent.emulator.anthropic_api import AnthropicProtocol
-from crucible_agent.emulator.conversation import InvalidRequest, ModelAnswer, ToolCall
-from crucible_agent.emulator.openai_api import OpenAIProtocol
+from crucible_emulator.anthropic_api import AnthropicProtocol
+from crucible_emulator.conversation import InvalidRequest, ModelAnswer, ToolCall
+from crucible_emulator.openai_api import OpenAIProtocol
 
 OPENAI = OpenAIProtocol()
 ANTHROPIC = AnthropicProtocol()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from crucible_spec.adapters.repository import AbstractSpecRepository, ProvenanceSubject
+from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible_spec.domain.model import (
     ChatMessage,
     ChatSession,
@@ -21,6 +22,8 @@ from crucible_spec.domain.model import (
     Spec,
     WorldModel,
 )
+from crucible_spec.service_layer.ports import AbstractSpecRepository, ProvenanceSubject
+from crucible_spec.service_layer.sprints import SprintRequest
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
 Keyed = TypeVar("Keyed", Project, ChatSession, Spec)
@@ -254,3 +257,20 @@ def _jsonb(value: dict[str, Any]) -> dict[str, Any]:
 def _stored_spec(spec: Spec) -> Spec:
     """A spec as the JSONB ``artifacts`` column gives it back."""
     return replace(spec, planning=PlanningInterview.from_json(_jsonb(spec.artifacts())["planning"]))
+
+
+class FakeSprintCreator:
+    """The agent service's sprints, as the spec service sees them: records what it was asked."""
+
+    def __init__(self) -> None:
+        self.requests: list[SprintRequest] = []
+
+    async def create_sprint(self, request: SprintRequest) -> sprint_pb.Sprint:
+        self.requests.append(request)
+        return sprint_pb.Sprint(
+            id=str(uuid.uuid4()),
+            spec_id=request.spec_id,
+            name=request.name,
+            goal=request.goal,
+            status=sprint_pb.SPRINT_STATUS_PLANNED,
+        )

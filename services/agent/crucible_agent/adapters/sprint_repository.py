@@ -1,63 +1,37 @@
-"""The sprints' repository: sprints, their phase attempts, their event log."""
+"""The sprints' repository: sprints, their phase attempts, their event log.
+
+A phase attempt's output and an event's data are typed domain objects, stored as JSONB through
+pydantic's dataclass support (one TypeAdapter per type, built on first use).
+"""
 
 from __future__ import annotations
 
-import abc
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from pydantic import TypeAdapter
+from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crucible_agent.adapters import tables as t
 from crucible_agent.domain.model import JsonObject
 from crucible_agent.domain.sprints import (
-    AttemptStatus,
+    EVENT_DATA,
+    NewSprintEvent,
     Phase,
     PhaseAttempt,
+    PhaseAttemptStatus,
+    PhaseOutput,
+    PlanningStatus,
     SpecSnapshot,
     Sprint,
     SprintEvent,
+    SprintEventType,
     SprintStatus,
     Trigger,
 )
-
-
-class AbstractSprintRepository(abc.ABC):
-    @abc.abstractmethod
-    async def add(self, sprint: Sprint) -> None: ...
-
-    @abc.abstractmethod
-    async def get(self, sprint_id: str, *, for_update: bool = False) -> Sprint | None: ...
-
-    @abc.abstractmethod
-    async def list_sprints(self, spec_id: str, limit: int, after: tuple[datetime, str] | None) -> list[Sprint]: ...
-
-    @abc.abstractmethod
-    async def start(self, sprint_id: str, trigger: Trigger, owner: str, lease_until: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def set_phase(self, sprint_id: str, phase: Phase, at: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def finish(self, sprint_id: str, status: SprintStatus, failure_reason: str, at: datetime) -> None: ...
-
-    @abc.abstractmethod
-    async def save_attempt(self, attempt: PhaseAttempt) -> None:
-        """Insert or update one phase attempt."""
-
-    @abc.abstractmethod
-    async def add_event(self, sprint_id: str, type_: str, data: JsonObject, at: datetime) -> int: ...
-
-    @abc.abstractmethod
-    async def events(self, sprint_id: str, after_sequence: int, limit: int) -> list[SprintEvent]: ...
-
-    @abc.abstractmethod
-    async def renew_lease(self, sprint_id: str, owner: str, until: datetime) -> bool: ...
-
-    @abc.abstractmethod
-    async def claim_stale(self, owner: str, until: datetime, limit: int) -> list[Sprint]: ...
+from crucible_agent.service_layer.ports import AbstractSprintRepository
 
 
 class SqlSprintRepository(AbstractSprintRepository):
@@ -108,15 +82,13 @@ class SqlSprintRepository(AbstractSprintRepository):
         rows = await self._conn.execute(query.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
         return [_sprint(row, []) for row in rows]
 
-    async def start(self, sprint_id: str, trigger: Trigger, owner: str, lease_until: datetime) -> None:
+    async def start(self, sprint_id: str, trigger: Trigger) -> None:
         await self._conn.execute(
             update(t.sprints)
             .where(t.sprints.c.id == sprint_id)
             .values(
                 status=SprintStatus.ACTIVE.value,
                 trigger={"id": trigger.id, "source": trigger.source, "at": trigger.at.isoformat()},
-                lease_owner=owner,
-                lease_expires_at=lease_until,
                 updated_at=trigger.at,
             )
         )
@@ -141,7 +113,7 @@ class SqlSprintRepository(AbstractSprintRepository):
             "status": attempt.status.value,
             "agent_run_id": attempt.agent_run_id,
             "summary": attempt.summary,
-            "output": attempt.output,
+            "output": _json(PhaseOutput, attempt.output),
             "started_at": attempt.started_at,
             "finished_at": attempt.finished_at,
         }
@@ -153,10 +125,11 @@ class SqlSprintRepository(AbstractSprintRepository):
             )
         )
 
-    async def add_event(self, sprint_id: str, type_: str, data: JsonObject, at: datetime) -> int:
+    async def add_event(self, sprint_id: str, event: NewSprintEvent, at: datetime) -> int:
+        data = _json(EVENT_DATA[event.type], event.data)
         sequence = await self._conn.scalar(
             insert(t.sprint_events)
-            .values(sprint_id=sprint_id, type=type_, data=data, created_at=at)
+            .values(sprint_id=sprint_id, type=event.type.value, data=data, created_at=at)
             .returning(t.sprint_events.c.sequence)
         )
         return int(sequence or 0)
@@ -169,36 +142,7 @@ class SqlSprintRepository(AbstractSprintRepository):
             .order_by(e.sequence)
             .limit(limit)
         )
-        return [SprintEvent(r.sequence, str(r.sprint_id), r.type, r.data, r.created_at) for r in rows]
-
-    async def renew_lease(self, sprint_id: str, owner: str, until: datetime) -> bool:
-        c = t.sprints.c
-        result = await self._conn.execute(
-            update(t.sprints)
-            .where(c.id == sprint_id, c.lease_owner == owner, c.status == SprintStatus.ACTIVE.value)
-            .values(lease_expires_at=until)
-        )
-        return bool(result.rowcount)
-
-    async def claim_stale(self, owner: str, until: datetime, limit: int) -> list[Sprint]:
-        c = t.sprints.c
-        stale = (
-            select(c.id)
-            .where(
-                c.status == SprintStatus.ACTIVE.value,
-                or_(c.lease_expires_at.is_(None), c.lease_expires_at < func.now()),
-            )
-            .order_by(c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = await self._conn.execute(
-            update(t.sprints)
-            .where(c.id.in_(stale.scalar_subquery()))
-            .values(lease_owner=owner, lease_expires_at=until)
-            .returning(t.sprints)
-        )
-        return [_sprint(row, []) for row in rows]
+        return [_event(r) for r in rows]
 
 
 def _spec_json(spec: SpecSnapshot) -> JsonObject:
@@ -206,7 +150,7 @@ def _spec_json(spec: SpecSnapshot) -> JsonObject:
         "spec_id": spec.spec_id,
         "title": spec.title,
         "task": spec.task,
-        "planning_status": spec.planning_status,
+        "planning_status": spec.planning_status.value if spec.planning_status else "",
         "answers": [{"question": q, "answer": a} for q, a in spec.answers],
     }
 
@@ -220,7 +164,7 @@ def _sprint(row: Row[Any], phases: list[PhaseAttempt]) -> Sprint:
             s["spec_id"],
             s["title"],
             s["task"],
-            s["planning_status"],
+            PlanningStatus(s["planning_status"]) if s["planning_status"] else None,
             tuple((a["question"], a["answer"]) for a in s["answers"]),
         ),
         name=row.name,
@@ -241,10 +185,34 @@ def _attempt(row: Row[Any]) -> PhaseAttempt:
         sprint_id=str(row.sprint_id),
         phase=Phase(row.phase),
         attempt=row.attempt,
-        status=AttemptStatus(row.status),
+        status=PhaseAttemptStatus(row.status),
         agent_run_id=row.agent_run_id,
         summary=row.summary,
-        output=row.output,
+        output=_from_json(PhaseOutput, row.output),
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
+
+
+def _event(row: Row[Any]) -> SprintEvent:
+    kind = SprintEventType(row.type)
+    return SprintEvent(row.sequence, str(row.sprint_id), kind, _from_json(EVENT_DATA[kind], row.data), row.created_at)
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
+
+
+def _json(kind: type[Any], value: object) -> JsonObject:
+    dumped: JsonObject = _adapter(kind).dump_python(value, mode="json")
+    return dumped
+
+
+def _from_json(kind: type[Any], data: JsonObject) -> Any:
+    return _adapter(kind).validate_python(data)

@@ -18,9 +18,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from crucible_common.leases import LeasedTable
 
 SCHEMA = "agent"
 
@@ -98,6 +101,8 @@ agent_runs = Table(
     # tool loop, resumed by the sprint's PhaseRunner instead.
     Column("driver", String(16), nullable=False, server_default="agent_runner"),
     Column("lease_owner", String(100), nullable=False),
+    # The fencing token: raised by every claim (see crucible_common.leases).
+    Column("lease_token", BigInteger, nullable=False, server_default="0"),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -183,6 +188,7 @@ sprints = Table(
     Column("workspace_ref", String(100), nullable=False),
     Column("failure_reason", Text, nullable=False),
     Column("lease_owner", String(100), nullable=False),
+    Column("lease_token", BigInteger, nullable=False, server_default="0"),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -216,3 +222,11 @@ sprint_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_sprint_events_sprint_sequence", "sprint_id", "sequence"),
 )
+
+
+# Leased work (crucible_common.leases): agent runs the AgentRunner drives, and active sprints. A
+# sprint phase's own agent runs are driven, and fenced, by their sprint.
+LEASED_AGENT_RUNS = LeasedTable(
+    "agent_run", agent_runs, and_(agent_runs.c.status == "running", agent_runs.c.driver == "agent_runner")
+)
+LEASED_SPRINTS = LeasedTable("sprint", sprints, sprints.c.status == "active")

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import jsonschema
 
+from crucible_agent.domain.sprints import Artifact, ToolResult
+
 if TYPE_CHECKING:
     from crucible_agent.adapters.sandbox import SandboxLimits
 
@@ -69,12 +71,6 @@ class WorkspaceLimits:
 
 
 DEFAULT_WORKSPACE_LIMITS = WorkspaceLimits()
-
-
-@dataclass(frozen=True)
-class Artifact:
-    path: str
-    size: int
 
 
 def jail(root: Path, path: object, *, operation: str, must_exist: bool = False) -> Path:
@@ -473,12 +469,6 @@ TOOLS = (
         },
     ),
 )
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    content: str
-    is_error: bool = False
 
 
 class PytestReport(Protocol):

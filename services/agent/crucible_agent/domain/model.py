@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crucible_agent.domain.errors import ProviderError
+
 JsonObject = dict[str, Any]
 
 PROVIDERS = ("openai", "anthropic")
@@ -97,6 +99,16 @@ class ProviderResponse:
     response_model: str
     input_tokens: int
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class ProviderAttempt:
+    """One try at a provider call: its answer or its error, and how long it took."""
+
+    number: int
+    latency_ms: int
+    response: ProviderResponse | None = None
+    error: ProviderError | None = None
 
 
 class LlmCallStatus(enum.StrEnum):
@@ -238,6 +250,21 @@ class AgentRun:
 
 
 @dataclass(frozen=True)
+class CandidateMetrics:
+    """What producing one candidate cost."""
+
+    duration_ms: int
+    input_tokens: int
+    output_tokens: int
+    # None when a call was unpriced: the cost is unknown, not zero.
+    usd: float | None
+    # Model calls it took, retries and re-asks included.
+    attempts: int
+    # The model that answered last, as the provider reports it.
+    response_model: str
+
+
+@dataclass(frozen=True)
 class Candidate:
     id: str
     agent_run_id: str
@@ -245,7 +272,7 @@ class Candidate:
     provider: str
     model: str
     output: str
-    metrics: JsonObject
+    metrics: CandidateMetrics
     llm_call_id: str
     created_at: datetime
     structured: JsonObject | None = None

@@ -12,7 +12,8 @@ from crucible_agent.entrypoints import proto_mapping as m
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_agent.service_layer.agent_runs import AgentRunner
-from crucible_agent.service_layer.llm import LlmService, UowFactory
+from crucible_agent.service_layer.llm import LlmService
+from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.ids import parse_id
 from crucible_common.protobuf import struct_to_dict
 
@@ -35,7 +36,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
             tools=m.tools(list(request.tools)),
             correlation=m.correlation(request.correlation),
             max_tokens=request.max_tokens,
-            temperature=request.temperature or None,
+            temperature=request.temperature if request.HasField("temperature") else None,
             recording=m.recording(request.recording),
         )
         return m.complete_response(await h.complete(cmd, self._llm, self._uow))

@@ -8,6 +8,7 @@ from crucible_agent.domain.model import (
     AgentRunResult,
     AgentRunStatus,
     Candidate,
+    CandidateMetrics,
     ChatMessage,
     Checkpoint,
     Correlation,
@@ -26,27 +27,13 @@ from crucible_agent.domain.model import (
     UsageReport,
     UsageTotals,
 )
-from crucible_common.protobuf import enum_from_proto, struct, struct_to_dict, timestamp
+from crucible_common.enums import ProtoEnum
+from crucible_common.protobuf import struct, struct_to_dict, timestamp
 
-ROLES = {
-    pb.ROLE_SYSTEM: Role.SYSTEM,
-    pb.ROLE_USER: Role.USER,
-    pb.ROLE_ASSISTANT: Role.ASSISTANT,
-    pb.ROLE_TOOL: Role.TOOL,
-}
-ROLES_PB = {v: k for k, v in ROLES.items()}
-RECORDING_MODES = {pb.RECORDING_MODE_RECORD: RecordingMode.RECORD, pb.RECORDING_MODE_REPLAY: RecordingMode.REPLAY}
-RUN_STATUS_PB = {
-    AgentRunStatus.RUNNING: pb.AGENT_RUN_STATUS_RUNNING,
-    AgentRunStatus.COMPLETED: pb.AGENT_RUN_STATUS_COMPLETED,
-    AgentRunStatus.FAILED: pb.AGENT_RUN_STATUS_FAILED,
-}
-CALL_STATUS_PB = {
-    LlmCallStatus.SUCCEEDED: pb.LLM_CALL_STATUS_SUCCEEDED,
-    LlmCallStatus.FAILED: pb.LLM_CALL_STATUS_FAILED,
-    LlmCallStatus.INVALID_OUTPUT: pb.LLM_CALL_STATUS_INVALID_OUTPUT,
-    LlmCallStatus.REPLAYED: pb.LLM_CALL_STATUS_REPLAYED,
-}
+ROLE = ProtoEnum(pb.Role, Role)
+RECORDING_MODE = ProtoEnum(pb.RecordingMode, RecordingMode, unspecified=RecordingMode.OFF)
+RUN_STATUS = ProtoEnum(pb.AgentRunStatus, AgentRunStatus)
+CALL_STATUS = ProtoEnum(pb.LlmCallStatus, LlmCallStatus)
 
 
 # ---------------------------------------------------------------- in
@@ -57,14 +44,13 @@ def correlation(c: pb.Correlation) -> Correlation:
 
 
 def recording(r: pb.Recording) -> Recording:
-    mode = enum_from_proto(r.mode, RECORDING_MODES, "recording.mode") or RecordingMode.OFF
-    return Recording(mode, r.recording_key)
+    return Recording(RECORDING_MODE.from_proto(r.mode, "recording.mode") or RecordingMode.OFF, r.recording_key)
 
 
 def messages(items: list[pb.Message], field: str = "messages") -> tuple[ChatMessage, ...]:
     result = []
     for i, m in enumerate(items):
-        role = enum_from_proto(m.role, ROLES, f"{field}[{i}].role") or Role.USER
+        role = ROLE.from_proto(m.role, f"{field}[{i}].role") or Role.USER
         calls = tuple(ToolCall(c.id, c.name, struct_to_dict(c.arguments)) for c in m.tool_calls)
         result.append(ChatMessage(role, m.content, calls, m.tool_call_id))
     return tuple(result)
@@ -98,7 +84,7 @@ def correlation_pb(c: Correlation) -> pb.Correlation:
 
 def message_pb(m: ChatMessage) -> pb.Message:
     return pb.Message(
-        role=ROLES_PB[m.role],
+        role=ROLE.to_proto(m.role),
         content=m.content,
         tool_calls=[tool_call_pb(c) for c in m.tool_calls],
         tool_call_id=m.tool_call_id,
@@ -146,7 +132,7 @@ def complete_response(r: LlmResult) -> pb.CompleteResponse:
 def agent_run_pb(run: AgentRun) -> pb.AgentRun:
     message = pb.AgentRun(
         id=run.id,
-        status=RUN_STATUS_PB[run.status],
+        status=RUN_STATUS.to_proto(run.status),
         message=run.message,
         history=[message_pb(m) for m in run.history],
         subagents=[
@@ -187,10 +173,23 @@ def candidate_pb(c: Candidate) -> pb.Candidate:
         provider=c.provider,
         model_name=c.model,
         output=c.output,
-        metrics=struct(c.metrics),
+        metrics=metrics_pb(c.metrics),
         llm_call_id=c.llm_call_id,
         structured=struct(c.structured) if c.structured is not None else None,
     )
+
+
+def metrics_pb(m: CandidateMetrics) -> pb.CandidateMetrics:
+    message = pb.CandidateMetrics(
+        duration_ms=m.duration_ms,
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
+        attempts=m.attempts,
+        response_model=m.response_model,
+    )
+    if m.usd is not None:
+        message.usd = m.usd
+    return message
 
 
 def decision_pb(d: Decision) -> pb.Decision:
@@ -244,7 +243,7 @@ def llm_call_pb(c: LlmCall) -> pb.LlmCall:
         model_name=c.model,
         response_model=c.response_model,
         correlation=correlation_pb(c.correlation),
-        status=CALL_STATUS_PB[c.status],
+        status=CALL_STATUS.to_proto(c.status),
         input_tokens=c.input_tokens,
         output_tokens=c.output_tokens,
         usd=c.usd or 0.0,

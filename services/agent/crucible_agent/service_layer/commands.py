@@ -13,6 +13,7 @@ from crucible_agent.domain.model import (
     SubagentConfig,
     ToolSpec,
 )
+from crucible_agent.domain.sprints import SpecSnapshot
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Complete:
     tools: tuple[ToolSpec, ...] = ()
     correlation: Correlation = field(default_factory=Correlation)
     max_tokens: int = 0
+    # None: the provider's default.
     temperature: float | None = None
     recording: Recording = field(default_factory=Recording)
 
@@ -87,3 +89,52 @@ class ListLlmCalls:
     filter: Correlation = field(default_factory=Correlation)
     page_size: int = 0
     page_token: str = ""
+
+
+# ---------------------------------------------------------------- sprints
+
+
+@dataclass(frozen=True)
+class CreateSprint:
+    name: str
+    goal: str
+    spec: SpecSnapshot
+
+
+@dataclass(frozen=True)
+class StartSprint:
+    sprint_id: str
+    trigger_id: str
+    trigger_source: str
+
+
+@dataclass(frozen=True)
+class CancelSprint:
+    sprint_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ListSprints:
+    spec_id: str = ""
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class WatchSprint:
+    sprint_id: str
+    after_sequence: int = 0
+
+
+@dataclass(frozen=True)
+class ListArtifacts:
+    sprint_id: str
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class GetArtifact:
+    sprint_id: str
+    path: str

@@ -6,7 +6,9 @@ from crucible_agent.domain.errors import AgentRunNotFound
 from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import AgentRun, Checkpoint, LlmCall, LlmRequest, LlmResult, Role, UsageReport
 from crucible_agent.service_layer import commands as c
-from crucible_agent.service_layer.llm import LlmService, UowFactory, check_schema
+from crucible_agent.service_layer.llm import LlmService
+from crucible_agent.service_layer.structured import check_schema
+from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor

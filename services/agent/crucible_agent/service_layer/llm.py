@@ -7,22 +7,18 @@ what it makes of the answer (a candidate, a decision, a response).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from crucible_agent.adapters.providers.pool import ProviderPool
-from crucible_agent.adapters.repository import message_json, response_json
+from crucible_agent.domain.codec import message_json, response_json
 from crucible_agent.domain.errors import ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
@@ -38,14 +34,13 @@ from crucible_agent.domain.model import (
     Role,
 )
 from crucible_agent.domain.pricing import PriceTable
-from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
+from crucible_agent.service_layer import structured
+from crucible_agent.service_layer.ports import ModelProviders
+from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.errors import CrucibleError
+from crucible_common.leases import Lease, LeaseLost
 
 tracer = trace.get_tracer("crucible.agent")
-
-
-class UowFactory(Protocol):
-    def __call__(self, *, read_only: bool = False, single_statement: bool = False) -> AbstractUnitOfWork: ...
 
 
 @dataclass(frozen=True)
@@ -85,10 +80,35 @@ class LlmOutcome:
             await uow.repo.save_recording(r.key, r.request_hash, r.provider, r.response)
 
 
+async def store_leased(
+    uow_factory: UowFactory,
+    lease: Lease,
+    outcome: LlmOutcome | None,
+    write: Callable[[AbstractUnitOfWork], Awaitable[None]],
+) -> None:
+    """Store a model call with what leased work made of it, in one transaction fenced by ``lease``.
+
+    When the lease is lost the work's own write is refused (``LeaseLost``), but the calls were
+    made and paid for: they are stored on their own before the error goes on.
+    """
+    try:
+        async with uow_factory(lease=lease) as uow:
+            if outcome is not None:
+                await outcome.store(uow)
+            await write(uow)
+            await uow.commit()
+    except LeaseLost:
+        if outcome is not None:
+            async with uow_factory(single_statement=outcome.single_statement) as uow:
+                await outcome.store(uow)
+                await uow.commit()
+        raise
+
+
 class LlmService:
     def __init__(
         self,
-        pool: ProviderPool,
+        pool: ModelProviders,
         prices: PriceTable,
         uow_factory: UowFactory,
         *,
@@ -109,8 +129,10 @@ class LlmService:
     ) -> LlmOutcome:
         recording = recording or Recording()
         started = time.monotonic()
-        request_hash = hash_request(request)
-        validator = _validator(json.dumps(request.json_schema, sort_keys=True)) if request.json_schema else None
+        request_hash = structured.hash_request(request)
+        validator = (
+            structured.validator(json.dumps(request.json_schema, sort_keys=True)) if request.json_schema else None
+        )
         with tracer.start_as_current_span(
             f"chat {request.model}",
             kind=SpanKind.CLIENT,
@@ -139,8 +161,8 @@ class LlmService:
         if response is None:
             return LlmOutcome(None, ReplayMiss(recording.key, request_hash), ())
         call = self._record(request, request_hash, correlation, 1, 0, response, LlmCallStatus.REPLAYED, usd=0.0)
-        structured = json.loads(response.text) if request.json_schema else None
-        return LlmOutcome(_result(response, structured, (call,)), None, (call,))
+        answer = json.loads(response.text) if request.json_schema else None
+        return LlmOutcome(_result(response, answer, (call,)), None, (call,))
 
     async def _call(
         self,
@@ -182,7 +204,7 @@ class LlmService:
                     )
                 )
                 return self._success(request, request_hash, recording, response, None, calls)
-            structured, problem = _parse(response.text, validator)
+            answer, problem = structured.parse(response.text, validator)
             if problem is None:
                 calls.append(
                     self._record(
@@ -195,7 +217,7 @@ class LlmService:
                         LlmCallStatus.SUCCEEDED,
                     )
                 )
-                return self._success(request, request_hash, recording, response, structured, calls)
+                return self._success(request, request_hash, recording, response, answer, calls)
             calls.append(
                 self._record(
                     attempt_request,
@@ -237,13 +259,13 @@ class LlmService:
         request_hash: str,
         recording: Recording,
         response: ProviderResponse,
-        structured: JsonObject | None,
+        answer: JsonObject | None,
         calls: list[LlmCall],
     ) -> LlmOutcome:
         pending = None
         if recording.mode is RecordingMode.RECORD:
             pending = PendingRecording(recording.key, request_hash, request.provider, response)
-        return LlmOutcome(_result(response, structured, tuple(calls)), None, tuple(calls), pending)
+        return LlmOutcome(_result(response, answer, tuple(calls)), None, tuple(calls), pending)
 
     def _record(
         self,
@@ -326,57 +348,6 @@ class LlmService:
         if outcome.error is not None:
             span.set_attribute("error.type", outcome.error.reason)
             span.set_status(Status(StatusCode.ERROR, outcome.error.message))
-
-
-def hash_request(request: LlmRequest) -> str:
-    """A stable hash of everything that determines a model's answer."""
-    canonical = {
-        "provider": request.provider,
-        "model": request.model,
-        "messages": [message_json(m) for m in request.messages],
-        "json_schema": request.json_schema,
-        "schema_name": request.schema_name,
-        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools],
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-    }
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-@functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json))
-
-
-def check_schema(schema: JsonObject) -> str | None:
-    """Why ``schema`` cannot be used for structured output, or None when it can."""
-    if schema.get("type") != "object":
-        return 'the schema must describe an object ("type": "object")'
-    return _schema_problem(json.dumps(schema, sort_keys=True))
-
-
-@functools.lru_cache(maxsize=256)
-def _schema_problem(schema_json: str) -> str | None:
-    # Checking against the meta-schema costs more than the call it guards; callers reuse schemas.
-    try:
-        Draft202012Validator.check_schema(json.loads(schema_json))
-    except SchemaError as exc:
-        return f"not a valid JSON schema: {exc.message}"
-    return None
-
-
-def _parse(text: str, validator: Draft202012Validator) -> tuple[JsonObject | None, str | None]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"not JSON ({exc.msg} at position {exc.pos})"
-    if not isinstance(value, dict):
-        return None, "not a JSON object"
-    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.path) or "(root)"
-        return None, f"{where}: {error.message}"
-    return value, None
 
 
 def _result(response: ProviderResponse, structured: JsonObject | None, calls: tuple[LlmCall, ...]) -> LlmResult:

@@ -132,7 +132,7 @@ class AgentPlanningInterviewer(PlanningInterviewer):
             raise PlanningInterviewFailed(f"no model answered ({summary})", metadata=metadata)
         by_id = {
             c.id: CandidateRecord(
-                c.name, c.provider, c.model_name, _questions(c.structured, c.name), struct_to_dict(c.metrics)
+                c.name, c.provider, c.model_name, _questions(c.structured, c.name), _metrics(c.metrics)
             )
             for c in result.candidates
         }
@@ -202,6 +202,18 @@ class AgentPlanningInterviewer(PlanningInterviewer):
                 selected_candidate=SelectedCandidate(candidate.name, candidate.provider, candidate.model_name),
             ),
         )
+
+
+def _metrics(m: pb.CandidateMetrics) -> JsonObject:
+    return {
+        "duration_ms": m.duration_ms,
+        "input_tokens": m.input_tokens,
+        "output_tokens": m.output_tokens,
+        # Unknown, not zero, when the model has no price.
+        "usd": m.usd if m.HasField("usd") else None,
+        "attempts": m.attempts,
+        "response_model": m.response_model,
+    }
 
 
 def _user_message(request: InterviewRequest) -> str:

@@ -95,3 +95,12 @@ class PlanningInterviewUnavailable(Unavailable):
 
     def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
         super().__init__(f"planning interview failed: {message}", reason="PLANNING_INTERVIEW_FAILED", metadata=metadata)
+
+
+class SpecNotAnswered(FailedPrecondition):
+    def __init__(self, spec_id: str, unanswered: int) -> None:
+        super().__init__(
+            f"spec {spec_id} has {unanswered} unanswered planning question(s); answer them before creating a sprint",
+            reason="SPEC_NOT_ANSWERED",
+            metadata={"spec_id": spec_id, "unanswered": str(unanswered)},
+        )

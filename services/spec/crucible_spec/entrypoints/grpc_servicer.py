@@ -9,11 +9,13 @@ import grpc
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2_grpc as pb_grpc
-from crucible_common.protobuf import enum_from_proto, struct_to_dict
+from crucible_common.protobuf import struct_to_dict
 from crucible_spec.entrypoints import proto_mapping as m
 from crucible_spec.service_layer import commands as c
 from crucible_spec.service_layer import handlers as h
+from crucible_spec.service_layer import sprints
 from crucible_spec.service_layer.planning import PlanningInterviewer
+from crucible_spec.service_layer.sprints import SprintCreator
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -26,10 +28,12 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         read_uow: Callable[[], AbstractUnitOfWork] | None = None,
         *,
         interviewer: PlanningInterviewer,
+        sprints: SprintCreator,
     ) -> None:
         self._uow = uow
         self._read = read_uow or uow
         self._interviewer = interviewer
+        self._sprints = sprints
 
     # ------------------------------------------------------------ projects
 
@@ -61,7 +65,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     async def CreateChatSession(
         self, request: pb.CreateChatSessionRequest, context: Context
     ) -> pb.CreateChatSessionResponse:
-        mode = enum_from_proto(request.mode, m.CHAT_MODES, "mode")
+        mode = m.CHAT_MODE.from_proto(request.mode, "mode")
         session = await h.create_chat_session(c.CreateChatSession(request.project_id, mode, request.title), self._uow())
         return pb.CreateChatSessionResponse(chat_session=m.chat_session(session))
 
@@ -83,7 +87,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     ) -> pb.CreateChatMessageResponse:
         cmd = c.CreateChatMessage(
             request.chat_session_id,
-            enum_from_proto(request.role, m.ROLES, "role"),
+            m.ROLE.from_proto(request.role, "role"),
             request.content,
             struct_to_dict(request.metadata),
         )
@@ -113,8 +117,8 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
             project_id=spec.project_id,
             constraints=m.constraints(list(spec.constraints)),
             goals=m.goals(list(spec.goals)),
-            resolution=enum_from_proto(spec.resolution, m.RESOLUTIONS, "problem_spec.resolution"),
-            mode=enum_from_proto(spec.mode, m.RUN_MODES, "problem_spec.mode"),
+            resolution=m.RESOLUTION.from_proto(spec.resolution, "problem_spec.resolution"),
+            mode=m.RUN_MODE.from_proto(spec.mode, "problem_spec.mode"),
             update_mask=tuple(request.update_mask.paths),
             allow_missing=request.allow_missing,
             expected_version=request.expected_version,
@@ -173,7 +177,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
             task=request.task,
             title=request.title,
             max_questions=request.max_questions,
-            mode=enum_from_proto(request.mode, m.INTERVIEW_MODES, "mode"),
+            mode=m.INTERVIEW_MODE.from_proto(request.mode, "mode"),
         )
         spec = await h.create_spec_with_planning(cmd, self._uow(), self._interviewer)
         return pb.CreateSpecWithPlanningResponse(spec=m.spec(spec))
@@ -192,3 +196,7 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     async def ListSpecs(self, request: pb.ListSpecsRequest, context: Context) -> pb.ListSpecsResponse:
         page = await h.list_specs(c.ListSpecs(request.page_size, request.page_token), self._read())
         return pb.ListSpecsResponse(specs=[m.spec(s) for s in page.items], next_page_token=page.next_page_token)
+
+    async def CreateSprint(self, request: pb.CreateSprintRequest, context: Context) -> pb.CreateSprintResponse:
+        cmd = c.CreateSprint(request.spec_id, request.name, request.goal)
+        return pb.CreateSprintResponse(sprint=await sprints.create_sprint(cmd, self._read(), self._sprints))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from crucible.common.v1 import actor_pb2
 from crucible.spec.v1 import spec_service_pb2 as pb
-from crucible_common.protobuf import enum_from_proto, struct, timestamp
+from crucible_common.enums import ProtoEnum
+from crucible_common.protobuf import struct, timestamp
 from crucible_spec.domain.model import (
     Actor,
     ActorKind,
@@ -28,50 +29,18 @@ from crucible_spec.domain.model import (
     WorldModel,
 )
 
-CHAT_MODES = {
-    pb.CHAT_SESSION_MODE_SETUP: ChatSessionMode.SETUP,
-    pb.CHAT_SESSION_MODE_ANALYSIS: ChatSessionMode.ANALYSIS,
-}
-ROLES = {
-    pb.MESSAGE_ROLE_USER: MessageRole.USER,
-    pb.MESSAGE_ROLE_AGENT: MessageRole.AGENT,
-    pb.MESSAGE_ROLE_SYSTEM: MessageRole.SYSTEM,
-}
-RESOLUTIONS = {
-    pb.RESOLUTION_COARSE: Resolution.COARSE,
-    pb.RESOLUTION_MEDIUM: Resolution.MEDIUM,
-    pb.RESOLUTION_FINE: Resolution.FINE,
-}
-RUN_MODES = {
-    pb.RUN_MODE_FULL_SEARCH: RunMode.FULL_SEARCH,
-    pb.RUN_MODE_EVAL_ONLY: RunMode.EVAL_ONLY,
-    pb.RUN_MODE_SEEDED: RunMode.SEEDED,
-}
-ACTOR_KINDS = {
-    actor_pb2.ACTOR_KIND_USER: ActorKind.USER,
-    actor_pb2.ACTOR_KIND_ARCHITECT: ActorKind.ARCHITECT,
-    actor_pb2.ACTOR_KIND_SYSTEM: ActorKind.SYSTEM,
-}
-INTERVIEW_MODES = {
-    pb.INTERVIEW_MODE_DUAL_SUBAGENT: InterviewMode.DUAL_SUBAGENT,
-    pb.INTERVIEW_MODE_SINGLE: InterviewMode.SINGLE,
-    pb.INTERVIEW_MODE_STUB: InterviewMode.STUB,
-}
-SPEC_STATUSES_PB = {SpecStatus.DRAFT: pb.SPEC_STATUS_DRAFT, SpecStatus.VALIDATED: pb.SPEC_STATUS_VALIDATED}
-PLANNING_STATUSES_PB = {
-    PlanningStatus.NEEDS_ANSWERS: pb.PLANNING_STATUS_NEEDS_ANSWERS,
-    PlanningStatus.ANSWERED: pb.PLANNING_STATUS_ANSWERED,
-}
-
-CHAT_MODES_PB = {v: k for k, v in CHAT_MODES.items()}
-ROLES_PB = {v: k for k, v in ROLES.items()}
-RESOLUTIONS_PB = {v: k for k, v in RESOLUTIONS.items()}
-RUN_MODES_PB = {v: k for k, v in RUN_MODES.items()}
-ACTOR_KINDS_PB = {v: k for k, v in ACTOR_KINDS.items()}
+CHAT_MODE = ProtoEnum(pb.ChatSessionMode, ChatSessionMode)
+ROLE = ProtoEnum(pb.MessageRole, MessageRole)
+RESOLUTION = ProtoEnum(pb.Resolution, Resolution)
+RUN_MODE = ProtoEnum(pb.RunMode, RunMode)
+ACTOR_KIND = ProtoEnum(actor_pb2.ActorKind, ActorKind)
+INTERVIEW_MODE = ProtoEnum(pb.InterviewMode, InterviewMode)
+SPEC_STATUS = ProtoEnum(pb.SpecStatus, SpecStatus)
+PLANNING_STATUS = ProtoEnum(pb.PlanningStatus, PlanningStatus)
 
 
 def actor(message: actor_pb2.Actor) -> Actor:
-    kind = enum_from_proto(message.kind, ACTOR_KINDS, "actor.kind") or ActorKind.USER
+    kind = ACTOR_KIND.from_proto(message.kind, "actor.kind") or ActorKind.USER
     return Actor(kind, message.id)
 
 
@@ -90,7 +59,7 @@ def chat_session(s: ChatSession) -> pb.ChatSession:
         id=s.id,
         project_id=s.project_id,
         title=s.title,
-        mode=CHAT_MODES_PB[s.mode],
+        mode=CHAT_MODE.to_proto(s.mode),
         create_time=timestamp(s.created_at),
         update_time=timestamp(s.updated_at),
     )
@@ -101,7 +70,7 @@ def chat_message(m: ChatMessage) -> pb.ChatMessage:
         id=m.id,
         chat_session_id=m.chat_session_id,
         sequence=m.sequence,
-        role=ROLES_PB[m.role],
+        role=ROLE.to_proto(m.role),
         content=m.content,
         metadata=struct(m.metadata),
         create_time=timestamp(m.created_at),
@@ -121,8 +90,8 @@ def problem_spec(s: ProblemSpec) -> pb.ProblemSpec:
         project_id=s.project_id,
         constraints=[pb.Constraint(name=c.name, description=c.description, weight=c.weight) for c in s.constraints],
         goals=[pb.Goal(description=g.description) for g in s.goals],
-        resolution=RESOLUTIONS_PB[s.resolution],
-        mode=RUN_MODES_PB[s.mode],
+        resolution=RESOLUTION.to_proto(s.resolution),
+        mode=RUN_MODE.to_proto(s.mode),
         version=s.version,
         create_time=timestamp(s.created_at),
         update_time=timestamp(s.updated_at),
@@ -143,7 +112,7 @@ def provenance_entry(e: ProvenanceEntry) -> pb.ProvenanceEntry:
     return pb.ProvenanceEntry(
         id=e.id,
         version=e.version,
-        actor=actor_pb2.Actor(kind=ACTOR_KINDS_PB[e.actor.kind], id=e.actor.id),
+        actor=actor_pb2.Actor(kind=ACTOR_KIND.to_proto(e.actor.kind), id=e.actor.id),
         action=e.action.value,
         changed_fields=list(e.changed_fields),
         reason=e.reason,
@@ -158,7 +127,7 @@ def planning_answers(items: list[pb.PlanningAnswer]) -> tuple[PlanningAnswer, ..
 
 def planning(p: PlanningInterview) -> pb.PlanningInterview:
     return pb.PlanningInterview(
-        status=PLANNING_STATUSES_PB[p.status],
+        status=PLANNING_STATUS.to_proto(p.status),
         questions=[pb.PlanningQuestion(question=q.question, rationale=q.rationale) for q in p.questions],
         answers=[pb.PlanningAnswer(question=a.question, answer=a.answer) for a in p.answers],
         metadata=struct(p.metadata),
@@ -168,7 +137,7 @@ def planning(p: PlanningInterview) -> pb.PlanningInterview:
 def spec(s: Spec) -> pb.Spec:
     return pb.Spec(
         id=s.id,
-        status=SPEC_STATUSES_PB[s.status],
+        status=SPEC_STATUS.to_proto(s.status),
         task=s.task,
         title=s.title,
         artifacts=struct(s.artifacts()),

@@ -154,3 +154,10 @@ class GetSpec:
 class ListSpecs:
     page_size: int = 0
     page_token: str = ""
+
+
+@dataclass(frozen=True)
+class CreateSprint:
+    spec_id: str
+    name: str
+    goal: str = ""

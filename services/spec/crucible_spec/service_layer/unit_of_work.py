@@ -1,18 +1,10 @@
-"""The spec context's unit of work."""
+"""The spec context's unit of work, as the use cases see it."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from crucible_common.unit_of_work import AbstractUnitOfWork as _AbstractUnitOfWork
-from crucible_common.unit_of_work import SqlTransaction
-from crucible_spec.adapters.repository import AbstractSpecRepository, SqlSpecRepository
+from crucible_spec.service_layer.ports import AbstractSpecRepository
 
 
 class AbstractUnitOfWork(_AbstractUnitOfWork[AbstractSpecRepository]):
     pass
-
-
-class SqlUnitOfWork(SqlTransaction, AbstractUnitOfWork):
-    def bind(self, conn: AsyncConnection) -> None:
-        self.repo = SqlSpecRepository(conn)

@@ -7,25 +7,14 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.domain.errors import ProviderError, ProviderNotConfigured, UnknownProvider
-from crucible_agent.domain.model import PROVIDERS, LlmRequest, ProviderResponse
+from crucible_agent.domain.model import PROVIDERS, LlmRequest, ProviderAttempt
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 8.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One try at a provider call: its answer or its error, and how long it took."""
-
-    number: int
-    latency_ms: int
-    response: ProviderResponse | None = None
-    error: ProviderError | None = None
 
 
 class ProviderPool:
@@ -49,14 +38,14 @@ class ProviderPool:
         if provider not in self._providers:
             raise ProviderNotConfigured(provider)
 
-    async def call(self, request: LlmRequest) -> list[Attempt]:
+    async def call(self, request: LlmRequest) -> list[ProviderAttempt]:
         """Call until an answer or a final error; every attempt is returned, for the call log.
 
         The last attempt holds the answer, or the error that ended the retries.
         """
         self.check(request.provider)
         provider = self._providers[request.provider]
-        attempts: list[Attempt] = []
+        attempts: list[ProviderAttempt] = []
         for number in range(1, self._max_retries + 2):
             started = time.monotonic()
             # The limit covers the HTTP call only: a call waiting out its backoff holds no slot.
@@ -64,9 +53,9 @@ class ProviderPool:
                 try:
                     response = await provider.complete(request)
                 except ProviderError as exc:
-                    attempts.append(Attempt(number, _ms(started), error=exc))
+                    attempts.append(ProviderAttempt(number, _ms(started), error=exc))
                 else:
-                    attempts.append(Attempt(number, _ms(started), response=response))
+                    attempts.append(ProviderAttempt(number, _ms(started), response=response))
                     return attempts
             error = attempts[-1].error
             assert error is not None

@@ -1,0 +1,55 @@
+"""/api/usage and /api/llm-calls: what the models cost, by correlation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible_gateway.api.deps import Clients
+from crucible_gateway.schemas.agent_runs import CorrelationBody
+from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.usage import LlmCallList, LlmCallRead, UsageReport
+
+router = APIRouter(tags=["agent"])
+
+
+@router.get("/usage")
+async def get_usage(
+    clients: Clients,
+    project_id: IdFilter = "",
+    run_id: IdFilter = "",
+    sprint_id: IdFilter = "",
+    snapshot_test_id: IdFilter = "",
+    agent_run_id: IdFilter = "",
+    purpose: IdFilter = "",
+) -> UsageReport:
+    correlation = CorrelationBody(
+        project_id=project_id, run_id=run_id, sprint_id=sprint_id, snapshot_test_id=snapshot_test_id, purpose=purpose
+    )
+    response = await clients.agent.GetUsage(
+        pb.GetUsageRequest(filter=correlation.to_proto(agent_run_id)), timeout=clients.timeout
+    )
+    return UsageReport.from_proto(response)
+
+
+@router.get("/llm-calls")
+async def list_llm_calls(
+    clients: Clients,
+    project_id: IdFilter = "",
+    run_id: IdFilter = "",
+    sprint_id: IdFilter = "",
+    agent_run_id: IdFilter = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> LlmCallList:
+    response = await clients.agent.ListLlmCalls(
+        pb.ListLlmCallsRequest(
+            filter=pb.Correlation(project_id=project_id, run_id=run_id, sprint_id=sprint_id, agent_run_id=agent_run_id),
+            page_size=page_size,
+            page_token=page_token,
+        ),
+        timeout=clients.timeout,
+    )
+    return LlmCallList(
+        llm_calls=[LlmCallRead.from_proto(c) for c in response.llm_calls], next_page_token=response.next_page_token
+    )

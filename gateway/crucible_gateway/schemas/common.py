@@ -1,0 +1,80 @@
+"""What every resource's REST bodies share: strict bodies, wire-safe numbers, paging, enum names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
+
+from crucible_common.enums import EnumWrapper, enum_names, lower
+
+V = TypeVar("V")
+
+# Lengths and ranges are the services' to judge; the gateway only keeps numbers within what the
+# wire format can carry, so an absurd value is a 400 and never a crash.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
+PageSize = Annotated[int, Query(ge=0, le=1000, description="0 means the default (50)")]
+PageToken = Annotated[str, Query(max_length=1024, description="next_page_token of the previous page")]
+IdFilter = Annotated[str, Query(max_length=100)]
+
+
+class Body(BaseModel):
+    """A request body: an unknown field is a 400, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RestEnum(Generic[V]):
+    """A proto enum as the REST API spells it, from the descriptor (``crucible_common.enums``).
+
+    ``Annotated[str, RESOLUTION]`` is a str field whose OpenAPI schema lists the names
+    (``"enum": [...]``) and whose validation refuses any other string with the usual 400 problem
+    body; ``number`` turns an accepted name into the value a request message takes, ``name`` a
+    value a service sent into its REST name. ``exclude`` narrows what a request may send, for a
+    value the REST body cannot express (a tool turn in a history without tool calls).
+    """
+
+    def __init__(
+        self, proto: EnumWrapper[V], spelling: Callable[[str], str] = lower, *, exclude: Collection[str] = ()
+    ) -> None:
+        descriptor = proto.DESCRIPTOR
+        self._full_name = descriptor.full_name
+        self._names = enum_names(proto, spelling)
+        unknown = set(exclude) - set(self._names.values())
+        if unknown:
+            raise ValueError(f"{self._full_name} has no values {sorted(unknown)} to exclude")
+        self._numbers: dict[str, V] = {
+            name: proto.Value(descriptor.values_by_number[number].name)
+            for number, name in self._names.items()
+            if name not in exclude
+        }
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names a request may send, in the proto's order."""
+        return tuple(self._numbers)
+
+    def number(self, name: str) -> V:
+        """The proto value of a name the field's validation has accepted."""
+        return self._numbers[name]
+
+    def name(self, number: int) -> str:
+        """The REST name of a value a service sent; UNSPECIFIED or a value the gateway does not know is a bug."""
+        try:
+            return self._names[number]
+        except KeyError:
+            raise ValueError(f"{self._full_name} has no REST name for {number}") from None
+
+    def optional(self, number: int) -> str | None:
+        """None for UNSPECIFIED (a field the service left unset), else ``name``."""
+        return None if number == 0 else self.name(number)
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.literal_schema(list(self._numbers))
+
+    def __repr__(self) -> str:
+        return f"RestEnum({self._full_name})"

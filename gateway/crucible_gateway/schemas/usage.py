@@ -1,0 +1,101 @@
+"""Bodies of /api/usage and /api/llm-calls: what the models cost, by correlation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible_common.protobuf import to_datetime
+from crucible_gateway.schemas.agent_runs import CorrelationBody
+from crucible_gateway.schemas.common import RestEnum
+
+CALL_STATUS = RestEnum(pb.LlmCallStatus)
+
+
+class UsageRead(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    usd: float = Field(description="Sum over priced calls; see unpriced_calls")
+    calls: int
+    unpriced_calls: int
+    failed_calls: int
+    replayed_calls: int
+
+    @classmethod
+    def from_proto(cls, u: pb.Usage) -> UsageRead:
+        return cls(
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            usd=round(u.usd, 8),
+            calls=u.calls,
+            unpriced_calls=u.unpriced_calls,
+            failed_calls=u.failed_calls,
+            replayed_calls=u.replayed_calls,
+        )
+
+
+class ModelUsageRead(BaseModel):
+    provider: str
+    model_name: str
+    priced: bool
+    usage: UsageRead
+
+
+class UsageReport(BaseModel):
+    total: UsageRead
+    by_model: list[ModelUsageRead]
+
+    @classmethod
+    def from_proto(cls, r: pb.GetUsageResponse) -> UsageReport:
+        return cls(
+            total=UsageRead.from_proto(r.total),
+            by_model=[
+                ModelUsageRead(
+                    provider=m.provider, model_name=m.model_name, priced=m.priced, usage=UsageRead.from_proto(m.usage)
+                )
+                for m in r.by_model
+            ],
+        )
+
+
+class LlmCallRead(BaseModel):
+    id: str
+    provider: str
+    model_name: str
+    response_model: str
+    status: str = Field(description=f"{', '.join(CALL_STATUS.names)}, or unspecified")
+    input_tokens: int
+    output_tokens: int
+    usd: float | None
+    latency_ms: int
+    attempt: int
+    error: str
+    correlation: CorrelationBody
+    agent_run_id: str
+    created_at: datetime
+
+    @classmethod
+    def from_proto(cls, c: pb.LlmCall) -> LlmCallRead:
+        return cls(
+            id=c.id,
+            provider=c.provider,
+            model_name=c.model_name,
+            response_model=c.response_model,
+            status=CALL_STATUS.optional(c.status) or "unspecified",
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            usd=c.usd if c.has_usd else None,
+            latency_ms=c.latency_ms,
+            attempt=c.attempt,
+            error=c.error,
+            correlation=CorrelationBody.from_proto(c.correlation),
+            agent_run_id=c.correlation.agent_run_id,
+            created_at=to_datetime(c.create_time),
+        )
+
+
+class LlmCallList(BaseModel):
+    llm_calls: list[LlmCallRead]
+    next_page_token: str

@@ -1,0 +1,98 @@
+"""Holding leased work: heartbeats while it runs, and a clean stop when another process takes it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from crucible_common.leases import Lease, LeaseLost, hold, reclaim
+
+LEASE = Lease("run", "r1", "me", 3)
+
+
+class Store:
+    def __init__(self, answers: list[bool | Exception]) -> None:
+        self.answers = answers
+        self.renewed: list[Lease] = []
+        self.stale: list[Lease] = []
+
+    async def claim_stale(self, limit: int) -> list[Lease]:
+        taken, self.stale = self.stale[:limit], self.stale[limit:]
+        return taken
+
+    async def renew(self, lease: Lease) -> bool:
+        self.renewed.append(lease)
+        answer = self.answers.pop(0) if self.answers else True
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_the_lease_is_renewed_while_the_work_runs_and_the_result_comes_back() -> None:
+    store = Store([True, True, True])
+
+    async def work() -> str:
+        await asyncio.sleep(0.05)
+        return "done"
+
+    assert await hold(store, LEASE, work(), heartbeat_seconds=0.01) == "done"
+    assert len(store.renewed) >= 2
+    assert set(store.renewed) == {LEASE}
+
+
+async def test_a_lost_lease_cancels_the_work_and_says_so() -> None:
+    store = Store([True, False])
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            stopped.set()
+
+    with pytest.raises(LeaseLost) as info:
+        await hold(store, LEASE, work(), heartbeat_seconds=0.01)
+    assert stopped.is_set()
+    assert info.value.lease == LEASE
+    assert info.value.reason == "LEASE_LOST"
+
+
+async def test_a_database_blip_does_not_lose_the_lease() -> None:
+    store = Store([OperationalError("select", {}, OSError("gone")), True, True])
+
+    async def work() -> int:
+        await asyncio.sleep(0.05)
+        return 7
+
+    assert await hold(store, LEASE, work(), heartbeat_seconds=0.01) == 7
+
+
+async def test_cancelling_the_holder_cancels_the_work_and_is_not_a_lost_lease() -> None:
+    store = Store([])
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            stopped.set()
+
+    holder = asyncio.create_task(hold(store, LEASE, work(), heartbeat_seconds=0.01))
+    await asyncio.sleep(0.02)
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    assert stopped.is_set()
+
+
+async def test_reclaim_launches_what_it_claims() -> None:
+    store = Store([])
+    store.stale = [Lease("run", "a", "me", 1), Lease("run", "b", "me", 1), Lease("run", "c", "me", 1)]
+    launched: list[str] = []
+
+    assert await reclaim(store, lambda lease: launched.append(lease.id), batch=2) == 2
+    assert launched == ["a", "b"]
+    assert await reclaim(store, lambda lease: launched.append(lease.id), batch=2) == 1
+    assert launched == ["a", "b", "c"]

@@ -1,0 +1,536 @@
+"""Stand-ins for the gRPC stubs the gateway calls, and the proto messages they answer with.
+
+Each fake method is a plain async method (``WatchSprint`` a plain method returning an async
+iterator, as a server-streaming call is) that records the request and its deadline, then answers
+with a proto message, or fails as a service does: an ``AioRpcError`` whose trailing metadata
+carries the ``google.rpc.Status`` with its details (``crucible_common.errors.to_status``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar, cast
+
+import grpc
+from google.protobuf.message import Message
+from grpc_status import rpc_status
+
+from crucible.agent.v1 import agent_service_pb2 as agent_pb
+from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
+from crucible.common.v1 import actor_pb2
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
+from crucible_common.errors import CrucibleError, RelayedError, StatusDetails, to_status
+from crucible_common.protobuf import struct, timestamp
+from crucible_gateway.clients import ServiceClients
+
+if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi
+    from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
+    from crucible.agent.v1.sprint_service_pb2_grpc import SprintServiceAsyncStub
+    from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
+
+R = TypeVar("R", bound=Message)
+
+PROJECT_ID = "0b0d6a8e-8d55-4f8e-9d43-3f4c4b8f2a01"
+SESSION_ID = "1c1e7b9f-9e66-4a9f-8e54-4a5d5c9a3b12"
+SPEC_ID = "2d2f8ca0-af77-4ba0-9f65-5b6e6dab4c23"
+SPRINT_ID = "3e3a9db1-b088-4cb1-a076-6c7f7ebc5d34"
+AGENT_RUN_ID = "4f4bae02-c199-4dc2-b187-7d808fcd6e45"
+CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+UPDATED = datetime(2025, 1, 2, 3, 5, 6, tzinfo=UTC)
+
+
+def rpc_error(error: CrucibleError, domain: str = "spec.crucible") -> grpc.aio.AioRpcError:
+    """The error a service's interceptor sends for ``error``: code, message and rich status."""
+    status = rpc_status.to_status(to_status(error, domain))
+    return grpc.aio.AioRpcError(
+        status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata), status.details
+    )
+
+
+def status_error(details: StatusDetails, domain: str = "spec.crucible") -> grpc.aio.AioRpcError:
+    """An error with any canonical code, as a service relays it."""
+    return rpc_error(RelayedError(details), domain)
+
+
+def plain_error(code: grpc.StatusCode, message: str) -> grpc.aio.AioRpcError:
+    """A status without details, as gRPC itself raises it (a deadline, an unreachable service)."""
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), message)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    request: Message
+    timeout: float | None
+
+
+class FakeStub:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.failures: dict[str, grpc.aio.AioRpcError] = {}
+        self.responses: dict[str, Message] = {}
+
+    def fail(self, method: str, error: grpc.aio.AioRpcError) -> None:
+        self.failures[method] = error
+
+    def answer(self, method: str, response: Message) -> None:
+        self.responses[method] = response
+
+    def only_call(self) -> Call:
+        assert len(self.calls) == 1, self.calls
+        return self.calls[0]
+
+    def _answer(self, method: str, request: Message, timeout: float | None, default: R) -> R:
+        self.calls.append(Call(method, request, timeout))
+        if method in self.failures:
+            raise self.failures[method]
+        return cast(R, self.responses.get(method, default))
+
+
+# ---------------------------------------------------------------- messages the services answer with
+
+
+def project(title: str = "Grid") -> spec_pb.Project:
+    return spec_pb.Project(
+        id=PROJECT_ID,
+        title=title,
+        description="power grid study",
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def chat_session() -> spec_pb.ChatSession:
+    return spec_pb.ChatSession(
+        id=SESSION_ID,
+        project_id=PROJECT_ID,
+        title="setup",
+        mode=spec_pb.CHAT_SESSION_MODE_ANALYSIS,
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def chat_message(role: spec_pb.MessageRole.ValueType = spec_pb.MESSAGE_ROLE_AGENT) -> spec_pb.ChatMessage:
+    return spec_pb.ChatMessage(
+        id="m1",
+        chat_session_id=SESSION_ID,
+        sequence=3,
+        role=role,
+        content="hello",
+        metadata=struct({"n": 2}),
+        create_time=timestamp(CREATED),
+    )
+
+
+def problem_spec() -> spec_pb.ProblemSpec:
+    return spec_pb.ProblemSpec(
+        project_id=PROJECT_ID,
+        constraints=[spec_pb.Constraint(name="safety", description="no injuries", weight=100)],
+        goals=[spec_pb.Goal(description="double output")],
+        resolution=spec_pb.RESOLUTION_COARSE,
+        mode=spec_pb.RUN_MODE_EVAL_ONLY,
+        version=2,
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def world_model() -> spec_pb.WorldModel:
+    return spec_pb.WorldModel(
+        project_id=PROJECT_ID,
+        model_data=struct({"actors": ["crew"], "resources": []}),
+        version=1,
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def provenance_entry(kind: actor_pb2.ActorKind.ValueType = actor_pb2.ACTOR_KIND_ARCHITECT) -> spec_pb.ProvenanceEntry:
+    return spec_pb.ProvenanceEntry(
+        id="p1",
+        version=2,
+        actor=actor_pb2.Actor(kind=kind, id="architect-1"),
+        action="updated",
+        changed_fields=["mode"],
+        reason="faster",
+        changes=struct({"mode": "seeded"}),
+        create_time=timestamp(CREATED),
+    )
+
+
+def spec(planning: spec_pb.PlanningStatus.ValueType = spec_pb.PLANNING_STATUS_NEEDS_ANSWERS) -> spec_pb.Spec:
+    return spec_pb.Spec(
+        id=SPEC_ID,
+        status=spec_pb.SPEC_STATUS_DRAFT,
+        task="Print hello",
+        title="Hello",
+        planning=spec_pb.PlanningInterview(
+            status=planning,
+            questions=[spec_pb.PlanningQuestion(question="Which language?", rationale="it matters")],
+            answers=[spec_pb.PlanningAnswer(question="Which language?", answer="Python")],
+            metadata=struct({"mode": "stub"}),
+        ),
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def sprint() -> sprint_pb.Sprint:
+    return sprint_pb.Sprint(
+        id=SPRINT_ID,
+        spec_id=SPEC_ID,
+        status=sprint_pb.SPRINT_STATUS_ACTIVE,
+        name="First",
+        goal="hello",
+        current_phase=sprint_pb.SPRINT_PHASE_CODING,
+        trigger=sprint_pb.Trigger(id="btn-1", source="ui", time=timestamp(CREATED)),
+        workspace_ref="ws-1",
+        phases=[
+            sprint_pb.PhaseAttempt(
+                phase=sprint_pb.SPRINT_PHASE_DISCOVERY,
+                attempt=1,
+                status=sprint_pb.PHASE_ATTEMPT_STATUS_COMPLETED,
+                agent_run_id=AGENT_RUN_ID,
+                summary="planned",
+                start_time=timestamp(CREATED),
+                end_time=timestamp(UPDATED),
+            ),
+            sprint_pb.PhaseAttempt(
+                phase=sprint_pb.SPRINT_PHASE_CODING,
+                attempt=1,
+                status=sprint_pb.PHASE_ATTEMPT_STATUS_RUNNING,
+                start_time=timestamp(UPDATED),
+            ),
+        ],
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def sprint_event(sequence: int, kind: sprint_pb.SprintEventType.ValueType) -> sprint_pb.WatchSprintResponse:
+    return sprint_pb.WatchSprintResponse(
+        event=sprint_pb.SprintEvent(
+            sequence=sequence,
+            sprint_id=SPRINT_ID,
+            type=kind,
+            data=struct({"phase": "coding", "attempt": 1}),
+            time=timestamp(CREATED),
+        )
+    )
+
+
+def agent_run() -> agent_pb.AgentRun:
+    return agent_pb.AgentRun(
+        id=AGENT_RUN_ID,
+        status=agent_pb.AGENT_RUN_STATUS_COMPLETED,
+        message="write hello.py",
+        subagents=[agent_pb.SubagentConfig(name="openai", provider="openai", model_name="gpt-x")],
+        judge=agent_pb.JudgeConfig(provider="anthropic", model_name="claude-x", instructions="pick"),
+        correlation=agent_pb.Correlation(project_id=PROJECT_ID, purpose="test", agent_run_id=AGENT_RUN_ID),
+        metadata=struct({"k": "v"}),
+        create_time=timestamp(CREATED),
+        update_time=timestamp(UPDATED),
+    )
+
+
+def agent_run_result(*, priced: bool = True) -> agent_pb.AgentRunResult:
+    metrics = agent_pb.CandidateMetrics(
+        duration_ms=1200, input_tokens=10, output_tokens=20, attempts=2, response_model="gpt-x-2025"
+    )
+    if priced:
+        metrics.usd = 0.0015
+    return agent_pb.AgentRunResult(
+        run=agent_run(),
+        candidates=[
+            agent_pb.Candidate(
+                id="c1",
+                name="openai",
+                provider="openai",
+                model_name="gpt-x",
+                output="print('hello')",
+                metrics=metrics,
+                llm_call_id="call-1",
+            )
+        ],
+        decision=agent_pb.Decision(
+            candidate_id="c1", candidate_name="openai", provider="openai", model_name="gpt-x", rationale="only one"
+        ),
+        checkpoints=[agent_pb.Checkpoint(id="k1", label="start", sequence=1, create_time=timestamp(CREATED))],
+    )
+
+
+def llm_call(status: agent_pb.LlmCallStatus.ValueType = agent_pb.LLM_CALL_STATUS_INVALID_OUTPUT) -> agent_pb.LlmCall:
+    return agent_pb.LlmCall(
+        id="call-1",
+        provider="openai",
+        model_name="gpt-x",
+        response_model="gpt-x-2025",
+        correlation=agent_pb.Correlation(sprint_id=SPRINT_ID, agent_run_id=AGENT_RUN_ID),
+        status=status,
+        input_tokens=10,
+        output_tokens=20,
+        latency_ms=300,
+        attempt=1,
+        create_time=timestamp(CREATED),
+    )
+
+
+def usage(calls: int = 3) -> agent_pb.Usage:
+    return agent_pb.Usage(input_tokens=30, output_tokens=60, usd=0.123456789, calls=calls, unpriced_calls=1)
+
+
+# ---------------------------------------------------------------- the stubs
+
+
+class FakeSpec(FakeStub):
+    async def CreateProject(
+        self, request: spec_pb.CreateProjectRequest, timeout: float | None = None
+    ) -> spec_pb.CreateProjectResponse:
+        return self._answer("CreateProject", request, timeout, spec_pb.CreateProjectResponse(project=project()))
+
+    async def ListProjects(
+        self, request: spec_pb.ListProjectsRequest, timeout: float | None = None
+    ) -> spec_pb.ListProjectsResponse:
+        default = spec_pb.ListProjectsResponse(projects=[project()], next_page_token="next")
+        return self._answer("ListProjects", request, timeout, default)
+
+    async def GetProject(
+        self, request: spec_pb.GetProjectRequest, timeout: float | None = None
+    ) -> spec_pb.GetProjectResponse:
+        return self._answer("GetProject", request, timeout, spec_pb.GetProjectResponse(project=project()))
+
+    async def UpdateProject(
+        self, request: spec_pb.UpdateProjectRequest, timeout: float | None = None
+    ) -> spec_pb.UpdateProjectResponse:
+        default = spec_pb.UpdateProjectResponse(project=project("Grid v2"))
+        return self._answer("UpdateProject", request, timeout, default)
+
+    async def DeleteProject(
+        self, request: spec_pb.DeleteProjectRequest, timeout: float | None = None
+    ) -> spec_pb.DeleteProjectResponse:
+        return self._answer("DeleteProject", request, timeout, spec_pb.DeleteProjectResponse())
+
+    async def CreateChatSession(
+        self, request: spec_pb.CreateChatSessionRequest, timeout: float | None = None
+    ) -> spec_pb.CreateChatSessionResponse:
+        default = spec_pb.CreateChatSessionResponse(chat_session=chat_session())
+        return self._answer("CreateChatSession", request, timeout, default)
+
+    async def ListChatSessions(
+        self, request: spec_pb.ListChatSessionsRequest, timeout: float | None = None
+    ) -> spec_pb.ListChatSessionsResponse:
+        default = spec_pb.ListChatSessionsResponse(chat_sessions=[chat_session()])
+        return self._answer("ListChatSessions", request, timeout, default)
+
+    async def GetChatSession(
+        self, request: spec_pb.GetChatSessionRequest, timeout: float | None = None
+    ) -> spec_pb.GetChatSessionResponse:
+        default = spec_pb.GetChatSessionResponse(chat_session=chat_session())
+        return self._answer("GetChatSession", request, timeout, default)
+
+    async def CreateChatMessage(
+        self, request: spec_pb.CreateChatMessageRequest, timeout: float | None = None
+    ) -> spec_pb.CreateChatMessageResponse:
+        default = spec_pb.CreateChatMessageResponse(chat_message=chat_message())
+        return self._answer("CreateChatMessage", request, timeout, default)
+
+    async def ListChatMessages(
+        self, request: spec_pb.ListChatMessagesRequest, timeout: float | None = None
+    ) -> spec_pb.ListChatMessagesResponse:
+        default = spec_pb.ListChatMessagesResponse(chat_messages=[chat_message()], next_page_token="more")
+        return self._answer("ListChatMessages", request, timeout, default)
+
+    async def GetProblemSpec(
+        self, request: spec_pb.GetProblemSpecRequest, timeout: float | None = None
+    ) -> spec_pb.GetProblemSpecResponse:
+        default = spec_pb.GetProblemSpecResponse(problem_spec=problem_spec())
+        return self._answer("GetProblemSpec", request, timeout, default)
+
+    async def UpdateProblemSpec(
+        self, request: spec_pb.UpdateProblemSpecRequest, timeout: float | None = None
+    ) -> spec_pb.UpdateProblemSpecResponse:
+        default = spec_pb.UpdateProblemSpecResponse(problem_spec=problem_spec())
+        return self._answer("UpdateProblemSpec", request, timeout, default)
+
+    async def ListProblemSpecProvenance(
+        self, request: spec_pb.ListProblemSpecProvenanceRequest, timeout: float | None = None
+    ) -> spec_pb.ListProblemSpecProvenanceResponse:
+        default = spec_pb.ListProblemSpecProvenanceResponse(entries=[provenance_entry()])
+        return self._answer("ListProblemSpecProvenance", request, timeout, default)
+
+    async def GetWorldModel(
+        self, request: spec_pb.GetWorldModelRequest, timeout: float | None = None
+    ) -> spec_pb.GetWorldModelResponse:
+        default = spec_pb.GetWorldModelResponse(world_model=world_model())
+        return self._answer("GetWorldModel", request, timeout, default)
+
+    async def UpdateWorldModel(
+        self, request: spec_pb.UpdateWorldModelRequest, timeout: float | None = None
+    ) -> spec_pb.UpdateWorldModelResponse:
+        default = spec_pb.UpdateWorldModelResponse(world_model=world_model())
+        return self._answer("UpdateWorldModel", request, timeout, default)
+
+    async def ListWorldModelProvenance(
+        self, request: spec_pb.ListWorldModelProvenanceRequest, timeout: float | None = None
+    ) -> spec_pb.ListWorldModelProvenanceResponse:
+        default = spec_pb.ListWorldModelProvenanceResponse(entries=[provenance_entry()], next_page_token="n")
+        return self._answer("ListWorldModelProvenance", request, timeout, default)
+
+    async def CreateSpecWithPlanning(
+        self, request: spec_pb.CreateSpecWithPlanningRequest, timeout: float | None = None
+    ) -> spec_pb.CreateSpecWithPlanningResponse:
+        default = spec_pb.CreateSpecWithPlanningResponse(spec=spec())
+        return self._answer("CreateSpecWithPlanning", request, timeout, default)
+
+    async def ListSpecs(
+        self, request: spec_pb.ListSpecsRequest, timeout: float | None = None
+    ) -> spec_pb.ListSpecsResponse:
+        return self._answer("ListSpecs", request, timeout, spec_pb.ListSpecsResponse(specs=[spec()]))
+
+    async def GetSpec(self, request: spec_pb.GetSpecRequest, timeout: float | None = None) -> spec_pb.GetSpecResponse:
+        return self._answer("GetSpec", request, timeout, spec_pb.GetSpecResponse(spec=spec()))
+
+    async def SavePlanningAnswers(
+        self, request: spec_pb.SavePlanningAnswersRequest, timeout: float | None = None
+    ) -> spec_pb.SavePlanningAnswersResponse:
+        default = spec_pb.SavePlanningAnswersResponse(spec=spec(spec_pb.PLANNING_STATUS_ANSWERED))
+        return self._answer("SavePlanningAnswers", request, timeout, default)
+
+    async def CreateSprint(
+        self, request: spec_pb.CreateSprintRequest, timeout: float | None = None
+    ) -> spec_pb.CreateSprintResponse:
+        return self._answer("CreateSprint", request, timeout, spec_pb.CreateSprintResponse(sprint=sprint()))
+
+
+class FakeAgent(FakeStub):
+    async def ExecuteAgentRun(
+        self, request: agent_pb.ExecuteAgentRunRequest, timeout: float | None = None
+    ) -> agent_pb.ExecuteAgentRunResponse:
+        default = agent_pb.ExecuteAgentRunResponse(result=agent_run_result())
+        return self._answer("ExecuteAgentRun", request, timeout, default)
+
+    async def ListAgentRuns(
+        self, request: agent_pb.ListAgentRunsRequest, timeout: float | None = None
+    ) -> agent_pb.ListAgentRunsResponse:
+        default = agent_pb.ListAgentRunsResponse(agent_runs=[agent_run()], next_page_token="n")
+        return self._answer("ListAgentRuns", request, timeout, default)
+
+    async def GetAgentRun(
+        self, request: agent_pb.GetAgentRunRequest, timeout: float | None = None
+    ) -> agent_pb.GetAgentRunResponse:
+        return self._answer("GetAgentRun", request, timeout, agent_pb.GetAgentRunResponse(result=agent_run_result()))
+
+    async def ForkAgentRun(
+        self, request: agent_pb.ForkAgentRunRequest, timeout: float | None = None
+    ) -> agent_pb.ForkAgentRunResponse:
+        return self._answer("ForkAgentRun", request, timeout, agent_pb.ForkAgentRunResponse(result=agent_run_result()))
+
+    async def GetUsage(
+        self, request: agent_pb.GetUsageRequest, timeout: float | None = None
+    ) -> agent_pb.GetUsageResponse:
+        default = agent_pb.GetUsageResponse(
+            total=usage(),
+            by_model=[agent_pb.ModelUsage(provider="openai", model_name="gpt-x", priced=True, usage=usage(2))],
+        )
+        return self._answer("GetUsage", request, timeout, default)
+
+    async def ListLlmCalls(
+        self, request: agent_pb.ListLlmCallsRequest, timeout: float | None = None
+    ) -> agent_pb.ListLlmCallsResponse:
+        return self._answer("ListLlmCalls", request, timeout, agent_pb.ListLlmCallsResponse(llm_calls=[llm_call()]))
+
+
+class FakeSprints(FakeStub):
+    """No CreateSprint: the gateway asks the spec service, which owns specs, to create sprints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[sprint_pb.WatchSprintResponse] = []
+        # Raised after the events, as a stream that breaks off does.
+        self.stream_failure: grpc.aio.AioRpcError | None = None
+
+    async def StartSprint(
+        self, request: sprint_pb.StartSprintRequest, timeout: float | None = None
+    ) -> sprint_pb.StartSprintResponse:
+        return self._answer("StartSprint", request, timeout, sprint_pb.StartSprintResponse(sprint=sprint()))
+
+    async def CancelSprint(
+        self, request: sprint_pb.CancelSprintRequest, timeout: float | None = None
+    ) -> sprint_pb.CancelSprintResponse:
+        return self._answer("CancelSprint", request, timeout, sprint_pb.CancelSprintResponse(sprint=sprint()))
+
+    async def GetSprint(
+        self, request: sprint_pb.GetSprintRequest, timeout: float | None = None
+    ) -> sprint_pb.GetSprintResponse:
+        return self._answer("GetSprint", request, timeout, sprint_pb.GetSprintResponse(sprint=sprint()))
+
+    async def ListSprints(
+        self, request: sprint_pb.ListSprintsRequest, timeout: float | None = None
+    ) -> sprint_pb.ListSprintsResponse:
+        return self._answer("ListSprints", request, timeout, sprint_pb.ListSprintsResponse(sprints=[sprint()]))
+
+    async def ListArtifacts(
+        self, request: sprint_pb.ListArtifactsRequest, timeout: float | None = None
+    ) -> sprint_pb.ListArtifactsResponse:
+        default = sprint_pb.ListArtifactsResponse(
+            artifacts=[sprint_pb.Artifact(path="hello.py", size=21)], next_page_token="page-2"
+        )
+        return self._answer("ListArtifacts", request, timeout, default)
+
+    async def GetArtifact(
+        self, request: sprint_pb.GetArtifactRequest, timeout: float | None = None
+    ) -> sprint_pb.GetArtifactResponse:
+        default = sprint_pb.GetArtifactResponse(path=request.path, content=b"print('hello world')\n")
+        return self._answer("GetArtifact", request, timeout, default)
+
+    def WatchSprint(
+        self, request: sprint_pb.WatchSprintRequest, timeout: float | None = None
+    ) -> AsyncIterator[sprint_pb.WatchSprintResponse]:
+        self.calls.append(Call("WatchSprint", request, timeout))
+        return self._stream(self.failures.get("WatchSprint"))
+
+    async def _stream(self, failure: grpc.aio.AioRpcError | None) -> AsyncIterator[sprint_pb.WatchSprintResponse]:
+        if failure is not None:
+            raise failure
+        for event in self.events:
+            yield event
+        if self.stream_failure is not None:
+            raise self.stream_failure
+
+
+@dataclass
+class FakeClients(ServiceClients):
+    """The gateway's clients over the fakes: no channels, and the health report the test sets."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    async def health(self, timeout: float = 1.0) -> dict[str, str]:
+        return dict(self.statuses)
+
+    async def close(self) -> None:
+        raise AssertionError("the gateway closes only the clients it opened itself")
+
+
+@dataclass
+class Fakes:
+    spec: FakeSpec = field(default_factory=FakeSpec)
+    agent: FakeAgent = field(default_factory=FakeAgent)
+    sprints: FakeSprints = field(default_factory=FakeSprints)
+    statuses: dict[str, str] = field(
+        default_factory=lambda: dict.fromkeys(("spec", "run", "snapshot", "agent"), "SERVING")
+    )
+
+    def clients(self) -> FakeClients:
+        return FakeClients(
+            channels={},
+            spec=cast("SpecServiceAsyncStub", self.spec),
+            agent=cast("AgentServiceAsyncStub", self.agent),
+            sprints=cast("SprintServiceAsyncStub", self.sprints),
+            statuses=self.statuses,
+        )
+
+    def calls(self) -> Sequence[Call]:
+        return [*self.spec.calls, *self.agent.calls, *self.sprints.calls]

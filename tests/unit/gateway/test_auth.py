@@ -1,0 +1,90 @@
+"""With CRUCIBLE_API_TOKEN set, every /api call and the sprint WebSocket need the bearer token."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
+from tests.unit.gateway.conftest import TOKEN, assert_problem, serve, starlette_client
+from tests.unit.gateway.fakes import SPRINT_ID, Fakes, sprint_event
+
+WS_PATH = f"/api/ws/sprints/{SPRINT_ID}"
+REFUSED = [
+    pytest.param([], id="missing"),
+    pytest.param([(b"authorization", b"Bearer wrong-token")], id="wrong"),
+    pytest.param([(b"authorization", f"Basic {TOKEN}".encode())], id="not-bearer"),
+    pytest.param([(b"authorization", b"Bearer")], id="empty"),
+    # A non-ASCII header must be a 401 like any other wrong token, never a 500.
+    pytest.param([(b"authorization", "Bearer s3cret-tökén".encode())], id="non-ascii"),
+]
+
+
+@pytest.mark.parametrize("headers", REFUSED)
+async def test_rest_calls_without_the_right_token_are_refused(fakes: Fakes, headers: list[tuple[bytes, bytes]]) -> None:
+    async with serve(fakes, TOKEN) as http:
+        response = await http.get("/api/projects", headers=headers)
+        created = await http.post("/api/projects", json={"title": "x"}, headers=headers)
+
+    assert_problem(response, 401, "UNAUTHORIZED")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert_problem(created, 401, "UNAUTHORIZED")
+    assert fakes.calls() == []
+
+
+async def test_the_right_token_lets_the_call_through(fakes: Fakes) -> None:
+    async with serve(fakes, TOKEN) as http:
+        response = await http.get("/api/projects", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert response.status_code == 200, response.text
+    assert [c.method for c in fakes.calls()] == ["ListProjects"]
+
+
+async def test_without_a_configured_token_no_header_is_needed(fakes: Fakes) -> None:
+    async with serve(fakes) as http:
+        response = await http.get("/api/projects")
+
+    assert response.status_code == 200
+
+
+async def test_health_is_open_to_probes(fakes: Fakes) -> None:
+    async with serve(fakes, TOKEN) as http:
+        response = await http.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        pytest.param({}, "", id="missing"),
+        pytest.param({"Authorization": "Bearer wrong-token"}, "", id="wrong-header"),
+        pytest.param({}, "?token=wrong-token", id="wrong-query"),
+        pytest.param({"Authorization": "Bearer s3cret-tökén".encode("latin-1")}, "", id="non-ascii-header"),
+        pytest.param({}, "?token=s3cret-t%C3%B6k%C3%A9n", id="non-ascii-query"),
+    ],
+)
+def test_the_sprint_websocket_refuses_a_wrong_token(fakes: Fakes, headers: dict[str, str | bytes], query: str) -> None:
+    with starlette_client(fakes, TOKEN) as client, pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
+        with client.websocket_connect(WS_PATH + query, headers=headers):
+            pass
+
+    assert closed.value.code == 4401
+    assert fakes.sprints.calls == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        pytest.param({"Authorization": f"Bearer {TOKEN}"}, "", id="header"),
+        # Browsers cannot set headers on a WebSocket.
+        pytest.param({}, f"?token={TOKEN}", id="query"),
+    ],
+)
+def test_the_sprint_websocket_accepts_the_right_token(fakes: Fakes, headers: dict[str, str], query: str) -> None:
+    fakes.sprints.events = [sprint_event(1, sprint_pb.SPRINT_EVENT_TYPE_SPRINT_COMPLETED)]
+    with starlette_client(fakes, TOKEN) as client, client.websocket_connect(WS_PATH + query, headers=headers) as ws:
+        assert ws.receive_json()["type"] == "sprint.completed"
+
+    assert [c.method for c in fakes.sprints.calls] == ["WatchSprint"]

@@ -1,0 +1,184 @@
+"""Every canonical gRPC code a service answers with becomes its HTTP status and a JSON problem body."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import pytest
+
+from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
+from crucible_common.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PreconditionViolation,
+    StatusDetails,
+    ValidationFailed,
+)
+from tests.unit.gateway.conftest import assert_problem, starlette_client
+from tests.unit.gateway.fakes import (
+    PROJECT_ID,
+    SPEC_ID,
+    SPRINT_ID,
+    Fakes,
+    plain_error,
+    rpc_error,
+    sprint_event,
+    status_error,
+)
+
+# Written out here rather than read from the gateway, so a change to the mapping is a visible one.
+HTTP_STATUS = {
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+SERVER_FAULTS = [grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS]
+
+
+def test_the_table_covers_every_canonical_code() -> None:
+    assert set(HTTP_STATUS) == set(grpc.StatusCode) - {grpc.StatusCode.OK}
+
+
+@pytest.mark.parametrize("code", [c for c in HTTP_STATUS if c not in SERVER_FAULTS], ids=str)
+async def test_a_client_side_code_keeps_its_reason_message_and_domain(
+    fakes: Fakes, http: httpx.AsyncClient, code: grpc.StatusCode
+) -> None:
+    fakes.spec.fail(
+        "GetProject",
+        status_error(StatusDetails(code, "what the service said", reason="SOMETHING_SPECIFIC", metadata={"k": "v"})),
+    )
+
+    response = await http.get(f"/api/projects/{PROJECT_ID}")
+
+    body = assert_problem(response, HTTP_STATUS[code], "SOMETHING_SPECIFIC")
+    assert body["detail"] == "what the service said"
+    assert (body["grpc_code"], body["domain"], body["metadata"]) == (code.name, "spec.crucible", {"k": "v"})
+    assert "field_violations" not in body
+
+
+@pytest.mark.parametrize("code", SERVER_FAULTS, ids=str)
+async def test_a_server_fault_is_a_500_that_hides_its_message(
+    fakes: Fakes, http: httpx.AsyncClient, code: grpc.StatusCode
+) -> None:
+    fakes.spec.fail("GetProject", status_error(StatusDetails(code, "secret stack detail", reason="INTERNAL")))
+
+    response = await http.get(f"/api/projects/{PROJECT_ID}")
+
+    body = assert_problem(response, 500, "INTERNAL")
+    assert body["detail"] == "internal error"
+    assert "secret" not in response.text
+
+
+async def test_a_named_upstream_failure_is_a_bad_gateway(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.agent.fail(
+        "GetAgentRun",
+        status_error(StatusDetails(grpc.StatusCode.INTERNAL, "the model's answer did not validate", "INVALID_OUTPUT")),
+    )
+
+    response = await http.get(f"/api/agent-runs/{PROJECT_ID}")
+
+    body = assert_problem(response, 502, "INVALID_OUTPUT")
+    assert body["detail"] == "the model's answer did not validate"
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(grpc.StatusCode.DEADLINE_EXCEEDED, 504), (grpc.StatusCode.UNAVAILABLE, 503), (grpc.StatusCode.UNKNOWN, 500)],
+    ids=lambda v: getattr(v, "name", str(v)),
+)
+async def test_a_status_without_details_is_named_by_its_code(
+    fakes: Fakes, http: httpx.AsyncClient, code: grpc.StatusCode, status: int
+) -> None:
+    fakes.sprints.fail("GetSprint", plain_error(code, "no details"))
+
+    response = await http.get(f"/api/sprints/{SPRINT_ID}")
+
+    body = assert_problem(response, status, code.name)
+    assert body["grpc_code"] == code.name
+
+
+async def test_field_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.spec.fail("CreateProject", rpc_error(ValidationFailed([FieldViolation("title", "must not be empty")])))
+
+    response = await http.post("/api/projects", json={"title": ""})
+
+    body = assert_problem(response, 400, "VALIDATION_FAILED")
+    assert body["field_violations"] == [{"field": "title", "description": "must not be empty"}]
+
+
+async def test_an_invalid_id_is_the_services_to_judge(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.spec.fail(
+        "GetProject",
+        rpc_error(
+            InvalidArgument("bad id", violations=[FieldViolation("project_id", "must be a UUID")], reason="INVALID_ID")
+        ),
+    )
+
+    response = await http.get("/api/projects/not-a-uuid")
+
+    body = assert_problem(response, 400, "INVALID_ID")
+    assert body["field_violations"] == [{"field": "project_id", "description": "must be a UUID"}]
+    assert fakes.spec.only_call().method == "GetProject"
+
+
+async def test_precondition_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.spec.fail(
+        "CreateSprint",
+        rpc_error(
+            FailedPrecondition(
+                "the spec has unanswered questions",
+                violations=[PreconditionViolation("UNANSWERED_QUESTION", f"specs/{SPEC_ID}", "Which language?")],
+                reason="SPEC_NOT_ANSWERED",
+            )
+        ),
+    )
+
+    response = await http.post("/api/sprints", json={"spec_id": SPEC_ID, "name": "Too early"})
+
+    body = assert_problem(response, 412, "SPEC_NOT_ANSWERED")
+    assert body["precondition_violations"] == [
+        {"type": "UNANSWERED_QUESTION", "subject": f"specs/{SPEC_ID}", "description": "Which language?"}
+    ]
+
+
+async def test_unknown_routes_and_methods_are_problems_too(http: httpx.AsyncClient) -> None:
+    assert_problem(await http.get("/api/nowhere"), 404, "NOT_FOUND")
+    assert_problem(await http.put("/api/projects"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_a_failed_stream_ends_the_websocket_with_a_problem(fakes: Fakes) -> None:
+    fakes.sprints.events = [sprint_event(1, sprint_pb.SPRINT_EVENT_TYPE_SPRINT_CREATED)]
+    fakes.sprints.stream_failure = plain_error(grpc.StatusCode.UNAVAILABLE, "agent went away")
+
+    with starlette_client(fakes) as client, client.websocket_connect(f"/api/ws/sprints/{SPRINT_ID}") as ws:
+        assert ws.receive_json()["type"] == "sprint.created"
+        error = ws.receive_json()
+        closed = ws.receive()
+
+    assert error["type"] == "error"
+    assert (error["problem"]["status"], error["problem"]["reason"]) == (503, "UNAVAILABLE")
+    assert closed["type"] == "websocket.close"
+
+
+def test_a_missing_sprint_is_a_problem_on_the_websocket(fakes: Fakes) -> None:
+    fakes.sprints.fail("WatchSprint", rpc_error(NotFound("no sprint", reason="SPRINT_NOT_FOUND"), "agent.crucible"))
+
+    with starlette_client(fakes) as client, client.websocket_connect(f"/api/ws/sprints/{SPRINT_ID}") as ws:
+        error = ws.receive_json()
+
+    assert (error["problem"]["status"], error["problem"]["reason"]) == (404, "SPRINT_NOT_FOUND")

@@ -1,0 +1,108 @@
+"""/api/projects and /healthz over the fake spec service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
+from tests.unit.gateway.conftest import assert_refused
+from tests.unit.gateway.fakes import PROJECT_ID, Fakes
+
+PROJECT = f"/api/projects/{PROJECT_ID}"
+
+INVALID = [
+    pytest.param("POST", "/api/projects", {"json": {}}, "title", id="create-without-title"),
+    pytest.param("POST", "/api/projects", {"json": {"title": 5}}, "title", id="create-title-not-text"),
+    pytest.param("POST", "/api/projects", {"json": {"title": "x", "owner": "y"}}, "owner", id="create-unknown-field"),
+    pytest.param("POST", "/api/projects", {"json": ["x"]}, None, id="create-not-an-object"),
+    pytest.param(
+        "POST",
+        "/api/projects",
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        None,
+        id="create-malformed-json",
+    ),
+    pytest.param("GET", "/api/projects?page_size=-1", {}, "query.page_size", id="list-negative-page-size"),
+    pytest.param("GET", "/api/projects?page_size=1001", {}, "query.page_size", id="list-page-size-too-big"),
+    pytest.param("GET", "/api/projects?page_size=ten", {}, "query.page_size", id="list-page-size-not-a-number"),
+    pytest.param(
+        "GET", f"/api/projects?page_token={'t' * 1025}", {}, "query.page_token", id="list-page-token-too-long"
+    ),
+    pytest.param("PATCH", PROJECT, {"json": {"owner": "y"}}, "owner", id="patch-unknown-field"),
+    pytest.param("PATCH", PROJECT, {"json": {"title": ["x"]}}, "title", id="patch-title-not-text"),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs", "field"), INVALID)
+async def test_invalid_input_is_refused_before_the_service(
+    fakes: Fakes, http: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any], field: str | None
+) -> None:
+    assert_refused(await http.request(method, url, **kwargs), fakes, field)
+
+
+async def test_create(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/projects", json={"title": "Grid", "description": "power grid study"})
+
+    assert response.status_code == 201
+    assert response.json() == {
+        "id": PROJECT_ID,
+        "title": "Grid",
+        "description": "power grid study",
+        "created_at": "2025-01-02T03:04:05Z",
+        "updated_at": "2025-01-02T03:05:06Z",
+    }
+    call = fakes.spec.only_call()
+    assert call.request == spec_pb.CreateProjectRequest(title="Grid", description="power grid study")
+    assert call.timeout == 10.0
+
+
+async def test_list_passes_the_page(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/projects", params={"page_size": 2, "page_token": "tok"})
+
+    assert response.json()["next_page_token"] == "next"
+    assert [p["id"] for p in response.json()["projects"]] == [PROJECT_ID]
+    assert fakes.spec.only_call().request == spec_pb.ListProjectsRequest(page_size=2, page_token="tok")
+
+
+async def test_get_and_delete_pass_the_id_as_given(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    assert (await http.get(PROJECT)).json()["id"] == PROJECT_ID
+    deleted = await http.delete(PROJECT)
+
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert [c.request for c in fakes.spec.calls] == [
+        spec_pb.GetProjectRequest(project_id=PROJECT_ID),
+        spec_pb.DeleteProjectRequest(project_id=PROJECT_ID),
+    ]
+
+
+async def test_patch_sends_the_fields_given(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.patch(PROJECT, json={"title": "Grid v2"})
+
+    assert response.json()["title"] == "Grid v2"
+    assert fakes.spec.only_call().request == spec_pb.UpdateProjectRequest(
+        project_id=PROJECT_ID, update_mask=FieldMask(paths=["title"]), title="Grid v2"
+    )
+
+
+async def test_an_empty_patch_reads_the_project(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.patch(PROJECT, json={})
+
+    assert response.status_code == 200
+    assert fakes.spec.only_call().request == spec_pb.GetProjectRequest(project_id=PROJECT_ID)
+
+
+async def test_health_reports_services_not_serving(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.statuses["agent"] = "UNAVAILABLE"
+
+    response = await http.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "degraded",
+        "services": {"spec": "SERVING", "run": "SERVING", "snapshot": "SERVING", "agent": "UNAVAILABLE"},
+        "not_serving": ["agent"],
+    }

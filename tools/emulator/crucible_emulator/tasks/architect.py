@@ -1,0 +1,216 @@
+"""``architect_reply``: the Architect's answer to a chat message, and the run it recommends."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from crucible_emulator.conversation import JsonObject
+from crucible_emulator.tasks.context import MAX_ITEMS, TaskContext
+from crucible_emulator.tasks.refinement import MODE_RES, MODES, RESOLUTIONS, SpecFindings, find_spec, find_world, one_of
+from crucible_emulator.text import quote_terms, sentences
+
+_RUN_PATTERNS = tuple(
+    re.compile(p, re.IGNORECASE | re.MULTILINE)
+    for p in (
+        r"\bgo ahead\b",
+        r"\bstart (the |a )?(pipeline|run|search|simulation|evaluation)\b",
+        r"\blet'?s (try it|run|go|start|execute|do it|kick)\b",
+        r"\bkick (it |this )?off\b",
+        r"\b(run|execute|launch) (it|this|that|now|again|the (pipeline|search|evaluation|simulation|model|run|"
+        r"experiment)|a run|an? (evaluation|search|experiment))\b",
+        r"^\s*(please\s+)?(run|execute|launch)\b",
+        r"\b(can|could|would) you (please )?(run|execute|launch|start)\b",
+        r"\b(i want|i'd like|i would like|ready|time) to (run|execute|launch|start)\b",
+    )
+)
+_NEGATED_RUN_RE = re.compile(
+    r"\b(don'?t|do not|not yet|never|no need to)\b[^.!?]{0,25}\b(run|execute|launch|start)\b", re.I
+)
+_QUESTION_START_RE = re.compile(r"^\s*(what|how|why|which|who|when|where|can|could|is|are|does|do|should)\b", re.I)
+_COUNT_RES = {
+    "num_candidates": re.compile(r"\b(\d{1,3})\s+(?:design\s+)?candidates?\b", re.I),
+    "num_scenarios": re.compile(r"\b(\d{1,3})\s+scenarios?\b", re.I),
+}
+
+
+def wants_to_run(text: str) -> bool:
+    """Whether the user's message asks to start a run."""
+    if _NEGATED_RUN_RE.search(text):
+        return False
+    return any(p.search(text) for p in _RUN_PATTERNS)
+
+
+def architect_reply(ctx: TaskContext) -> JsonObject:
+    context = ctx.find(lambda o: "problem_spec" in o or "world_model" in o) or {}
+    problem_spec = context.get("problem_spec")
+    world_model = context.get("world_model")
+    text = ctx.task_text
+    if wants_to_run(text):
+        # Whatever else the message states still refines the spec; the wish to run itself does not.
+        rest = " ".join(s for s in sentences(text) if not wants_to_run(s))
+        spec, world = find_spec(rest), find_world(rest)
+        config = recommend_run(text, problem_spec, world_model)
+        return {
+            "reply": _run_reply(ctx, config),
+            "intent": "run_request",
+            "problem_spec_patch": _spec_patch(spec, problem_spec),
+            "world_model_patch": _world_patch(world),
+            "recommended_run_config": config,
+        }
+    spec, world = find_spec(text), find_world(text)
+    spec_patch = _spec_patch(spec, problem_spec)
+    world_patch = _world_patch(world)
+    world_sections = {section: items for section, items in world.items() if items}
+    asks = "?" in text or bool(_QUESTION_START_RE.search(text))
+    if spec_patch is None and world_patch is None:
+        intent = "question" if asks else "refine"
+        reply = _question_reply(ctx, problem_spec, world_model) if asks else _nothing_found_reply(ctx)
+    else:
+        intent = "refine"
+        reply = _refine_reply(ctx, spec, world_sections)
+    return {
+        "reply": reply,
+        "intent": intent,
+        "problem_spec_patch": spec_patch,
+        "world_model_patch": world_patch,
+        "recommended_run_config": None,
+    }
+
+
+def _spec_patch(spec: SpecFindings, problem_spec: Any) -> JsonObject | None:
+    if not (spec.constraints or spec.goals or spec.resolution or spec.mode):
+        return None
+    current = problem_spec if isinstance(problem_spec, dict) else {}
+    # Resolution and mode are always present (unchanged unless the message sets them), so a strict schema
+    # that requires them never gets an invented value.
+    return {
+        "constraints": spec.constraints,
+        "goals": spec.goals,
+        "resolution": spec.resolution or one_of(current.get("resolution"), RESOLUTIONS) or "medium",
+        "mode": spec.mode or one_of(current.get("mode"), MODES) or "full_search",
+    }
+
+
+def _world_patch(world: dict[str, list[JsonObject]]) -> JsonObject | None:
+    # Every section is present, empty when unchanged, for the same reason.
+    return {"model_data": world} if any(world.values()) else None
+
+
+def recommend_run(text: str, problem_spec: Any, world_model: Any) -> JsonObject:
+    blockers: list[str] = []
+    if not problem_spec:
+        blockers.append("missing_problem_spec")
+    if not world_model:
+        blockers.append("missing_world_model")
+    spec = problem_spec if isinstance(problem_spec, dict) else {}
+    mode = next((value for value, pattern in MODE_RES if pattern.search(text)), None)
+    mode = mode or one_of(spec.get("mode"), MODES) or "full_search"
+    parameters = {}
+    for key, pattern in _COUNT_RES.items():
+        match = pattern.search(text)
+        parameters[key] = max(1, min(int(match.group(1)), MAX_ITEMS)) if match else 3
+    candidates, scenarios = parameters["num_candidates"], parameters["num_scenarios"]
+    evaluations = candidates * scenarios
+    cost = round(0.0025 * evaluations + 0.004 * (candidates + scenarios), 4)
+    constraints = spec.get("constraints") if isinstance(spec.get("constraints"), list) else []
+    rationale = (
+        f"Mode {mode}: {candidates} candidates x {scenarios} scenarios = {evaluations} evaluations"
+        f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}; the estimate assumes "
+        "about $0.0025 per evaluation plus the design and scenario calls."
+    )
+    if blockers:
+        rationale += " Blocked until " + " and ".join(b.replace("_", " ").replace("missing ", "a ") for b in blockers)
+        rationale += " exists."
+    return {
+        "status": "blocked" if blockers else "ready",
+        "blockers": blockers,
+        "mode": mode,
+        "parameters": parameters,
+        "estimated_cost_usd": cost,
+        "rationale": rationale,
+        "expires_in_seconds": 900,
+    }
+
+
+_BLOCKER_HELP = {
+    "missing_problem_spec": "there is no problem specification yet: describe what must hold (constraints, e.g. "
+    "'the budget must stay under $10k') and what you want to achieve (goals), and I will draft it",
+    "missing_world_model": "there is no world model yet: describe the actors, mechanisms and resources involved, "
+    "and I will draft it",
+}
+
+
+def _run_reply(ctx: TaskContext, config: JsonObject) -> str:
+    params = config["parameters"]
+    plan = (
+        f"mode {config['mode']} with {params['num_candidates']} candidates and {params['num_scenarios']} scenarios "
+        f"(estimated ${config['estimated_cost_usd']:.4f})"
+    )
+    opening = ctx.pick(
+        "I can't start runs myself; only the Run button starts a run.",
+        "To be clear: I cannot start a run. Only the Run button does that.",
+    )
+    if config["status"] == "blocked":
+        problems = "; ".join(_BLOCKER_HELP[b] for b in config["blockers"])
+        return f"{opening} A run is blocked right now because {problems}. Once that is fixed I recommend {plan}."
+    return f"{opening} I have prepared a recommended configuration: {plan}. Review it and press Run to start it."
+
+
+def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[JsonObject]]) -> str:
+    parts: list[str] = []
+    if spec.constraints:
+        described = ", ".join(f"{c['name']} ({_weight_label(c['weight'])})" for c in spec.constraints)
+        parts.append(f"constraints: {described}")
+    if spec.goals:
+        parts.append("goals: " + "; ".join(g["description"] for g in spec.goals))
+    if spec.resolution:
+        parts.append(f"resolution {spec.resolution}")
+    if spec.mode:
+        parts.append(f"mode {spec.mode}")
+    if world:
+        parts.append(
+            "world model: "
+            + ", ".join(
+                f"{len(items)} {section} ({', '.join(i['name'] for i in items)})" for section, items in world.items()
+            )
+        )
+    lead = ctx.pick("I propose these changes. ", "Here is what I took from your message. ")
+    return lead + "; ".join(parts) + ". Tell me if anything is off, or add more detail."
+
+
+def _weight_label(weight: int) -> str:
+    return "hard" if weight == 100 else f"weight {weight}"
+
+
+def _question_reply(ctx: TaskContext, problem_spec: Any, world_model: Any) -> str:
+    spec = problem_spec if isinstance(problem_spec, dict) else {}
+    constraints = [c.get("name") for c in spec.get("constraints", []) if isinstance(c, dict)]
+    goals = [g.get("description") for g in spec.get("goals", []) if isinstance(g, dict)]
+    if spec:
+        spec_text = (
+            f"The problem specification has {len(constraints)} constraint(s)"
+            f"{' (' + ', '.join(map(str, constraints[:5])) + ')' if constraints else ''} and {len(goals)} goal(s)."
+        )
+    else:
+        spec_text = "There is no problem specification yet."
+    model = world_model.get("model_data", world_model) if isinstance(world_model, dict) else {}
+    if model:
+        sizes = ", ".join(f"{len(v)} {k}" for k, v in model.items() if isinstance(v, list))
+        world_text = f"The world model has {sizes or 'no sections'}."
+    else:
+        world_text = "There is no world model yet."
+    about = quote_terms(ctx.terms, 3)
+    return ctx.pick(
+        f"About {about}: {spec_text} {world_text} Tell me constraints (must/should) or goals to refine them.",
+        f"Regarding {about}. {spec_text} {world_text} You can refine either by describing requirements or goals.",
+    )
+
+
+def _nothing_found_reply(ctx: TaskContext) -> str:
+    return ctx.pick(
+        "I did not find constraints, goals or world-model details in that message about {t}. Try phrasing a "
+        "requirement with must/should, a goal with want/maximize/minimize, or name the actors and resources.",
+        "Nothing in that message about {t} changes the specification yet. State requirements (must, should), "
+        "goals (want, minimize, maximize) or who and what is involved.",
+    ).format(t=quote_terms(ctx.terms, 3))
