@@ -47,6 +47,11 @@ def lower(name: str) -> str:
     return name.lower()
 
 
+def upper(name: str) -> str:
+    """Statuses that other documents spell in capitals (a run's ``COMPLETED``)."""
+    return name
+
+
 def dotted(name: str) -> str:
     """Event types: ``PHASE_STARTED`` → ``phase.started`` (subject, then what happened)."""
     return name.lower().replace("_", ".", 1)
@@ -74,11 +79,19 @@ def enum_names(proto: EnumWrapper[object], spelling: Callable[[str], str] = lowe
 class ProtoEnum(Generic[E, V]):
     """The translation between a proto enum and the domain enum whose member names are its short names.
 
+    The domain values must be the REST strings (``spelling`` of the short names), checked here.
     ``unspecified`` is the domain member that 0 stands for, when the domain has one (a default
     such as ``RecordingMode.OFF``); otherwise 0 means "not given" and reads as None.
     """
 
-    def __init__(self, proto: EnumWrapper[V], domain: type[E], *, unspecified: E | None = None) -> None:
+    def __init__(
+        self,
+        proto: EnumWrapper[V],
+        domain: type[E],
+        *,
+        spelling: Callable[[str], str] = lower,
+        unspecified: E | None = None,
+    ) -> None:
         self.descriptor = descriptor = proto.DESCRIPTOR
         names = short_names(proto)
         by_name = {member.name: member for member in domain}
@@ -89,6 +102,10 @@ class ProtoEnum(Generic[E, V]):
                 f"{descriptor.full_name} and {domain.__name__} disagree: only in the proto {missing_in_domain}, "
                 f"only in the domain {missing_in_proto}"
             )
+        misspelt = sorted(n for n in names.values() if by_name[n].value != spelling(n))
+        if misspelt:
+            raise ValueError(f"{domain.__name__} values of {misspelt} are not spelt {spelling.__name__}")
+        self.spelling = spelling
         prefix = value_prefix(descriptor)
         self._from: dict[int, E] = {number: by_name[name] for number, name in names.items()}
         self._to: dict[E, V] = {by_name[name]: proto.Value(prefix + name) for name in names.values()}

@@ -230,3 +230,70 @@ async def reclaim_forever(
         except (SQLAlchemyError, OSError):
             logger.warning("claiming abandoned work failed; will retry", exc_info=True)
         await asyncio.sleep(interval)
+
+
+class Workers:
+    """The leased work this process executes in its background: a task a lease, held until it ends.
+
+    ``work(lease)`` does the work (a sprint's phases, a run's pipeline) from what is stored, so the
+    same call starts new work and continues work claimed from a dead process. A task whose lease
+    is taken by another process stops without writing more; one that fails is logged here, never
+    left as an unobserved dead task.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        work: Callable[[Lease], Awaitable[None]],
+        *,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        resume_batch: int = 10,
+    ) -> None:
+        self._store = store
+        self._work = work
+        self._heartbeat = heartbeat_seconds
+        self._batch = resume_batch
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def launch(self, lease: Lease) -> None:
+        """Execute the work ``lease`` names to its end here, unless this process executes it already."""
+        running = self._tasks.get(lease.id)
+        if running is not None and not running.done():
+            return
+        task = asyncio.create_task(self._drive(lease), name=f"{lease.resource} {lease.id}")
+        self._tasks[lease.id] = task
+        task.add_done_callback(lambda done: self._forget(lease.id, done))
+
+    def stop(self, id_: str) -> None:
+        """Stop the work's task in this process, if it runs here (a cancel)."""
+        task = self._tasks.get(id_)
+        if task is not None:
+            task.cancel()
+
+    async def wait(self, id_: str) -> None:
+        """Until the work's task in this process has stopped."""
+        task = self._tasks.get(id_)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def resume_forever(self) -> None:
+        """For the service's lifetime: continue work whose lease lapsed, from what it stored."""
+        await reclaim_forever(self._store, self.launch, interval=self._heartbeat, batch=self._batch)
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _forget(self, id_: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(id_) is task:
+            del self._tasks[id_]
+
+    async def _drive(self, lease: Lease) -> None:
+        try:
+            await hold(self._store, lease, self._work(lease), heartbeat_seconds=self._heartbeat)
+        except LeaseLost:
+            logger.warning("%s %s: another process owns it now; its work here stops", lease.resource, lease.id)
+        # The work ends failing work itself (as FAILED); what escapes it is logged, not lost.
+        except Exception:
+            logger.exception("%s %s: its work stopped unexpectedly", lease.resource, lease.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -38,3 +40,30 @@ def _ints(value: Any) -> Any:
     if isinstance(value, list):
         return [_ints(v) for v in value]
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _struct_of(canonical: str) -> bytes:
+    return struct(json.loads(canonical)).SerializeToString(deterministic=True)
+
+
+def schema_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A Struct of a JSON schema sent with many calls, built once per distinct schema."""
+    message = struct_pb2.Struct()
+    message.ParseFromString(_struct_of(json.dumps(value, sort_keys=True, separators=(",", ":"))))
+    return message
+
+
+@functools.lru_cache(maxsize=256)
+def _dict_of(serialized: bytes) -> dict[str, Any]:
+    message = struct_pb2.Struct()
+    message.ParseFromString(serialized)
+    return struct_to_dict(message)
+
+
+def schema_dict(value: struct_pb2.Struct) -> dict[str, Any]:
+    """A JSON schema received with many calls as a dict, converted once per distinct schema.
+
+    The same dict is returned for the same schema: callers read it and never change it.
+    """
+    return _dict_of(value.SerializeToString(deterministic=True))

@@ -7,13 +7,13 @@ spans across processes later.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -32,10 +32,10 @@ class JsonLinesSpanExporter(SpanExporter):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.Lock()
-        self._file: IO[str] | None = path.open("a", encoding="utf-8")
+        self._file: IO[bytes] | None = path.open("ab")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(span_record(span), separators=(",", ":"), default=str) + "\n" for span in spans)
+        lines = b"".join(orjson.dumps(span_record(span), default=str) + b"\n" for span in spans)
         with self._lock:
             if self._file is None:
                 return SpanExportResult.FAILURE

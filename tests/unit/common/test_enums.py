@@ -12,7 +12,7 @@ from crucible.common.v1 import actor_pb2
 from crucible_agent.domain.model import RecordingMode
 from crucible_agent.entrypoints import proto_mapping as agent_mapping
 from crucible_agent.entrypoints import sprint_mapping
-from crucible_common.enums import ProtoEnum, dotted, enum_names, value_prefix
+from crucible_common.enums import ProtoEnum, dotted, enum_names, upper, value_prefix
 from crucible_common.errors import InvalidArgument
 from crucible_spec.entrypoints import proto_mapping as spec_mapping
 
@@ -91,9 +91,19 @@ def _mappings() -> list[ProtoEnum[enum.Enum, object]]:
 def test_every_domain_enum_value_is_its_rest_string(mapping: ProtoEnum[enum.Enum, object]) -> None:
     # The gateway spells values from the descriptor alone; the services store and log the domain
     # values: one spelling, whatever the layer.
-    spelling = dotted if mapping.descriptor.name.endswith("EventType") else None
-    names = enum_names(_Wrapper(mapping), spelling) if spelling else enum_names(_Wrapper(mapping))
+    names = enum_names(_Wrapper(mapping), mapping.spelling)
     assert {n: str(mapping.by_number[n].value) for n in mapping.by_number} == names
+
+
+def test_a_domain_enum_spelt_otherwise_than_its_rest_names_is_refused() -> None:
+    class Shouting(enum.StrEnum):
+        USER = "USER"
+        ARCHITECT = "ARCHITECT"
+        SYSTEM = "SYSTEM"
+
+    with pytest.raises(ValueError, match="not spelt lower"):
+        ProtoEnum(actor_pb2.ActorKind, Shouting)
+    assert ProtoEnum(actor_pb2.ActorKind, Shouting, spelling=upper).names == ("USER", "ARCHITECT", "SYSTEM")
 
 
 class _Wrapper:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from crucible_common.leases import Lease, LeaseLost, hold, reclaim
+from crucible_common.leases import Lease, LeaseLost, Workers, hold, reclaim
 
 LEASE = Lease("run", "r1", "me", 3)
 
@@ -96,3 +96,67 @@ async def test_reclaim_launches_what_it_claims() -> None:
     assert launched == ["a", "b"]
     assert await reclaim(store, lambda lease: launched.append(lease.id), batch=2) == 1
     assert launched == ["a", "b", "c"]
+
+
+async def test_workers_run_a_lease_once_here_and_forget_it_when_done() -> None:
+    started: list[Lease] = []
+    release = asyncio.Event()
+
+    async def work(lease: Lease) -> None:
+        started.append(lease)
+        await release.wait()
+
+    workers = Workers(Store([]), work, heartbeat_seconds=0.01)
+    workers.launch(LEASE)
+    workers.launch(LEASE)  # a second claim of work that runs here already is ignored
+    await asyncio.sleep(0.02)
+    release.set()
+    await workers.wait(LEASE.id)
+    assert started == [LEASE]
+
+    release.clear()
+    workers.launch(LEASE)  # done, so it may run here again (claimed back after a lapse)
+    await asyncio.sleep(0.02)
+    assert started == [LEASE, LEASE]
+    await workers.close()
+
+
+async def test_workers_log_work_that_fails_or_loses_its_lease_and_keep_going(caplog: pytest.LogCaptureFixture) -> None:
+    async def fails(lease: Lease) -> None:
+        raise RuntimeError("boom")
+
+    async def forever(lease: Lease) -> None:
+        await asyncio.sleep(10)
+
+    broken = Workers(Store([]), fails, heartbeat_seconds=0.01)
+    broken.launch(LEASE)
+    await broken.wait(LEASE.id)
+    lost = Workers(Store([False]), forever, heartbeat_seconds=0.01)
+    lost.launch(LEASE)
+    await asyncio.wait_for(lost.wait(LEASE.id), 1)
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert "run r1: its work stopped unexpectedly" in messages
+    assert "run r1: another process owns it now; its work here stops" in messages
+
+
+async def test_stopping_and_closing_workers_cancel_their_work() -> None:
+    cancelled: list[str] = []
+
+    async def work(lease: Lease) -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(lease.id)
+            raise
+
+    workers = Workers(Store([]), work, heartbeat_seconds=10)
+    other = Lease("run", "r2", "me", 1)
+    workers.launch(LEASE)
+    workers.launch(other)
+    await asyncio.sleep(0.01)
+    workers.stop(LEASE.id)
+    await workers.wait(LEASE.id)
+    assert cancelled == ["r1"]
+    await workers.close()
+    assert cancelled == ["r1", "r2"]

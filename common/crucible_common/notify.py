@@ -1,0 +1,119 @@
+"""Progress events reach watchers through Postgres LISTEN/NOTIFY, on whichever replica they are.
+
+A writer that stores an event also runs ``pg_notify(channel, key)`` in the same transaction, so
+the notification is delivered when (and only if) the event is committed. Each process holds one
+listening connection per channel and wakes the watchers of that key; a watcher then reads the new
+events from the table, which stays the source of truth. Should the listening connection drop, the
+watchers fall back to reading every ``fallback`` seconds until it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_SECONDS = 1.0
+
+
+async def notify(conn: AsyncConnection, channel: str, key: str) -> None:
+    """Wake the watchers of ``key`` once the caller's transaction commits."""
+    await conn.execute(select(func.pg_notify(channel, key)))
+
+
+class Subscription:
+    """Notifications of one key, from the moment of subscribing: none is missed between two waits."""
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """True when the key was notified since the last wait (at once if it already was)."""
+        limit = timeout if self._listener.connected else min(timeout, self._listener.fallback)
+        try:
+            async with asyncio.timeout(limit):
+                await self.event.wait()
+        except TimeoutError:
+            return False
+        self.event.clear()
+        return True
+
+
+class Listener:
+    """One LISTEN connection for a channel, started on first use, shared by the process's watchers."""
+
+    def __init__(self, database_url: str, channel: str, *, fallback: float = 1.0) -> None:
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._channel = channel
+        self.fallback = fallback
+        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @contextlib.contextmanager
+    def subscribe(self, key: str) -> Iterator[Subscription]:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
+        subscription = Subscription(self)
+        self._subscriptions[key].add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscribed = self._subscriptions.get(key)
+            if subscribed is not None:
+                subscribed.discard(subscription)
+                if not subscribed:
+                    del self._subscriptions[key]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _deliver(self, connection: Any, pid: int, channel: str, key: str) -> None:
+        for subscription in self._subscriptions.get(key, ()):
+            subscription.event.set()
+
+    async def _listen(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                await connection.add_listener(self._channel, self._deliver)
+                self._connected.set()
+                # Events written while no connection listened: every watcher looks again.
+                for subscribed in self._subscriptions.values():
+                    for subscription in subscribed:
+                        subscription.event.set()
+                await _until_closed(connection)
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("listening on %s failed (%s); retrying", self._channel, exc)
+            finally:
+                self._connected.clear()
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                        await asyncio.shield(connection.close(timeout=1))
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def _until_closed(connection: asyncpg.Connection) -> None:
+    closed = asyncio.Event()
+    connection.add_termination_listener(lambda _: closed.set())
+    await closed.wait()
