@@ -4,13 +4,14 @@ Fifty model calls or evaluations finishing within milliseconds of each other eac
 transaction; queued one behind the other they cost fifty connections' worth of round trips. Here
 the first caller writes everything pending; while its write is in flight the next callers gather,
 and the one after writes them all at once. A caller returns once its own item is committed, so
-nothing is acknowledged before it is stored; a failed write fails every item it carried.
+nothing is acknowledged before it is stored; a failed write fails the items it carried, no others.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -28,33 +29,21 @@ class GroupCommit(Generic[T]):
         self._writing = False
 
     async def store(self, item: T) -> None:
-        """Return once ``item`` is written (with whatever else was pending)."""
+        """Return once ``item`` is written (with whatever else was pending); raise if its write failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
-        if self._writing:
-            await done
-            return
-        # No write in flight: this caller writes everything pending, until nothing is.
-        self._writing = True
-        try:
-            if self._linger:
-                await asyncio.sleep(self._linger)
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await self._write([item for item, _ in batch])
-                except BaseException as failure:
-                    for _, waiting in [*batch, *self._pending]:
-                        # This caller raises it itself; the others learn it from their future.
-                        if waiting is not done and not waiting.done():
-                            waiting.set_exception(failure)
-                    self._pending = []
-                    raise
-                for _, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_result(None)
-        finally:
-            self._writing = False
+        if not self._writing:
+            # No write in flight: this caller writes everything pending, until nothing is.
+            self._writing = True
+            try:
+                if self._linger:
+                    await asyncio.sleep(self._linger)
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    with _settling(batch, self._pending, lambda _: None):
+                        await self._write([item for item, _ in batch])
+            finally:
+                self._writing = False
         await done
 
 
@@ -69,23 +58,46 @@ class GroupLookup(Generic[K, V]):
     async def get(self, key: K) -> V | None:
         found: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._pending.append((key, found))
-        if self._fetching:
-            return await found
-        self._fetching = True
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    values = await self._fetch(list(dict.fromkeys(k for k, _ in batch)))
-                except BaseException as failure:
-                    for _, waiting in [*batch, *self._pending]:
-                        if waiting is not found and not waiting.done():
-                            waiting.set_exception(failure)
-                    self._pending = []
-                    raise
-                for k, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_result(values.get(k))
-        finally:
-            self._fetching = False
+        if not self._fetching:
+            self._fetching = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    values: dict[K, V] = {}
+                    with _settling(batch, self._pending, values.get):
+                        values.update(await self._fetch(list(dict.fromkeys(k for k, _ in batch))))
+            finally:
+                self._fetching = False
         return await found
+
+
+R = TypeVar("R")
+
+
+@contextlib.contextmanager
+def _settling(
+    batch: list[tuple[K, asyncio.Future[R]]],
+    pending: list[tuple[K, asyncio.Future[R]]],
+    result: Callable[[K], R],
+) -> Iterator[None]:
+    """Settle the futures of one round: each its result, or the round's failure.
+
+    A failure fails only the items of its round: a caller whose item was written in an earlier
+    round, while it went on writing for others, still returns. A cancelled round (the service
+    stopping) cancels every waiter, those still pending too, since nobody is left to serve them.
+    """
+    try:
+        yield
+    except Exception as failure:
+        for _, waiting in batch:
+            if not waiting.done():
+                waiting.set_exception(failure)
+        return
+    except BaseException:
+        for _, waiting in [*batch, *pending]:
+            waiting.cancel()
+        pending.clear()
+        raise
+    for key, waiting in batch:
+        if not waiting.done():
+            waiting.set_result(result(key))

@@ -1,0 +1,57 @@
+"""LISTEN/NOTIFY: a watcher wakes when a notifying transaction commits, and only then."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible_common.database import create_engine
+from crucible_common.notify import Listener, notify
+
+CHANNEL = "crucible_test_events"
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    made = create_engine(database_url, pool_size=2)
+    yield made
+    await made.dispose()
+
+
+async def test_a_watcher_wakes_on_commit_of_its_key_only(engine: AsyncEngine, database_url: str) -> None:
+    listener = Listener(database_url, CHANNEL)
+    try:
+        with listener.subscribe("run-1") as mine, listener.subscribe("run-2") as other:
+            # Once listening, every watcher is woken to look for what it may have missed.
+            assert await mine.wait(5) is True
+            assert await other.wait(5) is True
+            assert listener.connected
+
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "run-1")
+                # Not before the commit.
+                assert await mine.wait(0.2) is False
+            assert await mine.wait(5) is True
+            assert await other.wait(0.2) is False
+
+            async with engine.connect() as conn:
+                await notify(conn, CHANNEL, "run-1")
+                await conn.rollback()
+            assert await mine.wait(0.3) is False
+    finally:
+        await listener.close()
+
+
+async def test_without_a_connection_a_watcher_falls_back_to_polling(engine: AsyncEngine) -> None:
+    # Nothing listens on this address: waits return after the fallback, never hang.
+    listener = Listener("postgresql+asyncpg://nobody@127.0.0.1:9/none", CHANNEL, fallback=0.05)
+    try:
+        with listener.subscribe("run-1") as subscription:
+            started = asyncio.get_running_loop().time()
+            assert await subscription.wait(30) is False
+            assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await listener.close()
