@@ -111,7 +111,7 @@ async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
     core: AgentCore, provider: str, model: str
 ) -> None:
     ids = _ids()
-    text = await h.complete(_complete(provider, model, ids), core.llm, core.uow)
+    text = await h.complete(_complete(provider, model, ids), core.llm, core.calls)
     assert text.text
     assert text.input_tokens > 0
     assert text.output_tokens > 0
@@ -119,7 +119,7 @@ async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
     structured = await h.complete(
         _complete(provider, model, ids, json_schema=QUESTIONS_SCHEMA, schema_name="planning_questions"),
         core.llm,
-        core.uow,
+        core.calls,
     )
     assert structured.structured is not None
     questions = structured.structured["questions"]
@@ -138,7 +138,7 @@ async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
         ),
         ToolSpec("run_tests", "Run pytest in the workspace", {"type": "object", "properties": {}}),
     )
-    coding = await h.complete(_complete(provider, model, ids, tools=tools), core.llm, core.uow)
+    coding = await h.complete(_complete(provider, model, ids, tools=tools), core.llm, core.calls)
     assert coding.tool_calls, coding.text
     write = coding.tool_calls[0]
     assert write.name == "fs_write_file"
@@ -160,7 +160,7 @@ async def test_an_invalid_structured_answer_is_retried(core: AgentCore, emulator
     result = await h.complete(
         _complete("openai", "gpt-4o-mini", ids, json_schema=QUESTIONS_SCHEMA, schema_name="planning_questions"),
         core.llm,
-        core.uow,
+        core.calls,
     )
     assert result.structured is not None
     assert await _calls(core, ids) == [("invalid_output", 1), ("succeeded", 2)]
@@ -183,7 +183,7 @@ async def test_a_structured_answer_that_never_validates_fails_loudly(core: Agent
                 schema_name="planning_questions",
             ),
             core.llm,
-            core.uow,
+            core.calls,
         )
     assert info.value.reason == "STRUCTURED_OUTPUT_INVALID"
     assert info.value.raw  # the raw answer is kept, never replaced by a default
@@ -200,7 +200,7 @@ async def test_a_structured_answer_that_never_validates_fails_loudly(core: Agent
 async def test_rate_limits_are_retried_with_backoff(core: AgentCore, emulator: Emulator) -> None:
     await emulator.configure(faults=[{"match": {"provider": "openai"}, "kind": "rate_limit", "count": 2}])
     ids = _ids()
-    result = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.uow)
+    result = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.calls)
     assert result.text
     assert await _calls(core, ids) == [("failed", 1), ("failed", 2), ("succeeded", 3)]
     usage = await h.get_usage(c.GetUsage(ids), core.uow)
@@ -209,11 +209,11 @@ async def test_rate_limits_are_retried_with_backoff(core: AgentCore, emulator: E
 
 async def test_cost_of_priced_and_unpriced_models(core: AgentCore) -> None:
     ids = _ids()
-    priced = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.uow)
+    priced = await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.calls)
     expected = DEFAULT_PRICES["gpt-4o-mini"].cost(priced.input_tokens, priced.output_tokens)
     assert priced.usd == pytest.approx(expected)
 
-    unpriced = await h.complete(_complete("openai", "acme-local-model", ids), core.llm, core.uow)
+    unpriced = await h.complete(_complete("openai", "acme-local-model", ids), core.llm, core.calls)
     assert unpriced.usd is None
 
     usage = await h.get_usage(c.GetUsage(ids), core.uow)
@@ -325,7 +325,7 @@ async def test_recorded_responses_replay_deterministically_and_free(core: AgentC
     recorded = await h.complete(
         _complete("anthropic", "claude-haiku-4-5", ids, recording=Recording(RecordingMode.RECORD, key)),
         core.llm,
-        core.uow,
+        core.calls,
     )
     # With the provider down, a replay still answers: it never calls the provider.
     await emulator.configure(faults=[{"kind": "error"}])
@@ -333,7 +333,7 @@ async def test_recorded_responses_replay_deterministically_and_free(core: AgentC
     replayed = await h.complete(
         _complete("anthropic", "claude-haiku-4-5", replay_ids, recording=Recording(RecordingMode.REPLAY, key)),
         core.llm,
-        core.uow,
+        core.calls,
     )
     assert replayed.text == recorded.text
     assert replayed.usd == 0
@@ -348,14 +348,14 @@ async def test_recorded_responses_replay_deterministically_and_free(core: AgentC
         recording=Recording(RecordingMode.REPLAY, key),
     )
     with pytest.raises(ReplayMiss) as info:
-        await h.complete(different, core.llm, core.uow)
+        await h.complete(different, core.llm, core.calls)
     assert info.value.reason == "REPLAY_MISS"
 
 
 async def test_provider_errors_surface_as_domain_errors(core: AgentCore, emulator: Emulator) -> None:
     await emulator.configure(faults=[{"kind": "error"}])
     with pytest.raises(ProviderUnavailable):
-        await h.complete(_complete("openai", "gpt-4o-mini", _ids()), core.llm, core.uow)
+        await h.complete(_complete("openai", "gpt-4o-mini", _ids()), core.llm, core.calls)
 
 
 # ---------------------------------------------------------------- over gRPC
@@ -365,7 +365,7 @@ async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Em
     await emulator.configure()
     settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)
     async with agent_core(agent_engine, settings) as built:
-        servicer = AgentServicer(built.llm, built.runner, built.uow)
+        servicer = AgentServicer(built.llm, built.runner, built.uow, built.calls)
         definition = ServiceDefinition(
             "crucible.agent.v1.AgentService",
             lambda server: pb_grpc.add_AgentServiceServicer_to_server(servicer, server),
@@ -435,7 +435,7 @@ async def test_concurrent_completions_all_land(core: AgentCore) -> None:
             h.complete(
                 c.Complete("openai", "gpt-4o-mini", (ChatMessage(Role.USER, f"question {i}"),), correlation=ids),
                 core.llm,
-                core.uow,
+                core.calls,
             )
             for i in range(20)
         )
@@ -517,7 +517,7 @@ async def test_subagents_can_answer_with_structured_output(core: AgentCore) -> N
 async def test_values_longer_than_their_columns_are_bad_requests_not_charges(core: AgentCore) -> None:
     too_long = Correlation(project_id="p" * 101)
     with pytest.raises(InvalidArgument) as info:
-        await h.complete(_complete("openai", "gpt-4o-mini", too_long), core.llm, core.uow)
+        await h.complete(_complete("openai", "gpt-4o-mini", too_long), core.llm, core.calls)
     assert [v.field for v in info.value.violations] == ["correlation.project_id"]
     with pytest.raises(InvalidArgument) as info:
         await core.runner.execute(

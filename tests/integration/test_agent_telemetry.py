@@ -95,7 +95,7 @@ async def test_prompts_are_captured_only_when_enabled(
     secret_prompt = "the launch code is 0000"
     async with agent_core(engine, agent_settings(emulator, capture_prompts=True)) as core:
         await h.complete(
-            c.Complete("openai", "gpt-4o-mini", (ChatMessage(Role.USER, secret_prompt),)), core.llm, core.uow
+            c.Complete("openai", "gpt-4o-mini", (ChatMessage(Role.USER, secret_prompt),)), core.llm, core.calls
         )
     (chat,) = _by_name(spans.get_finished_spans(), "chat ")
     attributes = dict(chat.attributes or {})

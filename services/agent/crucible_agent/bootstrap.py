@@ -25,13 +25,14 @@ from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.entrypoints.grpc_servicer import AgentServicer
 from crucible_agent.entrypoints.sprint_servicer import SprintServicer
 from crucible_agent.service_layer.agent_runs import AgentRunner
+from crucible_agent.service_layer.call_log import CallLog
 from crucible_agent.service_layer.llm import LlmService
-from crucible_agent.service_layer.sprints.scheduler import SprintScheduler
+from crucible_agent.service_layer.sprints.phase_runner import PhaseRunner
 from crucible_agent.service_layer.sprints.workflow import SprintDeps
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore
+from crucible_common.leases import Lease, SqlLeaseStore, Workers
 from crucible_common.runtime import ServiceProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,9 +67,10 @@ class AgentCore:
     llm: LlmService
     runner: AgentRunner
     sprints: SprintDeps
-    scheduler: SprintScheduler
+    scheduler: Workers
     pool: ProviderPool
     uow: UowFactory
+    calls: CallLog
 
 
 def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str, LlmProvider]) -> AgentCore:
@@ -111,14 +113,20 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
         judge=judge,
         owner=owner,
     )
-    return AgentCore(llm, runner, sprints, SprintScheduler(sprints), pool, uow)
+    scheduler = Workers(
+        sprints.leases,
+        lambda lease: PhaseRunner(sprints, lease).run(),
+        heartbeat_seconds=sprints.heartbeat_seconds,
+        resume_batch=5,
+    )
+    return AgentCore(llm, runner, sprints, scheduler, pool, uow, CallLog(uow))
 
 
 def build(settings: AgentSettings) -> ServiceProcess:
     assert settings.database_url, "checked by the runtime before build()"
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, application_name="crucible-agent")
     core = build_core(settings, engine, build_providers(settings))
-    servicer = AgentServicer(core.llm, core.runner, core.uow)
+    servicer = AgentServicer(core.llm, core.runner, core.uow, core.calls)
     sprint_servicer = SprintServicer(core.sprints, core.scheduler)
     return ServiceProcess(
         name="agent",

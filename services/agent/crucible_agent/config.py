@@ -23,7 +23,9 @@ class AgentSettings(Settings):
     openai_model: str = "gpt-4o-mini"
     anthropic_model: str = "claude-haiku-4-5"
 
-    llm_concurrency: int = Field(default=16, ge=1, le=1000, description="concurrent calls per provider")
+    # A pipeline run evaluates 50 pairs at a time by default; the providers' own rate limits are
+    # met by the retries on 429.
+    llm_concurrency: int = Field(default=64, ge=1, le=1000, description="concurrent calls per provider")
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10, description="retries on 429 / 5xx / timeouts")
     llm_retry_base_seconds: float = Field(default=0.5, ge=0)

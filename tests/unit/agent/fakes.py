@@ -130,6 +130,13 @@ class FakeAgentRepository(AbstractAgentRepository):
         rows.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return rows[:limit]
 
+    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
+        found: dict[str, LlmCall] = {}
+        for call in sorted(self.state.llm_calls, key=lambda c: c.created_at):
+            if call.idempotency_key in idempotency_keys and call.status is LlmCallStatus.SUCCEEDED:
+                found.setdefault(call.idempotency_key, call)
+        return found
+
     async def usage(self, filter_: Correlation) -> UsageReport:
         billed = {LlmCallStatus.SUCCEEDED, LlmCallStatus.INVALID_OUTPUT}
         groups: dict[tuple[str, str], list[LlmCall]] = {}

@@ -27,11 +27,10 @@ from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.sprints import handlers
 from crucible_agent.service_layer.sprints.phase_runner import PhaseRunner
-from crucible_agent.service_layer.sprints.scheduler import SprintScheduler
 from crucible_agent.service_layer.sprints.tool_loop import MAX_TOOL_STEPS
 from crucible_agent.service_layer.sprints.workflow import SprintDeps
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, SPRINT
-from crucible_common.leases import Lease, LeaseLost
+from crucible_common.leases import Lease, LeaseLost, Workers
 from tests.unit.agent.fakes import FakeLeaseStore, FakeUowFactory
 from tests.unit.agent.sprint_fakes import PLAN, FakeWorkspaces, SprintModel, report
 
@@ -404,7 +403,6 @@ async def test_a_runner_that_lost_its_lease_writes_nothing_more_but_keeps_the_ca
 
 async def test_cancel_revokes_the_lease_and_stops_the_local_runner() -> None:
     h = Harness()
-    scheduler = SprintScheduler(h.deps)
     gate = asyncio.Event()
 
     class Slow(SprintModel):
@@ -415,7 +413,7 @@ async def test_cancel_revokes_the_lease_and_stops_the_local_runner() -> None:
             return await super().complete(request)
 
     h.connect(SprintModel("openai"), Slow("anthropic", judge_choice="anthropic"))
-    scheduler = SprintScheduler(h.deps)
+    scheduler = Workers(h.deps.leases, lambda lease: PhaseRunner(h.deps, lease).run())
     sprint = await handlers.create_sprint(c.CreateSprint("hello sprint", "", SPEC), h.uow)
     await handlers.start_sprint(c.StartSprint(sprint.id, "click", "test"), h.uow, scheduler, h.deps.owner)
     await asyncio.wait_for(gate.wait(), 5)

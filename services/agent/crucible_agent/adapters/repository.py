@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, String, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +67,7 @@ class SqlAgentRepository(AbstractAgentRepository):
                     "response": c.response,
                     "request": c.request,
                     "created_at": c.created_at,
+                    "idempotency_key": c.idempotency_key,
                 }
                 for c in calls
             ],
@@ -80,6 +83,19 @@ class SqlAgentRepository(AbstractAgentRepository):
             query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < id_)))
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [_llm_call(row) for row in await self._conn.execute(query)]
+
+    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
+        c = t.llm_calls.c
+        # = ANY(array), not IN (...): one statement text whatever the number of keys, so the
+        # database prepares it once.
+        keys = bindparam("keys", list(idempotency_keys), type_=ARRAY(String))
+        rows = await self._conn.execute(
+            select(t.llm_calls)
+            .where(c.idempotency_key == any_(keys), c.status == LlmCallStatus.SUCCEEDED.value)
+            .order_by(c.idempotency_key, c.created_at)
+            .distinct(c.idempotency_key)
+        )
+        return {row.idempotency_key: _llm_call(row) for row in rows}
 
     async def usage(self, filter_: Correlation) -> UsageReport:
         c = t.llm_calls.c
@@ -340,6 +356,7 @@ def _llm_call(row: Row[Any]) -> LlmCall:
         response=row.response,
         request=row.request,
         created_at=row.created_at,
+        idempotency_key=row.idempotency_key,
     )
 
 

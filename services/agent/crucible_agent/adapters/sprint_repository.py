@@ -1,7 +1,7 @@
 """The sprints' repository: sprints, their phase attempts, their event log.
 
 A phase attempt's output and an event's data are typed domain objects, stored as JSONB through
-pydantic's dataclass support (one TypeAdapter per type, built on first use).
+``crucible_common.jsonb``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import Row, and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +31,7 @@ from crucible_agent.domain.sprints import (
     Trigger,
 )
 from crucible_agent.service_layer.ports import AbstractSprintRepository
+from crucible_common import jsonb
 
 
 class SqlSprintRepository(AbstractSprintRepository):
@@ -199,20 +199,10 @@ def _event(row: Row[Any]) -> SprintEvent:
     return SprintEvent(row.sequence, str(row.sprint_id), kind, _from_json(EVENT_DATA[kind], row.data), row.created_at)
 
 
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(kind)
-    if adapter is None:
-        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
-    return adapter
-
-
 def _json(kind: type[Any], value: object) -> JsonObject:
-    dumped: JsonObject = _adapter(kind).dump_python(value, mode="json")
-    return dumped
+    data: JsonObject = jsonb.dump(kind, value)
+    return data
 
 
 def _from_json(kind: type[Any], data: JsonObject) -> Any:
-    return _adapter(kind).validate_python(data)
+    return jsonb.load(kind, data)

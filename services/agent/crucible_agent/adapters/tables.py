@@ -56,7 +56,9 @@ llm_calls = Table(
     Column("response", JSONB, nullable=True),
     Column("request", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, server_default=""),
     CheckConstraint("status IN ('succeeded', 'failed', 'invalid_output', 'replayed')", name="ck_llm_calls_status"),
+    Index("ix_llm_calls_idempotency_key", "idempotency_key", postgresql_where=text("idempotency_key <> ''")),
     Index("ix_llm_calls_created_at_id", "created_at", "id"),
     *(
         Index(f"ix_llm_calls_{name}", name, postgresql_where=f"{name} <> ''")

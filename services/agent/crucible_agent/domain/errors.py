@@ -112,3 +112,12 @@ class CheckpointNotFound(NotFound):
             reason="CHECKPOINT_NOT_FOUND",
             metadata={"agent_run_id": agent_run_id, "checkpoint": checkpoint},
         )
+
+
+class IdempotencyKeyReused(FailedPrecondition):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} already names a different request; a key names one call",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            metadata={"idempotency_key": key},
+        )

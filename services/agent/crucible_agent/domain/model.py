@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from crucible_agent.domain.errors import ProviderError
+from crucible_agent.domain.pricing import Price
 
 JsonObject = dict[str, Any]
 
@@ -138,6 +139,8 @@ class LlmCall:
     response: JsonObject | None
     request: JsonObject | None
     created_at: datetime
+    # The caller's name for the call (see Complete's idempotency_key); "" when it gave none.
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ class LlmResult:
     finish_reason: str
     response_model: str
     calls: tuple[LlmCall, ...]
+    # Answered from the stored call of the same idempotency key: nothing was paid now.
+    idempotent_replay: bool = False
 
     @property
     def final_call(self) -> LlmCall:
@@ -168,6 +173,19 @@ class LlmResult:
         """None when any attempt was unpriced: a partial sum would understate the cost."""
         costs = [c.usd for c in self.calls]
         return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    model: ModelRef
+    # None: the table has no price for the model (its cost is unknown, not zero).
+    price: Price | None
 
 
 @dataclass(frozen=True)

@@ -12,34 +12,37 @@ from crucible_agent.entrypoints import proto_mapping as m
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_agent.service_layer.agent_runs import AgentRunner
+from crucible_agent.service_layer.call_log import CallLog
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.ids import parse_id
-from crucible_common.protobuf import struct_to_dict
+from crucible_common.protobuf import schema_dict, struct_to_dict
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AgentServicer(pb_grpc.AgentServiceServicer):
-    def __init__(self, llm: LlmService, runner: AgentRunner, uow: UowFactory) -> None:
+    def __init__(self, llm: LlmService, runner: AgentRunner, uow: UowFactory, calls: CallLog) -> None:
         self._llm = llm
         self._runner = runner
         self._uow = uow
+        self._calls = calls
 
     async def Complete(self, request: pb.CompleteRequest, context: Context) -> pb.CompleteResponse:
         cmd = c.Complete(
             provider=request.model.provider,
             model=request.model.model_name,
             messages=m.messages(list(request.messages)),
-            json_schema=struct_to_dict(request.json_schema) if request.HasField("json_schema") else None,
+            json_schema=schema_dict(request.json_schema) if request.HasField("json_schema") else None,
             schema_name=request.schema_name,
             tools=m.tools(list(request.tools)),
             correlation=m.correlation(request.correlation),
             max_tokens=request.max_tokens,
             temperature=request.temperature if request.HasField("temperature") else None,
             recording=m.recording(request.recording),
+            idempotency_key=request.idempotency_key,
         )
-        return m.complete_response(await h.complete(cmd, self._llm, self._uow))
+        return m.complete_response(await h.complete(cmd, self._llm, self._calls))
 
     async def ExecuteAgentRun(self, request: pb.ExecuteAgentRunRequest, context: Context) -> pb.ExecuteAgentRunResponse:
         cmd = c.ExecuteAgentRun(
@@ -88,3 +91,7 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         cmd = c.ListLlmCalls(m.correlation(request.filter), request.page_size, request.page_token)
         calls, token = await h.list_llm_calls(cmd, self._uow)
         return pb.ListLlmCallsResponse(llm_calls=[m.llm_call_pb(x) for x in calls], next_page_token=token)
+
+    async def GetModelPrices(self, request: pb.GetModelPricesRequest, context: Context) -> pb.GetModelPricesResponse:
+        cmd = c.GetModelPrices(tuple(m.model_ref(x) for x in request.models))
+        return pb.GetModelPricesResponse(prices=[m.model_price_pb(p) for p in h.model_prices(cmd, self._llm.prices)])

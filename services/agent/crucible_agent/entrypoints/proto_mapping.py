@@ -17,6 +17,8 @@ from crucible_agent.domain.model import (
     LlmCall,
     LlmCallStatus,
     LlmResult,
+    ModelPrice,
+    ModelRef,
     Recording,
     RecordingMode,
     Role,
@@ -54,6 +56,10 @@ def messages(items: list[pb.Message], field: str = "messages") -> tuple[ChatMess
         calls = tuple(ToolCall(c.id, c.name, struct_to_dict(c.arguments)) for c in m.tool_calls)
         result.append(ChatMessage(role, m.content, calls, m.tool_call_id))
     return tuple(result)
+
+
+def model_ref(r: pb.ModelRef) -> ModelRef:
+    return ModelRef(r.provider, r.model_name)
 
 
 def tools(items: list[pb.Tool]) -> tuple[ToolSpec, ...]:
@@ -110,6 +116,17 @@ def usage_pb(u: UsageTotals) -> pb.Usage:
 def complete_response(r: LlmResult) -> pb.CompleteResponse:
     usd = r.usd
     final = r.final_call
+    if r.idempotent_replay:
+        return pb.CompleteResponse(
+            content=r.text,
+            structured=struct(r.structured) if r.structured is not None else None,
+            tool_calls=[tool_call_pb(c) for c in r.tool_calls],
+            finish_reason=r.finish_reason,
+            response_model=r.response_model,
+            usage=pb.Usage(),
+            llm_call_id=final.id,
+            idempotent_replay=True,
+        )
     return pb.CompleteResponse(
         content=r.text,
         structured=struct(r.structured) if r.structured is not None else None,
@@ -253,4 +270,16 @@ def llm_call_pb(c: LlmCall) -> pb.LlmCall:
         error=c.error,
         attempt=c.attempt,
         create_time=timestamp(c.created_at),
+    )
+
+
+def model_price_pb(p: ModelPrice) -> pb.ModelPrice:
+    ref = pb.ModelRef(provider=p.model.provider, model_name=p.model.model)
+    if p.price is None:
+        return pb.ModelPrice(model=ref, priced=False)
+    return pb.ModelPrice(
+        model=ref,
+        priced=True,
+        input_usd_per_mtok=p.price.input_per_mtok,
+        output_usd_per_mtok=p.price.output_per_mtok,
     )

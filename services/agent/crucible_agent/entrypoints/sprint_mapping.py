@@ -16,14 +16,14 @@ from crucible_agent.domain.sprints import (
     SprintEventType,
     SprintStatus,
 )
-from crucible_common.enums import ProtoEnum
+from crucible_common.enums import ProtoEnum, dotted
 from crucible_common.protobuf import struct, timestamp
 
 STATUS = ProtoEnum(pb.SprintStatus, SprintStatus)
 PHASE = ProtoEnum(pb.SprintPhase, Phase)
 ATTEMPT_STATUS = ProtoEnum(pb.PhaseAttemptStatus, PhaseAttemptStatus)
 PLANNING_STATUS = ProtoEnum(pb.PlanningStatus, PlanningStatus)
-EVENT_TYPE = ProtoEnum(pb.SprintEventType, SprintEventType)
+EVENT_TYPE = ProtoEnum(pb.SprintEventType, SprintEventType, spelling=dotted)
 
 
 def spec_snapshot(s: pb.SpecSnapshot) -> SpecSnapshot:

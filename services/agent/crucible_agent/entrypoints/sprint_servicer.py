@@ -12,14 +12,14 @@ from crucible.agent.v1 import sprint_service_pb2_grpc as pb_grpc
 from crucible_agent.entrypoints import sprint_mapping as m
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.sprints import handlers as h
-from crucible_agent.service_layer.sprints.scheduler import SprintScheduler
 from crucible_agent.service_layer.sprints.workflow import SprintDeps
+from crucible_common.leases import Workers
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class SprintServicer(pb_grpc.SprintServiceServicer):
-    def __init__(self, deps: SprintDeps, scheduler: SprintScheduler) -> None:
+    def __init__(self, deps: SprintDeps, scheduler: Workers) -> None:
         self._deps = deps
         self._scheduler = scheduler
 

@@ -9,6 +9,7 @@ from crucible_agent.domain.model import (
     Correlation,
     JsonObject,
     JudgeConfig,
+    ModelRef,
     Recording,
     SubagentConfig,
     ToolSpec,
@@ -29,6 +30,8 @@ class Complete:
     # None: the provider's default.
     temperature: float | None = None
     recording: Recording = field(default_factory=Recording)
+    # Names the call for the caller: a key whose call succeeded is answered from that call.
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class ListCheckpoints:
 @dataclass(frozen=True)
 class GetUsage:
     filter: Correlation = field(default_factory=Correlation)
+
+
+@dataclass(frozen=True)
+class GetModelPrices:
+    models: tuple[ModelRef, ...]
 
 
 @dataclass(frozen=True)

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from crucible_agent.domain.errors import AgentRunNotFound
+from crucible_agent.domain.errors import AgentRunNotFound, IdempotencyKeyReused
 from crucible_agent.domain.limits import size_violations
-from crucible_agent.domain.model import AgentRun, Checkpoint, LlmCall, LlmRequest, LlmResult, Role, UsageReport
+from crucible_agent.domain.model import (
+    AgentRun,
+    Checkpoint,
+    LlmCall,
+    LlmRequest,
+    LlmResult,
+    ModelPrice,
+    Role,
+    UsageReport,
+)
+from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer.call_log import CallLog
 from crucible_agent.service_layer.llm import LlmService
-from crucible_agent.service_layer.structured import check_schema
+from crucible_agent.service_layer.structured import check_schema, hash_request
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 
 MAX_MESSAGES = 1_000
+MAX_IDEMPOTENCY_KEY = 200
+MAX_PRICE_LOOKUPS = 100
 MAX_PROMPT_CHARS = 2_000_000
 
 
-async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResult:
+async def complete(cmd: c.Complete, llm: LlmService, log: CallLog) -> LlmResult:
     """One model call; its attempts are stored whether it succeeds or not."""
     problems: list[FieldViolation] = []
     if not cmd.model.strip():
@@ -35,6 +48,8 @@ async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResu
         problem = check_schema(cmd.json_schema)
         if problem:
             problems.append(FieldViolation("json_schema", problem))
+    if len(cmd.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        problems.append(FieldViolation("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters"))
     problems += size_violations(
         correlation=cmd.correlation,
         recording=cmd.recording,
@@ -56,10 +71,14 @@ async def complete(cmd: c.Complete, llm: LlmService, uow: UowFactory) -> LlmResu
         cmd.max_tokens,
         cmd.temperature,
     )
-    outcome = await llm.complete(request, cmd.correlation, cmd.recording)
-    async with uow(single_statement=outcome.single_statement) as unit:
-        await outcome.store(unit)
-        await unit.commit()
+    if cmd.idempotency_key:
+        done = await log.succeeded(cmd.idempotency_key)
+        if done is not None:
+            if done.request_hash != hash_request(request):
+                raise IdempotencyKeyReused(cmd.idempotency_key)
+            return llm.replay_stored(request, done)
+    outcome = await llm.complete(request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key)
+    await log.store(outcome)
     return outcome.unwrap()
 
 
@@ -95,3 +114,17 @@ async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[Llm
             cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
     return split_page(rows, page, time_cursor, scope="llm_calls")
+
+
+def model_prices(cmd: c.GetModelPrices, prices: PriceTable) -> list[ModelPrice]:
+    """What the price table says each model costs; a model it does not know is unpriced."""
+    problems = [
+        FieldViolation(f"models[{i}].model_name", "must not be empty")
+        for i, m in enumerate(cmd.models)
+        if not m.model.strip()
+    ]
+    if len(cmd.models) > MAX_PRICE_LOOKUPS:
+        problems.append(FieldViolation("models", f"at most {MAX_PRICE_LOOKUPS}"))
+    if problems:
+        raise ValidationFailed(problems, "price request")
+    return [ModelPrice(m, prices.price(m.model)) for m in cmd.models]

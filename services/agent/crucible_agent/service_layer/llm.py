@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from jsonschema import Draft202012Validator
+import jsonschema_rs
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from crucible_agent.domain.codec import message_json, response_json
+from crucible_agent.domain.codec import message_json, response_from_json, response_json
 from crucible_agent.domain.errors import ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
@@ -121,12 +121,22 @@ class LlmService:
         self._structured_retries = structured_retries
         self._capture = capture_prompts
 
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices
+
     def check_provider(self, provider: str, field: str = "provider") -> None:
         self._pool.check(provider, field)
 
     async def complete(
-        self, request: LlmRequest, correlation: Correlation, recording: Recording | None = None
+        self,
+        request: LlmRequest,
+        correlation: Correlation,
+        recording: Recording | None = None,
+        *,
+        idempotency_key: str = "",
     ) -> LlmOutcome:
+        """Call the model (or the recording); ``idempotency_key`` is stamped on every attempt stored."""
         recording = recording or Recording()
         started = time.monotonic()
         request_hash = structured.hash_request(request)
@@ -149,9 +159,20 @@ class LlmService:
                 outcome = await self._replay(request, request_hash, correlation, recording)
             else:
                 outcome = await self._call(request, request_hash, correlation, recording, validator)
-            outcome = replace(outcome, duration_ms=int((time.monotonic() - started) * 1000))
+            outcome = replace(
+                outcome,
+                calls=tuple(replace(c, idempotency_key=idempotency_key) for c in outcome.calls),
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
             self._annotate(span, outcome)
             return outcome
+
+    def replay_stored(self, request: LlmRequest, call: LlmCall) -> LlmResult:
+        """The answer of an earlier successful call, as a result; it costs nothing now."""
+        assert call.response is not None, "a succeeded call stores its response"
+        response = response_from_json(call.response, call.input_tokens, call.output_tokens)
+        answer = json.loads(response.text) if request.json_schema is not None else None
+        return replace(_result(response, answer, (call,)), idempotent_replay=True)
 
     async def _replay(
         self, request: LlmRequest, request_hash: str, correlation: Correlation, recording: Recording
@@ -170,7 +191,7 @@ class LlmService:
         request_hash: str,
         correlation: Correlation,
         recording: Recording,
-        validator: Draft202012Validator | None,
+        validator: jsonschema_rs.Validator | None,
     ) -> LlmOutcome:
         calls: list[LlmCall] = []
         attempt_request = request

@@ -7,6 +7,7 @@ tools, the test sandbox) and lease stores. Unit tests give in-memory fakes of ea
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -59,6 +60,10 @@ class AbstractAgentRepository(abc.ABC):
     async def list_llm_calls(
         self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
     ) -> list[LlmCall]: ...
+
+    @abc.abstractmethod
+    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
+        """For each key that has one, the first call stored with it that succeeded."""
 
     @abc.abstractmethod
     async def usage(self, filter_: Correlation) -> UsageReport: ...

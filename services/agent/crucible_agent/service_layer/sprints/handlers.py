@@ -30,10 +30,10 @@ from crucible_agent.domain.sprints import (
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.journal import now
 from crucible_agent.service_layer.ports import Workspaces
-from crucible_agent.service_layer.sprints.scheduler import SprintScheduler
 from crucible_agent.service_layer.unit_of_work import SPRINT, UowFactory
 from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
+from crucible_common.leases import Workers
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 
 MAX_NAME = 200
@@ -79,7 +79,7 @@ async def create_sprint(cmd: c.CreateSprint, uow: UowFactory) -> Sprint:
     return sprint
 
 
-async def start_sprint(cmd: c.StartSprint, uow: UowFactory, scheduler: SprintScheduler, owner: str) -> Sprint:
+async def start_sprint(cmd: c.StartSprint, uow: UowFactory, scheduler: Workers, owner: str) -> Sprint:
     """Start a planned sprint in the background: only by an explicit action, named by its trigger."""
     sprint_id = parse_id(cmd.sprint_id, "sprint_id")
     given = (("id", cmd.trigger_id), ("source", cmd.trigger_source))
@@ -129,7 +129,7 @@ async def list_sprints(cmd: c.ListSprints, uow: UowFactory) -> tuple[list[Sprint
     return split_page(rows, page, time_cursor, scope=scope)
 
 
-async def cancel_sprint(cmd: c.CancelSprint, uow: UowFactory, scheduler: SprintScheduler) -> Sprint:
+async def cancel_sprint(cmd: c.CancelSprint, uow: UowFactory, scheduler: Workers) -> Sprint:
     """End the sprint as failed and take its lease away, so no process writes one more step of it."""
     sprint_id = parse_id(cmd.sprint_id, "sprint_id")
     async with uow() as unit:

@@ -1,0 +1,98 @@
+"""Complete with an idempotency key: a key whose call succeeded is answered from it, never paid twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crucible_agent.adapters.providers.pool import ProviderPool
+from crucible_agent.domain.errors import IdempotencyKeyReused, ProviderUnavailable
+from crucible_agent.domain.model import ChatMessage, LlmCallStatus, ModelRef, Role
+from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
+from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer import handlers as h
+from crucible_agent.service_layer.call_log import CallLog
+from crucible_agent.service_layer.llm import LlmService
+from crucible_common.errors import ValidationFailed
+from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def setup(script: list[object]) -> tuple[LlmService, FakeProvider, FakeUowFactory]:
+    provider = FakeProvider("openai", script)  # type: ignore[arg-type]
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0)
+    uow = FakeUowFactory()
+    return LlmService(pool, PriceTable(DEFAULT_PRICES), uow, structured_retries=1, capture_prompts=False), provider, uow
+
+
+def complete(text: str = "How many?", key: str = "run-1:evaluation:a:b") -> c.Complete:
+    return c.Complete("openai", "gpt-4o-mini", (ChatMessage(Role.USER, text),), SCHEMA, "count", idempotency_key=key)
+
+
+async def test_a_key_whose_call_succeeded_is_answered_from_it_without_a_provider_call() -> None:
+    llm, provider, uow = setup([answer(json.dumps({"n": 3}))])
+
+    first = await h.complete(complete(), llm, CallLog(uow))
+    again = await h.complete(complete(), llm, CallLog(uow))
+
+    assert len(provider.requests) == 1
+    assert (first.structured, again.structured) == ({"n": 3}, {"n": 3})
+    assert not first.idempotent_replay
+    assert again.idempotent_replay
+    assert again.final_call.id == first.final_call.id
+    # One call stored, carrying the key; the replay stored nothing.
+    assert [(x.status, x.idempotency_key) for x in uow.state.llm_calls] == [
+        (LlmCallStatus.SUCCEEDED, "run-1:evaluation:a:b")
+    ]
+
+
+async def test_a_key_whose_call_failed_is_tried_again() -> None:
+    llm, provider, uow = setup([ProviderUnavailable("openai", "503"), answer(json.dumps({"n": 4}))])
+
+    with pytest.raises(ProviderUnavailable):
+        await h.complete(complete(), llm, CallLog(uow))
+    result = await h.complete(complete(), llm, CallLog(uow))
+
+    assert result.structured == {"n": 4}
+    assert len(provider.requests) == 2
+    assert [x.status for x in uow.state.llm_calls] == [LlmCallStatus.FAILED, LlmCallStatus.SUCCEEDED]
+
+
+async def test_a_key_names_one_request() -> None:
+    llm, provider, uow = setup([answer(json.dumps({"n": 3}))])
+    await h.complete(complete("How many?"), llm, CallLog(uow))
+
+    with pytest.raises(IdempotencyKeyReused) as info:
+        await h.complete(complete("How many now?"), llm, CallLog(uow))
+
+    assert info.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert len(provider.requests) == 1
+
+
+async def test_without_a_key_every_call_is_made() -> None:
+    llm, provider, uow = setup([answer(json.dumps({"n": 1})), answer(json.dumps({"n": 2}))])
+
+    await h.complete(complete(key=""), llm, CallLog(uow))
+    await h.complete(complete(key=""), llm, CallLog(uow))
+
+    assert len(provider.requests) == 2
+
+
+async def test_a_too_long_key_is_a_bad_request() -> None:
+    llm, _, uow = setup([])
+    with pytest.raises(ValidationFailed) as info:
+        await h.complete(complete(key="k" * 201), llm, CallLog(uow))
+    assert [v.field for v in info.value.violations] == ["idempotency_key"]
+
+
+def test_model_prices_say_unpriced_rather_than_free() -> None:
+    prices = h.model_prices(
+        c.GetModelPrices((ModelRef("openai", "gpt-4o-mini-2024-07-18"), ModelRef("openai", "my-finetune"))),
+        PriceTable(DEFAULT_PRICES),
+    )
+    assert prices[0].price == DEFAULT_PRICES["gpt-4o-mini"]
+    assert prices[1].price is None
+    with pytest.raises(ValidationFailed):
+        h.model_prices(c.GetModelPrices((ModelRef("openai", " "),)), PriceTable(DEFAULT_PRICES))
