@@ -63,7 +63,7 @@ async def emulator() -> AsyncIterator[Emulator]:
 async def agent_addr(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[str]:
     """The real agent service on a free loopback port, its providers pointed at the emulator."""
     async with agent_core(engine, agent_settings(emulator)) as core:
-        servicer = AgentServicer(core.llm, core.runner, core.uow)
+        servicer = AgentServicer(core.llm, core.runner, core.uow, core.calls)
         definition = ServiceDefinition(
             "crucible.agent.v1.AgentService",
             lambda server: agent_pb_grpc.add_AgentServiceServicer_to_server(servicer, server),

@@ -131,6 +131,9 @@ class FakeSpecRepository(AbstractSpecRepository):
                 raise FakeIntegrityError(f"duplicate sequence {message.sequence}")
         t.chat_messages.append(replace(message, metadata=_jsonb(message.metadata)))
 
+    async def get_chat_message(self, chat_message_id: str) -> ChatMessage | None:
+        return next((m for m in self.tables.chat_messages if m.id == chat_message_id), None)
+
     async def list_chat_messages(self, chat_session_id: str, limit: int, after_sequence: int) -> list[ChatMessage]:
         rows = [
             m for m in self.tables.chat_messages if m.chat_session_id == chat_session_id and m.sequence > after_sequence

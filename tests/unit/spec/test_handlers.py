@@ -14,6 +14,8 @@ import pytest
 from crucible_common.errors import CrucibleError, InvalidArgument, ValidationFailed
 from crucible_common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from crucible_spec.domain.errors import (
+    ChatMessageIdTaken,
+    ChatMessageNotFound,
     ChatSessionNotFound,
     ProblemSpecNotFound,
     ProjectNotFound,
@@ -464,6 +466,41 @@ async def test_message_sequences_are_per_session(uow: FakeUnitOfWork) -> None:
     assert other.sequence == 1
     listed = await h.list_chat_messages(c.ListChatMessages(first.id), uow)
     assert [m.content for m in listed.items] == ["a"]
+
+
+async def test_a_message_with_a_chosen_id_is_created_once(uow: FakeUnitOfWork) -> None:
+    project = await new_project(uow)
+    session = await new_session(uow, project.id)
+    chosen = unknown_id()
+
+    first = await h.create_chat_message(
+        c.CreateChatMessage(session.id, MessageRole.AGENT, "Run summary", {"run_summary": {"run_id": "r"}}, chosen), uow
+    )
+    again = await h.create_chat_message(
+        c.CreateChatMessage(session.id, MessageRole.AGENT, "Run summary", {}, chosen), uow
+    )
+
+    assert first.id == again.id == chosen
+    assert again == first
+    listed = await h.list_chat_messages(c.ListChatMessages(session.id), uow)
+    assert [m.id for m in listed.items] == [chosen]
+    message, project_id = await h.get_chat_message(c.GetChatMessage(chosen), uow)
+    assert (message, project_id) == (first, project.id)
+
+
+async def test_a_chosen_id_of_another_session_or_malformed_is_refused(uow: FakeUnitOfWork) -> None:
+    project = await new_project(uow)
+    first, second = await new_session(uow, project.id), await new_session(uow, project.id)
+    chosen = unknown_id()
+    await h.create_chat_message(c.CreateChatMessage(first.id, MessageRole.AGENT, "a", {}, chosen), uow)
+
+    with pytest.raises(ChatMessageIdTaken):
+        await h.create_chat_message(c.CreateChatMessage(second.id, MessageRole.AGENT, "b", {}, chosen), uow)
+    with pytest.raises(InvalidArgument) as info:
+        await h.create_chat_message(c.CreateChatMessage(first.id, MessageRole.AGENT, "b", {}, MALFORMED_ID), uow)
+    assert fields(info.value) == ["chat_message_id"]
+    with pytest.raises(ChatMessageNotFound):
+        await h.get_chat_message(c.GetChatMessage(unknown_id()), uow)
 
 
 async def test_list_chat_messages_pages(uow: FakeUnitOfWork) -> None:

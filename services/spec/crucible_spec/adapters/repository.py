@@ -130,6 +130,10 @@ class SqlSpecRepository(AbstractSpecRepository):
             )
         )
 
+    async def get_chat_message(self, chat_message_id: str) -> ChatMessage | None:
+        row = (await self._conn.execute(select(t.chat_messages).where(t.chat_messages.c.id == chat_message_id))).first()
+        return _chat_message(row) if row else None
+
     async def list_chat_messages(self, chat_session_id: str, limit: int, after_sequence: int) -> list[ChatMessage]:
         c = t.chat_messages.c
         query = (

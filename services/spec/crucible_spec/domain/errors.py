@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from crucible_common.errors import (
+    AlreadyExists,
     Conflict,
     FailedPrecondition,
     FieldViolation,
@@ -27,6 +28,24 @@ class ChatSessionNotFound(NotFound):
             f"chat session {chat_session_id} not found",
             reason="CHAT_SESSION_NOT_FOUND",
             metadata={"chat_session_id": chat_session_id},
+        )
+
+
+class ChatMessageNotFound(NotFound):
+    def __init__(self, chat_message_id: str) -> None:
+        super().__init__(
+            f"chat message {chat_message_id} not found",
+            reason="CHAT_MESSAGE_NOT_FOUND",
+            metadata={"chat_message_id": chat_message_id},
+        )
+
+
+class ChatMessageIdTaken(AlreadyExists):
+    def __init__(self, chat_message_id: str) -> None:
+        super().__init__(
+            f"chat message id {chat_message_id} is taken by a message of another session",
+            reason="CHAT_MESSAGE_ID_TAKEN",
+            metadata={"chat_message_id": chat_message_id},
         )
 
 

@@ -90,9 +90,14 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
             m.ROLE.from_proto(request.role, "role"),
             request.content,
             struct_to_dict(request.metadata),
+            request.chat_message_id,
         )
         message = await h.create_chat_message(cmd, self._uow())
         return pb.CreateChatMessageResponse(chat_message=m.chat_message(message))
+
+    async def GetChatMessage(self, request: pb.GetChatMessageRequest, context: Context) -> pb.GetChatMessageResponse:
+        message, project_id = await h.get_chat_message(c.GetChatMessage(request.chat_message_id), self._read())
+        return pb.GetChatMessageResponse(chat_message=m.chat_message(message), project_id=project_id)
 
     async def ListChatMessages(
         self, request: pb.ListChatMessagesRequest, context: Context

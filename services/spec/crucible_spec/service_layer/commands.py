@@ -74,6 +74,13 @@ class CreateChatMessage:
     role: MessageRole | None
     content: str
     metadata: JsonObject = field(default_factory=dict)
+    # Chosen by the caller for an idempotent create; "" lets the service choose.
+    chat_message_id: str = ""
+
+
+@dataclass(frozen=True)
+class GetChatMessage:
+    chat_message_id: str
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from crucible_common.errors import FieldViolation, InvalidArgument
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
 from crucible_spec.domain.errors import (
+    ChatMessageIdTaken,
+    ChatMessageNotFound,
     ChatSessionNotFound,
     PlanningInterviewFailed,
     ProblemSpecNotFound,
@@ -204,15 +206,34 @@ async def create_chat_message(cmd: c.CreateChatMessage, uow: AbstractUnitOfWork)
     v.json_size("metadata", cmd.metadata, max_bytes=MAX_METADATA_BYTES)
     v.raise_if_any()
     assert cmd.role is not None
+    message_id = parse_id(cmd.chat_message_id, "chat_message_id") if cmd.chat_message_id else _new_id()
     now = _now()
     async with uow:
         sequence = await uow.repo.next_message_sequence(session_id, now)
         if sequence is None:
             raise ChatSessionNotFound(session_id)
-        message = ChatMessage(_new_id(), session_id, sequence, cmd.role, cmd.content, dict(cmd.metadata), now)
+        if cmd.chat_message_id:
+            # Under the session's lock (next_message_sequence), so two creates of one id cannot race.
+            existing = await uow.repo.get_chat_message(message_id)
+            if existing is not None:
+                if existing.chat_session_id != session_id:
+                    raise ChatMessageIdTaken(message_id)
+                return existing
+        message = ChatMessage(message_id, session_id, sequence, cmd.role, cmd.content, dict(cmd.metadata), now)
         await uow.repo.add_chat_message(message)
         await uow.commit()
     return message
+
+
+async def get_chat_message(cmd: c.GetChatMessage, uow: AbstractUnitOfWork) -> tuple[ChatMessage, str]:
+    """The message and its session's project."""
+    message_id = parse_id(cmd.chat_message_id, "chat_message_id")
+    async with uow:
+        message = await uow.repo.get_chat_message(message_id)
+        session = await uow.repo.get_chat_session(message.chat_session_id) if message else None
+    if message is None or session is None:
+        raise ChatMessageNotFound(message_id)
+    return message, session.project_id
 
 
 async def list_chat_messages(cmd: c.ListChatMessages, uow: AbstractUnitOfWork) -> Page[ChatMessage]:

@@ -55,6 +55,9 @@ class AbstractSpecRepository(abc.ABC):
     async def add_chat_message(self, message: ChatMessage) -> None: ...
 
     @abc.abstractmethod
+    async def get_chat_message(self, chat_message_id: str) -> ChatMessage | None: ...
+
+    @abc.abstractmethod
     async def list_chat_messages(self, chat_session_id: str, limit: int, after_sequence: int) -> list[ChatMessage]: ...
 
     @abc.abstractmethod
