@@ -1,0 +1,85 @@
+"""The run service's client of the agent service: model calls, prices, what a run spent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import grpc
+
+from crucible.agent.v1 import agent_service_pb2 as pb
+from crucible_common.errors import details_of
+from crucible_common.protobuf import schema_struct, struct_to_dict
+from crucible_run.adapters.calls import patiently
+from crucible_run.domain.estimates import UNPRICED, ModelPrice
+from crucible_run.domain.model import LlmUsage
+from crucible_run.service_layer.ports import ModelAnswer, ModelCall, ModelCallFailed, Models
+
+if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
+    from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
+
+
+class AgentModels(Models):
+    def __init__(self, stub: AgentServiceAsyncStub, *, call_timeout: float, wait_seconds: float) -> None:
+        self._stub = stub
+        self._timeout = call_timeout
+        self._wait = wait_seconds
+
+    async def complete(self, call: ModelCall) -> ModelAnswer:
+        request = pb.CompleteRequest(
+            model=pb.ModelRef(provider=call.provider, model_name=call.model),
+            messages=[
+                pb.Message(role=pb.ROLE_SYSTEM, content=call.system),
+                pb.Message(role=pb.ROLE_USER, content=call.prompt),
+            ],
+            json_schema=schema_struct(call.schema),
+            schema_name=call.schema_name,
+            correlation=pb.Correlation(project_id=call.project_id, run_id=call.run_id, purpose=call.purpose),
+            idempotency_key=call.idempotency_key,
+        )
+        try:
+            response = await patiently(
+                lambda: self._stub.Complete(request, timeout=self._timeout),
+                wait_seconds=self._wait,
+                what=f"{call.purpose} call of run {call.run_id}",
+            )
+        except grpc.aio.AioRpcError as exc:
+            details = details_of(exc)
+            raise ModelCallFailed(
+                details.reason or details.code.name,
+                details.message or "no details",
+                raw_answer=details.metadata.get("raw_answer", ""),
+                llm_call_id=details.metadata.get("llm_call_id", ""),
+            ) from exc
+        usage = response.usage
+        return ModelAnswer(
+            structured=struct_to_dict(response.structured),
+            llm_call_id=response.llm_call_id,
+            tokens=usage.input_tokens + usage.output_tokens,
+            usd=None if usage.unpriced_calls else usage.usd,
+            replayed=response.idempotent_replay,
+        )
+
+    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
+        request = pb.GetModelPricesRequest(models=[pb.ModelRef(provider=p, model_name=m) for p, m in models])
+        response = await patiently(
+            lambda: self._stub.GetModelPrices(request, timeout=10), wait_seconds=self._wait, what="model prices"
+        )
+        return [
+            ModelPrice(p.input_usd_per_mtok, p.output_usd_per_mtok) if p.priced else UNPRICED for p in response.prices
+        ]
+
+    async def usage(self, run_id: str) -> LlmUsage:
+        request = pb.GetUsageRequest(filter=pb.Correlation(run_id=run_id))
+        response = await patiently(
+            lambda: self._stub.GetUsage(request, timeout=10), wait_seconds=self._wait, what=f"usage of run {run_id}"
+        )
+        total = response.total
+        return LlmUsage(
+            input_tokens=total.input_tokens,
+            output_tokens=total.output_tokens,
+            usd=total.usd,
+            calls=total.calls,
+            unpriced_calls=total.unpriced_calls,
+            failed_calls=total.failed_calls,
+        )

@@ -1,0 +1,74 @@
+"""What a run's model calls will cost, estimated before they are made (preflight, budgets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Rough token counts of each kind of call: the prompt (problem, candidate, scenario) and the answer.
+CHARS_PER_TOKEN = 4
+DESIGN_OUTPUT_PER_CANDIDATE = 220
+SCENARIO_OUTPUT_PER_SCENARIO = 180
+EVALUATION_OUTPUT = 450
+ANSWER_OVERHEAD = 100
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million tokens; None when the model has no price (unknown, not free)."""
+
+    input_per_mtok: float | None
+    output_per_mtok: float | None
+
+    @property
+    def priced(self) -> bool:
+        return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float | None:
+        if self.input_per_mtok is None or self.output_per_mtok is None:
+            return None
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1_000_000
+
+
+UNPRICED = ModelPrice(None, None)
+
+
+@dataclass(frozen=True)
+class CallEstimate:
+    input_tokens: int
+    output_tokens: int
+    usd: float | None
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def tokens_of(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+def estimate(prompt_chars: int, output_tokens: int, price: ModelPrice) -> CallEstimate:
+    input_tokens = max(1, prompt_chars // CHARS_PER_TOKEN)
+    return CallEstimate(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
+
+
+def design_output(candidates: int) -> int:
+    return ANSWER_OVERHEAD + DESIGN_OUTPUT_PER_CANDIDATE * candidates
+
+
+def scenarios_output(scenarios: int) -> int:
+    return ANSWER_OVERHEAD + SCENARIO_OUTPUT_PER_SCENARIO * scenarios
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    tokens: int
+    # None when any call would be unpriced.
+    usd: float | None
+    calls: int
+
+
+def total(calls: list[CallEstimate]) -> CostEstimate:
+    costs = [c.usd for c in calls]
+    usd = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+    return CostEstimate(sum(c.tokens for c in calls), usd, len(calls))

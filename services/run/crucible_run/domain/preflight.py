@@ -1,0 +1,248 @@
+"""Preflight: whether a run configuration can run, what it would cost, and the config as it would run.
+
+The same rules answer the Run Config panel, the Architect's recommendations and CreateRun, which
+refuses a configuration with blockers. Unset counts take their default from the ProblemSpec's
+resolution; eval_only and seeded runs without named seeds take the candidates of the project's
+latest completed run, and the normalized config names them, so a run says what it evaluated.
+
+``deprecated_mode`` is in the contract for modes to come; no mode is deprecated today.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+
+from crucible_run.domain import estimates as est
+from crucible_run.domain.estimates import CostEstimate, ModelPrice
+from crucible_run.domain.model import BlockerCode, RunConfig, RunMode, RunParameters, WarningCode
+
+# Documented bounds of the parameters.
+MAX_CANDIDATES = 50
+MAX_SCENARIOS = 50
+MAX_EVALUATIONS = 1_000
+MAX_SEEDS = 50
+MAX_BUDGET_USD = 1_000.0
+MIN_BUDGET_TOKENS = 1_000
+MIN_RUNTIME_S = 10
+MAX_RUNTIME_S = 86_400
+# Defaults by the ProblemSpec's resolution: (candidates, scenarios).
+DEFAULT_COUNTS = {"coarse": (3, 3), "medium": (5, 5), "fine": (8, 8)}
+# Warnings.
+LARGE_CANDIDATE_COUNT = 20
+HIGH_COST_USD = 1.0
+
+
+@dataclass(frozen=True)
+class Blocker:
+    code: BlockerCode
+    message: str
+    field: str = ""
+
+
+@dataclass(frozen=True)
+class Warning:
+    code: WarningCode
+    message: str
+
+
+@dataclass(frozen=True)
+class Prerequisites:
+    problem_spec: bool
+    world_model: bool
+    seed_candidates: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What preflight needs to know about the project, gathered by the caller."""
+
+    # The ProblemSpec has a constraint or a goal; the WorldModel has an item in some section.
+    problem_spec: bool
+    world_model: bool
+    resolution: str
+    # Characters of the problem as the designers and evaluators are told it (for the estimate).
+    problem_chars: int
+    # Which of the named seed ids are candidates of this project's runs.
+    known_seeds: frozenset[str]
+    # The candidates of the project's latest completed run, the default seeds.
+    latest_run_candidates: tuple[str, ...]
+    designer: ModelPrice = est.UNPRICED
+    evaluator: ModelPrice = est.UNPRICED
+
+
+@dataclass(frozen=True)
+class Preflight:
+    ready: bool
+    blockers: tuple[Blocker, ...]
+    warnings: tuple[Warning, ...]
+    config: RunConfig
+    prerequisites: Prerequisites
+    notes: tuple[str, ...]
+    estimate: CostEstimate
+
+
+@dataclass
+class _Check:
+    blockers: list[Blocker] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def invalid(self, field_: str, message: str) -> None:
+        self.blockers.append(Blocker(BlockerCode.VALIDATION_ERROR, f"{field_}: {message}", field_))
+
+
+def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> Preflight:
+    check = _Check()
+    if mode is None:
+        check.invalid("mode", "one of full_search, eval_only, seeded")
+        mode = RunMode.FULL_SEARCH
+    if not facts.problem_spec:
+        check.blockers.append(
+            Blocker(
+                BlockerCode.MISSING_PROBLEM_SPEC,
+                "The project has no ProblemSpec yet: describe the problem in the chat, or add a constraint or a goal.",
+            )
+        )
+    if not facts.world_model:
+        check.blockers.append(
+            Blocker(
+                BlockerCode.MISSING_WORLD_MODEL,
+                "The project has no WorldModel yet: describe the actors, resources and mechanisms in the chat, "
+                "or add an item to one of its sections.",
+            )
+        )
+    params = _normalize(mode, parameters, facts, check)
+    seeds = _seeds(mode, params, facts, check)
+    params = replace(params, seed_candidate_ids=seeds)
+    designed = params.num_candidates if mode is not RunMode.EVAL_ONLY else 0
+    candidates = designed + len(seeds)
+    evaluations = candidates * params.num_scenarios
+    if evaluations > MAX_EVALUATIONS:
+        check.invalid(
+            "parameters.num_scenarios",
+            f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations; "
+            f"at most {MAX_EVALUATIONS}",
+        )
+    estimate = _estimate(designed, params.num_scenarios, evaluations, facts)
+    _warnings(candidates, params, estimate, facts, check)
+    check.notes.insert(0, f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations")
+    prerequisites = Prerequisites(facts.problem_spec, facts.world_model, bool(seeds) or mode is RunMode.FULL_SEARCH)
+    return Preflight(
+        ready=not check.blockers,
+        blockers=tuple(check.blockers),
+        warnings=tuple(check.warnings),
+        config=RunConfig(mode, params),
+        prerequisites=prerequisites,
+        notes=tuple(check.notes),
+        estimate=estimate,
+    )
+
+
+def _normalize(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> RunParameters:
+    default_candidates, default_scenarios = DEFAULT_COUNTS.get(facts.resolution, DEFAULT_COUNTS["medium"])
+    candidates = p.num_candidates
+    if mode is RunMode.EVAL_ONLY:
+        if candidates:
+            check.notes.append("eval_only designs no candidates: num_candidates is ignored")
+        candidates = 0
+    elif candidates == 0 and mode is RunMode.FULL_SEARCH:
+        candidates = default_candidates
+    scenarios = p.num_scenarios or default_scenarios
+    low = 1 if mode is RunMode.FULL_SEARCH else 0
+    if not low <= candidates <= MAX_CANDIDATES:
+        check.invalid("parameters.num_candidates", f"{low} to {MAX_CANDIDATES}")
+    if not 1 <= scenarios <= MAX_SCENARIOS:
+        check.invalid("parameters.num_scenarios", f"1 to {MAX_SCENARIOS}")
+    if p.budget_usd is not None and not 0 < p.budget_usd <= MAX_BUDGET_USD:
+        check.invalid("parameters.budget_usd", f"more than 0 and at most {MAX_BUDGET_USD:g}")
+    if p.budget_usd is not None and not (facts.designer.priced and facts.evaluator.priced):
+        check.invalid("parameters.budget_usd", "the run's models have no price, so a USD budget cannot be kept")
+    if p.budget_tokens is not None and p.budget_tokens < MIN_BUDGET_TOKENS:
+        check.invalid("parameters.budget_tokens", f"at least {MIN_BUDGET_TOKENS}")
+    if p.max_runtime_s is not None and not MIN_RUNTIME_S <= p.max_runtime_s <= MAX_RUNTIME_S:
+        check.invalid("parameters.max_runtime_s", f"{MIN_RUNTIME_S} to {MAX_RUNTIME_S}")
+    return replace(p, num_candidates=candidates, num_scenarios=scenarios)
+
+
+def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tuple[str, ...]:
+    named = tuple(dict.fromkeys(p.seed_candidate_ids))
+    if mode is RunMode.FULL_SEARCH:
+        if named:
+            check.notes.append("full_search designs its own candidates: seed_candidate_ids are ignored")
+        return ()
+    if len(named) > MAX_SEEDS:
+        check.invalid("parameters.seed_candidate_ids", f"at most {MAX_SEEDS}")
+        return ()
+    malformed = [s for s in named if not _is_uuid(s)]
+    if malformed:
+        check.invalid("parameters.seed_candidate_ids", f"not candidate ids: {', '.join(malformed[:5])}")
+        return ()
+    unknown = [s for s in named if s not in facts.known_seeds]
+    if unknown:
+        check.invalid(
+            "parameters.seed_candidate_ids", f"not candidates of this project's runs: {', '.join(unknown[:5])}"
+        )
+        return ()
+    if named:
+        return named
+    if facts.latest_run_candidates:
+        check.notes.append(
+            f"the {len(facts.latest_run_candidates)} candidates of the project's latest completed run are the seeds"
+        )
+        return facts.latest_run_candidates
+    check.blockers.append(
+        Blocker(
+            BlockerCode.INSUFFICIENT_CANDIDATES,
+            f"A {mode.value} run evaluates existing candidates, and this project has none yet: name some in "
+            "seed_candidate_ids, or complete a full_search run first.",
+            "parameters.seed_candidate_ids",
+        )
+    )
+    return ()
+
+
+def _estimate(designed: int, scenarios: int, evaluations: int, facts: Facts) -> CostEstimate:
+    calls = []
+    if designed:
+        calls.append(est.estimate(facts.problem_chars, est.design_output(designed), facts.designer))
+    calls.append(est.estimate(facts.problem_chars, est.scenarios_output(scenarios), facts.designer))
+    # An evaluation is told the candidate, the scenario and the constraints: about 2,000 characters.
+    calls += [est.estimate(facts.problem_chars // 2 + 2_000, est.EVALUATION_OUTPUT, facts.evaluator)] * evaluations
+    return est.total(calls)
+
+
+def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: Facts, check: _Check) -> None:
+    if candidates > LARGE_CANDIDATE_COUNT:
+        check.warnings.append(
+            Warning(
+                WarningCode.LARGE_CANDIDATE_COUNT,
+                f"{candidates} candidates: a run this wide is slow and costly; {LARGE_CANDIDATE_COUNT} or fewer "
+                "is usually enough to find the promising ones.",
+            )
+        )
+    if estimate.usd is None:
+        check.notes.append("a model of this run has no price: its cost is unknown, not zero")
+    elif p.budget_usd is not None and estimate.usd > p.budget_usd:
+        check.warnings.append(
+            Warning(
+                WarningCode.HIGH_BUDGET,
+                f"The estimate (${estimate.usd:.2f}) is over budget_usd (${p.budget_usd:.2f}): "
+                "the run will stop when the budget would be crossed.",
+            )
+        )
+    elif estimate.usd > HIGH_COST_USD:
+        check.warnings.append(
+            Warning(
+                WarningCode.HIGH_BUDGET,
+                f"The estimate is ${estimate.usd:.2f}, above ${HIGH_COST_USD:.2f}; set budget_usd to cap it.",
+            )
+        )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

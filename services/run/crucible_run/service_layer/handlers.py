@@ -1,0 +1,406 @@
+"""The run context's use cases: preflight, create (only by an explicit trigger), execute, and the reads."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry import propagate, trace
+
+from crucible_common.errors import FieldViolation, PreconditionViolation, ValidationFailed
+from crucible_common.ids import parse_id
+from crucible_common.leases import Workers
+from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
+from crucible_run.domain import preflight as rules
+from crucible_run.domain.errors import (
+    ProjectNotFound,
+    RecommendationInvalid,
+    RunBlocked,
+    RunFinished,
+    RunNotCreated,
+    RunNotFound,
+    TriggerRequired,
+    TriggerReused,
+)
+from crucible_run.domain.events import NewRunEvent, RunCreated, RunEnded, RunEvent, RunEventType, RunStarted
+from crucible_run.domain.model import (
+    BlockerCode,
+    Candidate,
+    Evaluation,
+    EvaluationStatus,
+    JsonObject,
+    RankedCandidate,
+    Run,
+    RunStatistics,
+    RunStatus,
+    Scenario,
+    Trigger,
+    TriggerSource,
+    with_needs,
+)
+from crucible_run.service_layer import commands as c
+from crucible_run.service_layer import prompts
+from crucible_run.service_layer.ports import Models, SpecService, Updates
+from crucible_run.service_layer.unit_of_work import RUN, UowFactory
+
+MAX_TRIGGER_ID = 200
+MAX_TRIGGER_METADATA_KEYS = 50
+# A watcher is woken by each commit of the run's events; it also looks this often regardless.
+WATCH_FALLBACK_SECONDS = 1.0
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PipelineModels:
+    """Who designs and who evaluates: the models preflight prices."""
+
+    designer: tuple[str, str]
+    evaluator: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RunDeps:
+    uow: UowFactory
+    spec: SpecService
+    models: Models
+    pipeline_models: PipelineModels
+    scheduler: Workers
+    owner: str
+    updates: Updates
+
+
+# ---------------------------------------------------------------- preflight and create
+
+
+async def preflight_run(cmd: c.PreflightRun, deps: RunDeps) -> rules.Preflight:
+    project_id = parse_id(cmd.project_id, "project_id")
+    if not await deps.spec.project_exists(project_id):
+        raise ProjectNotFound(project_id)
+    problem = await deps.spec.problem(project_id)
+    async with deps.uow(read_only=True) as uow:
+        named = [s for s in cmd.parameters.seed_candidate_ids if _is_uuid(s)]
+        known = {x.id for x in await uow.repo.project_candidates(project_id, named)} if named else set()
+        latest = tuple(x.id for x in await uow.repo.latest_completed_candidates(project_id))
+    prices = await deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator])
+    facts = rules.Facts(
+        problem_spec=problem.has_problem_spec,
+        world_model=problem.has_world_model,
+        resolution=problem.problem.resolution if problem.problem else "medium",
+        problem_chars=len(json.dumps(prompts.problem_json(problem.problem))) if problem.problem else 2_000,
+        known_seeds=frozenset(known),
+        latest_run_candidates=latest,
+        designer=prices[0],
+        evaluator=prices[1],
+    )
+    result = rules.preflight(cmd.mode, cmd.parameters, facts)
+    extra = await _context_blockers(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
+    if not extra:
+        return result
+    return rules.Preflight(
+        False,
+        (*result.blockers, *extra),
+        result.warnings,
+        result.config,
+        result.prerequisites,
+        result.notes,
+        result.estimate,
+    )
+
+
+async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
+    """A CREATED run, only by an explicit action; the same trigger again returns the same run."""
+    trigger_id = cmd.ui_trigger_id.strip()
+    if not trigger_id:
+        raise TriggerRequired
+    problems = []
+    if len(trigger_id) > MAX_TRIGGER_ID:
+        problems.append(FieldViolation("ui_trigger_id", f"at most {MAX_TRIGGER_ID} characters"))
+    if len(cmd.ui_trigger_metadata) > MAX_TRIGGER_METADATA_KEYS:
+        problems.append(FieldViolation("ui_trigger_metadata", f"at most {MAX_TRIGGER_METADATA_KEYS} keys"))
+    if problems:
+        raise ValidationFailed(problems, "run trigger")
+    project_id = parse_id(cmd.project_id, "project_id")
+    async with deps.uow(read_only=True) as uow:
+        existing = await uow.repo.run_by_trigger(trigger_id)
+    if existing is not None:
+        if existing.project_id != project_id:
+            raise TriggerReused(trigger_id, existing.id)
+        return existing
+    check = await preflight_run(
+        c.PreflightRun(project_id, cmd.mode, cmd.parameters, cmd.chat_session_id, cmd.recommended_message_id), deps
+    )
+    if not check.ready:
+        raise RunBlocked(
+            [PreconditionViolation(b.code.value, b.field or project_id, b.message) for b in check.blockers]
+        )
+    snapshot = await _recommended_config(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
+    at = now()
+    run = Run(
+        id=str(uuid.uuid4()),
+        project_id=project_id,
+        mode=check.config.mode,
+        parameters=check.config.parameters,
+        status=RunStatus.CREATED,
+        trigger=Trigger(
+            trigger_id, cmd.ui_trigger_source or TriggerSource.API_CLIENT, dict(cmd.ui_trigger_metadata), at
+        ),
+        chat_session_id=parse_id(cmd.chat_session_id, "chat_session_id") if cmd.chat_session_id else "",
+        recommended_message_id=parse_id(cmd.recommended_message_id, "recommended_message_id")
+        if cmd.recommended_message_id
+        else "",
+        recommended_config_snapshot=snapshot,
+        created_at=at,
+        trace_id=_current_trace_id(),
+    )
+    async with deps.uow() as uow:
+        if not await uow.repo.add_run(run):
+            # Another request with the same trigger won the race: its run is the run.
+            await uow.rollback()
+            winner = await uow.repo.run_by_trigger(trigger_id)
+            assert winner is not None
+            return winner
+        created = RunCreated(run.mode.value, run.trigger.id, run.trigger.source.value)
+        await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_CREATED, created), at)
+        await uow.commit()
+    return run
+
+
+async def execute_run(cmd: c.ExecuteRun, deps: RunDeps) -> Run:
+    """Start a created run in the background, on a copy of the project's problem as it is now."""
+    run = await get_run(cmd.run_id, deps.uow)
+    if run.status is not RunStatus.CREATED:
+        raise RunNotCreated(run.id, run.status.value)
+    problem = await deps.spec.problem(run.project_id)
+    missing = [
+        PreconditionViolation(code, run.project_id, message)
+        for code, message, ok in (
+            ("missing_problem_spec", "the ProblemSpec has no constraint and no goal", problem.has_problem_spec),
+            ("missing_world_model", "the WorldModel has no item", problem.has_world_model),
+        )
+        if not ok
+    ]
+    if missing or problem.problem is None:
+        raise RunBlocked(missing)
+    phases = with_needs(cmd.phases)
+    at = now()
+    async with deps.uow() as uow:
+        current = await uow.repo.get_run(run.id, for_update=True)
+        if current is None or current.status is not RunStatus.CREATED:
+            raise RunNotCreated(run.id, current.status.value if current else "gone")
+        await uow.repo.start(run.id, phases, problem.problem, at, _trace_context())
+        lease = await uow.take_lease(RUN, run.id, deps.owner)
+        await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_STARTED, RunStarted(phases)), at)
+        await uow.commit()
+    deps.scheduler.launch(lease)
+    return await get_run(run.id, deps.uow)
+
+
+async def cancel_run(cmd: c.CancelRun, deps: RunDeps) -> Run:
+    """Stop a run: its lease is taken from whoever executes it, so no process stores one more step."""
+    run_id = parse_id(cmd.run_id, "run_id")
+    reason = f"cancelled: {cmd.reason.strip()[:500] or 'no reason given'}"
+    at = now()
+    async with deps.uow() as uow:
+        run = await uow.repo.get_run(run_id, for_update=True)
+        if run is None:
+            raise RunNotFound(run_id)
+        if run.status.finished:
+            raise RunFinished(run_id, run.status.value)
+        ran = run.status is RunStatus.RUNNING
+        await uow.repo.finish(
+            run_id,
+            RunStatus.CANCELLED,
+            failure_reason=reason,
+            error_summary=run.error_summary,
+            counts=await uow.repo.counts(run_id),
+            usage=run.usage,
+            at=at,
+            summary_pending=ran,
+        )
+        ended = NewRunEvent(RunEventType.RUN_CANCELLED, RunEnded(RunStatus.CANCELLED, reason))
+        await uow.repo.add_event(run_id, ended, at)
+        # Taking the lease fences the runner out; this process then posts the summary.
+        lease = await uow.take_lease(RUN, run_id, deps.owner) if ran else None
+        await uow.commit()
+    deps.scheduler.stop(run_id)
+    if lease is not None:
+        await deps.scheduler.wait(run_id)
+        deps.scheduler.launch(lease)
+    return await get_run(run_id, deps.uow)
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def get_run(run_id: str, uow: UowFactory) -> Run:
+    run_id = parse_id(run_id, "run_id")
+    async with uow(read_only=True) as unit:
+        run = await unit.repo.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
+    project_id = parse_id(cmd.project_id, "project_id")
+    scope = f"runs:{project_id}:{cmd.status.value if cmd.status else ''}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.list_runs(
+            project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
+        )
+    return split_page(rows, page, time_cursor, scope=scope)
+
+
+async def list_candidates(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Candidate], str]:
+    run = await get_run(cmd.run_id, uow)
+    scope = f"candidates:{run.id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.candidates(run.id, page.size + 1, int(page.after.key) if page.after else -1)
+    return split_page(rows, page, lambda x: Cursor(str(x.position), x.id), scope=scope)
+
+
+async def list_scenarios(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Scenario], str]:
+    run = await get_run(cmd.run_id, uow)
+    scope = f"scenarios:{run.id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.scenarios(run.id, page.size + 1, int(page.after.key) if page.after else -1)
+    return split_page(rows, page, lambda x: Cursor(str(x.position), x.id), scope=scope)
+
+
+async def list_evaluations(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Evaluation], str]:
+    run = await get_run(cmd.run_id, uow)
+    candidate_id = parse_id(cmd.candidate_id, "candidate_id") if cmd.candidate_id else ""
+    scope = f"evaluations:{run.id}:{candidate_id}"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.evaluations(
+            run.id, candidate_id, page.size + 1, (page.after.time, page.after.id) if page.after else None
+        )
+    return split_page(rows, page, time_cursor, scope=scope)
+
+
+async def run_results(run_id: str, uow: UowFactory) -> tuple[Run, list[RankedCandidate]]:
+    run = await get_run(run_id, uow)
+    async with uow(read_only=True) as unit:
+        return run, await unit.repo.ranking(run.id)
+
+
+async def run_statistics(run_id: str, uow: UowFactory, models: Models) -> RunStatistics:
+    run = await get_run(run_id, uow)
+    async with uow(read_only=True) as unit:
+        candidates = await unit.repo.candidates(run.id)
+        scenarios = await unit.repo.scenarios(run.id)
+        evaluations = await unit.repo.evaluations(run.id)
+        ranking = await unit.repo.ranking(run.id)
+        counts = await unit.repo.counts(run.id)
+    done = {(e.candidate_id, e.scenario_id) for e in evaluations if e.status is EvaluationStatus.SUCCEEDED}
+    pairs = [(x.id, s.id) for x in candidates for s in scenarios]
+    # A run still going has spent what the agent service recorded so far.
+    usage = await models.usage(run.id) if run.status is RunStatus.RUNNING else run.usage
+    return RunStatistics(
+        run_id=run.id,
+        status=run.status,
+        counts=counts,
+        coverage=len(done) / len(pairs) if pairs else 0.0,
+        missing_pairs=tuple(p for p in pairs if p not in done),
+        duration_seconds=run.duration_seconds,
+        usage=usage,
+        top_candidate=next((r for r in ranking if not r.rejected and r.i is not None), None),
+        hard_constraint_violations=sum(1 for r in ranking if r.rejected),
+        error_summary=run.error_summary,
+        failure_reason=run.failure_reason,
+    )
+
+
+async def watch_run(cmd: c.WatchRun, uow: UowFactory, updates: Updates) -> AsyncIterator[RunEvent]:
+    """Every event after ``after_sequence``, then new ones, until the run has ended and its summary is posted."""
+    run = await get_run(cmd.run_id, uow)
+    cursor = cmd.after_sequence
+    # Subscribed before the first read: nothing stored in between goes unnoticed.
+    with updates.subscribe(run.id) as waiter:
+        while True:
+            async with uow(read_only=True) as unit:
+                # Status first: an end that commits between the two reads still has its event read.
+                current = await unit.repo.get_run(run.id)
+                events = await unit.repo.events(run.id, cursor, 500)
+            for event in events:
+                cursor = event.sequence
+                yield event
+            over = current is None or (current.status.finished and not current.summary_pending)
+            if over and not events:
+                return
+            if not events:
+                await waiter.wait(WATCH_FALLBACK_SECONDS)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _context_blockers(
+    project_id: str, chat_session_id: str, message_id: str, spec: SpecService
+) -> list[rules.Blocker]:
+    """A chat session or recommendation that is not this project's blocks the run (validation_error)."""
+    blockers = []
+    if chat_session_id and (
+        not _is_uuid(chat_session_id) or await spec.chat_session_project(chat_session_id) != project_id
+    ):
+        blockers.append(_invalid("chat_session_id", "not a chat session of this project"))
+    if message_id:
+        try:
+            await _recommended_config(project_id, chat_session_id, message_id, spec)
+        except RecommendationInvalid as exc:
+            blockers.append(_invalid("recommended_message_id", exc.violations[0].description))
+    return blockers
+
+
+async def _recommended_config(
+    project_id: str, chat_session_id: str, message_id: str, spec: SpecService
+) -> JsonObject | None:
+    """The recommended_run_config of the Architect message a run follows, checked to be this project's."""
+    if not message_id:
+        return None
+    if not _is_uuid(message_id):
+        raise RecommendationInvalid(message_id, "not a message id")
+    found = await spec.recommendation(message_id)
+    if found is None:
+        raise RecommendationInvalid(message_id, "no such message")
+    if found.project_id != project_id:
+        raise RecommendationInvalid(message_id, "a message of another project")
+    if chat_session_id and found.chat_session_id != chat_session_id:
+        raise RecommendationInvalid(message_id, "a message of another chat session")
+    if not found.from_agent or found.config is None:
+        raise RecommendationInvalid(message_id, "not an Architect message with a recommended_run_config")
+    return found.config
+
+
+def _invalid(field: str, message: str) -> rules.Blocker:
+    return rules.Blocker(BlockerCode.VALIDATION_ERROR, f"{field}: {message}", field)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _current_trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def _trace_context() -> dict[str, str]:
+    """The current span's W3C context: the run's execution continues this trace, even after a restart."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

@@ -1,0 +1,570 @@
+"""The pipeline of one run: designers ∥ scenario generator, then the evaluations, then the I-ranker.
+
+The executor works from what is stored, under the run's lease: each candidate, scenario and
+evaluation is stored (fenced by the lease) as it completes, and every model call carries an
+idempotency key (the run, the phase, the pair), so a run continued after a crash re-asks nothing
+the agent service already answered and pays for nothing twice. Evaluations fan out under a
+concurrency limit; a budget stops the run before a call would cross it; an evaluation that never
+gets a valid answer fails alone, with its reason and raw answer, never with an invented score.
+When the run ends, its summary is posted to the project's chat, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from opentelemetry import propagate, trace
+
+from crucible_common.batching import GroupCommit
+from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
+from crucible_run.domain import estimates as est
+from crucible_run.domain.budget import Budget, BudgetExhausted
+from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.events import (
+    ENDED,
+    CandidateAdded,
+    EvaluationDone,
+    NewRunEvent,
+    PhaseChanged,
+    RunEnded,
+    RunEventType,
+    RunRanked,
+    ScenarioAdded,
+    SummaryPosted,
+)
+from crucible_run.domain.model import (
+    Candidate,
+    CandidateOrigin,
+    ConstraintResult,
+    Evaluation,
+    EvaluationStatus,
+    JsonObject,
+    ProblemCopy,
+    Run,
+    RunMode,
+    RunPhase,
+    RunStatus,
+    Scenario,
+    Score,
+)
+from crucible_run.domain.ranking import rank
+from crucible_run.domain.summary import run_summary, summary_message_id, summary_text
+from crucible_run.service_layer import prompts
+from crucible_run.service_layer.ports import ChatTarget, LeaseStore, ModelCall, ModelCallFailed, Models, SpecService
+from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("crucible.run")
+
+# How often the summary is tried before the run is left for a later claim to post it.
+SUMMARY_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class PipelineDeps:
+    uow: UowFactory
+    spec: SpecService
+    models: Models
+    leases: LeaseStore
+    designer: tuple[str, str]
+    evaluator: tuple[str, str]
+    concurrency: int
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+
+class RunStopped(Exception):
+    """The run stops early (budget, runtime, a phase that could not produce its output): FAILED, with why."""
+
+
+class RunExecutor:
+    """Runs one run to its end from what is stored, while its caller holds the run's lease."""
+
+    def __init__(self, deps: PipelineDeps, lease: Lease) -> None:
+        self._deps = deps
+        self._lease = lease
+        self._run_id = lease.id
+        self._project_id = ""
+        self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
+
+    async def run(self) -> None:
+        async with self._deps.uow(read_only=True) as uow:
+            run = await uow.repo.get_run(self._run_id)
+        if run is None:
+            return
+        self._project_id = run.project_id
+        if run.status is RunStatus.RUNNING:
+            run = await self._execute(run)
+        if run.status.finished and run.summary_pending:
+            await self._post_summary(run)
+
+    # ------------------------------------------------------------ the phases
+
+    async def _execute(self, run: Run) -> Run:
+        assert run.problem is not None, "a running run has its copy of the problem"
+        context = propagate.extract(run.trace_context)
+        with tracer.start_as_current_span(
+            f"run {run.id}",
+            context=context,
+            attributes={
+                "crucible.run_id": run.id,
+                "crucible.project_id": run.project_id,
+                "crucible.run.mode": run.mode,
+            },
+        ):
+            status, reason = RunStatus.COMPLETED, ""
+            try:
+                usage = await self._deps.models.usage(run.id)
+                budget = Budget.of(run.parameters, usage)
+                prices = await self._deps.models.prices([self._deps.designer, self._deps.evaluator])
+                self._prices = (prices[0], prices[1])
+                async with asyncio.timeout(self._remaining(run)):
+                    await self._phases(run, run.problem, budget)
+            except BudgetExhausted as stop:
+                status, reason = RunStatus.FAILED, f"stopped before crossing the budget: {stop.reason}"
+            except TimeoutError:
+                status, reason = RunStatus.FAILED, f"stopped at max_runtime_s ({run.parameters.max_runtime_s} s)"
+            except RunStopped as stop:
+                status, reason = RunStatus.FAILED, str(stop)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                logger.exception("run %s failed unexpectedly", run.id)
+                status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}"
+            return await self._finish(run, status, reason)
+
+    def _remaining(self, run: Run) -> float | None:
+        if run.parameters.max_runtime_s is None or run.started_at is None:
+            return None
+        elapsed = (datetime.now(UTC) - run.started_at).total_seconds()
+        return max(0.0, run.parameters.max_runtime_s - elapsed)
+
+    async def _phases(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        todo = [p for p in run.phases if p not in run.phases_done]
+        first = [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in todo]
+        # Designers and the scenario generator work at the same time; the first failure stops both.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for phase in first:
+                    work = self._design if phase is RunPhase.DESIGN else self._scenarios
+                    group.create_task(self._phase(phase, work, run, problem, budget))
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None
+        if RunPhase.EVALUATE in todo:
+            await self._phase(RunPhase.EVALUATE, self._evaluate, run, problem, budget)
+        if RunPhase.RANK in todo:
+            await self._phase(RunPhase.RANK, self._rank, run, problem, budget)
+
+    async def _phase(
+        self,
+        phase: RunPhase,
+        work: Callable[[Run, ProblemCopy, Budget], Awaitable[None]],
+        run: Run,
+        problem: ProblemCopy,
+        budget: Budget,
+    ) -> None:
+        await self._emit(NewRunEvent(RunEventType.PHASE_STARTED, PhaseChanged(phase)))
+        with tracer.start_as_current_span(f"phase {phase.value}", attributes={"crucible.run.phase": phase.value}):
+            try:
+                await work(run, problem, budget)
+            except ModelCallFailed as failed:
+                raise RunStopped(f"{phase.value} failed: {failed.reason}: {failed.message}"[:2000]) from failed
+
+    async def _design(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        at = datetime.now(UTC)
+        seeds: list[Candidate] = []
+        if run.parameters.seed_candidate_ids:
+            async with self._deps.uow(read_only=True) as uow:
+                found = await uow.repo.project_candidates(run.project_id, run.parameters.seed_candidate_ids)
+            seeds = [
+                replace(
+                    x,
+                    id=str(uuid.uuid4()),
+                    run_id=run.id,
+                    origin=CandidateOrigin.SEED,
+                    source_candidate_id=x.id,
+                    created_at=at,
+                    position=i,
+                )
+                for i, x in enumerate(found)
+            ]
+        designed: list[Candidate] = []
+        count = run.parameters.num_candidates if run.mode is not RunMode.EVAL_ONLY else 0
+        if count:
+            prompt = prompts.design_prompt(problem, count)
+            answer = await self._call(
+                budget,
+                "design",
+                self._deps.designer,
+                prompts.DESIGNER_SYSTEM,
+                prompt,
+                prompts.DESIGN_SCHEMA_NAME,
+                prompts.design_schema(count),
+                f"run:{run.id}:design",
+                est.estimate(len(prompt), est.design_output(count), self._prices[0]),
+            )
+            designed = [
+                Candidate(
+                    str(uuid.uuid4()),
+                    run.id,
+                    str(x["title"]),
+                    str(x["description"]),
+                    str(x["approach"]),
+                    tuple(str(a) for a in x.get("assumptions", [])),
+                    CandidateOrigin.DESIGNED,
+                    at,
+                    position=len(seeds) + i,
+                )
+                for i, x in enumerate(answer["candidates"][:count])
+            ]
+        candidates = [*seeds, *designed]
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.add_candidates(candidates)
+            for x in candidates:
+                added = NewRunEvent(RunEventType.CANDIDATE_ADDED, CandidateAdded(x.id, x.title, x.origin))
+                await uow.repo.add_event(run.id, added, at)
+            await self._done(uow, RunPhase.DESIGN, at)
+
+        await self._write(store)
+
+    async def _scenarios(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        count = run.parameters.num_scenarios
+        prompt = prompts.scenarios_prompt(problem, count)
+        answer = await self._call(
+            budget,
+            "scenarios",
+            self._deps.designer,
+            prompts.SCENARIO_SYSTEM,
+            prompt,
+            prompts.SCENARIOS_SCHEMA_NAME,
+            prompts.scenarios_schema(count),
+            f"run:{run.id}:scenarios",
+            est.estimate(len(prompt), est.scenarios_output(count), self._prices[0]),
+        )
+        at = datetime.now(UTC)
+        scenarios = [
+            Scenario(
+                str(uuid.uuid4()),
+                run.id,
+                str(x["title"]),
+                str(x["description"]),
+                tuple(str(c) for c in x.get("conditions", [])),
+                str(x["severity"]),
+                at,
+                position=i,
+            )
+            for i, x in enumerate(answer["scenarios"][:count])
+        ]
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.add_scenarios(scenarios)
+            for s in scenarios:
+                added = NewRunEvent(RunEventType.SCENARIO_ADDED, ScenarioAdded(s.id, s.title, s.severity))
+                await uow.repo.add_event(run.id, added, at)
+            await self._done(uow, RunPhase.SCENARIOS, at)
+
+        await self._write(store)
+
+    async def _evaluate(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        async with self._deps.uow(read_only=True) as uow:
+            candidates = await uow.repo.candidates(run.id)
+            scenarios = await uow.repo.scenarios(run.id)
+            stored = await uow.repo.evaluations(run.id)
+        if not candidates or not scenarios:
+            raise RunStopped(f"nothing to evaluate: {len(candidates)} candidates, {len(scenarios)} scenarios")
+        seen = {(e.candidate_id, e.scenario_id) for e in stored}
+        pending = [(x, s) for x in candidates for s in scenarios if (x.id, s.id) not in seen]
+        progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
+        gate = asyncio.Semaphore(self._deps.concurrency)
+        stop: list[BudgetExhausted] = []
+        # Evaluations arrive a few milliseconds apart; a write waits 20 ms for the ones behind it.
+        # What a crash loses in that window is answered again from the agent service's stored
+        # calls (same idempotency keys), for free.
+        writer = GroupCommit[Evaluation](
+            lambda batch: self._store_evaluations(run.id, batch, budget, progress), linger=0.02
+        )
+
+        async def one(candidate: Candidate, scenario: Scenario) -> None:
+            async with gate:
+                if stop:
+                    return
+                try:
+                    evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget)
+                except BudgetExhausted as exhausted:
+                    # No new call starts; the calls in flight finish and are stored.
+                    stop.append(exhausted)
+                    return
+            await writer.store(evaluation)
+
+        # Structured: should one evaluation fail unexpectedly (a lost lease, a lost database), the
+        # others are cancelled with it rather than left running unowned.
+        try:
+            async with asyncio.TaskGroup() as group:
+                for x, s in pending:
+                    group.create_task(one(x, s))
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None
+        if stop:
+            raise stop[0]
+        await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
+
+    async def _evaluate_pair(
+        self, run: Run, problem: ProblemCopy, candidate: Candidate, scenario: Scenario, budget: Budget
+    ) -> Evaluation:
+        prompt = prompts.evaluation_prompt(problem, candidate, scenario)
+        try:
+            answer = await self._call(
+                budget,
+                "evaluation",
+                self._deps.evaluator,
+                prompts.EVALUATOR_SYSTEM,
+                prompt,
+                prompts.EVALUATION_SCHEMA_NAME,
+                prompts.EVALUATION_SCHEMA,
+                f"run:{run.id}:evaluation:{candidate.id}:{scenario.id}",
+                est.estimate(len(prompt), est.EVALUATION_OUTPUT, self._prices[1]),
+            )
+        except ModelCallFailed as failed:
+            return Evaluation(
+                str(uuid.uuid4()),
+                run.id,
+                candidate.id,
+                scenario.id,
+                EvaluationStatus.FAILED,
+                datetime.now(UTC),
+                failure_reason=f"{failed.reason}: {failed.message}"[:2000],
+                raw_answer=failed.raw_answer,
+                llm_call_id=failed.llm_call_id,
+            )
+        return _evaluation(run.id, candidate.id, scenario.id, problem, answer)
+
+    async def _store_evaluations(
+        self, run_id: str, batch: list[Evaluation], budget: Budget, progress: _Progress
+    ) -> None:
+        """Evaluations that completed while the previous write was in flight: one transaction for all."""
+        events = []
+        for evaluation in batch:
+            progress.done += 1
+            ok = evaluation.status is EvaluationStatus.SUCCEEDED
+            events.append(
+                NewRunEvent(
+                    RunEventType.EVALUATION_COMPLETED if ok else RunEventType.EVALUATION_FAILED,
+                    EvaluationDone(
+                        evaluation.candidate_id,
+                        evaluation.scenario_id,
+                        progress.done,
+                        progress.total,
+                        round(budget.spent_usd, 6),
+                        evaluation.p.overall if evaluation.p else None,
+                        evaluation.r.overall if evaluation.r else None,
+                        evaluation.failure_reason,
+                    ),
+                )
+            )
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.add_evaluations(batch)
+            await uow.repo.add_events(run_id, [(event, e.created_at) for event, e in zip(events, batch, strict=True)])
+
+        await self._write(store)
+
+    async def _rank(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        async with self._deps.uow(read_only=True) as uow:
+            candidates = await uow.repo.candidates(run.id)
+            scenarios = await uow.repo.scenarios(run.id)
+            evaluations = await uow.repo.evaluations(run.id)
+        ranking = rank(candidates, len(scenarios), evaluations)
+        top = next((r for r in ranking if not r.rejected and r.i is not None), None)
+        ranked = RunRanked(
+            len(ranking), sum(1 for r in ranking if r.rejected), top.candidate_id if top else "", top.i if top else None
+        )
+        at = datetime.now(UTC)
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.set_ranking(run.id, ranking)
+            await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_RANKED, ranked), at)
+            await self._done(uow, RunPhase.RANK, at)
+
+        await self._write(store)
+
+    # ------------------------------------------------------------ calls and writes
+
+    async def _call(
+        self,
+        budget: Budget,
+        purpose: str,
+        model: tuple[str, str],
+        system: str,
+        prompt: str,
+        schema_name: str,
+        schema: JsonObject,
+        key: str,
+        estimate: est.CallEstimate,
+    ) -> JsonObject:
+        reservation = budget.reserve(estimate)
+        try:
+            answer = await self._deps.models.complete(
+                ModelCall(
+                    purpose,
+                    model[0],
+                    model[1],
+                    system,
+                    prompt,
+                    schema_name,
+                    schema,
+                    key,
+                    self._project_id,
+                    self._run_id,
+                )
+            )
+        except BaseException:
+            budget.release(reservation)
+            raise
+        budget.settle(reservation, 0 if answer.replayed else answer.tokens, answer.usd or 0.0)
+        return answer.structured
+
+    async def _write(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
+        async with self._deps.uow(lease=self._lease) as uow:
+            await store(uow)
+            await uow.commit()
+
+    async def _emit(self, event: NewRunEvent) -> None:
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.add_event(self._run_id, event, datetime.now(UTC))
+
+        await self._write(store)
+
+    async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime) -> None:
+        await uow.repo.phase_done(self._run_id, phase)
+        await uow.repo.add_event(self._run_id, NewRunEvent(RunEventType.PHASE_COMPLETED, PhaseChanged(phase)), at)
+
+    # ------------------------------------------------------------ the end
+
+    async def _finish(self, run: Run, status: RunStatus, reason: str) -> Run:
+        usage = await self._deps.models.usage(run.id)
+        async with self._deps.uow(read_only=True) as uow:
+            counts = await uow.repo.counts(run.id)
+            evaluations = await uow.repo.evaluations(run.id)
+        failed = [e for e in evaluations if e.status is EvaluationStatus.FAILED]
+        error_summary = _error_summary(failed, len(evaluations))
+        if status is RunStatus.COMPLETED and evaluations and len(failed) == len(evaluations):
+            status, reason = RunStatus.FAILED, f"no evaluation succeeded ({error_summary})"
+        at = datetime.now(UTC)
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.finish(
+                run.id,
+                status,
+                failure_reason=reason,
+                error_summary=error_summary,
+                counts=counts,
+                usage=usage,
+                at=at,
+                summary_pending=True,
+            )
+            await uow.repo.add_event(run.id, NewRunEvent(ENDED[status], RunEnded(status, reason)), at)
+
+        await self._write(store)
+        async with self._deps.uow(read_only=True) as uow:
+            ended = await uow.repo.get_run(run.id)
+        assert ended is not None
+        return ended
+
+    async def _post_summary(self, run: Run) -> None:
+        with tracer.start_as_current_span(
+            "post run summary",
+            links=_links(run.trace_context),
+            attributes={"crucible.run_id": run.id, "crucible.project_id": run.project_id},
+        ):
+            async with self._deps.uow(read_only=True) as uow:
+                ranking = await uow.repo.ranking(run.id)
+                counts = await uow.repo.counts(run.id)
+            summary = run_summary(run, counts, ranking, run.ended_at or datetime.now(UTC))
+            message_id = summary_message_id(run.id)
+            for attempt in range(1, SUMMARY_ATTEMPTS + 1):
+                try:
+                    message_id = await self._deps.spec.post_summary(
+                        ChatTarget(run.project_id, run.chat_session_id),
+                        message_id,
+                        summary_text(summary, run.failure_reason),
+                        summary,
+                    )
+                    break
+                except OSError:
+                    if attempt == SUMMARY_ATTEMPTS:
+                        # The run stays leased work with its summary pending: a later claim posts it.
+                        logger.warning("run %s: the spec service did not take its summary; it will be retried", run.id)
+                        return
+                    await asyncio.sleep(attempt)
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.set_summary(run.id, message_id)
+            posted = NewRunEvent(RunEventType.SUMMARY_POSTED, SummaryPosted(message_id))
+            await uow.repo.add_event(run.id, posted, datetime.now(UTC))
+
+        await self._write(store)
+
+
+@dataclass
+class _Progress:
+    done: int
+    total: int
+
+
+def _evaluation(
+    run_id: str, candidate_id: str, scenario_id: str, problem: ProblemCopy, answer: JsonObject
+) -> Evaluation:
+    """The evaluator's answer (valid against EVALUATION_SCHEMA), with each constraint's weight from the problem."""
+
+    def score(part: JsonObject) -> Score:
+        return Score(float(part["overall"]), {str(k): float(v) for k, v in part.get("components", {}).items()})
+
+    results = []
+    for item in answer.get("constraint_satisfaction", []):
+        known = problem.constraint(str(item["constraint"]))
+        results.append(
+            ConstraintResult(
+                str(item["constraint"]),
+                known.weight if known else 0,
+                bool(item["satisfied"]),
+                float(item["score"]),
+                str(item.get("note", "")),
+            )
+        )
+    return Evaluation(
+        str(uuid.uuid4()),
+        run_id,
+        candidate_id,
+        scenario_id,
+        EvaluationStatus.SUCCEEDED,
+        datetime.now(UTC),
+        p=score(answer["P"]),
+        r=score(answer["R"]),
+        constraint_satisfaction=tuple(results),
+        explanation=str(answer["explanation"]),
+    )
+
+
+def _error_summary(failed: Sequence[Evaluation], total: int) -> str:
+    if not failed:
+        return ""
+    reasons = Counter(e.failure_reason.split(":", 1)[0] for e in failed)
+    listed = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common())
+    return f"{len(failed)} of {total} evaluations failed ({listed})"
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that says most of a group: a lost lease first (stop quietly), else the first one."""
+    errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)] or list(group.exceptions)
+    return next((e for e in errors if isinstance(e, LeaseLost)), errors[0])
+
+
+def _links(carrier: dict[str, str]) -> list[trace.Link]:
+    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    return [trace.Link(context)] if context.is_valid else []

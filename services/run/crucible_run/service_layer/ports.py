@@ -1,0 +1,254 @@
+"""What the run context's use cases need from outside; ``adapters`` implement it, ``bootstrap`` wires it.
+
+The repository (SQL), the spec service (the project's problem, its chat), the agent service (the
+models, their prices, what the run spent) and the lease store.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from crucible_common.leases import LeaseStore
+from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.events import NewRunEvent, RunEvent
+from crucible_run.domain.model import (
+    Candidate,
+    Evaluation,
+    JsonObject,
+    LlmUsage,
+    ProblemCopy,
+    RankedCandidate,
+    Run,
+    RunCounts,
+    RunPhase,
+    RunStatus,
+    Scenario,
+)
+
+__all__ = [
+    "AbstractRunRepository",
+    "ChatTarget",
+    "LeaseStore",
+    "ModelAnswer",
+    "ModelCall",
+    "ModelCallFailed",
+    "Models",
+    "ProjectProblem",
+    "Recommendation",
+    "SpecService",
+    "Updates",
+    "Waiter",
+]
+
+
+class AbstractRunRepository(abc.ABC):
+    # ------------------------------------------------------------ runs
+
+    @abc.abstractmethod
+    async def add_run(self, run: Run) -> bool:
+        """False when a run with the same trigger id exists already (nothing is added)."""
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str, *, for_update: bool = False) -> Run | None: ...
+
+    @abc.abstractmethod
+    async def run_by_trigger(self, trigger_id: str) -> Run | None: ...
+
+    @abc.abstractmethod
+    async def list_runs(
+        self, project_id: str, status: RunStatus | None, limit: int, after: tuple[datetime, str] | None
+    ) -> list[Run]: ...
+
+    @abc.abstractmethod
+    async def start(
+        self,
+        run_id: str,
+        phases: tuple[RunPhase, ...],
+        problem: ProblemCopy,
+        at: datetime,
+        trace_context: dict[str, str],
+    ) -> None:
+        """CREATED → RUNNING, with the copy of the problem it runs on and the trace its execution continues."""
+
+    @abc.abstractmethod
+    async def phase_done(self, run_id: str, phase: RunPhase) -> None: ...
+
+    @abc.abstractmethod
+    async def finish(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        failure_reason: str,
+        error_summary: str,
+        counts: RunCounts,
+        usage: LlmUsage,
+        at: datetime,
+        summary_pending: bool,
+    ) -> None:
+        """End the run; with ``summary_pending`` it stays leased work until its summary is posted."""
+
+    @abc.abstractmethod
+    async def set_summary(self, run_id: str, message_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def counts(self, run_id: str) -> RunCounts: ...
+
+    # ------------------------------------------------------------ what a run produces
+
+    @abc.abstractmethod
+    async def add_candidates(self, candidates: Sequence[Candidate]) -> None: ...
+
+    @abc.abstractmethod
+    async def candidates(self, run_id: str, limit: int = 100_000, after_position: int = -1) -> list[Candidate]: ...
+
+    @abc.abstractmethod
+    async def project_candidates(self, project_id: str, ids: Sequence[str]) -> list[Candidate]:
+        """The candidates among ``ids`` that belong to runs of ``project_id``."""
+
+    @abc.abstractmethod
+    async def latest_completed_candidates(self, project_id: str) -> list[Candidate]:
+        """The candidates of the project's latest completed run that has some."""
+
+    @abc.abstractmethod
+    async def add_scenarios(self, scenarios: Sequence[Scenario]) -> None: ...
+
+    @abc.abstractmethod
+    async def scenarios(self, run_id: str, limit: int = 100_000, after_position: int = -1) -> list[Scenario]: ...
+
+    @abc.abstractmethod
+    async def add_evaluations(self, evaluations: Sequence[Evaluation]) -> None: ...
+
+    @abc.abstractmethod
+    async def evaluations(
+        self, run_id: str, candidate_id: str = "", limit: int = 100_000, after: tuple[datetime, str] | None = None
+    ) -> list[Evaluation]: ...
+
+    @abc.abstractmethod
+    async def set_ranking(self, run_id: str, ranking: Sequence[RankedCandidate]) -> None: ...
+
+    @abc.abstractmethod
+    async def ranking(self, run_id: str) -> list[RankedCandidate]: ...
+
+    # ------------------------------------------------------------ events
+
+    @abc.abstractmethod
+    async def add_event(self, run_id: str, event: NewRunEvent, at: datetime) -> int: ...
+
+    @abc.abstractmethod
+    async def add_events(self, run_id: str, events: Sequence[tuple[NewRunEvent, datetime]]) -> None:
+        """Several events at once, in order."""
+
+    @abc.abstractmethod
+    async def events(self, run_id: str, after_sequence: int, limit: int) -> list[RunEvent]: ...
+
+
+@dataclass(frozen=True)
+class ProjectProblem:
+    """The project's ProblemSpec and WorldModel as the spec service has them (None: none yet)."""
+
+    problem: ProblemCopy | None
+    # The ProblemSpec has a constraint or a goal; the WorldModel an item in some section.
+    has_problem_spec: bool
+    has_world_model: bool
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """An Architect message that recommends a run, as the spec service stores it."""
+
+    message_id: str
+    project_id: str
+    chat_session_id: str
+    from_agent: bool
+    config: JsonObject | None
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    project_id: str
+    # The run's chat session, or "": the project's latest setup session (created when there is none).
+    chat_session_id: str
+
+
+class SpecService(Protocol):
+    """The spec context: reads of the project, and the chat the run reports to. It starts no run."""
+
+    async def project_exists(self, project_id: str) -> bool: ...
+
+    async def problem(self, project_id: str) -> ProjectProblem: ...
+
+    async def recommendation(self, message_id: str) -> Recommendation | None: ...
+
+    async def chat_session_project(self, chat_session_id: str) -> str | None:
+        """The project of a chat session, None when there is no such session."""
+        ...
+
+    async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
+        """Post (once: ``message_id`` makes it idempotent) the run's summary; returns the message id."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    purpose: str
+    provider: str
+    model: str
+    system: str
+    prompt: str
+    schema_name: str
+    schema: JsonObject
+    # The run, the phase, the pair: a call already answered is not paid for again.
+    idempotency_key: str
+    project_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    structured: JsonObject
+    llm_call_id: str
+    tokens: int
+    # What the call cost now: 0 when answered from a stored call; None when unpriced.
+    usd: float | None
+    replayed: bool
+
+
+class ModelCallFailed(Exception):
+    """The model gave no valid answer (after the agent service's retries); nothing was invented."""
+
+    def __init__(self, reason: str, message: str, *, raw_answer: str = "", llm_call_id: str = "") -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+        self.raw_answer = raw_answer
+        self.llm_call_id = llm_call_id
+
+
+class Models(Protocol):
+    """The agent service: the only way to a model."""
+
+    async def complete(self, call: ModelCall) -> ModelAnswer:
+        """Raises ``ModelCallFailed`` when no valid answer came."""
+        ...
+
+    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
+
+    async def usage(self, run_id: str) -> LlmUsage: ...
+
+
+class Waiter(Protocol):
+    async def wait(self, timeout: float) -> bool:
+        """True when new events were stored since the last wait (at once if they already were)."""
+        ...
+
+
+class Updates(Protocol):
+    """Wakes the watchers of a run when its events are stored, on any replica (LISTEN/NOTIFY)."""
+
+    def subscribe(self, run_id: str) -> AbstractContextManager[Waiter]: ...

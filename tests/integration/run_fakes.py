@@ -1,0 +1,193 @@
+"""Stand-ins for the run service's neighbours: the spec service and the agent service's models.
+
+``FakeModels`` answers the pipeline's three tasks deterministically and keeps every answer under
+its idempotency key, as the agent service does: a key already answered is replayed for free, so a
+test can count what was paid for, and how often.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.model import Constraint, JsonObject, LlmUsage, ProblemCopy
+from crucible_run.service_layer.ports import (
+    ChatTarget,
+    ModelAnswer,
+    ModelCall,
+    ModelCallFailed,
+    ProjectProblem,
+    Recommendation,
+)
+
+PRICE = ModelPrice(0.15, 0.60)
+# A designed candidate with this word in its title breaks every hard constraint.
+RECKLESS = "Reckless"
+
+PROBLEM = ProblemCopy(
+    constraints=(Constraint("budget", "stay under budget", 100), Constraint("style", "look good", 40)),
+    goals=("carry traffic across the river",),
+    resolution="medium",
+    world_model={"actors": [{"name": "commuters", "description": "people crossing"}]},
+)
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after it runs, nothing uncommitted is kept."""
+
+
+def _unit(*parts: str) -> float:
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+@dataclass
+class FakeModels:
+    latency: float = 0.0
+    # Evaluation calls whose candidate title contains one of these fail with no valid answer.
+    failing_titles: tuple[str, ...] = ()
+    # Raise Crash at the n-th paid evaluation call (1-based), once.
+    crash_at_evaluation: int | None = None
+    answers: dict[str, JsonObject] = field(default_factory=dict)
+    paid: Counter[str] = field(default_factory=Counter)
+    spent: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    calls: list[ModelCall] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    def paid_for(self, purpose: str, run_id: str = "") -> int:
+        return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
+
+    async def complete(self, call: ModelCall) -> ModelAnswer:
+        self.calls.append(call)
+        stored = self.answers.get(call.idempotency_key)
+        if stored is not None:
+            return ModelAnswer(stored, f"call-{call.idempotency_key}", 0, 0.0, replayed=True)
+        crash = self.crash_at_evaluation
+        if call.schema_name == "evaluation" and crash is not None and self.paid_for("evaluation") + 1 == crash:
+            self.crash_at_evaluation = None
+            raise Crash
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            answer = self._answer(call)
+        finally:
+            self.in_flight -= 1
+        self.paid[call.idempotency_key] += 1
+        self.answers[call.idempotency_key] = answer
+        # Priced like a real model: by the prompt's and the answer's tokens.
+        tokens_in, tokens_out = len(call.system + call.prompt) // 4, len(str(answer)) // 4
+        usd = PRICE.cost(tokens_in, tokens_out) or 0.0
+        self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
+        return ModelAnswer(answer, f"call-{call.idempotency_key}", tokens_in + tokens_out, usd, replayed=False)
+
+    def _answer(self, call: ModelCall) -> JsonObject:
+        if call.schema_name == "design_candidates":
+            count = int(call.prompt.rsplit("num_candidates:", 1)[1])
+            titles = [f"Design {i}" for i in range(count)]
+            if count > 1:
+                titles[-1] = f"{RECKLESS} design"
+            return {
+                "candidates": [
+                    {"title": t, "description": f"{t} does it", "approach": "an approach", "assumptions": ["a"]}
+                    for t in titles
+                ]
+            }
+        if call.schema_name == "scenarios":
+            count = int(call.prompt.rsplit("num_scenarios:", 1)[1])
+            return {
+                "scenarios": [
+                    {"title": f"Scenario {i}", "description": "when", "conditions": ["c"], "severity": "medium"}
+                    for i in range(count)
+                ]
+            }
+        assert call.schema_name == "evaluation", call.schema_name
+        if any(t in call.prompt for t in self.failing_titles):
+            raise ModelCallFailed(
+                "STRUCTURED_OUTPUT_INVALID", "no valid evaluation in 3 attempts", raw_answer="{oops", llm_call_id="x"
+            )
+        reckless = RECKLESS in call.prompt
+        p, r = 0.4 + 0.5 * _unit("p", call.prompt), 0.3 + 0.5 * _unit("r", call.prompt)
+        return {
+            "P": {"overall": round(p, 3), "components": {"effectiveness": round(p, 3)}},
+            "R": {"overall": round(r, 3), "components": {"cost": round(r, 3)}},
+            "constraint_satisfaction": [
+                {"constraint": "budget", "satisfied": not reckless, "score": 0.2 if reckless else 0.9, "note": ""},
+                {"constraint": "style", "satisfied": True, "score": 0.8, "note": ""},
+            ],
+            "explanation": "fine",
+        }
+
+    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
+        return [PRICE for _ in models]
+
+    async def usage(self, run_id: str) -> LlmUsage:
+        mine = [(self.paid[k], *v) for k, v in self.spent.items() if k.startswith(f"run:{run_id}:")]
+        return LlmUsage(
+            input_tokens=sum(n * i for n, i, _, _ in mine),
+            output_tokens=sum(n * o for n, _, o, _ in mine),
+            usd=sum(n * u for n, _, _, u in mine),
+            calls=sum(n for n, _, _, _ in mine),
+        )
+
+
+@dataclass
+class Posted:
+    target: ChatTarget
+    message_id: str
+    content: str
+    summary: JsonObject
+
+
+@dataclass
+class FakeSpec:
+    problems: dict[str, ProjectProblem] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)
+    messages: dict[str, Recommendation] = field(default_factory=dict)
+    posted: list[Posted] = field(default_factory=list)
+    down: bool = False
+
+    def project(self, problem: ProblemCopy | None = PROBLEM) -> str:
+        project_id = str(uuid.uuid4())
+        self.problems[project_id] = ProjectProblem(problem, problem is not None, problem is not None)
+        return project_id
+
+    def session(self, project_id: str) -> str:
+        session_id = str(uuid.uuid4())
+        self.sessions[session_id] = project_id
+        return session_id
+
+    def recommend(
+        self, project_id: str, session_id: str, config: JsonObject | None = None, *, agent: bool = True
+    ) -> str:
+        message_id = str(uuid.uuid4())
+        self.messages[message_id] = Recommendation(
+            message_id, project_id, session_id, agent, config if config is not None else {"mode": "full_search"}
+        )
+        return message_id
+
+    async def project_exists(self, project_id: str) -> bool:
+        return project_id in self.problems
+
+    async def problem(self, project_id: str) -> ProjectProblem:
+        return self.problems[project_id]
+
+    async def recommendation(self, message_id: str) -> Recommendation | None:
+        return self.messages.get(message_id)
+
+    async def chat_session_project(self, chat_session_id: str) -> str | None:
+        return self.sessions.get(chat_session_id)
+
+    async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
+        if self.down:
+            raise ConnectionError("the spec service is unavailable")
+        if all(p.message_id != message_id for p in self.posted):
+            self.posted.append(Posted(target, message_id, content, summary))
+        return message_id

@@ -1,0 +1,431 @@
+"""The run service's use cases and pipeline on real Postgres, with the spec and agent services faked.
+
+Explicit creation (a trigger, once), blockers, recommendations; each mode end to end; failed
+evaluations; budgets; a crash mid-run resumed from what was stored without paying twice; a lost
+lease that stops the writer; cancel; the summary posted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crucible_common.database import create_engine, migrate
+from crucible_common.errors import InvalidArgument
+from crucible_common.leases import Lease, SqlLeaseStore, Workers
+from crucible_common.notify import Listener
+from crucible_run import bootstrap
+from crucible_run.adapters import tables as t
+from crucible_run.adapters.repository import RUN_EVENTS_CHANNEL
+from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
+from crucible_run.domain.events import RunEventType
+from crucible_run.domain.model import (
+    CandidateLabel,
+    CandidateOrigin,
+    EvaluationStatus,
+    Run,
+    RunMode,
+    RunParameters,
+    RunPhase,
+    RunStatus,
+    TriggerSource,
+)
+from crucible_run.service_layer import commands as c
+from crucible_run.service_layer import handlers as h
+from crucible_run.service_layer.handlers import PipelineModels, RunDeps
+from crucible_run.service_layer.pipeline import PipelineDeps, RunExecutor
+from tests.integration.run_fakes import RECKLESS, Crash, FakeModels, FakeSpec
+
+MODELS = PipelineModels(("openai", "gpt-4o-mini"), ("openai", "gpt-4o-mini"))
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=20)
+    await migrate(engine, schema="run", script_location=bootstrap.MIGRATIONS)
+    yield engine
+    await engine.dispose()
+
+
+@dataclass
+class Harness:
+    engine: AsyncEngine
+    spec: FakeSpec
+    models: FakeModels
+    deps: RunDeps
+    scheduler: Workers
+    pipeline: PipelineDeps
+
+    @classmethod
+    def make(
+        cls,
+        engine: AsyncEngine,
+        models: FakeModels | None = None,
+        owner: str = "p1",
+        spec: FakeSpec | None = None,
+        *,
+        launch: bool = True,
+    ) -> Harness:
+        spec = spec or FakeSpec()
+        models = models or FakeModels()
+        uow = bootstrap.uow_factory(engine)
+        pipeline = PipelineDeps(
+            uow,
+            spec,
+            models,
+            SqlLeaseStore(engine, t.LEASED_RUNS, owner),
+            MODELS.designer,
+            MODELS.evaluator,
+            concurrency=8,
+            heartbeat_seconds=0.2,
+        )
+        workers = Workers if launch else _Idle
+        scheduler = workers(
+            pipeline.leases,
+            lambda lease: RunExecutor(pipeline, lease).run(),
+            heartbeat_seconds=pipeline.heartbeat_seconds,
+        )
+        updates = Listener(str(engine.url.render_as_string(hide_password=False)), RUN_EVENTS_CHANNEL)
+        deps = RunDeps(uow, spec, models, MODELS, scheduler, owner, updates)
+        return cls(engine, spec, models, deps, scheduler, pipeline)
+
+    async def create(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
+        return await h.create_run(
+            c.CreateRun(
+                project_id,
+                mode,
+                RunParameters(**parameters),  # type: ignore[arg-type]
+                ui_trigger_id=str(uuid.uuid4()),
+                ui_trigger_source=TriggerSource.INTEGRATION_TEST,
+            ),
+            self.deps,
+        )
+
+    async def until_over(self, run_id: str, timeout: float = 20) -> Run:
+        """The run once ended with its summary posted."""
+        async with asyncio.timeout(timeout):
+            while True:
+                run = await h.get_run(run_id, self.deps.uow)
+                if run.status.finished and not run.summary_pending:
+                    return run
+                await asyncio.sleep(0.02)
+
+    async def run(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
+        run = await self.create(project_id, mode, **parameters)
+        await h.execute_run(c.ExecuteRun(run.id), self.deps)
+        return await self.until_over(run.id)
+
+
+class _Idle(Workers):
+    """A scheduler that runs nothing by itself: the test drives the executor."""
+
+    def launch(self, lease: Lease) -> None:
+        return None
+
+
+@pytest.fixture
+async def harness(engine: AsyncEngine) -> AsyncIterator[Harness]:
+    made = Harness.make(engine)
+    yield made
+    await made.scheduler.close()
+
+
+# ---------------------------------------------------------------- the contract
+
+
+async def test_a_full_search_ranks_rejects_the_breaker_and_posts_its_summary_once(harness: Harness) -> None:
+    project = harness.spec.project()
+
+    run = await harness.run(project, num_candidates=4, num_scenarios=3)
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    assert (run.counts.candidates, run.counts.scenarios, run.counts.evaluations) == (4, 3, 12)
+    assert run.usage.calls == 14
+    assert run.phases == run.phases_done == (RunPhase.DESIGN, RunPhase.SCENARIOS, RunPhase.EVALUATE, RunPhase.RANK)
+    _, ranking = await h.run_results(run.id, harness.deps.uow)
+    assert [r.rank for r in ranking] == [1, 2, 3, 4]
+    rejected = ranking[-1]
+    assert rejected.title == f"{RECKLESS} design"
+    assert rejected.label is CandidateLabel.REJECTED
+    assert [(v.constraint, v.weight, v.scenarios) for v in rejected.violated_constraints] == [("budget", 100, 3)]
+    assert all(r.i is not None and r.i > 0 for r in ranking)
+    # One summary, labelled, whose id the run stores.
+    (posted,) = harness.spec.posted
+    assert run.run_summary_message_id == posted.message_id
+    summary = posted.summary
+    assert summary["run_id"] == run.id
+    assert summary["status"] == "COMPLETED"
+    assert summary["counts"] == {"candidates": 4, "scenarios": 3, "evaluations": 12}
+    assert [x["candidate_id"] for x in summary["top_candidates"]] == [r.candidate_id for r in ranking[:3]]
+    assert summary["links"] == {"results_view": f"/runs/{run.id}"}
+    assert summary["summary_label"] in posted.content
+    assert posted.target.project_id == project
+    statistics = await h.run_statistics(run.id, harness.deps.uow, harness.models)
+    assert statistics.coverage == 1.0
+    assert statistics.missing_pairs == ()
+    assert statistics.hard_constraint_violations == 1
+    assert statistics.top_candidate is not None
+    assert statistics.top_candidate.candidate_id == ranking[0].candidate_id
+
+
+async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness: Harness) -> None:
+    project = harness.spec.project()
+    other = harness.spec.project()
+    trigger = str(uuid.uuid4())
+    request = c.CreateRun(project, RunMode.FULL_SEARCH, ui_trigger_source=TriggerSource.RUN_CONFIG_PANEL)
+
+    with pytest.raises(InvalidArgument) as missing:
+        await h.create_run(replace(request, ui_trigger_id="  "), harness.deps)
+    first = await h.create_run(replace(request, ui_trigger_id=trigger), harness.deps)
+    again = await h.create_run(replace(request, ui_trigger_id=trigger), harness.deps)
+    with pytest.raises(TriggerReused):
+        await h.create_run(replace(request, project_id=other, ui_trigger_id=trigger), harness.deps)
+
+    assert missing.value.reason == "TRIGGER_REQUIRED"
+    assert again.id == first.id
+    assert first.status is RunStatus.CREATED
+    assert (first.trigger.id, first.trigger.source) == (trigger, TriggerSource.RUN_CONFIG_PANEL)
+    runs, _ = await h.list_runs(c.ListRuns(project), harness.deps.uow)
+    assert [r.id for r in runs] == [first.id]
+    # Nothing ran: no model was asked.
+    assert harness.models.calls == []
+
+
+async def test_a_blocked_configuration_is_refused_naming_each_blocker(harness: Harness) -> None:
+    empty = harness.spec.project(problem=None)
+
+    with pytest.raises(RunBlocked) as blocked:
+        await harness.create(empty, num_candidates=100)
+
+    assert blocked.value.code.name == "FAILED_PRECONDITION"
+    assert [v.type for v in blocked.value.violations] == [
+        "missing_problem_spec",
+        "missing_world_model",
+        "validation_error",
+    ]
+    assert blocked.value.violations[2].subject == "parameters.num_candidates"
+
+
+async def test_a_recommendation_must_be_an_architect_message_of_the_same_project(harness: Harness) -> None:
+    project, other = harness.spec.project(), harness.spec.project()
+    session, other_session = harness.spec.session(project), harness.spec.session(other)
+    good = harness.spec.recommend(project, session, {"mode": "full_search", "parameters": {"num_candidates": 2}})
+    foreign = harness.spec.recommend(other, other_session)
+    from_user = harness.spec.recommend(project, session, agent=False)
+
+    def request(message_id: str, session_id: str = session) -> c.CreateRun:
+        return c.CreateRun(
+            project,
+            RunMode.FULL_SEARCH,
+            chat_session_id=session_id,
+            recommended_message_id=message_id,
+            ui_trigger_id=str(uuid.uuid4()),
+        )
+
+    run = await h.create_run(request(good), harness.deps)
+    assert run.recommended_message_id == good
+    assert run.recommended_config_snapshot == {"mode": "full_search", "parameters": {"num_candidates": 2}}
+    assert run.trigger.source is TriggerSource.API_CLIENT
+    for message in (foreign, from_user, str(uuid.uuid4())):
+        with pytest.raises(RunBlocked) as refused:
+            await h.create_run(request(message), harness.deps)
+        assert [v.subject for v in refused.value.violations] == ["recommended_message_id"]
+    with pytest.raises(RunBlocked):
+        await h.create_run(request(good, other_session), harness.deps)
+    with pytest.raises(RecommendationInvalid):
+        await h._recommended_config(project, "", foreign, harness.spec)
+
+
+async def test_only_a_created_run_executes(harness: Harness) -> None:
+    project = harness.spec.project()
+    run = await harness.run(project, num_candidates=2, num_scenarios=1)
+
+    with pytest.raises(RunNotCreated):
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+
+
+async def test_eval_only_evaluates_the_latest_runs_candidates_and_seeded_adds_new_ones(harness: Harness) -> None:
+    project = harness.spec.project()
+    first = await harness.run(project, num_candidates=3, num_scenarios=2)
+    seeds = [x.id for x in (await h.list_candidates(c.ListRunItems(first.id), harness.deps.uow))[0]]
+
+    evaluated = await harness.run(project, RunMode.EVAL_ONLY, num_scenarios=2)
+    seeded = await harness.run(
+        project, RunMode.SEEDED, num_candidates=2, num_scenarios=2, seed_candidate_ids=(seeds[0],)
+    )
+
+    assert evaluated.status is RunStatus.COMPLETED
+    assert evaluated.parameters.seed_candidate_ids == tuple(seeds)
+    items, _ = await h.list_candidates(c.ListRunItems(evaluated.id), harness.deps.uow)
+    assert [x.source_candidate_id for x in items] == seeds
+    assert {x.origin for x in items} == {CandidateOrigin.SEED}
+    assert harness.models.paid_for("design", evaluated.id) == 0
+    assert seeded.counts.candidates == 3
+    items, _ = await h.list_candidates(c.ListRunItems(seeded.id), harness.deps.uow)
+    assert [x.origin for x in items] == [CandidateOrigin.SEED, CandidateOrigin.DESIGNED, CandidateOrigin.DESIGNED]
+    assert items[0].source_candidate_id == seeds[0]
+
+
+async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answer(engine: AsyncEngine) -> None:
+    harness = Harness.make(engine, FakeModels(failing_titles=("Design 0",)))
+    project = harness.spec.project()
+    try:
+        run = await harness.run(project, num_candidates=3, num_scenarios=2)
+    finally:
+        await harness.scheduler.close()
+
+    assert run.status is RunStatus.COMPLETED
+    assert run.counts.failed_evaluations == 2
+    assert run.error_summary == "2 of 6 evaluations failed (STRUCTURED_OUTPUT_INVALID: 2)"
+    failed, _ = await h.list_evaluations(c.ListRunItems(run.id), harness.deps.uow)
+    broken = [e for e in failed if e.status is EvaluationStatus.FAILED]
+    assert [(e.p, e.r, e.raw_answer) for e in broken] == [(None, None, "{oops")] * 2
+    _, ranking = await h.run_results(run.id, harness.deps.uow)
+    unranked = next(r for r in ranking if r.title == "Design 0")
+    assert (unranked.i, unranked.label, unranked.failed_evaluations) == (None, CandidateLabel.UNDER_TEST, 2)
+    statistics = await h.run_statistics(run.id, harness.deps.uow, harness.models)
+    assert statistics.coverage == pytest.approx(4 / 6)
+    assert len(statistics.missing_pairs) == 2
+
+
+async def test_a_run_whose_every_evaluation_fails_fails_with_the_reason(engine: AsyncEngine) -> None:
+    harness = Harness.make(engine, FakeModels(failing_titles=("Design 0", f"{RECKLESS} design")))
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=2)
+    finally:
+        await harness.scheduler.close()
+
+    assert run.status is RunStatus.FAILED
+    assert run.failure_reason.startswith("no evaluation succeeded (4 of 4 evaluations failed")
+    assert harness.spec.posted[0].summary["status"] == "FAILED"
+
+
+async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: AsyncEngine) -> None:
+    harness = Harness.make(engine, FakeModels(latency=0.01))
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=5, num_scenarios=5, budget_usd=0.002)
+    finally:
+        await harness.scheduler.close()
+
+    assert run.status is RunStatus.FAILED
+    assert run.failure_reason.startswith("stopped before crossing the budget: budget_usd 0.002 would be crossed")
+    assert 0 < run.counts.evaluations < 25
+    # Spent what was reserved for the calls let through, within their estimates.
+    assert run.usage.usd <= 0.002 * 1.25
+
+
+async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None:
+    run = await harness.create(harness.spec.project(), num_candidates=2, num_scenarios=2)
+    await h.execute_run(c.ExecuteRun(run.id, (RunPhase.EVALUATE,)), harness.deps)
+    run = await harness.until_over(run.id)
+
+    assert run.phases_done == (RunPhase.DESIGN, RunPhase.SCENARIOS, RunPhase.EVALUATE)
+    assert run.counts.evaluations == 4
+    _, ranking = await h.run_results(run.id, harness.deps.uow)
+    assert ranking == []
+
+
+# ---------------------------------------------------------------- durability
+
+
+async def test_a_run_cut_short_is_continued_by_another_process_paying_for_nothing_twice(engine: AsyncEngine) -> None:
+    spec = FakeSpec()
+    models = FakeModels(crash_at_evaluation=7)
+    first = Harness.make(engine, models, owner="p1", spec=spec, launch=False)
+    run = await first.create(spec.project(), num_candidates=4, num_scenarios=4)
+    await h.execute_run(c.ExecuteRun(run.id), first.deps)
+    # The first process dies in the middle of the evaluations.
+    with pytest.raises(Crash):
+        await RunExecutor(first.pipeline, await _steal(engine, run.id, "p1")).run()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(t.runs).where(t.runs.c.id == run.id).values(lease_expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+
+    second = Harness.make(engine, models, owner="p2", spec=spec)
+    try:
+        claimed = await second.pipeline.leases.claim_stale(10)
+        assert run.id in {x.id for x in claimed}
+        for lease in claimed:
+            second.scheduler.launch(lease)
+        done = await second.until_over(run.id)
+    finally:
+        await second.scheduler.close()
+
+    assert done.status is RunStatus.COMPLETED, done.failure_reason
+    assert done.counts.evaluations == 16
+    # Each call was paid for once: 1 design, 1 scenarios, 16 evaluations.
+    assert max(models.paid.values()) == 1
+    assert models.paid_for("evaluation", run.id) == 16
+    assert models.paid_for("design", run.id) == models.paid_for("scenarios", run.id) == 1
+    assert len(spec.posted) == 1
+
+
+async def test_a_runner_that_lost_its_lease_stores_nothing_more(engine: AsyncEngine) -> None:
+    harness = Harness.make(engine, FakeModels(latency=0.05))
+    run = await harness.create(harness.spec.project(), num_candidates=4, num_scenarios=4)
+    try:
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        await asyncio.sleep(0.12)
+        # Another process takes the run over (its lease lapsed while this one was paused).
+        thief = await _steal(engine, run.id, "p2")
+        await harness.scheduler.wait(run.id)
+        before = await h.list_evaluations(c.ListRunItems(run.id, page_size=100), harness.deps.uow)
+        await asyncio.sleep(0.2)
+        after = await h.list_evaluations(c.ListRunItems(run.id, page_size=100), harness.deps.uow)
+        status = (await h.get_run(run.id, harness.deps.uow)).status
+    finally:
+        await harness.scheduler.close()
+
+    assert thief.owner == "p2"
+    assert status is RunStatus.RUNNING
+    assert [e.id for e in after[0]] == [e.id for e in before[0]]
+    assert len(after[0]) < 16
+
+
+async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: AsyncEngine) -> None:
+    harness = Harness.make(engine, FakeModels(latency=0.05))
+    run = await harness.create(harness.spec.project(), num_candidates=5, num_scenarios=5)
+    try:
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        await asyncio.sleep(0.1)
+        cancelled = await h.cancel_run(c.CancelRun(run.id, "too slow"), harness.deps)
+        run = await harness.until_over(run.id)
+        paid = sum(harness.models.paid.values())
+        await asyncio.sleep(0.2)
+    finally:
+        await harness.scheduler.close()
+
+    assert cancelled.status is RunStatus.CANCELLED
+    assert run.failure_reason == "cancelled: too slow"
+    assert run.run_summary_message_id
+    assert harness.spec.posted[0].summary["status"] == "CANCELLED"
+    # Nothing was paid for after the cancel settled.
+    assert sum(harness.models.paid.values()) == paid
+
+
+async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Harness) -> None:
+    run = await harness.create(harness.spec.project(), num_candidates=2, num_scenarios=2)
+    await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+
+    types = [e.type async for e in h.watch_run(c.WatchRun(run.id), harness.deps.uow, harness.deps.updates)]
+
+    assert types[0] is RunEventType.RUN_CREATED
+    assert types[-2:] == [RunEventType.RUN_COMPLETED, RunEventType.SUMMARY_POSTED]
+    assert types.count(RunEventType.EVALUATION_COMPLETED) == 4
+    assert types.count(RunEventType.CANDIDATE_ADDED) == 2
+
+
+async def _steal(engine: AsyncEngine, run_id: str, owner: str) -> Lease:
+    """Give ``owner`` the run's lease, as a claim would."""
+    async with bootstrap.uow_factory(engine)() as uow:
+        lease = await uow.take_lease("run", run_id, owner)
+        await uow.commit()
+    return lease

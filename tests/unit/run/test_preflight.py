@@ -1,0 +1,134 @@
+"""Preflight rules: the seed's blockers and warnings, the normalized config, the estimate from prices."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from crucible_run.domain.estimates import UNPRICED, ModelPrice
+from crucible_run.domain.model import BlockerCode, RunMode, RunParameters, WarningCode
+from crucible_run.domain.preflight import Facts, preflight
+
+PRICED = ModelPrice(0.15, 0.60)
+READY = Facts(
+    problem_spec=True,
+    world_model=True,
+    resolution="medium",
+    problem_chars=2_000,
+    known_seeds=frozenset(),
+    latest_run_candidates=(),
+    designer=PRICED,
+    evaluator=PRICED,
+)
+
+
+def codes(result: object) -> list[str]:
+    return [b.code.value for b in result.blockers]  # type: ignore[attr-defined]
+
+
+def test_an_empty_project_is_blocked_by_both_missing_parts_in_words() -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(), replace(READY, problem_spec=False, world_model=False))
+
+    assert not result.ready
+    assert codes(result) == ["missing_problem_spec", "missing_world_model"]
+    assert "describe the problem" in result.blockers[0].message
+    assert (result.prerequisites.problem_spec, result.prerequisites.world_model) == (False, False)
+
+
+def test_a_ready_project_gets_defaults_from_its_resolution_and_an_estimate() -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(), replace(READY, resolution="fine"))
+
+    assert result.ready
+    assert (result.config.parameters.num_candidates, result.config.parameters.num_scenarios) == (8, 8)
+    # One design call, one scenarios call, 64 evaluations.
+    assert result.estimate.calls == 66
+    assert result.estimate.usd is not None
+    assert 0 < result.estimate.usd < 0.1
+    assert result.notes[0] == "8 candidates x 8 scenarios = 64 evaluations"
+
+
+def test_an_unpriced_model_is_an_unknown_cost_not_zero() -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(), replace(READY, evaluator=UNPRICED))
+
+    assert result.estimate.usd is None
+    assert any("cost is unknown" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        (RunParameters(num_candidates=51), "parameters.num_candidates"),
+        (RunParameters(num_scenarios=51), "parameters.num_scenarios"),
+        (RunParameters(num_candidates=40, num_scenarios=40), "parameters.num_scenarios"),
+        (RunParameters(budget_usd=0), "parameters.budget_usd"),
+        (RunParameters(budget_usd=5_000), "parameters.budget_usd"),
+        (RunParameters(budget_tokens=10), "parameters.budget_tokens"),
+        (RunParameters(max_runtime_s=1), "parameters.max_runtime_s"),
+        (RunParameters(max_runtime_s=100_000), "parameters.max_runtime_s"),
+    ],
+)
+def test_out_of_bounds_parameters_are_validation_errors_naming_the_field(parameters: RunParameters, field: str) -> None:
+    result = preflight(RunMode.FULL_SEARCH, parameters, READY)
+
+    assert codes(result) == ["validation_error"]
+    assert result.blockers[0].field == field
+
+
+def test_a_usd_budget_needs_priced_models() -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(budget_usd=1), replace(READY, designer=UNPRICED))
+    assert [b.field for b in result.blockers] == ["parameters.budget_usd"]
+
+
+def test_eval_only_without_candidates_is_insufficient_and_says_how_to_fix_it() -> None:
+    result = preflight(RunMode.EVAL_ONLY, RunParameters(), READY)
+
+    assert codes(result) == ["insufficient_candidates"]
+    assert "complete a full_search run first" in result.blockers[0].message
+    assert not result.prerequisites.seed_candidates
+
+
+def test_eval_only_takes_the_latest_completed_runs_candidates_and_names_them() -> None:
+    latest = (str(uuid.uuid4()), str(uuid.uuid4()))
+    result = preflight(RunMode.EVAL_ONLY, RunParameters(num_candidates=3), replace(READY, latest_run_candidates=latest))
+
+    assert result.ready
+    assert result.config.parameters.seed_candidate_ids == latest
+    assert result.config.parameters.num_candidates == 0
+    assert result.prerequisites.seed_candidates
+    assert "num_candidates is ignored" in " ".join(result.notes)
+    assert result.notes[0] == "2 candidates x 5 scenarios = 10 evaluations"
+
+
+def test_named_seeds_must_be_this_projects_candidates() -> None:
+    known, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    facts = replace(READY, known_seeds=frozenset({known}))
+
+    ok = preflight(RunMode.SEEDED, RunParameters(num_candidates=2, seed_candidate_ids=(known,)), facts)
+    bad = preflight(RunMode.SEEDED, RunParameters(seed_candidate_ids=(known, stranger)), facts)
+    malformed = preflight(RunMode.SEEDED, RunParameters(seed_candidate_ids=("nope",)), facts)
+
+    assert ok.ready
+    assert ok.config.parameters.seed_candidate_ids == (known,)
+    assert ok.notes[0] == "3 candidates x 5 scenarios = 15 evaluations"
+    assert codes(bad) == ["validation_error"]
+    assert stranger in bad.blockers[0].message
+    assert codes(malformed) == ["validation_error"]
+
+
+def test_warnings_for_a_wide_run_and_an_estimate_over_budget() -> None:
+    wide = preflight(RunMode.FULL_SEARCH, RunParameters(num_candidates=25, num_scenarios=2), READY)
+    over = preflight(RunMode.FULL_SEARCH, RunParameters(budget_usd=0.0001), READY)
+    pricey = preflight(RunMode.FULL_SEARCH, RunParameters(), replace(READY, evaluator=ModelPrice(200, 800)))
+
+    assert [w.code for w in wide.warnings] == [WarningCode.LARGE_CANDIDATE_COUNT]
+    assert wide.ready
+    assert [w.code for w in over.warnings] == [WarningCode.HIGH_BUDGET]
+    assert "over budget_usd" in over.warnings[0].message
+    assert [w.code for w in pricey.warnings] == [WarningCode.HIGH_BUDGET]
+
+
+def test_a_missing_mode_is_a_validation_error() -> None:
+    result = preflight(None, RunParameters(), READY)
+    assert [(b.code, b.field) for b in result.blockers] == [(BlockerCode.VALIDATION_ERROR, "mode")]
