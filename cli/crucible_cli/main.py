@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.runs import run_app
 from crucible_cli.specs import spec_app
 from crucible_cli.sprints import sprint_app
 from crucible_common.settings import Settings
@@ -20,6 +21,7 @@ agent_app = typer.Typer(help="Agent runs: several models answer, a judge picks."
 app.add_typer(agent_app, name="agent")
 app.add_typer(spec_app, name="spec")
 app.add_typer(sprint_app, name="sprint")
+app.add_typer(run_app, name="run")
 
 
 def _print_projects(projects: list[dict[str, Any]], fmt: Format) -> None:

@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
+from crucible.run.v1 import run_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.settings import Settings
@@ -22,6 +23,7 @@ class ServiceClients:
     spec: spec_service_pb2_grpc.SpecServiceAsyncStub
     agent: agent_service_pb2_grpc.AgentServiceAsyncStub
     sprints: sprint_service_pb2_grpc.SprintServiceAsyncStub
+    runs: run_service_pb2_grpc.RunServiceAsyncStub
     # Deadline for one call to a service; a slow service becomes 504, not a hung request.
     timeout: float = 10.0
     # Calls that wait for language models get longer.
@@ -38,6 +40,7 @@ class ServiceClients:
             spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]),
             agent=agent_service_pb2_grpc.AgentServiceStub(channels["agent"]),
             sprints=sprint_service_pb2_grpc.SprintServiceStub(channels["agent"]),
+            runs=run_service_pb2_grpc.RunServiceStub(channels["run"]),
         )
 
     async def health(self, timeout: float = 1.0) -> dict[str, str]:

@@ -10,6 +10,7 @@ from crucible_gateway.api import (
     health,
     problem_spec,
     projects,
+    runs,
     specs,
     sprints,
     usage,
@@ -26,9 +27,11 @@ api_router.include_router(agent_runs.router)
 api_router.include_router(usage.router)
 api_router.include_router(specs.router)
 api_router.include_router(sprints.router)
+api_router.include_router(runs.router)
 
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(api_router)
 # Outside /api's bearer dependency: a WebSocket checks its token itself (header or ?token=).
 router.include_router(sprints.ws_router)
+router.include_router(runs.ws_router)

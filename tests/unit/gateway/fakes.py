@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible.common.v1 import actor_pb2
+from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import CrucibleError, RelayedError, StatusDetails, to_status
 from crucible_common.protobuf import struct, timestamp
@@ -28,6 +29,7 @@ from crucible_gateway.clients import ServiceClients
 if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi
     from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
     from crucible.agent.v1.sprint_service_pb2_grpc import SprintServiceAsyncStub
+    from crucible.run.v1.run_service_pb2_grpc import RunServiceAsyncStub
     from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
 
 R = TypeVar("R", bound=Message)
@@ -37,6 +39,12 @@ SESSION_ID = "1c1e7b9f-9e66-4a9f-8e54-4a5d5c9a3b12"
 SPEC_ID = "2d2f8ca0-af77-4ba0-9f65-5b6e6dab4c23"
 SPRINT_ID = "3e3a9db1-b088-4cb1-a076-6c7f7ebc5d34"
 AGENT_RUN_ID = "4f4bae02-c199-4dc2-b187-7d808fcd6e45"
+RUN_ID = "5a5cbf13-d2aa-4ed3-8298-8e919ade7f56"
+CANDIDATE_ID = "6b6dc024-e3bb-4fe4-93a9-9fa2abef8067"
+SCENARIO_ID = "7c7ed135-f4cc-4af5-a4ba-a0b3bcf09178"
+EVALUATION_ID = "8d8fe246-05dd-4b06-b5cb-b1c4cd01a289"
+MESSAGE_ID = "9e90f357-16ee-4c17-86dc-c2d5de12b39a"
+TRIGGER_ID = "cli-af01a468-27ff-4d28-97ed-d3e6ef23c4ab"
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 UPDATED = datetime(2025, 1, 2, 3, 5, 6, tzinfo=UTC)
 
@@ -282,6 +290,176 @@ def usage(calls: int = 3) -> agent_pb.Usage:
     return agent_pb.Usage(input_tokens=30, output_tokens=60, usd=0.123456789, calls=calls, unpriced_calls=1)
 
 
+def run_parameters() -> run_pb.RunParameters:
+    return run_pb.RunParameters(num_candidates=5, num_scenarios=3, budget_usd=2.5)
+
+
+def run(status: run_pb.RunStatus.ValueType = run_pb.RUN_STATUS_RUNNING) -> run_pb.Run:
+    return run_pb.Run(
+        id=RUN_ID,
+        project_id=PROJECT_ID,
+        mode=run_pb.RUN_MODE_FULL_SEARCH,
+        parameters=run_parameters(),
+        status=status,
+        phases=[run_pb.RUN_PHASE_DESIGN, run_pb.RUN_PHASE_SCENARIOS, run_pb.RUN_PHASE_EVALUATE, run_pb.RUN_PHASE_RANK],
+        trigger=run_pb.Trigger(
+            id=TRIGGER_ID,
+            source=run_pb.TRIGGER_SOURCE_RUN_CONFIG_PANEL,
+            metadata=struct({"browser": "firefox"}),
+            time=timestamp(CREATED),
+        ),
+        chat_session_id=SESSION_ID,
+        recommended_message_id=MESSAGE_ID,
+        recommended_config_snapshot=struct({"mode": "full_search", "status": "ready"}),
+        counts=run_pb.RunCounts(candidates=5, scenarios=3, evaluations=14, failed_evaluations=1),
+        usage=run_pb.LlmUsage(input_tokens=1000, output_tokens=500, usd=0.25, calls=22, unpriced_calls=0),
+        create_time=timestamp(CREATED),
+        start_time=timestamp(UPDATED),
+        duration_seconds=61.0,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+    )
+
+
+def preflight(*, ready: bool = True) -> run_pb.PreflightRunResponse:
+    blockers = (
+        []
+        if ready
+        else [
+            run_pb.Blocker(
+                code=run_pb.BLOCKER_CODE_MISSING_WORLD_MODEL, message="The project has no WorldModel yet: describe it."
+            ),
+            run_pb.Blocker(
+                code=run_pb.BLOCKER_CODE_VALIDATION_ERROR,
+                message="parameters.num_candidates: 1 to 50",
+                field="parameters.num_candidates",
+            ),
+        ]
+    )
+    return run_pb.PreflightRunResponse(
+        ready=ready,
+        blockers=blockers,
+        warnings=[run_pb.Warning(code=run_pb.WARNING_CODE_HIGH_BUDGET, message="about $1.20")],
+        normalized_config=run_pb.RunConfig(mode=run_pb.RUN_MODE_FULL_SEARCH, parameters=run_parameters()),
+        prerequisites=run_pb.Prerequisites(problem_spec=True, world_model=ready, seed_candidates=True),
+        notes=["5 candidates x 3 scenarios = 15 evaluations"],
+        estimated_cost=run_pb.CostEstimate(tokens=120_000, calls=22),
+    )
+
+
+def run_candidate() -> run_pb.Candidate:
+    return run_pb.Candidate(
+        id=CANDIDATE_ID,
+        run_id=RUN_ID,
+        title="Battery buffer",
+        description="store at night",
+        approach="batteries",
+        assumptions=["cheap cells"],
+        origin=run_pb.CANDIDATE_ORIGIN_DESIGNED,
+        create_time=timestamp(CREATED),
+    )
+
+
+def scenario() -> run_pb.Scenario:
+    return run_pb.Scenario(
+        id=SCENARIO_ID,
+        run_id=RUN_ID,
+        title="Heat wave",
+        description="demand doubles",
+        conditions=["40 C"],
+        severity="high",
+        create_time=timestamp(CREATED),
+    )
+
+
+def evaluation() -> run_pb.Evaluation:
+    return run_pb.Evaluation(
+        id=EVALUATION_ID,
+        run_id=RUN_ID,
+        candidate_id=CANDIDATE_ID,
+        scenario_id=SCENARIO_ID,
+        status=run_pb.EVALUATION_STATUS_SUCCEEDED,
+        p=run_pb.Score(overall=0.75, components={"output": 0.5}),
+        r=run_pb.Score(overall=0.25),
+        constraint_satisfaction=[
+            run_pb.ConstraintResult(constraint="safety", weight=100, satisfied=True, score=1.0, note="fine")
+        ],
+        explanation="holds up",
+        raw_answer="{}",
+        llm_call_id="call-1",
+        create_time=timestamp(CREATED),
+    )
+
+
+def failed_evaluation() -> run_pb.Evaluation:
+    return run_pb.Evaluation(
+        id=EVALUATION_ID,
+        run_id=RUN_ID,
+        candidate_id=CANDIDATE_ID,
+        scenario_id=SCENARIO_ID,
+        status=run_pb.EVALUATION_STATUS_FAILED,
+        failure_reason="no valid JSON after 3 attempts",
+        raw_answer="I think it is fine",
+        create_time=timestamp(CREATED),
+    )
+
+
+def run_results() -> run_pb.GetRunResultsResponse:
+    return run_pb.GetRunResultsResponse(
+        run_id=RUN_ID,
+        candidates=[
+            run_pb.RankedCandidate(
+                candidate_id=CANDIDATE_ID,
+                title="Battery buffer",
+                rank=1,
+                i=3.0,
+                p=0.75,
+                r=0.25,
+                label=run_pb.CANDIDATE_LABEL_PROMISING,
+                evaluations=3,
+            ),
+            run_pb.RankedCandidate(
+                candidate_id=AGENT_RUN_ID,
+                title="Diesel backup",
+                rank=2,
+                label=run_pb.CANDIDATE_LABEL_REJECTED,
+                rejected=True,
+                violated_constraints=[run_pb.ConstraintViolation(constraint="safety", weight=100, scenarios=2)],
+                evaluations=0,
+                failed_evaluations=3,
+            ),
+        ],
+    )
+
+
+def run_statistics(*, ranked: bool = True) -> run_pb.RunStatistics:
+    statistics = run_pb.RunStatistics(
+        run_id=RUN_ID,
+        status=run_pb.RUN_STATUS_COMPLETED,
+        counts=run_pb.RunCounts(candidates=2, scenarios=3, evaluations=3, failed_evaluations=3),
+        coverage=0.5,
+        missing_pairs=[run_pb.CandidateScenarioPair(candidate_id=AGENT_RUN_ID, scenario_id=SCENARIO_ID)],
+        duration_seconds=61.5,
+        usage=run_pb.LlmUsage(input_tokens=10, output_tokens=20, usd=0.5, calls=6, unpriced_calls=1, failed_calls=3),
+        hard_constraint_violations=1,
+        error_summary="3 evaluations failed",
+    )
+    if ranked:
+        statistics.top_candidate.CopyFrom(
+            run_pb.TopCandidate(candidate_id=CANDIDATE_ID, title="Battery buffer", i=3.0, p=0.75, r=0.25)
+        )
+    return statistics
+
+
+def run_event(
+    sequence: int, kind: run_pb.RunEventType.ValueType, data: dict[str, object] | None = None
+) -> run_pb.WatchRunResponse:
+    return run_pb.WatchRunResponse(
+        event=run_pb.RunEvent(
+            sequence=sequence, run_id=RUN_ID, type=kind, data=struct(data or {}), time=timestamp(CREATED)
+        )
+    )
+
+
 # ---------------------------------------------------------------- the stubs
 
 
@@ -501,6 +679,84 @@ class FakeSprints(FakeStub):
             raise self.stream_failure
 
 
+class FakeRuns(FakeStub):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[run_pb.WatchRunResponse] = []
+        # Raised after the events, as a stream that breaks off does.
+        self.stream_failure: grpc.aio.AioRpcError | None = None
+
+    async def PreflightRun(
+        self, request: run_pb.PreflightRunRequest, timeout: float | None = None
+    ) -> run_pb.PreflightRunResponse:
+        return self._answer("PreflightRun", request, timeout, preflight())
+
+    async def CreateRun(
+        self, request: run_pb.CreateRunRequest, timeout: float | None = None
+    ) -> run_pb.CreateRunResponse:
+        return self._answer("CreateRun", request, timeout, run_pb.CreateRunResponse(run=run(run_pb.RUN_STATUS_CREATED)))
+
+    async def ExecuteRun(
+        self, request: run_pb.ExecuteRunRequest, timeout: float | None = None
+    ) -> run_pb.ExecuteRunResponse:
+        return self._answer("ExecuteRun", request, timeout, run_pb.ExecuteRunResponse(run=run()))
+
+    async def GetRun(self, request: run_pb.GetRunRequest, timeout: float | None = None) -> run_pb.GetRunResponse:
+        return self._answer("GetRun", request, timeout, run_pb.GetRunResponse(run=run()))
+
+    async def ListRuns(self, request: run_pb.ListRunsRequest, timeout: float | None = None) -> run_pb.ListRunsResponse:
+        return self._answer("ListRuns", request, timeout, run_pb.ListRunsResponse(runs=[run()], next_page_token="r2"))
+
+    async def CancelRun(
+        self, request: run_pb.CancelRunRequest, timeout: float | None = None
+    ) -> run_pb.CancelRunResponse:
+        default = run_pb.CancelRunResponse(run=run(run_pb.RUN_STATUS_CANCELLED))
+        return self._answer("CancelRun", request, timeout, default)
+
+    async def ListCandidates(
+        self, request: run_pb.ListCandidatesRequest, timeout: float | None = None
+    ) -> run_pb.ListCandidatesResponse:
+        default = run_pb.ListCandidatesResponse(candidates=[run_candidate()], next_page_token="c2")
+        return self._answer("ListCandidates", request, timeout, default)
+
+    async def ListScenarios(
+        self, request: run_pb.ListScenariosRequest, timeout: float | None = None
+    ) -> run_pb.ListScenariosResponse:
+        default = run_pb.ListScenariosResponse(scenarios=[scenario()], next_page_token="s2")
+        return self._answer("ListScenarios", request, timeout, default)
+
+    async def ListEvaluations(
+        self, request: run_pb.ListEvaluationsRequest, timeout: float | None = None
+    ) -> run_pb.ListEvaluationsResponse:
+        default = run_pb.ListEvaluationsResponse(evaluations=[evaluation(), failed_evaluation()], next_page_token="e2")
+        return self._answer("ListEvaluations", request, timeout, default)
+
+    async def GetRunResults(
+        self, request: run_pb.GetRunResultsRequest, timeout: float | None = None
+    ) -> run_pb.GetRunResultsResponse:
+        return self._answer("GetRunResults", request, timeout, run_results())
+
+    async def GetRunStatistics(
+        self, request: run_pb.GetRunStatisticsRequest, timeout: float | None = None
+    ) -> run_pb.GetRunStatisticsResponse:
+        default = run_pb.GetRunStatisticsResponse(statistics=run_statistics())
+        return self._answer("GetRunStatistics", request, timeout, default)
+
+    def WatchRun(
+        self, request: run_pb.WatchRunRequest, timeout: float | None = None
+    ) -> AsyncIterator[run_pb.WatchRunResponse]:
+        self.calls.append(Call("WatchRun", request, timeout))
+        return self._stream(self.failures.get("WatchRun"))
+
+    async def _stream(self, failure: grpc.aio.AioRpcError | None) -> AsyncIterator[run_pb.WatchRunResponse]:
+        if failure is not None:
+            raise failure
+        for event in self.events:
+            yield event
+        if self.stream_failure is not None:
+            raise self.stream_failure
+
+
 @dataclass
 class FakeClients(ServiceClients):
     """The gateway's clients over the fakes: no channels, and the health report the test sets."""
@@ -519,6 +775,7 @@ class Fakes:
     spec: FakeSpec = field(default_factory=FakeSpec)
     agent: FakeAgent = field(default_factory=FakeAgent)
     sprints: FakeSprints = field(default_factory=FakeSprints)
+    runs: FakeRuns = field(default_factory=FakeRuns)
     statuses: dict[str, str] = field(
         default_factory=lambda: dict.fromkeys(("spec", "run", "snapshot", "agent"), "SERVING")
     )
@@ -529,8 +786,9 @@ class Fakes:
             spec=cast("SpecServiceAsyncStub", self.spec),
             agent=cast("AgentServiceAsyncStub", self.agent),
             sprints=cast("SprintServiceAsyncStub", self.sprints),
+            runs=cast("RunServiceAsyncStub", self.runs),
             statuses=self.statuses,
         )
 
     def calls(self) -> Sequence[Call]:
-        return [*self.spec.calls, *self.agent.calls, *self.sprints.calls]
+        return [*self.spec.calls, *self.agent.calls, *self.sprints.calls, *self.runs.calls]

@@ -1,0 +1,465 @@
+"""``crucible run …``: preflight a configuration, create and start runs explicitly, follow them, read results.
+
+Each command that creates a run is itself the explicit action the run advisor contract asks for:
+it sends a fresh trigger id with the source ``cli_tool``, so the run records where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+from rich.text import Text
+from websockets.exceptions import ConnectionClosedError, InvalidHandshake
+from websockets.sync.client import connect
+
+from crucible_cli.api_client import ApiClient
+from crucible_cli.output import Format, FormatOption, call, console, errors
+
+run_app = typer.Typer(
+    help="Runs: candidates designed, tried in scenarios, evaluated and ranked by I = P / R.", no_args_is_help=True
+)
+
+Mode = Literal["full_search", "eval_only", "seeded"]
+Status = Literal["CREATED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+TRIGGER_SOURCE = "cli_tool"
+# A dropped connection is resumed from the last event seen, this many times at most.
+RECONNECTS = 3
+
+ModeOption = Annotated[Mode, typer.Option("--mode", help="What the run does.")]
+CandidatesOption = Annotated[
+    int, typer.Option("--candidates", help="New candidates (0: the default for the problem's resolution).")
+]
+ScenariosOption = Annotated[
+    int, typer.Option("--scenarios", help="Scenarios (0: the default for the problem's resolution).")
+]
+SeedOption = Annotated[
+    list[str] | None, typer.Option("--seed", help="A candidate of an earlier run to evaluate; repeatable.")
+]
+BudgetUsdOption = Annotated[float | None, typer.Option("--budget-usd", help="Stop before spending more.")]
+BudgetTokensOption = Annotated[int | None, typer.Option("--budget-tokens", help="Stop before using more.")]
+MaxRuntimeOption = Annotated[int | None, typer.Option("--max-runtime", help="Seconds; stop after that long.")]
+RecommendationOption = Annotated[
+    str, typer.Option("--recommended-message-id", help="The Architect message whose recommendation this follows.")
+]
+ChatSessionOption = Annotated[str, typer.Option("--chat-session-id", help="The chat the recommendation is in.")]
+
+
+def _config(
+    *,
+    mode: str,
+    candidates: int,
+    scenarios: int,
+    seeds: list[str] | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    max_runtime: int | None,
+    chat_session_id: str,
+    recommended_message_id: str,
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "num_candidates": candidates,
+        "num_scenarios": scenarios,
+        "seed_candidate_ids": seeds or [],
+    }
+    limits = {"budget_usd": budget_usd, "budget_tokens": budget_tokens, "max_runtime_s": max_runtime}
+    parameters.update({k: v for k, v in limits.items() if v is not None})
+    return {
+        "mode": mode,
+        "parameters": parameters,
+        "chat_session_id": chat_session_id,
+        "recommended_message_id": recommended_message_id,
+    }
+
+
+def _print_json(value: Any) -> None:
+    console.print_json(json.dumps(value))
+
+
+def _usd(value: float | None) -> str:
+    # Unknown cost is "unpriced", never $0.
+    return "unpriced" if value is None else f"${value:.4f}"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _when(value: str | None) -> str:
+    return value[:19].replace("T", " ") if value else "—"
+
+
+def _compact(*columns: Column | str) -> Table:
+    """A table with no edges and single padding: a whole id and its neighbours fit in 80 columns."""
+    return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+def _parameters(p: dict[str, Any]) -> str:
+    words = [f"{p['num_candidates']} candidates", f"{p['num_scenarios']} scenarios"]
+    if p["seed_candidate_ids"]:
+        words.append(f"{len(p['seed_candidate_ids'])} seeds")
+    if p.get("budget_usd") is not None:
+        words.append(f"budget ${p['budget_usd']:g}")
+    if p.get("budget_tokens") is not None:
+        words.append(f"budget {p['budget_tokens']} tokens")
+    if p.get("max_runtime_s") is not None:
+        words.append(f"at most {p['max_runtime_s']} s")
+    return ", ".join(words)
+
+
+def _usage(u: dict[str, Any]) -> str:
+    cost = f"${u['usd']:.4f}"
+    if u["unpriced_calls"]:
+        cost += f" + unpriced ({u['unpriced_calls']} calls)"
+    return f"{cost}, {u['calls']} calls, {u['input_tokens'] + u['output_tokens']} tokens"
+
+
+def _show_preflight(result: dict[str, Any], out: Console) -> None:
+    config = result["normalized_config"]
+    cost = result["estimated_cost"]
+    if result["ready"]:
+        out.print("[green]ready[/green]: nothing stands in the way")
+    else:
+        out.print(f"[red]blocked[/red]: {len(result['blockers'])} blocker(s)")
+    # Messages come from the service: shown as they are, never read as rich markup.
+    for b in result["blocker_details"]:
+        where = f" ({b['field']})" if b["field"] else ""
+        out.print(Text.assemble(("✘ ", "red"), (b["code"] + where, "bold"), "\n  ", b["message"]))
+    for w in result["warning_details"]:
+        out.print(Text.assemble(("! ", "yellow"), (w["code"], "bold"), "\n  ", w["message"]))
+    out.print(Text(f"mode {config['mode']}: {_parameters(config['parameters'])}"))
+    out.print(Text(f"estimated cost {_usd(cost['usd'])}, {cost['calls']} calls, {cost['tokens']} tokens"))
+    for note in result["notes"]:
+        out.print(Text(f"· {note}"))
+
+
+def _show_run(run: dict[str, Any]) -> None:
+    table = Table(Column(style="bold"), Column(min_width=36, overflow="fold"), show_header=False, box=box.SIMPLE)
+    trigger = run["trigger"] or {}
+    counts = run["counts"]
+    rows = [
+        ("id", run["id"]),
+        ("project", run["project_id"]),
+        ("status", run["status"]),
+        ("mode", run["mode"]),
+        ("parameters", _parameters(run["parameters"])),
+        ("phases", ", ".join(run["phases"]) or "—"),
+        ("trigger", trigger.get("source", "—")),
+        ("trigger id", trigger.get("id", "—")),
+        ("triggered at", _when(trigger.get("at"))),
+        ("recommended by", run["recommended_message_id"] or "—"),
+        ("summary message", run["run_summary_message_id"] or "—"),
+        (
+            "counts",
+            f"{counts['candidates']} candidates, {counts['scenarios']} scenarios, "
+            f"{counts['evaluations']} evaluations ({counts['failed_evaluations']} failed)",
+        ),
+        ("cost", _usage(run["usage"])),
+        ("created", _when(run["created_at"])),
+        ("started", _when(run["started_at"])),
+        ("ended", _when(run["ended_at"])),
+        ("duration", f"{run['duration_seconds']:.1f} s"),
+        ("failure", run["failure_reason"] or "—"),
+        ("errors", run["error_summary"] or "—"),
+        ("trace", run["trace_id"] or "—"),
+    ]
+    for key, value in rows:
+        table.add_row(key, Text(str(value)))
+    console.print(table)
+
+
+def _show_results(results: dict[str, Any]) -> None:
+    table = _compact(
+        "#",
+        # The title above the id, which is never cut: it folds rather than loses characters.
+        Column("candidate", min_width=36, overflow="fold"),
+        Column("I", justify="right"),
+        Column("P", justify="right"),
+        Column("R", justify="right"),
+        "label",
+    )
+    for c in results["candidates"]:
+        cell = Text.assemble((c["title"], "bold"), "\n", c["candidate_id"])
+        for v in c["violated_constraints"]:
+            cell.append(f"\nbroke {v['constraint']} in {v['scenarios']} scenario(s)", "red")
+        label = Text(c["label"], "red" if c["rejected"] else "")
+        table.add_row(str(c["rank"]), cell, _score(c["I"]), _score(c["P"]), _score(c["R"]), label)
+    console.print(table)
+
+
+def _run_body(project_id: str, config: dict[str, Any], command: str) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        **config,
+        # This invocation is the explicit action: one id per command, so a retry creates no second run.
+        "ui_trigger_id": str(uuid.uuid4()),
+        "ui_trigger_source": TRIGGER_SOURCE,
+        "ui_trigger_metadata": {"command": command},
+    }
+
+
+@run_app.command("preflight")
+def preflight(
+    project_id: str,
+    mode: ModeOption = "full_search",
+    candidates: CandidatesOption = 0,
+    scenarios: ScenariosOption = 0,
+    seed: SeedOption = None,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    max_runtime: MaxRuntimeOption = None,
+    recommended_message_id: RecommendationOption = "",
+    chat_session_id: ChatSessionOption = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """What a run would need and cost; nothing is created. Exits 1 when something blocks it."""
+    config = _config(
+        mode=mode,
+        candidates=candidates,
+        scenarios=scenarios,
+        seeds=seed,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        max_runtime=max_runtime,
+        chat_session_id=chat_session_id,
+        recommended_message_id=recommended_message_id,
+    )
+    result = call("POST", f"/api/projects/{project_id}/runs/preflight", json=config)
+    if fmt is Format.json:
+        _print_json(result)
+    else:
+        _show_preflight(result, console)
+    raise typer.Exit(0 if result["ready"] else 1)
+
+
+@run_app.command("create")
+def create(
+    project_id: str,
+    mode: ModeOption = "full_search",
+    candidates: CandidatesOption = 0,
+    scenarios: ScenariosOption = 0,
+    seed: SeedOption = None,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    max_runtime: MaxRuntimeOption = None,
+    recommended_message_id: RecommendationOption = "",
+    chat_session_id: ChatSessionOption = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Create a run (CREATED); nothing runs until `crucible run execute` or `start`."""
+    config = _config(
+        mode=mode,
+        candidates=candidates,
+        scenarios=scenarios,
+        seeds=seed,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        max_runtime=max_runtime,
+        chat_session_id=chat_session_id,
+        recommended_message_id=recommended_message_id,
+    )
+    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run create"))
+    if fmt is Format.json:
+        _print_json(run)
+    else:
+        _show_run(run)
+
+
+@run_app.command("execute")
+def execute(run_id: str, fmt: FormatOption = Format.table) -> None:
+    """Start every phase of a CREATED run in the background; `crucible run watch` follows it."""
+    run = call("POST", f"/api/runs/{run_id}/execute", json={"phases": "all"})
+    if fmt is Format.json:
+        _print_json(run)
+    else:
+        _show_run(run)
+
+
+@run_app.command("start")
+def start(
+    project_id: str,
+    mode: ModeOption = "full_search",
+    candidates: CandidatesOption = 0,
+    scenarios: ScenariosOption = 0,
+    seed: SeedOption = None,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    max_runtime: MaxRuntimeOption = None,
+    recommended_message_id: RecommendationOption = "",
+    chat_session_id: ChatSessionOption = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Preflight, create, execute and follow a run; exits 0 when it completes, 1 otherwise.
+
+    With --format json the progress goes to stderr and stdout gets the finished run's JSON.
+    """
+    config = _config(
+        mode=mode,
+        candidates=candidates,
+        scenarios=scenarios,
+        seeds=seed,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        max_runtime=max_runtime,
+        chat_session_id=chat_session_id,
+        recommended_message_id=recommended_message_id,
+    )
+    out = errors if fmt is Format.json else console
+    check = call("POST", f"/api/projects/{project_id}/runs/preflight", json=config)
+    if not check["ready"]:
+        if fmt is Format.json:
+            _print_json(check)
+        else:
+            _show_preflight(check, console)
+        raise typer.Exit(1)
+    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run start"))
+    out.print(Text(f"run {run['id']} created; estimated cost {_usd(check['estimated_cost']['usd'])}"))
+    call("POST", f"/api/runs/{run['id']}/execute", json={"phases": "all"})
+    _follow(run["id"], 0, fmt)
+
+
+@run_app.command("watch")
+def watch(
+    run_id: str,
+    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Follow a run's phases and evaluations live; exits 0 when it completes, 1 otherwise."""
+    _follow(run_id, after, fmt)
+
+
+def _follow(run_id: str, after: int, fmt: Format) -> None:
+    out = errors if fmt is Format.json else console
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as progress:
+        task = progress.add_task("evaluations", total=None)
+        for event in _events(run_id, after):
+            _render(event, progress, task)
+    run = call("GET", f"/api/runs/{run_id}")
+    if fmt is Format.json:
+        _print_json(run)
+    else:
+        _show_run(run)
+        if run["status"] == "COMPLETED":
+            _show_results(call("GET", f"/api/runs/{run_id}/results"))
+    raise typer.Exit(0 if run["status"] == "COMPLETED" else 1)
+
+
+def _events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
+    """The run's events from the gateway's WebSocket, resuming after a dropped connection."""
+    client = ApiClient()
+    base = client.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    headers = client.headers
+    client.close()
+    for attempt in range(RECONNECTS + 1):
+        try:
+            with connect(f"{base}/api/ws/runs/{run_id}?after={after}", additional_headers=headers) as ws:
+                for raw in ws:
+                    event: dict[str, Any] = json.loads(raw)
+                    after = event.get("sequence", after)
+                    yield event
+            return
+        except ConnectionClosedError as exc:
+            if attempt == RECONNECTS:
+                errors.print(Text(f"error: lost the run's event stream {RECONNECTS + 1} times: {exc}", "red"))
+                raise typer.Exit(1) from exc
+        except (OSError, InvalidHandshake) as exc:
+            errors.print(Text(f"error: cannot follow the run at {base}: {exc}", "red"))
+            raise typer.Exit(1) from exc
+
+
+def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
+    kind, data = event.get("type", ""), event.get("data", {})
+    say = progress.console.print
+    if kind == "error":
+        problem = event.get("problem", {})
+        say(Text(f"error: {problem.get('detail', problem)}", "red"))
+    elif kind == "phase.started":
+        say(Text(f"▶ {data.get('phase', '')}", "bold"))
+    elif kind == "phase.completed":
+        say(Text(f"✔ {data.get('phase', '')}", "green"))
+    elif kind == "candidate.added":
+        say(Text(f"  + candidate {data.get('title', '')}"))
+    elif kind == "scenario.added":
+        say(Text(f"  + scenario {data.get('title', '')} ({data.get('severity', '')})"))
+    elif kind in ("evaluation.completed", "evaluation.failed"):
+        progress.update(task, completed=data.get("done", 0), total=data.get("total") or None)
+        if kind == "evaluation.failed":
+            say(Text(f"  evaluation failed: {data.get('reason', '')}", "red"))
+    elif kind == "run.ranked":
+        say(Text(f"ranked {data.get('ranked', 0)} candidates, {data.get('rejected', 0)} rejected"))
+    elif kind in ("run.completed", "run.failed", "run.cancelled"):
+        colour = "green" if kind == "run.completed" else "red"
+        say(Text(f"{kind} {data.get('reason', '')}".rstrip(), colour))
+    elif kind == "summary.posted":
+        say(Text(f"summary posted to the chat: {data.get('message_id') or '—'}"))
+
+
+@run_app.command("show")
+def show(run_id: str, fmt: FormatOption = Format.table) -> None:
+    """Show a run with its trigger, recommendation, counts and cost."""
+    run = call("GET", f"/api/runs/{run_id}")
+    if fmt is Format.json:
+        _print_json(run)
+    else:
+        _show_run(run)
+
+
+@run_app.command("results")
+def results(run_id: str, fmt: FormatOption = Format.table) -> None:
+    """The ranking: candidates best first (I = P / R), rejected ones last."""
+    ranking = call("GET", f"/api/runs/{run_id}/results")
+    if fmt is Format.json:
+        _print_json(ranking)
+    else:
+        _show_results(ranking)
+
+
+@run_app.command("cancel")
+def cancel(
+    run_id: str,
+    reason: Annotated[str, typer.Option("--reason", "-r")] = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Stop a run; what it has done so far is kept."""
+    run = call("POST", f"/api/runs/{run_id}/cancel", json={"reason": reason})
+    if fmt is Format.json:
+        _print_json(run)
+    else:
+        _show_run(run)
+
+
+@run_app.command("list")
+def list_runs(
+    project_id: str,
+    status: Annotated[Status | None, typer.Option("--status", help="Only runs in this status.")] = None,
+    page_size: Annotated[int, typer.Option(help="Runs per page (0: the service's default).")] = 0,
+    page_token: Annotated[str, typer.Option(help="next_page_token of the previous page.")] = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """A project's runs, newest first, a page at a time."""
+    params: dict[str, Any] = {"page_size": page_size, "page_token": page_token}
+    if status:
+        params["status"] = status
+    page = call("GET", f"/api/projects/{project_id}/runs", params=params)
+    if fmt is Format.json:
+        _print_json(page)
+        return
+    table = _compact(Column("id", min_width=36, overflow="fold"), "status", "mode", "created")
+    for r in page["runs"]:
+        table.add_row(r["id"], r["status"], r["mode"], _when(r["created_at"])[:16])
+    console.print(table)
+    if page["next_page_token"]:
+        console.print(Text(f"more: --page-token {page['next_page_token']}"))

@@ -1,0 +1,296 @@
+"""``crucible run …`` against the in-process gateway over the fake run service."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+from typer.testing import CliRunner, Result
+from websockets.exceptions import ConnectionClosedError
+
+from crucible.run.v1 import run_service_pb2 as run_pb
+from crucible_cli import output, runs
+from crucible_cli.api_client import ApiClient
+from crucible_cli.main import app
+from crucible_common.errors import NotFound
+from crucible_common.protobuf import struct
+from tests.unit.gateway.conftest import BASE_URL, starlette_client
+from tests.unit.gateway.fakes import (
+    AGENT_RUN_ID,
+    CANDIDATE_ID,
+    MESSAGE_ID,
+    PROJECT_ID,
+    RUN_ID,
+    Fakes,
+    preflight,
+    rpc_error,
+    run,
+    run_event,
+)
+
+
+class Gateway(httpx.BaseTransport):
+    """The CLI's HTTP requests, answered by the in-process gateway (through Starlette's test client)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self.client.request(
+            request.method, request.url.raw_path.decode(), headers=dict(request.headers), content=request.read()
+        )
+        return httpx.Response(answer.status_code, headers=list(answer.headers.items()), content=answer.content)
+
+
+class GatewayClient(ApiClient):
+    """The CLI's own client, over the in-process gateway."""
+
+    def __init__(self, gateway: TestClient) -> None:
+        super().__init__(base_url=BASE_URL)
+        self._http.close()
+        self._http = httpx.Client(base_url=BASE_URL, transport=Gateway(gateway))
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+@pytest.fixture
+def gateway(fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    with starlette_client(fakes) as client:
+        monkeypatch.setattr(output, "ApiClient", lambda: GatewayClient(client))
+
+        def events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
+            with client.websocket_connect(f"/api/ws/runs/{run_id}?after={after}") as ws:
+                while True:
+                    try:
+                        yield ws.receive_json()
+                    except WebSocketDisconnect:
+                        return
+
+        monkeypatch.setattr(runs, "_events", events)
+        yield client
+
+
+def crucible(*args: str) -> Result:
+    return CliRunner().invoke(app, ["run", *args])
+
+
+def requests_of(fakes: Fakes, method: str) -> list[Any]:
+    return [c.request for c in fakes.runs.calls if c.method == method]
+
+
+def test_preflight_prints_each_blocker_in_words_and_exits_1(fakes: Fakes, gateway: TestClient) -> None:
+    fakes.runs.answer("PreflightRun", preflight(ready=False))
+
+    options = f"--mode seeded --candidates 4 --scenarios 2 --seed {CANDIDATE_ID} --seed {AGENT_RUN_ID} "
+    options += f"--budget-usd 1.5 --budget-tokens 50000 --max-runtime 600 --recommended-message-id {MESSAGE_ID}"
+
+    result = crucible("preflight", PROJECT_ID, *options.split())
+
+    assert result.exit_code == 1, result.output
+    assert "blocked: 2 blocker(s)" in result.stdout
+    assert "missing_world_model" in result.stdout
+    assert "The project has no WorldModel yet: describe it." in result.stdout
+    assert "validation_error (parameters.num_candidates)" in result.stdout
+    assert "high_budget" in result.stdout
+    assert "estimated cost unpriced, 22 calls, 120000 tokens" in result.stdout
+    assert requests_of(fakes, "PreflightRun") == [
+        run_pb.PreflightRunRequest(
+            project_id=PROJECT_ID,
+            mode=run_pb.RUN_MODE_SEEDED,
+            parameters=run_pb.RunParameters(
+                num_candidates=4,
+                num_scenarios=2,
+                seed_candidate_ids=[CANDIDATE_ID, AGENT_RUN_ID],
+                budget_tokens=50_000,
+                budget_usd=1.5,
+                max_runtime_s=600,
+            ),
+            recommended_message_id=MESSAGE_ID,
+        )
+    ]
+
+
+def test_a_ready_preflight_exits_0_and_sends_no_limits_unasked(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("preflight", PROJECT_ID, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ready"] is True
+    (request,) = requests_of(fakes, "PreflightRun")
+    assert request.parameters == run_pb.RunParameters()
+    assert request.mode == run_pb.RUN_MODE_FULL_SEARCH
+
+
+def test_create_sends_a_fresh_uuid_trigger_from_the_cli(fakes: Fakes, gateway: TestClient) -> None:
+    first = crucible("create", PROJECT_ID, "--candidates", "3", "--chat-session-id", "chat-1")
+    second = crucible("create", PROJECT_ID, "--format", "json")
+
+    assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
+    one, two = requests_of(fakes, "CreateRun")
+    assert uuid.UUID(one.ui_trigger_id).version == 4
+    assert one.ui_trigger_id != two.ui_trigger_id
+    assert one == run_pb.CreateRunRequest(
+        project_id=PROJECT_ID,
+        mode=run_pb.RUN_MODE_FULL_SEARCH,
+        parameters=run_pb.RunParameters(num_candidates=3),
+        chat_session_id="chat-1",
+        ui_trigger_id=one.ui_trigger_id,
+        ui_trigger_source=run_pb.TRIGGER_SOURCE_CLI_TOOL,
+        ui_trigger_metadata=struct({"command": "run create"}),
+    )
+    # Nothing runs: creating is not executing.
+    assert requests_of(fakes, "ExecuteRun") == []
+    assert RUN_ID in first.stdout
+    assert json.loads(second.stdout)["status"] == "CREATED"
+
+
+def test_results_as_json_are_the_api_json(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("results", RUN_ID, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == gateway.get(f"/api/runs/{RUN_ID}/results").json()
+    assert json.loads(result.stdout)["candidates"][0]["I"] == 3.0
+
+
+def test_results_as_a_table_keep_whole_ids_within_80_columns(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("results", RUN_ID)
+
+    assert result.exit_code == 0, result.output
+    assert CANDIDATE_ID in result.stdout
+    assert AGENT_RUN_ID in result.stdout
+    assert "broke safety in 2 scenario(s)" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_start_preflights_creates_executes_follows_and_ranks(fakes: Fakes, gateway: TestClient) -> None:
+    fakes.runs.events = [
+        run_event(2, run_pb.RUN_EVENT_TYPE_PHASE_STARTED, {"phase": "evaluate"}),
+        run_event(3, run_pb.RUN_EVENT_TYPE_EVALUATION_COMPLETED, {"done": 1, "total": 2, "p": 0.5}),
+        run_event(4, run_pb.RUN_EVENT_TYPE_EVALUATION_FAILED, {"done": 2, "total": 2, "reason": "no JSON"}),
+        run_event(5, run_pb.RUN_EVENT_TYPE_RUN_COMPLETED, {"status": "COMPLETED", "reason": ""}),
+        run_event(6, run_pb.RUN_EVENT_TYPE_SUMMARY_POSTED, {"message_id": MESSAGE_ID}),
+    ]
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+
+    result = crucible("start", PROJECT_ID, "--scenarios", "2")
+
+    assert result.exit_code == 0, result.output
+    assert [c.method for c in fakes.runs.calls] == [
+        "PreflightRun",
+        "CreateRun",
+        "ExecuteRun",
+        "WatchRun",
+        "GetRun",
+        "GetRunResults",
+    ]
+    (created,) = requests_of(fakes, "CreateRun")
+    assert created.ui_trigger_source == run_pb.TRIGGER_SOURCE_CLI_TOOL
+    assert requests_of(fakes, "ExecuteRun") == [run_pb.ExecuteRunRequest(run_id=RUN_ID)]
+    assert "2/2" in result.stdout
+    assert "evaluation failed: no JSON" in result.stdout
+    assert CANDIDATE_ID in result.stdout
+
+
+def test_start_stops_at_the_blockers(fakes: Fakes, gateway: TestClient) -> None:
+    fakes.runs.answer("PreflightRun", preflight(ready=False))
+
+    result = crucible("start", PROJECT_ID)
+
+    assert result.exit_code == 1
+    assert "The project has no WorldModel yet: describe it." in result.stdout
+    assert [c.method for c in fakes.runs.calls] == ["PreflightRun"]
+
+
+def test_a_run_that_does_not_complete_exits_1_without_results(fakes: Fakes, gateway: TestClient) -> None:
+    failed = run(run_pb.RUN_STATUS_FAILED)
+    failed.failure_reason = "budget_usd reached"
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=failed))
+    fakes.runs.events = [run_event(9, run_pb.RUN_EVENT_TYPE_RUN_FAILED, {"reason": "budget_usd reached"})]
+
+    result = crucible("watch", RUN_ID, "--after", "8", "--format", "json")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["failure_reason"] == "budget_usd reached"
+    assert requests_of(fakes, "WatchRun") == [run_pb.WatchRunRequest(run_id=RUN_ID, after_sequence=8)]
+    assert "GetRunResults" not in [c.method for c in fakes.runs.calls]
+
+
+def test_a_problem_answer_is_printed_and_exits_1(fakes: Fakes, gateway: TestClient) -> None:
+    fakes.runs.fail("GetRun", rpc_error(NotFound(f"run {RUN_ID} not found", reason="RUN_NOT_FOUND"), "run.crucible"))
+
+    result = crucible("show", RUN_ID)
+
+    assert result.exit_code == 1
+    assert "404 RUN_NOT_FOUND" in result.stderr
+
+
+def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("list", PROJECT_ID, "--status", "COMPLETED", "--page-size", "5")
+
+    assert result.exit_code == 0, result.output
+    assert RUN_ID in result.stdout
+    assert "more: --page-token r2" in result.stdout
+    assert requests_of(fakes, "ListRuns") == [
+        run_pb.ListRunsRequest(project_id=PROJECT_ID, status=run_pb.RUN_STATUS_COMPLETED, page_size=5)
+    ]
+
+
+class DroppingSocket:
+    """A WebSocket connection that yields its frames, then drops (or closes cleanly)."""
+
+    def __init__(self, frames: list[dict[str, Any]], drop: bool) -> None:
+        self.frames = frames
+        self.drop = drop
+
+    def __enter__(self) -> DroppingSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[str]:
+        for frame in self.frames:
+            yield json.dumps(frame)
+        if self.drop:
+            raise ConnectionClosedError(None, None)
+
+
+def test_a_dropped_stream_resumes_after_the_last_event_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    sockets = [
+        DroppingSocket([{"sequence": 1, "type": "run.started"}, {"sequence": 2, "type": "phase.started"}], drop=True),
+        DroppingSocket([{"sequence": 3, "type": "run.completed"}], drop=False),
+    ]
+    urls: list[str] = []
+
+    def connect(url: str, additional_headers: dict[str, str]) -> DroppingSocket:
+        urls.append(url)
+        return sockets.pop(0)
+
+    monkeypatch.setattr(runs, "connect", connect)
+    monkeypatch.setenv("CRUCIBLE_URL", "https://crucible.example")
+
+    events = list(runs._events(RUN_ID, 0))
+
+    assert [e["sequence"] for e in events] == [1, 2, 3]
+    assert urls == [
+        f"wss://crucible.example/api/ws/runs/{RUN_ID}?after=0",
+        f"wss://crucible.example/api/ws/runs/{RUN_ID}?after=2",
+    ]
+
+
+def test_a_stream_that_keeps_dropping_ends_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "connect", lambda url, additional_headers: DroppingSocket([], drop=True))
+
+    with pytest.raises(typer.Exit) as ended:
+        list(runs._events(RUN_ID, 5))
+
+    assert ended.value.exit_code == 1
