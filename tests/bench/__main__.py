@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import gateway_read, llm_fanout, sprint_hello_world, startup
+from tests.bench import gateway_read, llm_fanout, run_pipeline, sprint_hello_world, startup
 
 BENCHMARKS = {
     "startup": startup.run,
     "gateway_read": gateway_read.run,
     "llm_fanout": llm_fanout.run,
     "sprint_hello_world": sprint_hello_world.run,
+    "run_pipeline": run_pipeline.run,
 }
 
 

@@ -1,0 +1,121 @@
+"""run_pipeline: one run of 10 candidates x 20 scenarios through the real services and the emulator.
+
+Seconds from ExecuteRun to the run's COMPLETED event on WatchRun. At 200 ms per model call with 50
+evaluations in flight, the critical path is design ∥ scenarios (one call each), then ⌈200 ÷ 50⌉
+waves of evaluations: 5 x 200 ms = 1.0 s, the bound. ``run_pipeline_overhead`` is the same run
+with the emulator answering at once: what Crucible itself costs (target ≤ 1.0 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+
+import grpc
+from google.protobuf import field_mask_pb2, struct_pb2
+
+from crucible.run.v1 import run_service_pb2 as rp
+from crucible.run.v1 import run_service_pb2_grpc as rg
+from crucible.spec.v1 import spec_service_pb2 as sp
+from crucible.spec.v1 import spec_service_pb2_grpc as sg
+from tests.bench.common import Result, stack
+
+# The stack is measured settled: the agent service imports its provider SDKs just after start.
+SETTLE_SECONDS = 6.0
+CANDIDATES = 10
+SCENARIOS = 20
+CONCURRENCY = 50
+LATENCY_SECONDS = 0.2
+
+
+def run() -> list[Result]:
+    return [*_measure("run_pipeline", LATENCY_SECONDS), *_measure("run_pipeline_overhead", 0.0)]
+
+
+def _measure(name: str, latency: float) -> list[Result]:
+    env = {
+        "CRUCIBLE_EMULATOR_LATENCY_MS": str(int(latency * 1000)),
+        "CRUCIBLE_RUN_CONCURRENCY": str(CONCURRENCY),
+        "CRUCIBLE_LLM_CONCURRENCY": str(CONCURRENCY * 2),
+    }
+    with stack(extra_env=env) as running:
+        seconds, evaluations = asyncio.run(
+            _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"])
+        )
+    if latency:
+        waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
+        bound = latency * (1 + waves)
+        return [Result(name, "wall_seconds", seconds, "s", bound), Result(name, "evaluations", evaluations, "count")]
+    return [Result(name, "wall_seconds", seconds, "s", 1.0), Result(name, "evaluations", evaluations, "count")]
+
+
+async def _one_run(spec_address: str, run_address: str) -> tuple[float, int]:
+    async with (
+        grpc.aio.insecure_channel(spec_address) as spec_channel,
+        grpc.aio.insecure_channel(run_address) as run_channel,
+    ):
+        spec = sg.SpecServiceStub(spec_channel)
+        runs = rg.RunServiceStub(run_channel)
+        project_id = await _ready_project(spec)
+        await asyncio.sleep(SETTLE_SECONDS)
+        # Warm: a small run opens every connection the big one uses.
+        await _complete(runs, project_id, 2, 2)
+        started = time.perf_counter()
+        run_id = await _start(runs, project_id, CANDIDATES, SCENARIOS)
+        async for response in runs.WatchRun(rp.WatchRunRequest(run_id=run_id)):
+            if response.event.type in (rp.RUN_EVENT_TYPE_RUN_COMPLETED, rp.RUN_EVENT_TYPE_RUN_FAILED):
+                break
+        seconds = time.perf_counter() - started
+        run = (await runs.GetRun(rp.GetRunRequest(run_id=run_id))).run
+        if run.status != rp.RUN_STATUS_COMPLETED:
+            raise RuntimeError(f"the benchmark run ended {rp.RunStatus.Name(run.status)}: {run.failure_reason}")
+        return seconds, run.counts.evaluations
+
+
+async def _ready_project(spec: sg.SpecServiceAsyncStub) -> str:
+    project = (await spec.CreateProject(sp.CreateProjectRequest(title="bench"))).project
+    await spec.UpdateProblemSpec(
+        sp.UpdateProblemSpecRequest(
+            allow_missing=True,
+            problem_spec=sp.ProblemSpec(
+                project_id=project.id,
+                constraints=[sp.Constraint(name="budget", description="must stay under budget", weight=100)],
+                goals=[sp.Goal(description="carry traffic across the river")],
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["constraints", "goals"]),
+        )
+    )
+    data = struct_pb2.Struct()
+    data.update({"actors": [{"name": "commuters", "description": "people crossing the river"}]})
+    await spec.UpdateWorldModel(
+        sp.UpdateWorldModelRequest(
+            allow_missing=True,
+            world_model=sp.WorldModel(project_id=project.id, model_data=data),
+            update_mask=field_mask_pb2.FieldMask(paths=["model_data"]),
+        )
+    )
+    return project.id
+
+
+async def _start(runs: rg.RunServiceAsyncStub, project_id: str, candidates: int, scenarios: int) -> str:
+    run = (
+        await runs.CreateRun(
+            rp.CreateRunRequest(
+                project_id=project_id,
+                mode=rp.RUN_MODE_FULL_SEARCH,
+                parameters=rp.RunParameters(num_candidates=candidates, num_scenarios=scenarios),
+                ui_trigger_id=str(uuid.uuid4()),
+                ui_trigger_source=rp.TRIGGER_SOURCE_INTEGRATION_TEST,
+            )
+        )
+    ).run
+    await runs.ExecuteRun(rp.ExecuteRunRequest(run_id=run.id))
+    return run.id
+
+
+async def _complete(runs: rg.RunServiceAsyncStub, project_id: str, candidates: int, scenarios: int) -> None:
+    run_id = await _start(runs, project_id, candidates, scenarios)
+    async for _ in runs.WatchRun(rp.WatchRunRequest(run_id=run_id)):
+        pass
