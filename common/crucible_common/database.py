@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
@@ -41,7 +42,15 @@ def create_engine(url: str, *, pool_size: int = 10, application_name: str = "cru
         max_overflow=pool_size,
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": application_name}},
+        # JSONB columns through orjson: several times faster than the json module either way,
+        # which shows when every evaluation and model call stores and reads JSON.
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def alembic_config(script_location: Path, schema: str) -> Config:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, String, and_, any_, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -93,7 +93,7 @@ class SqlAgentRepository(AbstractAgentRepository):
             select(t.llm_calls)
             .where(c.idempotency_key == any_(keys), c.status == LlmCallStatus.SUCCEEDED.value)
             .order_by(c.idempotency_key, c.created_at)
-            .distinct(c.idempotency_key)
+            .ext(distinct_on(c.idempotency_key))
         )
         return {row.idempotency_key: _llm_call(row) for row in rows}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,6 +52,9 @@ MAX_TRIGGER_ID = 200
 MAX_TRIGGER_METADATA_KEYS = 50
 # A watcher is woken by each commit of the run's events; it also looks this often regardless.
 WATCH_FALLBACK_SECONDS = 1.0
+# ... and reads at most this often, so a burst of events is one read per watcher.
+WATCH_MIN_INTERVAL_SECONDS = 0.05
+WATCH_PAGE = 500
 
 
 def now() -> datetime:
@@ -328,18 +333,24 @@ async def watch_run(cmd: c.WatchRun, uow: UowFactory, updates: Updates) -> Async
     # Subscribed before the first read: nothing stored in between goes unnoticed.
     with updates.subscribe(run.id) as waiter:
         while True:
+            read_at = time.monotonic()
             async with uow(read_only=True) as unit:
                 # Status first: an end that commits between the two reads still has its event read.
                 current = await unit.repo.get_run(run.id)
-                events = await unit.repo.events(run.id, cursor, 500)
+                events = await unit.repo.events(run.id, cursor, WATCH_PAGE)
             for event in events:
                 cursor = event.sequence
                 yield event
             over = current is None or (current.status.finished and not current.summary_pending)
             if over and not events:
                 return
-            if not events:
-                await waiter.wait(WATCH_FALLBACK_SECONDS)
+            if over or len(events) == WATCH_PAGE:
+                continue
+            # Whatever commits after the read above notifies the waiter, so it is safe to wait.
+            # Then a pause, so that a burst (fifty evaluations finishing together) is one read
+            # for each watcher, not fifty.
+            await waiter.wait(WATCH_FALLBACK_SECONDS)
+            await asyncio.sleep(max(0.0, read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic()))
 
 
 # ---------------------------------------------------------------- helpers
