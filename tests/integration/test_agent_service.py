@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -25,37 +29,26 @@ from crucible_agent.domain.model import (
     RecordingMode,
     Role,
     SubagentConfig,
-    ToolSpec,
 )
 from crucible_agent.domain.pricing import DEFAULT_PRICES
-from crucible_agent.entrypoints.grpc_servicer import AgentServicer
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_common.database import create_engine, migrate
 from crucible_common.errors import InvalidArgument, decode_status
-from crucible_common.grpc_server import ServiceDefinition, create_server
-from crucible_common.protobuf import struct
-from tests.integration.agent_fixtures import Emulator, agent_core, agent_settings, serve_emulator
+from crucible_common.protobuf import struct, struct_to_dict
+from tests.integration.agent_fixtures import (
+    CODING_TOOLS,
+    QUESTIONS_SCHEMA,
+    TASK,
+    Emulator,
+    agent_core,
+    agent_settings,
+    agent_stub,
+    serve_emulator,
+)
 
 pytestmark = pytest.mark.integration
 
-QUESTIONS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "questions": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 3,
-            "items": {
-                "type": "object",
-                "properties": {"question": {"type": "string"}, "rationale": {"type": "string"}},
-                "required": ["question", "rationale"],
-            },
-        }
-    },
-    "required": ["questions"],
-}
-TASK = "Create a Python script that prints 'hello world' to stdout."
 TWO_PROVIDERS = (
     SubagentConfig("openai", "openai", "gpt-4o-mini"),
     SubagentConfig("anthropic", "anthropic", "claude-haiku-4-5"),
@@ -126,19 +119,7 @@ async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
     assert 1 <= len(questions) <= 3
     assert all(q["question"] and q["rationale"] for q in questions)
 
-    tools = (
-        ToolSpec(
-            "fs_write_file",
-            "Write a file in the workspace",
-            {
-                "type": "object",
-                "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-                "required": ["path", "content"],
-            },
-        ),
-        ToolSpec("run_tests", "Run pytest in the workspace", {"type": "object", "properties": {}}),
-    )
-    coding = await h.complete(_complete(provider, model, ids, tools=tools), core.llm, core.calls)
+    coding = await h.complete(_complete(provider, model, ids, tools=CODING_TOOLS), core.llm, core.calls)
     assert coding.tool_calls, coding.text
     write = coding.tool_calls[0]
     assert write.name == "fs_write_file"
@@ -364,68 +345,212 @@ async def test_provider_errors_surface_as_domain_errors(core: AgentCore, emulato
 async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Emulator) -> None:
     await emulator.configure()
     settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)
-    async with agent_core(agent_engine, settings) as built:
-        servicer = AgentServicer(built.llm, built.runner, built.uow, built.calls)
-        definition = ServiceDefinition(
-            "crucible.agent.v1.AgentService",
-            lambda server: pb_grpc.add_AgentServiceServicer_to_server(servicer, server),
+    async with agent_core(agent_engine, settings) as built, agent_stub(built) as stub:
+
+        async def code_and_reason(call: object) -> tuple[grpc.StatusCode, str]:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call  # type: ignore[misc]
+            status = rpc_status.from_call(info.value)
+            details = decode_status(info.value.code(), info.value.details() or "", status)
+            return details.code, details.reason
+
+        user = pb.Message(role=pb.ROLE_USER, content="hi")
+        assert await code_and_reason(
+            stub.Complete(pb.CompleteRequest(model=pb.ModelRef(provider="mistral", model_name="x"), messages=[user]))
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
+        assert await code_and_reason(
+            stub.Complete(pb.CompleteRequest(model=pb.ModelRef(provider="anthropic", model_name="x"), messages=[user]))
+        ) == (grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_NOT_CONFIGURED")
+        assert await code_and_reason(
+            stub.Complete(
+                pb.CompleteRequest(
+                    model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                    messages=[user],
+                    json_schema=struct({"type": "array"}),
+                )
+            )
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+        assert await code_and_reason(
+            stub.Complete(
+                pb.CompleteRequest(
+                    model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                    messages=[user],
+                    recording=pb.Recording(mode=pb.RECORDING_MODE_REPLAY, recording_key="nothing-here"),
+                )
+            )
+        ) == (grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_MISS")
+        assert await code_and_reason(stub.GetAgentRun(pb.GetAgentRunRequest(agent_run_id=str(uuid.uuid4())))) == (
+            grpc.StatusCode.NOT_FOUND,
+            "AGENT_RUN_NOT_FOUND",
         )
-        server, port, _ = create_server("127.0.0.1:0", [definition], domain="agent.crucible")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = pb_grpc.AgentServiceStub(channel)
+        assert await code_and_reason(stub.ExecuteAgentRun(pb.ExecuteAgentRunRequest(message=" "))) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "VALIDATION_FAILED",
+        )
+        ok = await stub.Complete(
+            pb.CompleteRequest(model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"), messages=[user])
+        )
+        assert ok.content
+        assert ok.usage.usd > 0
 
-                async def code_and_reason(call: object) -> tuple[grpc.StatusCode, str]:
-                    with pytest.raises(grpc.aio.AioRpcError) as info:
-                        await call  # type: ignore[misc]
-                    status = rpc_status.from_call(info.value)
-                    details = decode_status(info.value.code(), info.value.details() or "", status)
-                    return details.code, details.reason
 
-                user = pb.Message(role=pb.ROLE_USER, content="hi")
-                assert await code_and_reason(
-                    stub.Complete(
-                        pb.CompleteRequest(model=pb.ModelRef(provider="mistral", model_name="x"), messages=[user])
-                    )
-                ) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")
-                assert await code_and_reason(
-                    stub.Complete(
-                        pb.CompleteRequest(model=pb.ModelRef(provider="anthropic", model_name="x"), messages=[user])
-                    )
-                ) == (grpc.StatusCode.FAILED_PRECONDITION, "PROVIDER_NOT_CONFIGURED")
-                assert await code_and_reason(
-                    stub.Complete(
-                        pb.CompleteRequest(
-                            model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
-                            messages=[user],
-                            json_schema=struct({"type": "array"}),
-                        )
-                    )
-                ) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
-                assert await code_and_reason(
-                    stub.Complete(
-                        pb.CompleteRequest(
-                            model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
-                            messages=[user],
-                            recording=pb.Recording(mode=pb.RECORDING_MODE_REPLAY, recording_key="nothing-here"),
-                        )
-                    )
-                ) == (grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_MISS")
-                assert await code_and_reason(
-                    stub.GetAgentRun(pb.GetAgentRunRequest(agent_run_id=str(uuid.uuid4())))
-                ) == (grpc.StatusCode.NOT_FOUND, "AGENT_RUN_NOT_FOUND")
-                assert await code_and_reason(stub.ExecuteAgentRun(pb.ExecuteAgentRunRequest(message=" "))) == (
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "VALIDATION_FAILED",
-                )
-                ok = await stub.Complete(
-                    pb.CompleteRequest(model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"), messages=[user])
-                )
-                assert ok.content
-                assert ok.usage.usd > 0
-        finally:
-            await server.stop(None)
+# ---------------------------------------------------------------- streamed over gRPC
+
+
+def _request(provider: str = "openai", correlation: Correlation | None = None, **kw: Any) -> pb.CompleteRequest:
+    model = "gpt-4o-mini" if provider == "openai" else "claude-haiku-4-5"
+    return pb.CompleteRequest(
+        model=pb.ModelRef(provider=provider, model_name=model),
+        messages=[pb.Message(role=pb.ROLE_USER, content=TASK)],
+        correlation=pb.Correlation(project_id=(correlation or _ids()).project_id, purpose="test"),
+        **kw,
+    )
+
+
+@dataclass
+class Streamed:
+    deltas: list[pb.CompleteDelta]
+    response: pb.CompleteResponse
+    # When the first delta and the response arrived.
+    first_delta_at: float
+    response_at: float
+
+    def text(self, attempt: int) -> str:
+        return "".join(d.text for d in self.deltas if d.attempt == attempt)
+
+
+async def _stream(stub: pb_grpc.AgentServiceAsyncStub, request: pb.CompleteRequest) -> Streamed:
+    """The events of one StreamComplete: deltas, then one response, which must be the last."""
+    deltas: list[pb.CompleteDelta] = []
+    arrivals: list[float] = []
+    responses: list[pb.CompleteResponse] = []
+    async for event in stub.StreamComplete(pb.StreamCompleteRequest(request=request)):
+        assert not responses, "an event after the response"
+        arrivals.append(time.monotonic())
+        if event.HasField("delta"):
+            deltas.append(event.delta)
+        else:
+            responses.append(event.response)
+    assert len(responses) == 1
+    return Streamed(deltas, responses[0], arrivals[0], arrivals[-1])
+
+
+async def _status(events: AsyncIterable[object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in events:
+            pass
+    status = rpc_status.from_call(info.value)
+    details = decode_status(info.value.code(), info.value.details() or "", status)
+    return details.code, details.reason
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_stream_complete_sends_the_answer_as_it_is_written(
+    core: AgentCore, emulator: Emulator, provider: str
+) -> None:
+    await emulator.configure(stream_chunk_delay_ms=20)
+    ids = _ids()
+    async with agent_stub(core) as stub:
+        text = await _stream(stub, _request(provider, ids))
+        await emulator.configure()
+        structured = await _stream(
+            stub, _request(provider, ids, json_schema=struct(QUESTIONS_SCHEMA), schema_name="planning_questions")
+        )
+
+    # Sent on as the model wrote them (20 ms apart), not all at the end.
+    assert text.response_at - text.first_delta_at >= 0.02 * (len(text.deltas) - 1) * 0.5
+    for streamed in (text, structured):
+        assert len(streamed.deltas) >= 3
+        assert {d.attempt for d in streamed.deltas} == {1}
+        assert streamed.response.content == streamed.text(1)
+        assert streamed.response.usage.usd > 0
+        assert not streamed.response.idempotent_replay
+    assert json.loads(structured.text(1))["questions"]
+    assert struct_to_dict(structured.response.structured) == json.loads(structured.response.content)
+    calls, _ = await h.list_llm_calls(c.ListLlmCalls(ids), core.uow)
+    assert {x.id for x in calls} == {text.response.llm_call_id, structured.response.llm_call_id}
+    assert await _calls(core, ids) == [("succeeded", 1), ("succeeded", 1)]
+
+
+async def test_a_retried_stream_starts_again_with_the_next_attempt(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(
+        faults=[
+            {"match": {"provider": "openai"}, "kind": "rate_limit", "count": 1},
+            {"match": {"provider": "openai"}, "kind": "malformed", "count": 1},
+        ]
+    )
+    ids = _ids()
+    async with agent_stub(core) as stub:
+        streamed = await _stream(
+            stub, _request("openai", ids, json_schema=struct(QUESTIONS_SCHEMA), schema_name="planning_questions")
+        )
+
+    # 1: refused (429) before it streamed; 2: streamed an invalid answer; 3: the re-ask, valid.
+    assert await _calls(core, ids) == [("failed", 1), ("invalid_output", 2), ("succeeded", 3)]
+    assert [d.attempt for d in streamed.deltas] == sorted(d.attempt for d in streamed.deltas)
+    assert {d.attempt for d in streamed.deltas} == {2, 3}
+    assert streamed.response.content == streamed.text(3)
+    calls, _ = await h.list_llm_calls(c.ListLlmCalls(ids), core.uow)
+    invalid = next(x for x in calls if x.attempt == 2)
+    assert invalid.response is not None
+    assert streamed.text(2) == invalid.response["text"] != streamed.text(3)
+    assert streamed.response.usage.calls == 3
+
+
+async def test_a_streamed_call_replayed_for_its_key_sends_only_the_response_and_costs_nothing(
+    core: AgentCore, emulator: Emulator
+) -> None:
+    ids = _ids()
+    request = _request("anthropic", ids, idempotency_key=f"spec-{uuid.uuid4()}:architect:1")
+    async with agent_stub(core) as stub:
+        first = await _stream(stub, request)
+        served = await emulator.requests_served()
+        again = await _stream(stub, request)
+
+    assert first.deltas
+    assert not first.response.idempotent_replay
+    assert again.deltas == []
+    assert again.response.idempotent_replay
+    assert (again.response.content, again.response.llm_call_id) == (first.response.content, first.response.llm_call_id)
+    assert (again.response.usage.usd, again.response.usage.calls) == (0, 0)
+    assert await emulator.requests_served() == served
+    usage = await h.get_usage(c.GetUsage(ids), core.uow)
+    assert usage.total.calls == 1
+
+
+async def test_stream_complete_fails_with_completes_status(core: AgentCore, emulator: Emulator) -> None:
+    unknown = _request("mistral")
+    async with agent_stub(core) as stub:
+
+        async def complete(request: pb.CompleteRequest) -> AsyncIterator[object]:
+            yield await stub.Complete(request)
+
+        too_long = _request(correlation=Correlation(project_id="p" * 101))
+        for request, status in [
+            (unknown, (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_PROVIDER")),
+            (too_long, (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")),
+        ]:
+            assert await _status(complete(request)) == status
+            assert await _status(stub.StreamComplete(pb.StreamCompleteRequest(request=request))) == status
+
+        await emulator.configure(faults=[{"kind": "error"}])
+        down = (grpc.StatusCode.UNAVAILABLE, "PROVIDER_UNAVAILABLE")
+        assert await _status(complete(_request())) == down
+        assert await _status(stub.StreamComplete(pb.StreamCompleteRequest(request=_request()))) == down
+
+
+async def test_a_cancelled_stream_cancels_the_model_call(core: AgentCore, emulator: Emulator) -> None:
+    await emulator.configure(stream_chunk_delay_ms=100)
+    ids = _ids()
+    async with agent_stub(core) as stub:
+        call = stub.StreamComplete(pb.StreamCompleteRequest(request=_request("openai", ids)))
+        first = await anext(aiter(call))
+        assert first.HasField("delta")
+        call.cancel()
+        # Long past the end of the answer (a dozen events 100 ms apart): a call still running would be stored.
+        await asyncio.sleep(2.0)
+
+    assert await _calls(core, ids) == []
 
 
 async def test_concurrent_completions_all_land(core: AgentCore) -> None:

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_agent import bootstrap
-from crucible_agent.domain.model import ChatMessage, JudgeConfig, Role, SubagentConfig
+from crucible_agent.domain.model import ChatMessage, Delta, JudgeConfig, Role, SubagentConfig
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_common.database import create_engine, migrate
@@ -101,3 +101,22 @@ async def test_prompts_are_captured_only_when_enabled(
     attributes = dict(chat.attributes or {})
     assert secret_prompt in str(attributes["gen_ai.input.messages"])
     assert attributes["gen_ai.output.messages"]
+
+
+async def test_a_streamed_call_has_the_span_of_an_unstreamed_one(
+    spans: InMemorySpanExporter, engine: AsyncEngine, emulator: Emulator
+) -> None:
+    cmd = c.Complete("anthropic", "claude-haiku-4-5", (ChatMessage(Role.USER, "Name three rivers"),))
+
+    async def ignore(delta: Delta) -> None:
+        return None
+
+    spans.clear()
+    async with agent_core(engine, agent_settings(emulator)) as core:
+        await h.complete(cmd, core.llm, core.calls)
+        await h.complete(cmd, core.llm, core.calls, on_delta=ignore)
+    whole, streamed = (dict(s.attributes or {}) for s in _by_name(spans.get_finished_spans(), "chat "))
+
+    assert (whole.pop("crucible.llm.streamed"), streamed.pop("crucible.llm.streamed")) == (False, True)
+    assert whole.pop("crucible.llm.call_id") != streamed.pop("crucible.llm.call_id")
+    assert whole == streamed

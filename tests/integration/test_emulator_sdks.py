@@ -204,6 +204,181 @@ async def test_two_providers_give_two_distinct_candidates(
     assert first != block.input
 
 
+# ---- streaming: the same answers, in pieces, through the SDKs' stream parsers
+
+PLANNING_FORMAT: Any = {
+    "type": "json_schema",
+    "json_schema": {"name": "planning_questions", "schema": task_schemas.PLANNING_QUESTIONS},
+}
+PLANNING_TOOL: Any = {
+    "tools": [{"name": "planning_questions", "input_schema": task_schemas.PLANNING_QUESTIONS}],
+    "tool_choice": {"type": "tool", "name": "planning_questions"},
+}
+TOMATOES: Any = [{"role": "user", "content": "How do I water tomatoes in a hot and dry summer?"}]
+
+
+async def test_openai_streams_the_answer_in_chunks_with_usage(openai_client: openai.AsyncOpenAI) -> None:
+    whole = await openai_client.chat.completions.create(model="gpt-4.1", messages=TOMATOES)
+    stream = await openai_client.chat.completions.create(
+        model="gpt-4.1", messages=TOMATOES, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [chunk async for chunk in stream]
+
+    texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(texts) >= 3
+    assert "".join(texts) == whole.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert {c.id for c in chunks} == {chunks[0].id}
+    assert chunks[-1].usage is not None
+    assert whole.usage is not None
+    assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+async def test_openai_stream_helper_parses_a_structured_answer(openai_client: openai.AsyncOpenAI) -> None:
+    messages: Any = [{"role": "user", "content": f"max_questions: 3\n{HELLO_TASK}"}]
+    whole = await openai_client.chat.completions.parse(
+        model="gpt-4.1", messages=messages, response_format=PlanningQuestions
+    )
+    deltas: list[str] = []
+    async with openai_client.chat.completions.stream(
+        model="gpt-4.1", messages=messages, response_format=PlanningQuestions
+    ) as stream:
+        async for event in stream:
+            if event.type == "content.delta":
+                deltas.append(event.delta)
+        final = await stream.get_final_completion()
+
+    assert len(deltas) >= 3
+    assert "".join(deltas) == whole.choices[0].message.content
+    assert final.choices[0].message.parsed == whole.choices[0].message.parsed
+    assert final.choices[0].message.parsed is not None
+    assert len(final.choices[0].message.parsed.questions) == 3
+
+
+async def test_openai_stream_helper_puts_tool_calls_back_together(openai_client: openai.AsyncOpenAI) -> None:
+    messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": HELLO_TASK}]
+    whole = await openai_client.chat.completions.create(model="gpt-4.1", messages=messages, tools=OPENAI_TOOLS)
+    argument_deltas = 0
+    async with openai_client.chat.completions.stream(model="gpt-4.1", messages=messages, tools=OPENAI_TOOLS) as stream:
+        async for event in stream:
+            argument_deltas += event.type == "tool_calls.function.arguments.delta"
+        final = await stream.get_final_completion()
+
+    expected = whole.choices[0].message.tool_calls or []
+    calls = final.choices[0].message.tool_calls or []
+    assert argument_deltas > len(calls)
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls if c.type == "function"] == [
+        (c.function.name, json.loads(c.function.arguments)) for c in expected if c.type == "function"
+    ]
+
+
+async def test_anthropic_streams_the_messages_events(anthropic_client: anthropic.AsyncAnthropic) -> None:
+    whole = await anthropic_client.messages.create(model="claude-sonnet", max_tokens=512, messages=TOMATOES)
+    stream = await anthropic_client.messages.create(
+        model="claude-sonnet", max_tokens=512, messages=TOMATOES, stream=True
+    )
+    events = [event async for event in stream]
+
+    assert [e.type for e in events[:2]] == ["message_start", "content_block_start"]
+    assert [e.type for e in events[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
+    texts = [e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"]
+    assert len(texts) >= 3
+    assert whole.content[0].type == "text"
+    assert "".join(texts) == whole.content[0].text
+    start, end = events[0], events[-2]
+    assert start.type == "message_start"
+    assert end.type == "message_delta"
+    assert start.message.usage.input_tokens == whole.usage.input_tokens
+    assert end.usage.output_tokens == whole.usage.output_tokens
+    assert end.delta.stop_reason == "end_turn"
+
+
+async def test_anthropic_stream_helper_gives_the_same_message(anthropic_client: anthropic.AsyncAnthropic) -> None:
+    whole = await anthropic_client.messages.create(model="claude-sonnet", max_tokens=512, messages=TOMATOES)
+    async with anthropic_client.messages.stream(model="claude-sonnet", max_tokens=512, messages=TOMATOES) as stream:
+        texts = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+
+    assert len(texts) >= 3
+    assert [b.model_dump() for b in final.content] == [b.model_dump() for b in whole.content]
+    assert (final.stop_reason, final.usage.output_tokens) == (whole.stop_reason, whole.usage.output_tokens)
+
+
+async def test_anthropic_stream_helper_streams_a_forced_tools_input(
+    anthropic_client: anthropic.AsyncAnthropic,
+) -> None:
+    messages: Any = [{"role": "user", "content": HELLO_TASK}]
+    whole = await anthropic_client.messages.create(
+        model="claude-sonnet", max_tokens=2048, messages=messages, **PLANNING_TOOL
+    )
+    partial: list[str] = []
+    async with anthropic_client.messages.stream(
+        model="claude-sonnet", max_tokens=2048, messages=messages, **PLANNING_TOOL
+    ) as stream:
+        async for event in stream:
+            if event.type == "input_json":
+                partial.append(event.partial_json)
+        final = await stream.get_final_message()
+
+    assert len(partial) >= 3
+    block, expected = final.content[0], whole.content[0]
+    assert block.type == expected.type == "tool_use"
+    assert json.loads("".join(partial)) == block.input == expected.input
+    assert final.stop_reason == "tool_use"
+
+
+async def test_faults_come_before_a_stream_starts(
+    openai_client: openai.AsyncOpenAI, anthropic_client: anthropic.AsyncAnthropic, admin: httpx.AsyncClient
+) -> None:
+    await configure(
+        admin,
+        faults=[
+            {"match": {"provider": "openai"}, "kind": "error", "count": 1},
+            {"match": {"provider": "anthropic"}, "kind": "rate_limit", "count": 1},
+        ],
+    )
+    with pytest.raises(openai.InternalServerError):
+        await openai_client.chat.completions.create(model="m", messages=TOMATOES, stream=True)
+    with pytest.raises(anthropic.RateLimitError):
+        await anthropic_client.messages.create(model="m", max_tokens=64, messages=TOMATOES, stream=True)
+
+
+async def test_a_malformed_answer_streams_its_spoiled_text(
+    openai_client: openai.AsyncOpenAI, admin: httpx.AsyncClient
+) -> None:
+    await configure(admin, faults=[{"match": {"task": "planning_questions"}, "kind": "malformed", "count": 2}])
+    messages: Any = [{"role": "user", "content": HELLO_TASK}]
+    whole = await openai_client.chat.completions.create(
+        model="gpt-4.1", messages=messages, response_format=PLANNING_FORMAT
+    )
+    stream = await openai_client.chat.completions.create(
+        model="gpt-4.1", messages=messages, response_format=PLANNING_FORMAT, stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    assert text == whole.choices[0].message.content
+    with pytest.raises((ValueError, jsonschema.ValidationError)):
+        jsonschema.validate(json.loads(text), task_schemas.PLANNING_QUESTIONS)
+    stats = (await admin.get("/emulator/stats")).json()
+    assert stats["faults_injected"]["malformed"] == 2
+
+
+async def test_latency_comes_first_then_the_delay_between_chunks(
+    openai_client: openai.AsyncOpenAI, admin: httpx.AsyncClient
+) -> None:
+    await configure(admin, latency_ms=200, stream_chunk_delay_ms=40)
+    started = time.monotonic()
+    stream = await openai_client.chat.completions.create(model="m", messages=TOMATOES, stream=True)
+    arrivals = [time.monotonic() async for _ in stream]
+
+    assert arrivals[0] - started >= 0.2
+    assert len(arrivals) >= 5
+    # Every chunk was sent at least 40 ms after the one before; read as they came, not all at once.
+    assert arrivals[-1] - arrivals[0] >= 0.04 * (len(arrivals) - 1) * 0.9
+
+
 # ---- the coding agent over tool calls, with the tools really executed
 
 
@@ -433,20 +608,6 @@ async def test_missing_key_is_401_in_each_provider_shape(base_url: str, admin: h
     assert response.status_code == 401
     assert response.json()["type"] == "error"
     assert response.json()["error"]["type"] == "authentication_error"
-
-
-async def test_streaming_is_refused_with_400(
-    openai_client: openai.AsyncOpenAI, anthropic_client: anthropic.AsyncAnthropic
-) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        await openai_client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        )
-    assert "Streaming is not supported" in str(caught.value)
-    with pytest.raises(anthropic.BadRequestError):
-        await anthropic_client.messages.create(
-            model="m", max_tokens=10, messages=[{"role": "user", "content": "hi"}], stream=True
-        )
 
 
 async def test_bad_requests_are_400(base_url: str, admin: httpx.AsyncClient) -> None:

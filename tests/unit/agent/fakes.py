@@ -7,6 +7,7 @@ the way they do in Postgres. A unit given a lease is fenced by it, as the SQL on
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
@@ -25,12 +26,14 @@ from crucible_agent.domain.model import (
     Checkpoint,
     Correlation,
     Decision,
+    Delta,
     LlmCall,
     LlmCallStatus,
     LlmRequest,
     ModelUsage,
     ProviderResponse,
     SubagentError,
+    TextSink,
     UsageReport,
     UsageTotals,
 )
@@ -399,15 +402,37 @@ def answer(text: str, model: str = "gpt-4o-mini", input_tokens: int = 10, output
     return ProviderResponse(text, (), "stop", model, input_tokens, output_tokens)
 
 
+@dataclass(frozen=True)
+class CutShort:
+    """A streamed answer that breaks with ``error`` after ``text`` (not streamed, it is just the error)."""
+
+    text: str
+    error: ProviderError
+
+
+class Deltas(list[Delta]):
+    """A delta sink that keeps what it is given."""
+
+    async def __call__(self, delta: Delta) -> None:
+        self.append(delta)
+
+
+def pieces(text: str, size: int = 4) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
 class FakeProvider(LlmProvider):
     """Answers call number ``i`` with ``script[i]`` (raising it when it is an error); past the script,
     ``always`` is raised when set, a judge request gets a valid choice, any other a default answer.
+
+    Streamed, the answer's text comes in ``pieces``, the event loop turning between them as it would
+    between network reads.
     """
 
     def __init__(
         self,
         name: str,
-        script: Sequence[ProviderResponse | ProviderError] = (),
+        script: Sequence[ProviderResponse | ProviderError | CutShort] = (),
         *,
         always: ProviderError | None = None,
         judge_choice: str | None = None,
@@ -424,6 +449,8 @@ class FakeProvider(LlmProvider):
         self.requests.append(request)
         if index < len(self.script):
             scripted = self.script[index]
+            if isinstance(scripted, CutShort):
+                raise scripted.error
             if isinstance(scripted, ProviderError):
                 raise scripted
             return scripted
@@ -432,6 +459,20 @@ class FakeProvider(LlmProvider):
         if request.schema_name == JUDGE_SCHEMA_NAME:
             return answer(self._judge_text(request), request.model)
         return answer(f"{self.name} answer {index}", request.model)
+
+    async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
+        index = len(self.requests)
+        scripted = self.script[index] if index < len(self.script) else None
+        if isinstance(scripted, CutShort):
+            await self._write(scripted.text, on_text)
+        response = await self.complete(request)
+        await self._write(response.text, on_text)
+        return response
+
+    async def _write(self, text: str, on_text: TextSink) -> None:
+        for piece in pieces(text):
+            await asyncio.sleep(0)
+            await on_text(piece)
 
     def _judge_text(self, request: LlmRequest) -> str:
         choice = self.judge_choice

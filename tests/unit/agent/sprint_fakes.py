@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.domain.errors import ProviderError
-from crucible_agent.domain.model import LlmRequest, ProviderResponse, Role, ToolCall, ToolSpec
+from crucible_agent.domain.model import LlmRequest, ProviderResponse, Role, TextSink, ToolCall, ToolSpec
 from crucible_agent.domain.sprint_errors import ArtifactNotFound
 from crucible_agent.domain.sprints import Artifact, TestReport, ToolResult
 
@@ -78,6 +78,12 @@ class SprintModel(LlmProvider):
             return _response("", (ToolCall("v1", "run_tests", {}),), request.model)
         verdict = self.verifier_verdicts.pop(0) if self.verifier_verdicts else "VERIFICATION_SUCCESS"
         return _response(verdict, model=request.model)
+
+    async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
+        response = await self.complete(request)
+        if response.text:
+            await on_text(response.text)
+        return response
 
     async def close(self) -> None:
         return None

@@ -16,7 +16,8 @@ from crucible_agent.domain.errors import (
     ProviderUnavailable,
     UnknownProvider,
 )
-from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role
+from crucible_agent.domain.model import ChatMessage, Delta, LlmRequest, ProviderResponse, Role, TextSink
+from tests.unit.agent.fakes import Deltas
 
 REQUEST = LlmRequest("openai", "gpt-4o-mini", (ChatMessage(Role.USER, "hi"),))
 ANSWER = ProviderResponse("hello", (), "stop", "gpt-4o-mini", 3, 1)
@@ -31,6 +32,15 @@ class FakeProvider(LlmProvider):
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls = 0
+        self.streamed = 0
+
+    async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
+        # Half the answer is written before a failure shows, as when a stream breaks mid-way.
+        self.streamed += 1
+        await on_text(ANSWER.text[:2])
+        response = await self.complete(request)
+        await on_text(ANSWER.text[2:])
+        return response
 
     async def complete(self, request: LlmRequest) -> ProviderResponse:
         self.calls += 1
@@ -71,6 +81,24 @@ async def test_retryable_errors_are_retried_then_answered() -> None:
         "ok",
     ]
     assert attempts[-1].response == ANSWER
+
+
+async def test_a_streamed_call_numbers_the_deltas_of_each_attempt() -> None:
+    provider = FakeProvider([ProviderUnavailable("openai", "the stream broke")])
+    deltas = Deltas()
+
+    attempts = await pool(provider).call(REQUEST, deltas)
+
+    assert [a.number for a in attempts] == [1, 2]
+    assert attempts[-1].response == ANSWER
+    assert deltas == [Delta("he", 1), Delta("he", 2), Delta("llo", 2)]
+    assert (provider.streamed, provider.calls) == (2, 2)
+
+
+async def test_without_a_sink_nothing_is_streamed() -> None:
+    provider = FakeProvider()
+    await pool(provider).call(REQUEST)
+    assert (provider.streamed, provider.calls) == (0, 1)
 
 
 async def test_retries_are_bounded() -> None:

@@ -82,7 +82,9 @@ def test_openai_structured_output_and_forced_function() -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"stream": True}, "stream"),
+        ({"stream": "yes"}, "stream"),
+        ({"stream_options": {"include_usage": True}}, "stream_options"),
+        ({"stream": True, "stream_options": {"include_usage": 1}}, "include_usage"),
         ({"n": 2}, "n"),
         ({"model": ""}, "model"),
         ({"messages": []}, "messages"),
@@ -180,7 +182,7 @@ def test_anthropic_forced_tool_is_structured_output() -> None:
     ("body", "param"),
     [
         ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
-        (anthropic_body(stream=True), "stream"),
+        (anthropic_body(stream="yes"), "stream"),
         (anthropic_body(temperature=1.5), "temperature"),
         (anthropic_body(messages=[{"role": "system", "content": "x"}]), "messages.0.role"),
         (anthropic_body(tool_choice={"type": "tool", "name": "nope"}), "tool_choice.name"),

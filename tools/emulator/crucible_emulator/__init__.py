@@ -19,7 +19,13 @@ and point the SDKs at it (any non-empty key is accepted)::
 
 Endpoints:
 
-* ``POST /openai/v1/chat/completions`` and ``POST /anthropic/v1/messages`` (no streaming, ``n`` = 1);
+* ``POST /openai/v1/chat/completions`` and ``POST /anthropic/v1/messages`` (``n`` = 1), streamed with
+  ``"stream": true`` as the real APIs stream: server-sent ``chat.completion.chunk`` objects ending in
+  ``data: [DONE]`` (with a usage chunk when ``stream_options.include_usage``), and Anthropic's
+  ``message_start``, ``ping``, ``content_block_start`` / ``_delta`` / ``_stop``, ``message_delta``,
+  ``message_stop`` events. A streamed answer is the non-streamed one cut into pieces of a few words (a
+  malformed one streams its spoiled text); the faults answered with an HTTP error, and the ``timeout``
+  stall, come before the stream starts;
 * ``GET /emulator/config``; ``PUT /emulator/config`` with the fields to change (``faults`` replaces the
   whole rule list; invalid input is a 400); ``POST /emulator/reset`` zeroes the counters and the request
   sequence and drops the fault rules; ``GET /emulator/stats`` (requests by provider and task, faults
@@ -33,8 +39,10 @@ name gets a generic schema-valid instance. Offering ``fs_write_file`` and ``run_
 coding agent (contract in ``coding_agent``). Latency, jitter and faults (HTTP 500, 429, malformed
 structured output, code that fails its tests, a 60 s stall) are configured by ``EmulatorConfig``,
 initially from ``CRUCIBLE_EMULATOR_LATENCY_MS``, ``_JITTER_MS``, ``_ERROR_RATE``, ``_RATE_LIMIT_RATE``,
-``_MALFORMED_RATE`` and ``_SEED``. A fault rule's ``task`` is the snake-case schema name, or
-``coding_agent``, ``discovery``, ``tool_use``, ``json_object``, ``chat``; for example::
+``_MALFORMED_RATE``, ``_SEED`` and ``_STREAM_CHUNK_DELAY_MS``. A streamed answer waits the latency
+(and jitter) before its first event, then ``stream_chunk_delay_ms`` (default 0) between two events. A
+fault rule's ``task`` is the snake-case schema name, or ``coding_agent``, ``discovery``, ``tool_use``,
+``json_object``, ``chat``; for example::
 
     PUT /emulator/config {"faults": [{"match": {"provider": "openai", "task": "judge_decision"},
                                       "kind": "rate_limit", "count": 2}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -20,7 +21,7 @@ from crucible_emulator.conversation import (
     ToolSpec,
 )
 from crucible_emulator.schemas import check_schema
-from crucible_emulator.wire import ErrorKind, new_id, optional_number, positive_int, require
+from crucible_emulator.wire import ErrorKind, event, new_id, optional_number, pieces, positive_int, require
 
 _ERRORS: dict[ErrorKind, tuple[int, str]] = {
     "invalid_request": (400, "invalid_request_error"),
@@ -60,11 +61,8 @@ class AnthropicProtocol:
         require(isinstance(model, str) and bool(model.strip()), "Field required.", "model")
         require("max_tokens" in body, "Field required.", "max_tokens")
         max_tokens = positive_int(body["max_tokens"], "max_tokens")
-        require(
-            not body.get("stream"),
-            "Streaming is not supported by the Crucible emulator; send the request with stream=false.",
-            "stream",
-        )
+        stream = body.get("stream")
+        require(stream is None or isinstance(stream, bool), "Input should be a valid boolean.", "stream")
         optional_number(body, "temperature", 0, 1)
         optional_number(body, "top_p", 0, 1)
         system = _system(body.get("system"))
@@ -84,6 +82,7 @@ class AnthropicProtocol:
             tool_choice=tool_choice,
             output=output,
             max_tokens=max_tokens,
+            stream=bool(stream),
         )
 
     def render(self, request: ModelRequest, answer: ModelAnswer, usage: tuple[int, int]) -> JsonObject:
@@ -112,6 +111,37 @@ class AnthropicProtocol:
                 "cache_read_input_tokens": 0,
             },
         }
+
+    def stream(self, request: ModelRequest, rendered: JsonObject) -> list[str]:
+        usage = rendered["usage"]
+        # As the API does: the message opens empty, one token written; the final count comes with the stop reason.
+        opening = {**rendered, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+        ending = {"stop_reason": rendered["stop_reason"], "stop_sequence": None}
+        return [
+            _event({"type": "message_start", "message": opening}),
+            _event({"type": "ping"}),
+            *(e for index, block in enumerate(rendered["content"]) for e in _block_events(index, block)),
+            _event({"type": "message_delta", "delta": ending, "usage": {"output_tokens": usage["output_tokens"]}}),
+            _event({"type": "message_stop"}),
+        ]
+
+
+def _block_events(index: int, block: JsonObject) -> list[str]:
+    if block["type"] == "text":
+        start: JsonObject = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": piece} for piece in pieces(block["text"])]
+    else:
+        start = {**block, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces(json.dumps(block["input"]))]
+    return [
+        _event({"type": "content_block_start", "index": index, "content_block": start}),
+        *(_event({"type": "content_block_delta", "index": index, "delta": delta}) for delta in deltas),
+        _event({"type": "content_block_stop", "index": index}),
+    ]
+
+
+def _event(data: JsonObject) -> str:
+    return event(data, data["type"])
 
 
 def _tool_use(block_id: str, name: str, arguments: Any) -> JsonObject:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from crucible_emulator import coding_agent, offline_model
@@ -133,8 +134,23 @@ async def _complete(state: EmulatorState, protocol: WireProtocol, request: Reque
         # The caller must see a provider-shaped 500, not a bare stack trace; the log keeps the detail.
         logger.exception("the offline model failed on a %s %s request", protocol.provider, task)
         return protocol.error("server", "The Crucible emulator failed to answer this request; see its log.")
+    if model_request.stream:
+        events = protocol.stream(model_request, payload)
+        gap = state.config.stream_chunk_delay_ms / 1000
+        return StreamingResponse(
+            _paced(events, loop, deadline, gap), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        )
     await _sleep_until(loop, deadline)
     return JSONResponse(payload)
+
+
+async def _paced(events: list[str], loop: asyncio.AbstractEventLoop, deadline: float, gap: float) -> AsyncIterator[str]:
+    # The headers go at once, as a provider's do; the latency is the wait for the first event.
+    await _sleep_until(loop, deadline)
+    for number, sse in enumerate(events):
+        if number and gap:
+            await asyncio.sleep(gap)
+        yield sse
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:

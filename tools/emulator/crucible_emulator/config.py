@@ -46,6 +46,8 @@ class EmulatorConfig(BaseModel):
     seed: int = 0
     # How long a `timeout` fault holds the request before answering normally.
     timeout_seconds: float = Field(default=60.0, ge=0, le=3_600)
+    # Between two events of a streamed answer (the latency comes before the first).
+    stream_chunk_delay_ms: float = Field(default=0.0, ge=0, le=60_000)
     faults: list[FaultRule] = Field(default_factory=list)
 
     @classmethod
@@ -58,6 +60,7 @@ class EmulatorConfig(BaseModel):
             rate_limit_rate=settings.rate_limit_rate,
             malformed_rate=settings.malformed_rate,
             seed=settings.seed,
+            stream_chunk_delay_ms=settings.stream_chunk_delay_ms,
         )
 
 
@@ -75,6 +78,7 @@ class EmulatorSettings(BaseSettings):
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     malformed_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
+    stream_chunk_delay_ms: float = Field(default=0.0, ge=0)
 
     @field_validator("log_level")
     @classmethod

@@ -84,6 +84,9 @@ class ModelRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     output: StructuredOutput | None = None
     max_tokens: int | None = None
+    # Answered as server-sent events; ``stream_usage`` adds OpenAI's usage chunk (Anthropic's events always count).
+    stream: bool = False
+    stream_usage: bool = False
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)

@@ -23,7 +23,7 @@ from crucible_emulator.conversation import (
     ToolSpec,
 )
 from crucible_emulator.schemas import check_schema
-from crucible_emulator.wire import ErrorKind, new_id, optional_number, positive_int, require
+from crucible_emulator.wire import ErrorKind, event, new_id, optional_number, pieces, positive_int, require
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _EMPTY_PARAMETERS: JsonObject = {"type": "object", "properties": {}}
@@ -55,11 +55,8 @@ class OpenAIProtocol:
         require(isinstance(body, dict), "The request body must be a JSON object.")
         model = body.get("model")
         require(isinstance(model, str) and bool(model.strip()), "You must provide a model parameter.", "model")
-        require(
-            not body.get("stream"),
-            "Streaming is not supported by the Crucible emulator; send the request with stream=false.",
-            "stream",
-        )
+        stream = _flag(body, "stream")
+        stream_usage = _stream_usage(body.get("stream_options"), stream)
         require(body.get("n") in (None, 1), "The Crucible emulator supports only n=1.", "n")
         optional_number(body, "temperature", 0, 2)
         optional_number(body, "top_p", 0, 1)
@@ -83,6 +80,8 @@ class OpenAIProtocol:
             tool_choice=tool_choice,
             output=output,
             max_tokens=max_tokens,
+            stream=stream,
+            stream_usage=stream_usage,
         )
 
     def render(self, request: ModelRequest, answer: ModelAnswer, usage: tuple[int, int]) -> JsonObject:
@@ -118,6 +117,49 @@ class OpenAIProtocol:
             "service_tier": "default",
             "system_fingerprint": "fp_crucible_emulator",
         }
+
+    def stream(self, request: ModelRequest, rendered: JsonObject) -> list[str]:
+        choice = rendered["choices"][0]
+        message = choice["message"]
+        common = {k: rendered[k] for k in ("id", "created", "model", "service_tier", "system_fingerprint")}
+        # With include_usage every chunk says "usage": null but the last, which has only the usage.
+        usage: JsonObject = {"usage": None} if request.stream_usage else {}
+
+        def chunk(delta: JsonObject, finish_reason: str | None = None) -> str:
+            choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            return event({**common, "object": "chat.completion.chunk", "choices": choices, **usage})
+
+        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        events += [chunk({"content": piece}) for piece in pieces(message["content"] or "")]
+        for index, call in enumerate(message.get("tool_calls") or []):
+            function = call["function"]
+            opening = {"index": index, "id": call["id"], "type": "function"}
+            events.append(chunk({"tool_calls": [{**opening, "function": {"name": function["name"], "arguments": ""}}]}))
+            events += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                for piece in pieces(function["arguments"])
+            ]
+        events.append(chunk({}, choice["finish_reason"]))
+        if request.stream_usage:
+            events.append(
+                event({**common, "object": "chat.completion.chunk", "choices": [], "usage": rendered["usage"]})
+            )
+        events.append(event("[DONE]"))
+        return events
+
+
+def _flag(body: JsonObject, key: str) -> bool:
+    value = body.get(key)
+    require(value is None or isinstance(value, bool), f"Invalid '{key}': expected a boolean, got {value!r}.", key)
+    return bool(value)
+
+
+def _stream_usage(raw: Any, stream: bool) -> bool:
+    if raw is None:
+        return False
+    require(stream, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
+    require(isinstance(raw, dict), "'stream_options' must be an object.", "stream_options")
+    return _flag(raw, "include_usage")
 
 
 def _tool_call(call_id: str, name: str, arguments: str) -> JsonObject:

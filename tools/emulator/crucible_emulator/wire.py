@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from typing import Any, Literal, Protocol
 
@@ -10,6 +12,9 @@ from starlette.responses import JSONResponse
 
 from crucible_emulator.config import Provider
 from crucible_emulator.conversation import InvalidRequest, JsonObject, ModelAnswer, ModelRequest
+
+# A word with the space before it, or the space that ends a text.
+_WORDS = re.compile(r"\s*\S+|\s+")
 
 ErrorKind = Literal["invalid_request", "authentication", "not_found", "rate_limit", "server"]
 
@@ -23,7 +28,31 @@ class WireProtocol(Protocol):
 
     def render(self, request: ModelRequest, answer: ModelAnswer, usage: tuple[int, int]) -> JsonObject: ...
 
+    def stream(self, request: ModelRequest, rendered: JsonObject) -> list[str]:
+        """The answer ``render`` gave, as the server-sent events of a streamed one."""
+        ...
+
     def error(self, kind: ErrorKind, message: str, param: str | None = None) -> JSONResponse: ...
+
+
+def pieces(text: str, size: int = 16) -> list[str]:
+    """``text`` in pieces of a few words each, as a model writes it; joined, they are ``text`` again."""
+    result: list[str] = []
+    current = ""
+    for word in _WORDS.findall(text):
+        current += word
+        if len(current) >= size:
+            result.append(current)
+            current = ""
+    if current:
+        result.append(current)
+    return result
+
+
+def event(data: JsonObject | str, name: str | None = None) -> str:
+    """One server-sent event; ``data`` as JSON unless it is already text."""
+    line = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"event: {name}\ndata: {line}\n\n" if name else f"data: {line}\n\n"
 
 
 def new_id(prefix: str, length: int = 24) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -100,6 +101,26 @@ class ProviderResponse:
     response_model: str
     input_tokens: int
     output_tokens: int
+
+
+# Where a provider streams an answer's text, piece by piece, as the model writes it.
+TextSink = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of an answer's text as the model writes it.
+
+    ``attempt`` counts every provider attempt of one logical call from 1 (retries after a provider
+    error and re-asks after an invalid structured answer alike): a new number means the text of
+    the earlier attempts is void.
+    """
+
+    text: str
+    attempt: int
+
+
+DeltaSink = Callable[[Delta], Awaitable[None]]
 
 
 @dataclass(frozen=True)

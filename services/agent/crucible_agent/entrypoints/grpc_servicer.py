@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible.agent.v1 import agent_service_pb2_grpc as pb_grpc
+from crucible_agent.domain.model import Delta, LlmResult
 from crucible_agent.entrypoints import proto_mapping as m
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
@@ -17,6 +19,7 @@ from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.ids import parse_id
 from crucible_common.protobuf import schema_dict, struct_to_dict
+from crucible_common.streams import Emit, relay
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -29,20 +32,18 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         self._calls = calls
 
     async def Complete(self, request: pb.CompleteRequest, context: Context) -> pb.CompleteResponse:
-        cmd = c.Complete(
-            provider=request.model.provider,
-            model=request.model.model_name,
-            messages=m.messages(list(request.messages)),
-            json_schema=schema_dict(request.json_schema) if request.HasField("json_schema") else None,
-            schema_name=request.schema_name,
-            tools=m.tools(list(request.tools)),
-            correlation=m.correlation(request.correlation),
-            max_tokens=request.max_tokens,
-            temperature=request.temperature if request.HasField("temperature") else None,
-            recording=m.recording(request.recording),
-            idempotency_key=request.idempotency_key,
-        )
-        return m.complete_response(await h.complete(cmd, self._llm, self._calls))
+        return m.complete_response(await h.complete(_complete(request), self._llm, self._calls))
+
+    async def StreamComplete(
+        self, request: pb.StreamCompleteRequest, context: Context
+    ) -> AsyncIterator[pb.StreamCompleteResponse]:
+        cmd = _complete(request.request)
+
+        async def call(emit: Emit[Delta | LlmResult]) -> Delta | LlmResult:
+            return await h.complete(cmd, self._llm, self._calls, on_delta=emit)
+
+        async for event in relay(call):
+            yield m.stream_complete_response(event)
 
     async def ExecuteAgentRun(self, request: pb.ExecuteAgentRunRequest, context: Context) -> pb.ExecuteAgentRunResponse:
         cmd = c.ExecuteAgentRun(
@@ -95,3 +96,19 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
     async def GetModelPrices(self, request: pb.GetModelPricesRequest, context: Context) -> pb.GetModelPricesResponse:
         cmd = c.GetModelPrices(tuple(m.model_ref(x) for x in request.models))
         return pb.GetModelPricesResponse(prices=[m.model_price_pb(p) for p in h.model_prices(cmd, self._llm.prices)])
+
+
+def _complete(request: pb.CompleteRequest) -> c.Complete:
+    return c.Complete(
+        provider=request.model.provider,
+        model=request.model.model_name,
+        messages=m.messages(list(request.messages)),
+        json_schema=schema_dict(request.json_schema) if request.HasField("json_schema") else None,
+        schema_name=request.schema_name,
+        tools=m.tools(list(request.tools)),
+        correlation=m.correlation(request.correlation),
+        max_tokens=request.max_tokens,
+        temperature=request.temperature if request.HasField("temperature") else None,
+        recording=m.recording(request.recording),
+        idempotency_key=request.idempotency_key,
+    )

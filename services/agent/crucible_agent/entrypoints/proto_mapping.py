@@ -13,6 +13,7 @@ from crucible_agent.domain.model import (
     Checkpoint,
     Correlation,
     Decision,
+    Delta,
     JudgeConfig,
     LlmCall,
     LlmCallStatus,
@@ -144,6 +145,12 @@ def complete_response(r: LlmResult) -> pb.CompleteResponse:
         llm_call_id=final.id,
         latency_ms=sum(c.latency_ms for c in r.calls),
     )
+
+
+def stream_complete_response(event: Delta | LlmResult) -> pb.StreamCompleteResponse:
+    if isinstance(event, Delta):
+        return pb.StreamCompleteResponse(delta=pb.CompleteDelta(text=event.text, attempt=event.attempt))
+    return pb.StreamCompleteResponse(response=complete_response(event))
 
 
 def agent_run_pb(run: AgentRun) -> pb.AgentRun:

@@ -7,6 +7,7 @@ from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import (
     AgentRun,
     Checkpoint,
+    DeltaSink,
     LlmCall,
     LlmRequest,
     LlmResult,
@@ -30,8 +31,12 @@ MAX_PRICE_LOOKUPS = 100
 MAX_PROMPT_CHARS = 2_000_000
 
 
-async def complete(cmd: c.Complete, llm: LlmService, log: CallLog) -> LlmResult:
-    """One model call; its attempts are stored whether it succeeds or not."""
+async def complete(cmd: c.Complete, llm: LlmService, log: CallLog, on_delta: DeltaSink | None = None) -> LlmResult:
+    """One model call; its attempts are stored whether it succeeds or not.
+
+    With ``on_delta`` the call is streamed into it (see ``LlmService.complete``); an answer replayed
+    for its idempotency key was written before, and streams nothing.
+    """
     problems: list[FieldViolation] = []
     if not cmd.model.strip():
         problems.append(FieldViolation("model.model_name", "must not be empty"))
@@ -77,7 +82,9 @@ async def complete(cmd: c.Complete, llm: LlmService, log: CallLog) -> LlmResult:
             if done.request_hash != hash_request(request):
                 raise IdempotencyKeyReused(cmd.idempotency_key)
             return llm.replay_stored(request, done)
-    outcome = await llm.complete(request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key)
+    outcome = await llm.complete(
+        request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key, on_delta=on_delta
+    )
     await log.store(outcome)
     return outcome.unwrap()
 

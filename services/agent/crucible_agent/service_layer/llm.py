@@ -23,6 +23,8 @@ from crucible_agent.domain.errors import ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
     Correlation,
+    Delta,
+    DeltaSink,
     JsonObject,
     LlmCall,
     LlmCallStatus,
@@ -135,8 +137,13 @@ class LlmService:
         recording: Recording | None = None,
         *,
         idempotency_key: str = "",
+        on_delta: DeltaSink | None = None,
     ) -> LlmOutcome:
-        """Call the model (or the recording); ``idempotency_key`` is stamped on every attempt stored."""
+        """Call the model (or the recording); ``idempotency_key`` is stamped on every attempt stored.
+
+        With ``on_delta`` the call is streamed: every attempt's text goes into it as the model writes
+        it (a recording's, whole), numbered across provider retries and structured re-asks alike.
+        """
         recording = recording or Recording()
         started = time.monotonic()
         request_hash = structured.hash_request(request)
@@ -151,14 +158,15 @@ class LlmService:
                 "gen_ai.provider.name": request.provider,
                 "gen_ai.request.model": request.model,
                 **{f"crucible.{k}": v for k, v in correlation.__dict__.items() if v},
+                "crucible.llm.streamed": on_delta is not None,
             },
         ) as span:
             if self._capture:
                 span.set_attribute("gen_ai.input.messages", json.dumps([message_json(m) for m in request.messages]))
             if recording.mode is RecordingMode.REPLAY:
-                outcome = await self._replay(request, request_hash, correlation, recording)
+                outcome = await self._replay(request, request_hash, correlation, recording, on_delta)
             else:
-                outcome = await self._call(request, request_hash, correlation, recording, validator)
+                outcome = await self._call(request, request_hash, correlation, recording, validator, on_delta)
             outcome = replace(
                 outcome,
                 calls=tuple(replace(c, idempotency_key=idempotency_key) for c in outcome.calls),
@@ -175,12 +183,19 @@ class LlmService:
         return replace(_result(response, answer, (call,)), idempotent_replay=True)
 
     async def _replay(
-        self, request: LlmRequest, request_hash: str, correlation: Correlation, recording: Recording
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        recording: Recording,
+        on_delta: DeltaSink | None,
     ) -> LlmOutcome:
         async with self._uow(read_only=True) as uow:
             response = await uow.repo.get_recording(recording.key, request_hash)
         if response is None:
             return LlmOutcome(None, ReplayMiss(recording.key, request_hash), ())
+        if on_delta is not None and response.text:
+            await on_delta(Delta(response.text, 1))
         call = self._record(request, request_hash, correlation, 1, 0, response, LlmCallStatus.REPLAYED, usd=0.0)
         answer = json.loads(response.text) if request.json_schema else None
         return LlmOutcome(_result(response, answer, (call,)), None, (call,))
@@ -192,11 +207,12 @@ class LlmService:
         correlation: Correlation,
         recording: Recording,
         validator: jsonschema_rs.Validator | None,
+        on_delta: DeltaSink | None,
     ) -> LlmOutcome:
         calls: list[LlmCall] = []
         attempt_request = request
         for structured_attempt in range(self._structured_retries + 1):
-            attempts = await self._pool.call(attempt_request)
+            attempts = await self._pool.call(attempt_request, _numbered_after(len(calls), on_delta))
             for a in attempts[:-1]:
                 assert a.error is not None
                 calls.append(
@@ -369,6 +385,17 @@ class LlmService:
         if outcome.error is not None:
             span.set_attribute("error.type", outcome.error.reason)
             span.set_status(Status(StatusCode.ERROR, outcome.error.message))
+
+
+def _numbered_after(earlier: int, on_delta: DeltaSink | None) -> DeltaSink | None:
+    """The pool numbers its attempts from 1; a re-ask's follow the ``earlier`` attempts of the same call."""
+    if on_delta is None or earlier == 0:
+        return on_delta
+
+    async def write(delta: Delta) -> None:
+        await on_delta(Delta(delta.text, earlier + delta.attempt))
+
+    return write
 
 
 def _result(response: ProviderResponse, structured: JsonObject | None, calls: tuple[LlmCall, ...]) -> LlmResult:

@@ -18,6 +18,7 @@ from crucible_agent.domain.model import (
     Checkpoint,
     Correlation,
     Decision,
+    DeltaSink,
     LlmCall,
     LlmRequest,
     ProviderAttempt,
@@ -156,8 +157,11 @@ class ModelProviders(Protocol):
     def check(self, provider: str, field: str = "provider") -> None:
         """Raise ``UnknownProvider`` / ``ProviderNotConfigured`` unless ``provider`` can be called."""
 
-    async def call(self, request: LlmRequest) -> list[ProviderAttempt]:
-        """Every attempt until an answer or a final error; the last one holds the outcome."""
+    async def call(self, request: LlmRequest, on_delta: DeltaSink | None = None) -> list[ProviderAttempt]:
+        """Every attempt until an answer or a final error; the last one holds the outcome.
+
+        With ``on_delta``, each attempt streams the answer's text into it, numbered from 1.
+        """
         ...
 
 

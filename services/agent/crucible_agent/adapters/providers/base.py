@@ -7,7 +7,7 @@ import asyncio
 import importlib
 from types import ModuleType
 
-from crucible_agent.domain.model import LlmRequest, ProviderResponse
+from crucible_agent.domain.model import LlmRequest, ProviderResponse, TextSink
 
 
 class LlmProvider(abc.ABC):
@@ -17,6 +17,15 @@ class LlmProvider(abc.ABC):
 
     @abc.abstractmethod
     async def complete(self, request: LlmRequest) -> ProviderResponse: ...
+
+    @abc.abstractmethod
+    async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
+        """The same call, streamed: ``on_text`` gets the answer's text as it comes; the response is ``complete``'s.
+
+        The answer's text is its content, or for a structured answer its JSON; the arguments of
+        ordinary tool calls are not text and arrive only in the response. A stream that breaks
+        raises the same ``ProviderError``s as ``complete``.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crucible_agent.adapters.providers.base import LlmProvider, sdk
@@ -14,10 +15,11 @@ from crucible_agent.domain.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, ToolCall
+from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role, TextSink, ToolCall
 
 if TYPE_CHECKING:
     import openai
+    from openai import AsyncStream
 
 
 class OpenAIProvider(LlmProvider):
@@ -39,61 +41,145 @@ class OpenAIProvider(LlmProvider):
         return self._sdk_client
 
     async def complete(self, request: LlmRequest) -> ProviderResponse:
-        kwargs: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages]}
-        if request.json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                # Not strict: strict mode only accepts a subset of JSON schema; we validate anyway.
-                "json_schema": {
-                    "name": request.schema_name or "answer",
-                    "schema": request.json_schema,
-                    "strict": False,
-                },
-            }
-        if request.tools:
-            kwargs["tools"] = [
-                {
-                    "type": "function",
-                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-                }
-                for t in request.tools
-            ]
-        if request.max_tokens:
-            kwargs["max_completion_tokens"] = request.max_tokens
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
         try:
             # The SDK's client (auth, transport, errors) without its typed layer: converting the
             # parameters through their TypedDicts and the answer into pydantic models doubled the
             # CPU of a call (llm_fanout), and the request is ours and the answer is read here.
-            response = await self._client.post("/chat/completions", body=kwargs, cast_to=object)
+            response = await self._client.post("/chat/completions", body=_body(request), cast_to=object)
         except sdk("openai").APIError as exc:
             raise _translate(exc) from exc
-        if not isinstance(response, dict):
-            raise ProviderUnavailable(self.name, "the response was not a JSON object")
-        choices = response.get("choices")
-        if not choices:
-            raise ProviderUnavailable(self.name, "the response had no choices")
-        choice = choices[0]
-        message = choice.get("message") or {}
-        tool_calls = tuple(
-            ToolCall(call["id"], call["function"]["name"], _arguments(call["function"].get("arguments") or ""))
-            for call in (message.get("tool_calls") or [])
-            if call.get("type") == "function"
-        )
-        usage = response.get("usage") or {}
-        return ProviderResponse(
-            text=message.get("content") or "",
-            tool_calls=tool_calls,
-            finish_reason=choice.get("finish_reason") or "",
-            response_model=response.get("model") or request.model,
-            input_tokens=int(usage.get("prompt_tokens") or 0),
-            output_tokens=int(usage.get("completion_tokens") or 0),
-        )
+        return _response(response, request)
+
+    async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
+        openai = sdk("openai")
+        body = {**_body(request), "stream": True, "stream_options": {"include_usage": True}}
+        answer = _StreamedAnswer()
+        try:
+            # Raw chunks, as in ``complete``: a typed model per chunk would cost more than the chunk.
+            chunks: AsyncStream[object] = await self._client.post(
+                "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=openai.AsyncStream[object]
+            )
+            # Closed however the stream ends, a cancelled call included, so the connection is freed.
+            async with chunks:
+                async for chunk in chunks:
+                    text = answer.add(chunk)
+                    if text:
+                        await on_text(text)
+        except openai.APIError as exc:
+            raise _translate(exc) from exc
+        return _response(answer.whole(), request)
 
     async def close(self) -> None:
         if self._sdk_client is not None:
             await self._sdk_client.close()
+
+
+def _body(request: LlmRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": request.model, "messages": [_message(m) for m in request.messages]}
+    if request.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            # Not strict: strict mode only accepts a subset of JSON schema; we validate anyway.
+            "json_schema": {
+                "name": request.schema_name or "answer",
+                "schema": request.json_schema,
+                "strict": False,
+            },
+        }
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in request.tools
+        ]
+    if request.max_tokens:
+        body["max_completion_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    return body
+
+
+def _response(response: object, request: LlmRequest) -> ProviderResponse:
+    if not isinstance(response, dict):
+        raise ProviderUnavailable(OpenAIProvider.name, "the response was not a JSON object")
+    choices = response.get("choices")
+    if not choices:
+        raise ProviderUnavailable(OpenAIProvider.name, "the response had no choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    tool_calls = tuple(
+        ToolCall(call["id"], call["function"]["name"], _arguments(call["function"].get("arguments") or ""))
+        for call in (message.get("tool_calls") or [])
+        if call.get("type") == "function"
+    )
+    usage = response.get("usage") or {}
+    return ProviderResponse(
+        text=message.get("content") or "",
+        tool_calls=tool_calls,
+        finish_reason=choice.get("finish_reason") or "",
+        response_model=response.get("model") or request.model,
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+@dataclass
+class _StreamedCall:
+    id: str = ""
+    type: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class _StreamedAnswer:
+    """A streamed answer put back together as the completion ``complete`` would have read whole."""
+
+    def __init__(self) -> None:
+        self._model = ""
+        self._content: list[str] = []
+        self._calls: dict[int, _StreamedCall] = {}
+        self._finish_reason: str | None = None
+        self._usage: object = None
+
+    def add(self, chunk: object) -> str:
+        """Take one ``chat.completion.chunk`` in; return the answer's text it adds."""
+        if not isinstance(chunk, dict):
+            raise ProviderUnavailable(OpenAIProvider.name, "a stream chunk was not a JSON object")
+        self._model = chunk.get("model") or self._model
+        # With include_usage, the last chunk carries the usage (and no choices).
+        self._usage = chunk.get("usage") or self._usage
+        text = ""
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text += delta.get("content") or ""
+            for piece in delta.get("tool_calls") or []:
+                call = self._calls.setdefault(piece.get("index", 0), _StreamedCall())
+                function = piece.get("function") or {}
+                call.id = call.id or piece.get("id") or ""
+                call.type = call.type or piece.get("type") or ""
+                call.name += function.get("name") or ""
+                call.arguments.append(function.get("arguments") or "")
+            self._finish_reason = choice.get("finish_reason") or self._finish_reason
+        if text:
+            self._content.append(text)
+        return text
+
+    def whole(self) -> dict[str, Any]:
+        if self._finish_reason is None:
+            # A stream cut short (the server or the connection gave up) is an answer not given.
+            raise ProviderUnavailable(OpenAIProvider.name, "the stream ended before the answer did")
+        calls = [
+            {"id": c.id, "type": c.type, "function": {"name": c.name, "arguments": "".join(c.arguments)}}
+            for _, c in sorted(self._calls.items())
+        ]
+        message = {"content": "".join(self._content), "tool_calls": calls}
+        return {
+            "model": self._model,
+            "choices": [{"message": message, "finish_reason": self._finish_reason}],
+            "usage": self._usage,
+        }
 
 
 def _message(message: ChatMessage) -> dict[str, Any]:

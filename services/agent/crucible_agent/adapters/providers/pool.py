@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.domain.errors import ProviderError, ProviderNotConfigured, UnknownProvider
-from crucible_agent.domain.model import PROVIDERS, LlmRequest, ProviderAttempt
+from crucible_agent.domain.model import PROVIDERS, Delta, DeltaSink, LlmRequest, ProviderAttempt, TextSink
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,11 @@ class ProviderPool:
         if provider not in self._providers:
             raise ProviderNotConfigured(provider)
 
-    async def call(self, request: LlmRequest) -> list[ProviderAttempt]:
+    async def call(self, request: LlmRequest, on_delta: DeltaSink | None = None) -> list[ProviderAttempt]:
         """Call until an answer or a final error; every attempt is returned, for the call log.
 
-        The last attempt holds the answer, or the error that ended the retries.
+        The last attempt holds the answer, or the error that ended the retries. With ``on_delta``
+        each attempt is streamed into it, numbered as the attempts are.
         """
         self.check(request.provider)
         provider = self._providers[request.provider]
@@ -51,7 +52,10 @@ class ProviderPool:
             # The limit covers the HTTP call only: a call waiting out its backoff holds no slot.
             async with self._limits[request.provider]:
                 try:
-                    response = await provider.complete(request)
+                    if on_delta is None:
+                        response = await provider.complete(request)
+                    else:
+                        response = await provider.stream(request, _numbered(on_delta, number))
                 except ProviderError as exc:
                     attempts.append(ProviderAttempt(number, _ms(started), error=exc))
                 else:
@@ -74,6 +78,13 @@ class ProviderPool:
 
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self._providers.values()))
+
+
+def _numbered(on_delta: DeltaSink, attempt: int) -> TextSink:
+    async def write(text: str) -> None:
+        await on_delta(Delta(text, attempt))
+
+    return write
 
 
 def _ms(started: float) -> int:
