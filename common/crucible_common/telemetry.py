@@ -2,7 +2,7 @@
 
 Spans go over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise each process appends
 them as JSON lines to ``<state_dir>/traces/<process>.jsonl`` so a command can follow a chain of
-spans across processes later.
+spans across processes later (``crucible_common.trace_files`` reads them back).
 """
 
 from __future__ import annotations
@@ -68,7 +68,12 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
         "links": [
-            {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+            {
+                "trace_id": f"{link.context.trace_id:032x}",
+                "span_id": f"{link.context.span_id:016x}",
+                # What the link is (crucible.link = "recommendation", ...): a chain is followed by it.
+                "attributes": dict(link.attributes or {}),
+            }
             for link in span.links
         ],
         "events": [
@@ -77,16 +82,26 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+def otlp_endpoint() -> str:
+    """Where spans are exported over OTLP; "" when they are kept in local files instead."""
+    return os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+
+def traces_dir(state_dir: Path) -> Path:
+    """The directory of the local span files, one ``<process>.jsonl`` a process."""
+    return state_dir / "traces"
+
+
 def setup_tracing(process_name: str, state_dir: Path) -> TracerProvider:
     """Install the process-wide tracer provider; call once, from the composition root."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"crucible-{process_name}"}))
     exporter: SpanExporter
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if otlp_endpoint():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
     else:
-        exporter = JsonLinesSpanExporter(state_dir / "traces" / f"{process_name}.jsonl")
+        exporter = JsonLinesSpanExporter(traces_dir(state_dir) / f"{process_name}.jsonl")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider

@@ -13,8 +13,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, LlmUsage, ProblemCopy
 from crucible_run.service_layer.ports import (
     ChatTarget,
@@ -22,7 +24,6 @@ from crucible_run.service_layer.ports import (
     ModelCall,
     ModelCallFailed,
     ProjectProblem,
-    Recommendation,
 )
 
 PRICE = ModelPrice(0.15, 0.60)
@@ -150,7 +151,7 @@ class Posted:
 class FakeSpec:
     problems: dict[str, ProjectProblem] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)
-    messages: dict[str, Recommendation] = field(default_factory=dict)
+    messages: dict[str, ChatMessage] = field(default_factory=dict)
     posted: list[Posted] = field(default_factory=list)
     down: bool = False
 
@@ -168,8 +169,15 @@ class FakeSpec:
         self, project_id: str, session_id: str, config: JsonObject | None = None, *, agent: bool = True
     ) -> str:
         message_id = str(uuid.uuid4())
-        self.messages[message_id] = Recommendation(
-            message_id, project_id, session_id, agent, config if config is not None else {"mode": "full_search"}
+        config = config if config is not None else {"mode": "full_search"}
+        self.messages[message_id] = ChatMessage(
+            message_id,
+            project_id,
+            session_id,
+            agent,
+            "Run a full search",
+            {"recommended_run_config": config},
+            datetime.now(UTC),
         )
         return message_id
 
@@ -179,7 +187,7 @@ class FakeSpec:
     async def problem(self, project_id: str) -> ProjectProblem:
         return self.problems[project_id]
 
-    async def recommendation(self, message_id: str) -> Recommendation | None:
+    async def chat_message(self, message_id: str) -> ChatMessage | None:
         return self.messages.get(message_id)
 
     async def chat_session_project(self, chat_session_id: str) -> str | None:
@@ -190,4 +198,13 @@ class FakeSpec:
             raise ConnectionError("the spec service is unavailable")
         if all(p.message_id != message_id for p in self.posted):
             self.posted.append(Posted(target, message_id, content, summary))
+            self.messages[message_id] = ChatMessage(
+                message_id,
+                target.project_id,
+                target.chat_session_id,
+                True,
+                content,
+                {"run_summary": summary},
+                datetime.now(UTC),
+            )
         return message_id

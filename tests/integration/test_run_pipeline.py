@@ -10,124 +10,37 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crucible_common.database import create_engine, migrate
 from crucible_common.errors import InvalidArgument
-from crucible_common.leases import Lease, SqlLeaseStore, Workers
-from crucible_common.notify import Listener
-from crucible_run import bootstrap
 from crucible_run.adapters import tables as t
-from crucible_run.adapters.repository import RUN_EVENTS_CHANNEL
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
 from crucible_run.domain.events import RunEventType
 from crucible_run.domain.model import (
     CandidateLabel,
     CandidateOrigin,
     EvaluationStatus,
-    Run,
     RunMode,
-    RunParameters,
     RunPhase,
     RunStatus,
     TriggerSource,
 )
 from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import handlers as h
-from crucible_run.service_layer.handlers import PipelineModels, RunDeps
-from crucible_run.service_layer.pipeline import PipelineDeps, RunExecutor
+from crucible_run.service_layer.pipeline import RunExecutor
 from tests.integration.run_fakes import RECKLESS, Crash, FakeModels, FakeSpec
-
-MODELS = PipelineModels(("openai", "gpt-4o-mini"), ("openai", "gpt-4o-mini"))
+from tests.integration.run_harness import Harness, run_engine, steal
 
 
 @pytest.fixture(scope="module")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url, pool_size=20)
-    await migrate(engine, schema="run", script_location=bootstrap.MIGRATIONS)
-    yield engine
-    await engine.dispose()
-
-
-@dataclass
-class Harness:
-    engine: AsyncEngine
-    spec: FakeSpec
-    models: FakeModels
-    deps: RunDeps
-    scheduler: Workers
-    pipeline: PipelineDeps
-
-    @classmethod
-    def make(
-        cls,
-        engine: AsyncEngine,
-        models: FakeModels | None = None,
-        owner: str = "p1",
-        spec: FakeSpec | None = None,
-        *,
-        launch: bool = True,
-    ) -> Harness:
-        spec = spec or FakeSpec()
-        models = models or FakeModels()
-        uow = bootstrap.uow_factory(engine)
-        pipeline = PipelineDeps(
-            uow,
-            spec,
-            models,
-            SqlLeaseStore(engine, t.LEASED_RUNS, owner),
-            MODELS.designer,
-            MODELS.evaluator,
-            concurrency=8,
-            heartbeat_seconds=0.2,
-        )
-        workers = Workers if launch else _Idle
-        scheduler = workers(
-            pipeline.leases,
-            lambda lease: RunExecutor(pipeline, lease).run(),
-            heartbeat_seconds=pipeline.heartbeat_seconds,
-        )
-        updates = Listener(str(engine.url.render_as_string(hide_password=False)), RUN_EVENTS_CHANNEL)
-        deps = RunDeps(uow, spec, models, MODELS, scheduler, owner, updates)
-        return cls(engine, spec, models, deps, scheduler, pipeline)
-
-    async def create(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
-        return await h.create_run(
-            c.CreateRun(
-                project_id,
-                mode,
-                RunParameters(**parameters),  # type: ignore[arg-type]
-                ui_trigger_id=str(uuid.uuid4()),
-                ui_trigger_source=TriggerSource.INTEGRATION_TEST,
-            ),
-            self.deps,
-        )
-
-    async def until_over(self, run_id: str, timeout: float = 20) -> Run:
-        """The run once ended with its summary posted."""
-        async with asyncio.timeout(timeout):
-            while True:
-                run = await h.get_run(run_id, self.deps.uow)
-                if run.status.finished and not run.summary_pending:
-                    return run
-                await asyncio.sleep(0.02)
-
-    async def run(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
-        run = await self.create(project_id, mode, **parameters)
-        await h.execute_run(c.ExecuteRun(run.id), self.deps)
-        return await self.until_over(run.id)
-
-
-class _Idle(Workers):
-    """A scheduler that runs nothing by itself: the test drives the executor."""
-
-    def launch(self, lease: Lease) -> None:
-        return None
+    async with run_engine(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -343,7 +256,7 @@ async def test_a_run_cut_short_is_continued_by_another_process_paying_for_nothin
     await h.execute_run(c.ExecuteRun(run.id), first.deps)
     # The first process dies in the middle of the evaluations.
     with pytest.raises(Crash):
-        await RunExecutor(first.pipeline, await _steal(engine, run.id, "p1")).run()
+        await RunExecutor(first.pipeline, await steal(engine, run.id, "p1")).run()
     async with engine.begin() as conn:
         await conn.execute(
             update(t.runs).where(t.runs.c.id == run.id).values(lease_expires_at=datetime(2000, 1, 1, tzinfo=UTC))
@@ -375,7 +288,7 @@ async def test_a_runner_that_lost_its_lease_stores_nothing_more(engine: AsyncEng
         await h.execute_run(c.ExecuteRun(run.id), harness.deps)
         await asyncio.sleep(0.12)
         # Another process takes the run over (its lease lapsed while this one was paused).
-        thief = await _steal(engine, run.id, "p2")
+        thief = await steal(engine, run.id, "p2")
         await harness.scheduler.wait(run.id)
         before = await h.list_evaluations(c.ListRunItems(run.id, page_size=100), harness.deps.uow)
         await asyncio.sleep(0.2)
@@ -421,11 +334,3 @@ async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Har
     assert types[-2:] == [RunEventType.RUN_COMPLETED, RunEventType.SUMMARY_POSTED]
     assert types.count(RunEventType.EVALUATION_COMPLETED) == 4
     assert types.count(RunEventType.CANDIDATE_ADDED) == 2
-
-
-async def _steal(engine: AsyncEngine, run_id: str, owner: str) -> Lease:
-    """Give ``owner`` the run's lease, as a claim would."""
-    async with bootstrap.uow_factory(engine)() as uow:
-        lease = await uow.take_lease("run", run_id, owner)
-        await uow.commit()
-    return lease

@@ -19,15 +19,18 @@ from crucible_common.leases import Lease, SqlLeaseStore, Workers
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
+from crucible_common.telemetry import otlp_endpoint, traces_dir
 from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.repository import RUN_EVENTS_CHANNEL
 from crucible_run.adapters.spec_client import SpecClient
 from crucible_run.adapters.tables import LEASED_RUNS, SCHEMA
+from crucible_run.adapters.trace_store import ExportedTraces, LocalTraceFiles
 from crucible_run.adapters.unit_of_work import SqlUnitOfWork
 from crucible_run.config import RunSettings
 from crucible_run.entrypoints.grpc_servicer import RunServicer
 from crucible_run.service_layer.handlers import PipelineModels, RunDeps
 from crucible_run.service_layer.pipeline import PipelineDeps, RunExecutor
+from crucible_run.service_layer.ports import TraceStore
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,6 +44,12 @@ def uow_factory(engine: AsyncEngine) -> UowFactory:
         return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement, lease=lease)
 
     return make
+
+
+def trace_store(settings: Settings) -> TraceStore:
+    """Where this stack's spans can be read back: where ``telemetry.setup_tracing`` sends them."""
+    endpoint = otlp_endpoint()
+    return ExportedTraces(endpoint) if endpoint else LocalTraceFiles(traces_dir(settings.state_dir))
 
 
 def build(settings: Settings) -> ServiceProcess:
@@ -74,7 +83,9 @@ def build(settings: Settings) -> ServiceProcess:
         pipeline.leases, lambda lease: RunExecutor(pipeline, lease).run(), heartbeat_seconds=pipeline.heartbeat_seconds
     )
     updates = Listener(config.database_url, RUN_EVENTS_CHANNEL)
-    servicer = RunServicer(RunDeps(uow, spec, models, PipelineModels(designer, evaluator), scheduler, owner, updates))
+    servicer = RunServicer(
+        RunDeps(uow, spec, models, PipelineModels(designer, evaluator), scheduler, owner, updates, trace_store(config))
+    )
     return ServiceProcess(
         name="run",
         address=config.run_addr,

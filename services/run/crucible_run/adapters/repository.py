@@ -36,6 +36,7 @@ from crucible_run.domain.model import (
     Trigger,
     TriggerSource,
 )
+from crucible_run.domain.spans import SpanRef
 from crucible_run.service_layer.ports import AbstractRunRepository
 
 # Watchers of a run are woken on this channel, with the run's id as the payload.
@@ -73,6 +74,8 @@ class SqlRunRepository(AbstractRunRepository):
             summary_pending=False,
             trace_id=run.trace_id,
             trace_context=run.trace_context,
+            create_span=jsonb.dump(SpanRef, run.create_span) if run.create_span else None,
+            summary_span=jsonb.dump(SpanRef, run.summary_span) if run.summary_span else None,
             lease_owner="",
             lease_expires_at=None,
             created_at=run.created_at,
@@ -161,11 +164,16 @@ class SqlRunRepository(AbstractRunRepository):
             )
         )
 
-    async def set_summary(self, run_id: str, message_id: str) -> None:
+    async def set_summary(self, run_id: str, message_id: str, span: SpanRef | None) -> None:
         await self._conn.execute(
             update(t.runs)
             .where(t.runs.c.id == run_id)
-            .values(run_summary_message_id=message_id, summary_pending=False, lease_expires_at=None)
+            .values(
+                run_summary_message_id=message_id,
+                summary_span=jsonb.dump(SpanRef, span) if span else None,
+                summary_pending=False,
+                lease_expires_at=None,
+            )
         )
 
     async def counts(self, run_id: str) -> RunCounts:
@@ -440,6 +448,8 @@ def _run(row: Row[Any]) -> Run:
         trace_id=row.trace_id,
         trace_context=row.trace_context,
         phases_done=tuple(RunPhase(p) for p in row.phases_done),
+        create_span=jsonb.load(SpanRef, row.create_span) if row.create_span is not None else None,
+        summary_span=jsonb.load(SpanRef, row.summary_span) if row.summary_span is not None else None,
     )
 
 

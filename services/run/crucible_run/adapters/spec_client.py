@@ -15,10 +15,11 @@ import grpc
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.errors import relayed
-from crucible_common.protobuf import struct, struct_to_dict
+from crucible_common.protobuf import struct, struct_to_dict, to_datetime
 from crucible_run.adapters.calls import away, patiently
+from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, ProblemCopy
-from crucible_run.service_layer.ports import ChatTarget, ProjectProblem, Recommendation, SpecService
+from crucible_run.service_layer.ports import ChatTarget, ProjectProblem, SpecService
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
@@ -71,7 +72,7 @@ class SpecClient(SpecService):
         )
         return ProjectProblem(copy, has_spec, has_world)
 
-    async def recommendation(self, message_id: str) -> Recommendation | None:
+    async def chat_message(self, message_id: str) -> ChatMessage | None:
         response = await self._maybe(
             lambda: self._stub.GetChatMessage(
                 pb.GetChatMessageRequest(chat_message_id=message_id), timeout=self._timeout
@@ -80,13 +81,14 @@ class SpecClient(SpecService):
         if response is None:
             return None
         message = response.chat_message
-        config = struct_to_dict(message.metadata).get("recommended_run_config")
-        return Recommendation(
-            message_id=message.id,
+        return ChatMessage(
+            id=message.id,
             project_id=response.project_id,
             chat_session_id=message.chat_session_id,
             from_agent=message.role == pb.MESSAGE_ROLE_AGENT,
-            config=config if isinstance(config, dict) else None,
+            content=message.content,
+            metadata=struct_to_dict(message.metadata),
+            created_at=to_datetime(message.create_time) if message.HasField("create_time") else None,
         )
 
     async def chat_session_project(self, chat_session_id: str) -> str | None:

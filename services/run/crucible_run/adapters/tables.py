@@ -57,8 +57,12 @@ runs = Table(
     Column("run_summary_message_id", String(36), nullable=False),
     # Ended, but its summary is not in the chat yet: still leased work until it is.
     Column("summary_pending", Boolean, nullable=False),
+    # The execution trace, and the context of its root span (every executor works under it).
     Column("trace_id", String(32), nullable=False),
     Column("trace_context", JSONB, nullable=False),
+    # {"trace_id", "span_id"} of the span that created the run and of the one that posted its summary.
+    Column("create_span", JSONB, nullable=True),
+    Column("summary_span", JSONB, nullable=True),
     Column("lease_owner", String(100), nullable=False),
     Column("lease_token", BigInteger, nullable=False, server_default="0"),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crucible_run.domain.spans import SpanRef
+
 JsonObject = dict[str, Any]
 
 # A constraint of this weight is hard: a candidate that breaks it in any scenario is rejected.
@@ -195,10 +197,15 @@ class Run:
     summary_pending: bool = False
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    # The trace the run's execution belongs to, and its W3C context (so a resumed run continues it).
+    # The run's execution trace, and the W3C context of its root span: every process that executes
+    # the run (a resumed run too) works under that root, so the execution is one trace.
     trace_id: str = ""
     trace_context: dict[str, str] = field(default_factory=dict)
     phases_done: tuple[RunPhase, ...] = ()
+    # The span that created the run (it links to the recommendation's span) and the one that
+    # posted its summary (it links to the execution root): the two ends of the run's lineage.
+    create_span: SpanRef | None = None
+    summary_span: SpanRef | None = None
 
     @property
     def duration_seconds(self) -> float | None:

@@ -92,3 +92,6 @@ class RunServicer(pb_grpc.RunServiceServicer):
     ) -> pb.GetRunStatisticsResponse:
         statistics = await h.run_statistics(request.run_id, self._deps.uow, self._deps.models)
         return pb.GetRunStatisticsResponse(statistics=m.statistics_pb(statistics))
+
+    async def GetRunLineage(self, request: pb.GetRunLineageRequest, context: Context) -> pb.GetRunLineageResponse:
+        return pb.GetRunLineageResponse(lineage=m.lineage_pb(await h.get_lineage(request.run_id, self._deps)))

@@ -10,6 +10,7 @@ from crucible_common.enums import ProtoEnum, dotted, upper
 from crucible_common.protobuf import struct, timestamp
 from crucible_run.domain import preflight as rules
 from crucible_run.domain.events import EVENT_DATA, RunEvent, RunEventType
+from crucible_run.domain.lineage import LineageRole, LineageSpan, LinkedMessage, RunLineage
 from crucible_run.domain.model import (
     BlockerCode,
     Candidate,
@@ -28,6 +29,7 @@ from crucible_run.domain.model import (
     RunStatus,
     Scenario,
     Score,
+    Trigger,
     TriggerSource,
     WarningCode,
 )
@@ -42,6 +44,7 @@ LABEL = ProtoEnum(pb.CandidateLabel, CandidateLabel)
 ORIGIN = ProtoEnum(pb.CandidateOrigin, CandidateOrigin)
 EVALUATION_STATUS = ProtoEnum(pb.EvaluationStatus, EvaluationStatus)
 EVENT_TYPE = ProtoEnum(pb.RunEventType, RunEventType, spelling=dotted)
+LINEAGE_ROLE = ProtoEnum(pb.LineageRole, LineageRole)
 
 
 # ---------------------------------------------------------------- in
@@ -112,12 +115,7 @@ def run_pb(run: Run) -> pb.Run:
         parameters=parameters_pb(run.parameters),
         status=STATUS.to_proto(run.status),
         phases=[PHASE.to_proto(p) for p in run.phases],
-        trigger=pb.Trigger(
-            id=run.trigger.id,
-            source=TRIGGER_SOURCE.to_proto(run.trigger.source),
-            metadata=struct(run.trigger.metadata),
-            time=timestamp(run.trigger.at),
-        ),
+        trigger=trigger_pb(run.trigger),
         chat_session_id=run.chat_session_id,
         recommended_message_id=run.recommended_message_id,
         run_summary_message_id=run.run_summary_message_id,
@@ -136,6 +134,12 @@ def run_pb(run: Run) -> pb.Run:
     if run.ended_at is not None:
         message.end_time.CopyFrom(timestamp(run.ended_at))
     return message
+
+
+def trigger_pb(t: Trigger) -> pb.Trigger:
+    return pb.Trigger(
+        id=t.id, source=TRIGGER_SOURCE.to_proto(t.source), metadata=struct(t.metadata), time=timestamp(t.at)
+    )
 
 
 def candidate_pb(x: Candidate) -> pb.Candidate:
@@ -235,3 +239,54 @@ def event_pb(e: RunEvent) -> pb.RunEvent:
         data=struct(jsonb.dump(EVENT_DATA[e.type], e.data)),
         time=timestamp(e.at),
     )
+
+
+def _message_pb(m: LinkedMessage) -> pb.LineageMessage:
+    message = pb.LineageMessage(message_id=m.id, found=m.message is not None)
+    if m.message is not None:
+        message.chat_session_id = m.message.chat_session_id
+        message.label = m.message.label
+        if m.message.created_at is not None:
+            message.create_time.CopyFrom(timestamp(m.message.created_at))
+    return message
+
+
+def _lineage_span_pb(s: LineageSpan) -> pb.LineageSpan:
+    message = pb.LineageSpan(
+        role=LINEAGE_ROLE.to_proto(s.role), trace_id=s.ref.trace_id, span_id=s.ref.span_id, found=s.span is not None
+    )
+    if s.span is not None:
+        message.name = s.span.name
+        message.service = s.span.service
+        message.parent_span_id = s.span.parent_span_id
+        message.attributes.CopyFrom(struct(s.span.attributes))
+        message.links.extend(
+            pb.SpanLink(trace_id=x.target.trace_id, span_id=x.target.span_id, attributes=struct(x.attributes))
+            for x in s.span.links
+        )
+        if s.span.start is not None:
+            message.start_time.CopyFrom(timestamp(s.span.start))
+        if s.span.end is not None:
+            message.end_time.CopyFrom(timestamp(s.span.end))
+    return message
+
+
+def lineage_pb(x: RunLineage) -> pb.RunLineage:
+    message = pb.RunLineage(
+        run_id=x.run_id,
+        project_id=x.project_id,
+        trigger=trigger_pb(x.trigger),
+        trace_id=x.trace_id,
+        spans=[_lineage_span_pb(s) for s in x.spans],
+        spans_stored_locally=x.spans_stored_locally,
+        spans_note=x.spans_note,
+        trace_span_count=x.trace_span_count,
+        trace_services=list(x.trace_services),
+    )
+    if x.recommendation is not None:
+        message.recommendation.CopyFrom(_message_pb(x.recommendation))
+    if x.recommended_config is not None:
+        message.recommended_config.CopyFrom(struct(x.recommended_config))
+    if x.summary is not None:
+        message.summary.CopyFrom(_message_pb(x.summary))
+    return message

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from opentelemetry import propagate, trace
 
 from crucible_common.errors import FieldViolation, PreconditionViolation, ValidationFailed
 from crucible_common.ids import parse_id
@@ -28,6 +27,7 @@ from crucible_run.domain.errors import (
     TriggerReused,
 )
 from crucible_run.domain.events import NewRunEvent, RunCreated, RunEnded, RunEvent, RunEventType, RunStarted
+from crucible_run.domain.lineage import ChatMessage, RunLineage, lineage_refs, run_lineage
 from crucible_run.domain.model import (
     BlockerCode,
     Candidate,
@@ -43,10 +43,13 @@ from crucible_run.domain.model import (
     TriggerSource,
     with_needs,
 )
+from crucible_run.domain.spans import RECOMMENDATION_TRACE_KEY, recommendation_span
 from crucible_run.service_layer import commands as c
-from crucible_run.service_layer import prompts
-from crucible_run.service_layer.ports import Models, SpecService, Updates
+from crucible_run.service_layer import prompts, tracing
+from crucible_run.service_layer.ports import Models, SpecService, TraceStore, Updates
 from crucible_run.service_layer.unit_of_work import RUN, UowFactory
+
+logger = logging.getLogger(__name__)
 
 MAX_TRIGGER_ID = 200
 MAX_TRIGGER_METADATA_KEYS = 50
@@ -78,6 +81,7 @@ class RunDeps:
     scheduler: Workers
     owner: str
     updates: Updates
+    traces: TraceStore
 
 
 # ---------------------------------------------------------------- preflight and create
@@ -145,34 +149,43 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
             [PreconditionViolation(b.code.value, b.field or project_id, b.message) for b in check.blockers]
         )
     snapshot = await _recommended_config(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
-    at = now()
-    run = Run(
-        id=str(uuid.uuid4()),
-        project_id=project_id,
-        mode=check.config.mode,
-        parameters=check.config.parameters,
-        status=RunStatus.CREATED,
-        trigger=Trigger(
-            trigger_id, cmd.ui_trigger_source or TriggerSource.API_CLIENT, dict(cmd.ui_trigger_metadata), at
-        ),
-        chat_session_id=parse_id(cmd.chat_session_id, "chat_session_id") if cmd.chat_session_id else "",
-        recommended_message_id=parse_id(cmd.recommended_message_id, "recommended_message_id")
-        if cmd.recommended_message_id
-        else "",
-        recommended_config_snapshot=snapshot,
-        created_at=at,
-        trace_id=_current_trace_id(),
-    )
-    async with deps.uow() as uow:
-        if not await uow.repo.add_run(run):
-            # Another request with the same trigger won the race: its run is the run.
-            await uow.rollback()
-            winner = await uow.repo.run_by_trigger(trigger_id)
-            assert winner is not None
-            return winner
-        created = RunCreated(run.mode.value, run.trigger.id, run.trigger.source.value)
-        await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_CREATED, created), at)
-        await uow.commit()
+    if snapshot is not None and recommendation_span(snapshot) is None and RECOMMENDATION_TRACE_KEY in snapshot:
+        # The run is created all the same; only the link from its span to the recommendation is lost.
+        logger.warning("recommendation %s has no valid trace context to link to", cmd.recommended_message_id)
+    message_id = parse_id(cmd.recommended_message_id, "recommended_message_id") if cmd.recommended_message_id else ""
+    with tracing.tracer.start_as_current_span(
+        tracing.CREATE_RUN_SPAN,
+        links=tracing.recommendation_link(snapshot, message_id),
+        attributes={"crucible.project_id": project_id, "crucible.trigger_id": trigger_id},
+    ) as span:
+        at = now()
+        run = Run(
+            id=str(uuid.uuid4()),
+            project_id=project_id,
+            mode=check.config.mode,
+            parameters=check.config.parameters,
+            status=RunStatus.CREATED,
+            trigger=Trigger(
+                trigger_id, cmd.ui_trigger_source or TriggerSource.API_CLIENT, dict(cmd.ui_trigger_metadata), at
+            ),
+            chat_session_id=parse_id(cmd.chat_session_id, "chat_session_id") if cmd.chat_session_id else "",
+            recommended_message_id=message_id,
+            recommended_config_snapshot=snapshot,
+            created_at=at,
+            create_span=tracing.ref_of(span),
+        )
+        async with deps.uow() as uow:
+            if not await uow.repo.add_run(run):
+                # Another request with the same trigger won the race: its run is the run.
+                await uow.rollback()
+                winner = await uow.repo.run_by_trigger(trigger_id)
+                assert winner is not None
+                span.set_attribute("crucible.run_id", winner.id)
+                return winner
+            created = RunCreated(run.mode.value, run.trigger.id, run.trigger.source.value)
+            await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_CREATED, created), at)
+            await uow.commit()
+        span.set_attribute("crucible.run_id", run.id)
     return run
 
 
@@ -198,10 +211,11 @@ async def execute_run(cmd: c.ExecuteRun, deps: RunDeps) -> Run:
         current = await uow.repo.get_run(run.id, for_update=True)
         if current is None or current.status is not RunStatus.CREATED:
             raise RunNotCreated(run.id, current.status.value if current else "gone")
-        await uow.repo.start(run.id, phases, problem.problem, at, _trace_context())
-        lease = await uow.take_lease(RUN, run.id, deps.owner)
-        await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_STARTED, RunStarted(phases)), at)
-        await uow.commit()
+        with tracing.execution_root(run, phases) as root:
+            await uow.repo.start(run.id, phases, problem.problem, at, root)
+            lease = await uow.take_lease(RUN, run.id, deps.owner)
+            await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_STARTED, RunStarted(phases)), at)
+            await uow.commit()
     deps.scheduler.launch(lease)
     return await get_run(run.id, deps.uow)
 
@@ -353,6 +367,23 @@ async def watch_run(cmd: c.WatchRun, uow: UowFactory, updates: Updates) -> Async
             await asyncio.sleep(max(0.0, read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic()))
 
 
+async def get_lineage(run_id: str, deps: RunDeps) -> RunLineage:
+    """Where the run came from and what it led to: its messages, its trigger, and the spans that link them."""
+    return await lineage_of(await get_run(run_id, deps.uow), deps.spec, deps.traces)
+
+
+async def lineage_of(run: Run, spec: SpecService, traces: TraceStore) -> RunLineage:
+    async def message(message_id: str) -> ChatMessage | None:
+        return await spec.chat_message(message_id) if message_id else None
+
+    recommendation, summary, search = await asyncio.gather(
+        message(run.recommended_message_id),
+        message(run.run_summary_message_id),
+        traces.find({ref.trace_id for _, ref in lineage_refs(run)}),
+    )
+    return run_lineage(run, recommendation, summary, search)
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -381,16 +412,17 @@ async def _recommended_config(
         return None
     if not _is_uuid(message_id):
         raise RecommendationInvalid(message_id, "not a message id")
-    found = await spec.recommendation(message_id)
+    found = await spec.chat_message(message_id)
     if found is None:
         raise RecommendationInvalid(message_id, "no such message")
     if found.project_id != project_id:
         raise RecommendationInvalid(message_id, "a message of another project")
     if chat_session_id and found.chat_session_id != chat_session_id:
         raise RecommendationInvalid(message_id, "a message of another chat session")
-    if not found.from_agent or found.config is None:
+    config = found.metadata.get("recommended_run_config")
+    if not found.from_agent or not isinstance(config, dict):
         raise RecommendationInvalid(message_id, "not an Architect message with a recommended_run_config")
-    return found.config
+    return config
 
 
 def _invalid(field: str, message: str) -> rules.Blocker:
@@ -403,15 +435,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _current_trace_id() -> str:
-    context = trace.get_current_span().get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else ""
-
-
-def _trace_context() -> dict[str, str]:
-    """The current span's W3C context: the run's execution continues this trace, even after a restart."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 
 from crucible_common.batching import GroupCommit
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
@@ -55,12 +55,12 @@ from crucible_run.domain.model import (
 )
 from crucible_run.domain.ranking import rank
 from crucible_run.domain.summary import run_summary, summary_message_id, summary_text
-from crucible_run.service_layer import prompts
+from crucible_run.service_layer import prompts, tracing
 from crucible_run.service_layer.ports import ChatTarget, LeaseStore, ModelCall, ModelCallFailed, Models, SpecService
+from crucible_run.service_layer.tracing import tracer
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 
 logger = logging.getLogger(__name__)
-tracer = trace.get_tracer("crucible.run")
 
 # How often the summary is tried before the run is left for a later claim to post it.
 SUMMARY_ATTEMPTS = 3
@@ -107,14 +107,19 @@ class RunExecutor:
 
     async def _execute(self, run: Run) -> Run:
         assert run.problem is not None, "a running run has its copy of the problem"
-        context = propagate.extract(run.trace_context)
+        # Under the run's root, whichever process this is: a continued run stays in its one trace.
+        # It also links to the root, as each span of the chain names the one it follows.
         with tracer.start_as_current_span(
-            f"run {run.id}",
-            context=context,
+            tracing.EXECUTOR_SPAN,
+            context=tracing.under(run.trace_context),
+            links=tracing.run_link(run),
             attributes={
                 "crucible.run_id": run.id,
                 "crucible.project_id": run.project_id,
-                "crucible.run.mode": run.mode,
+                "crucible.run.mode": run.mode.value,
+                "crucible.lease_token": self._lease.token,
+                # ExecuteRun takes the first lease; any later one is a claim that continues the run.
+                "crucible.run.continued": self._lease.token > 1,
             },
         ):
             status, reason = RunStatus.COMPLETED, ""
@@ -477,11 +482,14 @@ class RunExecutor:
         return ended
 
     async def _post_summary(self, run: Run) -> None:
+        # A trace of its own, linked to the run's: posting is not part of the execution, and may
+        # be done by another process, long after (a cancel, a spec service that was away).
         with tracer.start_as_current_span(
-            "post run summary",
-            links=_links(run.trace_context),
+            tracing.SUMMARY_SPAN,
+            context=Context(),
+            links=tracing.run_link(run),
             attributes={"crucible.run_id": run.id, "crucible.project_id": run.project_id},
-        ):
+        ) as span:
             async with self._deps.uow(read_only=True) as uow:
                 ranking = await uow.repo.ranking(run.id)
                 counts = await uow.repo.counts(run.id)
@@ -502,9 +510,10 @@ class RunExecutor:
                         logger.warning("run %s: the spec service did not take its summary; it will be retried", run.id)
                         return
                     await asyncio.sleep(attempt)
+            span.set_attribute("crucible.summary_message_id", message_id)
 
         async def store(uow: AbstractUnitOfWork) -> None:
-            await uow.repo.set_summary(run.id, message_id)
+            await uow.repo.set_summary(run.id, message_id, tracing.ref_of(span))
             posted = NewRunEvent(RunEventType.SUMMARY_POSTED, SummaryPosted(message_id))
             await uow.repo.add_event(run.id, posted, datetime.now(UTC))
 
@@ -563,8 +572,3 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error that says most of a group: a lost lease first (stop quietly), else the first one."""
     errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)] or list(group.exceptions)
     return next((e for e in errors if isinstance(e, LeaseLost)), errors[0])
-
-
-def _links(carrier: dict[str, str]) -> list[trace.Link]:
-    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
-    return [trace.Link(context)] if context.is_valid else []

@@ -1,13 +1,13 @@
 """What the run context's use cases need from outside; ``adapters`` implement it, ``bootstrap`` wires it.
 
 The repository (SQL), the spec service (the project's problem, its chat), the agent service (the
-models, their prices, what the run spent) and the lease store.
+models, their prices, what the run spent), the lease store and the trace store.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +16,7 @@ from typing import Protocol
 from crucible_common.leases import LeaseStore
 from crucible_run.domain.estimates import ModelPrice
 from crucible_run.domain.events import NewRunEvent, RunEvent
+from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import (
     Candidate,
     Evaluation,
@@ -29,9 +30,11 @@ from crucible_run.domain.model import (
     RunStatus,
     Scenario,
 )
+from crucible_run.domain.spans import SpanRef, SpanSearch
 
 __all__ = [
     "AbstractRunRepository",
+    "ChatMessage",
     "ChatTarget",
     "LeaseStore",
     "ModelAnswer",
@@ -39,8 +42,8 @@ __all__ = [
     "ModelCallFailed",
     "Models",
     "ProjectProblem",
-    "Recommendation",
     "SpecService",
+    "TraceStore",
     "Updates",
     "Waiter",
 ]
@@ -94,7 +97,8 @@ class AbstractRunRepository(abc.ABC):
         """End the run; with ``summary_pending`` it stays leased work until its summary is posted."""
 
     @abc.abstractmethod
-    async def set_summary(self, run_id: str, message_id: str) -> None: ...
+    async def set_summary(self, run_id: str, message_id: str, span: SpanRef | None) -> None:
+        """The summary is posted: its message, and the span that posted it."""
 
     @abc.abstractmethod
     async def counts(self, run_id: str) -> RunCounts: ...
@@ -159,17 +163,6 @@ class ProjectProblem:
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    """An Architect message that recommends a run, as the spec service stores it."""
-
-    message_id: str
-    project_id: str
-    chat_session_id: str
-    from_agent: bool
-    config: JsonObject | None
-
-
-@dataclass(frozen=True)
 class ChatTarget:
     project_id: str
     # The run's chat session, or "": the project's latest setup session (created when there is none).
@@ -183,7 +176,9 @@ class SpecService(Protocol):
 
     async def problem(self, project_id: str) -> ProjectProblem: ...
 
-    async def recommendation(self, message_id: str) -> Recommendation | None: ...
+    async def chat_message(self, message_id: str) -> ChatMessage | None:
+        """A message of the project's chat (a recommendation, a summary); None when there is no such message."""
+        ...
 
     async def chat_session_project(self, chat_session_id: str) -> str | None:
         """The project of a chat session, None when there is no such session."""
@@ -240,6 +235,12 @@ class Models(Protocol):
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
 
     async def usage(self, run_id: str) -> LlmUsage: ...
+
+
+class TraceStore(Protocol):
+    """Where finished spans can be read back by trace id: the local trace files, or nowhere (OTLP)."""
+
+    async def find(self, trace_ids: Collection[str]) -> SpanSearch: ...
 
 
 class Waiter(Protocol):
