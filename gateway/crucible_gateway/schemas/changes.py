@@ -38,6 +38,7 @@ class ProvenanceEntry(BaseModel):
     reason: str
     changes: dict[str, Any]
     created_at: datetime
+    chat_message_id: str = Field(description="For an Architect's change: the chat message that asked for it")
 
     @classmethod
     def from_proto(cls, e: pb.ProvenanceEntry) -> ProvenanceEntry:
@@ -50,6 +51,7 @@ class ProvenanceEntry(BaseModel):
             reason=e.reason,
             changes=struct_to_dict(e.changes),
             created_at=to_datetime(e.create_time),
+            chat_message_id=e.chat_message_id,
         )
 
 

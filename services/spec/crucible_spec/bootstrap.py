@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
+from crucible.run.v1 import run_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2, spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.database import create_engine
@@ -12,11 +13,14 @@ from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
 from crucible_spec.adapters.agent_client import AgentPlanningInterviewer, PlanningModels
+from crucible_spec.adapters.architect_client import AgentArchitect
+from crucible_spec.adapters.run_client import RunServiceAdvisor
 from crucible_spec.adapters.sprint_client import AgentSprintCreator
 from crucible_spec.adapters.tables import SCHEMA
 from crucible_spec.adapters.unit_of_work import SqlUnitOfWork
 from crucible_spec.config import SpecSettings
 from crucible_spec.entrypoints.grpc_servicer import SpecServicer
+from crucible_spec.service_layer.chat_turns import TurnDeps
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = spec_service_pb2.DESCRIPTOR.services_by_name["SpecService"].full_name
@@ -39,12 +43,34 @@ def build(settings: Settings) -> ServiceProcess:
         ),
         timeout=config.planning_timeout_seconds,
     )
+    run_channel = open_channel(config.run_addr, max_message_bytes=config.grpc_max_message_bytes)
+
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    def read_uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, read_only=True)
+
     servicer = SpecServicer(
-        uow=lambda: SqlUnitOfWork(engine),
-        read_uow=lambda: SqlUnitOfWork(engine, read_only=True),
+        uow=uow,
+        read_uow=read_uow,
         interviewer=interviewer,
         sprints=AgentSprintCreator(
             sprint_service_pb2_grpc.SprintServiceStub(agent_channel), timeout=config.sprint_timeout_seconds
+        ),
+        turns=TurnDeps(
+            uow=uow,
+            read_uow=read_uow,
+            architect=AgentArchitect(
+                agent_service_pb2_grpc.AgentServiceStub(agent_channel),
+                provider=config.architect_provider,
+                model=config.architect_model,
+                timeout=config.architect_timeout_seconds,
+            ),
+            # Preflight and reads only: the chat cannot start a run (see adapters/run_client.py).
+            runs=RunServiceAdvisor(
+                run_service_pb2_grpc.RunServiceStub(run_channel), timeout=config.run_timeout_seconds
+            ),
         ),
     )
     return ServiceProcess(
@@ -58,5 +84,5 @@ def build(settings: Settings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[agent_channel.close],
+        closers=[agent_channel.close, run_channel.close],
     )

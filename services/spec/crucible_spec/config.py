@@ -20,3 +20,10 @@ class SpecSettings(Settings):
     planning_timeout_seconds: float = Field(default=600.0, gt=0)
     # How long the agent service may take to create a sprint (no model is called).
     sprint_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The Architect: the model behind the chat ...
+    architect_provider: Literal["openai", "anthropic"] = "openai"
+    architect_model: str = "gpt-4o-mini"
+    # ... how long one of its answers may take, retries included ...
+    architect_timeout_seconds: float = Field(default=300.0, gt=0)
+    # ... and how long a preflight or a read of the run service may take.
+    run_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -12,6 +12,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
+from crucible_common.errors import CrucibleError
+from crucible_spec.domain.architect import Blocker, Preflight
+from crucible_spec.domain.errors import RunServiceUnavailable
 from crucible_spec.domain.model import (
     ChatMessage,
     ChatSession,
@@ -19,9 +22,19 @@ from crucible_spec.domain.model import (
     ProblemSpec,
     Project,
     ProvenanceEntry,
+    RunMode,
     Spec,
     WorldModel,
 )
+from crucible_spec.service_layer.architect import (
+    ArchitectAnswer,
+    ArchitectModel,
+    ArchitectRequest,
+    ReplyDeltaSink,
+    RunAdvisor,
+    RunDigest,
+)
+from crucible_spec.service_layer.chat_turns import TurnDeps
 from crucible_spec.service_layer.ports import AbstractSpecRepository, ProvenanceSubject
 from crucible_spec.service_layer.sprints import SprintRequest
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
@@ -277,3 +290,71 @@ class FakeSprintCreator:
             goal=request.goal,
             status=sprint_pb.SPRINT_STATUS_PLANNED,
         )
+
+
+class ScriptedArchitect(ArchitectModel):
+    def __init__(self, *answers: ArchitectAnswer | CrucibleError) -> None:
+        self.answers = list(answers)
+        self.requests: list[ArchitectRequest] = []
+
+    async def answer(self, request: ArchitectRequest, on_delta: ReplyDeltaSink) -> ArchitectAnswer:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, CrucibleError):
+            await on_delta("I will now", False)
+            raise answer
+        for i in range(0, len(answer.reply), 7):
+            await on_delta(answer.reply[i : i + 7], False)
+        return answer
+
+
+class FakeAdvisor(RunAdvisor):
+    """The run service's preflight as far as a chat turn can tell: blocked until both parts exist."""
+
+    def __init__(self, repo: FakeSpecRepository, *, down: bool = False) -> None:
+        self.repo = repo
+        self.down = down
+        self.preflights: list[tuple[RunMode | None, int, int]] = []
+        self.runs: tuple[RunDigest, ...] = ()
+
+    async def preflight(
+        self, project_id: str, chat_session_id: str, mode: RunMode | None, num_candidates: int, num_scenarios: int
+    ) -> Preflight:
+        if self.down:
+            raise RunServiceUnavailable("preflight: UNAVAILABLE")
+        self.preflights.append((mode, num_candidates, num_scenarios))
+        spec = self.repo.tables.problem_specs.get(project_id)
+        world = self.repo.tables.world_models.get(project_id)
+        blockers = []
+        if spec is None or not (spec.constraints or spec.goals):
+            blockers.append(Blocker("missing_problem_spec", "The project has no ProblemSpec yet: describe it."))
+        if world is None:
+            blockers.append(Blocker("missing_world_model", "The project has no WorldModel yet: describe it."))
+        return Preflight(
+            ready=not blockers,
+            blockers=tuple(blockers),
+            warnings=(),
+            mode=mode or RunMode.FULL_SEARCH,
+            parameters={"num_candidates": num_candidates or 5, "num_scenarios": num_scenarios or 5},
+            prerequisites={
+                "problem_spec": spec is not None,
+                "world_model": world is not None,
+                "seed_candidates": False,
+            },
+            notes=(),
+            estimated_tokens=12_000,
+            estimated_usd=0.0123,
+            estimated_calls=14,
+        )
+
+    async def recent_runs(self, project_id: str, limit: int) -> tuple[RunDigest, ...]:
+        return self.runs[:limit]
+
+
+def turn_deps(repo: FakeSpecRepository, architect: ArchitectModel | None = None) -> TurnDeps:
+    return TurnDeps(
+        uow=lambda: FakeUnitOfWork(repo),
+        read_uow=lambda: FakeUnitOfWork(repo),
+        architect=architect or ScriptedArchitect(),
+        runs=FakeAdvisor(repo),
+    )

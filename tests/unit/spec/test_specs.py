@@ -44,7 +44,7 @@ from crucible_spec.service_layer.planning import (
     SelectedCandidate,
     stub_interview,
 )
-from tests.unit.spec.fakes import FakeSprintCreator, FakeUnitOfWork
+from tests.unit.spec.fakes import FakeSprintCreator, FakeUnitOfWork, turn_deps
 
 TASK = "Create a Python script that prints 'hello world' to stdout."
 QUESTIONS = (
@@ -359,7 +359,9 @@ async def test_list_specs_pages_newest_first(uow: FakeUnitOfWork, interviewer: F
 async def test_servicer_maps_specs_both_typed_and_as_artifacts(
     uow: FakeUnitOfWork, interviewer: FakeInterviewer
 ) -> None:
-    servicer = SpecServicer(lambda: uow, interviewer=interviewer, sprints=FakeSprintCreator())
+    servicer = SpecServicer(
+        lambda: uow, interviewer=interviewer, sprints=FakeSprintCreator(), turns=turn_deps(uow.repo)
+    )
     context: Any = None
 
     created = await servicer.CreateSpecWithPlanning(

@@ -196,6 +196,7 @@ class SqlSpecRepository(AbstractSpecRepository):
                 reason=entry.reason,
                 changes=entry.changes,
                 created_at=entry.created_at,
+                chat_message_id=entry.chat_message_id or None,
             )
         )
 
@@ -316,6 +317,7 @@ def _provenance(row: Row[Any]) -> ProvenanceEntry:
         reason=row.reason,
         changes=row.changes,
         created_at=row.created_at,
+        chat_message_id=str(row.chat_message_id or ""),
     )
 
 

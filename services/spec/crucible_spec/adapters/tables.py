@@ -101,6 +101,8 @@ provenance_entries = Table(
     Column("reason", Text, nullable=False),
     Column("changes", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # No foreign key: the message may be deleted with its session while the history stays.
+    Column("chat_message_id", Uuid(as_uuid=False), nullable=True),
     CheckConstraint("subject IN ('problem_spec', 'world_model')", name="ck_provenance_subject"),
     UniqueConstraint("project_id", "subject", "version", name="uq_provenance_project_subject_version"),
 )

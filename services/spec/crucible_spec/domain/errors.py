@@ -123,3 +123,26 @@ class SpecNotAnswered(FailedPrecondition):
             reason="SPEC_NOT_ANSWERED",
             metadata={"spec_id": spec_id, "unanswered": str(unanswered)},
         )
+
+
+class ArchitectFailed(FailedPrecondition):
+    """The Architect gave no usable answer (its model failed for good); the user's message is kept."""
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"the Architect could not answer: {message}", reason="ARCHITECT_FAILED", metadata=metadata)
+
+
+class ArchitectUnavailable(Unavailable):
+    """The Architect could not answer now (agent service or provider down); sending the turn again may help."""
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(
+            f"the Architect could not answer now: {message}", reason="ARCHITECT_UNAVAILABLE", metadata=metadata
+        )
+
+
+class RunServiceUnavailable(Unavailable):
+    """The run service did not answer a preflight or a read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"the run service is unavailable: {message}", reason="RUN_SERVICE_UNAVAILABLE")

@@ -150,6 +150,8 @@ class ProvenanceEntry:
     reason: str
     changes: JsonObject
     created_at: datetime
+    # For a change the Architect made: the user's chat message that asked for it.
+    chat_message_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -10,10 +10,13 @@ import grpc
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2_grpc as pb_grpc
 from crucible_common.protobuf import struct_to_dict
+from crucible_common.streams import Emit, relay
+from crucible_spec.domain.model import ChatMessage
 from crucible_spec.entrypoints import proto_mapping as m
 from crucible_spec.service_layer import commands as c
 from crucible_spec.service_layer import handlers as h
 from crucible_spec.service_layer import sprints
+from crucible_spec.service_layer.chat_turns import TurnDeps, chat_turn
 from crucible_spec.service_layer.planning import PlanningInterviewer
 from crucible_spec.service_layer.sprints import SprintCreator
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
@@ -29,11 +32,13 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         *,
         interviewer: PlanningInterviewer,
         sprints: SprintCreator,
+        turns: TurnDeps,
     ) -> None:
         self._uow = uow
         self._read = read_uow or uow
         self._interviewer = interviewer
         self._sprints = sprints
+        self._turns = turns
 
     # ------------------------------------------------------------ projects
 
@@ -107,6 +112,31 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         return pb.ListChatMessagesResponse(
             chat_messages=[m.chat_message(x) for x in page.items], next_page_token=page.next_page_token
         )
+
+    async def CreateChatTurn(self, request: pb.CreateChatTurnRequest, context: Context) -> pb.CreateChatTurnResponse:
+        cmd = c.CreateChatTurn(request.chat_session_id, request.content, request.chat_message_id)
+        turn = await chat_turn(cmd, self._turns)
+        return pb.CreateChatTurnResponse(
+            user_message=m.chat_message(turn.user_message), agent_message=m.chat_message(turn.agent_message)
+        )
+
+    async def StreamChatTurn(
+        self, request: pb.StreamChatTurnRequest, context: Context
+    ) -> AsyncIterator[pb.StreamChatTurnResponse]:
+        cmd = c.CreateChatTurn(request.chat_session_id, request.content, request.chat_message_id)
+
+        async def turn(emit: Emit[pb.StreamChatTurnResponse]) -> pb.StreamChatTurnResponse:
+            async def user_message(message: ChatMessage) -> None:
+                await emit(pb.StreamChatTurnResponse(user_message=m.chat_message(message)))
+
+            async def delta(text: str, restart: bool) -> None:
+                await emit(pb.StreamChatTurnResponse(reply_delta=pb.ReplyDelta(text=text, restart=restart)))
+
+            done = await chat_turn(cmd, self._turns, on_user_message=user_message, on_delta=delta)
+            return pb.StreamChatTurnResponse(agent_message=m.chat_message(done.agent_message))
+
+        async for event in relay(turn):
+            yield event
 
     # ------------------------------------------------------------ ProblemSpec
 

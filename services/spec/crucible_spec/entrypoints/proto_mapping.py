@@ -118,6 +118,7 @@ def provenance_entry(e: ProvenanceEntry) -> pb.ProvenanceEntry:
         reason=e.reason,
         changes=struct(e.changes),
         create_time=timestamp(e.created_at),
+        chat_message_id=e.chat_message_id,
     )
 
 

@@ -79,6 +79,14 @@ class CreateChatMessage:
 
 
 @dataclass(frozen=True)
+class CreateChatTurn:
+    chat_session_id: str
+    content: str
+    # The user message's id, chosen by the caller: sending the turn again does not repeat it.
+    chat_message_id: str = ""
+
+
+@dataclass(frozen=True)
 class GetChatMessage:
     chat_message_id: str
 
@@ -109,6 +117,8 @@ class UpdateProblemSpec:
     expected_version: int = 0
     actor: Actor = field(default_factory=Actor)
     reason: str = ""
+    # The chat message that asked for the change (the Architect's edits); empty for manual edits.
+    chat_message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class UpdateWorldModel:
     expected_version: int = 0
     actor: Actor = field(default_factory=Actor)
     reason: str = ""
+    chat_message_id: str = ""
 
 
 @dataclass(frozen=True)

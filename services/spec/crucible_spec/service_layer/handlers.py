@@ -85,6 +85,11 @@ def _mask(paths: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
     return paths or allowed
 
 
+async def lock_project(uow: AbstractUnitOfWork, project_id: str) -> Project:
+    """The project, its row locked until the transaction ends: every edit of its parts takes it first."""
+    return await _require_project(uow, project_id, lock=True)
+
+
 async def _require_project(uow: AbstractUnitOfWork, project_id: str, *, lock: bool = False) -> Project:
     # Locking the project row serialises the first creation of its ProblemSpec / WorldModel.
     project = await uow.repo.get_project(project_id, for_update=lock)
@@ -263,7 +268,17 @@ async def get_problem_spec(cmd: c.GetProblemSpec, uow: AbstractUnitOfWork) -> Pr
 
 
 async def update_problem_spec(cmd: c.UpdateProblemSpec, uow: AbstractUnitOfWork) -> ProblemSpec:
-    project_id = parse_id(cmd.project_id, "project_id")
+    check_problem_spec_update(cmd)
+    async with uow:
+        stored, changed = await apply_problem_spec_update(cmd, uow)
+        if changed:
+            await uow.commit()
+    return stored
+
+
+def check_problem_spec_update(cmd: c.UpdateProblemSpec) -> None:
+    """The update's own validity, before any transaction: bad input is refused whole."""
+    parse_id(cmd.project_id, "project_id")
     paths = _mask(cmd.update_mask, PROBLEM_SPEC_FIELDS)
     v = Violations()
     if "constraints" in paths:
@@ -273,33 +288,42 @@ async def update_problem_spec(cmd: c.UpdateProblemSpec, uow: AbstractUnitOfWork)
     v.text("reason", cmd.reason, max_len=MAX_REASON)
     v.raise_if_any()
 
-    async with uow:
-        await _require_project(uow, project_id, lock=True)
-        current = await uow.repo.get_problem_spec(project_id, for_update=True)
-        if current is None and not cmd.allow_missing:
-            raise ProblemSpecNotFound(project_id)
-        _check_version("ProblemSpec", cmd.expected_version, current.version if current else 0)
-        now = _now()
-        base = current or ProblemSpec(project_id, (), (), DEFAULT_RESOLUTION, DEFAULT_MODE, 0, now, now)
-        proposed = replace(
-            base,
-            constraints=tuple(cmd.constraints) if "constraints" in paths else base.constraints,
-            goals=tuple(cmd.goals) if "goals" in paths else base.goals,
-            resolution=(cmd.resolution or base.resolution) if "resolution" in paths else base.resolution,
-            mode=(cmd.mode or base.mode) if "mode" in paths else base.mode,
-        )
-        before, after = base.field_values(), proposed.field_values()
-        changed = tuple(f for f in PROBLEM_SPEC_FIELDS if current is None or before[f] != after[f])
-        if not changed:
-            return base
-        stored = replace(proposed, version=base.version + 1, updated_at=now)
-        await uow.repo.save_problem_spec(stored, is_new=current is None)
-        await uow.repo.append_provenance(
-            "problem_spec",
-            _provenance(cmd, project_id, stored.version, current is None, changed, {f: after[f] for f in changed}, now),
-        )
-        await uow.commit()
-    return stored
+
+async def apply_problem_spec_update(cmd: c.UpdateProblemSpec, uow: AbstractUnitOfWork) -> tuple[ProblemSpec, bool]:
+    """The change and its provenance entry, in the caller's open transaction (committed by the caller);
+    with whether anything changed.
+
+    Manual edits and the Architect's patches both go through here, so both are validated,
+    versioned and recorded alike.
+    """
+    check_problem_spec_update(cmd)
+    project_id = parse_id(cmd.project_id, "project_id")
+    paths = _mask(cmd.update_mask, PROBLEM_SPEC_FIELDS)
+    await _require_project(uow, project_id, lock=True)
+    current = await uow.repo.get_problem_spec(project_id, for_update=True)
+    if current is None and not cmd.allow_missing:
+        raise ProblemSpecNotFound(project_id)
+    _check_version("ProblemSpec", cmd.expected_version, current.version if current else 0)
+    now = _now()
+    base = current or ProblemSpec(project_id, (), (), DEFAULT_RESOLUTION, DEFAULT_MODE, 0, now, now)
+    proposed = replace(
+        base,
+        constraints=tuple(cmd.constraints) if "constraints" in paths else base.constraints,
+        goals=tuple(cmd.goals) if "goals" in paths else base.goals,
+        resolution=(cmd.resolution or base.resolution) if "resolution" in paths else base.resolution,
+        mode=(cmd.mode or base.mode) if "mode" in paths else base.mode,
+    )
+    before, after = base.field_values(), proposed.field_values()
+    changed = tuple(f for f in PROBLEM_SPEC_FIELDS if current is None or before[f] != after[f])
+    if not changed:
+        return base, False
+    stored = replace(proposed, version=base.version + 1, updated_at=now)
+    await uow.repo.save_problem_spec(stored, is_new=current is None)
+    await uow.repo.append_provenance(
+        "problem_spec",
+        _provenance(cmd, project_id, stored.version, current is None, changed, {f: after[f] for f in changed}, now),
+    )
+    return stored, True
 
 
 # ---------------------------------------------------------------- WorldModel
@@ -316,51 +340,65 @@ async def get_world_model(cmd: c.GetWorldModel, uow: AbstractUnitOfWork) -> Worl
 
 
 async def update_world_model(cmd: c.UpdateWorldModel, uow: AbstractUnitOfWork) -> WorldModel:
-    project_id = parse_id(cmd.project_id, "project_id")
-    section_paths = tuple(f"model_data.{s}" for s in WORLD_MODEL_SECTIONS)
-    paths = _mask(cmd.update_mask, ("model_data", *section_paths))
+    check_world_model_update(cmd)
+    async with uow:
+        stored, changed = await apply_world_model_update(cmd, uow)
+        if changed:
+            await uow.commit()
+    return stored
+
+
+def check_world_model_update(cmd: c.UpdateWorldModel) -> None:
+    """The update's own validity, before any transaction: bad input is refused whole."""
+    parse_id(cmd.project_id, "project_id")
+    _mask(cmd.update_mask, ("model_data", *_SECTION_PATHS))
     v = Violations()
     check_model_data(v, cmd.model_data)
     v.text("reason", cmd.reason, max_len=MAX_REASON)
     v.raise_if_any()
 
-    async with uow:
-        await _require_project(uow, project_id, lock=True)
-        current = await uow.repo.get_world_model(project_id, for_update=True)
-        if current is None and not cmd.allow_missing:
-            raise WorldModelNotFound(project_id)
-        _check_version("WorldModel", cmd.expected_version, current.version if current else 0)
-        now = _now()
-        before = dict(current.model_data) if current else {}
-        if "model_data" in paths:
-            after = dict(cmd.model_data)
-        else:
-            after = dict(before)
-            for path in paths:
-                section = path.removeprefix("model_data.")
-                after[section] = cmd.model_data.get(section, [])
-        # Every section is present in a stored WorldModel, so readers need not guess.
-        for section in WORLD_MODEL_SECTIONS:
-            after.setdefault(section, [])
-        changed = tuple(
-            f"model_data.{s}" for s in WORLD_MODEL_SECTIONS if current is None or before.get(s) != after.get(s)
-        )
-        if current is not None and not changed:
-            return current
-        stored = WorldModel(
-            project_id=project_id,
-            model_data=after,
-            version=(current.version if current else 0) + 1,
-            created_at=current.created_at if current else now,
-            updated_at=now,
-        )
-        await uow.repo.save_world_model(stored, is_new=current is None)
-        sections = {f.removeprefix("model_data."): after[f.removeprefix("model_data.")] for f in changed}
-        await uow.repo.append_provenance(
-            "world_model", _provenance(cmd, project_id, stored.version, current is None, changed, sections, now)
-        )
-        await uow.commit()
-    return stored
+
+async def apply_world_model_update(cmd: c.UpdateWorldModel, uow: AbstractUnitOfWork) -> tuple[WorldModel, bool]:
+    """The change and its provenance entry, in the caller's open transaction (committed by the caller)."""
+    check_world_model_update(cmd)
+    project_id = parse_id(cmd.project_id, "project_id")
+    paths = _mask(cmd.update_mask, ("model_data", *_SECTION_PATHS))
+    await _require_project(uow, project_id, lock=True)
+    current = await uow.repo.get_world_model(project_id, for_update=True)
+    if current is None and not cmd.allow_missing:
+        raise WorldModelNotFound(project_id)
+    _check_version("WorldModel", cmd.expected_version, current.version if current else 0)
+    now = _now()
+    before = dict(current.model_data) if current else {}
+    if "model_data" in paths:
+        after = dict(cmd.model_data)
+    else:
+        after = dict(before)
+        for path in paths:
+            section = path.removeprefix("model_data.")
+            after[section] = cmd.model_data.get(section, [])
+    # Every section is present in a stored WorldModel, so readers need not guess.
+    for section in WORLD_MODEL_SECTIONS:
+        after.setdefault(section, [])
+    changed = tuple(f"model_data.{s}" for s in WORLD_MODEL_SECTIONS if current is None or before.get(s) != after.get(s))
+    if current is not None and not changed:
+        return current, False
+    stored = WorldModel(
+        project_id=project_id,
+        model_data=after,
+        version=(current.version if current else 0) + 1,
+        created_at=current.created_at if current else now,
+        updated_at=now,
+    )
+    await uow.repo.save_world_model(stored, is_new=current is None)
+    sections = {f.removeprefix("model_data."): after[f.removeprefix("model_data.")] for f in changed}
+    await uow.repo.append_provenance(
+        "world_model", _provenance(cmd, project_id, stored.version, current is None, changed, sections, now)
+    )
+    return stored, True
+
+
+_SECTION_PATHS = tuple(f"model_data.{s}" for s in WORLD_MODEL_SECTIONS)
 
 
 # ---------------------------------------------------------------- provenance
@@ -397,6 +435,7 @@ def _provenance(
         reason=cmd.reason,
         changes=changes,
         created_at=at,
+        chat_message_id=cmd.chat_message_id,
     )
 
 
