@@ -19,6 +19,12 @@ class ApiError(Exception):
         self.body = body or {}
 
 
+def problem_text(problem: dict[str, Any]) -> str:
+    """A problem body as a person reads it: ``404 RUN_NOT_FOUND: …``, then its field violations."""
+    violations = "".join(f"\n  {v.get('field')}: {v.get('description')}" for v in problem.get("field_violations", []))
+    return f"{problem.get('status', '')} {problem.get('reason', '')}: {problem.get('detail', '')}{violations}"
+
+
 class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = (base_url or os.environ.get("CRUCIBLE_URL") or DEFAULT_URL).rstrip("/")
@@ -36,14 +42,8 @@ class ApiClient:
                 body = response.json()
             except ValueError:
                 body = {"detail": response.text}
-            reason = body.get("reason", "")
-            detail = body.get("detail", response.reason_phrase)
-            violations = "".join(
-                f"\n  {v.get('field')}: {v.get('description')}" for v in body.get("field_violations", [])
-            )
-            raise ApiError(
-                f"{response.status_code} {reason}: {detail}{violations}", status=response.status_code, body=body
-            )
+            message = problem_text({"detail": response.reason_phrase, **body, "status": response.status_code})
+            raise ApiError(message, status=response.status_code, body=body)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from crucible_cli.chat import chat
 from crucible_cli.output import Format, FormatOption, call, console, errors
 from crucible_cli.runs import run_app
 from crucible_cli.specs import spec_app
@@ -22,6 +23,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(spec_app, name="spec")
 app.add_typer(sprint_app, name="sprint")
 app.add_typer(run_app, name="run")
+app.command("chat")(chat)
 
 
 def _print_projects(projects: list[dict[str, Any]], fmt: Format) -> None:

@@ -1,4 +1,5 @@
-"""What every command shares: consoles, the output format option, and calling the gateway."""
+"""What every command shares: consoles, the output format option, calling the gateway (REST and
+WebSocket), and how money, scores and run parameters read."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Column, Table
 
 from crucible_cli.api_client import ApiClient, ApiError
 
@@ -32,3 +35,40 @@ def call(method: str, path: str, **kwargs: Any) -> Any:
         raise typer.Exit(1) from exc
     finally:
         client.close()
+
+
+def websocket_address(path: str) -> tuple[str, dict[str, str]]:
+    """The gateway's WebSocket URL for ``path``, and the headers that carry the token."""
+    client = ApiClient()
+    base = client.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    headers = client.headers
+    client.close()
+    return base + path, headers
+
+
+def usd(value: float | None) -> str:
+    # Unknown cost is "unpriced", never $0.
+    return "unpriced" if value is None else f"${value:.4f}"
+
+
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def compact_table(*columns: Column | str) -> Table:
+    """A table with no edges and single padding: a whole id and its neighbours fit in 80 columns."""
+    return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+def parameters_text(p: dict[str, Any]) -> str:
+    """A run's parameters in words; a recommendation's may leave some out."""
+    words = [f"{p.get('num_candidates', 0)} candidates", f"{p.get('num_scenarios', 0)} scenarios"]
+    if p.get("seed_candidate_ids"):
+        words.append(f"{len(p['seed_candidate_ids'])} seeds")
+    if p.get("budget_usd") is not None:
+        words.append(f"budget ${p['budget_usd']:g}")
+    if p.get("budget_tokens") is not None:
+        words.append(f"budget {p['budget_tokens']} tokens")
+    if p.get("max_runtime_s") is not None:
+        words.append(f"at most {p['max_runtime_s']} s")
+    return ", ".join(words)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import typer
@@ -20,8 +21,18 @@ from rich.text import Text
 from websockets.exceptions import ConnectionClosedError, InvalidHandshake
 from websockets.sync.client import connect
 
-from crucible_cli.api_client import ApiClient
-from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.output import (
+    Format,
+    FormatOption,
+    call,
+    compact_table,
+    console,
+    errors,
+    parameters_text,
+    score,
+    usd,
+    websocket_address,
+)
 
 run_app = typer.Typer(
     help="Runs: candidates designed, tried in scenarios, evaluated and ranked by I = P / R.", no_args_is_help=True
@@ -83,35 +94,8 @@ def _print_json(value: Any) -> None:
     console.print_json(json.dumps(value))
 
 
-def _usd(value: float | None) -> str:
-    # Unknown cost is "unpriced", never $0.
-    return "unpriced" if value is None else f"${value:.4f}"
-
-
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
 def _when(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else "—"
-
-
-def _compact(*columns: Column | str) -> Table:
-    """A table with no edges and single padding: a whole id and its neighbours fit in 80 columns."""
-    return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
-
-
-def _parameters(p: dict[str, Any]) -> str:
-    words = [f"{p['num_candidates']} candidates", f"{p['num_scenarios']} scenarios"]
-    if p["seed_candidate_ids"]:
-        words.append(f"{len(p['seed_candidate_ids'])} seeds")
-    if p.get("budget_usd") is not None:
-        words.append(f"budget ${p['budget_usd']:g}")
-    if p.get("budget_tokens") is not None:
-        words.append(f"budget {p['budget_tokens']} tokens")
-    if p.get("max_runtime_s") is not None:
-        words.append(f"at most {p['max_runtime_s']} s")
-    return ", ".join(words)
 
 
 def _usage(u: dict[str, Any]) -> str:
@@ -134,8 +118,8 @@ def _show_preflight(result: dict[str, Any], out: Console) -> None:
         out.print(Text.assemble(("✘ ", "red"), (b["code"] + where, "bold"), "\n  ", b["message"]))
     for w in result["warning_details"]:
         out.print(Text.assemble(("! ", "yellow"), (w["code"], "bold"), "\n  ", w["message"]))
-    out.print(Text(f"mode {config['mode']}: {_parameters(config['parameters'])}"))
-    out.print(Text(f"estimated cost {_usd(cost['usd'])}, {cost['calls']} calls, {cost['tokens']} tokens"))
+    out.print(Text(f"mode {config['mode']}: {parameters_text(config['parameters'])}"))
+    out.print(Text(f"estimated cost {usd(cost['usd'])}, {cost['calls']} calls, {cost['tokens']} tokens"))
     for note in result["notes"]:
         out.print(Text(f"· {note}"))
 
@@ -149,7 +133,7 @@ def _show_run(run: dict[str, Any]) -> None:
         ("project", run["project_id"]),
         ("status", run["status"]),
         ("mode", run["mode"]),
-        ("parameters", _parameters(run["parameters"])),
+        ("parameters", parameters_text(run["parameters"])),
         ("phases", ", ".join(run["phases"]) or "—"),
         ("trigger", trigger.get("source", "—")),
         ("trigger id", trigger.get("id", "—")),
@@ -176,7 +160,7 @@ def _show_run(run: dict[str, Any]) -> None:
 
 
 def _show_results(results: dict[str, Any]) -> None:
-    table = _compact(
+    table = compact_table(
         "#",
         # The title above the id, which is never cut: it folds rather than loses characters.
         Column("candidate", min_width=36, overflow="fold"),
@@ -190,7 +174,7 @@ def _show_results(results: dict[str, Any]) -> None:
         for v in c["violated_constraints"]:
             cell.append(f"\nbroke {v['constraint']} in {v['scenarios']} scenario(s)", "red")
         label = Text(c["label"], "red" if c["rejected"] else "")
-        table.add_row(str(c["rank"]), cell, _score(c["I"]), _score(c["P"]), _score(c["R"]), label)
+        table.add_row(str(c["rank"]), cell, score(c["I"]), score(c["P"]), score(c["R"]), label)
     console.print(table)
 
 
@@ -320,7 +304,7 @@ def start(
             _show_preflight(check, console)
         raise typer.Exit(1)
     run = call("POST", "/api/runs", json=_run_body(project_id, config, "run start"))
-    out.print(Text(f"run {run['id']} created; estimated cost {_usd(check['estimated_cost']['usd'])}"))
+    out.print(Text(f"run {run['id']} created; estimated cost {usd(check['estimated_cost']['usd'])}"))
     call("POST", f"/api/runs/{run['id']}/execute", json={"phases": "all"})
     _follow(run["id"], 0, fmt)
 
@@ -359,13 +343,10 @@ def _follow(run_id: str, after: int, fmt: Format) -> None:
 
 def _events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
     """The run's events from the gateway's WebSocket, resuming after a dropped connection."""
-    client = ApiClient()
-    base = client.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    headers = client.headers
-    client.close()
+    url, headers = websocket_address(f"/api/ws/runs/{run_id}")
     for attempt in range(RECONNECTS + 1):
         try:
-            with connect(f"{base}/api/ws/runs/{run_id}?after={after}", additional_headers=headers) as ws:
+            with connect(f"{url}?after={after}", additional_headers=headers) as ws:
                 for raw in ws:
                     event: dict[str, Any] = json.loads(raw)
                     after = event.get("sequence", after)
@@ -376,7 +357,7 @@ def _events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
                 errors.print(Text(f"error: lost the run's event stream {RECONNECTS + 1} times: {exc}", "red"))
                 raise typer.Exit(1) from exc
         except (OSError, InvalidHandshake) as exc:
-            errors.print(Text(f"error: cannot follow the run at {base}: {exc}", "red"))
+            errors.print(Text(f"error: cannot follow the run at {url}: {exc}", "red"))
             raise typer.Exit(1) from exc
 
 
@@ -427,6 +408,69 @@ def results(run_id: str, fmt: FormatOption = Format.table) -> None:
         _show_results(ranking)
 
 
+@run_app.command("lineage")
+def lineage(run_id: str, fmt: FormatOption = Format.table) -> None:
+    """Where a run came from and what it led to: recommendation, trigger, trace, summary and the linking spans."""
+    found = call("GET", f"/api/runs/{run_id}/lineage")
+    if fmt is Format.json:
+        _print_json(found)
+    else:
+        _show_lineage(found)
+
+
+def _message(message: dict[str, Any] | None) -> str:
+    if message is None:
+        return "—"
+    label = message["label"] if message["found"] else "(not in the chat any more)"
+    return f"{message['message_id']}\n{label}"
+
+
+def _show_lineage(found: dict[str, Any]) -> None:
+    trigger = found["trigger"]
+    table = Table(Column(style="bold"), Column(min_width=36, overflow="fold"), show_header=False, box=box.SIMPLE)
+    services = ", ".join(found["trace_services"])
+    rows = [
+        ("run", found["run_id"]),
+        ("recommended by", _message(found["recommendation"])),
+        ("config", json.dumps(found["recommended_config"]) if found["recommended_config"] is not None else "—"),
+        ("trigger", trigger["source"]),
+        ("trigger id", trigger["id"]),
+        ("triggered at", _when(trigger["at"])),
+        ("trigger metadata", json.dumps(trigger["metadata"])),
+        ("trace", found["trace_id"] or "— (not executed yet)"),
+        ("spans in trace", f"{found['trace_span_count']} ({services})" if services else "—"),
+        ("summary", _message(found["summary"])),
+    ]
+    for key, value in rows:
+        table.add_row(key, Text(value))
+    console.print(table)
+    if not found["spans_stored_locally"]:
+        console.print(Text(found["spans_note"], "yellow"))
+    for span in found["spans"]:
+        console.print(_span(span))
+
+
+def _span(span: dict[str, Any]) -> Text:
+    """A span of the chain: its role and name, its ids whole (never cut), its links."""
+    if span["found"]:
+        took = _duration(span["started_at"], span["ended_at"])
+        text = Text.assemble((span["role"], "bold"), f"  {span['name']} ({span['service']}) {took}")
+    else:
+        text = Text.assemble((span["role"], "bold"), ("  not in the local trace files", "yellow"))
+    text.append(f"\n  trace {span['trace_id']}\n  span  {span['span_id']}")
+    for link in span["links"]:
+        kind = link["attributes"].get("crucible.link", "link")
+        text.append(f"\n  → {kind} {link['trace_id']}/{link['span_id']}", "cyan")
+    return text
+
+
+def _duration(started: str | None, ended: str | None) -> str:
+    if not started or not ended:
+        return ""
+    seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    return f"{seconds:.3f} s"
+
+
 @run_app.command("cancel")
 def cancel(
     run_id: str,
@@ -457,7 +501,7 @@ def list_runs(
     if fmt is Format.json:
         _print_json(page)
         return
-    table = _compact(Column("id", min_width=36, overflow="fold"), "status", "mode", "created")
+    table = compact_table(Column("id", min_width=36, overflow="fold"), "status", "mode", "created")
     for r in page["runs"]:
         table.add_row(r["id"], r["status"], r["mode"], _when(r["created_at"])[:16])
     console.print(table)

@@ -1,25 +1,41 @@
-"""/api/projects/{id}/chat-sessions and /api/chat-sessions/{id}/messages"""
+"""/api/projects/{id}/chat-sessions, /api/chat-sessions/{id}/messages, and turns with the Architect
+(…/turns, and the WebSocket /api/ws/chat-sessions/{id} that streams them)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+from starlette.types import Message
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients
+from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.clients import ServiceClients
+from crucible_gateway.errors import problem, problem_json
 from crucible_gateway.schemas.chat import (
     CHAT_MODE,
     ROLE,
+    ChatEventJson,
     ChatMessage,
     ChatMessageCreate,
     ChatMessageList,
     ChatSession,
     ChatSessionCreate,
     ChatSessionList,
+    ChatTurn,
+    ChatTurnCreate,
+    turn_event_json,
 )
 from crucible_gateway.schemas.common import PageSize, PageToken
 
 router = APIRouter(tags=["chat"])
+ws_router = APIRouter(tags=["chat"])
 
 
 @router.post("/projects/{project_id}/chat-sessions", status_code=201)
@@ -79,3 +95,96 @@ async def list_chat_messages(
         chat_messages=[ChatMessage.from_proto(m) for m in response.chat_messages],
         next_page_token=response.next_page_token,
     )
+
+
+@router.post("/chat-sessions/{chat_session_id}/turns", status_code=201)
+async def create_chat_turn(chat_session_id: str, body: ChatTurnCreate, clients: Clients) -> ChatTurn:
+    """A turn with the Architect: the user's message, then its stored reply. A turn never starts a run."""
+    response = await clients.spec.CreateChatTurn(
+        pb.CreateChatTurnRequest(
+            chat_session_id=chat_session_id, content=body.content, chat_message_id=body.chat_message_id
+        ),
+        timeout=clients.llm_timeout,
+    )
+    return ChatTurn.from_proto(response)
+
+
+@ws_router.websocket("/api/ws/chat-sessions/{chat_session_id}")
+async def chat_turns(websocket: WebSocket, chat_session_id: str) -> None:
+    """Turns with the Architect: each frame ``{content, chat_message_id?}`` is answered by its turn's events.
+
+    One turn at a time: a frame that arrives while a turn is answered is refused with an error event,
+    as is a frame that is not a turn. A failed turn is an error event, and the connection stays open
+    for the next one. A client that goes away cancels the turn in flight.
+    """
+    if not websocket_token_ok(websocket):
+        await websocket.close(code=4401, reason="a valid bearer token is required")
+        return
+    clients: ServiceClients = websocket.app.state.clients
+    await websocket.accept()
+    # The group ends the connection with whatever a turn's task raised: a bug is not swallowed.
+    async with asyncio.TaskGroup() as group:
+        turn: asyncio.Task[None] | None = None
+        # Raised by a refusal sent to a client that has just gone: the same as its disconnect.
+        with contextlib.suppress(WebSocketDisconnect):
+            # Always reading, even while a turn is answered, so that a disconnect is seen at once.
+            while (frame := await websocket.receive())["type"] != "websocket.disconnect":
+                if turn is not None and not turn.done():
+                    busy = _problem(409, "a turn is being answered: send the next after it", reason="TURN_IN_PROGRESS")
+                    await websocket.send_json(_error(busy))
+                    continue
+                body = _turn_body(frame)
+                if isinstance(body, ChatTurnCreate):
+                    turn = group.create_task(_relay(websocket, clients, chat_session_id, body))
+                else:
+                    await websocket.send_json(_error(body))
+        if turn is not None:
+            # Nobody is left to read the reply: the model is not kept writing it.
+            turn.cancel()
+
+
+async def _relay(websocket: WebSocket, clients: ServiceClients, chat_session_id: str, body: ChatTurnCreate) -> None:
+    call = clients.spec.StreamChatTurn(
+        pb.StreamChatTurnRequest(
+            chat_session_id=chat_session_id, content=body.content, chat_message_id=body.chat_message_id
+        ),
+        timeout=clients.llm_timeout,
+    )
+    try:
+        async for response in call:
+            await websocket.send_json(turn_event_json(response))
+    except grpc.aio.AioRpcError as exc:
+        await websocket.send_json(_error(problem_json(exc)))
+    except WebSocketDisconnect:
+        return
+    finally:
+        # Cancelled while a frame was being sent, the call would stay open until its deadline.
+        call.cancel()
+
+
+def _turn_body(frame: Message) -> ChatTurnCreate | dict[str, Any]:
+    """The turn a frame asks for, or the 400 problem that the same JSON sent over HTTP gets."""
+    text = frame.get("text")
+    try:
+        return ChatTurnCreate.model_validate_json(text if text is not None else frame.get("bytes") or b"")
+    except ValidationError as exc:
+        violations = [
+            {"field": ".".join(str(p) for p in err["loc"]), "description": err["msg"]} for err in exc.errors()
+        ]
+        # A frame that is no JSON object at all has no field to name.
+        summary = "; ".join(f"{v['field']}: {v['description']}".lstrip(": ") for v in violations[:5])
+        return _problem(400, f"invalid turn: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+
+
+def _problem(
+    status: int, detail: str, *, reason: str, field_violations: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """The body of ``errors.problem``: what HTTP would answer, sent as an error event instead."""
+    body: dict[str, Any] = json.loads(
+        bytes(problem(status, detail, reason=reason, field_violations=field_violations).body)
+    )
+    return body
+
+
+def _error(problem_body: dict[str, Any]) -> ChatEventJson:
+    return {"type": "error", "problem": problem_body}

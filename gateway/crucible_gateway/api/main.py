@@ -35,3 +35,4 @@ router.include_router(api_router)
 # Outside /api's bearer dependency: a WebSocket checks its token itself (header or ?token=).
 router.include_router(sprints.ws_router)
 router.include_router(runs.ws_router)
+router.include_router(chat.ws_router)

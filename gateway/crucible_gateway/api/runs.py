@@ -25,6 +25,7 @@ from crucible_gateway.schemas.runs import (
     RunCandidateRead,
     RunCreate,
     RunExecute,
+    RunLineage,
     RunList,
     RunPreflight,
     RunPreflightBody,
@@ -145,6 +146,13 @@ async def get_run_statistics(run_id: str, clients: Clients) -> RunStatistics:
     """Counts, coverage, missing pairs, failures, duration, usage and the top candidate."""
     response = await clients.runs.GetRunStatistics(pb.GetRunStatisticsRequest(run_id=run_id), timeout=clients.timeout)
     return RunStatistics.from_proto(response.statistics)
+
+
+@router.get("/runs/{run_id}/lineage")
+async def get_run_lineage(run_id: str, clients: Clients) -> RunLineage:
+    """Where the run came from and what it led to: recommendation, trigger, trace, summary, and the linking spans."""
+    response = await clients.runs.GetRunLineage(pb.GetRunLineageRequest(run_id=run_id), timeout=clients.timeout)
+    return RunLineage.from_proto(response.lineage)
 
 
 @router.get("/runs/{run_id}/candidates")

@@ -1,9 +1,10 @@
-"""Bodies of /api/projects/{id}/chat-sessions and /api/chat-sessions/{id}/messages."""
+"""Bodies of /api/projects/{id}/chat-sessions and /api/chat-sessions/{id}/messages and …/turns;
+the events of the chat's WebSocket."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -78,3 +79,67 @@ class ChatMessage(BaseModel):
 class ChatMessageList(BaseModel):
     chat_messages: list[ChatMessage]
     next_page_token: str
+
+
+# ---------------------------------------------------------------- turns with the Architect
+
+
+class ChatTurnCreate(Body):
+    """A user's message to the Architect: the body of POST …/turns, and each frame of the chat WebSocket."""
+
+    content: str
+    chat_message_id: str = Field(
+        default="", description="Optional, a UUID: the user message's id; sent again, the turn is not repeated"
+    )
+
+
+class ChatTurn(BaseModel):
+    user_message: ChatMessage
+    agent_message: ChatMessage = Field(
+        description="metadata.architect: intent and what was applied; metadata.recommended_run_config when the "
+        "user asked to run (seed 001's fields). No turn ever starts a run."
+    )
+
+    @classmethod
+    def from_proto(cls, r: pb.CreateChatTurnResponse) -> ChatTurn:
+        return cls(
+            user_message=ChatMessage.from_proto(r.user_message), agent_message=ChatMessage.from_proto(r.agent_message)
+        )
+
+
+class MessageEventJson(TypedDict):
+    """A stored message of the turn: ``user_message`` first, ``agent_message`` last."""
+
+    type: Literal["user_message", "agent_message"]
+    message: dict[str, Any]
+
+
+class ReplyDeltaEventJson(TypedDict):
+    """A piece of the Architect's reply; ``restart``: the model was retried, drop the reply so far."""
+
+    type: Literal["reply.delta"]
+    text: str
+    restart: bool
+
+
+class ErrorEventJson(TypedDict):
+    """A turn that failed, or a frame refused: the problem body HTTP would answer with."""
+
+    type: Literal["error"]
+    problem: dict[str, Any]
+
+
+ChatEventJson = MessageEventJson | ReplyDeltaEventJson | ErrorEventJson
+
+
+def turn_event_json(r: pb.StreamChatTurnResponse) -> ChatEventJson:
+    """One WebSocket message for one event of a streamed turn."""
+    kind = r.WhichOneof("event")
+    if kind == "reply_delta":
+        return {"type": "reply.delta", "text": r.reply_delta.text, "restart": r.reply_delta.restart}
+    if kind == "user_message":
+        return {"type": "user_message", "message": ChatMessage.from_proto(r.user_message).model_dump(mode="json")}
+    if kind == "agent_message":
+        return {"type": "agent_message", "message": ChatMessage.from_proto(r.agent_message).model_dump(mode="json")}
+    # As with an enum value the gateway does not know: the service speaks a newer contract.
+    raise ValueError(f"a chat turn event the gateway does not know: {kind}")

@@ -27,6 +27,7 @@ CANDIDATE_LABEL = RestEnum(pb.CandidateLabel)
 CANDIDATE_ORIGIN = RestEnum(pb.CandidateOrigin)
 EVALUATION_STATUS = RestEnum(pb.EvaluationStatus)
 EVENT_TYPE = RestEnum(pb.RunEventType, dotted)
+LINEAGE_ROLE = RestEnum(pb.LineageRole)
 RunMode = Annotated[str, RUN_MODE]
 RunStatus = Annotated[str, RUN_STATUS]
 RunPhase = Annotated[str, RUN_PHASE]
@@ -36,6 +37,7 @@ WarningCode = Annotated[str, WARNING_CODE]
 CandidateLabel = Annotated[str, CANDIDATE_LABEL]
 CandidateOrigin = Annotated[str, CANDIDATE_ORIGIN]
 EvaluationStatus = Annotated[str, EVALUATION_STATUS]
+LineageRole = Annotated[str, LINEAGE_ROLE]
 
 
 # ---------------------------------------------------------------- requests
@@ -186,6 +188,12 @@ class RunTriggerRead(BaseModel):
     metadata: dict[str, Any]
     at: datetime
 
+    @classmethod
+    def from_proto(cls, t: pb.Trigger) -> RunTriggerRead:
+        return cls(
+            id=t.id, source=TRIGGER_SOURCE.name(t.source), metadata=struct_to_dict(t.metadata), at=to_datetime(t.time)
+        )
+
 
 class RunCounts(BaseModel):
     candidates: int
@@ -251,16 +259,7 @@ class RunRead(BaseModel):
 
     @classmethod
     def from_proto(cls, r: pb.Run) -> RunRead:
-        trigger = (
-            RunTriggerRead(
-                id=r.trigger.id,
-                source=TRIGGER_SOURCE.name(r.trigger.source),
-                metadata=struct_to_dict(r.trigger.metadata),
-                at=to_datetime(r.trigger.time),
-            )
-            if r.HasField("trigger")
-            else None
-        )
+        trigger = RunTriggerRead.from_proto(r.trigger) if r.HasField("trigger") else None
         return cls(
             id=r.id,
             project_id=r.project_id,
@@ -506,6 +505,100 @@ class RunStatistics(BaseModel):
             hard_constraint_violations=s.hard_constraint_violations,
             error_summary=s.error_summary,
             failure_reason=s.failure_reason,
+        )
+
+
+# ---------------------------------------------------------------- lineage
+
+
+class SpanLinkRead(BaseModel):
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any] = Field(description='What the link is: crucible.link ("recommendation", ...)')
+
+
+class LineageSpanRead(BaseModel):
+    role: LineageRole
+    trace_id: str
+    span_id: str
+    found: bool = Field(description="False when the local trace files do not have it; its ids still name it")
+    name: str
+    service: str
+    parent_span_id: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    links: list[SpanLinkRead]
+    attributes: dict[str, Any]
+
+    @classmethod
+    def from_proto(cls, s: pb.LineageSpan) -> LineageSpanRead:
+        return cls(
+            role=LINEAGE_ROLE.name(s.role),
+            trace_id=s.trace_id,
+            span_id=s.span_id,
+            found=s.found,
+            name=s.name,
+            service=s.service,
+            parent_span_id=s.parent_span_id,
+            started_at=to_datetime(s.start_time) if s.HasField("start_time") else None,
+            ended_at=to_datetime(s.end_time) if s.HasField("end_time") else None,
+            links=[
+                SpanLinkRead(trace_id=x.trace_id, span_id=x.span_id, attributes=struct_to_dict(x.attributes))
+                for x in s.links
+            ],
+            attributes=struct_to_dict(s.attributes),
+        )
+
+
+class LineageMessageRead(BaseModel):
+    message_id: str
+    chat_session_id: str
+    found: bool = Field(description="False when the chat no longer has it")
+    label: str = Field(description="The summary's label, or the message's first line")
+    created_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, m: pb.LineageMessage) -> LineageMessageRead:
+        return cls(
+            message_id=m.message_id,
+            chat_session_id=m.chat_session_id,
+            found=m.found,
+            label=m.label,
+            created_at=to_datetime(m.create_time) if m.HasField("create_time") else None,
+        )
+
+
+class RunLineage(BaseModel):
+    run_id: str
+    project_id: str
+    recommendation: LineageMessageRead | None = Field(description="The Architect message the run follows")
+    recommended_config: dict[str, Any] | None = Field(description="Its config as the run copied it")
+    trigger: RunTriggerRead
+    trace_id: str = Field(description="The run's execution trace; empty until it is executed")
+    summary: LineageMessageRead | None = Field(description="The post-run summary; null until it is posted")
+    spans: list[LineageSpanRead] = Field(
+        description="recommendation, create_run, execution, its executors, summary: those the run has reached"
+    )
+    spans_stored_locally: bool = Field(description="False when spans are exported over OTLP (see spans_note)")
+    spans_note: str
+    trace_span_count: int = Field(description="Spans of the execution trace found locally")
+    trace_services: list[str]
+
+    @classmethod
+    def from_proto(cls, x: pb.RunLineage) -> RunLineage:
+        return cls(
+            run_id=x.run_id,
+            project_id=x.project_id,
+            recommendation=LineageMessageRead.from_proto(x.recommendation) if x.HasField("recommendation") else None,
+            recommended_config=struct_to_dict(x.recommended_config) if x.HasField("recommended_config") else None,
+            trigger=RunTriggerRead.from_proto(x.trigger),
+            trace_id=x.trace_id,
+            summary=LineageMessageRead.from_proto(x.summary) if x.HasField("summary") else None,
+            spans=[LineageSpanRead.from_proto(s) for s in x.spans],
+            spans_stored_locally=x.spans_stored_locally,
+            spans_note=x.spans_note,
+            trace_span_count=x.trace_span_count,
+            trace_services=list(x.trace_services),
         )
 
 

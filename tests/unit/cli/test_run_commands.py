@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import typer
 from starlette.testclient import TestClient
@@ -16,68 +15,38 @@ from typer.testing import CliRunner, Result
 from websockets.exceptions import ConnectionClosedError
 
 from crucible.run.v1 import run_service_pb2 as run_pb
-from crucible_cli import output, runs
-from crucible_cli.api_client import ApiClient
+from crucible_cli import runs
 from crucible_cli.main import app
 from crucible_common.errors import NotFound
 from crucible_common.protobuf import struct
-from tests.unit.gateway.conftest import BASE_URL, starlette_client
 from tests.unit.gateway.fakes import (
     AGENT_RUN_ID,
     CANDIDATE_ID,
     MESSAGE_ID,
     PROJECT_ID,
     RUN_ID,
+    TRIGGER_ID,
     Fakes,
     preflight,
     rpc_error,
     run,
     run_event,
+    run_lineage,
 )
 
 
-class Gateway(httpx.BaseTransport):
-    """The CLI's HTTP requests, answered by the in-process gateway (through Starlette's test client)."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = self.client.request(
-            request.method, request.url.raw_path.decode(), headers=dict(request.headers), content=request.read()
-        )
-        return httpx.Response(answer.status_code, headers=list(answer.headers.items()), content=answer.content)
-
-
-class GatewayClient(ApiClient):
-    """The CLI's own client, over the in-process gateway."""
-
-    def __init__(self, gateway: TestClient) -> None:
-        super().__init__(base_url=BASE_URL)
-        self._http.close()
-        self._http = httpx.Client(base_url=BASE_URL, transport=Gateway(gateway))
-
-
 @pytest.fixture
-def fakes() -> Fakes:
-    return Fakes()
+def gateway(rest_gateway: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    def events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
+        with rest_gateway.websocket_connect(f"/api/ws/runs/{run_id}?after={after}") as ws:
+            while True:
+                try:
+                    yield ws.receive_json()
+                except WebSocketDisconnect:
+                    return
 
-
-@pytest.fixture
-def gateway(fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    with starlette_client(fakes) as client:
-        monkeypatch.setattr(output, "ApiClient", lambda: GatewayClient(client))
-
-        def events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
-            with client.websocket_connect(f"/api/ws/runs/{run_id}?after={after}") as ws:
-                while True:
-                    try:
-                        yield ws.receive_json()
-                    except WebSocketDisconnect:
-                        return
-
-        monkeypatch.setattr(runs, "_events", events)
-        yield client
+    monkeypatch.setattr(runs, "_events", events)
+    return rest_gateway
 
 
 def crucible(*args: str) -> Result:
@@ -294,3 +263,43 @@ def test_a_stream_that_keeps_dropping_ends_the_command(monkeypatch: pytest.Monke
         list(runs._events(RUN_ID, 5))
 
     assert ended.value.exit_code == 1
+
+
+def test_lineage_shows_the_chain_whole_ids_and_links_within_80_columns(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("lineage", RUN_ID)
+
+    assert result.exit_code == 0, result.output
+    assert requests_of(fakes, "GetRunLineage") == [run_pb.GetRunLineageRequest(run_id=RUN_ID)]
+    for shown in (
+        MESSAGE_ID,
+        "Run a full search",
+        TRIGGER_ID,
+        "run_config_panel",
+        "c" * 32,
+        "12 (crucible-agent, crucible-run)",
+        "create run (crucible-run)",
+        f"→ recommendation {'a' * 32}/{'1' * 16}",
+        "not in the local trace files",
+    ):
+        assert shown in result.stdout, shown
+    assert result.stdout.index("recommendation  not in") < result.stdout.index("create_run  create run")
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_lineage_as_json_is_the_api_json(fakes: Fakes, gateway: TestClient) -> None:
+    result = crucible("lineage", RUN_ID, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == gateway.get(f"/api/runs/{RUN_ID}/lineage").json()
+
+
+def test_lineage_says_when_spans_are_exported_rather_than_kept(fakes: Fakes, gateway: TestClient) -> None:
+    exported = run_lineage()
+    exported.spans_stored_locally = False
+    exported.spans_note = "spans are exported over OTLP to http://collector:4317, not stored locally"
+    fakes.runs.answer("GetRunLineage", run_pb.GetRunLineageResponse(lineage=exported))
+
+    result = crucible("lineage", RUN_ID)
+
+    assert result.exit_code == 0, result.output
+    assert "exported over OTLP to http://collector:4317" in result.stdout

@@ -8,6 +8,7 @@ carries the ``google.rpc.Status`` with its details (``crucible_common.errors.to_
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,6 +132,45 @@ def chat_message(role: spec_pb.MessageRole.ValueType = spec_pb.MESSAGE_ROLE_AGEN
         metadata=struct({"n": 2}),
         create_time=timestamp(CREATED),
     )
+
+
+def turn_messages(
+    reply: str = "Hello", metadata: dict[str, object] | None = None
+) -> tuple[spec_pb.ChatMessage, spec_pb.ChatMessage]:
+    """A turn's two stored messages: the user's, then the Architect's ``reply`` with its metadata."""
+    user = spec_pb.ChatMessage(
+        id=MESSAGE_ID,
+        chat_session_id=SESSION_ID,
+        sequence=4,
+        role=spec_pb.MESSAGE_ROLE_USER,
+        content="Run it",
+        create_time=timestamp(CREATED),
+    )
+    agent = spec_pb.ChatMessage(
+        id="a5",
+        chat_session_id=SESSION_ID,
+        sequence=5,
+        role=spec_pb.MESSAGE_ROLE_AGENT,
+        content=reply,
+        metadata=struct(metadata if metadata is not None else {"architect": {"intent": "question"}}),
+        create_time=timestamp(UPDATED),
+    )
+    return user, agent
+
+
+def turn_events(*deltas: str | None, reply: str = "Hello") -> list[spec_pb.StreamChatTurnResponse]:
+    """A streamed turn: the user's message, a delta per text (None: a restart), the agent's message."""
+    user, agent = turn_messages(reply)
+    return [
+        spec_pb.StreamChatTurnResponse(user_message=user),
+        *(
+            spec_pb.StreamChatTurnResponse(
+                reply_delta=spec_pb.ReplyDelta(restart=True) if d is None else spec_pb.ReplyDelta(text=d)
+            )
+            for d in deltas
+        ),
+        spec_pb.StreamChatTurnResponse(agent_message=agent),
+    ]
 
 
 def problem_spec() -> spec_pb.ProblemSpec:
@@ -463,7 +503,65 @@ def run_event(
 # ---------------------------------------------------------------- the stubs
 
 
+def run_lineage() -> run_pb.RunLineage:
+    """A run that followed a recommendation, executed and summarised, with its chain of spans."""
+    trigger = run_pb.Trigger(
+        id=TRIGGER_ID,
+        source=run_pb.TRIGGER_SOURCE_RUN_CONFIG_PANEL,
+        metadata=struct({"browser": "firefox"}),
+        time=timestamp(CREATED),
+    )
+    spans = [
+        run_pb.LineageSpan(role=run_pb.LINEAGE_ROLE_RECOMMENDATION, trace_id="a" * 32, span_id="1" * 16),
+        run_pb.LineageSpan(
+            role=run_pb.LINEAGE_ROLE_CREATE_RUN,
+            trace_id="b" * 32,
+            span_id="2" * 16,
+            found=True,
+            name="create run",
+            service="crucible-run",
+            parent_span_id="3" * 16,
+            start_time=timestamp(CREATED),
+            end_time=timestamp(UPDATED),
+            links=[
+                run_pb.SpanLink(
+                    trace_id="a" * 32,
+                    span_id="1" * 16,
+                    attributes=struct({"crucible.link": "recommendation", "crucible.recommendation_id": MESSAGE_ID}),
+                )
+            ],
+            attributes=struct({"crucible.run_id": RUN_ID}),
+        ),
+    ]
+    return run_pb.RunLineage(
+        run_id=RUN_ID,
+        project_id=PROJECT_ID,
+        recommendation=run_pb.LineageMessage(
+            message_id=MESSAGE_ID,
+            chat_session_id=SESSION_ID,
+            found=True,
+            label="Run a full search",
+            create_time=timestamp(CREATED),
+        ),
+        recommended_config=struct({"mode": "full_search", "trace": {"trace_id": "a" * 32, "span_id": "1" * 16}}),
+        trigger=trigger,
+        trace_id="c" * 32,
+        summary=run_pb.LineageMessage(message_id="summary-1", found=False),
+        spans=spans,
+        spans_stored_locally=True,
+        spans_note="spans read from .state/traces",
+        trace_span_count=12,
+        trace_services=["crucible-agent", "crucible-run"],
+    )
+
+
 class FakeSpec(FakeStub):
+    def __init__(self) -> None:
+        super().__init__()
+        # StreamChatTurn's answers, one per call, and every stream it returned.
+        self.turns: list[FakeTurn] = []
+        self.streams: list[FakeTurn] = []
+
     async def CreateProject(
         self, request: spec_pb.CreateProjectRequest, timeout: float | None = None
     ) -> spec_pb.CreateProjectResponse:
@@ -581,6 +679,52 @@ class FakeSpec(FakeStub):
         self, request: spec_pb.CreateSprintRequest, timeout: float | None = None
     ) -> spec_pb.CreateSprintResponse:
         return self._answer("CreateSprint", request, timeout, spec_pb.CreateSprintResponse(sprint=sprint()))
+
+    async def CreateChatTurn(
+        self, request: spec_pb.CreateChatTurnRequest, timeout: float | None = None
+    ) -> spec_pb.CreateChatTurnResponse:
+        user, agent = turn_messages()
+        default = spec_pb.CreateChatTurnResponse(user_message=user, agent_message=agent)
+        return self._answer("CreateChatTurn", request, timeout, default)
+
+    def StreamChatTurn(self, request: spec_pb.StreamChatTurnRequest, timeout: float | None = None) -> FakeTurn:
+        """The next of ``turns`` (a plain one when none is left); a set failure fails it at once."""
+        self.calls.append(Call("StreamChatTurn", request, timeout))
+        turn = self.turns.pop(0) if self.turns else FakeTurn()
+        if "StreamChatTurn" in self.failures:
+            turn = FakeTurn(events=[], failure=self.failures["StreamChatTurn"])
+        self.streams.append(turn)
+        return turn
+
+
+@dataclass
+class FakeTurn:
+    """A streamed turn as the stub returns it: its events, then a failure (a stream that breaks off)
+    or, held, no end until it is cancelled; ``cancel`` counts only on a call still going, as gRPC's."""
+
+    events: list[spec_pb.StreamChatTurnResponse] = field(default_factory=lambda: turn_events("Hel", "lo"))
+    failure: grpc.aio.AioRpcError | None = None
+    hold: bool = False
+    finished: bool = False
+    cancelled: bool = False
+
+    def __aiter__(self) -> AsyncIterator[spec_pb.StreamChatTurnResponse]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[spec_pb.StreamChatTurnResponse]:
+        for event in self.events:
+            yield event
+        if self.hold:
+            await asyncio.Event().wait()
+        self.finished = True
+        if self.failure is not None:
+            raise self.failure
+
+    def cancel(self) -> bool:
+        if self.finished:
+            return False
+        self.cancelled = True
+        return True
 
 
 class FakeAgent(FakeStub):
@@ -741,6 +885,11 @@ class FakeRuns(FakeStub):
     ) -> run_pb.GetRunStatisticsResponse:
         default = run_pb.GetRunStatisticsResponse(statistics=run_statistics())
         return self._answer("GetRunStatistics", request, timeout, default)
+
+    async def GetRunLineage(
+        self, request: run_pb.GetRunLineageRequest, timeout: float | None = None
+    ) -> run_pb.GetRunLineageResponse:
+        return self._answer("GetRunLineage", request, timeout, run_pb.GetRunLineageResponse(lineage=run_lineage()))
 
     def WatchRun(
         self, request: run_pb.WatchRunRequest, timeout: float | None = None

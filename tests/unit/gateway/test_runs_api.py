@@ -17,13 +17,14 @@ from crucible_common.errors import (
     NotFound,
     PreconditionViolation,
 )
-from crucible_common.protobuf import struct
+from crucible_common.protobuf import struct, timestamp
 from crucible_gateway.schemas import runs as schemas
 from crucible_gateway.schemas.common import RestEnum
 from tests.unit.gateway.conftest import TOKEN, assert_problem, assert_refused, serve, starlette_client
 from tests.unit.gateway.fakes import (
     AGENT_RUN_ID,
     CANDIDATE_ID,
+    CREATED,
     EVALUATION_ID,
     MESSAGE_ID,
     PROJECT_ID,
@@ -658,6 +659,93 @@ async def test_evaluations_of_one_candidate_keep_failures_without_scores(fakes: 
     )
 
 
+# ---------------------------------------------------------------- lineage
+
+LINEAGE_JSON: dict[str, Any] = {
+    "run_id": RUN_ID,
+    "project_id": PROJECT_ID,
+    "recommendation": {
+        "message_id": MESSAGE_ID,
+        "chat_session_id": SESSION_ID,
+        "found": True,
+        "label": "Run a full search",
+        "created_at": CREATED_AT,
+    },
+    "recommended_config": {"mode": "full_search", "trace": {"trace_id": "a" * 32, "span_id": "1" * 16}},
+    "trigger": {"id": TRIGGER_ID, "source": "run_config_panel", "metadata": {"browser": "firefox"}, "at": CREATED_AT},
+    "trace_id": "c" * 32,
+    "summary": {"message_id": "summary-1", "chat_session_id": "", "found": False, "label": "", "created_at": None},
+    "spans": [
+        {
+            "role": "recommendation",
+            "trace_id": "a" * 32,
+            "span_id": "1" * 16,
+            "found": False,
+            "name": "",
+            "service": "",
+            "parent_span_id": "",
+            "started_at": None,
+            "ended_at": None,
+            "links": [],
+            "attributes": {},
+        },
+        {
+            "role": "create_run",
+            "trace_id": "b" * 32,
+            "span_id": "2" * 16,
+            "found": True,
+            "name": "create run",
+            "service": "crucible-run",
+            "parent_span_id": "3" * 16,
+            "started_at": CREATED_AT,
+            "ended_at": UPDATED_AT,
+            "links": [
+                {
+                    "trace_id": "a" * 32,
+                    "span_id": "1" * 16,
+                    "attributes": {"crucible.link": "recommendation", "crucible.recommendation_id": MESSAGE_ID},
+                }
+            ],
+            "attributes": {"crucible.run_id": RUN_ID},
+        },
+    ],
+    "spans_stored_locally": True,
+    "spans_note": "spans read from .state/traces",
+    "trace_span_count": 12,
+    "trace_services": ["crucible-agent", "crucible-run"],
+}
+
+
+async def test_a_lineage_reads_the_chain_with_roles_and_links(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.get(f"{RUN}/lineage")
+
+    assert response.status_code == 200, response.text
+    assert response.json() == LINEAGE_JSON
+    assert fakes.runs.only_call().request == run_pb.GetRunLineageRequest(run_id=RUN_ID)
+
+
+async def test_the_lineage_of_a_run_that_followed_no_recommendation_and_has_no_summary(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    bare = run_pb.RunLineage(
+        run_id=RUN_ID,
+        project_id=PROJECT_ID,
+        trigger=run_pb.Trigger(id=TRIGGER_ID, source=run_pb.TRIGGER_SOURCE_API_CLIENT, time=timestamp(CREATED)),
+    )
+    fakes.runs.answer("GetRunLineage", run_pb.GetRunLineageResponse(lineage=bare))
+
+    body = (await http.get(f"{RUN}/lineage")).json()
+
+    assert (body["recommendation"], body["recommended_config"], body["summary"]) == (None, None, None)
+    assert (body["trace_id"], body["spans"], body["spans_stored_locally"]) == ("", [], False)
+
+
+async def test_the_lineage_of_an_unknown_run_is_404(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.runs.fail("GetRunLineage", rpc_error(NotFound(f"run {RUN_ID} not found", reason="RUN_NOT_FOUND"), DOMAIN))
+
+    assert_problem(await http.get(f"{RUN}/lineage"), 404, "RUN_NOT_FOUND")
+
+
 # ---------------------------------------------------------------- the names clients know
 
 
@@ -679,6 +767,7 @@ async def test_evaluations_of_one_candidate_keep_failures_without_scores(fakes: 
         (schemas.CANDIDATE_LABEL, ("promising", "under_test", "weak", "rejected")),
         (schemas.CANDIDATE_ORIGIN, ("designed", "seed")),
         (schemas.EVALUATION_STATUS, ("succeeded", "failed")),
+        (schemas.LINEAGE_ROLE, ("recommendation", "create_run", "execution", "executor", "summary")),
     ],
     ids=repr,
 )
