@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -95,6 +96,16 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     )
 
 
+def validation_problem(errors: Sequence[Any], what: str) -> JSONResponse:
+    """400 for a body pydantic refused, naming each field (the "body" prefix of FastAPI's locations dropped)."""
+    violations = [
+        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "description": err["msg"]} for err in errors
+    ]
+    # A body that is no JSON object at all has no field to name.
+    summary = "; ".join(f"{v['field']}: {v['description']}".lstrip(": ") for v in violations[:5])
+    return problem(400, f"invalid {what}: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into a problem body."""
 
@@ -104,12 +115,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        violations = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "description": err["msg"]}
-            for err in exc.errors()
-        ]
-        summary = "; ".join(f"{v['field']}: {v['description']}" for v in violations[:5])
-        return problem(400, f"invalid request: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+        return validation_problem(exc.errors(), "request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

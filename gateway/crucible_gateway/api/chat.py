@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import Message
 
@@ -17,7 +18,7 @@ from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
 from crucible_gateway.api.deps import Clients, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem, problem_json
+from crucible_gateway.errors import problem, problem_json, validation_problem
 from crucible_gateway.schemas.chat import (
     CHAT_MODE,
     ROLE,
@@ -130,7 +131,9 @@ async def chat_turns(websocket: WebSocket, chat_session_id: str) -> None:
             # Always reading, even while a turn is answered, so that a disconnect is seen at once.
             while (frame := await websocket.receive())["type"] != "websocket.disconnect":
                 if turn is not None and not turn.done():
-                    busy = _problem(409, "a turn is being answered: send the next after it", reason="TURN_IN_PROGRESS")
+                    busy = _body(
+                        problem(409, "a turn is being answered: send the next after it", reason="TURN_IN_PROGRESS")
+                    )
                     await websocket.send_json(_error(busy))
                     continue
                 body = _turn_body(frame)
@@ -168,21 +171,12 @@ def _turn_body(frame: Message) -> ChatTurnCreate | dict[str, Any]:
     try:
         return ChatTurnCreate.model_validate_json(text if text is not None else frame.get("bytes") or b"")
     except ValidationError as exc:
-        violations = [
-            {"field": ".".join(str(p) for p in err["loc"]), "description": err["msg"]} for err in exc.errors()
-        ]
-        # A frame that is no JSON object at all has no field to name.
-        summary = "; ".join(f"{v['field']}: {v['description']}".lstrip(": ") for v in violations[:5])
-        return _problem(400, f"invalid turn: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+        return _body(validation_problem(exc.errors(), "turn"))
 
 
-def _problem(
-    status: int, detail: str, *, reason: str, field_violations: list[dict[str, str]] | None = None
-) -> dict[str, Any]:
-    """The body of ``errors.problem``: what HTTP would answer, sent as an error event instead."""
-    body: dict[str, Any] = json.loads(
-        bytes(problem(status, detail, reason=reason, field_violations=field_violations).body)
-    )
+def _body(response: JSONResponse) -> dict[str, Any]:
+    """A problem response's body: what HTTP would answer, sent as an error event instead."""
+    body: dict[str, Any] = json.loads(bytes(response.body))
     return body
 
 
