@@ -29,7 +29,8 @@ the system text. ``key: N`` directives are lines such as ``max_questions: 5``.
     "start the pipeline", "let's try it", ...) gives ``run_request`` and ``recommended_run_config =
     {"status": "ready"|"blocked", "blockers": ["missing_problem_spec", "missing_world_model"], "mode",
     "parameters": {"num_candidates", "num_scenarios"}, "estimated_cost_usd", "rationale",
-    "expires_in_seconds"}``; the reply says that only the Run button starts a run. Otherwise the patches
+    "expires_in_seconds"}``; the reply states the plan and what blocks it, but no price and no word on
+    how to start it (the asking service adds both from preflight). Otherwise the patches
     are what the message states (shapes of the two refinement tasks; ``world_model_patch`` is
     ``{"model_data": {...}}``) or null, and the intent is ``refine``, or ``question`` when nothing
     changes and the message asks something.

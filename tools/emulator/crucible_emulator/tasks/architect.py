@@ -116,8 +116,7 @@ def recommend_run(text: str, problem_spec: Any, world_model: Any) -> JsonObject:
     constraints = spec.get("constraints") if isinstance(spec.get("constraints"), list) else []
     rationale = (
         f"Mode {mode}: {candidates} candidates x {scenarios} scenarios = {evaluations} evaluations"
-        f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}; the estimate assumes "
-        "about $0.0025 per evaluation plus the design and scenario calls."
+        f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}."
     )
     if blockers:
         rationale += " Blocked until " + " and ".join(b.replace("_", " ").replace("missing ", "a ") for b in blockers)
@@ -142,19 +141,17 @@ _BLOCKER_HELP = {
 
 
 def _run_reply(ctx: TaskContext, config: JsonObject) -> str:
+    # As the Architect's prompt asks: the plan and what blocks it, but no price and no word on how
+    # to start it; the service adds both from the run service's preflight, which a model cannot know.
     params = config["parameters"]
-    plan = (
-        f"mode {config['mode']} with {params['num_candidates']} candidates and {params['num_scenarios']} scenarios "
-        f"(estimated ${config['estimated_cost_usd']:.4f})"
-    )
-    opening = ctx.pick(
-        "I can't start runs myself; only the Run button starts a run.",
-        "To be clear: I cannot start a run. Only the Run button does that.",
-    )
+    plan = f"mode {config['mode']} with {params['num_candidates']} candidates and {params['num_scenarios']} scenarios"
     if config["status"] == "blocked":
         problems = "; ".join(_BLOCKER_HELP[b] for b in config["blockers"])
-        return f"{opening} A run is blocked right now because {problems}. Once that is fixed I recommend {plan}."
-    return f"{opening} I have prepared a recommended configuration: {plan}. Review it and press Run to start it."
+        return ctx.pick(
+            f"I would run {plan}, but not yet: {problems}.",
+            f"The run I suggest is {plan}. It cannot go ahead yet because {problems}.",
+        )
+    return ctx.pick(f"Here is the run I would set up: {plan}.", f"I suggest a run with {plan}.")
 
 
 def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[JsonObject]]) -> str:
