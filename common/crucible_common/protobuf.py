@@ -32,6 +32,16 @@ def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
     return _ints(json_format.MessageToDict(value))  # type: ignore[no-any-return]
 
 
+def value(data: Any) -> struct_pb2.Value:
+    """A JSON value (null, bool, number, string, list, dict) as a ``google.protobuf.Value``."""
+    return json_format.ParseDict(data, struct_pb2.Value())
+
+
+def value_to_python(message: struct_pb2.Value) -> Any:
+    """A ``google.protobuf.Value`` as JSON data; whole numbers come back as int, as in ``struct_to_dict``."""
+    return _ints(json_format.MessageToDict(message))
+
+
 def _ints(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
