@@ -1,14 +1,16 @@
-"""Stand-ins for the run service's neighbours: the spec service and the agent service's models.
+"""Stand-ins for the run service's neighbours: the spec service, the agent service's models, the snapshot service.
 
 ``FakeModels`` answers the pipeline's three tasks deterministically and keeps every answer under
 its idempotency key, as the agent service does: a key already answered is replayed for free, so a
-test can count what was paid for, and how often.
+test can count what was paid for, and how often. It also keeps each run's answers (and failures)
+by request, as the agent service's call log does, and answers a recorded replay from them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -16,14 +18,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, LlmUsage, ProblemCopy
 from crucible_run.service_layer.ports import (
+    CallNotRecorded,
     ChatTarget,
     ModelAnswer,
     ModelCall,
     ModelCallFailed,
     ProjectProblem,
+    SnapshotRefused,
 )
 
 PRICE = ModelPrice(0.15, 0.60)
@@ -42,6 +47,19 @@ class Crash(BaseException):
     """The process dies here: nothing after it runs, nothing uncommitted is kept."""
 
 
+def request_of(call: ModelCall) -> str:
+    """What the agent service hashes: the model and what it is asked, never the key or the ids."""
+    asked = [
+        call.provider,
+        call.model,
+        call.system,
+        call.prompt,
+        call.schema_name,
+        json.dumps(call.schema, sort_keys=True),
+    ]
+    return hashlib.sha256("|".join(asked).encode()).hexdigest()
+
+
 def _unit(*parts: str) -> float:
     digest = hashlib.sha256("|".join(parts).encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32
@@ -56,6 +74,9 @@ class FakeModels:
     crash_at_evaluation: int | None = None
     answers: dict[str, JsonObject] = field(default_factory=dict)
     paid: Counter[str] = field(default_factory=Counter)
+    replayed: Counter[str] = field(default_factory=Counter)
+    # Each run's answer (or failure) by request: what a recorded replay of the run is answered from.
+    by_request: dict[tuple[str, str], JsonObject | ModelCallFailed] = field(default_factory=dict)
     spent: dict[str, tuple[int, int, float]] = field(default_factory=dict)
     calls: list[ModelCall] = field(default_factory=list)
     in_flight: int = 0
@@ -69,6 +90,8 @@ class FakeModels:
         stored = self.answers.get(call.idempotency_key)
         if stored is not None:
             return ModelAnswer(stored, f"call-{call.idempotency_key}", 0, 0.0, replayed=True)
+        if call.replay_of_run_id:
+            return self._replay(call)
         crash = self.crash_at_evaluation
         if call.schema_name == "evaluation" and crash is not None and self.paid_for("evaluation") + 1 == crash:
             self.crash_at_evaluation = None
@@ -79,15 +102,35 @@ class FakeModels:
             if self.latency:
                 await asyncio.sleep(self.latency)
             answer = self._answer(call)
+        except ModelCallFailed as failed:
+            self.by_request[(call.run_id, request_of(call))] = failed
+            raise
         finally:
             self.in_flight -= 1
         self.paid[call.idempotency_key] += 1
         self.answers[call.idempotency_key] = answer
+        self.by_request[(call.run_id, request_of(call))] = answer
         # Priced like a real model: by the prompt's and the answer's tokens.
         tokens_in, tokens_out = len(call.system + call.prompt) // 4, len(str(answer)) // 4
         usd = PRICE.cost(tokens_in, tokens_out) or 0.0
         self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
         return ModelAnswer(answer, f"call-{call.idempotency_key}", tokens_in + tokens_out, usd, replayed=False)
+
+    def _replay(self, call: ModelCall) -> ModelAnswer:
+        """As the agent service answers a ``run:<id>`` recording: the run's answer or failure, at $0."""
+        request = request_of(call)
+        recorded = self.by_request.get((call.replay_of_run_id, request))
+        if recorded is None:
+            raise CallNotRecorded("REPLAY_MISS", f"run {call.replay_of_run_id} made no such call", request_hash=request)
+        # Kept for the replaying run too: a replay can itself be replayed.
+        self.by_request[(call.run_id, request)] = recorded
+        if isinstance(recorded, ModelCallFailed):
+            raise recorded
+        self.replayed[call.idempotency_key] += 1
+        self.answers[call.idempotency_key] = recorded
+        tokens_in, tokens_out = len(call.system + call.prompt) // 4, len(str(recorded)) // 4
+        self.spent[call.idempotency_key] = (tokens_in, tokens_out, 0.0)
+        return ModelAnswer(recorded, f"call-{call.idempotency_key}", tokens_in + tokens_out, 0.0, replayed=False)
 
     def _answer(self, call: ModelCall) -> JsonObject:
         if call.schema_name == "design_candidates":
@@ -130,7 +173,7 @@ class FakeModels:
         return [PRICE for _ in models]
 
     async def usage(self, run_id: str) -> LlmUsage:
-        mine = [(self.paid[k], *v) for k, v in self.spent.items() if k.startswith(f"run:{run_id}:")]
+        mine = [(self.paid[k] + self.replayed[k], *v) for k, v in self.spent.items() if k.startswith(f"run:{run_id}:")]
         return LlmUsage(
             input_tokens=sum(n * i for n, i, _, _ in mine),
             output_tokens=sum(n * o for n, _, o, _ in mine),
@@ -153,6 +196,9 @@ class FakeSpec:
     sessions: dict[str, str] = field(default_factory=dict)
     messages: dict[str, ChatMessage] = field(default_factory=dict)
     posted: list[Posted] = field(default_factory=list)
+    # Projects with auto_snapshot_failed_runs on.
+    snapshotting: set[str] = field(default_factory=set)
+    setting_reads: int = 0
     down: bool = False
 
     def project(self, problem: ProblemCopy | None = PROBLEM) -> str:
@@ -190,6 +236,12 @@ class FakeSpec:
     async def chat_message(self, message_id: str) -> ChatMessage | None:
         return self.messages.get(message_id)
 
+    async def auto_snapshot_failed_runs(self, project_id: str) -> bool:
+        if self.down:
+            raise ConnectionError("the spec service is unavailable")
+        self.setting_reads += 1
+        return project_id in self.snapshotting
+
     async def chat_session_project(self, chat_session_id: str) -> str | None:
         return self.sessions.get(chat_session_id)
 
@@ -208,3 +260,22 @@ class FakeSpec:
                 datetime.now(UTC),
             )
         return message_id
+
+
+@dataclass
+class FakeSnapshots:
+    """The snapshot service's CreateSnapshot: names are unique, as there (a name taken is done)."""
+
+    made: list[FailureSnapshot] = field(default_factory=list)
+    asked: int = 0
+    down: bool = False
+    refuse: str = ""
+
+    async def create(self, snapshot: FailureSnapshot) -> None:
+        self.asked += 1
+        if self.down:
+            raise ConnectionError("the snapshot service is unavailable")
+        if self.refuse:
+            raise SnapshotRefused(self.refuse)
+        if all(m.name != snapshot.name for m in self.made):
+            self.made.append(snapshot)

@@ -24,8 +24,8 @@ from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import handlers as h
 from crucible_run.service_layer.handlers import PipelineModels, RunDeps
 from crucible_run.service_layer.pipeline import PipelineDeps, RunExecutor
-from crucible_run.service_layer.ports import TraceStore
-from tests.integration.run_fakes import FakeModels, FakeSpec
+from crucible_run.service_layer.ports import Models, TraceStore
+from tests.integration.run_fakes import FakeModels, FakeSnapshots, FakeSpec
 
 MODELS = PipelineModels(("openai", "gpt-4o-mini"), ("openai", "gpt-4o-mini"))
 
@@ -49,6 +49,7 @@ class Harness:
     deps: RunDeps
     scheduler: Workers
     pipeline: PipelineDeps
+    snapshots: FakeSnapshots
 
     @classmethod
     def make(
@@ -60,18 +61,23 @@ class Harness:
         *,
         launch: bool = True,
         traces: TraceStore | None = None,
+        snapshots: FakeSnapshots | None = None,
+        agent: Models | None = None,
     ) -> Harness:
+        """``agent``: the real agent service's client for the pipeline's calls, instead of ``models``."""
         spec = spec or FakeSpec()
         models = models or FakeModels()
+        snapshots = snapshots or FakeSnapshots()
         uow = bootstrap.uow_factory(engine)
         pipeline = PipelineDeps(
             uow,
             spec,
-            models,
+            agent or models,
             SqlLeaseStore(engine, t.LEASED_RUNS, owner),
             MODELS.designer,
             MODELS.evaluator,
             concurrency=8,
+            snapshots=snapshots,
             heartbeat_seconds=0.2,
         )
         workers = Workers if launch else Idle
@@ -82,32 +88,44 @@ class Harness:
         )
         updates = Listener(str(engine.url.render_as_string(hide_password=False)), RUN_EVENTS_CHANNEL)
         traces = traces or ExportedTraces("http://collector.invalid:4317")
-        deps = RunDeps(uow, spec, models, MODELS, scheduler, owner, updates, traces)
-        return cls(engine, spec, models, deps, scheduler, pipeline)
+        deps = RunDeps(uow, spec, agent or models, MODELS, scheduler, owner, updates, traces)
+        return cls(engine, spec, models, deps, scheduler, pipeline, snapshots)
 
-    async def create(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
+    async def create(
+        self,
+        project_id: str,
+        mode: RunMode = RunMode.FULL_SEARCH,
+        *,
+        replay_of: str = "",
+        suite: str = "",
+        source: TriggerSource = TriggerSource.INTEGRATION_TEST,
+        **parameters: object,
+    ) -> Run:
         return await h.create_run(
             c.CreateRun(
                 project_id,
                 mode,
                 RunParameters(**parameters),  # type: ignore[arg-type]
                 ui_trigger_id=str(uuid.uuid4()),
-                ui_trigger_source=TriggerSource.INTEGRATION_TEST,
+                ui_trigger_source=source,
+                replay_of_run_id=replay_of,
+                snapshot_test_id=suite,
             ),
             self.deps,
         )
 
     async def until_over(self, run_id: str, timeout: float = 20) -> Run:
-        """The run once ended with its summary posted."""
+        """The run once ended with its steps after the end done (its summary, its failure snapshot)."""
         async with asyncio.timeout(timeout):
             while True:
                 run = await h.get_run(run_id, self.deps.uow)
-                if run.status.finished and not run.summary_pending:
+                if run.status.finished and not run.summary_pending and not run.snapshot_pending:
                     return run
                 await asyncio.sleep(0.02)
 
-    async def run(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **parameters: object) -> Run:
-        run = await self.create(project_id, mode, **parameters)
+    async def run(self, project_id: str, mode: RunMode = RunMode.FULL_SEARCH, **options: Any) -> Run:
+        """Create (``options`` as ``create`` takes them), execute, and wait until it is over."""
+        run = await self.create(project_id, mode, **options)
         await h.execute_run(c.ExecuteRun(run.id), self.deps)
         return await self.until_over(run.id)
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible.agent.v1 import agent_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2, run_service_pb2_grpc
+from crucible.snapshot.v1 import snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.database import create_engine
@@ -22,6 +23,7 @@ from crucible_common.settings import Settings
 from crucible_common.telemetry import otlp_endpoint, traces_dir
 from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.repository import RUN_EVENTS_CHANNEL
+from crucible_run.adapters.snapshot_client import SnapshotClient
 from crucible_run.adapters.spec_client import SpecClient
 from crucible_run.adapters.tables import LEASED_RUNS, SCHEMA
 from crucible_run.adapters.trace_store import ExportedTraces, LocalTraceFiles
@@ -58,6 +60,7 @@ def build(settings: Settings) -> ServiceProcess:
     engine = create_engine(config.database_url, pool_size=config.db_pool_size, application_name="crucible-run")
     spec_channel = open_channel(config.spec_addr, max_message_bytes=config.grpc_max_message_bytes)
     agent_channel = open_channel(config.agent_addr, max_message_bytes=config.grpc_max_message_bytes)
+    snapshot_channel = open_channel(config.snapshot_addr, max_message_bytes=config.grpc_max_message_bytes)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     uow = uow_factory(engine)
     spec = SpecClient(
@@ -68,6 +71,12 @@ def build(settings: Settings) -> ServiceProcess:
         call_timeout=config.run_call_timeout_seconds,
         wait_seconds=config.run_agent_wait_seconds,
     )
+    # A snapshot reads the run, its project and its usage from three services: it gets more time.
+    snapshots = SnapshotClient(
+        snapshot_service_pb2_grpc.SnapshotServiceStub(snapshot_channel),
+        timeout=30.0,
+        wait_seconds=config.run_agent_wait_seconds,
+    )
     designer = (config.run_designer_provider, config.run_designer_model)
     evaluator = (config.run_evaluator_provider, config.run_evaluator_model)
     pipeline = PipelineDeps(
@@ -75,6 +84,7 @@ def build(settings: Settings) -> ServiceProcess:
         spec=spec,
         models=models,
         leases=SqlLeaseStore(engine, LEASED_RUNS, owner),
+        snapshots=snapshots,
         designer=designer,
         evaluator=evaluator,
         concurrency=config.run_concurrency,
@@ -97,6 +107,6 @@ def build(settings: Settings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[scheduler.close, updates.close, spec_channel.close, agent_channel.close],
+        closers=[scheduler.close, updates.close, spec_channel.close, agent_channel.close, snapshot_channel.close],
         background=[scheduler.resume_forever],
     )

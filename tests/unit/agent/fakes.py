@@ -136,9 +136,17 @@ class FakeAgentRepository(AbstractAgentRepository):
     async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
         found: dict[str, LlmCall] = {}
         for call in sorted(self.state.llm_calls, key=lambda c: c.created_at):
-            if call.idempotency_key in idempotency_keys and call.status is LlmCallStatus.SUCCEEDED:
+            if call.idempotency_key in idempotency_keys and call.answered:
                 found.setdefault(call.idempotency_key, call)
         return found
+
+    async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
+        mine = [
+            c
+            for c in self.state.llm_calls
+            if run_id and (c.correlation.run_id, c.request_hash) == (run_id, request_hash)
+        ]
+        return sorted(mine, key=lambda c: (c.created_at, c.attempt))
 
     async def usage(self, filter_: Correlation) -> UsageReport:
         billed = {LlmCallStatus.SUCCEEDED, LlmCallStatus.INVALID_OUTPUT}

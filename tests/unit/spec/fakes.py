@@ -89,6 +89,7 @@ class FakeSpecRepository(AbstractSpecRepository):
                 title=project.title,
                 description=project.description,
                 updated_at=project.updated_at,
+                auto_snapshot_failed_runs=project.auto_snapshot_failed_runs,
             )
 
     async def delete_project(self, project_id: str) -> bool:

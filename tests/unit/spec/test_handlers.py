@@ -254,6 +254,23 @@ async def test_update_project_mask_skips_validation_of_unmasked_fields(
     assert updated.description == "only this"
 
 
+async def test_auto_snapshot_failed_runs_is_off_and_changes_only_when_named(uow: FakeUnitOfWork) -> None:
+    project = await new_project(uow)
+    assert not project.auto_snapshot_failed_runs
+
+    on = await h.update_project(
+        c.UpdateProject(project.id, ("auto_snapshot_failed_runs",), auto_snapshot_failed_runs=True), uow
+    )
+    # An empty mask is title and description, as before the setting: it stays on.
+    renamed = await h.update_project(c.UpdateProject(project.id, (), "Renamed", "text"), uow)
+    off = await h.update_project(c.UpdateProject(project.id, ("auto_snapshot_failed_runs",)), uow)
+
+    assert (on.auto_snapshot_failed_runs, on.title) == (True, project.title)
+    assert (renamed.auto_snapshot_failed_runs, renamed.title) == (True, "Renamed")
+    assert (off.auto_snapshot_failed_runs, off.title) == (False, "Renamed")
+    assert await h.get_project(c.GetProject(project.id), uow) == off
+
+
 async def test_update_project_rejects_unknown_mask_path(uow: FakeUnitOfWork) -> None:
     project = await new_project(uow)
 

@@ -7,7 +7,20 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, String, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -91,11 +104,22 @@ class SqlAgentRepository(AbstractAgentRepository):
         keys = bindparam("keys", list(idempotency_keys), type_=ARRAY(String))
         rows = await self._conn.execute(
             select(t.llm_calls)
-            .where(c.idempotency_key == any_(keys), c.status == LlmCallStatus.SUCCEEDED.value)
+            .where(c.idempotency_key == any_(keys), _answered(c))
             .order_by(c.idempotency_key, c.created_at)
             .ext(distinct_on(c.idempotency_key))
         )
         return {row.idempotency_key: _llm_call(row) for row in rows}
+
+    async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
+        c = t.llm_calls.c
+        rows = await self._conn.execute(
+            select(t.llm_calls)
+            # The index's own predicate, spelt as a literal: a bound '' would not let the planner
+            # prove it, and a generic plan would then scan the table.
+            .where(c.run_id == run_id, c.run_id != literal_column("''"), c.request_hash == request_hash)
+            .order_by(c.created_at, c.attempt)
+        )
+        return [_llm_call(row) for row in rows]
 
     async def usage(self, filter_: Correlation) -> UsageReport:
         c = t.llm_calls.c
@@ -324,6 +348,11 @@ class SqlAgentRepository(AbstractAgentRepository):
 
 
 # ---------------------------------------------------------------- row ⇄ domain
+
+
+def _answered(c: Any) -> ColumnElement[bool]:
+    """``LlmCall.answered`` in SQL."""
+    return and_(c.status.in_([LlmCallStatus.SUCCEEDED.value, LlmCallStatus.REPLAYED.value]), c.error == "")
 
 
 def _correlation_values(c: Correlation) -> dict[str, str]:

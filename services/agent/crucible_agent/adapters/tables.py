@@ -60,6 +60,8 @@ llm_calls = Table(
     CheckConstraint("status IN ('succeeded', 'failed', 'invalid_output', 'replayed')", name="ck_llm_calls_status"),
     Index("ix_llm_calls_idempotency_key", "idempotency_key", postgresql_where=text("idempotency_key <> ''")),
     Index("ix_llm_calls_created_at_id", "created_at", "id"),
+    # A recorded replay looks up the replayed run's calls by request (see Recording.run_id).
+    Index("ix_llm_calls_run_request", "run_id", "request_hash", postgresql_where=text("run_id <> ''")),
     *(
         Index(f"ix_llm_calls_{name}", name, postgresql_where=f"{name} <> ''")
         for name in CORRELATION_COLUMNS

@@ -89,13 +89,32 @@ class StructuredOutputInvalid(CrucibleError):
 
 
 class ReplayMiss(FailedPrecondition):
-    def __init__(self, recording_key: str, request_hash: str) -> None:
+    def __init__(self, recording_key: str, request_hash: str, *, run_id: str = "") -> None:
+        if run_id:
+            message = (
+                f"run {run_id} made no call with this request ({request_hash[:16]}…): "
+                "the replay diverged from the run it replays"
+            )
+        else:
+            message = (
+                f"no recorded response in {recording_key!r} for request {request_hash[:16]}…; "
+                "record it first (recording mode RECORD) or replay the same request"
+            )
         super().__init__(
-            f"no recorded response in {recording_key!r} for request {request_hash[:16]}…; "
-            "record it first (recording mode RECORD) or replay the same request",
-            reason="REPLAY_MISS",
-            metadata={"recording_key": recording_key, "request_hash": request_hash},
+            message, reason="REPLAY_MISS", metadata={"recording_key": recording_key, "request_hash": request_hash}
         )
+
+
+class ReplayedFailure(FailedPrecondition):
+    """The replayed run's call with this request failed; its replay fails the same way, with its reason.
+
+    So a replay reproduces the source's failed evaluations as failures (the same reason, the same
+    raw answer) instead of diverging from it.
+    """
+
+    def __init__(self, reason: str, message: str, *, recording_key: str, raw: str) -> None:
+        # The message is the source's own, so the replayed call's record reads as the source's did.
+        super().__init__(message, reason=reason, metadata={"recording_key": recording_key, "raw_answer": raw[:500]})
 
 
 class AgentRunNotFound(NotFound):

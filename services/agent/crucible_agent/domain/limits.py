@@ -1,4 +1,4 @@
-"""The sizes the agent schema stores; checked at the boundary so bad input is a 400, not a 500."""
+"""The sizes (and forms) the agent schema stores; checked at the boundary so bad input is a 400, not a 500."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def size_violations(
                 problems.append(FieldViolation(f"correlation.{name}", f"at most {MAX_ID} characters"))
     if recording is not None and len(recording.key) > MAX_RECORDING_KEY:
         problems.append(FieldViolation("recording.recording_key", f"at most {MAX_RECORDING_KEY} characters"))
+    elif recording is not None and recording.problem is not None:
+        problems.append(FieldViolation("recording.recording_key", recording.problem))
     for field, model in (models or {}).items():
         if len(model) > MAX_MODEL:
             problems.append(FieldViolation(field, f"at most {MAX_MODEL} characters"))

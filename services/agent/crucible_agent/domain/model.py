@@ -71,10 +71,33 @@ class RecordingMode(enum.StrEnum):
     REPLAY = "replay"
 
 
+# A recording key of this form names a run: its replay is answered from that run's own call log
+# (its calls with the same request), so a run is replayable without having been recorded.
+RUN_RECORDING_PREFIX = "run:"
+
+
 @dataclass(frozen=True)
 class Recording:
     mode: RecordingMode = RecordingMode.OFF
     key: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """The run whose calls answer a replay, for a key ``run:<run id>``; "" for a named recording."""
+        return self.key.removeprefix(RUN_RECORDING_PREFIX).strip() if self.key.startswith(RUN_RECORDING_PREFIX) else ""
+
+    @property
+    def problem(self) -> str | None:
+        """Why a ``run:`` key cannot serve the mode, or None."""
+        if self.mode is RecordingMode.OFF or not self.key.startswith(RUN_RECORDING_PREFIX):
+            return None
+        if not self.run_id:
+            return f"{RUN_RECORDING_PREFIX}<run id> names no run"
+        if self.mode is RecordingMode.RECORD:
+            # A run's calls are stored anyway; recording them again under its name would make a
+            # second copy that no replay reads.
+            return f"a {RUN_RECORDING_PREFIX}<run id> key is replayed from the run's calls, never recorded"
+        return None
 
 
 @dataclass(frozen=True)
@@ -162,6 +185,11 @@ class LlmCall:
     created_at: datetime
     # The caller's name for the call (see Complete's idempotency_key); "" when it gave none.
     idempotency_key: str = ""
+
+    @property
+    def answered(self) -> bool:
+        """It holds an answer to give again: it succeeded, or replayed one (a replayed failure keeps its error)."""
+        return self.status in (LlmCallStatus.SUCCEEDED, LlmCallStatus.REPLAYED) and not self.error
 
 
 @dataclass(frozen=True)

@@ -137,12 +137,9 @@ class AgentRunner:
                 "name the checkpoint to fork from by checkpoint_id or checkpoint_label",
                 violations=[FieldViolation("checkpoint_label", "required when checkpoint_id is empty")],
             )
-        if cmd.recording is not None and len(cmd.recording.key) > 200:
-            raise InvalidArgument(
-                "recording_key is too long",
-                violations=size_violations(recording=cmd.recording),
-                reason="VALIDATION_FAILED",
-            )
+        sizes = size_violations(recording=cmd.recording) if cmd.recording is not None else []
+        if sizes:
+            raise InvalidArgument("invalid recording_key", violations=sizes, reason="VALIDATION_FAILED")
         source = await self.result(cmd.agent_run_id)
         point = next(
             (

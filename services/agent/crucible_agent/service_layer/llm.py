@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from crucible_agent.domain.codec import message_json, response_from_json, response_json
-from crucible_agent.domain.errors import ReplayMiss, StructuredOutputInvalid
+from crucible_agent.domain.errors import ReplayedFailure, ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
     Correlation,
@@ -190,10 +190,55 @@ class LlmService:
         recording: Recording,
         on_delta: DeltaSink | None,
     ) -> LlmOutcome:
+        if recording.run_id:
+            return await self._replay_run(request, request_hash, correlation, recording, on_delta)
         async with self._uow(read_only=True) as uow:
             response = await uow.repo.get_recording(recording.key, request_hash)
         if response is None:
             return LlmOutcome(None, ReplayMiss(recording.key, request_hash), ())
+        return await self._replayed(request, request_hash, correlation, response, on_delta)
+
+    async def _replay_run(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        recording: Recording,
+        on_delta: DeltaSink | None,
+    ) -> LlmOutcome:
+        """Answered as the run's own call with this request was: its answer, or its failure; $0 either way."""
+        async with self._uow(read_only=True) as uow:
+            stored = await uow.repo.run_calls(recording.run_id, request_hash)
+        if not stored:
+            return LlmOutcome(None, ReplayMiss(recording.key, request_hash, run_id=recording.run_id), ())
+        # Any answer wins (a failed attempt then a retry that succeeded is a success); else the
+        # last attempt is how the run's call ended.
+        source = next((c for c in stored if c.answered), stored[-1])
+        if source.answered:
+            assert source.response is not None, "an answered call stores its response"
+            response = response_from_json(source.response, source.input_tokens, source.output_tokens)
+            return await self._replayed(request, request_hash, correlation, response, on_delta)
+        if source.status is LlmCallStatus.INVALID_OUTPUT:
+            reason, message = StructuredOutputInvalid.default_reason, f"no valid answer; last problem: {source.error}"
+        else:
+            # FAILED attempts (and replayed failures) store "REASON: message".
+            reason, _, message = source.error.partition(": ")
+        raw = str(source.response.get("text", "")) if source.response else ""
+        error = ReplayedFailure(reason, message, recording_key=recording.key, raw=raw)
+        call = self._failed(
+            request, request_hash, correlation, 1, 0, error, status=LlmCallStatus.REPLAYED, response=source.response
+        )
+        error.metadata["llm_call_id"] = call.id
+        return LlmOutcome(None, error, (call,))
+
+    async def _replayed(
+        self,
+        request: LlmRequest,
+        request_hash: str,
+        correlation: Correlation,
+        response: ProviderResponse,
+        on_delta: DeltaSink | None,
+    ) -> LlmOutcome:
         if on_delta is not None and response.text:
             await on_delta(Delta(response.text, 1))
         call = self._record(request, request_hash, correlation, 1, 0, response, LlmCallStatus.REPLAYED, usd=0.0)
@@ -346,23 +391,28 @@ class LlmService:
         attempt: int,
         latency_ms: int,
         error: CrucibleError,
+        *,
+        status: LlmCallStatus = LlmCallStatus.FAILED,
+        response: JsonObject | None = None,
     ) -> LlmCall:
+        """A call that gave no answer: a provider's failure, or a replayed failure (``status`` REPLAYED)."""
         return LlmCall(
             id=str(uuid.uuid4()),
             provider=request.provider,
             model=request.model,
             response_model="",
             correlation=correlation,
-            status=LlmCallStatus.FAILED,
+            status=status,
             input_tokens=0,
             output_tokens=0,
-            # A failed call is not billed.
+            # A failed call is not billed; a replayed one costs nothing.
             usd=0.0,
             latency_ms=latency_ms,
             request_hash=request_hash,
             attempt=attempt,
+            # Replayed as it is stored: "REASON: message".
             error=f"{error.reason}: {error.message}",
-            response=None,
+            response=response,
             request=self._captured(request),
             created_at=datetime.now(UTC),
         )

@@ -64,7 +64,11 @@ class AbstractAgentRepository(abc.ABC):
 
     @abc.abstractmethod
     async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
-        """For each key that has one, the first call stored with it that succeeded."""
+        """For each key that has one, the first call stored with it that has an answer (``LlmCall.answered``)."""
+
+    @abc.abstractmethod
+    async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
+        """Every stored attempt of the run (correlation ``run_id``) with this request, oldest first."""
 
     @abc.abstractmethod
     async def usage(self, filter_: Correlation) -> UsageReport: ...

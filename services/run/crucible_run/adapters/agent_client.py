@@ -1,4 +1,4 @@
-"""The run service's client of the agent service: model calls, prices, what a run spent."""
+"""The run service's client of the agent service: model calls (live or replayed), prices, what a run spent."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from crucible_common.protobuf import schema_struct, struct_to_dict
 from crucible_run.adapters.calls import patiently
 from crucible_run.domain.estimates import UNPRICED, ModelPrice
 from crucible_run.domain.model import LlmUsage
-from crucible_run.service_layer.ports import ModelAnswer, ModelCall, ModelCallFailed, Models
+from crucible_run.service_layer.ports import CallNotRecorded, ModelAnswer, ModelCall, ModelCallFailed, Models
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
+
+# The agent service's recording key that names a run: its replay is answered from that run's calls.
+RUN_RECORDING = "run:"
+# Its reason for a replayed call it has no answer to.
+REPLAY_MISS = "REPLAY_MISS"
 
 
 class AgentModels(Models):
@@ -34,9 +39,18 @@ class AgentModels(Models):
             ],
             json_schema=schema_struct(call.schema),
             schema_name=call.schema_name,
-            correlation=pb.Correlation(project_id=call.project_id, run_id=call.run_id, purpose=call.purpose),
+            correlation=pb.Correlation(
+                project_id=call.project_id,
+                run_id=call.run_id,
+                snapshot_test_id=call.snapshot_test_id,
+                purpose=call.purpose,
+            ),
             idempotency_key=call.idempotency_key,
         )
+        if call.replay_of_run_id:
+            request.recording.CopyFrom(
+                pb.Recording(mode=pb.RECORDING_MODE_REPLAY, recording_key=f"{RUN_RECORDING}{call.replay_of_run_id}")
+            )
         try:
             response = await patiently(
                 lambda: self._stub.Complete(request, timeout=self._timeout),
@@ -45,6 +59,10 @@ class AgentModels(Models):
             )
         except grpc.aio.AioRpcError as exc:
             details = details_of(exc)
+            if details.reason == REPLAY_MISS and call.replay_of_run_id:
+                raise CallNotRecorded(
+                    details.reason, details.message, request_hash=details.metadata.get("request_hash", "")
+                ) from exc
             raise ModelCallFailed(
                 details.reason or details.code.name,
                 details.message or "no details",

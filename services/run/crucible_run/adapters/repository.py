@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +15,7 @@ from crucible_common.notify import notify
 from crucible_run.adapters import tables as t
 from crucible_run.domain.events import EVENT_DATA, NewRunEvent, RunEvent, RunEventType
 from crucible_run.domain.model import (
+    PHASE_ORDER,
     Candidate,
     CandidateLabel,
     CandidateOrigin,
@@ -72,6 +73,9 @@ class SqlRunRepository(AbstractRunRepository):
             error_summary=run.error_summary,
             run_summary_message_id=run.run_summary_message_id,
             summary_pending=False,
+            snapshot_pending=False,
+            replay_of_run_id=run.replay_of_run_id,
+            snapshot_test_id=run.snapshot_test_id,
             trace_id=run.trace_id,
             trace_context=run.trace_context,
             create_span=jsonb.dump(SpanRef, run.create_span) if run.create_span else None,
@@ -149,6 +153,7 @@ class SqlRunRepository(AbstractRunRepository):
         usage: LlmUsage,
         at: datetime,
         summary_pending: bool,
+        snapshot_pending: bool = False,
     ) -> None:
         await self._conn.execute(
             update(t.runs)
@@ -161,19 +166,29 @@ class SqlRunRepository(AbstractRunRepository):
                 usage=jsonb.dump(LlmUsage, usage),
                 ended_at=at,
                 summary_pending=summary_pending,
+                snapshot_pending=snapshot_pending,
             )
         )
 
     async def set_summary(self, run_id: str, message_id: str, span: SpanRef | None) -> None:
+        c = t.runs.c
         await self._conn.execute(
             update(t.runs)
-            .where(t.runs.c.id == run_id)
+            .where(c.id == run_id)
             .values(
                 run_summary_message_id=message_id,
                 summary_span=jsonb.dump(SpanRef, span) if span else None,
                 summary_pending=False,
-                lease_expires_at=None,
+                lease_expires_at=_released_unless(c.snapshot_pending),
             )
+        )
+
+    async def snapshot_done(self, run_id: str) -> None:
+        c = t.runs.c
+        await self._conn.execute(
+            update(t.runs)
+            .where(c.id == run_id)
+            .values(snapshot_pending=False, lease_expires_at=_released_unless(c.summary_pending))
         )
 
     async def counts(self, run_id: str) -> RunCounts:
@@ -420,6 +435,15 @@ class SqlRunRepository(AbstractRunRepository):
         return [_event(row) for row in rows]
 
 
+def _released_unless(pending: ColumnElement[bool]) -> ColumnElement[Any]:
+    """The lease's expiry once one step after the end is done: kept while the other is ``pending``.
+
+    Released (NULL) too early, the run would be claimable at once by any process while this one
+    still does its other step.
+    """
+    return case((pending, t.runs.c.lease_expires_at), else_=null())
+
+
 # ---------------------------------------------------------------- row → domain
 
 
@@ -443,11 +467,15 @@ def _run(row: Row[Any]) -> Run:
         error_summary=row.error_summary,
         run_summary_message_id=row.run_summary_message_id,
         summary_pending=row.summary_pending,
+        snapshot_pending=row.snapshot_pending,
+        replay_of_run_id=row.replay_of_run_id,
+        snapshot_test_id=row.snapshot_test_id,
         started_at=row.started_at,
         ended_at=row.ended_at,
         trace_id=row.trace_id,
         trace_context=row.trace_context,
-        phases_done=tuple(RunPhase(p) for p in row.phases_done),
+        # Stored in the order phases finished (design and scenarios race); read in pipeline order.
+        phases_done=tuple(p for p in PHASE_ORDER if p.value in row.phases_done),
         create_span=jsonb.load(SpanRef, row.create_span) if row.create_span is not None else None,
         summary_span=jsonb.load(SpanRef, row.summary_span) if row.summary_span is not None else None,
     )

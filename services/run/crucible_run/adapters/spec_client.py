@@ -1,4 +1,4 @@
-"""The run service's client of the spec service: the project's problem, its recommendations, its chat.
+"""The run service's client of the spec service: the project's problem, settings, recommendations, chat.
 
 Reads only, and the post-run summary: nothing here can reach a run's creation, which only the
 RunService's own CreateRun does, on an explicit trigger.
@@ -71,6 +71,12 @@ class SpecClient(SpecService):
             world_model=model_data,
         )
         return ProjectProblem(copy, has_spec, has_world)
+
+    async def auto_snapshot_failed_runs(self, project_id: str) -> bool:
+        response = await self._maybe(
+            lambda: self._stub.GetProject(pb.GetProjectRequest(project_id=project_id), timeout=self._timeout)
+        )
+        return response is not None and response.project.auto_snapshot_failed_runs
 
     async def chat_message(self, message_id: str) -> ChatMessage | None:
         response = await self._maybe(

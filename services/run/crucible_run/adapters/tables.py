@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     or_,
     text,
 )
@@ -57,6 +58,12 @@ runs = Table(
     Column("run_summary_message_id", String(36), nullable=False),
     # Ended, but its summary is not in the chat yet: still leased work until it is.
     Column("summary_pending", Boolean, nullable=False),
+    # Ended FAILED, and its project's auto_snapshot_failed_runs not yet acted on: leased work too.
+    Column("snapshot_pending", Boolean, nullable=False, server_default=false()),
+    # Recorded replay: the run whose calls answer this one's ("" for a live run).
+    Column("replay_of_run_id", String(36), nullable=False, server_default=""),
+    # The snapshot test suite the run replays for; its model calls carry it.
+    Column("snapshot_test_id", String(100), nullable=False, server_default=""),
     # The execution trace, and the context of its root span (every executor works under it).
     Column("trace_id", String(32), nullable=False),
     Column("trace_context", JSONB, nullable=False),
@@ -71,7 +78,11 @@ runs = Table(
     Column("ended_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("status IN ('CREATED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')", name="ck_runs_status"),
     Index("ix_runs_project_created", "project_id", "created_at", "id"),
-    Index("ix_runs_live_lease", "lease_expires_at", postgresql_where=text("status = 'RUNNING' OR summary_pending")),
+    Index(
+        "ix_runs_live_lease",
+        "lease_expires_at",
+        postgresql_where=text("status = 'RUNNING' OR summary_pending OR snapshot_pending"),
+    ),
 )
 
 
@@ -159,5 +170,10 @@ run_events = Table(
     Index("ix_run_events_run_sequence", "run_id", "sequence"),
 )
 
-# Leased work: a run being executed, or ended with its summary still to post.
-LEASED_RUNS = LeasedTable("run", runs, or_(runs.c.status == "RUNNING", runs.c.summary_pending.is_(True)))
+# Leased work: a run being executed, or ended with its summary still to post or its failure
+# snapshot still to make.
+LEASED_RUNS = LeasedTable(
+    "run",
+    runs,
+    or_(runs.c.status == "RUNNING", runs.c.summary_pending.is_(True), runs.c.snapshot_pending.is_(True)),
+)

@@ -75,3 +75,23 @@ class TriggerReused(FailedPrecondition):
             reason="TRIGGER_REUSED",
             metadata={"ui_trigger_id": trigger_id, "run_id": run_id},
         )
+
+
+class ReplaySourceNotFound(InvalidArgument):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"replay_of_run_id {run_id}: no such run to replay",
+            violations=[FieldViolation("replay_of_run_id", "no such run")],
+            reason="REPLAY_SOURCE_NOT_FOUND",
+            metadata={"replay_of_run_id": run_id},
+        )
+
+
+class ReplaySourceNotEnded(FailedPrecondition):
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(
+            f"run {run_id} is {status}: only an ended run's calls can answer a replay",
+            violations=[PreconditionViolation("REPLAY_SOURCE", run_id, f"the run is {status}, not ended")],
+            reason="REPLAY_SOURCE_NOT_ENDED",
+            metadata={"replay_of_run_id": run_id, "status": status},
+        )

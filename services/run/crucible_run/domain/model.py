@@ -195,6 +195,12 @@ class Run:
     run_summary_message_id: str = ""
     # Ended, with its summary still to post.
     summary_pending: bool = False
+    # Ended FAILED, with its project's auto_snapshot_failed_runs still to act on.
+    snapshot_pending: bool = False
+    # Recorded replay: each model call is answered from that run's call with the same request, at $0.
+    replay_of_run_id: str = ""
+    # The snapshot test suite this run replays for: its model calls carry it, so the suite's cost is theirs.
+    snapshot_test_id: str = ""
     started_at: datetime | None = None
     ended_at: datetime | None = None
     # The run's execution trace, and the W3C context of its root span: every process that executes

@@ -42,6 +42,8 @@ class RunServicer(pb_grpc.RunServiceServicer):
             ui_trigger_id=request.ui_trigger_id,
             ui_trigger_source=m.TRIGGER_SOURCE.from_proto(request.ui_trigger_source, "ui_trigger_source"),
             ui_trigger_metadata=struct_to_dict(request.ui_trigger_metadata),
+            replay_of_run_id=request.replay_of_run_id,
+            snapshot_test_id=request.snapshot_test_id,
         )
         return pb.CreateRunResponse(run=m.run_pb(await h.create_run(cmd, self._deps)))
 

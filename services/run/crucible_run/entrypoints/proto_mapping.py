@@ -126,6 +126,8 @@ def run_pb(run: Run) -> pb.Run:
         create_time=timestamp(run.created_at),
         duration_seconds=run.duration_seconds or 0.0,
         trace_id=run.trace_id,
+        replay_of_run_id=run.replay_of_run_id,
+        snapshot_test_id=run.snapshot_test_id,
     )
     if run.recommended_config_snapshot is not None:
         message.recommended_config_snapshot.CopyFrom(struct(run.recommended_config_snapshot))

@@ -26,6 +26,9 @@ class CreateRun:
     ui_trigger_id: str = ""
     ui_trigger_source: TriggerSource | None = None
     ui_trigger_metadata: JsonObject = field(default_factory=dict)
+    # Recorded replay: every model call is answered from this ended run's calls (see Run).
+    replay_of_run_id: str = ""
+    snapshot_test_id: str = ""
 
 
 @dataclass(frozen=True)

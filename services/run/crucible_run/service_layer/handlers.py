@@ -19,6 +19,8 @@ from crucible_run.domain import preflight as rules
 from crucible_run.domain.errors import (
     ProjectNotFound,
     RecommendationInvalid,
+    ReplaySourceNotEnded,
+    ReplaySourceNotFound,
     RunBlocked,
     RunFinished,
     RunNotCreated,
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TRIGGER_ID = 200
 MAX_TRIGGER_METADATA_KEYS = 50
+# What the agent service's correlation ids hold.
+MAX_SNAPSHOT_TEST_ID = 100
 # A watcher is woken by each commit of the run's events; it also looks this often regardless.
 WATCH_FALLBACK_SECONDS = 1.0
 # ... and reads at most this often, so a burst of events is one read per watcher.
@@ -132,15 +136,25 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
         problems.append(FieldViolation("ui_trigger_id", f"at most {MAX_TRIGGER_ID} characters"))
     if len(cmd.ui_trigger_metadata) > MAX_TRIGGER_METADATA_KEYS:
         problems.append(FieldViolation("ui_trigger_metadata", f"at most {MAX_TRIGGER_METADATA_KEYS} keys"))
+    if len(cmd.snapshot_test_id) > MAX_SNAPSHOT_TEST_ID:
+        problems.append(FieldViolation("snapshot_test_id", f"at most {MAX_SNAPSHOT_TEST_ID} characters"))
     if problems:
         raise ValidationFailed(problems, "run trigger")
     project_id = parse_id(cmd.project_id, "project_id")
+    replay_of = parse_id(cmd.replay_of_run_id, "replay_of_run_id") if cmd.replay_of_run_id else ""
     async with deps.uow(read_only=True) as uow:
         existing = await uow.repo.run_by_trigger(trigger_id)
+        source = await uow.repo.get_run(replay_of) if replay_of else None
     if existing is not None:
         if existing.project_id != project_id:
             raise TriggerReused(trigger_id, existing.id)
         return existing
+    if replay_of:
+        # Only an ended run's calls are all stored: a running one's would answer part of the replay.
+        if source is None:
+            raise ReplaySourceNotFound(replay_of)
+        if not source.status.finished:
+            raise ReplaySourceNotEnded(replay_of, source.status.value)
     check = await preflight_run(
         c.PreflightRun(project_id, cmd.mode, cmd.parameters, cmd.chat_session_id, cmd.recommended_message_id), deps
     )
@@ -173,6 +187,8 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
             recommended_config_snapshot=snapshot,
             created_at=at,
             create_span=tracing.ref_of(span),
+            replay_of_run_id=replay_of,
+            snapshot_test_id=cmd.snapshot_test_id,
         )
         async with deps.uow() as uow:
             if not await uow.repo.add_run(run):

@@ -6,7 +6,12 @@ idempotency key (the run, the phase, the pair), so a run continued after a crash
 the agent service already answered and pays for nothing twice. Evaluations fan out under a
 concurrency limit; a budget stops the run before a call would cross it; an evaluation that never
 gets a valid answer fails alone, with its reason and raw answer, never with an invented score.
-When the run ends, its summary is posted to the project's chat, once.
+When the run ends, its summary is posted to the project's chat, once; a FAILED run of a project
+with auto_snapshot_failed_runs is snapshotted, once. Both are steps after the end, kept as leased
+work until done: a service that is away holds up neither the run's end nor the other step.
+
+A recorded replay (``replay_of_run_id``) runs the same code; only its model calls are answered
+from the replayed run's calls, so a call that run never made stops it: the replay diverged.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from opentelemetry.context import Context
+from opentelemetry.trace import Status, StatusCode
 
 from crucible_common.batching import GroupCommit
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
@@ -38,6 +44,7 @@ from crucible_run.domain.events import (
     ScenarioAdded,
     SummaryPosted,
 )
+from crucible_run.domain.failure_snapshot import failure_snapshot, wants_snapshot
 from crucible_run.domain.model import (
     Candidate,
     CandidateOrigin,
@@ -56,14 +63,27 @@ from crucible_run.domain.model import (
 from crucible_run.domain.ranking import rank
 from crucible_run.domain.summary import run_summary, summary_message_id, summary_text
 from crucible_run.service_layer import prompts, tracing
-from crucible_run.service_layer.ports import ChatTarget, LeaseStore, ModelCall, ModelCallFailed, Models, SpecService
+from crucible_run.service_layer.ports import (
+    CallNotRecorded,
+    ChatTarget,
+    LeaseStore,
+    ModelCall,
+    ModelCallFailed,
+    Models,
+    SnapshotRefused,
+    Snapshots,
+    SpecService,
+)
 from crucible_run.service_layer.tracing import tracer
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 
 logger = logging.getLogger(__name__)
 
-# How often the summary is tried before the run is left for a later claim to post it.
-SUMMARY_ATTEMPTS = 3
+T = TypeVar("T")
+
+# How often a step after the end (the summary, the failure snapshot) is tried while its service is
+# away, before the run is left for a later claim to try again.
+AFTER_END_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -75,11 +95,16 @@ class PipelineDeps:
     designer: tuple[str, str]
     evaluator: tuple[str, str]
     concurrency: int
+    snapshots: Snapshots
     heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 class RunStopped(Exception):
     """The run stops early (budget, runtime, a phase that could not produce its output): FAILED, with why."""
+
+
+class ReplayDiverged(RunStopped):
+    """A recorded replay asked a call its source run never made: what it replays is no longer what ran."""
 
 
 class RunExecutor:
@@ -90,6 +115,8 @@ class RunExecutor:
         self._lease = lease
         self._run_id = lease.id
         self._project_id = ""
+        self._replay_of = ""
+        self._snapshot_test_id = ""
         self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
 
     async def run(self) -> None:
@@ -98,10 +125,14 @@ class RunExecutor:
         if run is None:
             return
         self._project_id = run.project_id
+        self._replay_of = run.replay_of_run_id
+        self._snapshot_test_id = run.snapshot_test_id
         if run.status is RunStatus.RUNNING:
             run = await self._execute(run)
         if run.status.finished and run.summary_pending:
             await self._post_summary(run)
+        if run.status.finished and run.snapshot_pending:
+            await self._snapshot_failure(run)
 
     # ------------------------------------------------------------ the phases
 
@@ -426,8 +457,17 @@ class RunExecutor:
                     key,
                     self._project_id,
                     self._run_id,
+                    replay_of_run_id=self._replay_of,
+                    snapshot_test_id=self._snapshot_test_id,
                 )
             )
+        except CallNotRecorded as missing:
+            budget.release(reservation)
+            # Not one failed evaluation among others: from here on the replay is not the run it replays.
+            raise ReplayDiverged(
+                f"the replay diverged from run {self._replay_of}: that run never made this {purpose} call "
+                f"(request {missing.request_hash[:16]}…)"
+            ) from missing
         except BaseException:
             budget.release(reservation)
             raise
@@ -461,6 +501,8 @@ class RunExecutor:
         if status is RunStatus.COMPLETED and evaluations and len(failed) == len(evaluations):
             status, reason = RunStatus.FAILED, f"no evaluation succeeded ({error_summary})"
         at = datetime.now(UTC)
+        # Whether the project wants it is asked after the end: the spec service may be away now.
+        snapshot_pending = wants_snapshot(status, run.trigger.source)
 
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.finish(
@@ -472,6 +514,7 @@ class RunExecutor:
                 usage=usage,
                 at=at,
                 summary_pending=True,
+                snapshot_pending=snapshot_pending,
             )
             await uow.repo.add_event(run.id, NewRunEvent(ENDED[status], RunEnded(status, reason)), at)
 
@@ -482,34 +525,24 @@ class RunExecutor:
         return ended
 
     async def _post_summary(self, run: Run) -> None:
-        # A trace of its own, linked to the run's: posting is not part of the execution, and may
-        # be done by another process, long after (a cancel, a spec service that was away).
-        with tracer.start_as_current_span(
-            tracing.SUMMARY_SPAN,
-            context=Context(),
-            links=tracing.run_link(run),
-            attributes={"crucible.run_id": run.id, "crucible.project_id": run.project_id},
-        ) as span:
+        with tracing.after_end(tracing.SUMMARY_SPAN, run) as span:
             async with self._deps.uow(read_only=True) as uow:
                 ranking = await uow.repo.ranking(run.id)
                 counts = await uow.repo.counts(run.id)
             summary = run_summary(run, counts, ranking, run.ended_at or datetime.now(UTC))
-            message_id = summary_message_id(run.id)
-            for attempt in range(1, SUMMARY_ATTEMPTS + 1):
-                try:
-                    message_id = await self._deps.spec.post_summary(
+            try:
+                message_id = await _tried(
+                    lambda: self._deps.spec.post_summary(
                         ChatTarget(run.project_id, run.chat_session_id),
-                        message_id,
+                        summary_message_id(run.id),
                         summary_text(summary, run.failure_reason),
                         summary,
                     )
-                    break
-                except OSError:
-                    if attempt == SUMMARY_ATTEMPTS:
-                        # The run stays leased work with its summary pending: a later claim posts it.
-                        logger.warning("run %s: the spec service did not take its summary; it will be retried", run.id)
-                        return
-                    await asyncio.sleep(attempt)
+                )
+            except OSError:
+                # The run stays leased work with its summary pending: a later claim posts it.
+                logger.warning("run %s: the spec service did not take its summary; it will be retried", run.id)
+                return
             span.set_attribute("crucible.summary_message_id", message_id)
 
         async def store(uow: AbstractUnitOfWork) -> None:
@@ -518,6 +551,34 @@ class RunExecutor:
             await uow.repo.add_event(run.id, posted, datetime.now(UTC))
 
         await self._write(store)
+
+    async def _snapshot_failure(self, run: Run) -> None:
+        """A snapshot of the failed run when its project asks for one (auto_snapshot_failed_runs), made once."""
+        with tracing.after_end(tracing.FAILURE_SNAPSHOT_SPAN, run) as span:
+            try:
+                wanted = await _tried(lambda: self._deps.spec.auto_snapshot_failed_runs(run.project_id))
+                if wanted:
+                    await _tried(lambda: self._deps.snapshots.create(failure_snapshot(run)))
+                span.set_attribute("crucible.snapshot.made", wanted)
+            except OSError:
+                # Still pending: a later claim of the run tries again, under the same snapshot name.
+                logger.warning("run %s: its failure snapshot could not be made now; it will be retried", run.id)
+                return
+            except SnapshotRefused as refused:
+                # Asked again, the snapshot service would refuse again; the run's end stands.
+                logger.warning("run %s: the snapshot service refused its failure snapshot: %s", run.id, refused)
+                span.set_status(Status(StatusCode.ERROR, str(refused)))
+        await self._write(lambda uow: uow.repo.snapshot_done(run.id))
+
+
+async def _tried(action: Callable[[], Awaitable[T]]) -> T:
+    """``action()``, tried again a few seconds apart while its service is away (OSError), then that error."""
+    for attempt in range(1, AFTER_END_ATTEMPTS):
+        try:
+            return await action()
+        except OSError:
+            await asyncio.sleep(attempt)
+    return await action()
 
 
 @dataclass

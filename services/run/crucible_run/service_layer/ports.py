@@ -1,7 +1,8 @@
 """What the run context's use cases need from outside; ``adapters`` implement it, ``bootstrap`` wires it.
 
-The repository (SQL), the spec service (the project's problem, its chat), the agent service (the
-models, their prices, what the run spent), the lease store and the trace store.
+The repository (SQL), the spec service (the project's problem, its chat, its settings), the agent
+service (the models, their prices, what the run spent), the snapshot service (failure snapshots),
+the lease store and the trace store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 from crucible_common.leases import LeaseStore
 from crucible_run.domain.estimates import ModelPrice
 from crucible_run.domain.events import NewRunEvent, RunEvent
+from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import (
     Candidate,
@@ -34,6 +36,7 @@ from crucible_run.domain.spans import SpanRef, SpanSearch
 
 __all__ = [
     "AbstractRunRepository",
+    "CallNotRecorded",
     "ChatMessage",
     "ChatTarget",
     "LeaseStore",
@@ -42,6 +45,8 @@ __all__ = [
     "ModelCallFailed",
     "Models",
     "ProjectProblem",
+    "SnapshotRefused",
+    "Snapshots",
     "SpecService",
     "TraceStore",
     "Updates",
@@ -93,12 +98,17 @@ class AbstractRunRepository(abc.ABC):
         usage: LlmUsage,
         at: datetime,
         summary_pending: bool,
+        snapshot_pending: bool = False,
     ) -> None:
-        """End the run; with ``summary_pending`` it stays leased work until its summary is posted."""
+        """End the run; it stays leased work until its summary is posted (and its failure snapshot made)."""
 
     @abc.abstractmethod
     async def set_summary(self, run_id: str, message_id: str, span: SpanRef | None) -> None:
         """The summary is posted: its message, and the span that posted it."""
+
+    @abc.abstractmethod
+    async def snapshot_done(self, run_id: str) -> None:
+        """The failure snapshot is made (or was not wanted)."""
 
     @abc.abstractmethod
     async def counts(self, run_id: str) -> RunCounts: ...
@@ -188,6 +198,10 @@ class SpecService(Protocol):
         """Post (once: ``message_id`` makes it idempotent) the run's summary; returns the message id."""
         ...
 
+    async def auto_snapshot_failed_runs(self, project_id: str) -> bool:
+        """The project's setting; False for a project that is gone. Raises OSError while the service is away."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelCall:
@@ -202,6 +216,10 @@ class ModelCall:
     idempotency_key: str
     project_id: str
     run_id: str
+    # Recorded replay: answered from that run's call with the same request (what is hashed: the
+    # provider, the model, the messages, the schema; never the key or the ids above).
+    replay_of_run_id: str = ""
+    snapshot_test_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,16 +243,37 @@ class ModelCallFailed(Exception):
         self.llm_call_id = llm_call_id
 
 
+class CallNotRecorded(ModelCallFailed):
+    """A recorded replay asked a call the replayed run never made (the same request is the same call)."""
+
+    def __init__(self, reason: str, message: str, *, request_hash: str) -> None:
+        super().__init__(reason, message)
+        self.request_hash = request_hash
+
+
 class Models(Protocol):
     """The agent service: the only way to a model."""
 
     async def complete(self, call: ModelCall) -> ModelAnswer:
-        """Raises ``ModelCallFailed`` when no valid answer came."""
+        """Raises ``ModelCallFailed`` when no valid answer came (``CallNotRecorded`` for a replay's miss)."""
         ...
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
 
     async def usage(self, run_id: str) -> LlmUsage: ...
+
+
+class SnapshotRefused(Exception):
+    """The snapshot service answered, and will not make the snapshot (asking again would not change that)."""
+
+
+class Snapshots(Protocol):
+    """The snapshot context: the failure snapshots the run service makes of its own failed runs."""
+
+    async def create(self, snapshot: FailureSnapshot) -> None:
+        """Make it, once: a name already taken is done. Raises OSError while the service is away, else
+        ``SnapshotRefused``."""
+        ...
 
 
 class TraceStore(Protocol):

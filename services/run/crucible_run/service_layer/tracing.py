@@ -5,7 +5,8 @@ execution trace with a root span of its own, which links back to CreateRun's spa
 recommendation), and stores the root's context on the run; each process that executes the run,
 the first and any that continues it after a crash, works in a span under that root, so the
 phases and the model calls (the agent service's spans, through gRPC context propagation) are all
-one trace. The span that posts the summary starts a trace of its own that links to the root.
+one trace. The span that posts the summary starts a trace of its own that links to the root (so
+does the one that snapshots a failed run).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CREATE_RUN_SPAN = "create run"
 RUN_SPAN = "run"
 EXECUTOR_SPAN = "execute run"
 SUMMARY_SPAN = "post run summary"
+FAILURE_SNAPSHOT_SPAN = "snapshot failed run"
 # Each link says what it points at.
 LINK = "crucible.link"
 
@@ -73,6 +75,22 @@ def execution_root(run: Run, phases: tuple[RunPhase, ...]) -> Iterator[dict[str,
         },
     ) as root:
         yield carrier_of(root)
+
+
+@contextmanager
+def after_end(name: str, run: Run) -> Iterator[trace.Span]:
+    """A span of a step after the run's end (its summary, its failure snapshot).
+
+    A trace of its own, linked to the run's: the step is not part of the execution, and may be
+    done by another process, long after (a cancel, a service that was away).
+    """
+    with tracer.start_as_current_span(
+        name,
+        context=Context(),
+        links=run_link(run),
+        attributes={"crucible.run_id": run.id, "crucible.project_id": run.project_id},
+    ) as span:
+        yield span
 
 
 def ref_of(span: trace.Span) -> SpanRef | None:

@@ -46,6 +46,7 @@ class SqlSpecRepository(AbstractSpecRepository):
                 description=project.description,
                 created_at=project.created_at,
                 updated_at=project.updated_at,
+                auto_snapshot_failed_runs=project.auto_snapshot_failed_runs,
             )
         )
 
@@ -70,7 +71,12 @@ class SqlSpecRepository(AbstractSpecRepository):
         await self._conn.execute(
             update(t.projects)
             .where(t.projects.c.id == project.id)
-            .values(title=project.title, description=project.description, updated_at=project.updated_at)
+            .values(
+                title=project.title,
+                description=project.description,
+                updated_at=project.updated_at,
+                auto_snapshot_failed_runs=project.auto_snapshot_failed_runs,
+            )
         )
 
     async def delete_project(self, project_id: str) -> bool:
@@ -257,6 +263,7 @@ def _project(row: Row[Any]) -> Project:
         description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        auto_snapshot_failed_runs=row.auto_snapshot_failed_runs,
     )
 
 

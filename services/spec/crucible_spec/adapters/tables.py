@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -30,6 +32,8 @@ projects = Table(
     Column("description", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Read by the run service when one of the project's runs ends FAILED.
+    Column("auto_snapshot_failed_runs", Boolean, nullable=False, server_default=false()),
     Index("ix_projects_created_at_id", "created_at", "id"),
 )
 

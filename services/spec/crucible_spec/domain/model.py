@@ -63,6 +63,8 @@ class Project:
     description: str
     created_at: datetime
     updated_at: datetime
+    # Each of its runs that ends FAILED is snapshotted (by the run service, which reads this).
+    auto_snapshot_failed_runs: bool = False
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,13 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         )
 
     async def UpdateProject(self, request: pb.UpdateProjectRequest, context: Context) -> pb.UpdateProjectResponse:
-        cmd = c.UpdateProject(request.project_id, tuple(request.update_mask.paths), request.title, request.description)
+        cmd = c.UpdateProject(
+            request.project_id,
+            tuple(request.update_mask.paths),
+            request.title,
+            request.description,
+            request.auto_snapshot_failed_runs,
+        )
         project = await h.update_project(cmd, self._uow())
         return pb.UpdateProjectResponse(project=m.project(project))
 

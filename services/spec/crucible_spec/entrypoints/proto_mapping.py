@@ -51,6 +51,7 @@ def project(p: Project) -> pb.Project:
         description=p.description,
         create_time=timestamp(p.created_at),
         update_time=timestamp(p.updated_at),
+        auto_snapshot_failed_runs=p.auto_snapshot_failed_runs,
     )
 
 

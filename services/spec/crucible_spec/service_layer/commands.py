@@ -38,10 +38,12 @@ class ListProjects:
 @dataclass(frozen=True)
 class UpdateProject:
     project_id: str
-    # Which of "title" / "description" to change; empty means both.
+    # Which of "title" / "description" / "auto_snapshot_failed_runs" to change; empty means title and
+    # description (the setting changes only when named).
     update_mask: tuple[str, ...] = ()
     title: str = ""
     description: str = ""
+    auto_snapshot_failed_runs: bool = False
 
 
 @dataclass(frozen=True)

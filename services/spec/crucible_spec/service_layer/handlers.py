@@ -61,6 +61,8 @@ from crucible_spec.service_layer import commands as c
 from crucible_spec.service_layer.planning import InterviewRequest, PlanningInterviewer, stub_interview
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
+# What an UpdateProject with an empty mask changes.
+PROJECT_TEXTS = ("title", "description")
 PROBLEM_SPEC_FIELDS = ("constraints", "goals", "resolution", "mode")
 DEFAULT_RESOLUTION = Resolution.MEDIUM
 DEFAULT_MODE = RunMode.FULL_SEARCH
@@ -74,7 +76,8 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _mask(paths: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
+def _mask(paths: tuple[str, ...], allowed: tuple[str, ...], default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The paths to change: those named, or ``default`` (else all allowed) when none is."""
     unknown = [p for p in paths if p not in allowed]
     if unknown:
         raise InvalidArgument(
@@ -82,7 +85,7 @@ def _mask(paths: tuple[str, ...], allowed: tuple[str, ...]) -> tuple[str, ...]:
             violations=[FieldViolation("update_mask", f"unknown path {p!r}") for p in unknown],
             reason="INVALID_UPDATE_MASK",
         )
-    return paths or allowed
+    return paths or (allowed if default is None else default)
 
 
 async def lock_project(uow: AbstractUnitOfWork, project_id: str) -> Project:
@@ -131,7 +134,8 @@ async def list_projects(cmd: c.ListProjects, uow: AbstractUnitOfWork) -> Page[Pr
 
 async def update_project(cmd: c.UpdateProject, uow: AbstractUnitOfWork) -> Project:
     project_id = parse_id(cmd.project_id, "project_id")
-    paths = _mask(cmd.update_mask, ("title", "description"))
+    # An empty mask keeps meaning what it meant before the setting existed: title and description.
+    paths = _mask(cmd.update_mask, (*PROJECT_TEXTS, "auto_snapshot_failed_runs"), PROJECT_TEXTS)
     v = Violations()
     if "title" in paths:
         v.text("title", cmd.title, max_len=MAX_TITLE, required=True)
@@ -146,6 +150,11 @@ async def update_project(cmd: c.UpdateProject, uow: AbstractUnitOfWork) -> Proje
             project,
             title=cmd.title.strip() if "title" in paths else project.title,
             description=cmd.description if "description" in paths else project.description,
+            auto_snapshot_failed_runs=(
+                cmd.auto_snapshot_failed_runs
+                if "auto_snapshot_failed_runs" in paths
+                else project.auto_snapshot_failed_runs
+            ),
             updated_at=_now(),
         )
         await uow.repo.save_project(updated)

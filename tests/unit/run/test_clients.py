@@ -1,0 +1,121 @@
+"""The run service's clients of the agent and snapshot services on fake stubs: what they send, what errors mean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+
+from crucible.agent.v1 import agent_service_pb2 as agent_pb
+from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
+from crucible_common.errors import AlreadyExists, CrucibleError, FailedPrecondition, NotFound, to_status
+from crucible_common.protobuf import struct
+from crucible_run.adapters.agent_client import AgentModels
+from crucible_run.adapters.snapshot_client import SnapshotClient
+from crucible_run.domain.failure_snapshot import FailureSnapshot
+from crucible_run.service_layer.ports import CallNotRecorded, ModelCall, ModelCallFailed, SnapshotRefused
+
+CALL = ModelCall(
+    "evaluation", "openai", "gpt-4o-mini", "Judge.", "Evaluate.", "evaluation", {"type": "object"}, "run:r:e", "p", "r"
+)
+SNAPSHOT = FailureSnapshot("p", "r", "failed run r", "Run r failed: why")
+
+
+def rpc_error(error: CrucibleError) -> grpc.aio.AioRpcError:
+    status = rpc_status.to_status(to_status(error, "test.crucible"))
+    return grpc.aio.AioRpcError(
+        status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata), status.details
+    )
+
+
+class Stub:
+    """Answers every method with ``answer``, or raises ``error``; keeps what it was sent."""
+
+    def __init__(self, answer: Any = None, error: grpc.aio.AioRpcError | None = None) -> None:
+        self.answer = answer
+        self.error = error
+        self.requests: list[Any] = []
+
+    async def _respond(self, request: Any, timeout: float | None = None) -> Any:
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+    Complete = CreateSnapshot = _respond
+
+
+def models(stub: Stub) -> AgentModels:
+    return AgentModels(stub, call_timeout=5, wait_seconds=0)  # type: ignore[arg-type]
+
+
+async def test_a_replayed_call_names_its_run_as_the_recording_and_carries_the_suite() -> None:
+    stub = Stub(agent_pb.CompleteResponse(structured=struct({"n": 1}), usage=agent_pb.Usage(input_tokens=3)))
+
+    await models(stub).complete(CALL)
+    await models(stub).complete(
+        ModelCall(**{**CALL.__dict__, "replay_of_run_id": "source-run", "snapshot_test_id": "suite-1"})
+    )
+
+    live, replayed = stub.requests
+    assert not live.HasField("recording")
+    assert live.correlation == agent_pb.Correlation(project_id="p", run_id="r", purpose="evaluation")
+    assert replayed.recording == agent_pb.Recording(mode=agent_pb.RECORDING_MODE_REPLAY, recording_key="run:source-run")
+    assert replayed.correlation.snapshot_test_id == "suite-1"
+    # The replaying run's own key: a call it already made is answered from its own log.
+    assert replayed.idempotency_key == CALL.idempotency_key
+
+
+async def test_a_replay_miss_is_a_call_not_recorded_and_other_failures_stay_failures() -> None:
+    miss = FailedPrecondition("no such call", reason="REPLAY_MISS", metadata={"request_hash": "ab" * 32})
+    replaying = ModelCall(**{**CALL.__dict__, "replay_of_run_id": "source-run"})
+
+    with pytest.raises(CallNotRecorded) as not_recorded:
+        await models(Stub(error=rpc_error(miss))).complete(replaying)
+    with pytest.raises(ModelCallFailed) as failed:
+        await models(Stub(error=rpc_error(FailedPrecondition("x", reason="STRUCTURED_OUTPUT_INVALID")))).complete(
+            replaying
+        )
+
+    assert not_recorded.value.request_hash == "ab" * 32
+    assert not isinstance(failed.value, CallNotRecorded)
+    assert failed.value.reason == "STRUCTURED_OUTPUT_INVALID"
+
+
+async def test_a_failure_snapshot_is_asked_with_its_name_tags_and_description() -> None:
+    stub = Stub(snap_pb.CreateSnapshotResponse())
+
+    await SnapshotClient(stub, timeout=5, wait_seconds=0).create(SNAPSHOT)  # type: ignore[arg-type]
+
+    assert stub.requests == [
+        snap_pb.CreateSnapshotRequest(
+            project_id="p", run_id="r", name="failed run r", description="Run r failed: why", tags=["failure", "auto"]
+        )
+    ]
+
+
+async def test_a_name_already_taken_is_done() -> None:
+    stub = Stub(error=rpc_error(AlreadyExists("snapshot name taken", reason="SNAPSHOT_NAME_TAKEN")))
+
+    await SnapshotClient(stub, timeout=5, wait_seconds=0).create(SNAPSHOT)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED]
+)
+async def test_a_service_away_is_an_os_error_to_retry_later(code: grpc.StatusCode) -> None:
+    stub = Stub(error=grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "away"))
+
+    with pytest.raises(ConnectionError):
+        await SnapshotClient(stub, timeout=5, wait_seconds=0).create(SNAPSHOT)  # type: ignore[arg-type]
+
+
+async def test_any_other_answer_is_a_refusal_with_its_reason() -> None:
+    stub = Stub(error=rpc_error(NotFound("no project p", reason="PROJECT_NOT_FOUND")))
+
+    with pytest.raises(SnapshotRefused) as refused:
+        await SnapshotClient(stub, timeout=5, wait_seconds=0).create(SNAPSHOT)  # type: ignore[arg-type]
+
+    assert str(refused.value) == "PROJECT_NOT_FOUND: no project p"
