@@ -1,0 +1,176 @@
+"""``snapshot_data``: full copies of what a replay restores, with a schema version, migrated on read.
+
+Version "2.0" (current), as issue 12 lays it out::
+
+    {version, problem_spec: {constraints, goals, resolution, mode, provenance_log},
+     world_model: {model_data, provenance}, run_config: {mode, parameters},
+     chat_context: [{role, content, created_at}]}
+
+Version "1.0" is seed 000's first shape: goals as plain strings, the run's parameters under
+``run_config.config``, no WorldModel provenance, and ``chat_context`` optional. A stored document
+is never rewritten (snapshots are immutable); ``load`` brings any known version to the current
+one, one step at a time, so a new version adds one step and old snapshots keep reading.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from crucible_common import jsonb
+
+CURRENT_VERSION = "2.0"
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+    description: str = ""
+    weight: int = 0
+
+
+@dataclass(frozen=True)
+class Goal:
+    description: str
+
+
+@dataclass(frozen=True)
+class Actor:
+    # "user", "architect" or "system".
+    kind: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class ProvenanceEntry:
+    id: str
+    version: int
+    actor: Actor
+    action: str
+    changed_fields: tuple[str, ...] = ()
+    reason: str = ""
+    # The new values of the changed fields: free-form JSON, as the spec service stores them.
+    changes: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    chat_message_id: str = ""
+
+
+@dataclass(frozen=True)
+class ProblemSpecCopy:
+    constraints: tuple[Constraint, ...] = ()
+    goals: tuple[Goal, ...] = ()
+    # "coarse", "medium", "fine", or "" when the spec left it unset.
+    resolution: str = ""
+    # "full_search", "eval_only", "seeded", or "".
+    mode: str = ""
+    provenance_log: tuple[ProvenanceEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorldModelCopy:
+    # The WorldModel's sections (actors, mechanisms, ...): free-form JSON, copied whole.
+    model_data: dict[str, Any] = field(default_factory=dict)
+    provenance: tuple[ProvenanceEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """The run parameters as this document keeps them (the run service's RunParameters, copied).
+
+    Its own definition, not the run context's: a stored snapshot must read the same when the run
+    service's model changes; a change here is a new version of the document, with its migration.
+    """
+
+    # 0: the run service's default for the ProblemSpec's resolution.
+    num_candidates: int = 0
+    num_scenarios: int = 0
+    # Candidates of the source project's runs (eval_only, seeded): dropped in a new project.
+    seed_candidate_ids: tuple[str, ...] = ()
+    # The run's own limits, if it had any.
+    budget_tokens: int | None = None
+    budget_usd: float | None = None
+    max_runtime_s: int | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # "full_search", "eval_only" or "seeded".
+    mode: str = "full_search"
+    parameters: RunParameters = field(default_factory=RunParameters)
+
+
+@dataclass(frozen=True)
+class ChatContextMessage:
+    # "user", "agent" or "system".
+    role: str
+    content: str
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class SnapshotData:
+    # None: the project had no ProblemSpec (or WorldModel) when the snapshot was made.
+    problem_spec: ProblemSpecCopy | None
+    world_model: WorldModelCopy | None
+    run_config: RunConfig
+    chat_context: tuple[ChatContextMessage, ...] = ()
+    version: str = CURRENT_VERSION
+
+
+class UnreadableSnapshotData(ValueError):
+    """A stored document of an unknown version, or one its version's shape does not describe."""
+
+
+def _from_1_0(document: Document) -> Document:
+    """1.0 → 2.0: goals become objects, run_config.config becomes parameters, provenance lists appear."""
+    problem = document.get("problem_spec")
+    if isinstance(problem, dict):
+        problem["goals"] = [{"description": g} if isinstance(g, str) else g for g in problem.get("goals", [])]
+        problem.setdefault("provenance_log", [])
+    world = document.get("world_model")
+    if isinstance(world, dict):
+        world.setdefault("provenance", [])
+    config = document.get("run_config") or {}
+    document["run_config"] = {
+        "mode": config.get("mode") or "full_search",
+        "parameters": config.get("parameters", config.get("config", {})),
+    }
+    document["chat_context"] = document.get("chat_context") or []
+    document["version"] = "2.0"
+    return document
+
+
+# From each old version, the step to the next one.
+_MIGRATIONS: dict[str, Callable[[Document], Document]] = {"1.0": _from_1_0}
+
+
+def migrate(document: Document) -> Document:
+    """The document brought to the current version (a copy: the stored one is never changed)."""
+    migrated = copy.deepcopy(document)
+    version = str(migrated.get("version", "1.0"))
+    while version != CURRENT_VERSION:
+        step = _MIGRATIONS.get(version)
+        if step is None:
+            raise UnreadableSnapshotData(f"snapshot_data version {version!r} is not one this service knows")
+        migrated = step(migrated)
+        version = str(migrated["version"])
+    return migrated
+
+
+def load(document: Document) -> SnapshotData:
+    """A stored ``snapshot_data`` document, of any known version, as the current typed data."""
+    try:
+        return jsonb.load(SnapshotData, migrate(document))
+    except ValidationError as exc:
+        raise UnreadableSnapshotData(f"snapshot_data does not have its version's shape: {exc}") from exc
+
+
+def dump(data: SnapshotData) -> Document:
+    document: Document = jsonb.dump(SnapshotData, data)
+    return document

@@ -1,0 +1,218 @@
+"""Creating (capturing), listing, reading and deleting snapshots, and single replays, on fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from crucible_common.errors import FailedPrecondition, InvalidArgument, ValidationFailed
+from crucible_snapshot.domain.errors import (
+    ConfirmationRequired,
+    ProjectNotFound,
+    RecordedReplayUnavailable,
+    RunNotEnded,
+    SnapshotNameTaken,
+    SnapshotNotFound,
+    TriggerRequired,
+)
+from crucible_snapshot.domain.model import (
+    Invariant,
+    ReplayMode,
+    ReplayOptions,
+    ReplayPhases,
+    ResultStatus,
+    RunPhase,
+)
+from crucible_snapshot.service_layer import commands as c
+from crucible_snapshot.service_layer import handlers as h
+from crucible_snapshot.service_layer import replays
+from tests.unit.snapshot.fakes import World, good_metrics, snapshot
+
+
+@pytest.fixture
+def world() -> World:
+    return World.make()
+
+
+async def test_a_snapshot_of_a_run_copies_the_project_and_takes_the_runs_metrics(world: World) -> None:
+    project = world.spec.project()
+    run = world.runs.reference(project, good_metrics(candidates=4))
+    cmd = c.CreateSnapshot(
+        "  Bridge ",
+        project,
+        run,
+        tags=("smoke", "smoke", " ui "),
+        invariants=(Invariant("run_status", "completed"),),
+        chat_context_messages=5,
+    )
+
+    made = await h.create_snapshot(cmd, world.deps)
+
+    assert (made.name, made.tags, made.run_id, made.parent_id) == ("Bridge", ("smoke", "ui"), run, "")
+    assert made.reference_metrics is not None
+    assert made.reference_metrics.candidates == 4
+    assert made.invariants == (Invariant("run_status", "COMPLETED"),)
+    assert made.data is not None
+    assert made.data.problem_spec is not None
+    assert made.data.problem_spec.constraints[0].name == "budget"
+    assert made.data.run_config.parameters.num_candidates == 3
+    assert [m.content for m in made.data.chat_context] == ["hi"]
+    assert await h.get_snapshot(made.id, world.deps.uow) == made
+
+
+async def test_a_snapshot_without_a_run_has_no_reference_and_the_problem_specs_mode(world: World) -> None:
+    made = await h.create_snapshot(c.CreateSnapshot("setup only", world.spec.project()), world.deps)
+
+    assert made.run_id == ""
+    assert made.reference_metrics is None
+    assert made.data is not None
+    assert (made.data.run_config.mode, made.data.run_config.parameters.num_candidates) == ("full_search", 0)
+
+
+async def test_a_new_snapshot_from_a_parent_keeps_its_data_with_new_invariants_and_tags(world: World) -> None:
+    parent = await h.create_snapshot(
+        c.CreateSnapshot("parent", world.spec.project(), invariants=(Invariant("min_candidates", 1),)), world.deps
+    )
+
+    child = await h.create_snapshot(c.CreateSnapshot("child", parent_snapshot_id=parent.id, tags=("v2",)), world.deps)
+    same_invariants = await h.create_snapshot(c.CreateSnapshot("child 2", parent_snapshot_id=parent.id), world.deps)
+    new_invariants = await h.create_snapshot(
+        c.CreateSnapshot("child 3", parent_snapshot_id=parent.id, invariants=(Invariant("max_candidates", 9),)),
+        world.deps,
+    )
+
+    assert (child.parent_id, child.project_id, child.data, child.tags) == (
+        parent.id,
+        parent.project_id,
+        parent.data,
+        ("v2",),
+    )
+    assert same_invariants.invariants == parent.invariants
+    assert new_invariants.invariants == (Invariant("max_candidates", 9),)
+    assert child.id != parent.id
+
+
+async def test_bad_requests_name_every_field(world: World) -> None:
+    cmd = c.CreateSnapshot(
+        "",
+        tags=("",),
+        invariants=(Invariant("min_candidates", "x"), Invariant("custom", "nope >")),
+        chat_context_messages=101,
+    )
+
+    with pytest.raises(ValidationFailed) as refused:
+        await h.create_snapshot(cmd, world.deps)
+
+    assert [v.field for v in refused.value.violations] == [
+        "name",
+        "tags[0]",
+        "chat_context_messages",
+        "project_id",
+        "invariants[0].value",
+        "invariants[1].value",
+    ]
+
+
+async def test_unknown_projects_runs_and_runs_that_have_not_ended_are_refused(world: World) -> None:
+    project = world.spec.project()
+    running = world.runs.reference(project, good_metrics(status="RUNNING"))
+    other = world.runs.reference(world.spec.project(), good_metrics())
+
+    with pytest.raises(ProjectNotFound):
+        await h.create_snapshot(c.CreateSnapshot("a", "6d4b0d4e-5b1a-4a8e-9d7f-000000000000"), world.deps)
+    with pytest.raises(RunNotEnded):
+        await h.create_snapshot(c.CreateSnapshot("b", project, running), world.deps)
+    with pytest.raises(ValidationFailed, match="run_id: a run of another project"):
+        await h.create_snapshot(c.CreateSnapshot("c", project, other), world.deps)
+    with pytest.raises(InvalidArgument, match="must be a UUID"):
+        await h.create_snapshot(c.CreateSnapshot("d", "not-an-id"), world.deps)
+
+
+async def test_names_are_unique_and_snapshots_are_deleted_only_when_confirmed(world: World) -> None:
+    project = world.spec.project()
+    made = await h.create_snapshot(c.CreateSnapshot("once", project), world.deps)
+    with pytest.raises(SnapshotNameTaken):
+        await h.create_snapshot(c.CreateSnapshot("once", project), world.deps)
+
+    with pytest.raises(ConfirmationRequired) as unconfirmed:
+        await h.delete_snapshot(c.DeleteSnapshot(made.id), world.deps.uow)
+    await h.delete_snapshot(c.DeleteSnapshot(made.id, confirm=True), world.deps.uow)
+
+    assert unconfirmed.value.reason == "CONFIRMATION_REQUIRED"
+    with pytest.raises(SnapshotNotFound):
+        await h.get_snapshot(made.id, world.deps.uow)
+
+
+async def test_listing_matches_every_tag_a_name_substring_and_pages(world: World) -> None:
+    a, b, cc = world.add(
+        snapshot("Alpha smoke", tags=("smoke", "ui")),
+        snapshot("beta SMOKE", tags=("smoke",)),
+        snapshot("gamma", tags=("ui",)),
+    )
+
+    both, _ = await h.list_snapshots(c.ListSnapshots(tags=("ui", "smoke")), world.deps.uow)
+    named, _ = await h.list_snapshots(c.ListSnapshots(name="smoke"), world.deps.uow)
+    first, token = await h.list_snapshots(c.ListSnapshots(page_size=2), world.deps.uow)
+    rest, end = await h.list_snapshots(c.ListSnapshots(page_size=2, page_token=token), world.deps.uow)
+
+    assert [s.id for s in both] == [a.id]
+    assert [s.id for s in named] == [b.id, a.id]
+    assert [s.id for s in first + rest] == [cc.id, b.id, a.id]
+    assert end == ""
+    assert all(s.data is None for s in both)
+
+
+async def test_a_replay_restores_into_a_new_project_and_runs_with_its_trigger(world: World) -> None:
+    made = world.add(snapshot("bridge", invariants=(Invariant("min_candidates", 3),)))[0]
+    options = ReplayOptions(ReplayPhases.DESIGN, num_candidates=2, num_scenarios=4)
+
+    started = await replays.replay_snapshot(c.ReplaySnapshot(made.id, "click-1", options), world.deps)
+    again = await replays.replay_snapshot(c.ReplaySnapshot(made.id, "click-1", options), world.deps)
+
+    (run,) = world.runs.runs
+    assert (started.project_id, started.run_id, started.status) == (run.new.project_id, run.info.id, "RUNNING")
+    assert again.run_id == started.run_id
+    assert again.project_id == started.project_id
+    assert started.project_id != made.project_id
+    assert run.new.trigger_id == "click-1"
+    assert run.phases == (RunPhase.DESIGN, RunPhase.SCENARIOS)
+    params = run.new.config.parameters
+    assert (params.num_candidates, params.num_scenarios, params.budget_usd) == (2, 4, None)
+    assert run.new.replay_of_run_id == ""
+    (restored,) = world.spec.restored
+    assert restored == (started.project_id, made.data, f"restored from snapshot bridge ({made.id})")
+    assert world.runs.paid[run.new.trigger_id] == 1
+
+
+async def test_a_waited_replay_answers_with_its_invariants_checked(world: World) -> None:
+    made = world.add(snapshot("w", invariants=(Invariant("min_candidates", 3), Invariant("custom", "usd < 0.01"))))[0]
+    options = ReplayOptions(reuse_project=True, mode=ReplayMode.RECORDED)
+
+    answer = await replays.replay_snapshot(c.ReplaySnapshot(made.id, "cli-7", options, wait=True), world.deps)
+
+    (run,) = world.runs.runs
+    assert answer.project_id == made.project_id
+    assert run.new.replay_of_run_id == made.run_id
+    assert answer.status == "COMPLETED"
+    assert answer.metrics is not None
+    assert answer.metrics.candidates == 3
+    assert [r.status for r in answer.invariants] == [ResultStatus.PASSED, ResultStatus.FAILED]
+
+
+async def test_a_replay_needs_a_trigger_and_a_recorded_one_a_run(world: World) -> None:
+    without_run = world.add(snapshot("no run", run_id="", reference_metrics=None))[0]
+
+    with pytest.raises(TriggerRequired):
+        await replays.replay_snapshot(c.ReplaySnapshot(without_run.id, " "), world.deps)
+    with pytest.raises(RecordedReplayUnavailable):
+        await replays.replay_snapshot(
+            c.ReplaySnapshot(without_run.id, "t", ReplayOptions(mode=ReplayMode.RECORDED)), world.deps
+        )
+    assert world.runs.runs == []
+
+
+async def test_a_run_the_run_service_refuses_reaches_the_caller(world: World) -> None:
+    made = world.add(snapshot("blocked"))[0]
+    world.runs.refuse = "the run cannot start: missing_world_model"
+
+    with pytest.raises(FailedPrecondition, match="missing_world_model"):
+        await replays.replay_snapshot(c.ReplaySnapshot(made.id, "t1"), world.deps)

@@ -1,0 +1,386 @@
+"""Test suites on fakes: scheduling, the cost limit with reservations in flight, stop on failure,
+repetitions, max_snapshots, idempotence, errors, and a suite continued by another process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from crucible_common.errors import NotFound, ValidationFailed
+from crucible_common.leases import Lease
+from crucible_snapshot.domain import model
+from crucible_snapshot.domain.model import (
+    Invariant,
+    ReplayMode,
+    ReplayState,
+    ReportStatus,
+    ResultStatus,
+    RunMetrics,
+    Snapshot,
+    SnapshotTestResult,
+)
+from crucible_snapshot.service_layer import commands as c
+from crucible_snapshot.service_layer import handlers as h
+from crucible_snapshot.service_layer import suites
+from crucible_snapshot.service_layer.handlers import Started
+from crucible_snapshot.service_layer.suites import SuiteRunner
+from tests.unit.snapshot.fakes import FakeRun, World, good_metrics, snapshot
+
+PASSING = (Invariant("run_status", "COMPLETED"), Invariant("min_candidates", 3))
+
+
+def snapshots(world: World, count: int, **changes: object) -> list[Snapshot]:
+    return world.add(*(snapshot(f"s{i}", invariants=PASSING, **changes) for i in range(count)))
+
+
+async def start(world: World, made: list[Snapshot], **options: object) -> tuple[model.TestReport, Lease]:
+    cmd = c.RunSnapshotTests(
+        f"trigger-{uuid.uuid4()}",
+        tuple(s.id for s in made),
+        options=model.TestOptions(**options),  # type: ignore[arg-type]
+    )
+    report = await suites.run_snapshot_tests(cmd, world.deps)
+    return report, world.scheduler.launched[-1]
+
+
+async def run_suite(world: World, made: list[Snapshot], **options: object) -> model.TestReport:
+    report, lease = await start(world, made, **options)
+    async with asyncio.timeout(10):
+        await SuiteRunner(world.deps, lease).run()
+    return await h.get_report(report.id, world.deps)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - the fakes have no event for each condition
+            await asyncio.sleep(0.01)
+
+
+def statuses(report: model.TestReport) -> list[ResultStatus]:
+    return [r.status for r in report.results]
+
+
+async def test_a_suite_replays_each_snapshot_and_reports_in_the_seeds_shape() -> None:
+    world = World.make()
+    made = snapshots(world, 3)
+
+    report = await run_suite(world, made)
+
+    assert report.status is ReportStatus.COMPLETED
+    assert (report.summary.total, report.summary.passed, report.summary.failed) == (3, 3, 0)
+    assert [r.snapshot_name for r in report.results] == ["s0", "s1", "s2"]
+    first = report.results[0]
+    assert [(i.type, i.status, i.expected, i.actual) for i in first.invariants] == [
+        ("run_status", ResultStatus.PASSED, "COMPLETED", "COMPLETED"),
+        ("min_candidates", ResultStatus.PASSED, 3, 3),
+    ]
+    assert first.metrics_delta["candidate_count"].baseline == 3
+    assert first.cost_usd == pytest.approx(0.10)
+    assert report.total_cost_usd == pytest.approx(0.30)
+    # Every replay ran as a snapshot test, under the suite's correlation id.
+    assert {r.new.snapshot_test_id for r in world.runs.runs} == {report.id}
+    assert all(r.new.trigger_id.startswith(f"snapshot-test:{report.id}:") for r in world.runs.runs)
+    assert report.ended_at is not None
+
+
+async def test_the_stream_starts_then_gives_each_result_then_the_report() -> None:
+    world = World.make()
+    made = snapshots(world, 2)
+    report, lease = await start(world, made)
+    seen: list[object] = []
+
+    async def watch() -> None:
+        async for event in h.watch_report(report.id, world.deps):
+            seen.append(event)
+
+    watcher = asyncio.create_task(watch())
+    await SuiteRunner(world.deps, lease).run()
+    async with asyncio.timeout(5):
+        await watcher
+
+    assert isinstance(seen[0], Started)
+    assert seen[0].snapshot_ids == report.snapshot_ids
+    assert [type(e) for e in seen[1:]] == [SnapshotTestResult, SnapshotTestResult, model.TestReport]
+    last = seen[-1]
+    assert isinstance(last, model.TestReport)
+    assert last.status is ReportStatus.COMPLETED
+
+
+async def test_the_same_trigger_is_the_same_suite() -> None:
+    world = World.make()
+    made = snapshots(world, 1)
+    cmd = c.RunSnapshotTests("click-1", (made[0].id,))
+
+    first = await suites.run_snapshot_tests(cmd, world.deps)
+    again = await suites.run_snapshot_tests(cmd, world.deps)
+
+    assert again.id == first.id
+    assert len(world.scheduler.launched) == 1
+
+
+async def test_bad_suites_are_refused_before_anything_starts() -> None:
+    world = World.make()
+    made = snapshots(world, 1)
+
+    with pytest.raises(ValidationFailed) as both:
+        await suites.run_snapshot_tests(c.RunSnapshotTests("t", (made[0].id,), all=True), world.deps)
+    bad = model.TestOptions(max_snapshots=-1, repetitions=99, min_pass_rate=2.0, concurrency=500, cost_limit_usd=-1)
+    with pytest.raises(ValidationFailed) as options:
+        await suites.run_snapshot_tests(c.RunSnapshotTests("t", all=True, options=bad), world.deps)
+    with pytest.raises(NotFound):
+        await suites.run_snapshot_tests(c.RunSnapshotTests("t", (str(uuid.uuid4()),)), world.deps)
+
+    assert [v.field for v in both.value.violations] == ["snapshot_ids"]
+    assert [v.field for v in options.value.violations] == [
+        "options.max_snapshots",
+        "options.cost_limit_usd",
+        "options.concurrency",
+        "options.repetitions",
+        "options.min_pass_rate",
+    ]
+    assert world.scheduler.launched == []
+
+
+async def test_all_takes_every_snapshot_oldest_first() -> None:
+    world = World.make()
+    made = snapshots(world, 3)
+
+    report = await suites.run_snapshot_tests(c.RunSnapshotTests("t", all=True), world.deps)
+
+    assert report.snapshot_ids == tuple(s.id for s in made)
+    assert (report.options.concurrency, report.options.repetitions) == (4, 1)
+
+
+# ---------------------------------------------------------------- the cost limit
+
+
+async def test_a_cost_limit_that_fits_two_of_five_runs_two_and_skips_three() -> None:
+    world = World.make(estimate=0.10, cost=0.10, latency=0.01)
+    made = snapshots(world, 5)
+
+    report = await run_suite(world, made, cost_limit_usd=0.25)
+
+    assert statuses(report) == [ResultStatus.PASSED] * 2 + [ResultStatus.SKIPPED] * 3
+    assert all(r.reason.startswith("cost limit: would cross $0.25") for r in report.results[2:])
+    assert report.total_cost_usd == pytest.approx(0.20)
+    assert len(world.runs.runs) == 2
+    # Projects made for replays that never started are not left behind.
+    assert len(world.spec.deleted) == 3
+
+
+async def test_a_replay_that_does_not_fit_waits_for_the_ones_in_flight_to_release_their_reservation() -> None:
+    # Estimated at 0.10, they cost 0.05: once the first two end, two more fit.
+    world = World.make(estimate=0.10, cost=0.05, latency=0.02)
+    made = snapshots(world, 5)
+
+    report = await run_suite(world, made, cost_limit_usd=0.25, concurrency=4)
+
+    assert statuses(report) == [ResultStatus.PASSED] * 4 + [ResultStatus.SKIPPED]
+    assert report.total_cost_usd == pytest.approx(0.20)
+    # Never more held or spent than the limit: at most two in flight at 0.10 each.
+    assert world.runs.most_in_flight == 2
+
+
+async def test_each_replay_runs_with_its_reservation_as_budget_and_one_stopped_by_it_is_skipped() -> None:
+    # Estimated at 0.10 (reserved 0.125 with the margin) but costs 0.30: its run stops at 0.125.
+    world = World.make(estimate=0.10, cost=0.30, cost_margin=1.25)
+    made = snapshots(world, 2)
+
+    report = await run_suite(world, made, cost_limit_usd=1.0)
+
+    assert [r.new.config.parameters.budget_usd for r in world.runs.runs] == [0.125, 0.125]
+    assert statuses(report) == [ResultStatus.SKIPPED, ResultStatus.SKIPPED]
+    assert "stopped at their share of the cost limit" in report.results[0].reason
+    assert report.total_cost_usd == pytest.approx(0.25)
+
+
+async def test_an_unpriced_replay_is_not_started_under_a_limit_unless_its_reference_is_priced() -> None:
+    world = World.make(estimate=None)
+    priced, unpriced = world.add(
+        snapshot("priced", invariants=PASSING),
+        snapshot("unpriced", invariants=PASSING, reference_metrics=good_metrics(unpriced_calls=3)),
+    )
+
+    report = await run_suite(world, [priced, unpriced], cost_limit_usd=5.0)
+
+    assert statuses(report) == [ResultStatus.PASSED, ResultStatus.SKIPPED]
+    assert "cannot be estimated" in report.results[1].reason
+
+
+async def test_without_a_limit_or_in_recorded_mode_nothing_is_reserved_nor_capped() -> None:
+    world = World.make(estimate=None)
+    made = snapshots(world, 2)
+
+    await run_suite(world, made)
+    await run_suite(world, made, cost_limit_usd=0.0, replay_mode=ReplayMode.RECORDED)
+
+    assert [r.new.config.parameters.budget_usd for r in world.runs.runs] == [None] * 4
+    assert [r.new.replay_of_run_id for r in world.runs.runs[2:]] == [s.run_id for s in made]
+
+
+# ---------------------------------------------------------------- what stops a suite
+
+
+def failing_for(world: World, bad: Snapshot) -> None:
+    def outcome(run: FakeRun) -> RunMetrics | None:
+        if run.new.trigger_metadata["snapshot_id"] == bad.id:
+            return good_metrics(status="FAILED", candidates=0, failure_reason="design failed")
+        return None
+
+    world.runs.outcome = outcome
+
+
+async def test_stop_on_first_failure_skips_the_snapshots_not_started() -> None:
+    world = World.make(concurrency=1)
+    made = snapshots(world, 4)
+    failing_for(world, made[1])
+
+    report = await run_suite(world, made, stop_on_first_failure=True)
+
+    assert statuses(report) == [ResultStatus.PASSED, ResultStatus.FAILED, ResultStatus.SKIPPED, ResultStatus.SKIPPED]
+    failed = report.results[1]
+    assert [(i.type, i.status, i.actual) for i in failed.invariants] == [
+        ("run_status", ResultStatus.FAILED, "FAILED"),
+        ("min_candidates", ResultStatus.FAILED, 0),
+    ]
+    assert failed.invariants[0].message == "design failed"
+    assert report.results[2].reason == "stop_on_first_failure: snapshot s1 failed"
+    assert len(world.runs.runs) == 2
+    assert report.status is ReportStatus.COMPLETED
+
+
+async def test_without_stop_on_first_failure_a_failure_does_not_stop_the_others() -> None:
+    world = World.make(concurrency=1)
+    made = snapshots(world, 3)
+    failing_for(world, made[0])
+
+    report = await run_suite(world, made)
+
+    assert statuses(report) == [ResultStatus.FAILED, ResultStatus.PASSED, ResultStatus.PASSED]
+    assert report.summary.failed == 1
+
+
+async def test_max_snapshots_replays_the_first_ones_and_skips_the_rest_saying_so() -> None:
+    world = World.make()
+    made = snapshots(world, 4)
+
+    report = await run_suite(world, made, max_snapshots=2)
+
+    assert statuses(report) == [ResultStatus.PASSED] * 2 + [ResultStatus.SKIPPED] * 2
+    assert report.results[3].reason == "max_snapshots: only the first 2 snapshots are replayed"
+    assert report.summary.total == 4
+    assert report.summary.skipped == 2
+
+
+async def test_a_replay_the_run_service_refuses_is_an_error_not_a_regression() -> None:
+    world = World.make()
+    made = snapshots(world, 2)
+    world.runs.refuse = "the run cannot start: missing_world_model"
+
+    report = await run_suite(world, made)
+
+    assert statuses(report) == [ResultStatus.ERROR, ResultStatus.ERROR]
+    assert "missing_world_model" in report.results[0].reason
+    assert report.status is ReportStatus.COMPLETED
+    assert report.summary.errors == 2
+
+
+async def test_a_suite_whose_harness_fails_is_failed_with_its_results_so_far() -> None:
+    world = World.make(concurrency=1)
+    made = snapshots(world, 2)
+    report, lease = await start(world, made)
+    world.tables.broken_positions.add(1)
+
+    await SuiteRunner(world.deps, lease).run()
+
+    ended = await h.get_report(report.id, world.deps)
+    assert ended.status is ReportStatus.FAILED
+    assert ended.error == "the harness failed: ConnectionResetError: the database went away"
+    assert statuses(ended) == [ResultStatus.PASSED]
+
+
+# ---------------------------------------------------------------- repetitions
+
+
+async def test_repetitions_give_pass_rates_and_intervals() -> None:
+    world = World.make()
+    made = snapshots(world, 1)
+    counts = iter([3, 4, 2, 3])
+    world.runs.outcome = lambda run: good_metrics(candidates=next(counts))
+
+    report = await run_suite(world, made, repetitions=4, min_pass_rate=0.75)
+
+    (result,) = report.results
+    assert (result.status, result.repetitions, len(result.replay_run_ids)) == (ResultStatus.PASSED, 4, 4)
+    min_candidates = result.invariants[1]
+    assert min_candidates.pass_rate == 0.75
+    assert min_candidates.actual == [3, 4, 2, 3]
+    delta = result.metrics_delta["candidate_count"]
+    assert delta.replay == 3.0
+    assert delta.stdev is not None
+    assert delta.ci_low is not None
+    assert not delta.flagged
+    # One project for the snapshot's repetitions, each its own run and trigger.
+    assert len({r.new.project_id for r in world.runs.runs}) == 1
+    assert len({r.new.trigger_id for r in world.runs.runs}) == 4
+    assert result.cost_usd == pytest.approx(0.40)
+
+
+async def test_repetitions_below_the_pass_rate_fail() -> None:
+    world = World.make()
+    made = snapshots(world, 1)
+    counts = iter([3, 2, 2])
+    world.runs.outcome = lambda run: good_metrics(candidates=next(counts))
+
+    report = await run_suite(world, made, repetitions=3)
+
+    assert statuses(report) == [ResultStatus.FAILED]
+    assert report.results[0].invariants[1].message.startswith("held in 1 of 3 repetitions (needs 100%)")
+
+
+async def test_replays_run_concurrently_up_to_the_limit() -> None:
+    world = World.make(latency=0.05)
+    made = snapshots(world, 6)
+
+    await run_suite(world, made, concurrency=3)
+
+    assert world.runs.most_in_flight == 3
+
+
+# ---------------------------------------------------------------- a suite continued by another process
+
+
+async def test_a_suite_continued_after_its_worker_stopped_pays_for_nothing_twice() -> None:
+    world = World.make(latency=None)
+    made = snapshots(world, 4)
+    report, lease = await start(world, made, concurrency=2)
+    first = asyncio.create_task(SuiteRunner(world.deps, lease).run())
+    await until(lambda: len(world.runs.runs) == 2)
+    world.runs.finish(world.runs.runs[0].info.id)
+    await until(lambda: bool(world.tables.results[report.id]))
+    # The process dies: its task stops mid-suite; the run service keeps the runs it started.
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    states = [r.state for r in await world.deps.uow().repo.replays_of(report.id)]
+    assert states == [ReplayState.ENDED, ReplayState.RUNNING, ReplayState.RUNNING]
+
+    world.runs.latency = 0.01
+    second = asyncio.create_task(SuiteRunner(world.deps, replace(lease, owner="other", token=2)).run())
+    await asyncio.sleep(0.05)
+    # The replays it re-attached to end in the run service, which ran them on.
+    for run in world.runs.runs[1:3]:
+        world.runs.finish(run.info.id)
+    async with asyncio.timeout(5):
+        await second
+
+    ended = await h.get_report(report.id, world.deps)
+    assert ended.status is ReportStatus.COMPLETED
+    assert statuses(ended) == [ResultStatus.PASSED] * 4
+    assert len(world.runs.runs) == 4
+    assert set(world.runs.paid.values()) == {1}
+    assert ended.total_cost_usd == pytest.approx(0.40)
+    assert len({r.new.project_id for r in world.runs.runs}) == 4
