@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from crucible_cli.chat import chat
+from crucible_cli.mcp import mcp
 from crucible_cli.output import Format, FormatOption, call, console, errors
 from crucible_cli.runs import run_app
+from crucible_cli.snapshots import snapshot_app
 from crucible_cli.specs import spec_app
 from crucible_cli.sprints import sprint_app
 from crucible_common.settings import Settings
@@ -23,7 +25,9 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(spec_app, name="spec")
 app.add_typer(sprint_app, name="sprint")
 app.add_typer(run_app, name="run")
+app.add_typer(snapshot_app, name="snapshot")
 app.command("chat")(chat)
+app.command("mcp")(mcp)
 
 
 def _print_projects(projects: list[dict[str, Any]], fmt: Format) -> None:

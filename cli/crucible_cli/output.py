@@ -3,6 +3,8 @@ WebSocket), and how money, scores and run parameters read."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -10,6 +12,9 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
+from websockets.exceptions import ConnectionClosedError, InvalidHandshake
+from websockets.sync.client import connect
 
 from crucible_cli.api_client import ApiClient, ApiError
 
@@ -23,18 +28,35 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+# A dropped WebSocket is reopened this many times at most.
+RECONNECTS = 3
 
 
-def call(method: str, path: str, **kwargs: Any) -> Any:
-    """One request to the gateway; a problem answer is printed and ends the command with 1."""
+def call(method: str, path: str, *, exit_code: int = 1, **kwargs: Any) -> Any:
+    """One request to the gateway; a problem answer is printed and ends the command with ``exit_code``."""
     client = ApiClient()
     try:
         return client.request(method, path, **kwargs)
     except ApiError as exc:
         errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(exit_code) from exc
     finally:
         client.close()
+
+
+def print_json(value: Any) -> None:
+    """A gateway answer as it came, for scripts (--format json)."""
+    console.print_json(json.dumps(value))
+
+
+def comma_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``: how list options (--tags a,b) are written."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def when(value: str | None) -> str:
+    """An ISO timestamp as a person reads it, to the second; "—" for none."""
+    return value[:19].replace("T", " ") if value else "—"
 
 
 def websocket_address(path: str) -> tuple[str, dict[str, str]]:
@@ -44,6 +66,29 @@ def websocket_address(path: str) -> tuple[str, dict[str, str]]:
     headers = client.headers
     client.close()
     return base + path, headers
+
+
+def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) -> Iterator[dict[str, Any]]:
+    """The JSON messages of one of the gateway's WebSockets until it closes.
+
+    A dropped connection is reopened at ``path()`` (asked anew, so it can say where to resume),
+    ``RECONNECTS`` times at most; one that cannot be opened, or keeps dropping, ends the command.
+    """
+    for attempt in range(RECONNECTS + 1):
+        url, headers = websocket_address(path())
+        try:
+            with connect(url, additional_headers=headers) as ws:
+                for raw in ws:
+                    event: dict[str, Any] = json.loads(raw)
+                    yield event
+            return
+        except ConnectionClosedError as exc:
+            if attempt == RECONNECTS:
+                errors.print(Text(f"error: lost {what} {RECONNECTS + 1} times: {exc}", "red"))
+                raise typer.Exit(exit_code) from exc
+        except (OSError, InvalidHandshake) as exc:
+            errors.print(Text(f"error: cannot follow {what} at {url}: {exc}", "red"))
+            raise typer.Exit(exit_code) from exc
 
 
 def usd(value: float | None) -> str:

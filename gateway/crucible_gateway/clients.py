@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2_grpc
+from crucible.snapshot.v1 import snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import open_channel
 from crucible_common.settings import Settings
@@ -24,6 +25,7 @@ class ServiceClients:
     agent: agent_service_pb2_grpc.AgentServiceAsyncStub
     sprints: sprint_service_pb2_grpc.SprintServiceAsyncStub
     runs: run_service_pb2_grpc.RunServiceAsyncStub
+    snapshots: snapshot_service_pb2_grpc.SnapshotServiceAsyncStub
     # Deadline for one call to a service; a slow service becomes 504, not a hung request.
     timeout: float = 10.0
     # Calls that wait for language models get longer.
@@ -41,6 +43,7 @@ class ServiceClients:
             agent=agent_service_pb2_grpc.AgentServiceStub(channels["agent"]),
             sprints=sprint_service_pb2_grpc.SprintServiceStub(channels["agent"]),
             runs=run_service_pb2_grpc.RunServiceStub(channels["run"]),
+            snapshots=snapshot_service_pb2_grpc.SnapshotServiceStub(channels["snapshot"]),
         )
 
     async def health(self, timeout: float = 1.0) -> dict[str, str]:

@@ -8,9 +8,11 @@ from crucible_gateway.api import (
     agent_runs,
     chat,
     health,
+    mcp_server,
     problem_spec,
     projects,
     runs,
+    snapshots,
     specs,
     sprints,
     usage,
@@ -28,6 +30,7 @@ api_router.include_router(usage.router)
 api_router.include_router(specs.router)
 api_router.include_router(sprints.router)
 api_router.include_router(runs.router)
+api_router.include_router(snapshots.router)
 
 router = APIRouter()
 router.include_router(health.router)
@@ -36,3 +39,6 @@ router.include_router(api_router)
 router.include_router(sprints.ws_router)
 router.include_router(runs.ws_router)
 router.include_router(chat.ws_router)
+router.include_router(snapshots.ws_router)
+# Streamable HTTP at /mcp: outside /api, it checks the same bearer token itself.
+router.include_router(mcp_server.router)

@@ -48,6 +48,7 @@ async def update_project(project_id: str, body: ProjectPatch, clients: Clients) 
         update_mask=FieldMask(paths=paths),
         title=body.title or "",
         description=body.description or "",
+        auto_snapshot_failed_runs=bool(body.auto_snapshot_failed_runs),
     )
     response = await clients.spec.UpdateProject(request, timeout=clients.timeout)
     return Project.from_proto(response.project)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StrictBool
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import to_datetime
@@ -19,6 +19,10 @@ class ProjectCreate(Body):
 class ProjectPatch(Body):
     title: str | None = None
     description: str | None = None
+    # Only the fields sent change (null, like an empty text, is the field's zero: false).
+    auto_snapshot_failed_runs: StrictBool | None = Field(
+        default=None, description="snapshot each run of the project that ends FAILED (tags failure, auto)"
+    )
 
 
 class Project(BaseModel):
@@ -27,6 +31,7 @@ class Project(BaseModel):
     description: str
     created_at: datetime
     updated_at: datetime
+    auto_snapshot_failed_runs: bool
 
     @classmethod
     def from_proto(cls, p: pb.Project) -> Project:
@@ -36,6 +41,7 @@ class Project(BaseModel):
             description=p.description,
             created_at=to_datetime(p.create_time),
             updated_at=to_datetime(p.update_time),
+            auto_snapshot_failed_runs=p.auto_snapshot_failed_runs,
         )
 
 

@@ -22,8 +22,9 @@ from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible.common.v1 import actor_pb2
 from crucible.run.v1 import run_service_pb2 as run_pb
+from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_common.errors import CrucibleError, RelayedError, StatusDetails, to_status
+from crucible_common.errors import CrucibleError, FailedPrecondition, RelayedError, StatusDetails, to_status
 from crucible_common.protobuf import struct, timestamp
 from crucible_gateway.clients import ServiceClients
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the async stub types exist only in the generated .pyi
     from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
     from crucible.agent.v1.sprint_service_pb2_grpc import SprintServiceAsyncStub
     from crucible.run.v1.run_service_pb2_grpc import RunServiceAsyncStub
+    from crucible.snapshot.v1.snapshot_service_pb2_grpc import SnapshotServiceAsyncStub
     from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
 
 R = TypeVar("R", bound=Message)
@@ -46,6 +48,10 @@ SCENARIO_ID = "7c7ed135-f4cc-4af5-a4ba-a0b3bcf09178"
 EVALUATION_ID = "8d8fe246-05dd-4b06-b5cb-b1c4cd01a289"
 MESSAGE_ID = "9e90f357-16ee-4c17-86dc-c2d5de12b39a"
 TRIGGER_ID = "cli-af01a468-27ff-4d28-97ed-d3e6ef23c4ab"
+SNAPSHOT_ID = "aa01b2c3-d4e5-4f60-8a7b-8c9d0e1f2a3b"
+OTHER_SNAPSHOT_ID = "bb12c3d4-e5f6-4071-9b8c-9d0e1f2a3b4c"
+REPORT_ID = "cc23d4e5-f607-4182-8c9d-0e1f2a3b4c5d"
+REPLAY_RUN_ID = "dd34e5f6-0718-4293-9d0e-1f2a3b4c5d6e"
 CREATED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 UPDATED = datetime(2025, 1, 2, 3, 5, 6, tzinfo=UTC)
 
@@ -906,6 +912,296 @@ class FakeRuns(FakeStub):
             raise self.stream_failure
 
 
+# ---------------------------------------------------------------- the snapshot service
+
+
+def snapshot_data() -> dict[str, object]:
+    """The contract's snapshot_data: full copies, with their schema version."""
+    return {
+        "version": "2.0",
+        "problem_spec": {
+            "constraints": [{"name": "safety", "description": "no injuries", "weight": 100}],
+            "goals": [{"description": "double output"}],
+            "resolution": "coarse",
+            "mode": "full_search",
+            "provenance_log": [],
+        },
+        "world_model": {"model_data": {"actors": ["crew"]}, "provenance": []},
+        "run_config": {"mode": "full_search", "parameters": {"num_candidates": 3, "num_scenarios": 5}},
+        "chat_context": [{"role": "user", "content": "Model a grid", "created_at": "2025-01-02T03:04:05Z"}],
+    }
+
+
+def run_metrics(run_id: str = RUN_ID, *, top: bool = True) -> snap_pb.RunMetrics:
+    metrics = snap_pb.RunMetrics(
+        run_id=run_id,
+        status="COMPLETED",
+        candidates=3,
+        scenarios=5,
+        evaluations=15,
+        coverage=1.0,
+        duration_seconds=42.5,
+        input_tokens=1200,
+        output_tokens=800,
+        usd=0.42,
+        llm_calls=17,
+    )
+    if top:
+        metrics.top_i, metrics.top_p, metrics.top_r = 2.5, 0.75, 0.3
+        metrics.top_candidate_id = CANDIDATE_ID
+    return metrics
+
+
+def invariant(kind: str = "min_candidates", value: object = 3) -> snap_pb.Invariant:
+    holder = struct({"v": value})
+    return snap_pb.Invariant(type=kind, value=holder.fields["v"], description=f"{kind} {value}")
+
+
+def snapshot(snapshot_id: str = SNAPSHOT_ID, name: str = "Grid baseline", *, data: bool = True) -> snap_pb.Snapshot:
+    message = snap_pb.Snapshot(
+        id=snapshot_id,
+        name=name,
+        description="a completed run of the grid study",
+        tags=["grid", "baseline"],
+        project_id=PROJECT_ID,
+        run_id=RUN_ID,
+        reference_metrics=run_metrics(),
+        invariants=[invariant(), invariant("run_status", "COMPLETED")],
+        version="2.0",
+        create_time=timestamp(CREATED),
+        update_time=timestamp(CREATED),
+    )
+    if data:
+        message.snapshot_data.CopyFrom(struct(snapshot_data()))
+    return message
+
+
+def invariant_result(
+    kind: str = "min_candidates",
+    expected: object = 3,
+    actual: object = 3,
+    status: snap_pb.ResultStatus.ValueType = snap_pb.RESULT_STATUS_PASSED,
+) -> snap_pb.InvariantResult:
+    values = struct({"expected": expected, "actual": actual})
+    return snap_pb.InvariantResult(
+        type=kind,
+        description=f"{kind} {expected}",
+        status=status,
+        expected=values.fields["expected"],
+        actual=values.fields["actual"],
+        pass_rate=1.0 if status == snap_pb.RESULT_STATUS_PASSED else 0.0,
+        message="" if status == snap_pb.RESULT_STATUS_PASSED else f"expected {expected}, got {actual}",
+    )
+
+
+def suite_result(
+    status: snap_pb.ResultStatus.ValueType = snap_pb.RESULT_STATUS_PASSED,
+    snapshot_id: str = SNAPSHOT_ID,
+    name: str = "Grid baseline",
+) -> snap_pb.SnapshotTestResult:
+    """One snapshot's result as the suite reports it: passed, failed (an invariant broken), skipped, error."""
+    result = snap_pb.SnapshotTestResult(snapshot_id=snapshot_id, snapshot_name=name, status=status, repetitions=1)
+    if status == snap_pb.RESULT_STATUS_SKIPPED:
+        result.reason = "cost limit: the estimate $0.40 would cross $0.50"
+        return result
+    if status == snap_pb.RESULT_STATUS_ERROR:
+        result.reason = "the run service is unavailable"
+        return result
+    failed = status == snap_pb.RESULT_STATUS_FAILED
+    result.replay_run_id = REPLAY_RUN_ID
+    result.replay_run_ids.append(REPLAY_RUN_ID)
+    result.invariants.extend(
+        [
+            invariant_result(),
+            invariant_result(
+                "run_status",
+                "COMPLETED",
+                "FAILED" if failed else "COMPLETED",
+                snap_pb.RESULT_STATUS_FAILED if failed else snap_pb.RESULT_STATUS_PASSED,
+            ),
+        ]
+    )
+    result.metrics_delta["candidate_count"].CopyFrom(snap_pb.MetricDelta(baseline=3, replay=3, delta=0))
+    result.metrics_delta["duration_seconds"].CopyFrom(
+        snap_pb.MetricDelta(baseline=42.5, replay=40.0, delta=-2.5, flagged=True)
+    )
+    result.cost_usd = 0.45
+    return result
+
+
+def suite_report(
+    *results: snap_pb.SnapshotTestResult, status: snap_pb.ReportStatus.ValueType = snap_pb.REPORT_STATUS_COMPLETED
+) -> snap_pb.TestReport:
+    """A report over ``results`` (one passed when none is given), its summary counted from them."""
+    chosen = list(results) or [suite_result()]
+
+    def count(s: snap_pb.ResultStatus.ValueType) -> int:
+        return sum(r.status == s for r in chosen)
+
+    report = snap_pb.TestReport(
+        id=REPORT_ID,
+        status=status,
+        summary=snap_pb.TestSummary(
+            total=len(chosen),
+            passed=count(snap_pb.RESULT_STATUS_PASSED),
+            failed=count(snap_pb.RESULT_STATUS_FAILED),
+            skipped=count(snap_pb.RESULT_STATUS_SKIPPED),
+            errors=count(snap_pb.RESULT_STATUS_ERROR),
+        ),
+        results=chosen,
+        total_cost_usd=sum(r.cost_usd for r in chosen),
+        options=snap_pb.TestOptions(phases=snap_pb.REPLAY_PHASES_FULL, num_candidates=3, cost_limit_usd=10.0),
+        snapshot_ids=[r.snapshot_id for r in chosen],
+        create_time=timestamp(CREATED),
+        snapshot_test_id="suite-1",
+    )
+    if status != snap_pb.REPORT_STATUS_RUNNING:
+        report.end_time.CopyFrom(timestamp(UPDATED))
+    if status == snap_pb.REPORT_STATUS_FAILED:
+        report.error = "the snapshot service lost its database"
+    return report
+
+
+def suite_events(report: snap_pb.TestReport | None = None) -> list[snap_pb.RunSnapshotTestsResponse]:
+    """A suite's stream: started, one result per snapshot, the report last."""
+    report = report or suite_report()
+    return [
+        snap_pb.RunSnapshotTestsResponse(
+            started=snap_pb.TestReportStarted(report_id=report.id, snapshot_ids=list(report.snapshot_ids))
+        ),
+        *(snap_pb.RunSnapshotTestsResponse(result=r) for r in report.results),
+        snap_pb.RunSnapshotTestsResponse(report=report),
+    ]
+
+
+@dataclass
+class FakeSuite:
+    """A suite's stream as the stub returns it: its events, then a failure or, held, no end; and
+    whether the caller cancelled it (leaving, which the contract says does not stop the suite)."""
+
+    events: list[snap_pb.RunSnapshotTestsResponse] = field(default_factory=suite_events)
+    failure: grpc.aio.AioRpcError | None = None
+    hold: bool = False
+    read: int = 0
+    cancelled: bool = False
+
+    def __aiter__(self) -> AsyncIterator[snap_pb.RunSnapshotTestsResponse]:
+        return self._stream()
+
+    async def _stream(self) -> AsyncIterator[snap_pb.RunSnapshotTestsResponse]:
+        for event in self.events:
+            self.read += 1
+            yield event
+        if self.hold:
+            await asyncio.Event().wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class FakeSnapshots(FakeStub):
+    def __init__(self) -> None:
+        super().__init__()
+        # RunSnapshotTests' streams, one per call (a plain passing suite when none is left), and
+        # the events WatchTestReport relays.
+        self.suites: list[FakeSuite] = []
+        self.streams: list[FakeSuite] = []
+        self.watch_events: list[snap_pb.WatchTestReportResponse] = watch_events(suite_report())
+        self.watch_failure: grpc.aio.AioRpcError | None = None
+
+    async def CreateSnapshot(
+        self, request: snap_pb.CreateSnapshotRequest, timeout: float | None = None
+    ) -> snap_pb.CreateSnapshotResponse:
+        return self._answer("CreateSnapshot", request, timeout, snap_pb.CreateSnapshotResponse(snapshot=snapshot()))
+
+    async def ListSnapshots(
+        self, request: snap_pb.ListSnapshotsRequest, timeout: float | None = None
+    ) -> snap_pb.ListSnapshotsResponse:
+        default = snap_pb.ListSnapshotsResponse(snapshots=[snapshot(data=False)], next_page_token="")
+        return self._answer("ListSnapshots", request, timeout, default)
+
+    async def GetSnapshot(
+        self, request: snap_pb.GetSnapshotRequest, timeout: float | None = None
+    ) -> snap_pb.GetSnapshotResponse:
+        return self._answer("GetSnapshot", request, timeout, snap_pb.GetSnapshotResponse(snapshot=snapshot()))
+
+    async def DeleteSnapshot(
+        self, request: snap_pb.DeleteSnapshotRequest, timeout: float | None = None
+    ) -> snap_pb.DeleteSnapshotResponse:
+        if not request.confirm and "DeleteSnapshot" not in self.failures:
+            # The contract's rule, as the service applies it.
+            self.calls.append(Call("DeleteSnapshot", request, timeout))
+            raise rpc_error(
+                FailedPrecondition("deleting a snapshot needs confirm", reason="CONFIRMATION_REQUIRED"),
+                "snapshot.crucible",
+            )
+        return self._answer("DeleteSnapshot", request, timeout, snap_pb.DeleteSnapshotResponse())
+
+    async def ReplaySnapshot(
+        self, request: snap_pb.ReplaySnapshotRequest, timeout: float | None = None
+    ) -> snap_pb.ReplaySnapshotResponse:
+        waited = request.wait
+        default = snap_pb.ReplaySnapshotResponse(
+            project_id=PROJECT_ID,
+            run_id=REPLAY_RUN_ID,
+            status="COMPLETED" if waited else "RUNNING",
+            metrics=run_metrics(REPLAY_RUN_ID) if waited else None,
+            invariants=[invariant_result()] if waited else [],
+        )
+        return self._answer("ReplaySnapshot", request, timeout, default)
+
+    def RunSnapshotTests(self, request: snap_pb.RunSnapshotTestsRequest, timeout: float | None = None) -> FakeSuite:
+        self.calls.append(Call("RunSnapshotTests", request, timeout))
+        suite = self.suites.pop(0) if self.suites else FakeSuite()
+        if "RunSnapshotTests" in self.failures:
+            suite = FakeSuite(events=[], failure=self.failures["RunSnapshotTests"])
+        self.streams.append(suite)
+        return suite
+
+    def WatchTestReport(
+        self, request: snap_pb.WatchTestReportRequest, timeout: float | None = None
+    ) -> AsyncIterator[snap_pb.WatchTestReportResponse]:
+        self.calls.append(Call("WatchTestReport", request, timeout))
+        return self._watch(self.failures.get("WatchTestReport"))
+
+    async def _watch(self, failure: grpc.aio.AioRpcError | None) -> AsyncIterator[snap_pb.WatchTestReportResponse]:
+        if failure is not None:
+            raise failure
+        for event in self.watch_events:
+            yield event
+        if self.watch_failure is not None:
+            raise self.watch_failure
+
+    async def GetTestReport(
+        self, request: snap_pb.GetTestReportRequest, timeout: float | None = None
+    ) -> snap_pb.GetTestReportResponse:
+        return self._answer("GetTestReport", request, timeout, snap_pb.GetTestReportResponse(report=suite_report()))
+
+    async def ListTestReports(
+        self, request: snap_pb.ListTestReportsRequest, timeout: float | None = None
+    ) -> snap_pb.ListTestReportsResponse:
+        default = snap_pb.ListTestReportsResponse(reports=[suite_report()], next_page_token="r2")
+        return self._answer("ListTestReports", request, timeout, default)
+
+
+def watch_events(report: snap_pb.TestReport) -> list[snap_pb.WatchTestReportResponse]:
+    """The WatchTestReport stream of a suite that produced ``report``."""
+    events = []
+    for e in suite_events(report):
+        kind = e.WhichOneof("event")
+        events.append(
+            snap_pb.WatchTestReportResponse(
+                started=e.started if kind == "started" else None,
+                result=e.result if kind == "result" else None,
+                report=e.report if kind == "report" else None,
+            )
+        )
+    return events
+
+
 @dataclass
 class FakeClients(ServiceClients):
     """The gateway's clients over the fakes: no channels, and the health report the test sets."""
@@ -925,6 +1221,7 @@ class Fakes:
     agent: FakeAgent = field(default_factory=FakeAgent)
     sprints: FakeSprints = field(default_factory=FakeSprints)
     runs: FakeRuns = field(default_factory=FakeRuns)
+    snapshots: FakeSnapshots = field(default_factory=FakeSnapshots)
     statuses: dict[str, str] = field(
         default_factory=lambda: dict.fromkeys(("spec", "run", "snapshot", "agent"), "SERVING")
     )
@@ -936,8 +1233,9 @@ class Fakes:
             agent=cast("AgentServiceAsyncStub", self.agent),
             sprints=cast("SprintServiceAsyncStub", self.sprints),
             runs=cast("RunServiceAsyncStub", self.runs),
+            snapshots=cast("SnapshotServiceAsyncStub", self.snapshots),
             statuses=self.statuses,
         )
 
     def calls(self) -> Sequence[Call]:
-        return [*self.spec.calls, *self.agent.calls, *self.sprints.calls, *self.runs.calls]
+        return [*self.spec.calls, *self.agent.calls, *self.sprints.calls, *self.runs.calls, *self.snapshots.calls]

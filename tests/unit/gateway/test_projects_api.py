@@ -10,7 +10,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from tests.unit.gateway.conftest import assert_refused
-from tests.unit.gateway.fakes import PROJECT_ID, Fakes
+from tests.unit.gateway.fakes import PROJECT_ID, Fakes, project
 
 PROJECT = f"/api/projects/{PROJECT_ID}"
 
@@ -34,6 +34,13 @@ INVALID = [
     ),
     pytest.param("PATCH", PROJECT, {"json": {"owner": "y"}}, "owner", id="patch-unknown-field"),
     pytest.param("PATCH", PROJECT, {"json": {"title": ["x"]}}, "title", id="patch-title-not-text"),
+    pytest.param(
+        "PATCH",
+        PROJECT,
+        {"json": {"auto_snapshot_failed_runs": "yes"}},
+        "auto_snapshot_failed_runs",
+        id="patch-setting-not-a-boolean",
+    ),
 ]
 
 
@@ -54,6 +61,7 @@ async def test_create(fakes: Fakes, http: httpx.AsyncClient) -> None:
         "description": "power grid study",
         "created_at": "2025-01-02T03:04:05Z",
         "updated_at": "2025-01-02T03:05:06Z",
+        "auto_snapshot_failed_runs": False,
     }
     call = fakes.spec.only_call()
     assert call.request == spec_pb.CreateProjectRequest(title="Grid", description="power grid study")
@@ -85,6 +93,22 @@ async def test_patch_sends_the_fields_given(fakes: Fakes, http: httpx.AsyncClien
     assert response.json()["title"] == "Grid v2"
     assert fakes.spec.only_call().request == spec_pb.UpdateProjectRequest(
         project_id=PROJECT_ID, update_mask=FieldMask(paths=["title"]), title="Grid v2"
+    )
+
+
+async def test_patch_turns_the_failure_snapshot_setting_on_alone(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    setting_on = spec_pb.Project()
+    setting_on.CopyFrom(project())
+    setting_on.auto_snapshot_failed_runs = True
+    fakes.spec.responses["UpdateProject"] = spec_pb.UpdateProjectResponse(project=setting_on)
+
+    response = await http.patch(PROJECT, json={"auto_snapshot_failed_runs": True})
+
+    assert response.json()["auto_snapshot_failed_runs"] is True
+    assert fakes.spec.only_call().request == spec_pb.UpdateProjectRequest(
+        project_id=PROJECT_ID,
+        update_mask=FieldMask(paths=["auto_snapshot_failed_runs"]),
+        auto_snapshot_failed_runs=True,
     )
 
 
