@@ -95,7 +95,8 @@ async def test_a_suite_continued_by_another_process_pays_for_nothing_twice(engin
         report = await suites.run_snapshot_tests(suite(made, concurrency=2), first.deps)
         await until(lambda: len(runs.runs) == 2)
         runs.finish(runs.runs[0].info.id)
-        expected = [ReplayState.ENDED, ReplayState.RUNNING, ReplayState.RUNNING]
+        # The fourth is made ready ahead of its turn (its project restored), not started.
+        expected = [ReplayState.ENDED, ReplayState.RUNNING, ReplayState.RUNNING, ReplayState.PREPARED]
         await until_async(lambda: _states(first, report.id), expected)
         # A heartbeat: the lease now lapses a second after the last one (not the 15 s a start takes).
         await asyncio.sleep(0.3)

@@ -251,6 +251,9 @@ async def test_stop_on_first_failure_skips_the_snapshots_not_started() -> None:
     assert report.results[2].reason == "stop_on_first_failure: snapshot s1 failed"
     assert len(world.runs.runs) == 2
     assert report.status is ReportStatus.COMPLETED
+    # The snapshot made ready ahead of its turn while s1 ran leaves no project behind.
+    assert world.spec.deleted
+    assert world.spec.projects <= {s.project_id for s in made} | {r.new.project_id for r in world.runs.runs}
 
 
 async def test_without_stop_on_first_failure_a_failure_does_not_stop_the_others() -> None:
@@ -366,7 +369,8 @@ async def test_a_suite_continued_after_its_worker_stopped_pays_for_nothing_twice
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     states = [r.state for r in await world.deps.uow().repo.replays_of(report.id)]
-    assert states == [ReplayState.ENDED, ReplayState.RUNNING, ReplayState.RUNNING]
+    # The fourth was made ready ahead of its turn (its project restored), not started.
+    assert states == [ReplayState.ENDED, ReplayState.RUNNING, ReplayState.RUNNING, ReplayState.PREPARED]
 
     world.runs.latency = 0.01
     second = asyncio.create_task(SuiteRunner(world.deps, replace(lease, owner="other", token=2)).run())

@@ -12,6 +12,10 @@ repetition of a snapshot waits for a free slot (``concurrency``), then for the c
 it (``domain.cost``): one that does not fit waits while other replays are in flight, since their
 reservations are released when they end, and is skipped once nothing is left in flight to wait for.
 A snapshot's result is stored as soon as its replays have ended; the report ends when all have one.
+
+Admission is in order, but what comes before it is not: up to ``concurrency`` snapshots ahead have
+their project made, restored and priced while earlier ones wait or run (the setup is a handful of
+calls to the spec and run services, which would otherwise queue one snapshot behind the other).
 """
 
 from __future__ import annotations
@@ -138,6 +142,8 @@ class _SnapshotState:
     project_id: str
     restored: bool = False
     reservation: Reservation | None = None
+    # Made ready ahead of its turn, what stopped that; raised when its turn comes, as if made then.
+    early_error: CrucibleError | None = None
 
 
 class SuiteRunner:
@@ -187,10 +193,18 @@ class SuiteRunner:
         for replay in stored:
             by_position.setdefault(replay.position, {})[replay.repetition] = replay
         slots = asyncio.Semaphore(options.concurrency)
+        ahead: dict[int, asyncio.Task[_SnapshotState | CrucibleError]] = {}
         async with asyncio.TaskGroup() as group:
             for position, snapshot_id in enumerate(report.snapshot_ids):
+                for later in range(position + 1, min(position + 1 + options.concurrency, len(report.snapshot_ids))):
+                    if later not in ahead and later not in done and later not in by_position and self._ahead(later):
+                        ahead[later] = group.create_task(self._early(report, later, report.snapshot_ids[later]))
                 if position not in done:
-                    await self._schedule(report, position, snapshot_id, by_position.get(position, {}), slots, group)
+                    early = ahead.pop(position, None)
+                    prepared = await early if early is not None else None
+                    await self._schedule(
+                        report, position, snapshot_id, by_position.get(position, {}), slots, group, prepared
+                    )
 
     async def _schedule(
         self,
@@ -200,6 +214,7 @@ class SuiteRunner:
         replays: dict[int, Replay],
         slots: asyncio.Semaphore,
         group: asyncio.TaskGroup,
+        prepared: _SnapshotState | CrucibleError | None = None,
     ) -> None:
         """Start (or re-attach) the replays of one snapshot; its result is stored once they have ended."""
         options = report.options
@@ -208,16 +223,22 @@ class SuiteRunner:
             reason = f"max_snapshots: only the first {options.max_snapshots} snapshots are replayed"
             await self._store(position, skipped(snapshot_id, await self._name(snapshot_id), reason))
             return
-        if self._stop and not started:
+        # A project made ahead of its turn is either used, or removed when the suite stops (below).
+        if self._stop and not started and not (isinstance(prepared, _SnapshotState) and prepared.project_id):
             await self._store(position, skipped(snapshot_id, await self._name(snapshot_id), self._stop))
             return
-        try:
-            snapshot = await self._snapshot(snapshot_id)
-            plan = replay_plan(snapshot, options.replay(), into_source_project=False)
-        except CrucibleError as exc:
-            await self._store(position, errored(snapshot_id, await self._name(snapshot_id), exc.message))
+        if isinstance(prepared, CrucibleError):
+            await self._store(position, errored(snapshot_id, await self._name(snapshot_id), prepared.message))
             return
-        state = _SnapshotState(snapshot, plan, replays, next((r.project_id for r in replays.values()), ""))
+        if prepared is not None:
+            state = prepared
+        else:
+            try:
+                state = self._state(await self._snapshot(snapshot_id), replays)
+            except CrucibleError as exc:
+                await self._store(position, errored(snapshot_id, await self._name(snapshot_id), exc.message))
+                return
+        snapshot, plan = state.snapshot, state.plan
         ends: list[asyncio.Future[ReplayEnd]] = []
         not_started = ""
         for k in range(options.repetitions):
@@ -253,11 +274,42 @@ class SuiteRunner:
         concluding = group.create_task(self._conclude(report, position, snapshot, ends, not_started, temporary))
         self._concluding.append((concluding, ends))
 
+    def _state(self, snapshot: Snapshot, replays: dict[int, Replay]) -> _SnapshotState:
+        plan = replay_plan(snapshot, self._options.replay(), into_source_project=False)
+        return _SnapshotState(snapshot, plan, replays, next((r.project_id for r in replays.values()), ""))
+
+    def _ahead(self, position: int) -> bool:
+        """Whether a snapshot not yet started may be made ready ahead of its turn (it will be replayed)."""
+        options = self._options
+        return not self._stop and not (options.max_snapshots and position >= options.max_snapshots)
+
+    async def _early(self, report: TestReport, position: int, snapshot_id: str) -> _SnapshotState | CrucibleError:
+        """A snapshot read, and its replays' setup started, ahead of its turn; what stops it is returned,
+        not raised, so it reaches the snapshot's result in order (and cannot fail the task group)."""
+        try:
+            state = self._state(await self._snapshot(snapshot_id), {})
+        except CrucibleError as exc:
+            return exc
+        try:
+            await self._warm(report, position, state)
+        except CrucibleError as exc:
+            state.early_error = exc
+        return state
+
     async def _ready(self, report: TestReport, position: int, state: _SnapshotState, k: int) -> str:
         """Make repetition ``k`` ready to start: its project, restored, its reservation admitted.
 
         Empty when admitted; else why it is not started (the cost limit, the suite stopping).
         """
+        if state.early_error is not None:
+            failed, state.early_error = state.early_error, None
+            raise failed
+        await self._warm(report, position, state)
+        assert state.reservation is not None
+        return await self._admit(state.replays[k].trigger_id, state.reservation)
+
+    async def _warm(self, report: TestReport, position: int, state: _SnapshotState) -> None:
+        """The snapshot's replays made ready to start: their project, restored, their reservation priced."""
         if not state.project_id:
             state.project_id = await new_project(state.snapshot, self._deps.spec, suite=True)
             state.replays = await self._prepare(report, position, state.snapshot, state.project_id)
@@ -266,7 +318,6 @@ class SuiteRunner:
             state.restored = True
         if state.reservation is None:
             state.reservation = await self._reservation(report, state.snapshot, state.plan, state.project_id)
-        return await self._admit(state.replays[k].trigger_id, state.reservation)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> None:
         """A free slot, once the results of the snapshots whose replays ended are stored.
