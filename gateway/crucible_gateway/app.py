@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 
 import fastapi_offline
@@ -15,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
-from crucible_gateway import errors
+from crucible_gateway import errors, ui
 from crucible_gateway.api.main import router
 from crucible_gateway.clients import ServiceClients
+from crucible_gateway.schemas import documented
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -107,7 +107,7 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     app.state.settings = settings
     errors.install(app)
     app.include_router(router)
-    index = resources.files("crucible_gateway").joinpath("static/index.html").read_text(encoding="utf-8")
+    documented.document(app)
 
     # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) as the fastapi-offline package ships it.
     assets = Path(fastapi_offline.__file__).parent / "static"
@@ -123,8 +123,6 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
             swagger_favicon_url="/api/docs/assets/favicon.png",
         )
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def home() -> HTMLResponse:
-        return HTMLResponse(index)
-
+    # Last: the web UI answers every path no route or mount above has taken (but never /api, /mcp, /healthz).
+    ui.install(app)
     return BodySizeLimit(app, MAX_BODY_BYTES)

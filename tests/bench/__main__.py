@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import gateway_read, llm_fanout, run_pipeline, sprint_hello_world, startup
+from tests.bench import gateway_read, llm_fanout, run_pipeline, snapshot_suite, sprint_hello_world, startup, ui_load
 
 BENCHMARKS = {
     "startup": startup.run,
@@ -12,6 +12,8 @@ BENCHMARKS = {
     "llm_fanout": llm_fanout.run,
     "sprint_hello_world": sprint_hello_world.run,
     "run_pipeline": run_pipeline.run,
+    "snapshot_suite": snapshot_suite.run,
+    "ui_load": ui_load.run,
 }
 
 

@@ -161,6 +161,12 @@ async def test_openapi_docs_and_home_page(http: httpx.AsyncClient) -> None:
     for asset in ("/api/docs/assets/swagger-ui-bundle.js", "/api/docs/assets/swagger-ui.css"):
         assert asset in docs.text
         assert (await http.get(asset)).status_code == 200
+    # The web UI (built by make) at / and at every client-side route; an unknown API path stays a 404 problem.
     home = await http.get("/")
     assert home.status_code == 200
-    assert "UI is coming" in home.text
+    assert '<div id="root">' in home.text
+    assert "cdn." not in home.text
+    assert (await http.get("/projects/anything")).text == home.text
+    unknown = await http.get("/api/nothing-here")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")

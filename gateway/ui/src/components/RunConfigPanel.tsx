@@ -1,0 +1,197 @@
+import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
+import { useEffect, useId, useState } from "react";
+import { api, unwrap, type Schemas } from "../api/client";
+import type { RunMode } from "../api/metadata";
+import { humanize, int, usd } from "../format";
+import { parametersOf, sameForm, type RunForm, type Suggestion } from "../runForm";
+import { ErrorBox, Field } from "./ui";
+
+const MODES: { value: RunMode; label: string }[] = [
+  { value: "full_search", label: "Full search" },
+  { value: "eval_only", label: "Evaluate only" },
+  { value: "seeded", label: "Seeded" },
+];
+const PREFLIGHT_DELAY_MS = 300;
+
+function useDebounced<T>(value: T, delay: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), delay);
+    return () => clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}
+
+export interface RunConfigPanelProps {
+  projectId: string;
+  chatSessionId?: string;
+  form: RunForm;
+  onChange: (form: RunForm) => void;
+  /** The recommendation the form was filled from, if any. */
+  suggestion: Suggestion | null;
+  onStarted: (run: Schemas["RunRead"]) => void;
+}
+
+/**
+ * Mode, counts and budget; preflight re-checked as the form changes, its blockers and warnings in
+ * its own words above the Run button. The Run button is the only control in the UI that starts a run.
+ */
+export function RunConfigPanel({ projectId, chatSessionId, form, onChange, suggestion, onStarted }: RunConfigPanelProps) {
+  const ids = useId();
+  const suggested = suggestion !== null && sameForm(form, suggestion.form);
+  const checked = useDebounced(form, PREFLIGHT_DELAY_MS);
+  const parameters = parametersOf(checked);
+  const preflight = useQuery({
+    queryKey: ["preflight", projectId, checked.mode, parameters, chatSessionId],
+    queryFn: () =>
+      unwrap(
+        api.POST("/api/projects/{project_id}/runs/preflight", {
+          params: { path: { project_id: projectId } },
+          body: { mode: checked.mode, parameters, chat_session_id: chatSessionId ?? "" },
+        }),
+      ),
+    placeholderData: keepPreviousData,
+    retry: false,
+  });
+  const stale = checked !== form || preflight.isPlaceholderData || preflight.isFetching;
+
+  const run = useMutation({
+    mutationFn: async () => {
+      const created = await unwrap(
+        api.POST("/api/runs", {
+          body: {
+            project_id: projectId,
+            mode: form.mode,
+            parameters: parametersOf(form),
+            chat_session_id: chatSessionId ?? "",
+            recommended_message_id: suggestion?.messageId ?? "",
+            ui_trigger_id: crypto.randomUUID(),
+            ui_trigger_source: "run_config_panel",
+            ui_trigger_metadata: { architect_suggested: suggested, edited_after_suggestion: !!suggestion && !suggested },
+          },
+        }),
+      );
+      return unwrap(
+        api.POST("/api/runs/{run_id}/execute", {
+          params: { path: { run_id: created.id } },
+          body: { phases: "all" },
+        }),
+      );
+    },
+    onSuccess: (started) => onStarted(started),
+  });
+
+  const set = (key: keyof RunForm) => (event: { target: { value: string } }) =>
+    onChange({ ...form, [key]: event.target.value });
+
+  const result = preflight.data;
+  const ready = !!result?.ready && !stale && !preflight.isError;
+  const blockersId = `${ids}-blockers`;
+  const needsSeeds = form.mode !== "full_search";
+
+  return (
+    <section className="pane run-config" aria-labelledby={`${ids}-title`}>
+      <header className="pane-head">
+        <h2 id={`${ids}-title`}>Run Config</h2>
+        {suggested && (
+          <span className="badge badge-suggested" title="Filled from the Architect's latest recommendation">
+            Architect-suggested
+          </span>
+        )}
+      </header>
+      <form
+        className="form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          if (ready && !run.isPending) run.mutate();
+        }}
+      >
+        <Field label="Mode">
+          <select value={form.mode} onChange={set("mode")}>
+            {MODES.map((m) => (
+              <option key={m.value} value={m.value}>
+                {m.label}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <div className="form-row">
+          <Field label="Candidates" hint="empty: the default">
+            <input type="number" min={1} max={50} inputMode="numeric" value={form.num_candidates} onChange={set("num_candidates")} />
+          </Field>
+          <Field label="Scenarios" hint="empty: the default">
+            <input type="number" min={1} max={50} inputMode="numeric" value={form.num_scenarios} onChange={set("num_scenarios")} />
+          </Field>
+        </div>
+        <div className="form-row">
+          <Field label="Budget (USD)">
+            <input type="number" min={0} step="0.01" inputMode="decimal" value={form.budget_usd} onChange={set("budget_usd")} />
+          </Field>
+          <Field label="Budget (tokens)">
+            <input type="number" min={0} inputMode="numeric" value={form.budget_tokens} onChange={set("budget_tokens")} />
+          </Field>
+        </div>
+        <Field label="Max runtime (s)">
+          <input type="number" min={0} inputMode="numeric" value={form.max_runtime_s} onChange={set("max_runtime_s")} />
+        </Field>
+        {needsSeeds && (
+          <Field label="Seed candidate ids" hint="comma-separated; empty: the latest completed run's candidates">
+            <input type="text" value={form.seed_candidate_ids} onChange={set("seed_candidate_ids")} />
+          </Field>
+        )}
+
+        <div id={blockersId} className="preflight" aria-live="polite">
+          {preflight.isError && <ErrorBox error={preflight.error} action="Preflight failed" />}
+          {result && result.blocker_details.length > 0 && (
+            <div className="blockers" role="note">
+              <strong>Blocked</strong>
+              <ul>
+                {result.blocker_details.map((b) => (
+                  <li key={b.code + b.field} data-code={b.code}>
+                    {b.message || humanize(b.code)}
+                  </li>
+                ))}
+              </ul>
+            </div>
+          )}
+          {result && result.warning_details.length > 0 && (
+            <div className="warnings" role="note">
+              <strong>Warnings</strong>
+              <ul>
+                {result.warning_details.map((w) => (
+                  <li key={w.code}>{w.message || humanize(w.code)}</li>
+                ))}
+              </ul>
+            </div>
+          )}
+          {result && result.notes.length > 0 && (
+            <ul className="notes">
+              {result.notes.map((n) => (
+                <li key={n}>{n}</li>
+              ))}
+            </ul>
+          )}
+        </div>
+
+        <div className="run-row">
+          <button type="submit" className="button button-primary" disabled={!ready || run.isPending} aria-describedby={blockersId}>
+            {run.isPending ? "Starting…" : "Run"}
+          </button>
+          <span className="estimate" aria-label="Estimated cost">
+            {result ? (
+              <>
+                est. {usd(result.estimated_cost.usd)} · {int(result.estimated_cost.tokens)} tokens · {int(result.estimated_cost.calls)} calls
+              </>
+            ) : preflight.isPending ? (
+              "checking…"
+            ) : null}
+          </span>
+        </div>
+        <p className="muted small">
+          {stale ? "Checking this configuration…" : ready ? "Ready to run." : result ? "Fix the blockers above to run." : ""}
+        </p>
+        {run.isError && <ErrorBox error={run.error} action="The run did not start" />}
+      </form>
+    </section>
+  );
+}

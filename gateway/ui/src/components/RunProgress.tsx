@@ -1,0 +1,50 @@
+import type { StreamState } from "../api/events";
+import { duration, humanize, usd } from "../format";
+import type { RunProgressState } from "../runProgress";
+import { ProgressBar, Status } from "./ui";
+
+const PHASES = ["design", "scenarios", "evaluate", "rank"];
+
+export function RunProgressView({
+  progress,
+  stream,
+  startedAt,
+  now,
+}: {
+  progress: RunProgressState;
+  stream: StreamState;
+  startedAt: string | null | undefined;
+  now: number;
+}) {
+  const elapsed = startedAt ? (now - new Date(startedAt).getTime()) / 1000 : null;
+  return (
+    <div className="run-progress">
+      <div className="run-progress-head">
+        <Status value={progress.status} />
+        <span className="muted">
+          {progress.ended ? "finished" : stream === "open" ? "live" : stream === "connecting" ? "connecting…" : stream}
+          {elapsed !== null && !progress.ended && ` · ${duration(Math.max(0, elapsed))} elapsed`}
+        </span>
+        <span>spent {usd(progress.usdSpent)}</span>
+      </div>
+      <ol className="phases" aria-label="Phases">
+        {PHASES.map((phase) => {
+          const done = progress.phasesDone.includes(phase);
+          const current = !done && progress.phase === phase && !progress.ended;
+          return (
+            <li key={phase} className={done ? "phase-done" : current ? "phase-current" : ""} aria-current={current ? "step" : undefined}>
+              {humanize(phase)}
+              {done ? " ✓" : current ? " …" : ""}
+            </li>
+          );
+        })}
+      </ol>
+      <ProgressBar done={progress.done} total={progress.total} label="Evaluations" />
+      <p className="muted small">
+        {progress.candidates} candidates · {progress.scenarios} scenarios
+        {progress.failed > 0 && ` · ${progress.failed} evaluations failed`}
+      </p>
+      {progress.reason && <p className="warning-text">{progress.reason}</p>}
+    </div>
+  );
+}

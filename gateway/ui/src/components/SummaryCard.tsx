@@ -1,0 +1,52 @@
+import { Link } from "react-router";
+import type { RunSummary } from "../api/metadata";
+import { duration, humanize, num } from "../format";
+import { Status } from "./ui";
+
+/** The post-run summary the run service posts to the chat, labelled as such, with "View results". */
+export function SummaryCard({ summary }: { summary: RunSummary }) {
+  return (
+    <section className="card card-summary" aria-label={summary.summary_label}>
+      <header className="card-head">
+        <span className="card-kind">Post-run summary · {summary.summary_label}</span>
+        <Status value={summary.status} />
+      </header>
+      <p className="muted">
+        {humanize(summary.mode)} · {summary.counts.candidates} candidates × {summary.counts.scenarios} scenarios ·{" "}
+        {summary.counts.evaluations} evaluations · {duration(summary.duration_seconds)}
+      </p>
+      {summary.top_candidates.length > 0 ? (
+        <table className="table compact">
+          <caption className="sr-only">Top candidates</caption>
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">Candidate</th>
+              <th scope="col">I</th>
+              <th scope="col">P</th>
+              <th scope="col">R</th>
+            </tr>
+          </thead>
+          <tbody>
+            {summary.top_candidates.slice(0, 3).map((c, index) => (
+              <tr key={c.candidate_id}>
+                <td>{index + 1}</td>
+                <td>{c.label}</td>
+                <td>{num(c.I)}</td>
+                <td>{num(c.P)}</td>
+                <td>{num(c.R)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>No candidate could be ranked.</p>
+      )}
+      <div className="card-actions">
+        <Link className="button" to={summary.links.results_view.startsWith("/") ? summary.links.results_view : `/runs/${summary.run_id}`}>
+          View results
+        </Link>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,124 @@
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { useState } from "react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Schemas } from "../../api/client";
+import { EMPTY_FORM, type RunForm, type Suggestion } from "../../runForm";
+import { fakeFetch, renderWithProviders } from "../../test/render";
+import { RunConfigPanel } from "../RunConfigPanel";
+
+const PREFLIGHT = "POST /api/projects/p1/runs/preflight";
+
+function preflight(ready: boolean): Schemas["RunPreflight"] {
+  return {
+    ready,
+    blockers: ready ? [] : ["missing_problem_spec"],
+    blocker_details: ready ? [] : [{ code: "missing_problem_spec", message: "The project has no ProblemSpec yet.", field: "" }],
+    warnings: [],
+    warning_details: [],
+    normalized_config: { mode: "full_search", parameters: { num_candidates: 3, num_scenarios: 5 } },
+    prerequisites: { problem_spec: ready, world_model: ready, seed_candidates: false },
+    notes: [],
+    estimated_cost: { tokens: 50000, usd: ready ? 0.12 : null, calls: 23 },
+  };
+}
+
+const SUGGESTED: RunForm = { ...EMPTY_FORM, num_candidates: "4", num_scenarios: "6" };
+const SUGGESTION: Suggestion = { messageId: "msg-9", form: SUGGESTED };
+
+function Harness({ initial, suggestion, onStarted }: { initial: RunForm; suggestion: Suggestion | null; onStarted?: () => void }) {
+  const [form, setForm] = useState(initial);
+  return (
+    <RunConfigPanel
+      projectId="p1"
+      chatSessionId="s1"
+      form={form}
+      onChange={setForm}
+      suggestion={suggestion}
+      onStarted={onStarted ?? (() => {})}
+    />
+  );
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("RunConfigPanel", () => {
+  it("blocked: shows the API's blockers above a disabled Run button", async () => {
+    const api = fakeFetch({ [PREFLIGHT]: () => preflight(false) });
+    vi.stubGlobal("fetch", api.fetch);
+    renderWithProviders(<Harness initial={EMPTY_FORM} suggestion={null} />);
+
+    expect(await screen.findByText("The project has no ProblemSpec yet.")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Run" })).toBeDisabled();
+    expect(screen.getByText(/unpriced/)).toBeInTheDocument();
+    expect(screen.queryByText("Architect-suggested")).not.toBeInTheDocument();
+  });
+
+  it("ready: Run creates the run from the panel with a fresh trigger id, then executes it", async () => {
+    const api = fakeFetch({
+      [PREFLIGHT]: () => preflight(true),
+      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
+      "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    const onStarted = vi.fn();
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+    expect(screen.getByText(/est\. \$0\.12/)).toBeInTheDocument();
+    await userEvent.click(run);
+
+    await waitFor(() => expect(onStarted).toHaveBeenCalledTimes(1));
+    const create = api.calls.find((c) => c.method === "POST" && c.url === "/api/runs");
+    expect(create?.body).toMatchObject({
+      project_id: "p1",
+      mode: "full_search",
+      parameters: { num_candidates: 4, num_scenarios: 6 },
+      chat_session_id: "s1",
+      recommended_message_id: "msg-9",
+      ui_trigger_source: "run_config_panel",
+    });
+    expect((create?.body as { ui_trigger_id: string }).ui_trigger_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(api.calls.map((c) => `${c.method} ${c.url}`)).toContain("POST /api/runs/run-1/execute");
+  });
+
+  it("suggested: the badge shows while the form is the Architect's", async () => {
+    vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+    expect(screen.getByText("Architect-suggested")).toBeInTheDocument();
+    expect(screen.getByLabelText(/Candidates/)).toHaveValue(4);
+    expect(screen.getByLabelText(/Scenarios/)).toHaveValue(6);
+  });
+
+  it("edited: changing a field removes the badge and re-checks preflight with the new values", async () => {
+    const api = fakeFetch({ [PREFLIGHT]: () => preflight(true) });
+    vi.stubGlobal("fetch", api.fetch);
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+    await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled());
+
+    const candidates = screen.getByLabelText(/Candidates/);
+    await userEvent.clear(candidates);
+    await userEvent.type(candidates, "9");
+
+    expect(screen.queryByText("Architect-suggested")).not.toBeInTheDocument();
+    await waitFor(() =>
+      expect(api.calls.some((c) => c.url.endsWith("/preflight") && (c.body as { parameters: { num_candidates?: number } }).parameters.num_candidates === 9)).toBe(true),
+    );
+    await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled());
+  });
+
+  it("an API error at Run is shown in words next to the button", async () => {
+    vi.stubGlobal(
+      "fetch",
+      fakeFetch({
+        [PREFLIGHT]: () => preflight(true),
+      }).fetch,
+    );
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+    await userEvent.click(run);
+    expect(await screen.findByRole("alert")).toHaveTextContent("The run did not start: Not Found (404)");
+  });
+});

@@ -1,0 +1,124 @@
+import { cloneElement, useId, type ReactElement, type ReactNode } from "react";
+import { asProblem } from "../api/problem";
+
+/** An API error in words, from the problem body: title, detail, and each field that was refused. */
+export function ErrorBox({ error, action }: { error: unknown; action?: string }) {
+  const problem = asProblem(error);
+  return (
+    <div className="error-box" role="alert">
+      <strong>
+        {action ? `${action}: ` : ""}
+        {problem.title}
+        {problem.status ? ` (${problem.status})` : ""}
+      </strong>
+      {problem.detail && <p>{problem.detail}</p>}
+      {problem.field_violations && problem.field_violations.length > 0 && (
+        <ul>
+          {problem.field_violations.map((v) => (
+            <li key={v.field + v.description}>
+              {v.field ? <code>{v.field}</code> : null} {v.description}
+            </li>
+          ))}
+        </ul>
+      )}
+      {problem.precondition_violations && problem.precondition_violations.length > 0 && (
+        <ul>
+          {problem.precondition_violations.map((v) => (
+            <li key={v.subject + v.description}>{v.description}</li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <p className="muted" role="status" aria-live="polite">
+      Loading {what}…
+    </p>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <div className="empty">{children}</div>;
+}
+
+export function ProgressBar({ done, total, label }: { done: number; total: number; label: string }) {
+  const percent = total > 0 ? Math.min(100, Math.round((done / total) * 100)) : 0;
+  return (
+    <div className="progress">
+      <div
+        className="progress-track"
+        role="progressbar"
+        aria-label={label}
+        aria-valuemin={0}
+        aria-valuemax={total || 1}
+        aria-valuenow={done}
+        aria-valuetext={`${done} / ${total}`}
+      >
+        <div className="progress-fill" style={{ width: `${percent}%` }} />
+      </div>
+      <span className="progress-text">
+        {done} / {total}
+      </span>
+    </div>
+  );
+}
+
+const STATUS_TONE: Record<string, string> = {
+  completed: "good",
+  passed: "good",
+  succeeded: "good",
+  skipped: "warn",
+  error: "bad",
+  ready: "good",
+  ok: "good",
+  serving: "good",
+  answered: "good",
+  validated: "good",
+  promising: "good",
+  running: "busy",
+  active: "busy",
+  created: "idle",
+  planned: "idle",
+  draft: "idle",
+  under_test: "idle",
+  needs_answers: "warn",
+  info: "idle",
+  weak: "warn",
+  blocked: "bad",
+  failed: "bad",
+  rejected: "bad",
+  cancelled: "warn",
+  degraded: "bad",
+};
+
+export function Status({ value }: { value: string }) {
+  const tone = STATUS_TONE[value.toLowerCase()] ?? "idle";
+  return <span className={`status status-${tone}`}>{value.toLowerCase().replace(/_/g, " ")}</span>;
+}
+
+/** A labelled control: the label names it and the hint describes it, so each reads as itself. */
+export function Field({ label, children, hint }: { label: string; children: ReactElement<FieldControlProps>; hint?: string }) {
+  const id = useId();
+  const control = cloneElement(children, { id, "aria-describedby": hint ? `${id}-hint` : undefined });
+  return (
+    <div className="field">
+      <label className="field-label" htmlFor={id}>
+        {label}
+      </label>
+      {control}
+      {hint && (
+        <span className="field-hint" id={`${id}-hint`}>
+          {hint}
+        </span>
+      )}
+    </div>
+  );
+}
+
+interface FieldControlProps {
+  id?: string;
+  "aria-describedby"?: string;
+}

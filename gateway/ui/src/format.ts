@@ -1,0 +1,47 @@
+/** How numbers, money and times read everywhere in the UI. */
+
+/** USD, or "unpriced" when the cost is unknown: never $0 for a price nobody knows. */
+export function usd(value: number | null | undefined, unpricedCalls = 0): string {
+  if (value === null || value === undefined) return "unpriced";
+  const amount = value < 0.01 && value > 0 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+  return unpricedCalls > 0 ? `${amount} + ${unpricedCalls} unpriced` : amount;
+}
+
+/** The cost of a set of calls: "unpriced" when none of them has a price, else the priced sum and the rest. */
+export function cost(usage: { usd: number; calls: number; unpriced_calls: number }): string {
+  if (usage.calls > 0 && usage.unpriced_calls === usage.calls) return "unpriced";
+  return usd(usage.usd, usage.unpriced_calls);
+}
+
+export function num(value: number | null | undefined, digits = 2): string {
+  return value === null || value === undefined || Number.isNaN(value) ? "—" : value.toFixed(digits);
+}
+
+export function int(value: number | null | undefined): string {
+  return value === null || value === undefined ? "—" : value.toLocaleString("en-US");
+}
+
+export function duration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}
+
+export function humanize(code: string): string {
+  return code.replace(/[_.]/g, " ");
+}

@@ -1,0 +1,12 @@
+import { Link } from "react-router";
+
+export default function NotFound() {
+  return (
+    <div className="page">
+      <h1>Not found</h1>
+      <p>
+        Nothing lives at this address. <Link to="/">Back to the projects</Link>.
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,171 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useRef, useState } from "react";
+import { Link, useNavigate } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { when } from "../format";
+
+const PAGE_SIZE = 20;
+
+function LatestRun({ projectId }: { projectId: string }) {
+  const runs = useQuery({
+    queryKey: ["runs", projectId, "latest"],
+    queryFn: () =>
+      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 1 } } })),
+  });
+  const latest = runs.data?.runs[0];
+  if (runs.isPending) return <span className="muted">…</span>;
+  if (!latest) return <span className="muted">no runs</span>;
+  return (
+    <Link to={`/runs/${latest.id}`} aria-label={`Latest run: ${latest.status.toLowerCase()}`}>
+      <Status value={latest.status} />
+    </Link>
+  );
+}
+
+function DeleteButton({ project }: { project: Schemas["Project"] }) {
+  const dialog = useRef<HTMLDialogElement>(null);
+  const queryClient = useQueryClient();
+  const remove = useMutation({
+    mutationFn: () => unwrap(api.DELETE("/api/projects/{project_id}", { params: { path: { project_id: project.id } } })),
+    onSuccess: () => {
+      dialog.current?.close();
+      void queryClient.invalidateQueries({ queryKey: ["projects"] });
+    },
+  });
+  return (
+    <>
+      <button type="button" className="button small ghost danger" onClick={() => dialog.current?.showModal()} aria-label={`Delete ${project.title}`}>
+        Delete
+      </button>
+      <dialog ref={dialog} aria-labelledby={`del-${project.id}`}>
+        <h2 id={`del-${project.id}`}>Delete “{project.title}”?</h2>
+        <p>The project, its chat, ProblemSpec and WorldModel are deleted. This cannot be undone.</p>
+        {remove.isError && <ErrorBox error={remove.error} action="Not deleted" />}
+        <div className="dialog-actions">
+          <button type="button" className="button ghost" onClick={() => dialog.current?.close()}>
+            Keep it
+          </button>
+          <button type="button" className="button danger" onClick={() => remove.mutate()} disabled={remove.isPending}>
+            Delete project
+          </button>
+        </div>
+      </dialog>
+    </>
+  );
+}
+
+function NewProject() {
+  const [open, setOpen] = useState(false);
+  const [title, setTitle] = useState("");
+  const [description, setDescription] = useState("");
+  const navigate = useNavigate();
+  const queryClient = useQueryClient();
+  const create = useMutation({
+    mutationFn: () => unwrap(api.POST("/api/projects", { body: { title, description } })),
+    onSuccess: (project) => {
+      void queryClient.invalidateQueries({ queryKey: ["projects"] });
+      navigate(`/projects/${project.id}`);
+    },
+  });
+  if (!open) {
+    return (
+      <button type="button" className="button button-primary" onClick={() => setOpen(true)}>
+        New project
+      </button>
+    );
+  }
+  return (
+    <form
+      className="form card"
+      aria-label="New project"
+      onSubmit={(event) => {
+        event.preventDefault();
+        create.mutate();
+      }}
+    >
+      <Field label="Title">
+        <input value={title} onChange={(e) => setTitle(e.target.value)} required autoFocus />
+      </Field>
+      <Field label="Description">
+        <textarea rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+      </Field>
+      {create.isError && <ErrorBox error={create.error} action="Not created" />}
+      <div className="dialog-actions">
+        <button type="button" className="button ghost" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+        <button type="submit" className="button button-primary" disabled={create.isPending}>
+          Create project
+        </button>
+      </div>
+    </form>
+  );
+}
+
+export default function Projects() {
+  const [tokens, setTokens] = useState<string[]>([""]);
+  const token = tokens[tokens.length - 1] ?? "";
+  const projects = useQuery({
+    queryKey: ["projects", token],
+    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: PAGE_SIZE, page_token: token } } })),
+  });
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>Projects</h1>
+        <NewProject />
+      </header>
+      {projects.isPending && <Loading what="projects" />}
+      {projects.isError && <ErrorBox error={projects.error} action="Loading projects" />}
+      {projects.data && projects.data.projects.length === 0 && tokens.length === 1 && (
+        <Empty>No projects yet. Create one, then describe your problem to the Architect.</Empty>
+      )}
+      {projects.data && projects.data.projects.length > 0 && (
+        <table className="table">
+          <thead>
+            <tr>
+              <th scope="col">Title</th>
+              <th scope="col">Description</th>
+              <th scope="col">Last activity</th>
+              <th scope="col">Latest run</th>
+              <th scope="col">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {projects.data.projects.map((p) => (
+              <tr key={p.id}>
+                <td>
+                  <Link to={`/projects/${p.id}`}>{p.title}</Link>
+                </td>
+                <td className="muted">{p.description}</td>
+                <td>{when(p.updated_at)}</td>
+                <td>
+                  <LatestRun projectId={p.id} />
+                </td>
+                <td>
+                  <DeleteButton project={p} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <nav className="pager" aria-label="Pages">
+        <button type="button" className="button small ghost" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
+          Previous
+        </button>
+        <button
+          type="button"
+          className="button small ghost"
+          disabled={!projects.data?.next_page_token}
+          onClick={() => projects.data && setTokens([...tokens, projects.data.next_page_token])}
+        >
+          Next
+        </button>
+      </nav>
+    </div>
+  );
+}

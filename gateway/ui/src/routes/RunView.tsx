@@ -1,0 +1,572 @@
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useCallback, useMemo, useState } from "react";
+import { Link, useParams, useSearchParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import type { StreamEvent } from "../api/events";
+import { RunProgressView } from "../components/RunProgress";
+import { Empty, ErrorBox, Loading, Status } from "../components/ui";
+import { duration, humanize, num, shortId, usd, when } from "../format";
+import { useNow } from "../hooks";
+import { useRunProgress } from "../runProgress";
+
+type Run = Schemas["RunRead"];
+type Evaluation = Schemas["EvaluationRead"];
+type Candidate = Schemas["RunCandidateRead"];
+type Scenario = Schemas["ScenarioRead"];
+
+const TABS = ["progress", "results", "matrix", "candidates", "scenarios", "lineage"] as const;
+type Tab = (typeof TABS)[number];
+const HARD = 100;
+
+async function pages<T>(fetchPage: (token: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
+  const all: T[] = [];
+  let token = "";
+  do {
+    const page = await fetchPage(token);
+    all.push(...page.items);
+    token = page.next;
+  } while (token);
+  return all;
+}
+
+function useRunRecords(runId: string, enabled: boolean) {
+  const candidates = useQuery({
+    queryKey: ["run-candidates", runId],
+    enabled,
+    queryFn: () =>
+      pages<Candidate>(async (token) => {
+        const page = await unwrap(
+          api.GET("/api/runs/{run_id}/candidates", { params: { path: { run_id: runId }, query: { page_size: 1000, page_token: token } } }),
+        );
+        return { items: page.candidates, next: page.next_page_token };
+      }),
+  });
+  const scenarios = useQuery({
+    queryKey: ["run-scenarios", runId],
+    enabled,
+    queryFn: () =>
+      pages<Scenario>(async (token) => {
+        const page = await unwrap(
+          api.GET("/api/runs/{run_id}/scenarios", { params: { path: { run_id: runId }, query: { page_size: 1000, page_token: token } } }),
+        );
+        return { items: page.scenarios, next: page.next_page_token };
+      }),
+  });
+  const evaluations = useQuery({
+    queryKey: ["run-evaluations", runId],
+    enabled,
+    queryFn: () =>
+      pages<Evaluation>(async (token) => {
+        const page = await unwrap(
+          api.GET("/api/runs/{run_id}/evaluations", { params: { path: { run_id: runId }, query: { page_size: 1000, page_token: token } } }),
+        );
+        return { items: page.evaluations, next: page.next_page_token };
+      }),
+  });
+  return { candidates, scenarios, evaluations };
+}
+
+function RunHeader({ run }: { run: Run }) {
+  const now = useNow(run.status === "RUNNING" ? 1000 : null);
+  const seconds =
+    run.status === "RUNNING" && run.started_at ? (now - new Date(run.started_at).getTime()) / 1000 : run.duration_seconds;
+  const trigger = run.trigger;
+  return (
+    <header className="run-header">
+      <div className="run-title">
+        <h1>Run {shortId(run.id)}</h1>
+        <Status value={run.status} />
+        <span className="muted">{humanize(run.mode)}</span>
+      </div>
+      <dl className="facts">
+        <div>
+          <dt>Duration</dt>
+          <dd>{duration(seconds)}</dd>
+        </div>
+        <div>
+          <dt>Cost</dt>
+          <dd>{usd(run.usage.usd, run.usage.unpriced_calls)}</dd>
+        </div>
+        <div>
+          <dt>Counts</dt>
+          <dd>
+            {run.counts.candidates} × {run.counts.scenarios} · {run.counts.evaluations} evaluations
+          </dd>
+        </div>
+        <div>
+          <dt>Trigger</dt>
+          <dd>
+            {trigger ? (
+              <>
+                {humanize(trigger.source)} · {when(trigger.at)}
+              </>
+            ) : (
+              "—"
+            )}
+          </dd>
+        </div>
+        <div>
+          <dt>Project</dt>
+          <dd>
+            <Link to={`/projects/${run.project_id}`}>workspace</Link>
+            {run.recommended_message_id && (
+              <>
+                {" · "}
+                <Link to={`/projects/${run.project_id}#msg-${run.recommended_message_id}`}>recommendation</Link>
+              </>
+            )}
+          </dd>
+        </div>
+      </dl>
+      {run.failure_reason && <p className="warning-text">{run.failure_reason}</p>}
+      {["COMPLETED", "FAILED", "CANCELLED"].includes(run.status) && (
+        <Link className="button small" to={`/snapshots/new?run=${run.id}`}>
+          Snapshot this run
+        </Link>
+      )}
+    </header>
+  );
+}
+
+function ProgressTab({ run }: { run: Run }) {
+  const queryClient = useQueryClient();
+  const onEvent = useCallback(
+    (event: StreamEvent) => {
+      if (event.type.startsWith("run.") || event.type === "summary.posted" || event.type === "phase.completed") {
+        void queryClient.invalidateQueries({ queryKey: ["run", run.id] });
+        void queryClient.invalidateQueries({ queryKey: ["run-results", run.id] });
+      }
+    },
+    [queryClient, run.id],
+  );
+  const { progress, stream } = useRunProgress(run.id, onEvent);
+  const now = useNow(progress.ended ? null : 1000);
+  return (
+    <div>
+      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at} now={now} />
+      {stream.problem && <ErrorBox error={stream.problem} />}
+      {progress.summaryMessageId && (
+        <p>
+          Summary posted to the{" "}
+          <Link to={`/projects/${run.project_id}#msg-${progress.summaryMessageId}`}>project's chat</Link>.
+        </p>
+      )}
+    </div>
+  );
+}
+
+function CandidateDetail({
+  runId,
+  candidate,
+  ranked,
+  scenarios,
+  onClose,
+}: {
+  runId: string;
+  candidate: Candidate | undefined;
+  ranked: Schemas["RankedCandidateRead"] | undefined;
+  scenarios: Map<string, Scenario>;
+  onClose: () => void;
+}) {
+  const id = candidate?.id ?? ranked?.candidate_id ?? "";
+  const evaluations = useQuery({
+    queryKey: ["run-evaluations", runId, id],
+    queryFn: () =>
+      unwrap(api.GET("/api/runs/{run_id}/evaluations", { params: { path: { run_id: runId }, query: { candidate_id: id, page_size: 1000 } } })),
+    enabled: !!id,
+  });
+  return (
+    <section className="detail card" aria-labelledby="candidate-title">
+      <header className="card-head">
+        <h2 id="candidate-title">{candidate?.title ?? ranked?.title}</h2>
+        <button type="button" className="button small ghost" onClick={onClose}>
+          Close
+        </button>
+      </header>
+      {ranked && (
+        <p>
+          <Status value={ranked.label} /> I {num(ranked.I)} · P {num(ranked.P)} · R {num(ranked.R)} · {ranked.evaluations} evaluations
+        </p>
+      )}
+      {ranked && ranked.violated_constraints.length > 0 && (
+        <p className="warning-text">
+          Broke {ranked.violated_constraints.map((v) => `${v.constraint} (weight ${v.weight}, ${v.scenarios} scenarios)`).join("; ")}
+        </p>
+      )}
+      {candidate && (
+        <>
+          <p>{candidate.description}</p>
+          {candidate.approach && (
+            <p>
+              <strong>Approach:</strong> {candidate.approach}
+            </p>
+          )}
+          {candidate.assumptions.length > 0 && (
+            <ul>
+              {candidate.assumptions.map((a) => (
+                <li key={a}>{a}</li>
+              ))}
+            </ul>
+          )}
+        </>
+      )}
+      <h3>Evaluations</h3>
+      {evaluations.isPending && <Loading what="evaluations" />}
+      {evaluations.isError && <ErrorBox error={evaluations.error} />}
+      {evaluations.data && (
+        <table className="table compact">
+          <thead>
+            <tr>
+              <th scope="col">Scenario</th>
+              <th scope="col">P</th>
+              <th scope="col">R</th>
+              <th scope="col">Explanation</th>
+            </tr>
+          </thead>
+          <tbody>
+            {evaluations.data.evaluations.map((e) => (
+              <tr key={e.id}>
+                <td>{scenarios.get(e.scenario_id)?.title ?? shortId(e.scenario_id)}</td>
+                <td>{num(e.P?.overall)}</td>
+                <td>{num(e.R?.overall)}</td>
+                <td className="small">{e.status === "failed" ? e.failure_reason : e.explanation}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
+  const [selected, setSelected] = useState<string | null>(null);
+  const results = useQuery({
+    queryKey: ["run-results", run.id],
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/results", { params: { path: { run_id: run.id } } })),
+  });
+  const scenarios = useMemo(() => new Map((records.scenarios.data ?? []).map((s) => [s.id, s])), [records.scenarios.data]);
+  if (results.isPending) return <Loading what="results" />;
+  if (results.isError) return <ErrorBox error={results.error} action="Loading results" />;
+  if (results.data.candidates.length === 0) return <Empty>No ranked candidates yet{run.status === "RUNNING" ? ": the run is still going." : "."}</Empty>;
+  const candidate = records.candidates.data?.find((c) => c.id === selected);
+  const ranked = results.data.candidates.find((c) => c.candidate_id === selected);
+  return (
+    <div className="results">
+      <table className="table">
+        <caption className="sr-only">Ranked candidates, best first</caption>
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">Candidate</th>
+            <th scope="col">I</th>
+            <th scope="col">P</th>
+            <th scope="col">R</th>
+            <th scope="col">Label</th>
+            <th scope="col">Evaluations</th>
+          </tr>
+        </thead>
+        <tbody>
+          {results.data.candidates.map((c) => (
+            <tr key={c.candidate_id} className={c.rejected ? "row-rejected" : ""}>
+              <td>{c.rank}</td>
+              <td>
+                <button type="button" className="linklike" onClick={() => setSelected(c.candidate_id)}>
+                  {c.title}
+                </button>
+                {c.rejected && c.violated_constraints.length > 0 && (
+                  <div className="small warning-text">broke {c.violated_constraints.map((v) => v.constraint).join(", ")}</div>
+                )}
+              </td>
+              <td>{num(c.I)}</td>
+              <td>{num(c.P)}</td>
+              <td>{num(c.R)}</td>
+              <td>
+                <Status value={c.label} />
+              </td>
+              <td>
+                {c.evaluations}
+                {c.failed_evaluations > 0 && <span className="muted"> ({c.failed_evaluations} failed)</span>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {selected && (
+        <CandidateDetail runId={run.id} candidate={candidate} ranked={ranked} scenarios={scenarios} onClose={() => setSelected(null)} />
+      )}
+    </div>
+  );
+}
+
+type Metric = "P" | "R" | "I";
+
+function cellValue(e: Evaluation | undefined, metric: Metric): number | null {
+  if (!e || e.status !== "succeeded" || !e.P || !e.R) return null;
+  if (metric === "P") return e.P.overall;
+  if (metric === "R") return e.R.overall;
+  return e.R.overall > 0 ? e.P.overall / e.R.overall : null;
+}
+
+function cellColour(value: number | null, metric: Metric): string {
+  if (value === null) return "var(--cell-empty)";
+  // P good when high, R good when low, I good above 1: all mapped to 0 (bad) … 1 (good).
+  const goodness = metric === "P" ? value : metric === "R" ? 1 - value : Math.min(1, value / 2);
+  const hue = Math.round(Math.max(0, Math.min(1, goodness)) * 120);
+  return `hsl(${hue} 60% 82%)`;
+}
+
+function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
+  const [metric, setMetric] = useState<Metric>("P");
+  const [cell, setCell] = useState<Evaluation | null>(null);
+  const { candidates, scenarios, evaluations } = records;
+  const byPair = useMemo(() => {
+    const map = new Map<string, Evaluation>();
+    for (const e of evaluations.data ?? []) map.set(`${e.candidate_id}:${e.scenario_id}`, e);
+    return map;
+  }, [evaluations.data]);
+  if (candidates.isPending || scenarios.isPending || evaluations.isPending) return <Loading what="the matrix" />;
+  const error = candidates.error ?? scenarios.error ?? evaluations.error;
+  if (error) return <ErrorBox error={error} action="Loading the matrix" />;
+  if (!candidates.data?.length || !scenarios.data?.length) return <Empty>No candidates or scenarios yet{run.status === "RUNNING" ? ": the run is still designing them." : "."}</Empty>;
+  return (
+    <div>
+      <fieldset className="segmented">
+        <legend>Colour by</legend>
+        {(["P", "R", "I"] as Metric[]).map((m) => (
+          <label key={m}>
+            <input type="radio" name="metric" value={m} checked={metric === m} onChange={() => setMetric(m)} /> {m}
+          </label>
+        ))}
+      </fieldset>
+      <div className="matrix-wrap" role="region" aria-label="Results matrix" tabIndex={0}>
+        <table className="matrix">
+          <caption className="sr-only">Candidates by scenarios, coloured by {metric}; a red outline marks a broken hard constraint</caption>
+          <thead>
+            <tr>
+              <th scope="col">Candidate</th>
+              {scenarios.data.map((s, index) => (
+                <th key={s.id} scope="col" title={s.title}>
+                  S{index + 1}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {candidates.data.map((c) => (
+              <tr key={c.id}>
+                <th scope="row" title={c.title}>
+                  {c.title}
+                </th>
+                {scenarios.data.map((s) => {
+                  const e = byPair.get(`${c.id}:${s.id}`);
+                  const value = cellValue(e, metric);
+                  const broke = e?.constraint_satisfaction.some((r) => r.weight >= HARD && !r.satisfied) ?? false;
+                  return (
+                    <td key={s.id} className={broke ? "cell-broken" : ""} style={{ background: cellColour(value, metric) }}>
+                      <button
+                        type="button"
+                        className="cell"
+                        disabled={!e}
+                        onClick={() => e && setCell(e)}
+                        aria-label={`${c.title} in ${s.title}: ${metric} ${num(value)}${broke ? ", hard constraint broken" : ""}${e?.status === "failed" ? ", failed" : ""}`}
+                      >
+                        {e?.status === "failed" ? "✕" : num(value, 2)}
+                      </button>
+                    </td>
+                  );
+                })}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {cell && (
+        <section className="detail card" aria-labelledby="cell-title">
+          <header className="card-head">
+            <h2 id="cell-title">
+              {candidates.data.find((c) => c.id === cell.candidate_id)?.title} ×{" "}
+              {scenarios.data.find((s) => s.id === cell.scenario_id)?.title}
+            </h2>
+            <button type="button" className="button small ghost" onClick={() => setCell(null)}>
+              Close
+            </button>
+          </header>
+          <p>
+            <Status value={cell.status} /> P {num(cell.P?.overall)} · R {num(cell.R?.overall)}
+          </p>
+          {cell.failure_reason && <p className="warning-text">{cell.failure_reason}</p>}
+          <p>{cell.explanation}</p>
+          {cell.constraint_satisfaction.length > 0 && (
+            <ul>
+              {cell.constraint_satisfaction.map((r) => (
+                <li key={r.constraint} className={!r.satisfied && r.weight >= HARD ? "warning-text" : ""}>
+                  {r.constraint} (weight {r.weight}): {r.satisfied ? "satisfied" : "broken"} {r.note && `— ${r.note}`}
+                </li>
+              ))}
+            </ul>
+          )}
+          <details>
+            <summary>Raw answer</summary>
+            <pre className="code">{cell.raw_answer}</pre>
+          </details>
+        </section>
+      )}
+    </div>
+  );
+}
+
+function CandidatesTab({ records }: { records: ReturnType<typeof useRunRecords> }) {
+  const { candidates } = records;
+  if (candidates.isPending) return <Loading what="candidates" />;
+  if (candidates.isError) return <ErrorBox error={candidates.error} />;
+  if (candidates.data.length === 0) return <Empty>No candidates yet.</Empty>;
+  return (
+    <ul className="cards">
+      {candidates.data.map((c) => (
+        <li key={c.id} className="card">
+          <h3>{c.title}</h3>
+          <p className="muted small">
+            {c.origin}
+            {c.source_candidate_id && ` from ${shortId(c.source_candidate_id)}`}
+          </p>
+          <p>{c.description}</p>
+          {c.approach && <p className="small">{c.approach}</p>}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function ScenariosTab({ records }: { records: ReturnType<typeof useRunRecords> }) {
+  const { scenarios } = records;
+  if (scenarios.isPending) return <Loading what="scenarios" />;
+  if (scenarios.isError) return <ErrorBox error={scenarios.error} />;
+  if (scenarios.data.length === 0) return <Empty>No scenarios yet.</Empty>;
+  return (
+    <ol className="cards">
+      {scenarios.data.map((s) => (
+        <li key={s.id} className="card">
+          <h3>{s.title}</h3>
+          <p className="muted small">severity {s.severity}</p>
+          <p>{s.description}</p>
+          {s.conditions.length > 0 && (
+            <ul className="small">
+              {s.conditions.map((c) => (
+                <li key={c}>{c}</li>
+              ))}
+            </ul>
+          )}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function spanDuration(span: Schemas["LineageSpanRead"]): string {
+  if (!span.started_at || !span.ended_at) return "";
+  return duration((new Date(span.ended_at).getTime() - new Date(span.started_at).getTime()) / 1000);
+}
+
+function LineageTab({ run }: { run: Run }) {
+  const lineage = useQuery({
+    queryKey: ["run-lineage", run.id],
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/lineage", { params: { path: { run_id: run.id } } })),
+  });
+  if (lineage.isPending) return <Loading what="the lineage" />;
+  if (lineage.isError) return <ErrorBox error={lineage.error} action="Loading the lineage" />;
+  const l = lineage.data;
+  return (
+    <div>
+      <p>
+        Trace <code>{l.trace_id || "—"}</code>
+        {l.trace_span_count > 0 && ` · ${l.trace_span_count} spans in ${l.trace_services.join(", ")}`}
+      </p>
+      <ol className="timeline lineage">
+        <li>
+          <strong>Recommendation</strong>{" "}
+          {l.recommendation ? (
+            <Link to={`/projects/${l.project_id}#msg-${l.recommendation.message_id}`}>
+              {l.recommendation.label || `message ${shortId(l.recommendation.message_id)}`}
+            </Link>
+          ) : (
+            <span className="muted">none: started without one</span>
+          )}
+          {l.recommendation?.created_at && <div className="muted small">{when(l.recommendation.created_at)}</div>}
+        </li>
+        <li>
+          <strong>Trigger</strong> {humanize(l.trigger.source)} <code className="small">{l.trigger.id}</code>
+          <div className="muted small">{when(l.trigger.at)}</div>
+        </li>
+        {l.spans.map((span) => (
+          <li key={span.span_id || span.name} className={span.found ? "" : "muted"}>
+            <strong>{humanize(span.role)}</strong> {span.name} <span className="muted">({span.service})</span> {spanDuration(span)}
+            <div className="small muted">
+              span <code>{span.span_id}</code>
+              {!span.found && " · not stored here"}
+            </div>
+          </li>
+        ))}
+        <li>
+          <strong>Summary</strong>{" "}
+          {l.summary ? (
+            <Link to={`/projects/${l.project_id}#msg-${l.summary.message_id}`}>{l.summary.label || `message ${shortId(l.summary.message_id)}`}</Link>
+          ) : (
+            <span className="muted">not posted yet</span>
+          )}
+        </li>
+      </ol>
+      {l.spans_note && <p className="muted small">{l.spans_note}</p>}
+    </div>
+  );
+}
+
+export default function RunView() {
+  const { runId = "" } = useParams();
+  const [params, setParams] = useSearchParams();
+  const tab = (TABS as readonly string[]).includes(params.get("tab") ?? "") ? (params.get("tab") as Tab) : "progress";
+  const run = useQuery({
+    queryKey: ["run", runId],
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
+    refetchInterval: (query) => (query.state.data?.status === "RUNNING" || query.state.data?.status === "CREATED" ? 3000 : false),
+  });
+  const records = useRunRecords(runId, run.data !== undefined && ["results", "matrix", "candidates", "scenarios"].includes(tab));
+  if (run.isPending) return <Loading what="the run" />;
+  if (run.isError) return <ErrorBox error={run.error} action="Opening the run" />;
+  return (
+    <div className="page">
+      <RunHeader run={run.data} />
+      <div role="tablist" aria-label="Run views" className="tabs">
+        {TABS.map((t) => (
+          <button
+            key={t}
+            type="button"
+            role="tab"
+            id={`tab-${t}`}
+            aria-selected={tab === t}
+            aria-controls="tab-panel"
+            tabIndex={tab === t ? 0 : -1}
+            onClick={() => setParams({ tab: t }, { replace: true })}
+            onKeyDown={(event) => {
+              const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+              if (!step) return;
+              const next = TABS[(TABS.indexOf(tab) + step + TABS.length) % TABS.length] ?? "progress";
+              setParams({ tab: next }, { replace: true });
+              document.getElementById(`tab-${next}`)?.focus();
+            }}
+          >
+            {humanize(t).replace(/^./, (c) => c.toUpperCase())}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id="tab-panel" aria-labelledby={`tab-${tab}`} className="tab-panel">
+        {tab === "progress" && <ProgressTab run={run.data} />}
+        {tab === "results" && <ResultsTab run={run.data} records={records} />}
+        {tab === "matrix" && <MatrixTab run={run.data} records={records} />}
+        {tab === "candidates" && <CandidatesTab records={records} />}
+        {tab === "scenarios" && <ScenariosTab records={records} />}
+        {tab === "lineage" && <LineageTab run={run.data} />}
+      </div>
+    </div>
+  );
+}

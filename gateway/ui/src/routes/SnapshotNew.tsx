@@ -1,0 +1,109 @@
+import { useMutation, useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { useNavigate, useSearchParams } from "react-router";
+import { api, unwrap } from "../api/client";
+import { InvariantsEditor, type Invariant } from "../components/InvariantsEditor";
+import { ErrorBox, Field } from "../components/ui";
+import { when } from "../format";
+
+/** Snapshot a finished run: its project's state frozen, its metrics the reference, invariants to hold. */
+export default function SnapshotNew() {
+  const [params] = useSearchParams();
+  const [projectId, setProjectId] = useState("");
+  const [runId, setRunId] = useState(params.get("run") ?? "");
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [tags, setTags] = useState("regression");
+  const [invariants, setInvariants] = useState<Invariant[]>([
+    { type: "run_status", value: "COMPLETED", description: "" },
+    { type: "no_hard_constraint_violations", value: true, description: "" },
+  ]);
+  const navigate = useNavigate();
+  const projects = useQuery({
+    queryKey: ["projects", "all-for-snapshot"],
+    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: 200 } } })),
+    enabled: !params.get("run"),
+  });
+  const runs = useQuery({
+    queryKey: ["runs", projectId, "for-snapshot"],
+    enabled: projectId !== "",
+    queryFn: () => unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 100 } } })),
+  });
+  const create = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST("/api/runs/{run_id}/snapshot", {
+          params: { path: { run_id: runId } },
+          body: {
+            name,
+            description,
+            tags: tags.split(",").map((t) => t.trim()).filter(Boolean),
+            invariants,
+          },
+        }),
+      ),
+    onSuccess: (snapshot) => navigate(`/snapshots/${snapshot.id}`),
+  });
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>New snapshot</h1>
+      </header>
+      <form
+        className="form"
+        aria-label="New snapshot"
+        onSubmit={(event) => {
+          event.preventDefault();
+          create.mutate();
+        }}
+      >
+        {params.get("run") ? (
+          <p>
+            From run <code>{runId}</code>
+          </p>
+        ) : (
+          <div className="form-row">
+            <Field label="Project">
+              <select value={projectId} onChange={(e) => setProjectId(e.target.value)} required>
+                <option value="">Choose a project</option>
+                {projects.data?.projects.map((p) => (
+                  <option key={p.id} value={p.id}>
+                    {p.title}
+                  </option>
+                ))}
+              </select>
+            </Field>
+            <Field label="Run">
+              <select value={runId} onChange={(e) => setRunId(e.target.value)} required disabled={!projectId}>
+                <option value="">Choose a run</option>
+                {runs.data?.runs.map((r) => (
+                  <option key={r.id} value={r.id}>
+                    {r.id.slice(0, 8)} · {r.status.toLowerCase()} · {when(r.created_at)}
+                  </option>
+                ))}
+              </select>
+            </Field>
+          </div>
+        )}
+        <div className="form-row">
+          <Field label="Name" hint="empty: the run's id and status">
+            <input value={name} onChange={(e) => setName(e.target.value)} />
+          </Field>
+          <Field label="Tags" hint="comma-separated">
+            <input value={tags} onChange={(e) => setTags(e.target.value)} />
+          </Field>
+        </div>
+        <Field label="Description">
+          <textarea rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+        </Field>
+        <InvariantsEditor value={invariants} onChange={setInvariants} />
+        {create.isError && <ErrorBox error={create.error} action="Snapshot not created" />}
+        <div>
+          <button type="submit" className="button button-primary" disabled={!runId || create.isPending}>
+            Create snapshot
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}

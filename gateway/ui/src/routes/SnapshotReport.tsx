@@ -1,0 +1,188 @@
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
+import { Link, useParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { wsUrl } from "../api/events";
+import type { Problem } from "../api/problem";
+import { ErrorBox, Loading, ProgressBar, Status } from "../components/ui";
+import { duration, num, shortId, usd, when } from "../format";
+import { useNow } from "../hooks";
+
+type Result = Schemas["SnapshotTestResultRead"];
+type Frame = Schemas["SuiteFrame"];
+
+/** Follows a running suite: each snapshot's result as it lands, then the report (the socket replays what it has). */
+function useSuite(reportId: string, running: boolean) {
+  const queryClient = useQueryClient();
+  const [results, setResults] = useState<Result[]>([]);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  useEffect(() => {
+    if (!running) return;
+    const socket = new WebSocket(wsUrl(`/api/ws/snapshot-reports/${reportId}`));
+    socket.onmessage = (message) => {
+      const frame = JSON.parse(String(message.data)) as Frame;
+      if (frame.type === "result") {
+        setResults((list) => [...list.filter((r) => r.snapshot_id !== frame.result.snapshot_id), frame.result]);
+      } else if (frame.type === "report") {
+        queryClient.setQueryData(["snapshot-report", reportId], frame.report);
+      } else if (frame.type === "error") {
+        setProblem(frame.problem);
+      }
+    };
+    return () => socket.close();
+  }, [reportId, running, queryClient]);
+  return { results, problem };
+}
+
+function value(v: unknown): string {
+  if (v === null || v === undefined) return "—";
+  if (Array.isArray(v)) return v.map(value).join(", ");
+  return typeof v === "number" ? String(Math.round(v * 1000) / 1000) : JSON.stringify(v);
+}
+
+function ResultCard({ result }: { result: Result }) {
+  const deltas = Object.entries(result.metrics_delta);
+  return (
+    <article className="card" aria-label={`Result of ${result.snapshot_name}`}>
+      <header className="card-head">
+        <h3>
+          <Link to={`/snapshots/${result.snapshot_id}`}>{result.snapshot_name}</Link>
+        </h3>
+        <Status value={result.status} />
+      </header>
+      <p className="muted small">
+        cost {usd(result.cost_usd)} · {result.repetitions} repetition{result.repetitions === 1 ? "" : "s"}
+        {result.replay_run_ids.map((id) => (
+          <span key={id}>
+            {" · "}
+            <Link to={`/runs/${id}`}>run {shortId(id)}</Link>
+          </span>
+        ))}
+      </p>
+      {result.reason && <p className="warning-text">{result.reason}</p>}
+      {result.invariants.length > 0 && (
+        <table className="table compact">
+          <caption className="sr-only">Invariants</caption>
+          <thead>
+            <tr>
+              <th scope="col">Invariant</th>
+              <th scope="col">Expected</th>
+              <th scope="col">Actual</th>
+              <th scope="col">Pass rate</th>
+              <th scope="col">Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {result.invariants.map((i, index) => (
+              <tr key={index}>
+                <td>{i.description || i.type}</td>
+                <td>{value(i.expected)}</td>
+                <td>{value(i.actual)}</td>
+                <td>{num(i.pass_rate)}</td>
+                <td>
+                  <Status value={i.status} />
+                  {i.message && <div className="small">{i.message}</div>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {deltas.length > 0 && (
+        <table className="table compact">
+          <caption className="sr-only">Metric deltas</caption>
+          <thead>
+            <tr>
+              <th scope="col">Metric</th>
+              <th scope="col">Baseline</th>
+              <th scope="col">Replay</th>
+              <th scope="col">Δ</th>
+              <th scope="col">95 % interval</th>
+            </tr>
+          </thead>
+          <tbody>
+            {deltas.map(([metric, d]) => (
+              <tr key={metric} className={d.flagged ? "flagged" : ""}>
+                <td>
+                  {metric}
+                  {d.flagged && " (flagged)"}
+                </td>
+                <td>{value(d.baseline)}</td>
+                <td>{value(d.replay)}</td>
+                <td>{value(d.delta)}</td>
+                <td>{d.ci_low !== null && d.ci_high !== null ? `${value(d.ci_low)} … ${value(d.ci_high)}` : "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </article>
+  );
+}
+
+export default function SnapshotReport() {
+  const { reportId = "" } = useParams();
+  const report = useQuery({
+    queryKey: ["snapshot-report", reportId],
+    queryFn: () => unwrap(api.GET("/api/snapshot-reports/{report_id}", { params: { path: { report_id: reportId } } })),
+  });
+  const running = report.data?.status === "running";
+  const live = useSuite(reportId, running);
+  const now = useNow(running ? 1000 : null);
+  if (report.isPending) return <Loading what="the report" />;
+  if (report.isError) return <ErrorBox error={report.error} action="Opening the report" />;
+  const r = report.data;
+  const results = running ? mergeResults(r.results, live.results) : r.results;
+  const spent = results.reduce((sum, x) => sum + x.cost_usd, 0);
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>Suite report {shortId(r.id)}</h1>
+        <Status value={r.status} />
+      </header>
+      <dl className="facts">
+        <div>
+          <dt>Passed</dt>
+          <dd>
+            {r.summary.passed} / {r.summary.total}
+          </dd>
+        </div>
+        <div>
+          <dt>Failed · skipped · errors</dt>
+          <dd>
+            {r.summary.failed} · {r.summary.skipped} · {r.summary.errors}
+          </dd>
+        </div>
+        <div>
+          <dt>{running ? "Cost so far" : "Cost"}</dt>
+          <dd>{usd(running ? spent : r.total_cost_usd)}</dd>
+        </div>
+        <div>
+          <dt>Cost limit</dt>
+          <dd>{r.options.cost_limit_usd === null || r.options.cost_limit_usd === undefined ? "none" : usd(r.options.cost_limit_usd)}</dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>{when(r.created_at)}</dd>
+        </div>
+      </dl>
+      {running && (
+        <>
+          <ProgressBar done={results.length} total={r.snapshot_ids.length} label="Snapshots replayed" />
+          <p className="muted small">{duration(Math.max(0, (now - new Date(r.created_at).getTime()) / 1000))} elapsed</p>
+        </>
+      )}
+      {live.problem && <ErrorBox error={live.problem} />}
+      {r.error && <p className="warning-text">{r.error}</p>}
+      {results.map((result) => (
+        <ResultCard key={result.snapshot_id} result={result} />
+      ))}
+    </div>
+  );
+}
+
+function mergeResults(stored: Result[], live: Result[]): Result[] {
+  const byId = new Map(stored.map((r) => [r.snapshot_id, r]));
+  for (const r of live) byId.set(r.snapshot_id, r);
+  return [...byId.values()];
+}

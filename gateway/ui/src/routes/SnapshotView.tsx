@@ -1,0 +1,190 @@
+import { useMutation, useQuery } from "@tanstack/react-query";
+import { useRef, useState } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { ErrorBox, Field, Loading, Status } from "../components/ui";
+import { duration, num, shortId, usd, when } from "../format";
+
+type ReplayMode = NonNullable<Schemas["SnapshotReplay"]["replay_mode"]>;
+
+function Metrics({ metrics }: { metrics: Schemas["RunMetricsRead"] }) {
+  return (
+    <dl className="facts">
+      <div>
+        <dt>Status</dt>
+        <dd>{metrics.status}</dd>
+      </div>
+      <div>
+        <dt>Candidates × scenarios</dt>
+        <dd>
+          {metrics.candidates} × {metrics.scenarios}
+        </dd>
+      </div>
+      <div>
+        <dt>Coverage</dt>
+        <dd>{num(metrics.coverage)}</dd>
+      </div>
+      <div>
+        <dt>Hard violations</dt>
+        <dd>{metrics.hard_constraint_violations}</dd>
+      </div>
+      <div>
+        <dt>Duration</dt>
+        <dd>{duration(metrics.duration_seconds)}</dd>
+      </div>
+      <div>
+        <dt>Cost</dt>
+        <dd>{usd(metrics.usd)}</dd>
+      </div>
+    </dl>
+  );
+}
+
+function Replay({ snapshot }: { snapshot: Schemas["SnapshotRead"] }) {
+  const [mode, setMode] = useState<ReplayMode>("recorded");
+  const replay = useMutation({
+    mutationFn: () =>
+      unwrap(
+        api.POST("/api/snapshots/{snapshot_id}/replay", {
+          params: { path: { snapshot_id: snapshot.id } },
+          body: { replay_mode: mode, wait: true, ui_trigger_id: crypto.randomUUID() },
+        }),
+      ),
+  });
+  return (
+    <section aria-labelledby="replay-title">
+      <h2 id="replay-title">Replay</h2>
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          replay.mutate();
+        }}
+      >
+        <Field label="Replay">
+          <select value={mode} onChange={(e) => setMode(e.target.value as ReplayMode)}>
+            <option value="recorded">recorded (the source run's answers, $0)</option>
+            <option value="live">live (calls the models)</option>
+          </select>
+        </Field>
+        <button type="submit" className="button" disabled={replay.isPending}>
+          {replay.isPending ? "Replaying…" : "Replay into a new project"}
+        </button>
+      </form>
+      {replay.isError && <ErrorBox error={replay.error} action="Replay failed" />}
+      {replay.data && (
+        <div className="card replay-result">
+          <p>
+            <Status value={replay.data.status} /> run <Link to={`/runs/${replay.data.run_id}`}>{shortId(replay.data.run_id)}</Link> in{" "}
+            <Link to={`/projects/${replay.data.project_id}`}>a new project</Link>
+          </p>
+          <ul>
+            {replay.data.invariants.map((i, index) => (
+              <li key={index}>
+                <Status value={i.status} /> {i.description || i.type}: expected {JSON.stringify(i.expected)}, got {JSON.stringify(i.actual)}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+    </section>
+  );
+}
+
+export default function SnapshotView() {
+  const { snapshotId = "" } = useParams();
+  const navigate = useNavigate();
+  const dialog = useRef<HTMLDialogElement>(null);
+  const snapshot = useQuery({
+    queryKey: ["snapshot", snapshotId],
+    queryFn: () => unwrap(api.GET("/api/snapshots/{snapshot_id}", { params: { path: { snapshot_id: snapshotId } } })),
+  });
+  const remove = useMutation({
+    mutationFn: () =>
+      unwrap(api.DELETE("/api/snapshots/{snapshot_id}", { params: { path: { snapshot_id: snapshotId }, query: { confirm: true } } })),
+    onSuccess: () => navigate("/snapshots"),
+  });
+  if (snapshot.isPending) return <Loading what="the snapshot" />;
+  if (snapshot.isError) return <ErrorBox error={snapshot.error} action="Opening the snapshot" />;
+  const s = snapshot.data;
+  const data = (s.snapshot_data ?? {}) as Record<string, unknown>;
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>Snapshot: {s.name}</h1>
+        <span className="tags">
+          {s.tags.map((t) => (
+            <span key={t} className="tag">
+              {t}
+            </span>
+          ))}
+        </span>
+        <button type="button" className="button small ghost danger" onClick={() => dialog.current?.showModal()}>
+          Delete
+        </button>
+      </header>
+      <dialog ref={dialog} aria-labelledby="delete-snapshot">
+        <h2 id="delete-snapshot">Delete “{s.name}”?</h2>
+        <p>The snapshot and its frozen copies are deleted; reports that used it keep their results.</p>
+        {remove.isError && <ErrorBox error={remove.error} action="Not deleted" />}
+        <div className="dialog-actions">
+          <button type="button" className="button ghost" onClick={() => dialog.current?.close()}>
+            Keep it
+          </button>
+          <button type="button" className="button danger" onClick={() => remove.mutate()}>
+            Delete snapshot
+          </button>
+        </div>
+      </dialog>
+      {s.description && <p>{s.description}</p>}
+      <p className="muted small">
+        {when(s.created_at)} · version {s.version}
+        {s.project_id && (
+          <>
+            {" · "}
+            <Link to={`/projects/${s.project_id}`}>source project</Link>
+          </>
+        )}
+        {s.run_id && (
+          <>
+            {" · "}
+            <Link to={`/runs/${s.run_id}`}>reference run</Link>
+          </>
+        )}
+      </p>
+      {s.reference_metrics && (
+        <section aria-labelledby="reference-title">
+          <h2 id="reference-title">Reference metrics</h2>
+          <Metrics metrics={s.reference_metrics} />
+        </section>
+      )}
+      <section aria-labelledby="invariants-title">
+        <h2 id="invariants-title">Invariants</h2>
+        {s.invariants.length === 0 ? (
+          <p className="muted">None.</p>
+        ) : (
+          <ul>
+            {s.invariants.map((i, index) => (
+              <li key={index}>
+                <code>{i.type}</code> {i.value !== null && i.value !== undefined && JSON.stringify(i.value)} {i.description && `— ${i.description}`}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      <Replay snapshot={s} />
+      <section aria-labelledby="copies-title">
+        <h2 id="copies-title">Frozen copies</h2>
+        {Object.keys(data).length === 0 && <p className="muted">No data.</p>}
+        {Object.entries(data).map(([key, value]) => (
+          <details key={key}>
+            <summary>{key}</summary>
+            <pre className="json" tabIndex={0}>
+              {JSON.stringify(value, null, 2)}
+            </pre>
+          </details>
+        ))}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,256 @@
+import { useQueries, useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { cost, int, shortId, usd, when } from "../format";
+
+// The usage API sums by model for one filter; a breakdown by project asks once per project, so
+// it covers the most recently active ones only.
+const PROJECTS_BROKEN_DOWN = 20;
+
+function ByProject({ projects, onPick }: { projects: Schemas["Project"][]; onPick: (id: string) => void }) {
+  const shown = projects.slice(0, PROJECTS_BROKEN_DOWN);
+  const usages = useQueries({
+    queries: shown.map((p) => ({
+      queryKey: ["usage", { project_id: p.id, run_id: "" }],
+      queryFn: () => unwrap(api.GET("/api/usage", { params: { query: { project_id: p.id } } })),
+    })),
+  });
+  const rows = shown
+    .map((project, index) => ({ project, usage: usages[index]?.data?.total }))
+    .filter((row) => row.usage && row.usage.calls > 0);
+  if (usages.some((u) => u.isPending)) return <Loading what="usage by project" />;
+  if (rows.length === 0) return <Empty>No project has made a model call yet.</Empty>;
+  return (
+    <table className="table">
+      <caption className="sr-only">Usage by project</caption>
+      <thead>
+        <tr>
+          <th scope="col">Project</th>
+          <th scope="col">Calls</th>
+          <th scope="col">Tokens in / out</th>
+          <th scope="col">USD</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map(({ project, usage }) =>
+          usage ? (
+            <tr key={project.id}>
+              <td>
+                <button type="button" className="linklike" onClick={() => onPick(project.id)}>
+                  {project.title}
+                </button>
+              </td>
+              <td>{int(usage.calls)}</td>
+              <td>
+                {int(usage.input_tokens)} / {int(usage.output_tokens)}
+              </td>
+              <td>{cost(usage)}</td>
+            </tr>
+          ) : null,
+        )}
+      </tbody>
+    </table>
+  );
+}
+
+function ByRun({ runs, onPick }: { runs: Schemas["RunRead"][]; onPick: (id: string) => void }) {
+  if (runs.length === 0) return <Empty>This project has no runs.</Empty>;
+  return (
+    <table className="table">
+      <caption className="sr-only">Usage by run</caption>
+      <thead>
+        <tr>
+          <th scope="col">Run</th>
+          <th scope="col">Status</th>
+          <th scope="col">Calls</th>
+          <th scope="col">Tokens in / out</th>
+          <th scope="col">USD</th>
+          <th scope="col">
+            <span className="sr-only">Filter</span>
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {runs.map((r) => (
+          <tr key={r.id}>
+            <td>
+              <Link to={`/runs/${r.id}`}>{shortId(r.id)}</Link> <span className="muted small">{when(r.created_at)}</span>
+            </td>
+            <td>
+              <Status value={r.status} />
+            </td>
+            <td>{int(r.usage.calls)}</td>
+            <td>
+              {int(r.usage.input_tokens)} / {int(r.usage.output_tokens)}
+            </td>
+            <td>{cost(r.usage)}</td>
+            <td>
+              <button type="button" className="button small ghost" onClick={() => onPick(r.id)} aria-label={`Only run ${shortId(r.id)}`}>
+                Only this run
+              </button>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export default function Usage() {
+  const [projectId, setProjectId] = useState("");
+  const [runId, setRunId] = useState("");
+  const projects = useQuery({
+    queryKey: ["projects", "all-for-usage"],
+    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: 200 } } })),
+  });
+  const runs = useQuery({
+    queryKey: ["runs", projectId, "usage"],
+    enabled: projectId !== "",
+    queryFn: () => unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 100 } } })),
+  });
+  const filter = { project_id: projectId, run_id: runId };
+  const usage = useQuery({
+    queryKey: ["usage", filter],
+    queryFn: () => unwrap(api.GET("/api/usage", { params: { query: filter } })),
+  });
+  const calls = useQuery({
+    queryKey: ["llm-calls", filter],
+    queryFn: () => unwrap(api.GET("/api/llm-calls", { params: { query: { ...filter, page_size: 50 } } })),
+  });
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>Usage</h1>
+      </header>
+      <div className="form-row filters">
+        <Field label="Project">
+          <select
+            value={projectId}
+            onChange={(e) => {
+              setProjectId(e.target.value);
+              setRunId("");
+            }}
+          >
+            <option value="">All projects</option>
+            {projects.data?.projects.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.title}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Run">
+          <select value={runId} onChange={(e) => setRunId(e.target.value)} disabled={!projectId}>
+            <option value="">All runs</option>
+            {runs.data?.runs.map((r) => (
+              <option key={r.id} value={r.id}>
+                {r.id.slice(0, 8)} · {r.status.toLowerCase()} · {when(r.created_at)}
+              </option>
+            ))}
+          </select>
+        </Field>
+      </div>
+      {usage.isPending && <Loading what="usage" />}
+      {usage.isError && <ErrorBox error={usage.error} action="Loading usage" />}
+      {usage.data && (
+        <>
+          <dl className="facts">
+            <div>
+              <dt>Cost</dt>
+              <dd>{cost(usage.data.total)}</dd>
+            </div>
+            <div>
+              <dt>Calls</dt>
+              <dd>
+                {int(usage.data.total.calls)}
+                {usage.data.total.failed_calls > 0 && ` (${usage.data.total.failed_calls} failed)`}
+              </dd>
+            </div>
+            <div>
+              <dt>Tokens in / out</dt>
+              <dd>
+                {int(usage.data.total.input_tokens)} / {int(usage.data.total.output_tokens)}
+              </dd>
+            </div>
+          </dl>
+          <h2>By model</h2>
+          {usage.data.by_model.length === 0 ? (
+            <Empty>No model calls for this selection.</Empty>
+          ) : (
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">Provider</th>
+                  <th scope="col">Model</th>
+                  <th scope="col">Calls</th>
+                  <th scope="col">Tokens in</th>
+                  <th scope="col">Tokens out</th>
+                  <th scope="col">USD</th>
+                </tr>
+              </thead>
+              <tbody>
+                {usage.data.by_model.map((m) => (
+                  <tr key={`${m.provider}/${m.model_name}`}>
+                    <td>{m.provider}</td>
+                    <td>{m.model_name}</td>
+                    <td>{int(m.usage.calls)}</td>
+                    <td>{int(m.usage.input_tokens)}</td>
+                    <td>{int(m.usage.output_tokens)}</td>
+                    <td>{m.priced ? cost(m.usage) : "unpriced"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+      {projectId === "" && projects.data && (
+        <>
+          <h2>By project</h2>
+          <ByProject projects={projects.data.projects} onPick={setProjectId} />
+        </>
+      )}
+      {projectId !== "" && runId === "" && runs.data && (
+        <>
+          <h2>By run</h2>
+          <ByRun runs={runs.data.runs} onPick={setRunId} />
+        </>
+      )}
+      <h2>Latest calls</h2>
+      {calls.isError && <ErrorBox error={calls.error} />}
+      {calls.data && calls.data.llm_calls.length === 0 && <Empty>No calls.</Empty>}
+      {calls.data && calls.data.llm_calls.length > 0 && (
+        <table className="table compact">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Model</th>
+              <th scope="col">Purpose</th>
+              <th scope="col">Status</th>
+              <th scope="col">Tokens</th>
+              <th scope="col">USD</th>
+              <th scope="col">Latency</th>
+            </tr>
+          </thead>
+          <tbody>
+            {calls.data.llm_calls.map((c) => (
+              <tr key={c.id}>
+                <td>{when(c.created_at)}</td>
+                <td>{c.model_name}</td>
+                <td>{c.correlation.purpose}</td>
+                <td>{c.status.toLowerCase()}</td>
+                <td>
+                  {int(c.input_tokens)} / {int(c.output_tokens)}
+                </td>
+                <td>{usd(c.usd)}</td>
+                <td>{int(c.latency_ms)} ms</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,174 @@
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useCallback, useMemo, useState } from "react";
+import { Link, useParams } from "react-router";
+import { api, unwrap, type Schemas } from "../api/client";
+import type { StreamEvent } from "../api/events";
+import { recommendationOf } from "../api/metadata";
+import { Chat } from "../components/Chat";
+import { ProblemPane } from "../components/ProblemPane";
+import { RunConfigPanel } from "../components/RunConfigPanel";
+import { RunProgressView } from "../components/RunProgress";
+import { ErrorBox, Loading } from "../components/ui";
+import { useNow } from "../hooks";
+import { EMPTY_FORM, formFromRecommendation, type RunForm, type Suggestion } from "../runForm";
+import { useRunProgress } from "../runProgress";
+
+type Message = Schemas["ChatMessage"];
+
+async function allMessages(sessionId: string): Promise<Message[]> {
+  const messages: Message[] = [];
+  let token = "";
+  do {
+    const page = await unwrap(
+      api.GET("/api/chat-sessions/{chat_session_id}/messages", {
+        params: { path: { chat_session_id: sessionId }, query: { page_size: 1000, page_token: token } },
+      }),
+    );
+    messages.push(...page.chat_messages);
+    token = page.next_page_token;
+  } while (token);
+  return messages;
+}
+
+function suggestionOf(message: Message): Suggestion | null {
+  const config = recommendationOf(message.metadata);
+  return config?.mode ? { messageId: message.id, form: formFromRecommendation(config) } : null;
+}
+
+function LiveRun({ run, onEvent }: { run: Schemas["RunRead"]; onEvent: (event: StreamEvent) => void }) {
+  const { progress, stream } = useRunProgress(run.id, onEvent);
+  const now = useNow(progress.ended ? null : 1000);
+  return (
+    <section className="live-run" aria-label="Latest run">
+      <header className="pane-head">
+        <h3>
+          Run <Link to={`/runs/${run.id}`}>{run.id.slice(0, 8)}</Link>
+        </h3>
+        <Link to={`/runs/${run.id}`} className="small">
+          Open run
+        </Link>
+      </header>
+      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at ?? run.created_at} now={now} />
+      {stream.problem && <ErrorBox error={stream.problem} />}
+    </section>
+  );
+}
+
+export default function Workspace() {
+  const { projectId = "" } = useParams();
+  const queryClient = useQueryClient();
+  const project = useQuery({
+    queryKey: ["project", projectId],
+    queryFn: () => unwrap(api.GET("/api/projects/{project_id}", { params: { path: { project_id: projectId } } })),
+  });
+  const sessions = useQuery({
+    queryKey: ["chat-sessions", projectId],
+    queryFn: () =>
+      unwrap(api.GET("/api/projects/{project_id}/chat-sessions", { params: { path: { project_id: projectId }, query: { page_size: 100 } } })),
+  });
+  const session =
+    sessions.data?.chat_sessions.find((s) => s.mode === "setup") ?? sessions.data?.chat_sessions[0] ?? null;
+  const sessionId = session?.id ?? null;
+  const messages = useQuery({
+    queryKey: ["messages", sessionId],
+    queryFn: () => allMessages(sessionId ?? ""),
+    enabled: sessionId !== null,
+  });
+  const latestRun = useQuery({
+    queryKey: ["runs", projectId, "latest"],
+    queryFn: () =>
+      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 1 } } })),
+  });
+  const [startedRun, setStartedRun] = useState<Schemas["RunRead"] | null>(null);
+  const run = startedRun ?? latestRun.data?.runs[0] ?? null;
+
+  const ensureSession = useCallback(async () => {
+    if (sessionId) return sessionId;
+    const created = await unwrap(
+      api.POST("/api/projects/{project_id}/chat-sessions", {
+        params: { path: { project_id: projectId } },
+        body: { mode: "setup", title: "Setup" },
+      }),
+    );
+    queryClient.setQueryData(["messages", created.id], []);
+    await queryClient.invalidateQueries({ queryKey: ["chat-sessions", projectId] });
+    return created.id;
+  }, [sessionId, projectId, queryClient]);
+
+  // The form follows the latest recommendation until the user edits it or picks another card.
+  const latest = useMemo(() => {
+    const list = messages.data ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const message = list[i];
+      const suggestion = message && message.role === "agent" ? suggestionOf(message) : null;
+      if (suggestion) return suggestion;
+    }
+    return null;
+  }, [messages.data]);
+  const [chosen, setChosen] = useState<{ form: RunForm; suggestion: Suggestion | null } | null>(null);
+  const suggestion = chosen ? chosen.suggestion : latest;
+  const form = chosen ? chosen.form : (latest?.form ?? EMPTY_FORM);
+
+  const onRunEvent = useCallback(
+    (event: StreamEvent) => {
+      if (event.type === "summary.posted" || event.type.startsWith("run.")) {
+        void queryClient.invalidateQueries({ queryKey: ["messages"] });
+        void queryClient.invalidateQueries({ queryKey: ["runs", projectId] });
+      }
+    },
+    [queryClient, projectId],
+  );
+  const onTurnDone = useCallback(() => {
+    for (const key of ["problem-spec", "world-model", "problem-spec-provenance", "world-model-provenance", "preflight"]) {
+      void queryClient.invalidateQueries({ queryKey: [key, projectId] });
+    }
+  }, [queryClient, projectId]);
+
+  if (project.isError) return <ErrorBox error={project.error} action="Opening the project" />;
+  return (
+    <div className="workspace-page">
+      <header className="page-head">
+        <h1>{project.data?.title ?? "Project"}</h1>
+        {project.data?.description && <p className="muted">{project.data.description}</p>}
+      </header>
+      <div className="workspace">
+        <div className="workspace-chat">
+          {sessions.isError && <ErrorBox error={sessions.error} action="Loading the chat" />}
+          {messages.isError && <ErrorBox error={messages.error} action="Loading messages" />}
+          {sessions.isPending || (sessionId && messages.isPending) ? (
+            <Loading what="the chat" />
+          ) : (
+            <Chat
+              sessionId={sessionId}
+              messages={messages.data ?? []}
+              ensureSession={ensureSession}
+              activeSuggestion={suggestion?.messageId ?? null}
+              onUse={(message) => {
+                const picked = suggestionOf(message);
+                if (picked) setChosen({ form: picked.form, suggestion: picked });
+              }}
+              onTurnDone={onTurnDone}
+            />
+          )}
+        </div>
+        <div className="workspace-problem">
+          <ProblemPane projectId={projectId} />
+        </div>
+        <div className="workspace-run">
+          <RunConfigPanel
+            projectId={projectId}
+            chatSessionId={sessionId ?? undefined}
+            form={form}
+            suggestion={suggestion}
+            onChange={(next) => setChosen({ form: next, suggestion })}
+            onStarted={(started) => {
+              setStartedRun(started);
+              void queryClient.invalidateQueries({ queryKey: ["runs", projectId] });
+            }}
+          />
+          {run && <LiveRun key={run.id} run={run} onEvent={onRunEvent} />}
+        </div>
+      </div>
+    </div>
+  );
+}

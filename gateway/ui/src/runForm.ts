@@ -1,0 +1,75 @@
+import type { RecommendedRunConfig, RunMode, RunParameters } from "./api/metadata";
+
+/** The Run Config panel's form: text as typed, so an empty field means "the service's default". */
+export interface RunForm {
+  mode: RunMode;
+  num_candidates: string;
+  num_scenarios: string;
+  budget_usd: string;
+  budget_tokens: string;
+  max_runtime_s: string;
+  seed_candidate_ids: string;
+}
+
+export const EMPTY_FORM: RunForm = {
+  mode: "full_search",
+  num_candidates: "",
+  num_scenarios: "",
+  budget_usd: "",
+  budget_tokens: "",
+  max_runtime_s: "",
+  seed_candidate_ids: "",
+};
+
+/** An Architect recommendation, as the panel uses it: the message that made it and its form. */
+export interface Suggestion {
+  messageId: string;
+  form: RunForm;
+}
+
+function text(value: number | null | undefined): string {
+  return value === null || value === undefined ? "" : String(value);
+}
+
+export function formFromRecommendation(config: RecommendedRunConfig): RunForm {
+  const p = config.parameters;
+  return {
+    mode: config.mode ?? "full_search",
+    num_candidates: text(p.num_candidates || null),
+    num_scenarios: text(p.num_scenarios || null),
+    budget_usd: text(p.budget_usd),
+    budget_tokens: text(p.budget_tokens),
+    max_runtime_s: text(p.max_runtime_s),
+    seed_candidate_ids: (p.seed_candidate_ids ?? []).join(", "),
+  };
+}
+
+function whole(value: string): number | undefined {
+  const n = Number(value);
+  return value.trim() === "" || Number.isNaN(n) ? undefined : Math.trunc(n);
+}
+
+export function parametersOf(form: RunForm): RunParameters {
+  const parameters: RunParameters = {};
+  const candidates = whole(form.num_candidates);
+  const scenarios = whole(form.num_scenarios);
+  if (candidates !== undefined) parameters.num_candidates = candidates;
+  if (scenarios !== undefined) parameters.num_scenarios = scenarios;
+  if (form.budget_usd.trim() !== "" && !Number.isNaN(Number(form.budget_usd))) {
+    parameters.budget_usd = Number(form.budget_usd);
+  }
+  const tokens = whole(form.budget_tokens);
+  if (tokens !== undefined) parameters.budget_tokens = tokens;
+  const runtime = whole(form.max_runtime_s);
+  if (runtime !== undefined) parameters.max_runtime_s = runtime;
+  const seeds = form.seed_candidate_ids
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (seeds.length > 0) parameters.seed_candidate_ids = seeds;
+  return parameters;
+}
+
+export function sameForm(a: RunForm, b: RunForm): boolean {
+  return (Object.keys(a) as (keyof RunForm)[]).every((k) => a[k].trim() === b[k].trim());
+}

@@ -1,0 +1,100 @@
+import { useCallback, useState } from "react";
+import { type StreamEvent, useEventStream } from "./api/events";
+
+/** A run's progress folded from its event stream; kept per tab so a reload resumes where it was. */
+export interface RunProgressState {
+  lastSequence: number;
+  status: string;
+  phase: string;
+  phasesDone: string[];
+  candidates: number;
+  scenarios: number;
+  done: number;
+  total: number;
+  failed: number;
+  usdSpent: number;
+  reason: string;
+  summaryMessageId: string | null;
+  ended: boolean;
+}
+
+const INITIAL: RunProgressState = {
+  lastSequence: 0,
+  status: "CREATED",
+  phase: "",
+  phasesDone: [],
+  candidates: 0,
+  scenarios: 0,
+  done: 0,
+  total: 0,
+  failed: 0,
+  usdSpent: 0,
+  reason: "",
+  summaryMessageId: null,
+  ended: false,
+};
+
+function storageKey(runId: string): string {
+  return `crucible.run-progress.${runId}`;
+}
+
+function restore(runId: string): RunProgressState {
+  try {
+    const saved = sessionStorage.getItem(storageKey(runId));
+    return saved ? { ...INITIAL, ...(JSON.parse(saved) as RunProgressState) } : INITIAL;
+  } catch {
+    return INITIAL;
+  }
+}
+
+export function fold(state: RunProgressState, event: StreamEvent): RunProgressState {
+  const data = event.data;
+  const next = { ...state, lastSequence: event.sequence };
+  switch (event.type) {
+    case "run.started":
+      return { ...next, status: "RUNNING" };
+    case "phase.started":
+      return { ...next, phase: String(data.phase ?? "") };
+    case "phase.completed":
+      return { ...next, phasesDone: [...state.phasesDone, String(data.phase ?? "")] };
+    case "candidate.added":
+      return { ...next, candidates: state.candidates + 1 };
+    case "scenario.added":
+      return { ...next, scenarios: state.scenarios + 1 };
+    case "evaluation.completed":
+    case "evaluation.failed":
+      return {
+        ...next,
+        done: Number(data.done ?? state.done),
+        total: Number(data.total ?? state.total),
+        usdSpent: Number(data.usd_spent ?? state.usdSpent),
+        failed: state.failed + (event.type === "evaluation.failed" ? 1 : 0),
+      };
+    case "run.completed":
+    case "run.failed":
+    case "run.cancelled":
+      return { ...next, status: String(data.status ?? event.type.split(".")[1]).toUpperCase(), reason: String(data.reason ?? ""), ended: true };
+    case "summary.posted":
+      return { ...next, summaryMessageId: String(data.message_id ?? "") };
+    default:
+      return next;
+  }
+}
+
+/** Follows `/api/ws/runs/{id}` from the last event this tab has seen (key the caller by run id). */
+export function useRunProgress(runId: string, onEvent?: (event: StreamEvent) => void) {
+  const [progress, setProgress] = useState<RunProgressState>(() => restore(runId));
+  const handle = useCallback(
+    (event: StreamEvent) => {
+      setProgress((current) => {
+        const folded = fold(current, event);
+        sessionStorage.setItem(storageKey(runId), JSON.stringify(folded));
+        return folded;
+      });
+      onEvent?.(event);
+    },
+    [runId, onEvent],
+  );
+  const stream = useEventStream(`/api/ws/runs/${runId}`, progress.lastSequence, handle);
+  return { progress, stream };
+}

@@ -1,0 +1,40 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render } from "@testing-library/react";
+import type { ReactElement } from "react";
+import { MemoryRouter } from "react-router";
+
+export function renderWithProviders(ui: ReactElement) {
+  const client = new QueryClient({ defaultOptions: { queries: { retry: false }, mutations: { retry: false } } });
+  return render(
+    <QueryClientProvider client={client}>
+      <MemoryRouter>{ui}</MemoryRouter>
+    </QueryClientProvider>,
+  );
+}
+
+export interface Call {
+  method: string;
+  url: string;
+  body: unknown;
+}
+
+/** A fetch that answers by "METHOD /path" and records every call. */
+export function fakeFetch(routes: Record<string, (body: unknown) => unknown>) {
+  const calls: Call[] = [];
+  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = input instanceof Request ? input : new Request(String(input), init);
+    const url = new URL(request.url);
+    const text = await request.text();
+    const body: unknown = text ? JSON.parse(text) : null;
+    calls.push({ method: request.method, url: url.pathname, body });
+    const handler = routes[`${request.method} ${url.pathname}`];
+    if (!handler) {
+      return new Response(JSON.stringify({ title: "Not Found", status: 404, detail: "no such route", reason: "NOT_FOUND" }), {
+        status: 404,
+        headers: { "content-type": "application/problem+json" },
+      });
+    }
+    return new Response(JSON.stringify(handler(body)), { status: 200, headers: { "content-type": "application/json" } });
+  };
+  return { fetch, calls };
+}
