@@ -74,17 +74,24 @@ def test_interview_answers_and_a_sprint_started_by_its_button_followed_live(ui: 
     expect(events).to_contain_text("sprint.started")
     expect(events).to_contain_text("phase.started")
     expect(page.locator(".timeline li").first).to_be_visible()
-    # How it ends is the next test's business: while a sprint is watched, the agent service's
-    # sandboxed test runs die with SIGSEGV (reported), so this one ends either way.
+    # Watched live to its end, it completes: the agent service forks its sandboxed test runs while
+    # this page's WatchSprint is in flight, and they must still run (no SIGSEGV before exec).
     expect(page.locator(".page-head .status")).to_have_text(re.compile("completed|failed"), timeout=180_000)
-    assert api.get(f"/api/sprints/{sprint_id}").json()["trigger"]["source"] == "ui"
+    sprint = api.get(f"/api/sprints/{sprint_id}").json()
+    assert sprint["status"] == "completed", sprint.get("failure_reason") or sprint
+    assert sprint["trigger"]["source"] == "ui"
+    expect(page.locator(".page-head .status")).to_have_text("completed")
+    expect(events).to_contain_text("sprint.completed")
+    files = page.get_by_role("list", name="Files")
+    files.get_by_role("button", name="hello.py", exact=True).click()
+    expect(page.locator(".viewer pre")).to_contain_text(re.compile("hello world", re.IGNORECASE))
 
 
 def test_a_finished_sprint_shows_its_events_and_a_downloadable_hello_py(ui: Page, api: httpx.Client) -> None:
     page = ui
     create_answered_spec(page)
     spec_id = page.url.rsplit("/", 1)[-1]
-    # Started through the API and not watched while it runs (see the test above), then read here.
+    # Started through the API and not watched while it runs, then read here on a fresh page.
     sprint = api.post("/api/sprints", json={"spec_id": spec_id, "name": "Hello"}).json()
     started = api.post(
         f"/api/sprints/{sprint['id']}/start", json={"ui_trigger_id": str(uuid.uuid4()), "ui_trigger_source": "ui"}
