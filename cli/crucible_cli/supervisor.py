@@ -27,8 +27,10 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from crucible_common.clients import open_channel
 from crucible_common.embedded_postgres import EmbeddedPostgres, ensure_database, start_embedded_postgres
 from crucible_common.settings import Settings
+from crucible_common.tls import Tls
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +215,7 @@ class Supervisor:
                 name=name,
                 command=[python, "-m", f"crucible_{name}.entrypoints.main"],
                 log_path=self.log_dir / f"{name}.log",
-                health=functools.partial(_grpc_serving, addresses[name]),
+                health=functools.partial(_grpc_serving, addresses[name], Tls.from_settings(self.settings)),
             )
             for name in ("spec", "run", "snapshot", "agent")
         ]
@@ -272,8 +274,8 @@ class Supervisor:
         return None
 
 
-async def _grpc_serving(address: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _grpc_serving(address: str, tls: Tls | None) -> bool:
+    async with open_channel(address, tls=tls) as channel:
         try:
             response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
         except grpc.aio.AioRpcError:

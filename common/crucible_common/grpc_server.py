@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from crucible_common.errors import CrucibleError, Unavailable, to_status
+from crucible_common.errors import CrucibleError, Unavailable, ValidationFailed, to_status
+from crucible_common.inputs import message_violations
+from crucible_common.tls import Tls
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +40,20 @@ class ServiceDefinition:
     register: Registration
 
 
+def check_request(request: Message) -> None:
+    """Refuse a request any of whose fields carries what no field may (``crucible_common.inputs``)."""
+    violations = message_violations(request)
+    if violations:
+        raise ValidationFailed(violations)
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain exceptions to canonical gRPC status with ``google.rpc`` details, once.
 
     A ``CrucibleError`` becomes its own code; a lost database becomes UNAVAILABLE; anything else
-    is logged with its traceback and answered INTERNAL without leaking it.
+    is logged with its traceback and answered INTERNAL without leaking it. Before the handler,
+    every request is checked for what no field of any request may carry (``check_request``):
+    this is where every request of every service enters, so no handler has to remember it.
     """
 
     def __init__(self, domain: str) -> None:
@@ -70,6 +82,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
+                    check_request(request)
                     return await unary(request, context)
                 except Exception as exc:
                     await self._abort(exc, context, method)
@@ -84,6 +97,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 try:
+                    check_request(request)
                     async for item in stream(request, context):
                         yield item
                 except Exception as exc:
@@ -121,6 +135,7 @@ def create_server(
     *,
     domain: str,
     max_message_bytes: int = 8 * 1024 * 1024,
+    tls: Tls | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Build (not start) a server for ``services`` bound to ``address``; returns the bound port."""
     services = list(services)
@@ -139,7 +154,7 @@ def create_server(
     reflection.enable_server_reflection(
         [s.full_name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, tls.server_credentials()) if tls else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
     return server, port, health_servicer

@@ -24,6 +24,7 @@ from crucible_common.grpc_server import (
 from crucible_common.logs import configure_logging
 from crucible_common.settings import Settings
 from crucible_common.telemetry import setup_tracing
+from crucible_common.tls import Tls
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
             process.definitions,
             domain=f"{process.name}.crucible",
             max_message_bytes=settings.grpc_max_message_bytes,
+            tls=Tls.from_settings(settings),
         )
         await server.start()
         await set_serving(health_servicer, process.definitions)

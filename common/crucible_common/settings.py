@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     agent_addr: str = "127.0.0.1:50054"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
+    # Slow clients: a request whose headers (or body) have not all arrived this long after its
+    # first byte (or its headers) is answered 408 and its connection closed, so a few clients that
+    # trickle bytes cannot hold the gateway's connections.
+    gateway_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    gateway_body_timeout_seconds: float = Field(default=30.0, gt=0)
     # The offline LLM emulator `crucible up` starts when a provider has no API key.
     emulator_host: str = "127.0.0.1"
     emulator_port: int = Field(default=8090, ge=0, le=65535)
@@ -33,6 +38,11 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     # The gateway requires `Authorization: Bearer <token>` when this is set.
     api_token: SecretStr | None = None
+    # TLS between the processes (crucible_common.tls): off unless these name PEM files.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_require_client_cert: bool = False
 
     @field_validator("log_level")
     @classmethod

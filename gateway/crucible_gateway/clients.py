@@ -12,7 +12,7 @@ from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2_grpc
 from crucible.snapshot.v1 import snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
-from crucible_common.clients import open_channel
+from crucible_common.clients import service_channel
 from crucible_common.settings import Settings
 
 SERVICES = ("spec", "run", "snapshot", "agent")
@@ -34,9 +34,7 @@ class ServiceClients:
     @classmethod
     def connect(cls, settings: Settings) -> ServiceClients:
         addresses = settings.service_addresses()
-        channels = {
-            name: open_channel(addresses[name], max_message_bytes=settings.grpc_max_message_bytes) for name in SERVICES
-        }
+        channels = {name: service_channel(addresses[name], settings) for name in SERVICES}
         return cls(
             channels=channels,
             spec=spec_service_pb2_grpc.SpecServiceStub(channels["spec"]),

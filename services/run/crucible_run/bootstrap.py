@@ -13,7 +13,7 @@ from crucible.agent.v1 import agent_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2, run_service_pb2_grpc
 from crucible.snapshot.v1 import snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
-from crucible_common.clients import open_channel
+from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.leases import Lease, SqlLeaseStore, Workers
@@ -58,9 +58,9 @@ def build(settings: Settings) -> ServiceProcess:
     config = settings if isinstance(settings, RunSettings) else RunSettings(**settings.model_dump())
     assert config.database_url, "checked by the runtime before build()"
     engine = create_engine(config.database_url, pool_size=config.db_pool_size, application_name="crucible-run")
-    spec_channel = open_channel(config.spec_addr, max_message_bytes=config.grpc_max_message_bytes)
-    agent_channel = open_channel(config.agent_addr, max_message_bytes=config.grpc_max_message_bytes)
-    snapshot_channel = open_channel(config.snapshot_addr, max_message_bytes=config.grpc_max_message_bytes)
+    spec_channel = service_channel(config.spec_addr, config)
+    agent_channel = service_channel(config.agent_addr, config)
+    snapshot_channel = service_channel(config.snapshot_addr, config)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     uow = uow_factory(engine)
     spec = SpecClient(

@@ -13,7 +13,7 @@ from crucible.agent.v1 import agent_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2_grpc
 from crucible.snapshot.v1 import snapshot_service_pb2, snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
-from crucible_common.clients import open_channel
+from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.leases import Lease, SqlLeaseStore, Workers
@@ -50,7 +50,7 @@ def build(settings: Settings) -> ServiceProcess:
     assert config.database_url, "checked by the runtime before build()"
     engine = create_engine(config.database_url, pool_size=config.db_pool_size, application_name="crucible-snapshot")
     channels = {
-        name: open_channel(address, max_message_bytes=config.grpc_max_message_bytes)
+        name: service_channel(address, config)
         for name, address in (("spec", config.spec_addr), ("run", config.run_addr), ("agent", config.agent_addr))
     }
     timeout = config.snapshot_call_timeout_seconds

@@ -7,7 +7,7 @@ from pathlib import Path
 from crucible.agent.v1 import agent_service_pb2_grpc, sprint_service_pb2_grpc
 from crucible.run.v1 import run_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2, spec_service_pb2_grpc
-from crucible_common.clients import open_channel
+from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.runtime import ServiceProcess
@@ -32,7 +32,7 @@ def build(settings: Settings) -> ServiceProcess:
     config = settings if isinstance(settings, SpecSettings) else SpecSettings(**settings.model_dump())
     assert config.database_url, "checked by the runtime before build()"
     engine = create_engine(config.database_url, pool_size=config.db_pool_size, application_name="crucible-spec")
-    agent_channel = open_channel(config.agent_addr, max_message_bytes=config.grpc_max_message_bytes)
+    agent_channel = service_channel(config.agent_addr, config)
     interviewer = AgentPlanningInterviewer(
         agent_service_pb2_grpc.AgentServiceStub(agent_channel),
         PlanningModels(
@@ -43,7 +43,7 @@ def build(settings: Settings) -> ServiceProcess:
         ),
         timeout=config.planning_timeout_seconds,
     )
-    run_channel = open_channel(config.run_addr, max_message_bytes=config.grpc_max_message_bytes)
+    run_channel = service_channel(config.run_addr, config)
 
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine)

@@ -21,6 +21,7 @@ from typing import Self
 
 from crucible_common.errors import FailedPrecondition, Unavailable
 from crucible_common.leases import Lease, Workers
+from crucible_common.updates import Waiter
 from crucible_snapshot.domain.errors import ProjectNotFound
 from crucible_snapshot.domain.model import (
     Replay,
@@ -48,7 +49,6 @@ from crucible_snapshot.service_layer.ports import (
     NewRun,
     ProjectState,
     RunInfo,
-    Waiter,
 )
 from crucible_snapshot.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 

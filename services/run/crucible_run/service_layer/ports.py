@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from crucible_common.leases import LeaseStore
+from crucible_common.updates import Updates, Waiter
 from crucible_run.domain.estimates import ModelPrice
 from crucible_run.domain.events import NewRunEvent, RunEvent
 from crucible_run.domain.failure_snapshot import FailureSnapshot
@@ -280,15 +280,3 @@ class TraceStore(Protocol):
     """Where finished spans can be read back by trace id: the local trace files, or nowhere (OTLP)."""
 
     async def find(self, trace_ids: Collection[str]) -> SpanSearch: ...
-
-
-class Waiter(Protocol):
-    async def wait(self, timeout: float) -> bool:
-        """True when new events were stored since the last wait (at once if they already were)."""
-        ...
-
-
-class Updates(Protocol):
-    """Wakes the watchers of a run when its events are stored, on any replica (LISTEN/NOTIFY)."""
-
-    def subscribe(self, run_id: str) -> AbstractContextManager[Waiter]: ...

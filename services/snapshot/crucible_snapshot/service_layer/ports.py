@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from crucible_common.updates import Updates
 from crucible_snapshot.domain.model import (
     Replay,
     ReplayChange,
@@ -186,13 +186,5 @@ class Usage(Protocol):
     async def spent_usd(self, *, run_id: str = "", snapshot_test_id: str = "") -> float: ...
 
 
-class Waiter(Protocol):
-    async def wait(self, timeout: float) -> bool:
-        """True when something was stored since the last wait."""
-        ...
-
-
-class ReportUpdates(Protocol):
-    """Wakes the watchers of a report when a result or its end is stored, on any replica."""
-
-    def subscribe(self, report_id: str) -> AbstractContextManager[Waiter]: ...
+# A report's watchers are woken when a result or its end is stored, on any replica.
+ReportUpdates = Updates

@@ -1,0 +1,22 @@
+"""What a use case that watches for new events needs: a waiter woken when they are stored.
+
+Service layers depend on these protocols; ``crucible_common.notify.Listener`` implements them over
+Postgres LISTEN/NOTIFY, so a watcher on any replica wakes when any replica stores an event.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    async def wait(self, timeout: float) -> bool:
+        """True when new events were stored since the last wait (at once if they already were)."""
+        ...
+
+
+class Updates(Protocol):
+    """Wakes the watchers of one key (a run's, a sprint's, a report's id) when its events are stored."""
+
+    def subscribe(self, key: str) -> AbstractContextManager[Waiter]: ...
