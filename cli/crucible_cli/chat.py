@@ -34,6 +34,7 @@ from crucible_cli.output import (
     score,
     usd,
     websocket_address,
+    wide_id_column,
 )
 
 Mode = Literal["setup", "analysis"]
@@ -355,7 +356,7 @@ def summary_panel(summary: dict[str, Any]) -> Panel:
     if top:
         table = compact_table(
             "#",
-            Column("candidate", min_width=36, overflow="fold"),
+            wide_id_column("candidate"),
             Column("I", justify="right"),
             Column("P", justify="right"),
             Column("R", justify="right"),

@@ -7,10 +7,24 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crucible_cli.chat import chat
+from crucible_cli.healthcheck import healthcheck
 from crucible_cli.mcp import mcp
-from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.output import (
+    Format,
+    FormatOption,
+    call,
+    compact_table,
+    console,
+    errors,
+    fit_id,
+    fixed_column,
+    id_column,
+    text_column,
+    when,
+)
 from crucible_cli.runs import run_app
 from crucible_cli.snapshots import snapshot_app
 from crucible_cli.specs import spec_app
@@ -28,15 +42,17 @@ app.add_typer(run_app, name="run")
 app.add_typer(snapshot_app, name="snapshot")
 app.command("chat")(chat)
 app.command("mcp")(mcp)
+app.command("healthcheck")(healthcheck)
 
 
 def _print_projects(projects: list[dict[str, Any]], fmt: Format) -> None:
     if fmt is Format.json:
         console.print_json(json.dumps(projects))
         return
-    table = Table("id", "title", "description", "created")
+    table = compact_table(id_column("project"), text_column("description"), fixed_column("created"))
     for p in projects:
-        table.add_row(p["id"], p["title"], p["description"][:60], p["created_at"][:19].replace("T", " "))
+        title = Text.assemble((p["title"], "bold"), "\n", p["id"])
+        table.add_row(fit_id(title), Text(p["description"][:200]), when(p["created_at"])[:16])
     console.print(table)
 
 
@@ -173,7 +189,15 @@ def usage(
     if fmt is Format.json:
         console.print_json(json.dumps(report))
         return
-    table = Table("provider", "model", "calls", "input tokens", "output tokens", "USD")
+    # Model names are ids as well: they stay whole, and the USD column (with its unpriced note) folds.
+    table = compact_table(
+        fixed_column("provider"),
+        fixed_column("model"),
+        fixed_column("calls", justify="right"),
+        fixed_column("in tokens", justify="right"),
+        fixed_column("out tokens", justify="right"),
+        text_column("USD"),
+    )
     for row in report["by_model"]:
         u = row["usage"]
         cost = f"{u['usd']:.6f}" if row["priced"] else f"{u['usd']:.6f} + unpriced ({u['unpriced_calls']} calls)"

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Column, Table
 from rich.text import Text
 from websockets.exceptions import ConnectionClosedError, InvalidHandshake
@@ -37,6 +37,18 @@ def call(method: str, path: str, *, exit_code: int = 1, **kwargs: Any) -> Any:
     client = ApiClient()
     try:
         return client.request(method, path, **kwargs)
+    except ApiError as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(exit_code) from exc
+    finally:
+        client.close()
+
+
+def fetch(path: str, *, exit_code: int = 1) -> bytes:
+    """The raw body of a GET from the gateway (a file); a problem answer is printed and ends the command."""
+    client = ApiClient()
+    try:
+        return client.raw("GET", path)
     except ApiError as exc:
         errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(exit_code) from exc
@@ -103,6 +115,44 @@ def score(value: float | None) -> str:
 def compact_table(*columns: Column | str) -> Table:
     """A table with no edges and single padding: a whole id and its neighbours fit in 80 columns."""
     return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+# A UUID's length: a column of ids is this wide, and whatever shares an id's cell is folded to it.
+ID_WIDTH = 36
+
+
+def id_column(header: str = "id") -> Column:
+    """A column of whole ids, never folded nor cut: when 80 columns are too few, the others give way.
+
+    rich narrows the columns that may wrap first, and cuts the others only when they alone are too
+    wide; so ids do not wrap, and a cell that holds more than its id goes through ``fit_id``.
+    """
+    return Column(header, min_width=ID_WIDTH, no_wrap=True)
+
+
+def wide_id_column(header: str) -> Column:
+    """The one flexible column of a table whose others are short ``fixed_column`` values.
+
+    It takes what they leave (at 80 columns, more than an id), so an id in it is never folded,
+    while the text around it (a title, notes) wraps at word boundaries.
+    """
+    return Column(header, min_width=ID_WIDTH, overflow="fold")
+
+
+def fit_id(cell: Text | str) -> Text:
+    """A cell of an ``id_column`` whose other lines (a title, notes) are folded to an id's width."""
+    text = Text(cell) if isinstance(cell, str) else cell
+    return Text("\n").join(text.wrap(console, ID_WIDTH, overflow="fold"))
+
+
+def fixed_column(header: str, *, justify: JustifyMethod = "left") -> Column:
+    """A short value (a status, a time, a number) kept on one line: free text gives way before it."""
+    return Column(header, no_wrap=True, justify=justify)
+
+
+def text_column(header: str) -> Column:
+    """Free text: folded into what the ids and the short values leave."""
+    return Column(header, overflow="fold")
 
 
 def parameters_text(p: dict[str, Any]) -> str:

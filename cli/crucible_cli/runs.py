@@ -28,10 +28,13 @@ from crucible_cli.output import (
     compact_table,
     console,
     errors,
+    fixed_column,
+    id_column,
     parameters_text,
     score,
     usd,
     websocket_address,
+    wide_id_column,
 )
 
 run_app = typer.Typer(
@@ -162,8 +165,8 @@ def _show_run(run: dict[str, Any]) -> None:
 def _show_results(results: dict[str, Any]) -> None:
     table = compact_table(
         "#",
-        # The title above the id, which is never cut: it folds rather than loses characters.
-        Column("candidate", min_width=36, overflow="fold"),
+        # The title above the id, which is never cut.
+        wide_id_column("candidate"),
         Column("I", justify="right"),
         Column("P", justify="right"),
         Column("R", justify="right"),
@@ -501,7 +504,7 @@ def list_runs(
     if fmt is Format.json:
         _print_json(page)
         return
-    table = compact_table(Column("id", min_width=36, overflow="fold"), "status", "mode", "created")
+    table = compact_table(id_column(), fixed_column("status"), fixed_column("mode"), fixed_column("created"))
     for r in page["runs"]:
         table.add_row(r["id"], r["status"], r["mode"], _when(r["created_at"])[:16])
     console.print(table)

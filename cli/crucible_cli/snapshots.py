@@ -32,10 +32,15 @@ from crucible_cli.output import (
     compact_table,
     console,
     errors,
+    fit_id,
+    fixed_column,
+    id_column,
     print_json,
+    text_column,
     usd,
     websocket_events,
     when,
+    wide_id_column,
 )
 
 snapshot_app = typer.Typer(
@@ -168,11 +173,12 @@ def list_snapshots(
     if fmt is Format.json:
         print_json(found)
         return
-    table = compact_table(Column("id", min_width=36, overflow="fold"), "name", "tags", "source run", "created")
+    table = compact_table(
+        id_column("snapshot"), text_column("tags"), fixed_column("source run"), fixed_column("created")
+    )
     for s in found:
         table.add_row(
-            s["id"],
-            Text(s["name"]),
+            fit_id(Text.assemble((s["name"], "bold"), "\n", s["id"])),
             Text(", ".join(s["tags"])),
             "yes" if s["run_id"] else "—",
             when(s["created_at"])[:16],
@@ -374,7 +380,7 @@ def _show_report(report: dict[str, Any]) -> None:
     console.print(Text(f"{head} of {s['total']}; total {usd(report['total_cost_usd'])}", colour))
     if report["error"]:
         console.print(Text(f"harness failure: {report['error']}", "red"))
-    table = compact_table("status", Column("snapshot", min_width=36, overflow="fold"), Column("cost", justify="right"))
+    table = compact_table(fixed_column("status"), wide_id_column("snapshot"), fixed_column("cost", justify="right"))
     colours = {"passed": "green", "skipped": "yellow"}
     for r in report["results"]:
         cell = Text.assemble((r["snapshot_name"], "bold"), "\n", r["snapshot_id"])
@@ -706,7 +712,7 @@ def import_snapshots(
     if fmt is Format.json:
         print_json(outcomes)
     else:
-        table = compact_table("status", Column("snapshot", min_width=36, overflow="fold"))
+        table = compact_table(fixed_column("status"), wide_id_column("snapshot"))
         colours = {"created": "green", "exists": "yellow", "failed": "red"}
         for o in outcomes:
             cell = Text.assemble((o["name"], "bold"), *(f"\n{part}" for part in (o["id"], o["detail"]) if part))

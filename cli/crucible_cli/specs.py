@@ -11,7 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.output import (
+    Format,
+    FormatOption,
+    call,
+    compact_table,
+    console,
+    errors,
+    fit_id,
+    fixed_column,
+    id_column,
+    when,
+)
 
 spec_app = typer.Typer(
     help="Specs: a task, clarifying questions from a planning interview, answers.", no_args_is_help=True
@@ -130,12 +141,10 @@ def spec_list(
     if fmt is Format.json:
         console.print_json(json.dumps(specs))
         return
-    table = Table("id", "title", "status", "planning", "created")
+    table = compact_table(id_column("spec"), fixed_column("status"), fixed_column("planning"), fixed_column("created"))
     for s in specs:
-        planning = s["artifacts"]["planning"]
-        table.add_row(
-            s["id"], Text(s["title"]), s["status"], planning["status"], s["created_at"][:19].replace("T", " ")
-        )
+        title = Text.assemble((s["title"], "bold"), "\n", s["id"])
+        table.add_row(fit_id(title), s["status"], s["artifacts"]["planning"]["status"], when(s["created_at"])[:16])
     console.print(table)
 
 

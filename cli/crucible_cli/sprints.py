@@ -1,4 +1,4 @@
-"""``crucible sprint …``: create, start (explicitly), watch live, list and download artifacts."""
+"""``crucible sprint …``: create, start (explicitly), watch live, cancel, list, and the artifacts."""
 
 from __future__ import annotations
 
@@ -8,11 +8,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
+from rich.text import Text
 from websockets.sync.client import connect
 
 from crucible_cli.api_client import ApiClient
-from crucible_cli.output import Format, FormatOption, call, console, errors
+from crucible_cli.output import (
+    ID_WIDTH,
+    Format,
+    FormatOption,
+    call,
+    compact_table,
+    console,
+    errors,
+    fetch,
+    fit_id,
+    fixed_column,
+    id_column,
+    text_column,
+    when,
+    wide_id_column,
+)
 
 sprint_app = typer.Typer(help="Sprints: a spec planned, coded and verified by an agent.", no_args_is_help=True)
 
@@ -23,14 +40,22 @@ def _show(sprint: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.json:
         console.print_json(json.dumps(sprint))
         return
-    table = Table(show_header=False)
-    for key in ("id", "spec_id", "name", "status", "current_phase", "failure_reason"):
-        table.add_row(key, str(sprint.get(key) or ""))
+    table = Table(Column(style="bold"), Column(min_width=ID_WIDTH, overflow="fold"), show_header=False, box=box.SIMPLE)
+    for key in ("id", "spec_id", "name", "status", "current_phase"):
+        table.add_row(key, Text(str(sprint.get(key) or "—")))
+    if sprint.get("failure_reason"):
+        table.add_row("cancelled" if sprint["status"] == "cancelled" else "failure", Text(sprint["failure_reason"]))
     if sprint.get("trigger"):
-        table.add_row("trigger", f"{sprint['trigger']['source']}:{sprint['trigger']['id']}")
-    for phase in sprint.get("phases", []):
-        table.add_row(f"{phase['phase']} #{phase['attempt']}", f"{phase['status']}  {phase['summary'][:80]}")
+        table.add_row("trigger", Text(f"{sprint['trigger']['source']}:{sprint['trigger']['id']}"))
     console.print(table)
+    if sprint.get("phases"):
+        phases = compact_table(fixed_column("phase"), fixed_column("status"), wide_id_column("agent run · summary"))
+        for phase in sprint["phases"]:
+            run = Text.assemble(
+                phase["agent_run_id"] or "—", ("\n" + phase["summary"][:300] if phase["summary"] else "")
+            )
+            phases.add_row(f"{phase['phase']} #{phase['attempt']}", phase["status"], run)
+        console.print(phases)
 
 
 @sprint_app.command("create")
@@ -80,6 +105,43 @@ def watch(sprint_id: str) -> None:
     raise typer.Exit(0 if final["status"] == "completed" else 1)
 
 
+@sprint_app.command("cancel")
+def cancel(
+    sprint_id: str,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Kept as the sprint's failure reason.")] = "",
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Cancel a planned or active sprint: its work stops, and no model call of it is made after this answers."""
+    _show(call("POST", f"/api/sprints/{sprint_id}/cancel", json={"reason": reason}), fmt)
+
+
+@sprint_app.command("list")
+def list_sprints(
+    spec_id: Annotated[str, typer.Option("--spec-id", help="Only this spec's sprints.")] = "",
+    limit: Annotated[int, typer.Option(help="Stop after this many (0: all).")] = 0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """List sprints, newest first."""
+    sprints: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        params = {"spec_id": spec_id, "page_token": token} if spec_id else {"page_token": token}
+        page = call("GET", "/api/sprints", params=params)
+        sprints.extend(page["sprints"])
+        token = page["next_page_token"]
+        if not token or (limit and len(sprints) >= limit):
+            break
+    sprints = sprints[:limit] if limit else sprints
+    if fmt is Format.json:
+        console.print_json(json.dumps(sprints))
+        return
+    table = compact_table(id_column("sprint"), fixed_column("status"), fixed_column("phase"), fixed_column("created"))
+    for sprint in sprints:
+        name = Text.assemble((sprint["name"], "bold"), "\n", sprint["id"])
+        table.add_row(fit_id(name), sprint["status"], sprint["current_phase"] or "—", when(sprint["created_at"])[:16])
+    console.print(table)
+
+
 def _render(event: dict[str, Any]) -> str | None:
     kind, data = event.get("type", ""), event.get("data", {})
     if kind == "error":
@@ -102,8 +164,10 @@ def _render(event: dict[str, Any]) -> str | None:
     elif kind == "tool.called":
         mark = "[red]![/red]" if data.get("is_error") else "·"
         console.print(f"  {mark} {data.get('tool')} {data.get('path', '')}")
-    elif kind in ("sprint.completed", "sprint.failed"):
-        colour = "green" if kind == "sprint.completed" else "red"
+    elif kind == "phase.cancelled":
+        console.print(f"[yellow]■ {where}[/yellow] {data.get('summary', '')[:200]}")
+    elif kind in ("sprint.completed", "sprint.failed", "sprint.cancelled"):
+        colour = {"sprint.completed": "green", "sprint.cancelled": "yellow"}.get(kind, "red")
         console.print(f"[{colour}]{kind}[/{colour}] {data.get('failure_reason', '')}")
         return str(kind).removeprefix("sprint.")
     return None
@@ -118,29 +182,50 @@ def show(sprint_id: str, fmt: FormatOption = Format.table) -> None:
 @sprint_app.command("artifacts")
 def artifacts(
     sprint_id: str,
-    download: Annotated[Path | None, typer.Option(help="Save every artifact under this directory.")] = None,
+    download: Annotated[
+        Path | None, typer.Option(help="Save every artifact under this directory (see `crucible sprint download`).")
+    ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """List a sprint's artifacts, or download them all."""
-    listing = _all_artifacts(sprint_id)
     if download is not None:
-        client = ApiClient()
-        try:
-            for artifact in listing["artifacts"]:
-                target = download / artifact["path"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(client.raw("GET", f"/api/sprints/{sprint_id}/artifacts/{artifact['path']}"))
-                console.print(f"saved {target}")
-        finally:
-            client.close()
+        _download(sprint_id, download)
         return
+    listing = _all_artifacts(sprint_id)
     if fmt is Format.json:
         console.print_json(json.dumps(listing))
         return
-    table = Table("path", "size")
+    table = compact_table(text_column("path"), fixed_column("size", justify="right"))
     for artifact in listing["artifacts"]:
-        table.add_row(artifact["path"], str(artifact["size"]))
+        table.add_row(Text(artifact["path"]), str(artifact["size"]))
     console.print(table)
+
+
+@sprint_app.command("download")
+def download(
+    sprint_id: str,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="The directory to save them under. Default: ~/Downloads/crucible/SPRINT_ID."),
+    ] = None,
+) -> None:
+    """Save every artifact of a sprint, keeping their paths; outside your working tree unless you say where."""
+    _download(sprint_id, to if to is not None else default_download_dir(sprint_id))
+
+
+def default_download_dir(sprint_id: str) -> Path:
+    """Where downloads go when no directory is given: never the current directory, often a repository."""
+    return Path.home() / "Downloads" / "crucible" / sprint_id
+
+
+def _download(sprint_id: str, directory: Path) -> None:
+    listing = _all_artifacts(sprint_id)
+    for artifact in listing["artifacts"]:
+        target = directory / artifact["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(fetch(f"/api/sprints/{sprint_id}/artifacts/{artifact['path']}"))
+        console.print(Text(f"saved {target}"))
+    console.print(Text(f"{len(listing['artifacts'])} artifact(s) in {directory}"))
 
 
 def _all_artifacts(sprint_id: str) -> dict[str, Any]:

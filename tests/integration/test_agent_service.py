@@ -132,6 +132,55 @@ async def test_both_sdk_adapters_answer_text_structured_and_tool_calls(
     assert usage.total.usd > 0
 
 
+async def test_usage_groups_by_project_and_run_the_most_expensive_first(core: AgentCore) -> None:
+    purpose = f"grouping {uuid.uuid4()}"
+    big, small = str(uuid.uuid4()), str(uuid.uuid4())
+    runs = [str(uuid.uuid4()) for _ in range(3)]
+    for project, run in [(big, runs[0]), (big, runs[1]), (big, runs[1]), (small, runs[2])]:
+        ids = Correlation(project_id=project, run_id=run, purpose=purpose)
+        await h.complete(_complete("openai", "gpt-4o-mini", ids), core.llm, core.calls)
+    await h.complete(_complete("openai", "gpt-4o-mini", Correlation(purpose=purpose)), core.llm, core.calls)
+
+    async with agent_stub(core) as stub:
+        report = await stub.GetUsage(
+            pb.GetUsageRequest(
+                filter=pb.Correlation(purpose=purpose),
+                group_by=[pb.USAGE_DIMENSION_PROJECT, pb.USAGE_DIMENSION_RUN],
+                group_limit=2,
+            )
+        )
+        bad = [
+            await _refused(stub.GetUsage(pb.GetUsageRequest(group_by=[pb.USAGE_DIMENSION_UNSPECIFIED]))),
+            await _refused(stub.GetUsage(pb.GetUsageRequest(group_limit=1001))),
+        ]
+
+    projects, by_run = report.groups
+    assert projects.dimension == pb.USAGE_DIMENSION_PROJECT
+    # The project of three calls first, then one of those with one call (the other one is cut).
+    first, second = projects.groups
+    assert (first.key, first.usage.calls) == (big, 3)
+    assert (second.key in (small, ""), second.usage.calls) == (True, 1)
+    assert projects.truncated
+    assert by_run.dimension == pb.USAGE_DIMENSION_RUN
+    assert (by_run.groups[0].key, by_run.groups[0].usage.calls) == (runs[1], 2)
+    assert by_run.truncated
+    assert sum(g.usage.usd for g in projects.groups) <= report.total.usd
+    assert report.total.calls == 5
+    assert [(code, v) for code, v in bad] == [
+        (grpc.StatusCode.INVALID_ARGUMENT, "group_by[0]"),
+        (grpc.StatusCode.INVALID_ARGUMENT, "group_limit"),
+    ]
+
+
+async def _refused(call: Any) -> tuple[grpc.StatusCode, str]:
+    """The code of a refused unary call and the first field it names."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    error = info.value
+    details = decode_status(error.code(), error.details() or "", rpc_status.from_call(error))
+    return details.code, details.field_violations[0].field
+
+
 # ---------------------------------------------------------------- structured output
 
 

@@ -187,6 +187,52 @@ async def test_the_event_stream_over_websocket(stack: Stack, http: httpx.AsyncCl
     assert [e["sequence"] for e in events] == sorted(e["sequence"] for e in events)
 
 
+async def test_a_cancel_through_the_gateway_stops_the_sprint_its_phase_and_its_spending(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    emulator = f"http://127.0.0.1:{stack.env['CRUCIBLE_EMULATOR_PORT']}"
+    spec = await _spec(http, "Create a Python script that prints 'hello world' to stdout.")
+    sprint = (await http.post("/api/sprints", json={"spec_id": spec["id"], "name": "Cancelled"})).json()
+    async with httpx.AsyncClient() as admin:
+        # Slow answers, so that the cancel lands while a phase is in flight.
+        await admin.put(f"{emulator}/emulator/config", json={"latency_ms": 300})
+        try:
+            started = await http.post(
+                f"/api/sprints/{sprint['id']}/start", json={"ui_trigger_id": "btn-1", "ui_trigger_source": "ui"}
+            )
+            assert started.status_code == 200, started.text
+            deadline = time.monotonic() + SPRINT_TIMEOUT
+            while not (await http.get(f"/api/sprints/{sprint['id']}")).json()["phases"]:
+                assert time.monotonic() < deadline, "no phase ever started"
+                await asyncio.sleep(0.1)
+
+            cancelled = await http.post(f"/api/sprints/{sprint['id']}/cancel", json={"reason": "enough"})
+            requests_at_cancel = (await admin.get(f"{emulator}/emulator/stats")).json()["requests_total"]
+            usage_at_cancel = (await http.get("/api/usage", params={"sprint_id": sprint["id"]})).json()["total"]
+
+            assert cancelled.status_code == 200, cancelled.text
+            body = cancelled.json()
+            assert (body["status"], body["failure_reason"]) == ("cancelled", "cancelled: enough")
+            assert body["phases"][-1]["status"] == "cancelled"
+            for phase in body["phases"]:
+                run = await http.get(f"/api/agent-runs/{phase['agent_run_id']}")
+                assert run.status_code == 200, run.text
+                assert run.json()["run"]["status"] != "running"
+            last_run = (await http.get(f"/api/agent-runs/{body['phases'][-1]['agent_run_id']}")).json()["run"]
+            assert last_run["status"] == "cancelled"
+            url = stack.url.replace("http://", "ws://") + f"/api/ws/sprints/{sprint['id']}"
+            async with websockets.connect(url) as ws:
+                types = [json.loads(raw)["type"] async for raw in ws]
+            assert types[-2:] == ["phase.cancelled", "sprint.cancelled"]
+            again = await http.post(f"/api/sprints/{sprint['id']}/cancel", json={})
+            assert again.status_code == 412, again.text
+            assert (await admin.get(f"{emulator}/emulator/stats")).json()["requests_total"] == requests_at_cancel
+            usage = (await http.get("/api/usage", params={"sprint_id": sprint["id"]})).json()["total"]
+            assert usage == usage_at_cancel
+        finally:
+            await admin.put(f"{emulator}/emulator/config", json={})
+
+
 async def test_a_sprint_starts_only_by_an_explicit_trigger(http: httpx.AsyncClient) -> None:
     spec = await _spec(http, "Create a Python script that prints 'hello world' to stdout.")
     sprint = (await http.post("/api/sprints", json={"spec_id": spec["id"], "name": "Guarded"})).json()

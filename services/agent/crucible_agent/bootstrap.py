@@ -16,6 +16,7 @@ from crucible_agent.adapters.providers.base import LlmProvider, warm_up
 from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.adapters.sandbox import SandboxLimits
+from crucible_agent.adapters.sprint_repository import SPRINT_EVENTS_CHANNEL
 from crucible_agent.adapters.sprint_workspace import LocalWorkspaces
 from crucible_agent.adapters.tables import LEASED_AGENT_RUNS, LEASED_SPRINTS, SCHEMA
 from crucible_agent.adapters.unit_of_work import SqlUnitOfWork
@@ -33,6 +34,7 @@ from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFac
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
 from crucible_common.leases import Lease, SqlLeaseStore, Workers
+from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -71,6 +73,7 @@ class AgentCore:
     pool: ProviderPool
     uow: UowFactory
     calls: CallLog
+    updates: Listener
 
 
 def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str, LlmProvider]) -> AgentCore:
@@ -92,6 +95,7 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
     defaults = tuple(SubagentConfig(name, name, models[name]) for name in ("openai", "anthropic") if name in providers)
     judge = JudgeConfig(defaults[0].provider, defaults[0].model) if defaults else None
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    updates = Listener(engine.url.render_as_string(hide_password=False), SPRINT_EVENTS_CHANNEL)
     runner = AgentRunner(
         llm,
         uow,
@@ -112,6 +116,7 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
         planners=defaults,
         judge=judge,
         owner=owner,
+        updates=updates,
     )
     scheduler = Workers(
         sprints.leases,
@@ -119,7 +124,7 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
         heartbeat_seconds=sprints.heartbeat_seconds,
         resume_batch=5,
     )
-    return AgentCore(llm, runner, sprints, scheduler, pool, uow, CallLog(uow))
+    return AgentCore(llm, runner, sprints, scheduler, pool, uow, CallLog(uow), updates)
 
 
 def build(settings: AgentSettings) -> ServiceProcess:
@@ -143,6 +148,6 @@ def build(settings: AgentSettings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[core.scheduler.close, core.pool.close],
+        closers=[core.scheduler.close, core.updates.close, core.pool.close],
         background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever],
     )

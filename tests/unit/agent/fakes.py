@@ -8,10 +8,11 @@ the way they do in Postgres. A unit given a lease is fenced by it, as the SQL on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -34,6 +35,8 @@ from crucible_agent.domain.model import (
     ProviderResponse,
     SubagentError,
     TextSink,
+    UsageDimension,
+    UsageGroups,
     UsageReport,
     UsageTotals,
 )
@@ -49,6 +52,7 @@ from crucible_agent.domain.sprints import (
 from crucible_agent.service_layer.ports import AbstractAgentRepository, AbstractSprintRepository
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork
 from crucible_common.leases import Lease, LeaseLost
+from crucible_common.updates import Waiter
 
 JUDGE_SCHEMA_NAME = "judge_decision"
 
@@ -148,35 +152,27 @@ class FakeAgentRepository(AbstractAgentRepository):
         ]
         return sorted(mine, key=lambda c: (c.created_at, c.attempt))
 
-    async def usage(self, filter_: Correlation) -> UsageReport:
-        billed = {LlmCallStatus.SUCCEEDED, LlmCallStatus.INVALID_OUTPUT}
+    async def usage(
+        self, filter_: Correlation, group_by: tuple[UsageDimension, ...] = (), group_limit: int = 50
+    ) -> UsageReport:
+        matching = [call for call in self.state.llm_calls if _matches(call.correlation, filter_)]
         groups: dict[tuple[str, str], list[LlmCall]] = {}
-        for call in self.state.llm_calls:
-            if _matches(call.correlation, filter_):
-                groups.setdefault((call.provider, call.model), []).append(call)
+        for call in matching:
+            groups.setdefault((call.provider, call.model), []).append(call)
         by_model = []
         for (provider, model), calls in sorted(groups.items()):
-            unpriced = sum(1 for c in calls if c.status in billed and c.usd is None)
-            totals = UsageTotals(
-                sum(c.input_tokens for c in calls),
-                sum(c.output_tokens for c in calls),
-                float(sum(c.usd or 0.0 for c in calls)),
-                len(calls),
-                unpriced,
-                sum(1 for c in calls if c.status is LlmCallStatus.FAILED),
-                sum(1 for c in calls if c.status is LlmCallStatus.REPLAYED),
+            totals = _totals(calls)
+            by_model.append(ModelUsage(provider, model, totals, priced=totals.unpriced_calls == 0))
+        grouped = []
+        for dimension in group_by:
+            keyed: dict[str, list[LlmCall]] = {}
+            for call in matching:
+                keyed.setdefault(getattr(call.correlation, dimension.correlation), []).append(call)
+            ranked = sorted(
+                ((key, _totals(calls)) for key, calls in keyed.items()), key=lambda g: (-g[1].usd, -g[1].calls, g[0])
             )
-            by_model.append(ModelUsage(provider, model, totals, priced=unpriced == 0))
-        total = UsageTotals(
-            sum(m.usage.input_tokens for m in by_model),
-            sum(m.usage.output_tokens for m in by_model),
-            sum(m.usage.usd for m in by_model),
-            sum(m.usage.calls for m in by_model),
-            sum(m.usage.unpriced_calls for m in by_model),
-            sum(m.usage.failed_calls for m in by_model),
-            sum(m.usage.replayed_calls for m in by_model),
-        )
-        return UsageReport(total, by_model)
+            grouped.append(UsageGroups(dimension, tuple(ranked[:group_limit]), len(ranked) > group_limit))
+        return UsageReport(_totals(matching), by_model, tuple(grouped))
 
     async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None:
         stored = self.state.recordings.get((key, request_hash))
@@ -500,3 +496,30 @@ class FakeProvider(LlmProvider):
 
     async def close(self) -> None:
         self.closed = True
+
+
+def _totals(calls: list[LlmCall]) -> UsageTotals:
+    billed = {LlmCallStatus.SUCCEEDED, LlmCallStatus.INVALID_OUTPUT}
+    return UsageTotals(
+        sum(c.input_tokens for c in calls),
+        sum(c.output_tokens for c in calls),
+        float(sum(c.usd or 0.0 for c in calls)),
+        len(calls),
+        sum(1 for c in calls if c.status in billed and c.usd is None),
+        sum(1 for c in calls if c.status is LlmCallStatus.FAILED),
+        sum(1 for c in calls if c.status is LlmCallStatus.REPLAYED),
+    )
+
+
+class _Unnotified:
+    async def wait(self, timeout: float) -> bool:
+        await asyncio.sleep(min(timeout, 0.01))
+        return False
+
+
+class NoUpdates:
+    """Updates that never notify: a watcher reads again after each (short) wait, as with no LISTEN."""
+
+    @contextlib.contextmanager
+    def subscribe(self, key: str) -> Iterator[Waiter]:
+        yield _Unnotified()

@@ -27,6 +27,7 @@ from crucible_agent.domain.model import (
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.structured import hash_request
+from crucible_common.leases import Lease, LeaseLost
 from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
 
 CORRELATION = Correlation(project_id="p1", purpose="test")
@@ -107,6 +108,26 @@ async def test_an_invalid_structured_answer_is_retried_with_the_problem_in_view(
     assert retry.messages[-2] == ChatMessage(Role.ASSISTANT, "not json at all")
     assert retry.messages[-1].role is Role.USER
     assert "not valid: not JSON" in retry.messages[-1].content
+
+
+async def test_a_fence_that_refuses_a_re_ask_returns_the_paid_attempts_with_lease_lost() -> None:
+    llm, provider, _ = service([answer("not json at all"), answer('{"answer": 4}')])
+    lease = Lease("sprint", "s1", "p1", 1)
+    fenced = 0
+
+    async def fence() -> None:
+        nonlocal fenced
+        fenced += 1
+        if fenced > 1:
+            raise LeaseLost(lease)
+
+    outcome = await llm.complete(request(json_schema=SCHEMA, schema_name="sum"), CORRELATION, fence=fence)
+
+    assert isinstance(outcome.error, LeaseLost)
+    assert outcome.result is None
+    # The invalid answer was paid for, so it goes back to be stored; the re-ask was never sent.
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT]
+    assert len(provider.requests) == 1
 
 
 async def test_a_schema_violation_names_the_problem_to_the_model() -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crucible_agent.adapters.providers.pool import ProviderPool
-from crucible_agent.domain.model import JudgeConfig, LlmCallStatus, Role, SubagentConfig, ToolCall
+from crucible_agent.domain.model import AgentRunStatus, JudgeConfig, LlmCallStatus, Role, SubagentConfig, ToolCall
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.domain.sprints import (
     Phase,
@@ -31,7 +31,7 @@ from crucible_agent.service_layer.sprints.tool_loop import MAX_TOOL_STEPS
 from crucible_agent.service_layer.sprints.workflow import SprintDeps
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, SPRINT
 from crucible_common.leases import Lease, LeaseLost, Workers
-from tests.unit.agent.fakes import FakeLeaseStore, FakeUowFactory
+from tests.unit.agent.fakes import FakeLeaseStore, FakeUnitOfWork, FakeUowFactory, NoUpdates
 from tests.unit.agent.sprint_fakes import PLAN, FakeWorkspaces, SprintModel, report
 
 OPENAI = SubagentConfig("openai", "openai", "gpt-4o-mini")
@@ -65,7 +65,16 @@ class Harness:
         )
         self.leases = FakeLeaseStore(self.uow.state, SPRINT, owner)
         self.deps = SprintDeps(
-            llm, runner, self.uow, self.workspaces, self.leases, (OPENAI, ANTHROPIC), judge, owner, heartbeat_seconds=60
+            llm,
+            runner,
+            self.uow,
+            self.workspaces,
+            self.leases,
+            (OPENAI, ANTHROPIC),
+            judge,
+            owner,
+            NoUpdates(),
+            heartbeat_seconds=60,
         )
 
     async def start(self) -> Lease:
@@ -288,6 +297,43 @@ async def test_a_loop_that_never_answers_fails_its_attempt() -> None:
     assert sprint.status is SprintStatus.FAILED
 
 
+async def test_no_commit_stores_a_phase_attempt_whose_agent_run_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cancel may come between any two commits: none of them may leave an attempt naming a run
+    # that does not exist (it would answer 404).
+    commit = FakeUnitOfWork.commit
+
+    async def checked(self: FakeUnitOfWork) -> None:
+        await commit(self)
+        missing = [a for a in self.state.attempts.values() if a.agent_run_id not in self.state.runs]
+        assert missing == []
+
+    monkeypatch.setattr(FakeUnitOfWork, "commit", checked)
+    h = Harness()
+    lease = await h.start()
+
+    await PhaseRunner(h.deps, lease).run()
+
+    sprint = await h.sprint(lease.id)
+    assert sprint.status is SprintStatus.COMPLETED
+    assert len(sprint.phases) == 3
+
+
+async def test_a_cancelled_sprint_is_not_continued_by_a_replica_that_claims_it() -> None:
+    h = Harness()
+    lease = await h.start()
+    scheduler = Workers(h.deps.leases, lambda lease: PhaseRunner(h.deps, lease).run())
+
+    await handlers.cancel_sprint(c.CancelSprint(lease.id, ""), h.uow, scheduler, h.deps.runner)
+    h.lapse_leases()
+
+    assert await h.leases.claim_stale(5) == []
+    assert await h.run_leases.claim_stale(5) == []
+    # A runner started with the lease from before the cancel stops before its first call.
+    await PhaseRunner(h.deps, lease).run()
+    assert h.openai.requests == h.anthropic.requests == []
+    assert h.events()[-1] == "sprint.cancelled"
+
+
 # ---------------------------------------------------------------- resume
 
 
@@ -418,12 +464,18 @@ async def test_cancel_revokes_the_lease_and_stops_the_local_runner() -> None:
     await handlers.start_sprint(c.StartSprint(sprint.id, "click", "test"), h.uow, scheduler, h.deps.owner)
     await asyncio.wait_for(gate.wait(), 5)
 
-    cancelled = await handlers.cancel_sprint(c.CancelSprint(sprint.id, "changed my mind"), h.uow, scheduler)
+    cancelled = await handlers.cancel_sprint(
+        c.CancelSprint(sprint.id, "changed my mind"), h.uow, scheduler, h.deps.runner
+    )
     await scheduler.close()
 
-    assert cancelled.status is SprintStatus.FAILED
+    assert cancelled.status is SprintStatus.CANCELLED
     assert cancelled.failure_reason == "cancelled: changed my mind"
     stored = h.uow.state.sprints[sprint.id]
     assert stored.lease_owner == ""
-    assert h.events()[-1] == "sprint.failed"
+    assert h.events()[-2:] == ["phase.cancelled", "sprint.cancelled"]
+    coding = cancelled.attempt(Phase.CODING, 1)
+    assert coding is not None
+    assert coding.status is PhaseAttemptStatus.CANCELLED
+    assert h.uow.state.runs[coding.agent_run_id].run.status is AgentRunStatus.CANCELLED
     assert [c for c in h.uow.state.llm_calls if c.correlation.purpose == "sprint.coding"] == []

@@ -17,6 +17,7 @@ from crucible_agent.domain.errors import (
     UnknownProvider,
 )
 from crucible_agent.domain.model import ChatMessage, Delta, LlmRequest, ProviderResponse, Role, TextSink
+from crucible_common.leases import Lease, LeaseLost
 from tests.unit.agent.fakes import Deltas
 
 REQUEST = LlmRequest("openai", "gpt-4o-mini", (ChatMessage(Role.USER, "hi"),))
@@ -106,6 +107,23 @@ async def test_retries_are_bounded() -> None:
     attempts = await pool(provider, retries=2).call(REQUEST)
     assert len(attempts) == 3
     assert attempts[-1].error is not None
+
+
+async def test_the_fence_is_asked_before_every_attempt_and_its_refusal_ends_the_call_unsent() -> None:
+    provider = FakeProvider([ProviderRateLimited("openai", "slow down", retry_after=0.001)])
+    asked = 0
+
+    async def fence() -> None:
+        nonlocal asked
+        asked += 1
+        if asked == 2:
+            raise LeaseLost(Lease("sprint", "s1", "p1", 1))
+
+    with pytest.raises(LeaseLost):
+        await pool(provider).call(REQUEST, fence=fence)
+
+    # The first attempt went out (and got a 429); its retry was refused before it was sent.
+    assert (asked, provider.calls) == (2, 1)
 
 
 async def test_a_rejected_request_is_not_retried() -> None:

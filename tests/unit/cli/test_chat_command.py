@@ -118,6 +118,11 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", text)).strip()
 
 
+# Sessions besides the fakes' own (ids are UUIDs: the gateway refuses any other).
+SETUP_SESSION_ID = "5e7a1c2d-0b3f-4d6e-8a9b-1c2d3e4f5a6b"
+OLDER_SESSION_ID = "6f8b2d3e-1c4a-4e7f-9b0c-2d3e4f5a6b7c"
+
+
 def answer_turn(fakes: Fakes, metadata: dict[str, Any], reply: str = "I cannot start runs.") -> None:
     user, agent = turn_messages(reply, metadata)
     fakes.spec.answer("CreateChatTurn", spec_pb.CreateChatTurnResponse(user_message=user, agent_message=agent))
@@ -129,9 +134,9 @@ def requests_of(fakes: Fakes, method: str) -> list[Any]:
 
 def analysis_session_first(fakes: Fakes) -> None:
     setup = chat_session()
-    setup.id, setup.mode = "s-setup", spec_pb.CHAT_SESSION_MODE_SETUP
+    setup.id, setup.mode = SETUP_SESSION_ID, spec_pb.CHAT_SESSION_MODE_SETUP
     older = chat_session()
-    older.id = "s-older"
+    older.id = OLDER_SESSION_ID
     fakes.spec.answer(
         "ListChatSessions", spec_pb.ListChatSessionsResponse(chat_sessions=[chat_session(), setup, older])
     )
@@ -149,7 +154,7 @@ def test_a_message_prints_the_reply(fakes: Fakes, gateway: TestClient) -> None:
     assert "architect> Hello" in result.stdout
     (turn,) = requests_of(fakes, "CreateChatTurn")
     # The project's latest setup session, as the run service finds it for its summaries.
-    assert (turn.chat_session_id, turn.content) == ("s-setup", "What is missing?")
+    assert (turn.chat_session_id, turn.content) == (SETUP_SESSION_ID, "What is missing?")
     assert uuid.UUID(turn.chat_message_id).version == 4
     assert requests_of(fakes, "CreateChatSession") == []
     assert fakes.spec.calls[-1].timeout == 900.0

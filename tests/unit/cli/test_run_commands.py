@@ -25,6 +25,7 @@ from tests.unit.gateway.fakes import (
     MESSAGE_ID,
     PROJECT_ID,
     RUN_ID,
+    SESSION_ID,
     TRIGGER_ID,
     Fakes,
     preflight,
@@ -100,7 +101,7 @@ def test_a_ready_preflight_exits_0_and_sends_no_limits_unasked(fakes: Fakes, gat
 
 
 def test_create_sends_a_fresh_uuid_trigger_from_the_cli(fakes: Fakes, gateway: TestClient) -> None:
-    first = crucible("create", PROJECT_ID, "--candidates", "3", "--chat-session-id", "chat-1")
+    first = crucible("create", PROJECT_ID, "--candidates", "3", "--chat-session-id", SESSION_ID)
     second = crucible("create", PROJECT_ID, "--format", "json")
 
     assert (first.exit_code, second.exit_code) == (0, 0), first.output + second.output
@@ -111,7 +112,7 @@ def test_create_sends_a_fresh_uuid_trigger_from_the_cli(fakes: Fakes, gateway: T
         project_id=PROJECT_ID,
         mode=run_pb.RUN_MODE_FULL_SEARCH,
         parameters=run_pb.RunParameters(num_candidates=3),
-        chat_session_id="chat-1",
+        chat_session_id=SESSION_ID,
         ui_trigger_id=one.ui_trigger_id,
         ui_trigger_source=run_pb.TRIGGER_SOURCE_CLI_TOOL,
         ui_trigger_metadata=struct({"command": "run create"}),

@@ -349,7 +349,7 @@ def test_a_suite_the_gateway_refuses_exits_2(fakes: Fakes, gateway: TestClient) 
         rpc_error(NotFound("snapshot x not found", reason="SNAPSHOT_NOT_FOUND"), "snapshot.crucible"),
     )
 
-    result = crucible("test", "--snapshot-ids", "x")
+    result = crucible("test", "--snapshot-ids", OTHER_SNAPSHOT_ID)
 
     assert result.exit_code == 2
     assert "404 SNAPSHOT_NOT_FOUND" in result.stderr

@@ -32,7 +32,13 @@ def test_the_prefix_is_the_enum_name_in_upper_snake_case() -> None:
 
 
 def test_rest_names_are_the_short_names_in_lower_case_or_the_declared_spelling() -> None:
-    assert enum_names(sprint_pb.SprintStatus) == {1: "planned", 2: "active", 3: "completed", 4: "failed"}
+    assert enum_names(sprint_pb.SprintStatus) == {
+        1: "planned",
+        2: "active",
+        3: "completed",
+        4: "failed",
+        5: "cancelled",
+    }
     assert enum_names(sprint_pb.SprintEventType, dotted)[3] == "phase.started"
 
 

@@ -45,6 +45,8 @@ from crucible_agent.domain.model import (
     RecordingMode,
     SubagentConfig,
     SubagentError,
+    UsageDimension,
+    UsageGroups,
     UsageReport,
     UsageTotals,
 )
@@ -121,29 +123,36 @@ class SqlAgentRepository(AbstractAgentRepository):
         )
         return [_llm_call(row) for row in rows]
 
-    async def usage(self, filter_: Correlation) -> UsageReport:
+    async def usage(
+        self, filter_: Correlation, group_by: tuple[UsageDimension, ...] = (), group_limit: int = 50
+    ) -> UsageReport:
         c = t.llm_calls.c
-        billed = c.status.in_([LlmCallStatus.SUCCEEDED.value, LlmCallStatus.INVALID_OUTPUT.value])
         query = (
-            select(
-                c.provider,
-                c.model,
-                func.coalesce(func.sum(c.input_tokens), 0),
-                func.coalesce(func.sum(c.output_tokens), 0),
-                func.coalesce(func.sum(c.usd), 0),
-                func.count(),
-                func.count().filter(and_(billed, c.usd.is_(None))),
-                func.count().filter(c.status == LlmCallStatus.FAILED.value),
-                func.count().filter(c.status == LlmCallStatus.REPLAYED.value),
-            )
+            select(c.provider, c.model, *_usage_sums())
             .where(*_matches(t.llm_calls, filter_))
             .group_by(c.provider, c.model)
             .order_by(c.provider, c.model)
         )
         by_model = []
-        for provider, model, tin, tout, usd, calls, unpriced, failed, replayed in await self._conn.execute(query):
-            totals = UsageTotals(int(tin), int(tout), float(usd), calls, unpriced, failed, replayed)
-            by_model.append(ModelUsage(provider, model, totals, priced=unpriced == 0))
+        for provider, model, *sums in await self._conn.execute(query):
+            totals = _usage_totals(sums)
+            by_model.append(ModelUsage(provider, model, totals, priced=totals.unpriced_calls == 0))
+        groups = []
+        for dimension in group_by:
+            key = c[dimension.correlation]
+            usd = func.coalesce(func.sum(c.usd), 0)
+            # One more than asked for: it says whether the list was cut.
+            rows = list(
+                await self._conn.execute(
+                    select(key, *_usage_sums())
+                    .where(*_matches(t.llm_calls, filter_))
+                    .group_by(key)
+                    .order_by(usd.desc(), func.count().desc(), key)
+                    .limit(group_limit + 1)
+                )
+            )
+            found = tuple((k, _usage_totals(sums)) for k, *sums in rows[:group_limit])
+            groups.append(UsageGroups(dimension, found, truncated=len(rows) > group_limit))
         total = UsageTotals(
             sum(m.usage.input_tokens for m in by_model),
             sum(m.usage.output_tokens for m in by_model),
@@ -153,7 +162,7 @@ class SqlAgentRepository(AbstractAgentRepository):
             sum(m.usage.failed_calls for m in by_model),
             sum(m.usage.replayed_calls for m in by_model),
         )
-        return UsageReport(total, by_model)
+        return UsageReport(total, by_model, tuple(groups))
 
     async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None:
         r = t.recordings.c
@@ -357,6 +366,26 @@ def _answered(c: Any) -> ColumnElement[bool]:
 
 def _correlation_values(c: Correlation) -> dict[str, str]:
     return {name: getattr(c, name) for name in t.CORRELATION_COLUMNS}
+
+
+def _usage_sums() -> list[ColumnElement[Any]]:
+    """Tokens, USD, calls, then the calls that were billed without a price, failed, or replayed."""
+    c = t.llm_calls.c
+    billed = c.status.in_([LlmCallStatus.SUCCEEDED.value, LlmCallStatus.INVALID_OUTPUT.value])
+    return [
+        func.coalesce(func.sum(c.input_tokens), 0),
+        func.coalesce(func.sum(c.output_tokens), 0),
+        func.coalesce(func.sum(c.usd), 0),
+        func.count(),
+        func.count().filter(and_(billed, c.usd.is_(None))),
+        func.count().filter(c.status == LlmCallStatus.FAILED.value),
+        func.count().filter(c.status == LlmCallStatus.REPLAYED.value),
+    ]
+
+
+def _usage_totals(sums: Sequence[Any]) -> UsageTotals:
+    tin, tout, usd, calls, unpriced, failed, replayed = sums
+    return UsageTotals(int(tin), int(tout), float(usd), calls, unpriced, failed, replayed)
 
 
 def _matches(table: Any, filter_: Correlation) -> list[ColumnElement[bool]]:

@@ -32,6 +32,10 @@ from crucible_agent.domain.sprints import (
 )
 from crucible_agent.service_layer.ports import AbstractSprintRepository
 from crucible_common import jsonb
+from crucible_common.notify import notify
+
+# Watchers of a sprint are woken on this channel, with the sprint's id as the payload.
+SPRINT_EVENTS_CHANNEL = "crucible_sprint_events"
 
 
 class SqlSprintRepository(AbstractSprintRepository):
@@ -132,6 +136,8 @@ class SqlSprintRepository(AbstractSprintRepository):
             .values(sprint_id=sprint_id, type=event.type.value, data=data, created_at=at)
             .returning(t.sprint_events.c.sequence)
         )
+        # Delivered when this transaction commits, to the sprint's watchers on every replica.
+        await notify(self._conn, SPRINT_EVENTS_CHANNEL, sprint_id)
         return int(sequence or 0)
 
     async def events(self, sprint_id: str, after_sequence: int, limit: int) -> list[SprintEvent]:

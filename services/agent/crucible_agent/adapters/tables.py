@@ -110,7 +110,7 @@ agent_runs = Table(
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("status IN ('running', 'completed', 'failed')", name="ck_agent_runs_status"),
+    CheckConstraint("status IN ('running', 'completed', 'failed', 'cancelled')", name="ck_agent_runs_status"),
     Index("ix_agent_runs_created_at_id", "created_at", "id"),
     Index("ix_agent_runs_running_lease", "lease_expires_at", postgresql_where=text("status = 'running'")),
 )
@@ -196,7 +196,7 @@ sprints = Table(
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("status IN ('planned', 'active', 'completed', 'failed')", name="ck_sprints_status"),
+    CheckConstraint("status IN ('planned', 'active', 'completed', 'failed', 'cancelled')", name="ck_sprints_status"),
     Index("ix_sprints_created_at_id", "created_at", "id"),
     Index("ix_sprints_spec_id", "spec_id"),
     Index("ix_sprints_active_lease", "lease_expires_at", postgresql_where=text("status = 'active'")),

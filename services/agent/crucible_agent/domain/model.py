@@ -145,6 +145,10 @@ class Delta:
 
 DeltaSink = Callable[[Delta], Awaitable[None]]
 
+# Asked right before every provider attempt of leased work; raises (``LeaseLost``) when the work
+# may no longer spend, e.g. because its sprint was cancelled or another process took it over.
+Fence = Callable[[], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class ProviderAttempt:
@@ -256,10 +260,31 @@ class ModelUsage:
     priced: bool
 
 
+class UsageDimension(enum.StrEnum):
+    """What usage can be grouped by besides the model: a correlation id."""
+
+    PROJECT = "project"
+    RUN = "run"
+
+    @property
+    def correlation(self) -> str:
+        """The Correlation field (and call-log column) it groups by."""
+        return f"{self.value}_id"
+
+
+@dataclass(frozen=True)
+class UsageGroups:
+    dimension: UsageDimension
+    # (the project's or run's id, or "" for calls outside any; its usage), the most expensive first.
+    groups: tuple[tuple[str, UsageTotals], ...]
+    truncated: bool
+
+
 @dataclass(frozen=True)
 class UsageReport:
     total: UsageTotals
     by_model: list[ModelUsage]
+    groups: tuple[UsageGroups, ...] = ()
 
 
 # ---------------------------------------------------------------- agent runs
@@ -269,6 +294,7 @@ class AgentRunStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ class SprintStatus(enum.StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (SprintStatus.COMPLETED, SprintStatus.FAILED)
+        return self in (SprintStatus.COMPLETED, SprintStatus.FAILED, SprintStatus.CANCELLED)
 
 
 class Phase(enum.StrEnum):
@@ -34,6 +35,7 @@ class PhaseAttemptStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class PlanningStatus(enum.StrEnum):
@@ -160,6 +162,8 @@ class SprintEventType(enum.StrEnum):
     TOOL_CALLED = "tool.called"
     SPRINT_COMPLETED = "sprint.completed"
     SPRINT_FAILED = "sprint.failed"
+    PHASE_CANCELLED = "phase.cancelled"
+    SPRINT_CANCELLED = "sprint.cancelled"
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,8 @@ EVENT_DATA: dict[SprintEventType, type[SprintEventData]] = {
     SprintEventType.TOOL_CALLED: ToolCalled,
     SprintEventType.SPRINT_COMPLETED: SprintEnded,
     SprintEventType.SPRINT_FAILED: SprintEnded,
+    SprintEventType.PHASE_CANCELLED: PhaseEnded,
+    SprintEventType.SPRINT_CANCELLED: SprintEnded,
 }
 
 

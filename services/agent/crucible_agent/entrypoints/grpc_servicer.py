@@ -86,7 +86,12 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         return pb.ForkAgentRunResponse(result=m.result_pb(await self._runner.fork(cmd)))
 
     async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.GetUsageResponse:
-        return m.usage_report_pb(await h.get_usage(c.GetUsage(m.correlation(request.filter)), self._uow))
+        cmd = c.GetUsage(
+            m.correlation(request.filter),
+            tuple(m.usage_dimensions(list(request.group_by))),
+            request.group_limit,
+        )
+        return m.usage_report_pb(await h.get_usage(cmd, self._uow))
 
     async def ListLlmCalls(self, request: pb.ListLlmCallsRequest, context: Context) -> pb.ListLlmCallsResponse:
         cmd = c.ListLlmCalls(m.correlation(request.filter), request.page_size, request.page_token)

@@ -27,6 +27,7 @@ from crucible_agent.domain.model import (
     SubagentError,
     ToolCall,
     ToolSpec,
+    UsageDimension,
     UsageReport,
     UsageTotals,
 )
@@ -37,6 +38,7 @@ ROLE = ProtoEnum(pb.Role, Role)
 RECORDING_MODE = ProtoEnum(pb.RecordingMode, RecordingMode, unspecified=RecordingMode.OFF)
 RUN_STATUS = ProtoEnum(pb.AgentRunStatus, AgentRunStatus)
 CALL_STATUS = ProtoEnum(pb.LlmCallStatus, LlmCallStatus)
+USAGE_DIMENSION = ProtoEnum(pb.UsageDimension, UsageDimension)
 
 
 # ---------------------------------------------------------------- in
@@ -250,12 +252,24 @@ def result_pb(r: AgentRunResult) -> pb.AgentRunResult:
     return result
 
 
+def usage_dimensions(numbers: list[int]) -> list[UsageDimension]:
+    return [USAGE_DIMENSION.required(n, f"group_by[{i}]") for i, n in enumerate(numbers)]
+
+
 def usage_report_pb(report: UsageReport) -> pb.GetUsageResponse:
     return pb.GetUsageResponse(
         total=usage_pb(report.total),
         by_model=[
             pb.ModelUsage(provider=m.provider, model_name=m.model, usage=usage_pb(m.usage), priced=m.priced)
             for m in report.by_model
+        ],
+        groups=[
+            pb.UsageGroups(
+                dimension=USAGE_DIMENSION.to_proto(g.dimension),
+                groups=[pb.KeyedUsage(key=key, usage=usage_pb(u)) for key, u in g.groups],
+                truncated=g.truncated,
+            )
+            for g in report.groups
         ],
     )
 

@@ -43,13 +43,13 @@ class SprintServicer(pb_grpc.SprintServiceServicer):
     async def WatchSprint(
         self, request: pb.WatchSprintRequest, context: Context
     ) -> AsyncIterator[pb.WatchSprintResponse]:
-        async for event in h.watch_sprint(c.WatchSprint(request.sprint_id, request.after_sequence), self._deps.uow):
+        watch = c.WatchSprint(request.sprint_id, request.after_sequence)
+        async for event in h.watch_sprint(watch, self._deps.uow, self._deps.updates):
             yield pb.WatchSprintResponse(event=m.event_pb(event))
 
     async def CancelSprint(self, request: pb.CancelSprintRequest, context: Context) -> pb.CancelSprintResponse:
-        sprint = await h.cancel_sprint(
-            c.CancelSprint(request.sprint_id, request.reason), self._deps.uow, self._scheduler
-        )
+        cmd = c.CancelSprint(request.sprint_id, request.reason)
+        sprint = await h.cancel_sprint(cmd, self._deps.uow, self._scheduler, self._deps.runner)
         return pb.CancelSprintResponse(sprint=m.sprint_pb(sprint))
 
     async def ListArtifacts(self, request: pb.ListArtifactsRequest, context: Context) -> pb.ListArtifactsResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 from opentelemetry import trace
 
@@ -36,7 +36,7 @@ from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import journal, judging
 from crucible_agent.service_layer.journal import new_id as _new_id
 from crucible_agent.service_layer.journal import now as _now
-from crucible_agent.service_layer.llm import LlmOutcome, LlmService, store_leased
+from crucible_agent.service_layer.llm import LlmOutcome, LlmService, lease_fence, stop_if_fenced, store_leased
 from crucible_agent.service_layer.ports import LeaseStore
 from crucible_agent.service_layer.run_input import validate_run
 from crucible_agent.service_layer.structured import check_schema
@@ -48,6 +48,14 @@ logger = logging.getLogger(__name__)
 tracer = trace.get_tracer("crucible.agent")
 
 RESUME_BATCH = 10
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A validated agent run and its ``start`` checkpoint's state, ready to be stored."""
+
+    run: AgentRun
+    start_state: JsonObject
 
 
 class AgentRunner:
@@ -70,12 +78,21 @@ class AgentRunner:
         # This process's name in run leases.
         self._owner = owner
         self._heartbeat = heartbeat_seconds
-        self._background: set[asyncio.Task[None]] = set()
+        # Runs this process took over from a dead one, by id (see ``stop``).
+        self._resumed: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------ use cases
 
-    async def execute(self, cmd: c.ExecuteAgentRun, *, fail_if_cancelled: bool = True) -> AgentRunResult:
-        """Run it to the end; ``fail_if_cancelled=False`` leaves a cancelled run to be resumed later."""
+    async def execute(self, cmd: c.ExecuteAgentRun) -> AgentRunResult:
+        """Run it to the end."""
+        new = self.new_run(cmd)
+        async with self._uow() as uow:
+            lease = await self.open(uow, new)
+            await uow.commit()
+        return await self.drive(new.run, lease)
+
+    def new_run(self, cmd: c.ExecuteAgentRun) -> NewRun:
+        """The run ``cmd`` asks for, validated, not yet stored."""
         subagents = cmd.subagents or self._default_subagents
         judge = cmd.judge or self._default_judge
         sizes = size_violations(
@@ -124,10 +141,19 @@ class AgentRunner:
             "judge": asdict(judge) if judge else None,
             "metadata": dict(cmd.metadata),
         }
-        async with self._uow() as uow:
-            await journal.open_run(uow, run, driver=journal.AGENT_RUNNER, start_state=start_state)
-            lease = await uow.take_lease(AGENT_RUN, run.id, self._owner)
-            await uow.commit()
+        return NewRun(run, start_state)
+
+    async def open(self, uow: AbstractUnitOfWork, new: NewRun) -> Lease:
+        """Store the run with its ``start`` checkpoint and this process's lease, in the caller's unit of work.
+
+        A sprint stores its phase attempt in the same transaction: the attempt never names a run
+        that does not exist.
+        """
+        await journal.open_run(uow, new.run, driver=journal.AGENT_RUNNER, start_state=new.start_state)
+        return await uow.take_lease(AGENT_RUN, new.run.id, self._owner)
+
+    async def drive(self, run: AgentRun, lease: Lease, *, fail_if_cancelled: bool = True) -> AgentRunResult:
+        """Run an opened run to its end; ``fail_if_cancelled=False`` leaves a cancelled task's run to be resumed."""
         await self._drive(run, lease, fail_if_cancelled=fail_if_cancelled)
         return await self.result(run.id)
 
@@ -216,10 +242,21 @@ class AgentRunner:
         """The background loop of the service: take over abandoned runs, now and then."""
         await reclaim_forever(self._leases, self._launch, interval=self._heartbeat, batch=RESUME_BATCH)
 
+    async def stop(self, run_id: str) -> None:
+        """Stop this process's work on a run it took over, and wait for it (its sprint was cancelled)."""
+        task = self._resumed.get(run_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     def _launch(self, lease: Lease) -> None:
         task = asyncio.create_task(self._resume(lease), name=f"agent run {lease.id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._resumed[lease.id] = task
+        task.add_done_callback(lambda done: self._forget(lease.id, done))
+
+    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._resumed.get(run_id) is task:
+            del self._resumed[run_id]
 
     async def _resume(self, lease: Lease) -> None:
         run = (await self.result(lease.id)).run
@@ -249,7 +286,7 @@ class AgentRunner:
             raise
 
     async def _until_finished(self, run_id: str) -> None:
-        # Another process writes the outcome; the database is the only place to see it.
+        # Another process writes the outcome (or a cancel did); the database is the only place to see it.
         while True:
             if (await self.result(run_id)).run.status is not AgentRunStatus.RUNNING:
                 return
@@ -302,7 +339,8 @@ class AgentRunner:
                 schema_name=run.schema_name,
             )
             correlation = run.correlation.with_purpose(run.correlation.purpose or "subagent", run.id)
-            outcome = await self._llm.complete(request, correlation, run.recording)
+            outcome = await self._llm.complete(request, correlation, run.recording, fence=lease_fence(self._uow, lease))
+        await stop_if_fenced(self._uow, outcome)
         now = _now()
         if outcome.result is None:
             assert outcome.error is not None
@@ -364,8 +402,12 @@ class AgentRunner:
             ):
                 request = judging.judge_request(run.message, run.judge, candidates)
                 outcome = await self._llm.complete(
-                    request, run.correlation.with_purpose("judge", run.id), run.recording
+                    request,
+                    run.correlation.with_purpose("judge", run.id),
+                    run.recording,
+                    fence=lease_fence(self._uow, lease),
                 )
+            await stop_if_fenced(self._uow, outcome)
             if outcome.error is not None:
                 logger.warning("agent run %s: judge failed (%s); fallback rule applies", run.id, outcome.error.reason)
         decision = judging.decide(run.id, run.judge, candidates, outcome)

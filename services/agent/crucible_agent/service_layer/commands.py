@@ -13,6 +13,7 @@ from crucible_agent.domain.model import (
     Recording,
     SubagentConfig,
     ToolSpec,
+    UsageDimension,
 )
 from crucible_agent.domain.sprints import SpecSnapshot
 
@@ -85,6 +86,9 @@ class ListCheckpoints:
 @dataclass(frozen=True)
 class GetUsage:
     filter: Correlation = field(default_factory=Correlation)
+    group_by: tuple[UsageDimension, ...] = ()
+    # 0: the default.
+    group_limit: int = 0
 
 
 @dataclass(frozen=True)

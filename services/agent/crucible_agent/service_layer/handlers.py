@@ -28,6 +28,9 @@ from crucible_common.pagination import Cursor, page_request, split_page, time_cu
 MAX_MESSAGES = 1_000
 MAX_IDEMPOTENCY_KEY = 200
 MAX_PRICE_LOOKUPS = 100
+# Groups of a usage report per dimension (projects, runs), the most expensive first.
+DEFAULT_USAGE_GROUPS = 50
+MAX_USAGE_GROUPS = 1_000
 MAX_PROMPT_CHARS = 2_000_000
 
 
@@ -110,8 +113,14 @@ async def list_checkpoints(cmd: c.ListCheckpoints, uow: UowFactory) -> tuple[lis
 
 
 async def get_usage(cmd: c.GetUsage, uow: UowFactory) -> UsageReport:
+    if not 0 <= cmd.group_limit <= MAX_USAGE_GROUPS:
+        raise ValidationFailed(
+            [FieldViolation("group_limit", f"0 (the default, {DEFAULT_USAGE_GROUPS}) to {MAX_USAGE_GROUPS}")],
+            "usage request",
+        )
+    group_by = tuple(dict.fromkeys(cmd.group_by))
     async with uow(read_only=True) as unit:
-        return await unit.repo.usage(cmd.filter)
+        return await unit.repo.usage(cmd.filter, group_by, cmd.group_limit or DEFAULT_USAGE_GROUPS)
 
 
 async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[LlmCall], str]:

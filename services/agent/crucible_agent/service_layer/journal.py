@@ -20,7 +20,7 @@ from crucible_agent.domain.model import (
     JsonObject,
     SubagentError,
 )
-from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork
+from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork
 
 # Who continues a run after a crash: the AgentRunner, or the sprint whose phase it is.
 AGENT_RUNNER = "agent_runner"
@@ -66,6 +66,18 @@ async def fail(uow: AbstractUnitOfWork, run_id: str, reason: str, at: datetime) 
     if run is None or run.status is not AgentRunStatus.RUNNING:
         return False
     await uow.repo.finish_run(run_id, AgentRunStatus.FAILED, reason, at)
+    return True
+
+
+async def cancel(uow: AbstractUnitOfWork, run_id: str, reason: str, at: datetime) -> bool:
+    """End a running run as cancelled and revoke its lease; False when it had already ended (or never began)."""
+    run = await uow.repo.get_run(run_id, for_update=True)
+    if run is None or run.status is not AgentRunStatus.RUNNING:
+        return False
+    await uow.repo.finish_run(run_id, AgentRunStatus.CANCELLED, reason, at)
+    # Whoever drives it (this process, another, or none since its process died) may not store
+    # one more step of it nor make one more model call for it: both are fenced by this lease.
+    await uow.revoke_lease(AGENT_RUN, run_id)
     return True
 
 

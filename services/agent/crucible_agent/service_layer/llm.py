@@ -25,6 +25,7 @@ from crucible_agent.domain.model import (
     Correlation,
     Delta,
     DeltaSink,
+    Fence,
     JsonObject,
     LlmCall,
     LlmCallStatus,
@@ -101,10 +102,37 @@ async def store_leased(
             await uow.commit()
     except LeaseLost:
         if outcome is not None:
-            async with uow_factory(single_statement=outcome.single_statement) as uow:
-                await outcome.store(uow)
-                await uow.commit()
+            await _store_unfenced(uow_factory, outcome)
         raise
+
+
+async def stop_if_fenced(uow_factory: UowFactory, outcome: LlmOutcome) -> None:
+    """Raise ``LeaseLost`` when the call's fence refused it, after storing the attempts made before."""
+    if isinstance(outcome.error, LeaseLost):
+        if outcome.calls:
+            await _store_unfenced(uow_factory, outcome)
+        raise outcome.error
+
+
+async def _store_unfenced(uow_factory: UowFactory, outcome: LlmOutcome) -> None:
+    # Made and paid for by work that is no longer this process's: kept in the call log all the same.
+    async with uow_factory(single_statement=outcome.single_statement) as uow:
+        await outcome.store(uow)
+        await uow.commit()
+
+
+def lease_fence(uow_factory: UowFactory, lease: Lease) -> Fence:
+    """A ``Fence`` for work held by ``lease``: ``LeaseLost`` once the lease was revoked or taken.
+
+    It locks the work's row for a moment, as a fenced write does, so a cancel in flight (which
+    holds that row until it commits) is waited for, and then seen.
+    """
+
+    async def check() -> None:
+        async with uow_factory(lease=lease):
+            pass
+
+    return check
 
 
 class LlmService:
@@ -138,11 +166,14 @@ class LlmService:
         *,
         idempotency_key: str = "",
         on_delta: DeltaSink | None = None,
+        fence: Fence | None = None,
     ) -> LlmOutcome:
         """Call the model (or the recording); ``idempotency_key`` is stamped on every attempt stored.
 
         With ``on_delta`` the call is streamed: every attempt's text goes into it as the model writes
         it (a recording's, whole), numbered across provider retries and structured re-asks alike.
+        With ``fence`` (leased work), each provider attempt is made only if the fence still lets
+        it: otherwise the outcome's error is ``LeaseLost``, with the attempts made before it.
         """
         recording = recording or Recording()
         started = time.monotonic()
@@ -166,7 +197,7 @@ class LlmService:
             if recording.mode is RecordingMode.REPLAY:
                 outcome = await self._replay(request, request_hash, correlation, recording, on_delta)
             else:
-                outcome = await self._call(request, request_hash, correlation, recording, validator, on_delta)
+                outcome = await self._call(request, request_hash, correlation, recording, validator, on_delta, fence)
             outcome = replace(
                 outcome,
                 calls=tuple(replace(c, idempotency_key=idempotency_key) for c in outcome.calls),
@@ -253,11 +284,17 @@ class LlmService:
         recording: Recording,
         validator: jsonschema_rs.Validator | None,
         on_delta: DeltaSink | None,
+        fence: Fence | None,
     ) -> LlmOutcome:
         calls: list[LlmCall] = []
         attempt_request = request
         for structured_attempt in range(self._structured_retries + 1):
-            attempts = await self._pool.call(attempt_request, _numbered_after(len(calls), on_delta))
+            try:
+                attempts = await self._pool.call(attempt_request, _numbered_after(len(calls), on_delta), fence=fence)
+            except LeaseLost as lost:
+                # The attempts made before (an invalid answer re-asked) were paid: they go back
+                # with the refusal, for the caller to store.
+                return LlmOutcome(None, lost, tuple(calls))
             for a in attempts[:-1]:
                 assert a.error is not None
                 calls.append(

@@ -19,12 +19,14 @@ from crucible_agent.domain.model import (
     Correlation,
     Decision,
     DeltaSink,
+    Fence,
     LlmCall,
     LlmRequest,
     ProviderAttempt,
     ProviderResponse,
     SubagentError,
     ToolSpec,
+    UsageDimension,
     UsageReport,
 )
 from crucible_agent.domain.sprints import (
@@ -71,7 +73,9 @@ class AbstractAgentRepository(abc.ABC):
         """Every stored attempt of the run (correlation ``run_id``) with this request, oldest first."""
 
     @abc.abstractmethod
-    async def usage(self, filter_: Correlation) -> UsageReport: ...
+    async def usage(
+        self, filter_: Correlation, group_by: tuple[UsageDimension, ...] = (), group_limit: int = 50
+    ) -> UsageReport: ...
 
     @abc.abstractmethod
     async def get_recording(self, key: str, request_hash: str) -> ProviderResponse | None: ...
@@ -161,10 +165,13 @@ class ModelProviders(Protocol):
     def check(self, provider: str, field: str = "provider") -> None:
         """Raise ``UnknownProvider`` / ``ProviderNotConfigured`` unless ``provider`` can be called."""
 
-    async def call(self, request: LlmRequest, on_delta: DeltaSink | None = None) -> list[ProviderAttempt]:
+    async def call(
+        self, request: LlmRequest, on_delta: DeltaSink | None = None, *, fence: Fence | None = None
+    ) -> list[ProviderAttempt]:
         """Every attempt until an answer or a final error; the last one holds the outcome.
 
         With ``on_delta``, each attempt streams the answer's text into it, numbered from 1.
+        ``fence`` is awaited right before each attempt; what it raises ends the call unsent.
         """
         ...
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.domain.errors import ProviderError, ProviderNotConfigured, UnknownProvider
-from crucible_agent.domain.model import PROVIDERS, Delta, DeltaSink, LlmRequest, ProviderAttempt, TextSink
+from crucible_agent.domain.model import PROVIDERS, Delta, DeltaSink, Fence, LlmRequest, ProviderAttempt, TextSink
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +38,15 @@ class ProviderPool:
         if provider not in self._providers:
             raise ProviderNotConfigured(provider)
 
-    async def call(self, request: LlmRequest, on_delta: DeltaSink | None = None) -> list[ProviderAttempt]:
+    async def call(
+        self, request: LlmRequest, on_delta: DeltaSink | None = None, *, fence: Fence | None = None
+    ) -> list[ProviderAttempt]:
         """Call until an answer or a final error; every attempt is returned, for the call log.
 
         The last attempt holds the answer, or the error that ended the retries. With ``on_delta``
-        each attempt is streamed into it, numbered as the attempts are.
+        each attempt is streamed into it, numbered as the attempts are. ``fence`` is awaited
+        before each attempt, once it holds a slot, and what it raises ends the call (the attempts
+        before it all failed, so nothing paid for is lost with them).
         """
         self.check(request.provider)
         provider = self._providers[request.provider]
@@ -51,6 +55,10 @@ class ProviderPool:
             started = time.monotonic()
             # The limit covers the HTTP call only: a call waiting out its backoff holds no slot.
             async with self._limits[request.provider]:
+                # As late as possible: a slot or a backoff can take long, and the work may have
+                # been cancelled meanwhile. Nothing that can wait lies between this and the send.
+                if fence is not None:
+                    await fence()
                 try:
                     if on_delta is None:
                         response = await provider.complete(request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -17,6 +16,8 @@ from crucible_agent.domain.sprint_errors import (
 from crucible_agent.domain.sprints import (
     Artifact,
     NewSprintEvent,
+    PhaseAttemptStatus,
+    PhaseEnded,
     PlanningStatus,
     Sprint,
     SprintCreated,
@@ -28,6 +29,8 @@ from crucible_agent.domain.sprints import (
     Trigger,
 )
 from crucible_agent.service_layer import commands as c
+from crucible_agent.service_layer import journal
+from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.journal import now
 from crucible_agent.service_layer.ports import Workspaces
 from crucible_agent.service_layer.unit_of_work import SPRINT, UowFactory
@@ -35,12 +38,15 @@ from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.leases import Workers
 from crucible_common.pagination import Cursor, page_request, split_page, time_cursor
+from crucible_common.updates import Updates
 
 MAX_NAME = 200
 MAX_GOAL = 10_000
 MAX_TRIGGER = 200
 # How often a watcher looks for new events.
-WATCH_POLL_SECONDS = 0.2
+WATCH_PAGE = 500
+# A watcher reads again at least this often even without a notification (a lost connection).
+WATCH_FALLBACK_SECONDS = 5.0
 
 
 async def create_sprint(cmd: c.CreateSprint, uow: UowFactory) -> Sprint:
@@ -129,8 +135,15 @@ async def list_sprints(cmd: c.ListSprints, uow: UowFactory) -> tuple[list[Sprint
     return split_page(rows, page, time_cursor, scope=scope)
 
 
-async def cancel_sprint(cmd: c.CancelSprint, uow: UowFactory, scheduler: Workers) -> Sprint:
-    """End the sprint as failed and take its lease away, so no process writes one more step of it."""
+async def cancel_sprint(cmd: c.CancelSprint, uow: UowFactory, scheduler: Workers, runner: AgentRunner) -> Sprint:
+    """Cancel the sprint and stop its work: no model call of it is made once this returns.
+
+    One transaction ends the sprint, its running phase attempt and that attempt's agent run as
+    cancelled, and revokes the leases of both. From its commit no process can store one more step
+    of them or make one more model call for them: both are fenced by those leases (a process that
+    checks while this transaction is open waits for it). Then this process's own tasks on them
+    are cancelled and awaited, so none of their calls is left in flight here either.
+    """
     sprint_id = parse_id(cmd.sprint_id, "sprint_id")
     async with uow() as unit:
         sprint = await unit.sprints.get(sprint_id, for_update=True)
@@ -140,11 +153,26 @@ async def cancel_sprint(cmd: c.CancelSprint, uow: UowFactory, scheduler: Workers
             raise SprintFinished(sprint_id, sprint.status.value)
         at = now()
         reason = f"cancelled: {cmd.reason or 'no reason given'}"
-        await unit.sprints.finish(sprint_id, SprintStatus.FAILED, reason, at)
+        stopped_runs = []
+        for attempt in sprint.phases:
+            if attempt.status is not PhaseAttemptStatus.RUNNING:
+                continue
+            cancelled = replace(attempt, status=PhaseAttemptStatus.CANCELLED, summary=reason, finished_at=at)
+            await unit.sprints.save_attempt(cancelled)
+            ended = PhaseEnded(attempt.phase, attempt.attempt, reason)
+            await unit.sprints.add_event(sprint_id, NewSprintEvent(SprintEventType.PHASE_CANCELLED, ended), at)
+            if await journal.cancel(unit, attempt.agent_run_id, reason, at):
+                stopped_runs.append(attempt.agent_run_id)
+        await unit.sprints.finish(sprint_id, SprintStatus.CANCELLED, reason, at)
         await unit.revoke_lease(SPRINT, sprint_id)
-        await unit.sprints.add_event(sprint_id, NewSprintEvent(SprintEventType.SPRINT_FAILED, SprintEnded(reason)), at)
+        event = NewSprintEvent(SprintEventType.SPRINT_CANCELLED, SprintEnded(reason))
+        await unit.sprints.add_event(sprint_id, event, at)
         await unit.commit()
     scheduler.stop(sprint_id)
+    await scheduler.wait(sprint_id)
+    # A planning run this process took over from a dead one runs outside the sprint's task.
+    for run_id in stopped_runs:
+        await runner.stop(run_id)
     return await get_sprint(sprint_id, uow)
 
 
@@ -162,20 +190,25 @@ async def get_artifact(cmd: c.GetArtifact, uow: UowFactory, workspaces: Workspac
     return cmd.path, await workspaces.open(sprint.workspace_ref).open_artifact(cmd.path)
 
 
-async def watch_sprint(cmd: c.WatchSprint, uow: UowFactory) -> AsyncIterator[SprintEvent]:
+async def watch_sprint(cmd: c.WatchSprint, uow: UowFactory, updates: Updates) -> AsyncIterator[SprintEvent]:
     """Every event after ``after_sequence``, then new ones, until the sprint has ended."""
     sprint = await get_sprint(cmd.sprint_id, uow)
     cursor = cmd.after_sequence
-    while True:
-        async with uow(read_only=True) as unit:
-            # Status first: an end that commits between the two reads still has its event read.
-            current = await unit.sprints.get(sprint.id)
-            events = await unit.sprints.events(sprint.id, cursor, 500)
-        for event in events:
-            cursor = event.sequence
-            yield event
-        finished = current is None or current.status.finished
-        if finished and not events:
-            return
-        if not events:
-            await asyncio.sleep(WATCH_POLL_SECONDS)
+    # Subscribed before the first read: nothing stored in between goes unnoticed.
+    with updates.subscribe(sprint.id) as waiter:
+        while True:
+            async with uow(read_only=True) as unit:
+                # Status first: an end that commits between the two reads still has its event read.
+                current = await unit.sprints.get(sprint.id)
+                events = await unit.sprints.events(sprint.id, cursor, WATCH_PAGE)
+            for event in events:
+                cursor = event.sequence
+                yield event
+            finished = current is None or current.status.finished
+            if finished and not events:
+                return
+            if finished or len(events) == WATCH_PAGE:
+                continue
+            # Whatever commits after the read above notifies the waiter (on whichever replica wrote
+            # it), so waiting cannot miss an event; the timeout is only a safety net.
+            await waiter.wait(WATCH_FALLBACK_SECONDS)

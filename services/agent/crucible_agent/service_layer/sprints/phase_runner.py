@@ -104,9 +104,19 @@ class PhaseRunner:
             assert out.plan is not None, "a completed discovery stores its plan"
             assert out.coder is not None, "a completed discovery stores its coder"
             return out.plan.plan_markdown, out.coder
-        run_id = existing.agent_run_id if existing else str(uuid.uuid4())
-        attempt = existing or await self._records.begin(Phase.DISCOVERY, 1, run_id)
-        result = await self._planning_run(sprint, run_id)
+        if existing is None:
+            runner = self._deps.runner
+            new = runner.new_run(self._planning_command(sprint, str(uuid.uuid4())))
+            attempt, lease = await self._records.begin(
+                Phase.DISCOVERY, 1, new.run.id, lambda uow: runner.open(uow, new)
+            )
+            result = await runner.drive(new.run, lease, fail_if_cancelled=False)
+        else:
+            attempt = existing
+            result = await self._planning_run(sprint, existing.agent_run_id)
+        if result.run.status is AgentRunStatus.CANCELLED:
+            # The sprint was cancelled while it planned (by this process or another).
+            raise SprintStopped
         for candidate in result.candidates:
             event = CandidateCompleted(Phase.DISCOVERY, 1, candidate.name, candidate.provider, candidate.metrics)
             await self._records.emit(NewSprintEvent(SprintEventType.CANDIDATE_COMPLETED, event))
@@ -128,24 +138,30 @@ class PhaseRunner:
         await self._records.end(attempt, True, plan.summary[:500], PhaseOutput(plan=plan, coder=coder))
         return plan.plan_markdown, coder
 
+    def _planning_command(self, sprint: Sprint, run_id: str) -> c.ExecuteAgentRun:
+        return c.ExecuteAgentRun(
+            prompts.task_prompt(sprint, prompts.PLAN_INSTRUCTION),
+            subagents=self._deps.planners,
+            judge=self._deps.judge,
+            correlation=Correlation(sprint_id=sprint.id, purpose="sprint.discovery"),
+            json_schema=prompts.SPRINT_PLAN_SCHEMA,
+            schema_name=prompts.PLAN_SCHEMA_NAME,
+            run_id=run_id,
+            metadata={"sprint_id": sprint.id, "phase": "discovery"},
+        )
+
     async def _planning_run(self, sprint: Sprint, run_id: str) -> AgentRunResult:
+        """The planning run of a Discovery attempt already begun (a sprint taken over)."""
         runner = self._deps.runner
         try:
             result = await runner.result(run_id)
         except AgentRunNotFound:
-            return await runner.execute(
-                c.ExecuteAgentRun(
-                    prompts.task_prompt(sprint, prompts.PLAN_INSTRUCTION),
-                    subagents=self._deps.planners,
-                    judge=self._deps.judge,
-                    correlation=Correlation(sprint_id=sprint.id, purpose="sprint.discovery"),
-                    json_schema=prompts.SPRINT_PLAN_SCHEMA,
-                    schema_name=prompts.PLAN_SCHEMA_NAME,
-                    run_id=run_id,
-                    metadata={"sprint_id": sprint.id, "phase": "discovery"},
-                ),
-                fail_if_cancelled=False,
-            )
+            # Begun by a version that stored the run after the attempt, by a process that died between.
+            new = runner.new_run(self._planning_command(sprint, run_id))
+            async with self._deps.uow(lease=self._records.lease) as uow:
+                lease = await runner.open(uow, new)
+                await uow.commit()
+            return await runner.drive(new.run, lease, fail_if_cancelled=False)
         # A run that was under way when the process died is continued by the AgentRunner's
         # resume loop; wait for it rather than run it twice.
         while result.run.status is AgentRunStatus.RUNNING:

@@ -39,7 +39,7 @@ from crucible_agent.domain.sprints import (
     ToolResult,
 )
 from crucible_agent.service_layer import journal
-from crucible_agent.service_layer.llm import store_leased
+from crucible_agent.service_layer.llm import lease_fence, stop_if_fenced, store_leased
 from crucible_agent.service_layer.ports import SprintWorkspace
 from crucible_agent.service_layer.sprints.prompts import task_prompt
 from crucible_agent.service_layer.sprints.workflow import PhaseFailed, SprintDeps, SprintRecords
@@ -80,19 +80,27 @@ class ToolLoop:
         task = self._task
         specs = self._workspace.tools(task.tools)
         started = time.monotonic()
-        if existing is not None:
+        first = [ChatMessage(Role.SYSTEM, task.system), ChatMessage(Role.USER, task_prompt(self._sprint))]
+        if existing is None:
+            run_id = str(uuid.uuid4())
+            attempt, _ = await self._records.begin(
+                task.phase, task.number, run_id, lambda uow: self._write_run(uow, run_id, first)
+            )
+            messages = list(first)
+        else:
             attempt = existing
             messages = list(existing.output.messages)
-        else:
-            attempt = await self._records.begin(task.phase, task.number, str(uuid.uuid4()))
-            messages = []
-        if not messages:
-            # A new attempt, or one whose process died before its first turn was stored.
-            messages = [ChatMessage(Role.SYSTEM, task.system), ChatMessage(Role.USER, task_prompt(self._sprint))]
-            await self._open_run(attempt.agent_run_id, messages)
+            if not messages:
+                # Its process died before the first turn was stored; a version that stored the
+                # run after the attempt may have left no run either.
+                messages = list(first)
+                await self._open_run(attempt.agent_run_id, messages)
         correlation = Correlation(
             sprint_id=self._sprint.id, purpose=f"sprint.{task.phase.value}", agent_run_id=attempt.agent_run_id
         )
+        # Every model call of the loop is fenced by the sprint's lease: once the sprint is
+        # cancelled (or taken over), not one more is made here, whichever process this is.
+        fence = lease_fence(self._deps.uow, self._records.lease)
         # Tool calls of a turn whose results were not stored (the process died in between) run again:
         # they are idempotent file writes and test runs, and the model call itself is not repeated.
         if messages[-1].role is Role.ASSISTANT and messages[-1].tool_calls:
@@ -101,7 +109,8 @@ class ToolLoop:
             if messages[-1].role is Role.ASSISTANT and not messages[-1].tool_calls:
                 break
             request = LlmRequest(task.agent.provider, task.agent.model, tuple(messages), tools=specs)
-            outcome = await self._deps.llm.complete(request, correlation, Recording())
+            outcome = await self._deps.llm.complete(request, correlation, Recording(), fence=fence)
+            await stop_if_fenced(self._deps.uow, outcome)
             if outcome.result is not None:
                 messages.append(ChatMessage(Role.ASSISTANT, outcome.result.text, outcome.result.tool_calls))
             attempt = _with_messages(attempt, messages)
@@ -149,6 +158,13 @@ class ToolLoop:
         return results
 
     async def _open_run(self, run_id: str, messages: list[ChatMessage]) -> None:
+        async with self._deps.uow(lease=self._records.lease) as uow:
+            if await uow.repo.get_run(run_id) is not None:
+                return
+            await self._write_run(uow, run_id, messages)
+            await uow.commit()
+
+    async def _write_run(self, uow: AbstractUnitOfWork, run_id: str, messages: list[ChatMessage]) -> None:
         at = journal.now()
         task = self._task
         run = AgentRun(
@@ -168,11 +184,7 @@ class ToolLoop:
             updated_at=at,
         )
         state = {"phase": task.phase.value, "attempt": task.number, "agent": asdict(task.agent)}
-        async with self._deps.uow(lease=self._records.lease) as uow:
-            if await uow.repo.get_run(run_id) is not None:
-                return
-            await journal.open_run(uow, run, driver=journal.SPRINT, start_state=state)
-            await uow.commit()
+        await journal.open_run(uow, run, driver=journal.SPRINT, start_state=state)
 
     async def _close_run(self, attempt: PhaseAttempt, final: str, started: float, failed: str = "") -> None:
         """Close the phase's agent run: its one candidate and the single-candidate decision, or its failure."""

@@ -6,7 +6,9 @@ process that lost the sprint to another cannot store one more step.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from crucible_agent.domain.model import JudgeConfig, SubagentConfig
 from crucible_agent.domain.sprint_errors import SprintNotFound
@@ -27,8 +29,11 @@ from crucible_agent.service_layer.agent_runs import AgentRunner
 from crucible_agent.service_layer.journal import now
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.ports import LeaseStore, Workspaces
-from crucible_agent.service_layer.unit_of_work import UowFactory
+from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease
+from crucible_common.updates import Updates
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class SprintDeps:
     judge: JudgeConfig | None
     # This process's name in leases.
     owner: str
+    # Wakes a sprint's watchers when its events are stored, on any replica.
+    updates: Updates
     heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
@@ -83,17 +90,21 @@ class SprintRecords:
             await uow.sprints.add_event(self.sprint_id, event, now())
             await uow.commit()
 
-    async def begin(self, phase: Phase, number: int, agent_run_id: str) -> PhaseAttempt:
+    async def begin(
+        self, phase: Phase, number: int, agent_run_id: str, open_run: Callable[[AbstractUnitOfWork], Awaitable[T]]
+    ) -> tuple[PhaseAttempt, T]:
+        """Store a new attempt with its agent run (``open_run`` writes it), so it never names a missing run."""
         attempt = PhaseAttempt(
             self.sprint_id, phase, number, PhaseAttemptStatus.RUNNING, agent_run_id, "", PhaseOutput(), now()
         )
         async with self.uow(lease=self.lease) as uow:
             await uow.sprints.set_phase(self.sprint_id, phase, attempt.started_at)
             await uow.sprints.save_attempt(attempt)
+            opened = await open_run(uow)
             event = NewSprintEvent(SprintEventType.PHASE_STARTED, PhaseStarted(phase, number))
             await uow.sprints.add_event(self.sprint_id, event, attempt.started_at)
             await uow.commit()
-        return attempt
+        return attempt, opened
 
     async def save(self, attempt: PhaseAttempt) -> None:
         async with self.uow(lease=self.lease) as uow:
