@@ -14,10 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crucible_common.settings import Settings
-from crucible_gateway import errors, ui
+from crucible_gateway import errors, openapi, ui
 from crucible_gateway.api.main import router
 from crucible_gateway.clients import ServiceClients
+from crucible_gateway.inputs import InputGuard
 from crucible_gateway.schemas import documented
+from crucible_gateway.slow_clients import BodyReadTimeout
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -108,6 +110,8 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     errors.install(app)
     app.include_router(router)
     documented.document(app)
+    # After documented: the error responses refer to its Problem schema.
+    openapi.document(app, settings)
 
     # Swagger UI 5 (OpenAPI 3.1, which FastAPI emits) as the fastapi-offline package ships it.
     assets = Path(fastapi_offline.__file__).parent / "static"
@@ -125,4 +129,7 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
 
     # Last: the web UI answers every path no route or mount above has taken (but never /api, /mcp, /healthz).
     ui.install(app)
-    return BodySizeLimit(app, MAX_BODY_BYTES)
+    # Outermost first: the body's time limit covers every read of it; an oversized body is refused
+    # before anything reads it; text no service can store is refused before any route sees it.
+    guarded = InputGuard(app, lambda: app.openapi())
+    return BodyReadTimeout(BodySizeLimit(guarded, MAX_BODY_BYTES), settings.gateway_body_timeout_seconds)

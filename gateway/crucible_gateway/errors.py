@@ -13,16 +13,21 @@ from http import HTTPStatus
 from typing import Any
 
 import grpc
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crucible_common.errors import details_of
+from crucible_common.errors import FieldViolation, details_of
+from crucible_gateway.openapi import match_path
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# The close code of a WebSocket whose parameters (path, query) or handshake were refused: 4000 + HTTP's
+# 400, as 4401 is 4000 + 401 for a missing token. The reason is the problem's detail, cut to fit.
+WS_BAD_REQUEST = 4400
+MAX_CLOSE_REASON_BYTES = 123
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -98,12 +103,55 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
 
 def validation_problem(errors: Sequence[Any], what: str) -> JSONResponse:
     """400 for a body pydantic refused, naming each field (the "body" prefix of FastAPI's locations dropped)."""
-    violations = [
-        {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "description": err["msg"]} for err in errors
-    ]
+    return violations_problem(
+        [FieldViolation(".".join(str(p) for p in err["loc"] if p != "body"), err["msg"]) for err in errors], what
+    )
+
+
+def violations_problem(violations: Sequence[FieldViolation], what: str) -> JSONResponse:
+    """400 naming each field of the request that was refused, and why."""
     # A body that is no JSON object at all has no field to name.
-    summary = "; ".join(f"{v['field']}: {v['description']}".lstrip(": ") for v in violations[:5])
-    return problem(400, f"invalid {what}: {summary}", reason="VALIDATION_FAILED", field_violations=violations)
+    summary = "; ".join(f"{v.field}: {v.description}".lstrip(": ") for v in violations[:5])
+    return problem(
+        400,
+        f"invalid {what}: {summary}",
+        reason="VALIDATION_FAILED",
+        field_violations=[{"field": v.field, "description": v.description} for v in violations],
+    )
+
+
+def problem_body(response: JSONResponse) -> dict[str, Any]:
+    """A problem response's body: what HTTP answers, for a channel that sends it otherwise (a WebSocket frame)."""
+    body: dict[str, Any] = json.loads(bytes(response.body))
+    return body
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a WebSocket close frame carries (123 bytes of UTF-8), on a character boundary."""
+    return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
+async def refuse_websocket(websocket: WebSocket, problem: JSONResponse) -> None:
+    """Refuse a WebSocket as HTTP refuses a request: accept, send the problem as an ``error`` frame,
+    close with 4400 and the problem's detail as the reason.
+
+    Accepted first: a handshake refused with an HTTP status reaches a browser as a bare 1006, with
+    neither the code nor the reason; a close frame carries both.
+    """
+    body = problem_body(problem)
+    await websocket.accept()
+    await websocket.send_json({"type": "error", "problem": body})
+    await websocket.close(code=WS_BAD_REQUEST, reason=close_reason(str(body["detail"])))
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the request's path answers, for a 405's Allow (Starlette's names one route's
+    methods only, though a path may have several routes); None for a path the document lacks."""
+    documented = match_path(request.app.openapi(), request.url.path)
+    if documented is None:
+        return None
+    # Starlette answers HEAD wherever it answers GET.
+    return ", ".join(sorted(documented.methods | ({"HEAD"} if "GET" in documented.methods else set())))
 
 
 def install(app: FastAPI) -> None:
@@ -118,9 +166,15 @@ def install(app: FastAPI) -> None:
         return validation_problem(exc.errors(), "request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         reason = HTTPStatus(exc.status_code).name if exc.status_code in HTTPStatus._value2member_map_ else "HTTP_ERROR"
         response = problem(exc.status_code, str(exc.detail), reason=reason)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405 and (allowed := allowed_methods(request)) is not None:
+            response.headers["Allow"] = allowed
         return response
+
+    @app.exception_handler(WebSocketRequestValidationError)
+    async def _websocket_validation(websocket: WebSocket, exc: WebSocketRequestValidationError) -> None:
+        await refuse_websocket(websocket, validation_problem(exc.errors(), "request"))

@@ -10,6 +10,7 @@ from crucible_common.logs import configure_logging
 from crucible_common.settings import Settings
 from crucible_common.telemetry import setup_tracing
 from crucible_gateway.app import create_app
+from crucible_gateway.slow_clients import http_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ def main() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a time limit on a request's headers (uvicorn has none): slow_clients.
+        http=http_protocol(settings.gateway_header_timeout_seconds),
         lifespan="on",
         access_log=False,
         log_config=None,

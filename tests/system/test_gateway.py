@@ -63,7 +63,9 @@ async def test_bad_requests_get_4xx_problem_bodies(http: httpx.AsyncClient) -> N
         400,
         "VALIDATION_FAILED",
     )
-    _problem(await http.get("/api/projects/not-a-uuid"), 400, "INVALID_ID")
+    # A malformed id is refused by the gateway itself, named like any other bad field.
+    malformed = _problem(await http.get("/api/projects/not-a-uuid"), 400, "VALIDATION_FAILED")
+    assert [v["field"] for v in malformed["field_violations"]] == ["path.project_id"]  # type: ignore[attr-defined]
     _problem(await http.get("/api/projects?page_token=bogus"), 400, "INVALID_PAGE_TOKEN")
     _problem(await http.get("/api/projects?page_size=-1"), 400, "VALIDATION_FAILED")
     _problem(await http.get("/api/nowhere"), 404, "NOT_FOUND")

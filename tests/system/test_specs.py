@@ -103,7 +103,8 @@ async def test_problem_bodies(http: httpx.AsyncClient) -> None:
     assert missing.json()["reason"] == "SPEC_NOT_FOUND"
     malformed = await http.get("/api/specs/not-an-id")
     assert malformed.status_code == 400
-    assert malformed.json()["reason"] == "INVALID_ID"
+    assert malformed.json()["reason"] == "VALIDATION_FAILED"
+    assert [v["field"] for v in malformed.json()["field_violations"]] == ["path.spec_id"]
 
     spec = (await http.post("/api/specs", json={"task": TASK, "mode": "stub"})).json()
     unknown = await http.post(

@@ -158,3 +158,21 @@ def test_asking_to_run_with_nothing_described_shows_the_blockers_and_run_stays_d
     dialog.get_by_role("button", name="Delete project").click()
     expect(page.get_by_role("link", name="Empty", exact=True)).to_have_count(0)
     assert api.get(f"/api/projects/{project_id}").status_code == 404
+
+
+def test_usage_breaks_the_cost_down_by_project_then_by_run(ui: Page, api: httpx.Client) -> None:
+    """After the run above: the project is among the usage by project; picking it lists its run."""
+    page = ui
+    runs = [
+        r
+        for p in api.get("/api/projects").json()["projects"]
+        for r in api.get(f"/api/projects/{p['id']}/runs").json()["runs"]
+    ]
+    assert runs, "the test above made a run"
+    page.get_by_role("link", name="Usage").click()
+    by_project = page.get_by_role("table", name="Usage by project")
+    expect(by_project.get_by_role("button", name="Bridge").first).to_be_visible()
+    by_project.get_by_role("button", name="Bridge").first.click()
+    by_run = page.get_by_role("table", name="Usage by run")
+    expect(by_run).to_contain_text(runs[0]["id"][:8])
+    look(page, "usage-by-run")

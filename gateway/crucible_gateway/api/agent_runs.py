@@ -17,7 +17,7 @@ from crucible_gateway.schemas.agent_runs import (
     AgentRunResult,
     RecordingBody,
 )
-from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken
 
 router = APIRouter(tags=["agent"])
 
@@ -84,7 +84,7 @@ async def list_agent_runs(
 
 
 @router.get("/agent-runs/{agent_run_id}")
-async def get_agent_run(agent_run_id: str, clients: Clients) -> AgentRunResult:
+async def get_agent_run(agent_run_id: Id, clients: Clients) -> AgentRunResult:
     response = await clients.agent.GetAgentRun(
         pb.GetAgentRunRequest(agent_run_id=agent_run_id), timeout=clients.timeout
     )
@@ -92,7 +92,7 @@ async def get_agent_run(agent_run_id: str, clients: Clients) -> AgentRunResult:
 
 
 @router.post("/agent-runs/{agent_run_id}/fork", status_code=201)
-async def fork_agent_run(agent_run_id: str, body: AgentRunFork, clients: Clients) -> AgentRunResult:
+async def fork_agent_run(agent_run_id: Id, body: AgentRunFork, clients: Clients) -> AgentRunResult:
     response = await clients.agent.ForkAgentRun(
         pb.ForkAgentRunRequest(
             agent_run_id=agent_run_id,

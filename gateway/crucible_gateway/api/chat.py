@@ -18,7 +18,8 @@ from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
 from crucible_gateway.api.deps import Clients, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem, problem_json, validation_problem
+from crucible_gateway.errors import problem, problem_json, validation_problem, violations_problem
+from crucible_gateway.inputs import frame_violations
 from crucible_gateway.schemas.chat import (
     CHAT_MODE,
     ROLE,
@@ -33,14 +34,14 @@ from crucible_gateway.schemas.chat import (
     ChatTurnCreate,
     turn_event_json,
 )
-from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken
 
 router = APIRouter(tags=["chat"])
 ws_router = APIRouter(tags=["chat"])
 
 
 @router.post("/projects/{project_id}/chat-sessions", status_code=201)
-async def create_chat_session(project_id: str, body: ChatSessionCreate, clients: Clients) -> ChatSession:
+async def create_chat_session(project_id: Id, body: ChatSessionCreate, clients: Clients) -> ChatSession:
     response = await clients.spec.CreateChatSession(
         pb.CreateChatSessionRequest(project_id=project_id, title=body.title, mode=CHAT_MODE.number(body.mode)),
         timeout=clients.timeout,
@@ -50,7 +51,7 @@ async def create_chat_session(project_id: str, body: ChatSessionCreate, clients:
 
 @router.get("/projects/{project_id}/chat-sessions")
 async def list_chat_sessions(
-    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    project_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ChatSessionList:
     response = await clients.spec.ListChatSessions(
         pb.ListChatSessionsRequest(project_id=project_id, page_size=page_size, page_token=page_token),
@@ -63,7 +64,7 @@ async def list_chat_sessions(
 
 
 @router.get("/chat-sessions/{chat_session_id}")
-async def get_chat_session(chat_session_id: str, clients: Clients) -> ChatSession:
+async def get_chat_session(chat_session_id: Id, clients: Clients) -> ChatSession:
     response = await clients.spec.GetChatSession(
         pb.GetChatSessionRequest(chat_session_id=chat_session_id), timeout=clients.timeout
     )
@@ -71,7 +72,7 @@ async def get_chat_session(chat_session_id: str, clients: Clients) -> ChatSessio
 
 
 @router.post("/chat-sessions/{chat_session_id}/messages", status_code=201)
-async def create_chat_message(chat_session_id: str, body: ChatMessageCreate, clients: Clients) -> ChatMessage:
+async def create_chat_message(chat_session_id: Id, body: ChatMessageCreate, clients: Clients) -> ChatMessage:
     response = await clients.spec.CreateChatMessage(
         pb.CreateChatMessageRequest(
             chat_session_id=chat_session_id,
@@ -86,7 +87,7 @@ async def create_chat_message(chat_session_id: str, body: ChatMessageCreate, cli
 
 @router.get("/chat-sessions/{chat_session_id}/messages")
 async def list_chat_messages(
-    chat_session_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    chat_session_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ChatMessageList:
     response = await clients.spec.ListChatMessages(
         pb.ListChatMessagesRequest(chat_session_id=chat_session_id, page_size=page_size, page_token=page_token),
@@ -99,7 +100,7 @@ async def list_chat_messages(
 
 
 @router.post("/chat-sessions/{chat_session_id}/turns", status_code=201)
-async def create_chat_turn(chat_session_id: str, body: ChatTurnCreate, clients: Clients) -> ChatTurn:
+async def create_chat_turn(chat_session_id: Id, body: ChatTurnCreate, clients: Clients) -> ChatTurn:
     """A turn with the Architect: the user's message, then its stored reply. A turn never starts a run."""
     response = await clients.spec.CreateChatTurn(
         pb.CreateChatTurnRequest(
@@ -111,7 +112,7 @@ async def create_chat_turn(chat_session_id: str, body: ChatTurnCreate, clients: 
 
 
 @ws_router.websocket("/api/ws/chat-sessions/{chat_session_id}")
-async def chat_turns(websocket: WebSocket, chat_session_id: str) -> None:
+async def chat_turns(websocket: WebSocket, chat_session_id: Id) -> None:
     """Turns with the Architect: each frame ``{content, chat_message_id?}`` is answered by its turn's events.
 
     One turn at a time: a frame that arrives while a turn is answered is refused with an error event,
@@ -168,8 +169,12 @@ async def _relay(websocket: WebSocket, clients: ServiceClients, chat_session_id:
 def _turn_body(frame: Message) -> ChatTurnCreate | dict[str, Any]:
     """The turn a frame asks for, or the 400 problem that the same JSON sent over HTTP gets."""
     text = frame.get("text")
+    raw = text if text is not None else frame.get("bytes") or b""
+    violations = frame_violations(raw)
+    if violations:
+        return _body(violations_problem(violations, "turn"))
     try:
-        return ChatTurnCreate.model_validate_json(text if text is not None else frame.get("bytes") or b"")
+        return ChatTurnCreate.model_validate_json(raw)
     except ValidationError as exc:
         return _body(validation_problem(exc.errors(), "turn"))
 

@@ -9,7 +9,7 @@ from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas.changes import ProvenanceEntry, ProvenanceList
-from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken
 from crucible_gateway.schemas.problem_spec import (
     RESOLUTION,
     RUN_MODE,
@@ -36,7 +36,7 @@ def _proto(project_id: str, body: ProblemSpecPut | ProblemSpecPatch) -> pb.Probl
 
 
 @router.get("")
-async def get_problem_spec(project_id: str, clients: Clients) -> ProblemSpec:
+async def get_problem_spec(project_id: Id, clients: Clients) -> ProblemSpec:
     response = await clients.spec.GetProblemSpec(
         pb.GetProblemSpecRequest(project_id=project_id), timeout=clients.timeout
     )
@@ -44,7 +44,7 @@ async def get_problem_spec(project_id: str, clients: Clients) -> ProblemSpec:
 
 
 @router.put("")
-async def put_problem_spec(project_id: str, body: ProblemSpecPut, clients: Clients) -> ProblemSpec:
+async def put_problem_spec(project_id: Id, body: ProblemSpecPut, clients: Clients) -> ProblemSpec:
     response = await clients.spec.UpdateProblemSpec(
         pb.UpdateProblemSpecRequest(
             problem_spec=_proto(project_id, body),
@@ -58,7 +58,7 @@ async def put_problem_spec(project_id: str, body: ProblemSpecPut, clients: Clien
 
 
 @router.patch("")
-async def patch_problem_spec(project_id: str, body: ProblemSpecPatch, clients: Clients) -> ProblemSpec:
+async def patch_problem_spec(project_id: Id, body: ProblemSpecPatch, clients: Clients) -> ProblemSpec:
     paths = [f for f in FIELDS if f in body.model_fields_set and getattr(body, f) is not None]
     if not paths:
         return await get_problem_spec(project_id, clients)
@@ -76,7 +76,7 @@ async def patch_problem_spec(project_id: str, body: ProblemSpecPatch, clients: C
 
 @router.get("/provenance")
 async def list_problem_spec_provenance(
-    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    project_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ProvenanceList:
     response = await clients.spec.ListProblemSpecProvenance(
         pb.ListProblemSpecProvenanceRequest(project_id=project_id, page_size=page_size, page_token=page_token),

@@ -7,7 +7,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken
 from crucible_gateway.schemas.projects import Project, ProjectCreate, ProjectList, ProjectPatch
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -32,13 +32,13 @@ async def list_projects(clients: Clients, page_size: PageSize = 0, page_token: P
 
 
 @router.get("/{project_id}")
-async def get_project(project_id: str, clients: Clients) -> Project:
+async def get_project(project_id: Id, clients: Clients) -> Project:
     response = await clients.spec.GetProject(pb.GetProjectRequest(project_id=project_id), timeout=clients.timeout)
     return Project.from_proto(response.project)
 
 
 @router.patch("/{project_id}")
-async def update_project(project_id: str, body: ProjectPatch, clients: Clients) -> Project:
+async def update_project(project_id: Id, body: ProjectPatch, clients: Clients) -> Project:
     paths = sorted(body.model_fields_set)
     if not paths:
         # An empty PATCH changes nothing; answer with the project as it is.
@@ -55,6 +55,6 @@ async def update_project(project_id: str, body: ProjectPatch, clients: Clients) 
 
 
 @router.delete("/{project_id}", status_code=204)
-async def delete_project(project_id: str, clients: Clients) -> Response:
+async def delete_project(project_id: Id, clients: Clients) -> Response:
     await clients.spec.DeleteProject(pb.DeleteProjectRequest(project_id=project_id), timeout=clients.timeout)
     return Response(status_code=204)

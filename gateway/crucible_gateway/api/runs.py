@@ -12,7 +12,7 @@ from crucible_common.protobuf import struct
 from crucible_gateway.api.deps import Clients, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem_json
-from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.runs import (
     RUN_MODE,
     RUN_PHASE,
@@ -43,7 +43,7 @@ ws_router = APIRouter(tags=["runs"])
 
 
 @router.post("/projects/{project_id}/runs/preflight")
-async def preflight_run(project_id: str, body: RunPreflightBody, clients: Clients) -> RunPreflight:
+async def preflight_run(project_id: Id, body: RunPreflightBody, clients: Clients) -> RunPreflight:
     """What a run with this configuration needs and would cost; nothing is created."""
     response = await clients.runs.PreflightRun(
         pb.PreflightRunRequest(
@@ -60,7 +60,7 @@ async def preflight_run(project_id: str, body: RunPreflightBody, clients: Client
 
 @router.get("/projects/{project_id}/runs")
 async def list_runs(
-    project_id: str,
+    project_id: Id,
     clients: Clients,
     status: Annotated[RunStatus | None, Query()] = None,
     page_size: PageSize = 0,
@@ -108,26 +108,26 @@ async def _execute(run_id: str, phases: list[pb.RunPhase.ValueType], clients: Se
 
 
 @router.post("/runs/{run_id}/execute")
-async def execute_run(run_id: str, clients: Clients, body: RunExecute | None = None) -> RunRead:
+async def execute_run(run_id: Id, clients: Clients, body: RunExecute | None = None) -> RunRead:
     """Start a CREATED run in the background (every phase, or some); answers at once."""
     phases = body.phases if body is not None else "all"
     return await _execute(run_id, [RUN_PHASE.number(p) for p in phases] if isinstance(phases, list) else [], clients)
 
 
 @router.post("/runs/{run_id}/full-pipeline")
-async def run_full_pipeline(run_id: str, clients: Clients) -> RunRead:
+async def run_full_pipeline(run_id: Id, clients: Clients) -> RunRead:
     """Start every phase of a CREATED run in the background (the seed's name for execute)."""
     return await _execute(run_id, [], clients)
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, clients: Clients) -> RunRead:
+async def get_run(run_id: Id, clients: Clients) -> RunRead:
     response = await clients.runs.GetRun(pb.GetRunRequest(run_id=run_id), timeout=clients.timeout)
     return RunRead.from_proto(response.run)
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(run_id: str, clients: Clients, body: RunCancel | None = None) -> RunRead:
+async def cancel_run(run_id: Id, clients: Clients, body: RunCancel | None = None) -> RunRead:
     response = await clients.runs.CancelRun(
         pb.CancelRunRequest(run_id=run_id, reason=body.reason if body else ""), timeout=clients.timeout
     )
@@ -135,21 +135,21 @@ async def cancel_run(run_id: str, clients: Clients, body: RunCancel | None = Non
 
 
 @router.get("/runs/{run_id}/results")
-async def get_run_results(run_id: str, clients: Clients) -> RunResults:
+async def get_run_results(run_id: Id, clients: Clients) -> RunResults:
     """The ranking: candidates best first, rejected ones last."""
     response = await clients.runs.GetRunResults(pb.GetRunResultsRequest(run_id=run_id), timeout=clients.timeout)
     return RunResults.from_proto(response)
 
 
 @router.get("/runs/{run_id}/statistics")
-async def get_run_statistics(run_id: str, clients: Clients) -> RunStatistics:
+async def get_run_statistics(run_id: Id, clients: Clients) -> RunStatistics:
     """Counts, coverage, missing pairs, failures, duration, usage and the top candidate."""
     response = await clients.runs.GetRunStatistics(pb.GetRunStatisticsRequest(run_id=run_id), timeout=clients.timeout)
     return RunStatistics.from_proto(response.statistics)
 
 
 @router.get("/runs/{run_id}/lineage")
-async def get_run_lineage(run_id: str, clients: Clients) -> RunLineage:
+async def get_run_lineage(run_id: Id, clients: Clients) -> RunLineage:
     """Where the run came from and what it led to: recommendation, trigger, trace, summary, and the linking spans."""
     response = await clients.runs.GetRunLineage(pb.GetRunLineageRequest(run_id=run_id), timeout=clients.timeout)
     return RunLineage.from_proto(response.lineage)
@@ -157,7 +157,7 @@ async def get_run_lineage(run_id: str, clients: Clients) -> RunLineage:
 
 @router.get("/runs/{run_id}/candidates")
 async def list_candidates(
-    run_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    run_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> RunCandidateList:
     response = await clients.runs.ListCandidates(
         pb.ListCandidatesRequest(run_id=run_id, page_size=page_size, page_token=page_token), timeout=clients.timeout
@@ -170,7 +170,7 @@ async def list_candidates(
 
 @router.get("/runs/{run_id}/scenarios")
 async def list_scenarios(
-    run_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    run_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ScenarioList:
     response = await clients.runs.ListScenarios(
         pb.ListScenariosRequest(run_id=run_id, page_size=page_size, page_token=page_token), timeout=clients.timeout
@@ -182,7 +182,7 @@ async def list_scenarios(
 
 @router.get("/runs/{run_id}/evaluations")
 async def list_evaluations(
-    run_id: str, clients: Clients, candidate_id: IdFilter = "", page_size: PageSize = 0, page_token: PageToken = ""
+    run_id: Id, clients: Clients, candidate_id: IdFilter = "", page_size: PageSize = 0, page_token: PageToken = ""
 ) -> EvaluationList:
     response = await clients.runs.ListEvaluations(
         pb.ListEvaluationsRequest(run_id=run_id, candidate_id=candidate_id, page_size=page_size, page_token=page_token),
@@ -195,7 +195,7 @@ async def list_evaluations(
 
 
 @ws_router.websocket("/api/ws/runs/{run_id}")
-async def watch_run(websocket: WebSocket, run_id: str, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> None:
+async def watch_run(websocket: WebSocket, run_id: Id, after: Position = 0) -> None:
     """Relays the run's events as JSON messages; closes once it has ended and its summary is posted."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")

@@ -13,13 +13,14 @@ from typing import Annotated
 
 import grpc
 from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible_gateway.api.deps import Clients, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem_json
-from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.runs import RUN_MODE, RUN_STATUS
 from crucible_gateway.schemas.snapshots import (
     ReplayResult,
@@ -44,7 +45,9 @@ FAILURE_TAG = "failure"
 # What a suite reports as each snapshot finishes: (done, total, that snapshot's result).
 Progress = Callable[[int, int, SnapshotTestResultRead], Awaitable[None]]
 TagsQuery = Annotated[
-    list[str] | None, Query(description="Every tag must match; repeat the parameter or separate tags with commas")
+    # A value may hold many tags, comma-separated: room for 50 of the 64 characters a tag may have.
+    list[Annotated[str, Field(max_length=4_000)]] | None,
+    Query(description="Every tag must match; repeat the parameter or separate tags with commas"),
 ]
 
 
@@ -82,7 +85,7 @@ async def list_snapshots(
 
 
 @router.get("/snapshots/{snapshot_id}")
-async def get_snapshot(snapshot_id: str, clients: Clients) -> SnapshotRead:
+async def get_snapshot(snapshot_id: Id, clients: Clients) -> SnapshotRead:
     response = await clients.snapshots.GetSnapshot(
         pb.GetSnapshotRequest(snapshot_id=snapshot_id), timeout=clients.timeout
     )
@@ -91,9 +94,11 @@ async def get_snapshot(snapshot_id: str, clients: Clients) -> SnapshotRead:
 
 @router.delete("/snapshots/{snapshot_id}", status_code=204)
 async def delete_snapshot(
-    snapshot_id: str,
+    snapshot_id: Id,
     clients: Clients,
-    confirm: Annotated[bool, Query(description="Must be true: the service refuses a delete without it")] = False,
+    confirm: Annotated[
+        bool, Query(description="Must be true: the service refuses a delete without it"), StrictQueryBool
+    ] = False,
 ) -> Response:
     # Forwarded as given: the service owns the rule, and its 412 CONFIRMATION_REQUIRED is the answer.
     await clients.snapshots.DeleteSnapshot(
@@ -103,7 +108,7 @@ async def delete_snapshot(
 
 
 @router.post("/snapshots/{snapshot_id}/replay")
-async def replay_snapshot(snapshot_id: str, clients: Clients, body: SnapshotReplay | None = None) -> ReplayResult:
+async def replay_snapshot(snapshot_id: Id, clients: Clients, body: SnapshotReplay | None = None) -> ReplayResult:
     """Restore the snapshot into a new project (or its own) and run it; with wait, its invariants checked."""
     body = body or SnapshotReplay()
     response = await clients.snapshots.ReplaySnapshot(
@@ -169,7 +174,7 @@ async def run_suite(
 
 
 @router.get("/snapshot-reports/{report_id}")
-async def get_test_report(report_id: str, clients: Clients) -> ReportRead:
+async def get_test_report(report_id: Id, clients: Clients) -> ReportRead:
     response = await clients.snapshots.GetTestReport(
         pb.GetTestReportRequest(report_id=report_id), timeout=clients.timeout
     )
@@ -188,7 +193,7 @@ async def list_test_reports(clients: Clients, page_size: PageSize = 0, page_toke
 
 
 @router.post("/runs/{run_id}/snapshot", status_code=201)
-async def snapshot_run(run_id: str, clients: Clients, body: RunSnapshotCreate | None = None) -> SnapshotRead:
+async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | None = None) -> SnapshotRead:
     """Snapshot a run in one call: its project, its metrics as the reference, tagged "failure" when it failed."""
     body = body or RunSnapshotCreate()
     run = (await clients.runs.GetRun(run_pb.GetRunRequest(run_id=run_id), timeout=clients.timeout)).run
@@ -218,7 +223,7 @@ def _run_description(run: run_pb.Run) -> str:
 
 
 @ws_router.websocket("/api/ws/snapshot-reports/{report_id}")
-async def watch_test_report(websocket: WebSocket, report_id: str) -> None:
+async def watch_test_report(websocket: WebSocket, report_id: Id) -> None:
     """Relays a suite's events (started, a result per snapshot as it finishes, the report last), then closes."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken
 from crucible_gateway.schemas.specs import (
     INTERVIEW_MODE,
     PlanningAnswersResult,
@@ -39,13 +39,13 @@ async def list_specs(clients: Clients, page_size: PageSize = 0, page_token: Page
 
 
 @router.get("/{spec_id}")
-async def get_spec(spec_id: str, clients: Clients) -> SpecRead:
+async def get_spec(spec_id: Id, clients: Clients) -> SpecRead:
     response = await clients.spec.GetSpec(pb.GetSpecRequest(spec_id=spec_id), timeout=clients.timeout)
     return SpecRead.from_proto(response.spec)
 
 
 @router.post("/{spec_id}/answers")
-async def save_planning_answers(spec_id: str, body: PlanningAnswersSave, clients: Clients) -> PlanningAnswersResult:
+async def save_planning_answers(spec_id: Id, body: PlanningAnswersSave, clients: Clients) -> PlanningAnswersResult:
     """Answer some or all questions; planning becomes "answered" when every question has an answer."""
     request = pb.SavePlanningAnswersRequest(
         spec_id=spec_id, answers=[pb.PlanningAnswer(question=a.question, answer=a.answer) for a in body.answers]

@@ -6,14 +6,14 @@ import mimetypes
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Response, WebSocket, WebSocketDisconnect
 
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_gateway.api.deps import Clients, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem_json
-from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.sprints import (
     ArtifactList,
     ArtifactRead,
@@ -53,7 +53,7 @@ async def list_sprints(
 
 
 @router.post("/sprints/{sprint_id}/start")
-async def start_sprint(sprint_id: str, body: SprintStart, clients: Clients) -> SprintRead:
+async def start_sprint(sprint_id: Id, body: SprintStart, clients: Clients) -> SprintRead:
     response = await clients.sprints.StartSprint(
         pb.StartSprintRequest(
             sprint_id=sprint_id, trigger=pb.Trigger(id=body.ui_trigger_id, source=body.ui_trigger_source)
@@ -64,7 +64,8 @@ async def start_sprint(sprint_id: str, body: SprintStart, clients: Clients) -> S
 
 
 @router.post("/sprints/{sprint_id}/cancel")
-async def cancel_sprint(sprint_id: str, body: SprintCancel, clients: Clients) -> SprintRead:
+async def cancel_sprint(sprint_id: Id, body: SprintCancel, clients: Clients) -> SprintRead:
+    """Cancel a planned or active sprint: once this answers, no model call of it is made."""
     response = await clients.sprints.CancelSprint(
         pb.CancelSprintRequest(sprint_id=sprint_id, reason=body.reason), timeout=clients.timeout
     )
@@ -72,14 +73,14 @@ async def cancel_sprint(sprint_id: str, body: SprintCancel, clients: Clients) ->
 
 
 @router.get("/sprints/{sprint_id}")
-async def get_sprint(sprint_id: str, clients: Clients) -> SprintRead:
+async def get_sprint(sprint_id: Id, clients: Clients) -> SprintRead:
     response = await clients.sprints.GetSprint(pb.GetSprintRequest(sprint_id=sprint_id), timeout=clients.timeout)
     return SprintRead.from_proto(response.sprint)
 
 
 @router.get("/sprints/{sprint_id}/artifacts")
 async def list_artifacts(
-    sprint_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    sprint_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ArtifactList:
     response = await clients.sprints.ListArtifacts(
         pb.ListArtifactsRequest(sprint_id=sprint_id, page_size=page_size, page_token=page_token),
@@ -92,7 +93,12 @@ async def list_artifacts(
 
 
 @router.get("/sprints/{sprint_id}/artifacts/{path:path}", response_class=Response)
-async def get_artifact(sprint_id: str, path: str, clients: Clients) -> Response:
+async def get_artifact(
+    sprint_id: Id,
+    # As long as the agent service's workspace takes a path.
+    path: Annotated[str, Path(max_length=1024, description="The file's path in the sprint's workspace")],
+    clients: Clients,
+) -> Response:
     response = await clients.sprints.GetArtifact(
         pb.GetArtifactRequest(sprint_id=sprint_id, path=path), timeout=clients.timeout
     )
@@ -108,9 +114,7 @@ async def get_artifact(sprint_id: str, path: str, clients: Clients) -> Response:
 
 
 @ws_router.websocket("/api/ws/sprints/{sprint_id}")
-async def watch_sprint(
-    websocket: WebSocket, sprint_id: str, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0
-) -> None:
+async def watch_sprint(websocket: WebSocket, sprint_id: Id, after: Position = 0) -> None:
     """Relays the sprint's events as JSON messages; closes when the sprint has ended."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas.agent_runs import CorrelationBody
+from crucible_gateway.schemas.agent_runs import MAX_CORRELATION, CorrelationBody
 from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
-from crucible_gateway.schemas.usage import LlmCallList, LlmCallRead, UsageReport
+from crucible_gateway.schemas.usage import (
+    USAGE_DIMENSION,
+    GroupBy,
+    GroupLimit,
+    LlmCallList,
+    LlmCallRead,
+    UsageReport,
+)
 
 router = APIRouter(tags=["agent"])
 
@@ -21,15 +30,21 @@ async def get_usage(
     sprint_id: IdFilter = "",
     snapshot_test_id: IdFilter = "",
     agent_run_id: IdFilter = "",
-    purpose: IdFilter = "",
+    purpose: Annotated[
+        str, Query(max_length=MAX_CORRELATION, description="Only the calls made for this purpose (e.g. evaluator)")
+    ] = "",
+    group_by: GroupBy = (),
+    group_limit: GroupLimit = 0,
 ) -> UsageReport:
     correlation = CorrelationBody(
         project_id=project_id, run_id=run_id, sprint_id=sprint_id, snapshot_test_id=snapshot_test_id, purpose=purpose
     )
-    response = await clients.agent.GetUsage(
-        pb.GetUsageRequest(filter=correlation.to_proto(agent_run_id)), timeout=clients.timeout
+    request = pb.GetUsageRequest(
+        filter=correlation.to_proto(agent_run_id),
+        group_by=[USAGE_DIMENSION.number(d) for d in dict.fromkeys(group_by)],
+        group_limit=group_limit,
     )
-    return UsageReport.from_proto(response)
+    return UsageReport.from_proto(await clients.agent.GetUsage(request, timeout=clients.timeout))
 
 
 @router.get("/llm-calls")

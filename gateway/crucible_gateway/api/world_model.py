@@ -10,14 +10,14 @@ from crucible_common.protobuf import struct
 from crucible_gateway.api.changes import change_fields
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas.changes import ProvenanceEntry, ProvenanceList
-from crucible_gateway.schemas.common import PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken
 from crucible_gateway.schemas.world_model import WorldModel, WorldModelPatch, WorldModelPut
 
 router = APIRouter(prefix="/projects/{project_id}/world-model", tags=["world-model"])
 
 
 @router.get("")
-async def get_world_model(project_id: str, clients: Clients) -> WorldModel:
+async def get_world_model(project_id: Id, clients: Clients) -> WorldModel:
     response = await clients.spec.GetWorldModel(pb.GetWorldModelRequest(project_id=project_id), timeout=clients.timeout)
     return WorldModel.from_proto(response.world_model)
 
@@ -38,12 +38,12 @@ async def _update(
 
 
 @router.put("")
-async def put_world_model(project_id: str, body: WorldModelPut, clients: Clients) -> WorldModel:
+async def put_world_model(project_id: Id, body: WorldModelPut, clients: Clients) -> WorldModel:
     return await _update(project_id, body, ["model_data"], clients)
 
 
 @router.patch("")
-async def patch_world_model(project_id: str, body: WorldModelPatch, clients: Clients) -> WorldModel:
+async def patch_world_model(project_id: Id, body: WorldModelPatch, clients: Clients) -> WorldModel:
     if not body.model_data:
         return await get_world_model(project_id, clients)
     return await _update(project_id, body, [f"model_data.{section}" for section in body.model_data], clients)
@@ -51,7 +51,7 @@ async def patch_world_model(project_id: str, body: WorldModelPatch, clients: Cli
 
 @router.get("/provenance")
 async def list_world_model_provenance(
-    project_id: str, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
+    project_id: Id, clients: Clients, page_size: PageSize = 0, page_token: PageToken = ""
 ) -> ProvenanceList:
     response = await clients.spec.ListWorldModelProvenance(
         pb.ListWorldModelProvenanceRequest(project_id=project_id, page_size=page_size, page_token=page_token),

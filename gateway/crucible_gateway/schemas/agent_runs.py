@@ -5,14 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_common.protobuf import struct_to_dict, to_datetime
-from crucible_gateway.schemas.common import Body, RestEnum
+from crucible_gateway.schemas.common import Body, OptionalId, RestEnum
+
+# The longest texts a request may carry, as the agent service takes them (the ids of a correlation,
+# model names) or, where it sets no limit, as the gateway does.
+MAX_CORRELATION = 100
+MAX_MODEL = 200
+MAX_LABEL = 200
+MAX_REASON = 2_000
+MAX_INSTRUCTIONS = 20_000
+MAX_PROMPT = 200_000
 
 # A provider is a configuration name, not a proto enum: the agent service's pool knows these two.
 Provider = Literal["openai", "anthropic"]
+# A provider a service named, checked as a request's would be (bodies are strict: no str for a Literal).
+PROVIDER: TypeAdapter[Provider] = TypeAdapter(Provider)
 # A REST history has no tool calls, so it cannot carry the tool turns that answer them.
 ROLE = RestEnum(pb.Role, exclude=("tool",))
 RECORDING_MODE = RestEnum(pb.RecordingMode)
@@ -24,38 +35,28 @@ RunStatus = Annotated[str, RUN_STATUS]
 
 class HistoryMessage(Body):
     role: Role
-    content: str
+    content: str = Field(max_length=MAX_PROMPT)
 
 
 class SubagentBody(Body):
-    name: str | None = Field(default=None, description="Defaults to the provider's name")
+    name: str | None = Field(default=None, max_length=100, description="Defaults to the provider's name")
     provider: Provider
-    model_name: str
-    system_prompt: str = ""
+    model_name: str = Field(max_length=MAX_MODEL)
+    system_prompt: str = Field(default="", max_length=MAX_INSTRUCTIONS)
 
 
 class JudgeBody(Body):
     provider: Provider
-    model_name: str
-    instructions: str = ""
+    model_name: str = Field(max_length=MAX_MODEL)
+    instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS)
 
 
 class CorrelationBody(Body):
-    project_id: str = ""
-    run_id: str = ""
-    sprint_id: str = ""
-    snapshot_test_id: str = ""
-    purpose: str = ""
-
-    @classmethod
-    def from_proto(cls, c: pb.Correlation) -> CorrelationBody:
-        return cls(
-            project_id=c.project_id,
-            run_id=c.run_id,
-            sprint_id=c.sprint_id,
-            snapshot_test_id=c.snapshot_test_id,
-            purpose=c.purpose,
-        )
+    project_id: OptionalId = ""
+    run_id: OptionalId = ""
+    sprint_id: OptionalId = ""
+    snapshot_test_id: OptionalId = ""
+    purpose: str = Field(default="", max_length=MAX_CORRELATION)
 
     def to_proto(self, agent_run_id: str = "") -> pb.Correlation:
         return pb.Correlation(
@@ -68,33 +69,55 @@ class CorrelationBody(Body):
         )
 
 
+class CorrelationRead(BaseModel):
+    """The correlation a call or run carries, as stored (a service may have been given any text)."""
+
+    project_id: str
+    run_id: str
+    sprint_id: str
+    snapshot_test_id: str
+    purpose: str
+
+    @classmethod
+    def from_proto(cls, c: pb.Correlation) -> CorrelationRead:
+        return cls(
+            project_id=c.project_id,
+            run_id=c.run_id,
+            sprint_id=c.sprint_id,
+            snapshot_test_id=c.snapshot_test_id,
+            purpose=c.purpose,
+        )
+
+
 class RecordingBody(Body):
     mode: RecordingMode
-    recording_key: str
+    recording_key: str = Field(max_length=200)
 
 
 class AgentRunCreate(Body):
-    message: str
+    message: str = Field(max_length=MAX_PROMPT)
     history: list[HistoryMessage] = Field(default_factory=list)
     subagents: list[SubagentBody] = Field(
         default_factory=list, description="Empty: one subagent per configured provider"
     )
     judge: JudgeBody | None = None
-    workspace_ref: str = ""
+    workspace_ref: str = Field(default="", max_length=500)
     metadata: dict[str, Any] = Field(default_factory=dict)
     correlation: CorrelationBody = Field(default_factory=CorrelationBody)
     recording: RecordingBody | None = None
     json_schema: dict[str, Any] | None = Field(
         default=None, description="When set, every subagent answers with a JSON object valid against it"
     )
-    schema_name: str = ""
+    schema_name: str = Field(default="", max_length=100)
 
 
 class AgentRunFork(Body):
-    checkpoint_id: str = ""
-    checkpoint_label: str = Field(default="", description='e.g. "start", "candidate:openai", "decision"')
-    label: str = ""
-    reason: str = ""
+    checkpoint_id: OptionalId = ""
+    checkpoint_label: str = Field(
+        default="", max_length=MAX_LABEL, description='e.g. "start", "candidate:openai", "decision"'
+    )
+    label: str = Field(default="", max_length=MAX_LABEL)
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class ForkOrigin(BaseModel):
@@ -113,7 +136,7 @@ class AgentRunRead(BaseModel):
     judge: JudgeBody | None
     workspace_ref: str
     metadata: dict[str, Any]
-    correlation: CorrelationBody
+    correlation: CorrelationRead
     fork_of: ForkOrigin | None
     failure_reason: str
     created_at: datetime
@@ -126,17 +149,24 @@ class AgentRunRead(BaseModel):
             status=RUN_STATUS.name(run.status),
             message=run.message,
             subagents=[
-                SubagentBody(name=s.name, provider=s.provider, model_name=s.model_name, system_prompt=s.system_prompt)
+                SubagentBody(
+                    name=s.name,
+                    provider=PROVIDER.validate_python(s.provider),
+                    model_name=s.model_name,
+                    system_prompt=s.system_prompt,
+                )
                 for s in run.subagents
             ],
             judge=JudgeBody(
-                provider=run.judge.provider, model_name=run.judge.model_name, instructions=run.judge.instructions
+                provider=PROVIDER.validate_python(run.judge.provider),
+                model_name=run.judge.model_name,
+                instructions=run.judge.instructions,
             )
             if run.HasField("judge")
             else None,
             workspace_ref=run.workspace_ref,
             metadata=struct_to_dict(run.metadata),
-            correlation=CorrelationBody.from_proto(run.correlation),
+            correlation=CorrelationRead.from_proto(run.correlation),
             fork_of=ForkOrigin(
                 run_id=run.fork_of.run_id,
                 checkpoint_id=run.fork_of.checkpoint_id,

@@ -18,14 +18,14 @@ ActorKind = Annotated[str, ACTOR_KIND]
 
 class Actor(Body):
     kind: ActorKind = "user"
-    id: str = ""
+    id: str = Field(default="", max_length=200)
 
 
 class ChangeMeta(Body):
     expected_version: Int64 | None = Field(
         default=None, description="Fail with 409 unless the stored version equals it"
     )
-    reason: str = ""
+    reason: str = Field(default="", max_length=2_000)
     actor: Actor = Field(default_factory=Actor)
 
 

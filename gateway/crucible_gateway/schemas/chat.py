@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct_to_dict, to_datetime
-from crucible_gateway.schemas.common import Body, RestEnum
+from crucible_gateway.schemas.common import Body, OptionalId, RestEnum
 
 CHAT_MODE = RestEnum(pb.ChatSessionMode)
 ROLE = RestEnum(pb.MessageRole)
@@ -19,7 +19,7 @@ Role = Annotated[str, ROLE]
 
 
 class ChatSessionCreate(Body):
-    title: str = ""
+    title: str = Field(default="", max_length=200)
     mode: ChatMode = "setup"
 
 
@@ -50,7 +50,7 @@ class ChatSessionList(BaseModel):
 
 class ChatMessageCreate(Body):
     role: Role
-    content: str
+    content: str = Field(max_length=100_000)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -87,8 +87,8 @@ class ChatMessageList(BaseModel):
 class ChatTurnCreate(Body):
     """A user's message to the Architect: the body of POST …/turns, and each frame of the chat WebSocket."""
 
-    content: str
-    chat_message_id: str = Field(
+    content: str = Field(max_length=20_000)
+    chat_message_id: OptionalId = Field(
         default="", description="Optional, a UUID: the user message's id; sent again, the turn is not repeated"
     )
 

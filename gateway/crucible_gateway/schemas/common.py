@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
-from pydantic_core import CoreSchema, core_schema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, WithJsonSchema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from crucible_common.enums import EnumWrapper, enum_names, lower
 
@@ -17,15 +18,62 @@ V = TypeVar("V")
 # wire format can carry, so an absurd value is a 400 and never a crash.
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
-PageSize = Annotated[int, Query(ge=0, le=1000, description="0 means the default (50)")]
+
+
+def _digits(value: object) -> object:
+    # A query string's integer is written in digits: pydantic would also read "1.0" and " 1 ".
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]+", value):
+        raise PydanticCustomError("int_parsing", "must be a whole number written in digits")
+    return value
+
+
+def _true_or_false(value: object) -> object:
+    # As JSON spells them: pydantic would also read "1", "yes", "on" and their opposites.
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise PydanticCustomError("bool_parsing", "must be true or false")
+    return value
+
+
+# Query parameters whose values are read exactly as the document writes them (the validator last:
+# FastAPI writes the bounds of a Query before it as they are, of one after it not at all).
+PageSize = Annotated[int, Query(ge=0, le=1000, description="0 means the default (50)"), BeforeValidator(_digits)]
+Position = Annotated[
+    int, Query(ge=0, le=2**63 - 1, description="Only the events after this sequence number"), BeforeValidator(_digits)
+]
+StrictQueryBool = BeforeValidator(_true_or_false)
 PageToken = Annotated[str, Query(max_length=1024, description="next_page_token of the previous page")]
-IdFilter = Annotated[str, Query(max_length=100)]
+
+# Every resource id is a UUID, and every id a request names (in its path, its query or its body) is
+# checked here, the same way, before any service is asked: a malformed one is a 400 naming the field
+# wherever it appears. Only the canonical form (8-4-4-4-12 hex digits) is accepted; it is forwarded
+# in lower case, as the services store it.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _uuid(value: str) -> str:
+    if not _UUID.fullmatch(value):
+        raise PydanticCustomError("uuid", "must be a UUID (8-4-4-4-12 hexadecimal digits)")
+    return value.lower()
+
+
+def _uuid_or_empty(value: str) -> str:
+    return _uuid(value) if value else value
+
+
+_UUID_SCHEMA = {"type": "string", "format": "uuid"}
+Id = Annotated[str, AfterValidator(_uuid), WithJsonSchema(_UUID_SCHEMA)]
+# An optional id where the API has always spelled "none" as an empty string.
+OptionalId = Annotated[
+    str, AfterValidator(_uuid_or_empty), WithJsonSchema({"anyOf": [_UUID_SCHEMA, {"type": "string", "maxLength": 0}]})
+]
+IdFilter = Annotated[OptionalId, Query(description="Only those of this id (a UUID); empty: no filter")]
 
 
 class Body(BaseModel):
-    """A request body: an unknown field is a 400, not silently dropped."""
+    """A request body: an unknown field is a 400, not silently dropped; a value of another JSON type
+    than the document says (``true`` for a number, ``1`` for a boolean) is a 400, not converted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RestEnum(Generic[V]):

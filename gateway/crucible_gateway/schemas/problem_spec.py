@@ -19,13 +19,13 @@ RunMode = Annotated[str, RUN_MODE]
 
 
 class ConstraintBody(Body):
-    name: str
-    description: str = ""
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=4_000)
     weight: Int32 = Field(description="0-100; 100 makes it a hard constraint")
 
 
 class GoalBody(Body):
-    description: str
+    description: str = Field(max_length=4_000)
 
 
 class ProblemSpecPut(ChangeMeta):

@@ -10,15 +10,19 @@ from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import to_datetime
 from crucible_gateway.schemas.common import Body
 
+# As the spec service takes them.
+MAX_TITLE = 200
+MAX_DESCRIPTION = 10_000
+
 
 class ProjectCreate(Body):
-    title: str
-    description: str = ""
+    title: str = Field(max_length=MAX_TITLE)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
 
 
 class ProjectPatch(Body):
-    title: str | None = None
-    description: str | None = None
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     # Only the fields sent change (null, like an empty text, is the field's zero: false).
     auto_snapshot_failed_runs: StrictBool | None = Field(
         default=None, description="snapshot each run of the project that ends FAILED (tags failure, auto)"

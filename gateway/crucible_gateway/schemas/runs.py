@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, FiniteFloat
 from crucible.run.v1 import run_service_pb2 as pb
 from crucible_common.enums import dotted, upper
 from crucible_common.protobuf import struct_to_dict, to_datetime
-from crucible_gateway.schemas.common import Body, Int32, Int64, RestEnum
+from crucible_gateway.schemas.common import Body, Id, Int32, Int64, OptionalId, RestEnum
 
 RUN_MODE = RestEnum(pb.RunMode)
 RUN_STATUS = RestEnum(pb.RunStatus, upper)
@@ -48,7 +48,7 @@ class RunParameters(Body):
 
     num_candidates: Int32 = Field(default=0, description="New candidates the designers propose; 0: the default")
     num_scenarios: Int32 = Field(default=0, description="0: the default for the ProblemSpec's resolution")
-    seed_candidate_ids: list[str] = Field(
+    seed_candidate_ids: list[Id] = Field(
         default_factory=list, description="eval_only, seeded: candidates of earlier runs of the project"
     )
     budget_tokens: Int64 | None = None
@@ -85,17 +85,19 @@ class RunParameters(Body):
 class RunPreflightBody(Body):
     mode: RunMode
     parameters: RunParameters = Field(default_factory=RunParameters)
-    chat_session_id: str = ""
-    recommended_message_id: str = Field(
+    chat_session_id: OptionalId = ""
+    recommended_message_id: OptionalId = Field(
         default="", description="The Architect message whose recommended_run_config this follows"
     )
 
 
 class RunCreate(RunPreflightBody):
-    project_id: str
+    project_id: Id
     # Optional here on purpose: the run service alone owns the rule that a run needs an explicit
     # trigger, and its refusal (TRIGGER_REQUIRED) is the one every client sees.
-    ui_trigger_id: str = Field(default="", description="Required by the service: the explicit action's id")
+    ui_trigger_id: str = Field(
+        default="", max_length=200, description="Required by the service: the explicit action's id"
+    )
     ui_trigger_source: TriggerSource | None = Field(default=None, description="Default: api_client")
     ui_trigger_metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -107,7 +109,7 @@ class RunExecute(Body):
 
 
 class RunCancel(Body):
-    reason: str = ""
+    reason: str = Field(default="", max_length=500)
 
 
 # ---------------------------------------------------------------- preflight

@@ -18,7 +18,14 @@ from pydantic import BaseModel, Field, FiniteFloat
 
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible_common.protobuf import struct, struct_to_dict, to_datetime
-from crucible_gateway.schemas.common import Body, Int32, RestEnum
+from crucible_gateway.schemas.common import Body, Id, Int32, Int64, OptionalId, RestEnum
+
+# As the snapshot service takes them.
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_REASON = 2_000
+MAX_TRIGGER_ID = 200
+Tag = Annotated[str, Field(max_length=64)]
 
 REPLAY_PHASES = RestEnum(pb.ReplayPhases)
 REPLAY_MODE = RestEnum(pb.ReplayMode)
@@ -111,7 +118,21 @@ class RunMetricsImport(RunMetricsRead):
     """Reference metrics in an import, as a snapshot read gives them."""
 
     model_config = Body.model_config
-    failure_reason: str = ""
+    # Within what the snapshot service's message carries (a count past it is refused, not a crash).
+    candidates: Int32
+    scenarios: Int32
+    evaluations: Int32
+    failed_evaluations: Int32
+    hard_constraint_violations: Int32
+    input_tokens: Int64
+    output_tokens: Int64
+    llm_calls: Int64
+    unpriced_calls: Int64
+    run_id: OptionalId = ""
+    status: str = Field(default="", max_length=50, description=RunMetricsRead.model_fields["status"].description)
+    error_summary: str = Field(default="", max_length=MAX_REASON)
+    top_candidate_id: OptionalId = ""
+    failure_reason: str = Field(default="", max_length=MAX_REASON)
 
     def to_proto(self) -> pb.RunMetrics:
         return pb.RunMetrics(**self.model_dump(exclude_none=True))
@@ -120,9 +141,9 @@ class RunMetricsImport(RunMetricsRead):
 class InvariantBody(Body):
     """seed 000's invariant; the snapshot service checks type and value, naming the field at fault."""
 
-    type: str = Field(description=f"One of: {INVARIANT_TYPES}")
+    type: str = Field(max_length=100, description=f"One of: {INVARIANT_TYPES}")
     value: Any = Field(default=None, description="What the type compares with; for custom, the CEL expression")
-    description: str = ""
+    description: str = Field(default="", max_length=1_000)
 
     def to_proto(self) -> pb.Invariant:
         return pb.Invariant(type=self.type, value=to_value(self.value), description=self.description)
@@ -137,15 +158,17 @@ class SnapshotCreate(Body):
     from an existing snapshot (``parent_snapshot_id``: a new snapshot with new tags or invariants), or
     imported (``snapshot_data``, as ``GET /api/snapshots/{id}`` or ``crucible snapshot export`` gives it)."""
 
-    name: str = Field(description="Unique")
-    project_id: str = Field(default="", description="Required unless parent_snapshot_id or snapshot_data is given")
-    run_id: str = Field(default="", description="Its configuration and metrics become the snapshot's reference")
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
+    name: str = Field(max_length=MAX_NAME, description="Unique")
+    project_id: OptionalId = Field(
+        default="", description="Required unless parent_snapshot_id or snapshot_data is given"
+    )
+    run_id: OptionalId = Field(default="", description="Its configuration and metrics become the snapshot's reference")
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    tags: list[Tag] = Field(default_factory=list)
     invariants: list[InvariantBody] = Field(
         default_factory=list, description="From a parent: the ones given replace the parent's; none keeps them"
     )
-    parent_snapshot_id: str = ""
+    parent_snapshot_id: OptionalId = ""
     chat_context_messages: Int32 = Field(
         default=0, description="How many of the setup chat's last messages to keep (0: the default, 10)"
     )
@@ -179,9 +202,11 @@ class SnapshotCreate(Body):
 class RunSnapshotCreate(Body):
     """Snapshot a run in one call: every field defaults from the run."""
 
-    name: str = Field(default="", description="Default: the run's id and final status")
-    description: str = Field(default="", description="Default: the run's mode, parameters and failure")
-    tags: list[str] = Field(default_factory=list, description='Added to "failure" when the run failed')
+    name: str = Field(default="", max_length=MAX_NAME, description="Default: the run's id and final status")
+    description: str = Field(
+        default="", max_length=MAX_DESCRIPTION, description="Default: the run's mode, parameters and failure"
+    )
+    tags: list[Tag] = Field(default_factory=list, description='Added to "failure" when the run failed')
     invariants: list[InvariantBody] = Field(default_factory=list)
     chat_context_messages: Int32 = 0
 
@@ -212,7 +237,9 @@ class SnapshotReplay(ReplayOptionsBody):
     reuse_project: bool = Field(default=False, description="Restore into the source project, not a new one")
     wait: bool = Field(default=True, description="Answer once the run has ended, with its invariants checked")
     ui_trigger_id: str = Field(
-        default="", description="The explicit action's id: one replay per id. Default: a new one per request"
+        default="",
+        max_length=MAX_TRIGGER_ID,
+        description="The explicit action's id: one replay per id. Default: a new one per request",
     )
 
 
@@ -269,11 +296,13 @@ class SnapshotTestOptions(ReplayOptionsBody):
 class SnapshotTestRun(Body):
     """The seed's body: ``{snapshot_ids | null, options, wait}``."""
 
-    snapshot_ids: list[str] | None = Field(default=None, description="null: every snapshot")
+    snapshot_ids: list[Id] | None = Field(default=None, description="null: every snapshot")
     options: SnapshotTestOptions = Field(default_factory=SnapshotTestOptions)
     wait: bool = Field(default=True, description="Answer the report when done; false: 202 with the report id at once")
     ui_trigger_id: str = Field(
-        default="", description="The explicit action's id: the same id twice is the same suite. Default: new"
+        default="",
+        max_length=MAX_TRIGGER_ID,
+        description="The explicit action's id: the same id twice is the same suite. Default: new",
     )
 
     def to_proto(self, ui_trigger_id: str) -> pb.RunSnapshotTestsRequest:

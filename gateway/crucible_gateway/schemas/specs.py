@@ -20,8 +20,8 @@ PlanningStatus = Annotated[str, PLANNING_STATUS]
 
 
 class SpecCreate(Body):
-    task: str = Field(description="What to build (1 to 20,000 characters)")
-    title: str = Field(default="", description="Empty: the first words of the task")
+    task: str = Field(max_length=20_000, description="What to build (1 to 20,000 characters)")
+    title: str = Field(default="", max_length=200, description="Empty: the first words of the task")
     max_questions: Int32 = Field(default=0, description="1 to 10; 0 means 5")
     mode: InterviewMode = Field(
         default="dual_subagent",
@@ -30,8 +30,8 @@ class SpecCreate(Body):
 
 
 class PlanningAnswerBody(Body):
-    question: str = Field(description="One of the spec's questions, exactly")
-    answer: str
+    question: str = Field(max_length=10_000, description="One of the spec's questions, exactly")
+    answer: str = Field(max_length=10_000)
 
 
 class PlanningAnswersSave(Body):

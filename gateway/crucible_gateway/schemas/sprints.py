@@ -1,4 +1,8 @@
-"""Bodies of /api/sprints and the events of their WebSocket (the seed's status planned|active|completed|failed)."""
+"""Bodies of /api/sprints and the events of their WebSocket.
+
+A sprint's status is the seed's planned|active|completed|failed, or cancelled (by
+``POST /api/sprints/{id}/cancel``: its running phase and that phase's agent run are cancelled too).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pydantic import BaseModel, Field
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible_common.enums import dotted
 from crucible_common.protobuf import struct_to_dict, to_datetime
-from crucible_gateway.schemas.common import Body, RestEnum
+from crucible_gateway.schemas.common import Body, Id, RestEnum
 
 SPRINT_STATUS = RestEnum(pb.SprintStatus)
 SPRINT_PHASE = RestEnum(pb.SprintPhase)
@@ -22,18 +26,20 @@ AttemptStatus = Annotated[str, ATTEMPT_STATUS]
 
 
 class SprintCreate(Body):
-    spec_id: str
-    name: str
-    goal: str = ""
+    spec_id: Id
+    name: str = Field(max_length=200)
+    goal: str = Field(default="", max_length=10_000)
 
 
 class SprintStart(Body):
-    ui_trigger_id: str = Field(description="The explicit action that starts the sprint (a button click id, ...)")
-    ui_trigger_source: str = Field(description='Where it came from: "ui", "cli", "api", ...')
+    ui_trigger_id: str = Field(
+        max_length=200, description="The explicit action that starts the sprint (a button click id, ...)"
+    )
+    ui_trigger_source: str = Field(max_length=200, description='Where it came from: "ui", "cli", "api", ...')
 
 
 class SprintCancel(Body):
-    reason: str = ""
+    reason: str = Field(default="", max_length=2_000)
 
 
 class TriggerRead(BaseModel):

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_common.protobuf import to_datetime
-from crucible_gateway.schemas.agent_runs import CorrelationBody
+from crucible_gateway.schemas.agent_runs import CorrelationRead
 from crucible_gateway.schemas.common import RestEnum
 
 CALL_STATUS = RestEnum(pb.LlmCallStatus)
+USAGE_DIMENSION = RestEnum(pb.UsageDimension)
+GroupBy = Annotated[
+    Sequence[Annotated[str, USAGE_DIMENSION]],
+    Query(description="Also report the usage of each project or run (repeat the parameter for both)"),
+]
+GroupLimit = Annotated[
+    int, Query(ge=0, le=1000, description="At most this many groups each, the most expensive first (0: 50)")
+]
 
 
 class UsageRead(BaseModel):
@@ -43,12 +54,27 @@ class ModelUsageRead(BaseModel):
     usage: UsageRead
 
 
+class KeyedUsageRead(BaseModel):
+    id: str = Field(description="The project's or run's id; empty for the calls made outside any")
+    priced: bool = Field(description="False when a call had no price: its usd is a lower bound")
+    usage: UsageRead
+
+    @classmethod
+    def from_proto(cls, k: pb.KeyedUsage) -> KeyedUsageRead:
+        return cls(id=k.key, priced=k.usage.unpriced_calls == 0, usage=UsageRead.from_proto(k.usage))
+
+
 class UsageReport(BaseModel):
     total: UsageRead
     by_model: list[ModelUsageRead]
+    by_project: list[KeyedUsageRead] | None = Field(description="With group_by=project, the most expensive first")
+    by_run: list[KeyedUsageRead] | None = Field(description="With group_by=run, the most expensive first")
+    truncated: list[str] = Field(description="The groupings cut at group_limit (project, run): more groups exist")
 
     @classmethod
     def from_proto(cls, r: pb.GetUsageResponse) -> UsageReport:
+        groups = {USAGE_DIMENSION.name(g.dimension): g for g in r.groups}
+        keyed = {name: [KeyedUsageRead.from_proto(k) for k in g.groups] for name, g in groups.items()}
         return cls(
             total=UsageRead.from_proto(r.total),
             by_model=[
@@ -57,6 +83,9 @@ class UsageReport(BaseModel):
                 )
                 for m in r.by_model
             ],
+            by_project=keyed.get("project"),
+            by_run=keyed.get("run"),
+            truncated=[name for name, g in groups.items() if g.truncated],
         )
 
 
@@ -72,7 +101,7 @@ class LlmCallRead(BaseModel):
     latency_ms: int
     attempt: int
     error: str
-    correlation: CorrelationBody
+    correlation: CorrelationRead
     agent_run_id: str
     created_at: datetime
 
@@ -90,7 +119,7 @@ class LlmCallRead(BaseModel):
             latency_ms=c.latency_ms,
             attempt=c.attempt,
             error=c.error,
-            correlation=CorrelationBody.from_proto(c.correlation),
+            correlation=CorrelationRead.from_proto(c.correlation),
             agent_run_id=c.correlation.agent_run_id,
             created_at=to_datetime(c.create_time),
         )

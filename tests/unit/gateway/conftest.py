@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocketDisconnect
 
 from crucible_common.settings import Settings
 from crucible_gateway.app import BodySizeLimit, create_app
+from crucible_gateway.inputs import InputGuard
+from crucible_gateway.slow_clients import BodyReadTimeout
 from tests.unit.gateway.fakes import Fakes
 
 TOKEN = "s3cret-token"
 BASE_URL = "http://gateway"
 
 
-def build_app(fakes: Fakes, token: str | None = None) -> tuple[BodySizeLimit, FastAPI]:
-    app = create_app(Settings(api_token=token), fakes.clients())
-    assert isinstance(app, BodySizeLimit)
-    assert isinstance(app.app, FastAPI)
-    return app, app.app
+def build_app(fakes: Fakes, token: str | None = None, **settings: Any) -> tuple[ASGIApp, FastAPI]:
+    """The app as served (its ASGI middleware around it), and the FastAPI app inside."""
+    app = create_app(Settings(api_token=token, **settings), fakes.clients())
+    inner = app
+    while not isinstance(inner, FastAPI):
+        assert isinstance(inner, BodyReadTimeout | BodySizeLimit | InputGuard)
+        inner = inner.app
+    return app, inner
 
 
 @contextlib.asynccontextmanager
@@ -74,3 +82,20 @@ def assert_refused(response: httpx.Response, fakes: Fakes, field: str | None) ->
     if field is not None:
         assert field in [v["field"] for v in violations], violations
     assert fakes.calls() == []
+
+
+def assert_websocket_refused(client: TestClient, url: str, field: str) -> None:
+    """A WebSocket refused as a bad query parameter is over HTTP: the 400 problem naming the field as
+    an error frame, then a close with code 4400 and the problem's detail as its reason."""
+    with client.websocket_connect(url) as ws:
+        frame = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+
+    assert frame["type"] == "error"
+    problem = frame["problem"]
+    assert (problem["status"], problem["reason"]) == (400, "VALIDATION_FAILED")
+    assert field in [v["field"] for v in problem["field_violations"]], problem
+    assert closed.value.code == 4400
+    assert closed.value.reason
+    assert closed.value.reason == problem["detail"][: len(closed.value.reason)]

@@ -10,7 +10,7 @@ import pytest
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible_common.protobuf import struct
 from tests.unit.gateway.conftest import assert_refused
-from tests.unit.gateway.fakes import AGENT_RUN_ID, PROJECT_ID, SPRINT_ID, Fakes, agent_run_result, llm_call
+from tests.unit.gateway.fakes import AGENT_RUN_ID, PROJECT_ID, SPRINT_ID, Fakes, agent_run_result, llm_call, usage
 
 RUNS = "/api/agent-runs"
 LONG_ID = "i" * 101
@@ -205,6 +205,35 @@ async def test_usage_by_correlation(fakes: Fakes, http: httpx.AsyncClient) -> No
     assert fakes.agent.only_call().request == agent_pb.GetUsageRequest(
         filter=agent_pb.Correlation(agent_run_id=AGENT_RUN_ID, purpose="interview")
     )
+
+
+async def test_usage_grouped_by_project_and_run(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.agent.answer(
+        "GetUsage",
+        agent_pb.GetUsageResponse(
+            total=usage(),
+            groups=[
+                agent_pb.UsageGroups(
+                    dimension=agent_pb.USAGE_DIMENSION_RUN,
+                    groups=[agent_pb.KeyedUsage(key="r1", usage=usage(2)), agent_pb.KeyedUsage(key="", usage=usage(1))],
+                    truncated=True,
+                )
+            ],
+        ),
+    )
+
+    body = (await http.get("/api/usage", params=[("group_by", "run"), ("group_by", "run"), ("group_limit", 2)])).json()
+    unknown = await http.get("/api/usage", params={"group_by": "model"})
+    too_many = await http.get("/api/usage", params={"group_limit": 1001})
+
+    assert [(g["id"], g["priced"], g["usage"]["calls"]) for g in body["by_run"]] == [("r1", False, 2), ("", False, 1)]
+    assert body["by_project"] is None
+    assert body["truncated"] == ["run"]
+    assert fakes.agent.only_call().request == agent_pb.GetUsageRequest(
+        filter=agent_pb.Correlation(), group_by=[agent_pb.USAGE_DIMENSION_RUN], group_limit=2
+    )
+    assert unknown.status_code == 400
+    assert too_many.status_code == 400
 
 
 async def test_llm_calls_render_status_and_cost(fakes: Fakes, http: httpx.AsyncClient) -> None:

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
+from crucible_common.protobuf import struct_to_dict
 from crucible_gateway.app import MAX_BODY_BYTES
 from tests.unit.gateway.conftest import assert_problem
-from tests.unit.gateway.fakes import Fakes
+from tests.unit.gateway.fakes import PROJECT_ID, Fakes
 
 
 async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
@@ -37,15 +38,20 @@ async def test_a_chunked_body_over_the_limit_is_refused(fakes: Fakes, http: http
 
 
 async def test_a_chunked_body_within_the_limit_reaches_the_route_whole(fakes: Fakes, http: httpx.AsyncClient) -> None:
-    description = "d" * (MAX_BODY_BYTES - 100)
-    body = json.dumps({"title": "Big", "description": description}).encode()
+    # A world model's data has no length of its own: only the body's limit bounds it.
+    item = "d" * (MAX_BODY_BYTES - 100)
+    body = json.dumps({"model_data": {"actors": [item]}}).encode()
 
-    response = await http.post(
-        "/api/projects", content=_chunks(body, 64 * 1024), headers={"content-type": "application/json"}
+    response = await http.put(
+        f"/api/projects/{PROJECT_ID}/world-model",
+        content=_chunks(body, 64 * 1024),
+        headers={"content-type": "application/json"},
     )
 
-    assert response.status_code == 201, response.text
-    assert fakes.spec.only_call().request == spec_pb.CreateProjectRequest(title="Big", description=description)
+    assert response.status_code == 200, response.text
+    request = fakes.spec.only_call().request
+    assert isinstance(request, spec_pb.UpdateWorldModelRequest)
+    assert struct_to_dict(request.world_model.model_data) == {"actors": [item]}
 
 
 async def test_a_declared_length_within_the_limit_passes(fakes: Fakes, http: httpx.AsyncClient) -> None:

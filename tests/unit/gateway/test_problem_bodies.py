@@ -7,16 +7,16 @@ import httpx
 import pytest
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import (
     FailedPrecondition,
     FieldViolation,
-    InvalidArgument,
     NotFound,
     PreconditionViolation,
     StatusDetails,
     ValidationFailed,
 )
-from tests.unit.gateway.conftest import assert_problem, starlette_client
+from tests.unit.gateway.conftest import assert_problem, assert_refused, starlette_client
 from tests.unit.gateway.fakes import (
     PROJECT_ID,
     SPEC_ID,
@@ -121,19 +121,37 @@ async def test_field_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncCl
     assert body["field_violations"] == [{"field": "title", "description": "must not be empty"}]
 
 
-async def test_an_invalid_id_is_the_services_to_judge(fakes: Fakes, http: httpx.AsyncClient) -> None:
-    fakes.spec.fail(
-        "GetProject",
-        rpc_error(
-            InvalidArgument("bad id", violations=[FieldViolation("project_id", "must be a UUID")], reason="INVALID_ID")
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("GET", "/api/projects/not-a-uuid", None, "path.project_id"),
+        ("GET", f"/api/projects/{PROJECT_ID}x/world-model", None, "path.project_id"),
+        ("GET", "/api/usage?project_id=not-a-uuid", None, "query.project_id"),
+        ("GET", "/api/llm-calls?run_id=123", None, "query.run_id"),
+        ("GET", "/api/sprints?spec_id=%7B" + SPEC_ID + "%7D", None, "query.spec_id"),
+        ("POST", "/api/sprints", {"spec_id": "x", "name": "n"}, "spec_id"),
+        (
+            "POST",
+            "/api/runs",
+            {"project_id": PROJECT_ID, "mode": "full_search", "chat_session_id": "x"},
+            "chat_session_id",
         ),
-    )
+        ("POST", "/api/snapshots/run-tests", {"snapshot_ids": [SPEC_ID, "x"]}, "snapshot_ids.1"),
+        ("POST", "/api/agent-runs", {"message": "m", "correlation": {"run_id": "r1"}}, "correlation.run_id"),
+    ],
+)
+async def test_every_id_is_a_uuid_in_the_path_the_query_and_the_body(
+    fakes: Fakes, http: httpx.AsyncClient, method: str, url: str, body: object, field: str
+) -> None:
+    response = await http.request(method, url, json=body)
 
-    response = await http.get("/api/projects/not-a-uuid")
+    assert_refused(response, fakes, field)
 
-    body = assert_problem(response, 400, "INVALID_ID")
-    assert body["field_violations"] == [{"field": "project_id", "description": "must be a UUID"}]
-    assert fakes.spec.only_call().method == "GetProject"
+
+async def test_an_id_is_forwarded_in_its_canonical_lower_case(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    await http.get(f"/api/projects/{PROJECT_ID.upper()}")
+
+    assert fakes.spec.only_call().request == spec_pb.GetProjectRequest(project_id=PROJECT_ID)
 
 
 async def test_precondition_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncClient) -> None:

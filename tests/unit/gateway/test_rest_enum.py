@@ -26,11 +26,11 @@ REST_NAMES: list[tuple[RestEnum[Any], tuple[str, ...]]] = [
     (specs.PLANNING_STATUS, ("needs_answers", "answered")),
     (agent_runs.ROLE, ("system", "user", "assistant")),
     (agent_runs.RECORDING_MODE, ("record", "replay")),
-    (agent_runs.RUN_STATUS, ("running", "completed", "failed")),
+    (agent_runs.RUN_STATUS, ("running", "completed", "failed", "cancelled")),
     (usage.CALL_STATUS, ("succeeded", "failed", "invalid_output", "replayed")),
-    (sprints.SPRINT_STATUS, ("planned", "active", "completed", "failed")),
+    (sprints.SPRINT_STATUS, ("planned", "active", "completed", "failed", "cancelled")),
     (sprints.SPRINT_PHASE, ("discovery", "coding", "verification")),
-    (sprints.ATTEMPT_STATUS, ("running", "completed", "failed")),
+    (sprints.ATTEMPT_STATUS, ("running", "completed", "failed", "cancelled")),
     (
         sprints.EVENT_TYPE,
         (
@@ -45,6 +45,8 @@ REST_NAMES: list[tuple[RestEnum[Any], tuple[str, ...]]] = [
             "tool.called",
             "sprint.completed",
             "sprint.failed",
+            "phase.cancelled",
+            "sprint.cancelled",
         ),
     ),
 ]
@@ -111,6 +113,6 @@ async def test_the_openapi_document_lists_the_names_of_request_and_response_fiel
     assert enum_of("SpecCreate", "mode") == ["dual_subagent", "single", "stub"]
     assert enum_of("HistoryMessage", "role") == ["system", "user", "assistant"]
     assert enum_of("RecordingBody", "mode") == ["record", "replay"]
-    assert enum_of("SprintRead", "status") == ["planned", "active", "completed", "failed"]
+    assert enum_of("SprintRead", "status") == ["planned", "active", "completed", "failed", "cancelled"]
     assert enum_of("SprintRead", "current_phase") == ["discovery", "coding", "verification"]
-    assert enum_of("PhaseRead", "status") == ["running", "completed", "failed"]
+    assert enum_of("PhaseRead", "status") == ["running", "completed", "failed", "cancelled"]

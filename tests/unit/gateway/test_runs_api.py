@@ -20,7 +20,14 @@ from crucible_common.errors import (
 from crucible_common.protobuf import struct, timestamp
 from crucible_gateway.schemas import runs as schemas
 from crucible_gateway.schemas.common import RestEnum
-from tests.unit.gateway.conftest import TOKEN, assert_problem, assert_refused, serve, starlette_client
+from tests.unit.gateway.conftest import (
+    TOKEN,
+    assert_problem,
+    assert_refused,
+    assert_websocket_refused,
+    serve,
+    starlette_client,
+)
 from tests.unit.gateway.fakes import (
     AGENT_RUN_ID,
     CANDIDATE_ID,
@@ -860,11 +867,9 @@ def test_a_stream_that_breaks_off_ends_with_an_error_frame(fakes: Fakes) -> None
 
 @pytest.mark.parametrize("after", ["-1", "x", str(2**63)])
 def test_the_websocket_refuses_a_bad_position_without_calling_the_service(fakes: Fakes, after: str) -> None:
-    with starlette_client(fakes) as client, pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
-        with client.websocket_connect(f"{WS}?after={after}") as ws:
-            ws.receive_json()
+    with starlette_client(fakes) as client:
+        assert_websocket_refused(client, f"{WS}?after={after}", "query.after")
 
-    assert closed.value.code == 1008
     assert fakes.runs.calls == []
 
 

@@ -224,7 +224,7 @@ async def test_an_unknown_snapshot_is_404(fakes: Fakes, http: httpx.AsyncClient)
         "GetSnapshot", rpc_error(NotFound("snapshot x not found", reason="SNAPSHOT_NOT_FOUND"), DOMAIN)
     )
 
-    assert_problem(await http.get("/api/snapshots/x"), 404, "SNAPSHOT_NOT_FOUND")
+    assert_problem(await http.get(f"/api/snapshots/{OTHER_SNAPSHOT_ID}"), 404, "SNAPSHOT_NOT_FOUND")
 
 
 async def test_a_snapshot_without_a_run_has_no_reference(fakes: Fakes, http: httpx.AsyncClient) -> None:
@@ -470,7 +470,7 @@ async def test_a_suite_the_service_refuses_is_its_problem(fakes: Fakes, http: ht
         "RunSnapshotTests", rpc_error(NotFound("snapshot x not found", reason="SNAPSHOT_NOT_FOUND"), DOMAIN)
     )
 
-    assert_problem(await http.post(RUN_TESTS, json={"snapshot_ids": ["x"]}), 404, "SNAPSHOT_NOT_FOUND")
+    assert_problem(await http.post(RUN_TESTS, json={"snapshot_ids": [OTHER_SNAPSHOT_ID]}), 404, "SNAPSHOT_NOT_FOUND")
 
 
 @pytest.mark.parametrize(
@@ -559,7 +559,7 @@ async def test_a_completed_run_keeps_the_names_given_and_no_failure_tag(fakes: F
 async def test_snapshotting_an_unknown_run_is_404(fakes: Fakes, http: httpx.AsyncClient) -> None:
     fakes.runs.fail("GetRun", rpc_error(NotFound("run x not found", reason="RUN_NOT_FOUND"), "run.crucible"))
 
-    assert_problem(await http.post("/api/runs/x/snapshot"), 404, "RUN_NOT_FOUND")
+    assert_problem(await http.post(f"/api/runs/{REPLAY_RUN_ID}/snapshot"), 404, "RUN_NOT_FOUND")
     assert requests_of(fakes, "CreateSnapshot") == []
 
 

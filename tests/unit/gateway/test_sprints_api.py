@@ -6,12 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.websockets import WebSocketDisconnect
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from tests.unit.gateway.conftest import assert_refused, starlette_client
-from tests.unit.gateway.fakes import AGENT_RUN_ID, SPEC_ID, SPRINT_ID, Fakes, sprint_event
+from tests.unit.gateway.conftest import assert_refused, assert_websocket_refused, starlette_client
+from tests.unit.gateway.fakes import AGENT_RUN_ID, SPEC_ID, SPRINT_ID, Fakes, sprint, sprint_event
 
 SPRINT = f"/api/sprints/{SPRINT_ID}"
 WS = f"/api/ws/sprints/{SPRINT_ID}"
@@ -112,6 +111,17 @@ async def test_list_start_and_cancel(fakes: Fakes, http: httpx.AsyncClient) -> N
     ]
 
 
+async def test_a_cancelled_sprint_reads_cancelled_not_failed(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    answer = sprint_pb.CancelSprintResponse(sprint=sprint())
+    answer.sprint.status = sprint_pb.SPRINT_STATUS_CANCELLED
+    answer.sprint.phases[1].status = sprint_pb.PHASE_ATTEMPT_STATUS_CANCELLED
+    fakes.sprints.answer("CancelSprint", answer)
+
+    body = (await http.post(f"{SPRINT}/cancel", json={})).json()
+
+    assert (body["status"], [p["status"] for p in body["phases"]]) == ("cancelled", ["completed", "cancelled"])
+
+
 async def test_artifacts_are_listed_a_page_at_a_time(fakes: Fakes, http: httpx.AsyncClient) -> None:
     response = await http.get(f"{SPRINT}/artifacts", params={"page_size": 1, "page_token": "page-1"})
 
@@ -167,9 +177,7 @@ def test_the_websocket_relays_each_event_with_its_dotted_type(fakes: Fakes) -> N
 
 @pytest.mark.parametrize("after", ["-1", "x", str(2**63)])
 def test_the_websocket_refuses_a_bad_position_without_calling_the_service(fakes: Fakes, after: str) -> None:
-    with starlette_client(fakes) as client, pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
-        with client.websocket_connect(f"{WS}?after={after}") as ws:
-            ws.receive_json()
+    with starlette_client(fakes) as client:
+        assert_websocket_refused(client, f"{WS}?after={after}", "query.after")
 
-    assert closed.value.code == 1008
     assert fakes.sprints.calls == []

@@ -76,6 +76,29 @@ def test_out_of_bounds_parameters_are_validation_errors_naming_the_field(paramet
     assert result.blockers[0].field == field
 
 
+@pytest.mark.parametrize("mode", [RunMode.FULL_SEARCH, RunMode.SEEDED])
+def test_counts_far_past_the_limits_are_refused_and_still_estimated_at_once(mode: RunMode) -> None:
+    """The largest counts the API lets through (32-bit) are blockers with a cost, not a list as long."""
+    parameters = RunParameters(num_candidates=2**31 - 1, num_scenarios=2**31 - 1)
+
+    result = preflight(mode, parameters, READY)
+
+    assert not result.ready
+    assert "validation_error" in codes(result)
+    assert result.estimate.calls == 2 + (2**31 - 1) ** 2
+    assert result.estimate.usd is not None
+    assert result.estimate.usd > 1_000_000
+
+
+def test_negative_counts_are_refused_and_cost_nothing() -> None:
+    result = preflight(RunMode.SEEDED, RunParameters(num_candidates=-(2**31), num_scenarios=-5), READY)
+
+    assert "validation_error" in codes(result)
+    assert result.estimate.tokens >= 0
+    assert result.estimate.usd is not None
+    assert result.estimate.usd >= 0
+
+
 def test_a_usd_budget_needs_priced_models() -> None:
     result = preflight(RunMode.FULL_SEARCH, RunParameters(budget_usd=1), replace(READY, designer=UNPRICED))
     assert [b.field for b in result.blockers] == ["parameters.budget_usd"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from crucible_run.domain.model import RunStatus, TriggerSource
-from crucible_run.entrypoints.proto_mapping import run_pb
+from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.model import RunMode, RunParameters, RunStatus, TriggerSource
+from crucible_run.domain.preflight import Facts, preflight
+from crucible_run.entrypoints.proto_mapping import preflight_pb, run_pb
 from tests.unit.run.runs import a_run
 
 
@@ -14,3 +16,23 @@ def test_a_run_carries_its_replay_source_and_suite() -> None:
     message = run_pb(run)
 
     assert (message.replay_of_run_id, message.snapshot_test_id) == (source, "suite-1")
+
+
+def test_an_estimate_past_what_the_wire_holds_is_sent_saturated() -> None:
+    """Counts far past the limits are refused, but their preflight still answers with its estimate."""
+    parameters = RunParameters(num_candidates=2**31 - 1, num_scenarios=2**31 - 1)
+    facts = Facts(
+        problem_spec=True,
+        world_model=True,
+        resolution="medium",
+        problem_chars=2_000,
+        known_seeds=frozenset(),
+        latest_run_candidates=(),
+        designer=ModelPrice(0.15, 0.60),
+        evaluator=ModelPrice(0.15, 0.60),
+    )
+
+    message = preflight_pb(preflight(RunMode.FULL_SEARCH, parameters, facts))
+
+    assert (message.estimated_cost.calls, message.estimated_cost.tokens) == (2**31 - 1, 2**63 - 1)
+    assert not message.ready

@@ -1,46 +1,46 @@
-import { useQueries, useQuery } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { cost, int, shortId, usd, when } from "../format";
 
-// The usage API sums by model for one filter; a breakdown by project asks once per project, so
-// it covers the most recently active ones only.
-const PROJECTS_BROKEN_DOWN = 20;
-
-function ByProject({ projects, onPick }: { projects: Schemas["Project"][]; onPick: (id: string) => void }) {
-  const shown = projects.slice(0, PROJECTS_BROKEN_DOWN);
-  const usages = useQueries({
-    queries: shown.map((p) => ({
-      queryKey: ["usage", { project_id: p.id, run_id: "" }],
-      queryFn: () => unwrap(api.GET("/api/usage", { params: { query: { project_id: p.id } } })),
-    })),
-  });
-  const rows = shown
-    .map((project, index) => ({ project, usage: usages[index]?.data?.total }))
-    .filter((row) => row.usage && row.usage.calls > 0);
-  if (usages.some((u) => u.isPending)) return <Loading what="usage by project" />;
-  if (rows.length === 0) return <Empty>No project has made a model call yet.</Empty>;
+function ByProject({
+  groups,
+  projects,
+  truncated,
+  onPick,
+}: {
+  groups: Schemas["KeyedUsageRead"][];
+  projects: Schemas["Project"][];
+  truncated: boolean;
+  onPick: (id: string) => void;
+}) {
+  const titles = new Map(projects.map((p) => [p.id, p.title]));
+  if (groups.length === 0) return <Empty>No project has made a model call yet.</Empty>;
   return (
-    <table className="table">
-      <caption className="sr-only">Usage by project</caption>
-      <thead>
-        <tr>
-          <th scope="col">Project</th>
-          <th scope="col">Calls</th>
-          <th scope="col">Tokens in / out</th>
-          <th scope="col">USD</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map(({ project, usage }) =>
-          usage ? (
-            <tr key={project.id}>
+    <>
+      <table className="table">
+        <caption className="sr-only">Usage by project</caption>
+        <thead>
+          <tr>
+            <th scope="col">Project</th>
+            <th scope="col">Calls</th>
+            <th scope="col">Tokens in / out</th>
+            <th scope="col">USD</th>
+          </tr>
+        </thead>
+        <tbody>
+          {groups.map(({ id, usage }) => (
+            <tr key={id || "none"}>
               <td>
-                <button type="button" className="linklike" onClick={() => onPick(project.id)}>
-                  {project.title}
-                </button>
+                {id === "" ? (
+                  <span className="muted">outside any project</span>
+                ) : (
+                  <button type="button" className="linklike" onClick={() => onPick(id)}>
+                    {titles.get(id) ?? shortId(id)}
+                  </button>
+                )}
               </td>
               <td>{int(usage.calls)}</td>
               <td>
@@ -48,10 +48,11 @@ function ByProject({ projects, onPick }: { projects: Schemas["Project"][]; onPic
               </td>
               <td>{cost(usage)}</td>
             </tr>
-          ) : null,
-        )}
-      </tbody>
-    </table>
+          ))}
+        </tbody>
+      </table>
+      {truncated && <p className="muted small">The {groups.length} most expensive projects.</p>}
+    </>
   );
 }
 
@@ -111,9 +112,11 @@ export default function Usage() {
     queryFn: () => unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 100 } } })),
   });
   const filter = { project_id: projectId, run_id: runId };
+  // Over all projects, the usage API also breaks the total down by project.
+  const groupBy: ("project" | "run")[] = projectId === "" ? ["project"] : [];
   const usage = useQuery({
-    queryKey: ["usage", filter],
-    queryFn: () => unwrap(api.GET("/api/usage", { params: { query: filter } })),
+    queryKey: ["usage", filter, groupBy],
+    queryFn: () => unwrap(api.GET("/api/usage", { params: { query: { ...filter, group_by: groupBy } } })),
   });
   const calls = useQuery({
     queryKey: ["llm-calls", filter],
@@ -206,10 +209,15 @@ export default function Usage() {
           )}
         </>
       )}
-      {projectId === "" && projects.data && (
+      {projectId === "" && usage.data?.by_project && (
         <>
           <h2>By project</h2>
-          <ByProject projects={projects.data.projects} onPick={setProjectId} />
+          <ByProject
+            groups={usage.data.by_project}
+            projects={projects.data?.projects ?? []}
+            truncated={usage.data.truncated.includes("project")}
+            onPick={setProjectId}
+          />
         </>
       )}
       {projectId !== "" && runId === "" && runs.data && (

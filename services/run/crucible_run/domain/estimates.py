@@ -68,7 +68,13 @@ class CostEstimate:
     calls: int
 
 
-def total(calls: list[CallEstimate]) -> CostEstimate:
+def total(calls: list[CallEstimate], *, each: CallEstimate | None = None, times: int = 0) -> CostEstimate:
+    """The cost of ``calls``, and of ``times`` more calls like ``each``: counted, not listed, so that
+    a count far past any limit (which preflight refuses, but still answers) costs no memory."""
     costs = [c.usd for c in calls]
+    tokens = sum(c.tokens for c in calls)
+    if each is not None and times:
+        costs.append(None if each.usd is None else each.usd * times)
+        tokens += each.tokens * times
     usd = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
-    return CostEstimate(sum(c.tokens for c in calls), usd, len(calls))
+    return CostEstimate(tokens, usd, len(calls) + (times if each is not None else 0))

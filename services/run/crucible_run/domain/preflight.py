@@ -203,13 +203,15 @@ def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tupl
 
 
 def _estimate(designed: int, scenarios: int, evaluations: int, facts: Facts) -> CostEstimate:
+    # A negative count (refused by a blocker, but still estimated) costs nothing, not less than nothing.
+    designed, scenarios, evaluations = max(designed, 0), max(scenarios, 0), max(evaluations, 0)
     calls = []
     if designed:
         calls.append(est.estimate(facts.problem_chars, est.design_output(designed), facts.designer))
     calls.append(est.estimate(facts.problem_chars, est.scenarios_output(scenarios), facts.designer))
     # An evaluation is told the candidate, the scenario and the constraints: about 2,000 characters.
-    calls += [est.estimate(facts.problem_chars // 2 + 2_000, est.EVALUATION_OUTPUT, facts.evaluator)] * evaluations
-    return est.total(calls)
+    evaluation = est.estimate(facts.problem_chars // 2 + 2_000, est.EVALUATION_OUTPUT, facts.evaluator)
+    return est.total(calls, each=evaluation, times=evaluations)
 
 
 def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: Facts, check: _Check) -> None:

@@ -82,8 +82,16 @@ def parameters_pb(p: RunParameters) -> pb.RunParameters:
     return message
 
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 def preflight_pb(result: rules.Preflight) -> pb.PreflightRunResponse:
-    estimate = pb.CostEstimate(tokens=result.estimate.tokens, calls=result.estimate.calls)
+    # Counts far past the limits (refused by a blocker, but still estimated) can imply more calls
+    # and tokens than the message's integers hold: the estimate says "at least this much".
+    estimate = pb.CostEstimate(
+        tokens=min(result.estimate.tokens, INT64_MAX), calls=min(result.estimate.calls, INT32_MAX)
+    )
     if result.estimate.usd is not None:
         estimate.usd = result.estimate.usd
     return pb.PreflightRunResponse(

@@ -1,0 +1,140 @@
+"""The gateway's side of ``crucible_common.inputs``: what no path, query or JSON body may carry.
+
+``InputGuard`` sees every request before any route does, so a route (or a mount, or the UI's
+catch-all) never meets a NUL character, an unpaired surrogate, a NaN or JSON nested too deep: such a
+request is a 400 problem naming the field (``path.<param>``, ``query.<name>``, or the body's field,
+as request validation names them), and a WebSocket is closed with code 4400 after an ``error``
+frame carrying the same problem. WebSocket frames are checked by their route, with
+``frame_violations``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Callable
+from email.message import Message as MimeHeader
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from crucible_common.errors import FieldViolation
+from crucible_common.inputs import TOO_DEEP, json_violations, text_problem
+from crucible_gateway import errors
+from crucible_gateway.openapi import match_path
+
+NOT_UTF8 = "must be UTF-8 encoded JSON"
+
+
+def json_body_violations(raw: bytes | str) -> list[FieldViolation]:
+    """What a JSON document carries that no service can store; [] for one that does not parse
+    (the route's own validation names that, as it always has)."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError:
+        return [FieldViolation("", NOT_UTF8)]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return []
+    except RecursionError:
+        # Deeper than the parser's own stack: far past the limit.
+        return [FieldViolation("", TOO_DEEP)]
+    return json_violations(value)
+
+
+# A WebSocket frame is a JSON document like a body.
+frame_violations = json_body_violations
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            header = MimeHeader()
+            header["content-type"] = value.decode("latin-1")
+            subtype = header.get_content_subtype()
+            return header.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+    return False
+
+
+class InputGuard:
+    """Refuses requests whose path, query string or JSON body carries text no service can store."""
+
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        # The API's document, only to name the path parameter that carries refused text.
+        self._openapi = openapi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        violations = self._path_violations(scope) + _query_violations(scope)
+        if violations and scope["type"] == "websocket":
+            await errors.refuse_websocket(
+                WebSocket(scope, receive, send), errors.violations_problem(violations, "request")
+            )
+            return
+        if not violations and scope["type"] == "http" and _is_json(scope):
+            body, receive = await _read_body(receive)
+            if body is None:
+                # The client went away while sending: the application sees that as it is.
+                await self.app(scope, receive, send)
+                return
+            violations = json_body_violations(body)
+        if violations:
+            await errors.violations_problem(violations, "request")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _path_violations(self, scope: Scope) -> list[FieldViolation]:
+        problem = text_problem(scope["path"])
+        if problem is None:
+            return []
+        # Named as request validation names a parameter, where the path is one the document knows.
+        documented = match_path(self._openapi(), scope["path"])
+        named = [
+            FieldViolation(f"path.{name}", found)
+            for name, value in (documented.params if documented else {}).items()
+            if (found := text_problem(value)) is not None
+        ]
+        return named or [FieldViolation("path", problem)]
+
+
+def _query_violations(scope: Scope) -> list[FieldViolation]:
+    # Decoded as Starlette decodes it for the routes (percent escapes as UTF-8), so the same text is judged.
+    query = scope.get("query_string", b"").decode("latin-1")
+    found: list[FieldViolation] = []
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        name_problem = text_problem(name)
+        if name_problem is not None:
+            found.append(FieldViolation(f"query.{name!a}", f"name {name_problem}"))
+        elif (problem := text_problem(value)) is not None:
+            found.append(FieldViolation(f"query.{name}", problem))
+    return found
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole body (None when the client left first), and a receive that gives it again."""
+    chunks: list[bytes] = []
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return None, _replay(messages, receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+    return whole["body"], _replay([whole], receive)
+
+
+def _replay(messages: list[Message], then: Receive) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        return pending.pop(0) if pending else await then()
+
+    return receive
