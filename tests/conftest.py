@@ -26,6 +26,12 @@ from crucible_common.embedded_postgres import drop_database, ensure_database, st
 logger = logging.getLogger(__name__)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests last: Playwright's sync API keeps its event loop running in this thread
+    until the session ends, and no asyncio test can start its own loop after it."""
+    items.sort(key=lambda item: Path(str(item.path)).is_relative_to(Path(__file__).parent / "ui"))
+
+
 def _docker_answers() -> bool:
     try:
         import docker
