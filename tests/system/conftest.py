@@ -70,9 +70,15 @@ def stack_env(
 
 
 def start_stack(
-    state_dir: Path, database_url: str | None, timeout: float = 90.0, *, keep_provider_keys: bool = False
+    state_dir: Path,
+    database_url: str | None,
+    timeout: float = 90.0,
+    *,
+    keep_provider_keys: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Stack:
     env, addresses, url = stack_env(state_dir, database_url, keep_provider_keys=keep_provider_keys)
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "crucible_cli.main", "up"],
         cwd=repo_root(),
