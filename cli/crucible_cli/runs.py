@@ -18,8 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
-from websockets.exceptions import ConnectionClosedError, InvalidHandshake
-from websockets.sync.client import connect
 
 from crucible_cli.output import (
     Format,
@@ -31,9 +29,11 @@ from crucible_cli.output import (
     fixed_column,
     id_column,
     parameters_text,
+    print_json,
     score,
     usd,
-    websocket_address,
+    websocket_events,
+    when,
     wide_id_column,
 )
 
@@ -44,8 +44,6 @@ run_app = typer.Typer(
 Mode = Literal["full_search", "eval_only", "seeded"]
 Status = Literal["CREATED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 TRIGGER_SOURCE = "cli_tool"
-# A dropped connection is resumed from the last event seen, this many times at most.
-RECONNECTS = 3
 
 ModeOption = Annotated[Mode, typer.Option("--mode", help="What the run does.")]
 CandidatesOption = Annotated[
@@ -93,14 +91,6 @@ def _config(
     }
 
 
-def _print_json(value: Any) -> None:
-    console.print_json(json.dumps(value))
-
-
-def _when(value: str | None) -> str:
-    return value[:19].replace("T", " ") if value else "—"
-
-
 def _usage(u: dict[str, Any]) -> str:
     cost = f"${u['usd']:.4f}"
     if u["unpriced_calls"]:
@@ -140,7 +130,7 @@ def _show_run(run: dict[str, Any]) -> None:
         ("phases", ", ".join(run["phases"]) or "—"),
         ("trigger", trigger.get("source", "—")),
         ("trigger id", trigger.get("id", "—")),
-        ("triggered at", _when(trigger.get("at"))),
+        ("triggered at", when(trigger.get("at"))),
         ("recommended by", run["recommended_message_id"] or "—"),
         ("summary message", run["run_summary_message_id"] or "—"),
         (
@@ -149,9 +139,9 @@ def _show_run(run: dict[str, Any]) -> None:
             f"{counts['evaluations']} evaluations ({counts['failed_evaluations']} failed)",
         ),
         ("cost", _usage(run["usage"])),
-        ("created", _when(run["created_at"])),
-        ("started", _when(run["started_at"])),
-        ("ended", _when(run["ended_at"])),
+        ("created", when(run["created_at"])),
+        ("started", when(run["started_at"])),
+        ("ended", when(run["ended_at"])),
         ("duration", f"{run['duration_seconds']:.1f} s"),
         ("failure", run["failure_reason"] or "—"),
         ("errors", run["error_summary"] or "—"),
@@ -220,7 +210,7 @@ def preflight(
     )
     result = call("POST", f"/api/projects/{project_id}/runs/preflight", json=config)
     if fmt is Format.json:
-        _print_json(result)
+        print_json(result)
     else:
         _show_preflight(result, console)
     raise typer.Exit(0 if result["ready"] else 1)
@@ -254,7 +244,7 @@ def create(
     )
     run = call("POST", "/api/runs", json=_run_body(project_id, config, "run create"))
     if fmt is Format.json:
-        _print_json(run)
+        print_json(run)
     else:
         _show_run(run)
 
@@ -264,7 +254,7 @@ def execute(run_id: str, fmt: FormatOption = Format.table) -> None:
     """Start every phase of a CREATED run in the background; `crucible run watch` follows it."""
     run = call("POST", f"/api/runs/{run_id}/execute", json={"phases": "all"})
     if fmt is Format.json:
-        _print_json(run)
+        print_json(run)
     else:
         _show_run(run)
 
@@ -302,7 +292,7 @@ def start(
     check = call("POST", f"/api/projects/{project_id}/runs/preflight", json=config)
     if not check["ready"]:
         if fmt is Format.json:
-            _print_json(check)
+            print_json(check)
         else:
             _show_preflight(check, console)
         raise typer.Exit(1)
@@ -336,7 +326,7 @@ def _follow(run_id: str, after: int, fmt: Format) -> None:
             _render(event, progress, task)
     run = call("GET", f"/api/runs/{run_id}")
     if fmt is Format.json:
-        _print_json(run)
+        print_json(run)
     else:
         _show_run(run)
         if run["status"] == "COMPLETED":
@@ -345,23 +335,15 @@ def _follow(run_id: str, after: int, fmt: Format) -> None:
 
 
 def _events(run_id: str, after: int) -> Iterator[dict[str, Any]]:
-    """The run's events from the gateway's WebSocket, resuming after a dropped connection."""
-    url, headers = websocket_address(f"/api/ws/runs/{run_id}")
-    for attempt in range(RECONNECTS + 1):
-        try:
-            with connect(f"{url}?after={after}", additional_headers=headers) as ws:
-                for raw in ws:
-                    event: dict[str, Any] = json.loads(raw)
-                    after = event.get("sequence", after)
-                    yield event
-            return
-        except ConnectionClosedError as exc:
-            if attempt == RECONNECTS:
-                errors.print(Text(f"error: lost the run's event stream {RECONNECTS + 1} times: {exc}", "red"))
-                raise typer.Exit(1) from exc
-        except (OSError, InvalidHandshake) as exc:
-            errors.print(Text(f"error: cannot follow the run at {url}: {exc}", "red"))
-            raise typer.Exit(1) from exc
+    """The run's events from the gateway's WebSocket, resuming after the last one seen when it drops."""
+    last = after
+
+    def path() -> str:
+        return f"/api/ws/runs/{run_id}?after={last}"
+
+    for event in websocket_events(path, "the run's event stream"):
+        last = event.get("sequence", last)
+        yield event
 
 
 def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
@@ -396,7 +378,7 @@ def show(run_id: str, fmt: FormatOption = Format.table) -> None:
     """Show a run with its trigger, recommendation, counts and cost."""
     run = call("GET", f"/api/runs/{run_id}")
     if fmt is Format.json:
-        _print_json(run)
+        print_json(run)
     else:
         _show_run(run)
 
@@ -406,7 +388,7 @@ def results(run_id: str, fmt: FormatOption = Format.table) -> None:
     """The ranking: candidates best first (I = P / R), rejected ones last."""
     ranking = call("GET", f"/api/runs/{run_id}/results")
     if fmt is Format.json:
-        _print_json(ranking)
+        print_json(ranking)
     else:
         _show_results(ranking)
 
@@ -416,7 +398,7 @@ def lineage(run_id: str, fmt: FormatOption = Format.table) -> None:
     """Where a run came from and what it led to: recommendation, trigger, trace, summary and the linking spans."""
     found = call("GET", f"/api/runs/{run_id}/lineage")
     if fmt is Format.json:
-        _print_json(found)
+        print_json(found)
     else:
         _show_lineage(found)
 
@@ -438,7 +420,7 @@ def _show_lineage(found: dict[str, Any]) -> None:
         ("config", json.dumps(found["recommended_config"]) if found["recommended_config"] is not None else "—"),
         ("trigger", trigger["source"]),
         ("trigger id", trigger["id"]),
-        ("triggered at", _when(trigger["at"])),
+        ("triggered at", when(trigger["at"])),
         ("trigger metadata", json.dumps(trigger["metadata"])),
         ("trace", found["trace_id"] or "— (not executed yet)"),
         ("spans in trace", f"{found['trace_span_count']} ({services})" if services else "—"),
@@ -483,7 +465,7 @@ def cancel(
     """Stop a run; what it has done so far is kept."""
     run = call("POST", f"/api/runs/{run_id}/cancel", json={"reason": reason})
     if fmt is Format.json:
-        _print_json(run)
+        print_json(run)
     else:
         _show_run(run)
 
@@ -502,11 +484,11 @@ def list_runs(
         params["status"] = status
     page = call("GET", f"/api/projects/{project_id}/runs", params=params)
     if fmt is Format.json:
-        _print_json(page)
+        print_json(page)
         return
     table = compact_table(id_column(), fixed_column("status"), fixed_column("mode"), fixed_column("created"))
     for r in page["runs"]:
-        table.add_row(r["id"], r["status"], r["mode"], _when(r["created_at"])[:16])
+        table.add_row(r["id"], r["status"], r["mode"], when(r["created_at"])[:16])
     console.print(table)
     if page["next_page_token"]:
         console.print(Text(f"more: --page-token {page['next_page_token']}"))

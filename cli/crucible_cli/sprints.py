@@ -11,9 +11,7 @@ import typer
 from rich import box
 from rich.table import Column, Table
 from rich.text import Text
-from websockets.sync.client import connect
 
-from crucible_cli.api_client import ApiClient
 from crucible_cli.output import (
     ID_WIDTH,
     Format,
@@ -27,6 +25,7 @@ from crucible_cli.output import (
     fixed_column,
     id_column,
     text_column,
+    websocket_events,
     when,
     wide_id_column,
 )
@@ -87,19 +86,15 @@ def start(
 @sprint_app.command("watch")
 def watch(sprint_id: str) -> None:
     """Follow a sprint's phases, candidates, tool calls and outcome as they happen."""
-    client = ApiClient()
-    url = client.base_url.replace("http://", "ws://").replace("https://", "wss://") + f"/api/ws/sprints/{sprint_id}"
-    headers = client.headers
-    client.close()
-    status = "unknown"
-    try:
-        with connect(url, additional_headers=headers, open_timeout=10) as ws:
-            for raw in ws:
-                event = json.loads(raw)
-                status = _render(event) or status
-    except OSError as exc:
-        errors.print(f"[red]error:[/red] cannot follow the sprint at {url}: {exc}")
-        raise typer.Exit(1) from exc
+    last = 0
+
+    def path() -> str:
+        # A dropped connection resumes after the last event shown.
+        return f"/api/ws/sprints/{sprint_id}?after={last}"
+
+    for event in websocket_events(path, "the sprint's event stream"):
+        last = event.get("sequence", last)
+        _render(event)
     final = call("GET", f"/api/sprints/{sprint_id}")
     _show(final, Format.table)
     raise typer.Exit(0 if final["status"] == "completed" else 1)

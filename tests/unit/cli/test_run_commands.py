@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from websockets.exceptions import ConnectionClosedError
 
 from crucible.run.v1 import run_service_pb2 as run_pb
-from crucible_cli import runs
+from crucible_cli import output, runs
 from crucible_cli.main import app
 from crucible_common.errors import NotFound
 from crucible_common.protobuf import struct
@@ -245,7 +245,7 @@ def test_a_dropped_stream_resumes_after_the_last_event_seen(monkeypatch: pytest.
         urls.append(url)
         return sockets.pop(0)
 
-    monkeypatch.setattr(runs, "connect", connect)
+    monkeypatch.setattr(output, "connect", connect)
     monkeypatch.setenv("CRUCIBLE_URL", "https://crucible.example")
 
     events = list(runs._events(RUN_ID, 0))
@@ -258,7 +258,7 @@ def test_a_dropped_stream_resumes_after_the_last_event_seen(monkeypatch: pytest.
 
 
 def test_a_stream_that_keeps_dropping_ends_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runs, "connect", lambda url, additional_headers: DroppingSocket([], drop=True))
+    monkeypatch.setattr(output, "connect", lambda url, additional_headers: DroppingSocket([], drop=True))
 
     with pytest.raises(typer.Exit) as ended:
         list(runs._events(RUN_ID, 5))

@@ -9,9 +9,10 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
-from crucible_cli import sprints
+from crucible_cli import output, sprints
 from crucible_cli.main import app
 from crucible_common.errors import FailedPrecondition
+from tests.unit.cli.test_run_commands import DroppingSocket
 from tests.unit.gateway.fakes import AGENT_RUN_ID, SPRINT_ID, Fakes, rpc_error, sprint
 
 
@@ -108,3 +109,35 @@ def test_the_live_view_names_a_cancel(kind: str, printed: str, status: str, caps
     assert "coding #1 stop" in " ".join(out.split())
     assert ended == status
     assert printed in " ".join(out.split())
+
+
+def test_watch_resumes_a_dropped_stream_after_the_last_event_and_ends_with_the_sprint(
+    fakes: Fakes, rest_gateway: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = {"sequence": 1, "type": "phase.started", "data": {"phase": "discovery", "attempt": 1}}
+    done = {
+        "sequence": 2,
+        "type": "phase.completed",
+        "data": {"phase": "discovery", "attempt": 1, "summary": "planned"},
+    }
+    sockets = [DroppingSocket([started], drop=True), DroppingSocket([done], drop=False)]
+    urls: list[str] = []
+
+    def connect(url: str, additional_headers: dict[str, str]) -> DroppingSocket:
+        urls.append(url)
+        return sockets.pop(0)
+
+    monkeypatch.setattr(output, "connect", connect)
+    completed = sprint()
+    completed.status = sprint_pb.SPRINT_STATUS_COMPLETED
+    fakes.sprints.answer("GetSprint", sprint_pb.GetSprintResponse(sprint=completed))
+
+    result = crucible("watch", SPRINT_ID)
+
+    assert result.exit_code == 0, result.output
+    assert [url.split("/api/", 1)[1] for url in urls] == [
+        f"ws/sprints/{SPRINT_ID}?after=0",
+        f"ws/sprints/{SPRINT_ID}?after=1",
+    ]
+    assert "▶ discovery #1" in result.output
+    assert "✔ discovery #1" in result.output
