@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -40,6 +43,11 @@ T = TypeVar("T")
 
 LEASE_SECONDS = 15.0
 HEARTBEAT_SECONDS = 5.0
+
+
+def process_owner() -> str:
+    """This process's name in the leases it takes: host and pid, plus a random part (pids repeat)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)

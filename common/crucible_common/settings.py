@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     grpc_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    # Leased work (runs, sprints, agent runs, suites; crucible_common.leases): its process renews
+    # the lease every heartbeat, and work whose process died passes to a live one once the lease
+    # lapses. Shorter means a faster takeover and more renewals; keep a few heartbeats per lease.
+    lease_seconds: float = Field(default=15.0, ge=1, le=3600)
+    lease_heartbeat_seconds: float = Field(default=5.0, gt=0, le=1200)
     # The gateway requires `Authorization: Bearer <token>` when this is set.
     api_token: SecretStr | None = None
     # TLS between the processes (crucible_common.tls): off unless these name PEM files.
@@ -48,6 +53,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.lease_heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError("lease_heartbeat_seconds must be at most half of lease_seconds")
+        return self
 
     @property
     def gateway_url(self) -> str:

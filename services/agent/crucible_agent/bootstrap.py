@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +30,7 @@ from crucible_agent.service_layer.sprints.workflow import SprintDeps
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore, Workers
+from crucible_common.leases import Lease, SqlLeaseStore, Workers, process_owner
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 
@@ -94,15 +91,16 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
     models = {"openai": settings.openai_model, "anthropic": settings.anthropic_model}
     defaults = tuple(SubagentConfig(name, name, models[name]) for name in ("openai", "anthropic") if name in providers)
     judge = JudgeConfig(defaults[0].provider, defaults[0].model) if defaults else None
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = process_owner()
     updates = Listener(engine.url.render_as_string(hide_password=False), SPRINT_EVENTS_CHANNEL)
     runner = AgentRunner(
         llm,
         uow,
-        SqlLeaseStore(engine, LEASED_AGENT_RUNS, owner),
+        SqlLeaseStore(engine, LEASED_AGENT_RUNS, owner, seconds=settings.lease_seconds),
         default_subagents=defaults,
         default_judge=judge,
         owner=owner,
+        heartbeat_seconds=settings.lease_heartbeat_seconds,
     )
     sprints = SprintDeps(
         llm=llm,
@@ -112,11 +110,12 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
             (settings.artifacts_dir or settings.state_dir / "artifacts").resolve(),
             SandboxLimits(wall_seconds=settings.sandbox_timeout_seconds),
         ),
-        leases=SqlLeaseStore(engine, LEASED_SPRINTS, owner),
+        leases=SqlLeaseStore(engine, LEASED_SPRINTS, owner, seconds=settings.lease_seconds),
         planners=defaults,
         judge=judge,
         owner=owner,
         updates=updates,
+        heartbeat_seconds=settings.lease_heartbeat_seconds,
     )
     scheduler = Workers(
         sprints.leases,

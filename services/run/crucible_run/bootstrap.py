@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +13,7 @@ from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore, Workers
+from crucible_common.leases import Lease, SqlLeaseStore, Workers, process_owner
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
@@ -61,7 +58,7 @@ def build(settings: Settings) -> ServiceProcess:
     spec_channel = service_channel(config.spec_addr, config)
     agent_channel = service_channel(config.agent_addr, config)
     snapshot_channel = service_channel(config.snapshot_addr, config)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = process_owner()
     uow = uow_factory(engine)
     spec = SpecClient(
         spec_service_pb2_grpc.SpecServiceStub(spec_channel), timeout=10.0, wait_seconds=config.run_agent_wait_seconds
@@ -83,11 +80,12 @@ def build(settings: Settings) -> ServiceProcess:
         uow=uow,
         spec=spec,
         models=models,
-        leases=SqlLeaseStore(engine, LEASED_RUNS, owner),
+        leases=SqlLeaseStore(engine, LEASED_RUNS, owner, seconds=config.lease_seconds),
         snapshots=snapshots,
         designer=designer,
         evaluator=evaluator,
         concurrency=config.run_concurrency,
+        heartbeat_seconds=config.lease_heartbeat_seconds,
     )
     scheduler = Workers(
         pipeline.leases, lambda lease: RunExecutor(pipeline, lease).run(), heartbeat_seconds=pipeline.heartbeat_seconds

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,7 +13,7 @@ from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore, Workers
+from crucible_common.leases import Lease, SqlLeaseStore, Workers, process_owner
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
@@ -54,10 +51,12 @@ def build(settings: Settings) -> ServiceProcess:
         for name, address in (("spec", config.spec_addr), ("run", config.run_addr), ("agent", config.agent_addr))
     }
     timeout = config.snapshot_call_timeout_seconds
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    leases = SqlLeaseStore(engine, LEASED_REPORTS, owner)
+    owner = process_owner()
+    leases = SqlLeaseStore(engine, LEASED_REPORTS, owner, seconds=config.lease_seconds)
     deps: SnapshotDeps
-    scheduler = Workers(leases, lambda lease: SuiteRunner(deps, lease).run())
+    scheduler = Workers(
+        leases, lambda lease: SuiteRunner(deps, lease).run(), heartbeat_seconds=config.lease_heartbeat_seconds
+    )
     updates = Listener(config.database_url, REPORT_EVENTS_CHANNEL)
     deps = SnapshotDeps(
         uow=uow_factory(engine),
