@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from crucible_emulator.config import EmulatorConfig, FaultMatch, FaultRule
 from crucible_emulator.faults import Decision, EmulatorState, RequestFacts
 
@@ -80,3 +83,65 @@ def test_stats_and_reset() -> None:
     assert state.stats()["requests_total"] == 0
     assert state.config.faults == []
     assert state.sequence == 0
+
+
+def test_timeout_and_truncated_rates() -> None:
+    assert all(d.fault == "timeout" for d in decisions(EmulatorConfig(timeout_rate=1), CHAT))
+    assert all(d.fault == "truncated" for d in decisions(EmulatorConfig(truncated_rate=1), CHAT))
+    assert all(d.fault == "truncated" for d in decisions(EmulatorConfig(truncated_rate=1), STRUCTURED))
+    # One fault a request: the earlier rates win.
+    assert all(d.fault == "timeout" for d in decisions(EmulatorConfig(timeout_rate=1, truncated_rate=1), CHAT))
+    assert all(d.fault == "error" for d in decisions(EmulatorConfig(error_rate=1, truncated_rate=1), CHAT))
+    config = {"timeout_rate": 0.1, "truncated_rate": 0.2, "seed": 3}
+    first = decisions(EmulatorConfig(**config), CHAT)
+    assert first == decisions(EmulatorConfig(**config), CHAT)
+    assert first != decisions(EmulatorConfig(**{**config, "seed": 4}), CHAT)
+    kinds = [d.fault for d in first]
+    assert 5 < kinds.count("timeout") < 40
+    assert 10 < kinds.count("truncated") < 70
+
+
+def test_new_rates_keep_the_faults_a_seed_gave_before() -> None:
+    old = {"error_rate": 0.1, "rate_limit_rate": 0.1, "malformed_rate": 0.2, "jitter_ms": 50, "seed": 7}
+    before = decisions(EmulatorConfig(**old), STRUCTURED)
+    after = decisions(EmulatorConfig(**old, timeout_rate=0.3, truncated_rate=0.3), STRUCTURED)
+    assert [d.delay_seconds for d in before] == [d.delay_seconds for d in after]
+    for was, now in zip(before, after, strict=True):
+        assert now.fault == was.fault if was.fault is not None else now.fault in (None, "timeout", "truncated")
+    assert {d.fault for d in after} >= {"timeout", "truncated"}
+
+
+def test_targeted_truncated_rule_fires_on_any_request() -> None:
+    state = EmulatorState(EmulatorConfig(faults=[FaultRule(kind="truncated", count=2)]))
+    assert [state.decide(CHAT).fault, state.decide(CODING).fault, state.decide(CHAT).fault] == [
+        "truncated",
+        "truncated",
+        None,
+    ]
+    assert state.stats()["faults_injected"]["truncated"] == 2
+
+
+def test_answered_counts_by_task_and_resets() -> None:
+    state = EmulatorState(EmulatorConfig())
+    assert state.stats()["answered"] == 0
+    assert state.stats()["answered_by_task"] == {}
+    state.delivered("chat")
+    state.delivered("chat")
+    state.delivered("planning_questions")
+    stats = state.stats()
+    assert stats["answered"] == 3
+    assert stats["answered_by_task"] == {"chat": 2, "planning_questions": 1}
+    state.reset()
+    assert state.stats()["answered"] == 0
+    assert state.stats()["answered_by_task"] == {}
+
+
+def test_new_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRUCIBLE_EMULATOR_TIMEOUT_RATE", "0.25")
+    monkeypatch.setenv("CRUCIBLE_EMULATOR_TRUNCATED_RATE", "0.5")
+    monkeypatch.setenv("CRUCIBLE_EMULATOR_TIMEOUT_SECONDS", "2.5")
+    config = EmulatorConfig.from_env()
+    assert (config.timeout_rate, config.truncated_rate, config.timeout_seconds) == (0.25, 0.5, 2.5)
+    monkeypatch.setenv("CRUCIBLE_EMULATOR_TRUNCATED_RATE", "1.5")
+    with pytest.raises(ValidationError):
+        EmulatorConfig.from_env()

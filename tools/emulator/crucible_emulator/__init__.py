@@ -25,11 +25,13 @@ Endpoints:
   ``message_start``, ``ping``, ``content_block_start`` / ``_delta`` / ``_stop``, ``message_delta``,
   ``message_stop`` events. A streamed answer is the non-streamed one cut into pieces of a few words (a
   malformed one streams its spoiled text); the faults answered with an HTTP error, and the ``timeout``
-  stall, come before the stream starts;
+  stall, come before the stream starts; a ``truncated`` answer is a 200 whose connection closes
+  part-way: after half the body (sent with its full ``Content-Length``), or after half the events;
 * ``GET /emulator/config``; ``PUT /emulator/config`` with the fields to change (``faults`` replaces the
   whole rule list; invalid input is a 400); ``POST /emulator/reset`` zeroes the counters and the request
   sequence and drops the fault rules; ``GET /emulator/stats`` (requests by provider and task, faults
-  injected); ``GET /healthz``.
+  injected, and ``answered`` / ``answered_by_task``: the answers delivered in full with a 200, malformed
+  ones included, to a caller still connected); ``GET /healthz``.
 
 Structured output is requested with OpenAI ``response_format`` ``json_schema`` (or a forced function)
 and with an Anthropic forced tool; the schema's name selects the task: ``planning_questions``,
@@ -37,9 +39,11 @@ and with an Anthropic forced tool; the schema's name selects the task: ``plannin
 ``design_candidates``, ``scenarios``, ``evaluation``, ``sprint_plan`` (contracts in ``tasks``), any other
 name gets a generic schema-valid instance. Offering ``fs_write_file`` and ``run_tests`` tools starts the
 coding agent (contract in ``coding_agent``). Latency, jitter and faults (HTTP 500, 429, malformed
-structured output, code that fails its tests, a 60 s stall) are configured by ``EmulatorConfig``,
-initially from ``CRUCIBLE_EMULATOR_LATENCY_MS``, ``_JITTER_MS``, ``_ERROR_RATE``, ``_RATE_LIMIT_RATE``,
-``_MALFORMED_RATE``, ``_SEED`` and ``_STREAM_CHUNK_DELAY_MS``. A streamed answer waits the latency
+structured output, code that fails its tests, a stall of ``timeout_seconds`` (60 s) before a normal answer,
+an answer cut off on the wire) are configured by ``EmulatorConfig``, initially from
+``CRUCIBLE_EMULATOR_LATENCY_MS``, ``_JITTER_MS``, ``_ERROR_RATE``, ``_RATE_LIMIT_RATE``,
+``_MALFORMED_RATE``, ``_TIMEOUT_RATE``, ``_TRUNCATED_RATE``, ``_TIMEOUT_SECONDS``, ``_SEED`` and
+``_STREAM_CHUNK_DELAY_MS``. A streamed answer waits the latency
 (and jitter) before its first event, then ``stream_chunk_delay_ms`` (default 0) between two events. A
 fault rule's ``task`` is the snake-case schema name, or ``coding_agent``, ``discovery``, ``tool_use``,
 ``json_object``, ``chat``; for example::

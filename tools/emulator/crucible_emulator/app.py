@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from crucible_emulator import coding_agent, offline_model
 from crucible_emulator.anthropic_api import AnthropicProtocol
@@ -32,6 +34,8 @@ ANTHROPIC_PREFIX = "/anthropic"
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """The emulator as an ASGI app; ``config`` defaults to the ``CRUCIBLE_EMULATOR_*`` environment."""
     state = EmulatorState(config if config is not None else EmulatorConfig.from_env())
+    # The server's log line about a response left incomplete is noise when the emulator cut it on purpose.
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_WHEN_CUT)
     openai, anthropic = OpenAIProtocol(), AnthropicProtocol()
 
     async def chat_completions(request: Request) -> Response:
@@ -116,15 +120,17 @@ async def _complete(state: EmulatorState, protocol: WireProtocol, request: Reque
     )
     decision = state.decide(facts)
     deadline = started + decision.delay_seconds
+    caller = _Caller(request.receive)
     if decision.fault is not None:
         logger.info("injecting %s into a %s %s request", decision.fault, protocol.provider, task)
-    if decision.fault == "timeout":
-        await asyncio.sleep(state.config.timeout_seconds)
+    if decision.fault == "timeout" and not await caller.sleep(state.config.timeout_seconds):
+        logger.info("the caller of a held %s %s request left before its answer", protocol.provider, task)
+        return _NoResponse()
     if decision.fault == "error":
-        await _sleep_until(loop, deadline)
+        await caller.sleep(deadline - loop.time())
         return protocol.error("server", "The server had an error while processing your request (injected fault).")
     if decision.fault == "rate_limit":
-        await _sleep_until(loop, deadline)
+        await caller.sleep(deadline - loop.time())
         return protocol.error("rate_limit", "Rate limit reached for requests (injected fault). Retry after 0s.")
     try:
         result = offline_model.answer(model_request, decision.modifiers)
@@ -134,30 +140,153 @@ async def _complete(state: EmulatorState, protocol: WireProtocol, request: Reque
         # The caller must see a provider-shaped 500, not a bare stack trace; the log keeps the detail.
         logger.exception("the offline model failed on a %s %s request", protocol.provider, task)
         return protocol.error("server", "The Crucible emulator failed to answer this request; see its log.")
+    truncated = decision.fault == "truncated"
+
+    def delivered() -> None:
+        state.delivered(task)
+
     if model_request.stream:
         events = protocol.stream(model_request, payload)
         gap = state.config.stream_chunk_delay_ms / 1000
-        return StreamingResponse(
-            _paced(events, loop, deadline, gap), media_type="text/event-stream", headers={"cache-control": "no-cache"}
-        )
-    await _sleep_until(loop, deadline)
-    return JSONResponse(payload)
+        return _StreamedAnswer(events, caller, deadline, gap, delivered, truncated=truncated)
+    if not await caller.sleep(deadline - loop.time()):
+        return _NoResponse()
+    return _Answer(payload, caller, delivered, truncated=truncated)
 
 
-async def _paced(events: list[str], loop: asyncio.AbstractEventLoop, deadline: float, gap: float) -> AsyncIterator[str]:
-    # The headers go at once, as a provider's do; the latency is the wait for the first event.
-    await _sleep_until(loop, deadline)
-    for number, sse in enumerate(events):
-        if number and gap:
-            await asyncio.sleep(gap)
-        yield sse
+class _Caller:
+    """The connection a model request came on: whether the caller is still there, as ASGI tells it.
+
+    Once the request body is read, the server's ``receive`` only ever answers ``http.disconnect``: at once
+    when the caller has gone, otherwise when the response is complete.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.gone = False
+
+    async def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if the caller leaves first; whether the caller is still there."""
+        if seconds > 0 and not self.gone:
+            await self._watch(seconds)
+        return not self.gone
+
+    async def connected(self) -> bool:
+        """Whether the caller is still there, without waiting."""
+        if not self.gone:
+            await self._watch(0)
+        return not self.gone
+
+    async def _watch(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                while (await self._receive())["type"] != "http.disconnect":
+                    pass
+        except TimeoutError:
+            return
+        self.gone = True
 
 
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-    # Latency is measured from arrival, so the answer's own compute time is part of it.
-    remaining = deadline - loop.time()
-    if remaining > 0:
-        await asyncio.sleep(remaining)
+class _NoResponse(Response):
+    """What a caller that has left gets: nothing (the server sends no error to a closed connection)."""
+
+    def __init__(self) -> None:
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
+class _Answer(JSONResponse):
+    """A model's 200 answer, counted as delivered once written in full while its caller is connected.
+
+    Truncated, it sends the headers (with the full Content-Length) and the first half of the body, then
+    returns without finishing the response, and the server closes the connection.
+    """
+
+    def __init__(self, payload: Any, caller: _Caller, delivered: Callable[[], None], *, truncated: bool) -> None:
+        super().__init__(payload)
+        self._caller = caller
+        self._delivered = delivered
+        self._truncated = truncated
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if self._truncated:
+            await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+            _cut_short()
+            return
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        if not await self._caller.connected():
+            return
+        self._delivered()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _StreamedAnswer(Response):
+    """A model's 200 answer as server-sent events, counted as delivered once its last event is written.
+
+    The headers go at once, as a provider's do; the latency is the wait for the first event, then
+    ``gap`` between two events. Truncated, it sends the first half of the events and returns without
+    finishing the response, and the server closes the connection.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        events: list[str],
+        caller: _Caller,
+        deadline: float,
+        gap: float,
+        delivered: Callable[[], None],
+        *,
+        truncated: bool,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache"})
+        self._events = events
+        self._caller = caller
+        self._deadline = deadline
+        self._gap = gap
+        self._delivered = delivered
+        self._truncated = truncated
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        events = self._events[: len(self._events) // 2] if self._truncated else self._events
+        for number, sse in enumerate(events):
+            wait = self._gap if number else self._deadline - loop.time()
+            if not await self._caller.sleep(wait):
+                return
+            await send({"type": "http.response.body", "body": sse.encode(self.charset), "more_body": True})
+        if self._truncated:
+            _cut_short()
+            return
+        if not await self._caller.connected():
+            return
+        self._delivered()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# Set in the request's task when the emulator cuts a response short on purpose. An ASGI app cannot close
+# its connection itself; returning before the response is complete makes the server (uvicorn) close it,
+# and log that it did, from the same task, after the app has returned.
+_CUT_SHORT: ContextVar[bool] = ContextVar("crucible_emulator_cut_short", default=False)
+
+
+def _cut_short() -> None:
+    _CUT_SHORT.set(True)
+
+
+class _QuietWhenCut(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _CUT_SHORT.get()
+
+
+_QUIET_WHEN_CUT = _QuietWhenCut()
 
 
 _NOT_JSON: Any = object()

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Provider = Literal["openai", "anthropic"]
-FaultKind = Literal["error", "rate_limit", "malformed", "bad_code", "timeout"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("error", "rate_limit", "malformed", "bad_code", "timeout")
+FaultKind = Literal["error", "rate_limit", "malformed", "bad_code", "timeout", "truncated"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("error", "rate_limit", "malformed", "bad_code", "timeout", "truncated")
 
 
 class FaultMatch(BaseModel):
@@ -43,6 +43,10 @@ class EmulatorConfig(BaseModel):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     malformed_rate: float = Field(default=0.0, ge=0, le=1)
+    # A `timeout` fault: the request is held `timeout_seconds`, then answered normally.
+    timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    # A `truncated` fault: a 200 answer whose connection closes part-way through the body (or the stream).
+    truncated_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
     # How long a `timeout` fault holds the request before answering normally.
     timeout_seconds: float = Field(default=60.0, ge=0, le=3_600)
@@ -59,7 +63,10 @@ class EmulatorConfig(BaseModel):
             error_rate=settings.error_rate,
             rate_limit_rate=settings.rate_limit_rate,
             malformed_rate=settings.malformed_rate,
+            timeout_rate=settings.timeout_rate,
+            truncated_rate=settings.truncated_rate,
             seed=settings.seed,
+            timeout_seconds=settings.timeout_seconds,
             stream_chunk_delay_ms=settings.stream_chunk_delay_ms,
         )
 
@@ -77,7 +84,10 @@ class EmulatorSettings(BaseSettings):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     rate_limit_rate: float = Field(default=0.0, ge=0, le=1)
     malformed_rate: float = Field(default=0.0, ge=0, le=1)
+    timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    truncated_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
+    timeout_seconds: float = Field(default=60.0, ge=0, le=3_600)
     stream_chunk_delay_ms: float = Field(default=0.0, ge=0)
 
     @field_validator("log_level")

@@ -4,7 +4,11 @@ Every model request takes the next number of a sequence; its jitter and its rate
 from a generator seeded with (seed, number), so a given seed and request sequence always fault alike.
 Targeted rules are looked at first, in order; the first one that matches the request, still has a count
 left and can affect it (``malformed`` needs a structured answer, ``bad_code`` a turn that writes the
-program) fires and uses one count.
+program) fires and uses one count. Otherwise the rates are tried in the order error, rate limit,
+malformed, timeout, truncated, and the first that fires is the request's one fault.
+
+``answered`` counts the model answers fully delivered with a 200 (a malformed one too: a provider is paid
+for it); a fault status, a truncated answer, or a caller gone before the end of the answer is not counted.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class EmulatorState:
         self.sequence = 0
         self.requests: Counter[tuple[str, str]] = Counter()
         self.faults: Counter[str] = Counter()
+        # Task -> answers delivered in full (see ``delivered``).
+        self.answered: Counter[str] = Counter()
 
     def decide(self, facts: RequestFacts) -> Decision:
         config = self.config
@@ -51,7 +57,8 @@ class EmulatorState:
         self.sequence += 1
         rng = random.Random(stable_int(config.seed, number))
         delay = (config.latency_ms + rng.random() * config.jitter_ms) / 1000
-        draws = rng.random(), rng.random(), rng.random()
+        # Drawn whatever the rates, and new draws only ever appended, so a seed keeps its earlier faults.
+        draws = rng.random(), rng.random(), rng.random(), rng.random(), rng.random()
         fault = self._targeted(facts)
         if fault is None:
             if draws[0] < config.error_rate:
@@ -60,6 +67,10 @@ class EmulatorState:
                 fault = "rate_limit"
             elif facts.structured and draws[2] < config.malformed_rate:
                 fault = "malformed"
+            elif draws[3] < config.timeout_rate:
+                fault = "timeout"
+            elif draws[4] < config.truncated_rate:
+                fault = "truncated"
         self.requests[(facts.provider, facts.task)] += 1
         if fault is not None:
             self.faults[fault] += 1
@@ -79,11 +90,16 @@ class EmulatorState:
             return rule.kind
         return None
 
+    def delivered(self, task: str) -> None:
+        """A model answer to a ``task`` request was written in full, with a 200, to a caller still connected."""
+        self.answered[task] += 1
+
     def reset(self) -> None:
         """Zero the counters and the request sequence, and drop the targeted fault rules."""
         self.sequence = 0
         self.requests.clear()
         self.faults.clear()
+        self.answered.clear()
         self.config = self.config.model_copy(update={"faults": []})
 
     def stats(self) -> JsonObject:
@@ -101,6 +117,8 @@ class EmulatorState:
             "requests_by_provider_and_task": nested,
             "faults_injected": {kind: self.faults[kind] for kind in FAULT_KINDS},
             "faults_injected_total": sum(self.faults.values()),
+            "answered": sum(self.answered.values()),
+            "answered_by_task": dict(self.answered),
         }
 
 
