@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from crucible_common.errors import FailedPrecondition
+from crucible_common.errors import DatabaseUnavailable, FailedPrecondition
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 VERSION_TABLE = "alembic_version"
 
@@ -33,6 +39,44 @@ def asyncpg_url(url: str) -> str:
             reason="DATABASE_URL_INVALID",
         )
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+# SQLSTATE classes that mean "the server is away", not "the statement is wrong": connection
+# exceptions, and the shutdown / crash-recovery / starting-up states of a restart or failover.
+_AWAY_STATES = ("57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away for now (restarting, failing over, unreachable).
+
+    Work that meets it waits and goes on from what it stored; it must not fail, and a paid model
+    answer must not be dropped for it.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return True
+        state = str(getattr(exc.orig, "sqlstate", "") or "")
+        return state.startswith("08") or state in _AWAY_STATES or isinstance(exc.orig, OSError)
+    return isinstance(exc, DatabaseUnavailable)
+
+
+async def while_database_unavailable(operation: Callable[[], Awaitable[T]], *, what: str, seconds: float = 60.0) -> T:
+    """``operation()``, tried again (with a growing pause) while the database is away, for up to ``seconds``.
+
+    For the writes whose loss costs money: a model answer already paid for is stored once the
+    database answers again, instead of being dropped and bought a second time.
+    """
+    deadline = time.monotonic() + seconds
+    pause = 0.1
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not database_unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            logger.warning("%s: the database is unavailable (%s); trying again in %.1fs", what, exc, pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def create_engine(url: str, *, pool_size: int = 10, application_name: str = "crucible") -> AsyncEngine:

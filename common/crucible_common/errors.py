@@ -121,6 +121,12 @@ class Unavailable(CrucibleError):
     default_reason = "UNAVAILABLE"
 
 
+class DatabaseUnavailable(Unavailable):
+    """No connection to the database could be opened (it restarts, fails over, or is unreachable)."""
+
+    default_reason = "DATABASE_UNAVAILABLE"
+
+
 @dataclass(frozen=True)
 class StatusDetails:
     """What a ``google.rpc.Status`` says, decoded; the gateway and the CLI read it."""

@@ -20,8 +20,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+from crucible_common.database import database_unavailable
 from crucible_common.errors import CrucibleError, Unavailable, ValidationFailed, to_status
 from crucible_common.inputs import message_violations
 from crucible_common.tls import Tls
@@ -116,7 +116,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         error: CrucibleError
         if isinstance(exc, CrucibleError):
             error = exc
-        elif isinstance(exc, OperationalError | DBAPIError) and exc.connection_invalidated:
+        elif database_unavailable(exc):
             logger.warning("%s: database unavailable: %s", method, exc)
             error = Unavailable("the database is unavailable; retry shortly", reason="DATABASE_UNAVAILABLE")
         elif isinstance(exc, OSError | ConnectionError):

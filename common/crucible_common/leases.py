@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Table, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crucible_common.database import database_unavailable
 from crucible_common.errors import CrucibleError
 
 logger = logging.getLogger(__name__)
@@ -298,10 +299,22 @@ class Workers:
             del self._tasks[id_]
 
     async def _drive(self, lease: Lease) -> None:
-        try:
-            await hold(self._store, lease, self._work(lease), heartbeat_seconds=self._heartbeat)
-        except LeaseLost:
-            logger.warning("%s %s: another process owns it now; its work here stops", lease.resource, lease.id)
-        # The work ends failing work itself (as FAILED); what escapes it is logged, not lost.
-        except Exception:
-            logger.exception("%s %s: its work stopped unexpectedly", lease.resource, lease.id)
+        while True:
+            try:
+                await hold(self._store, lease, self._work(lease), heartbeat_seconds=self._heartbeat)
+            except LeaseLost:
+                logger.warning("%s %s: another process owns it now; its work here stops", lease.resource, lease.id)
+            except Exception as exc:
+                # The database went away (a restart, a failover): the work is not at fault. Once
+                # it answers, the work goes on from what it stored, still under this lease (its
+                # fence stops every write should another process have taken the work meanwhile).
+                if database_unavailable(exc):
+                    logger.warning(
+                        "%s %s: the database is unavailable (%s); going on from what is stored in %.0fs",
+                        *(lease.resource, lease.id, exc, self._heartbeat),
+                    )
+                    await asyncio.sleep(self._heartbeat)
+                    continue
+                # The work ends failing work itself (as FAILED); what escapes it is logged, not lost.
+                logger.exception("%s %s: its work stopped unexpectedly", lease.resource, lease.id)
+            return

@@ -9,6 +9,7 @@ from typing import Generic, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crucible_common.errors import DatabaseUnavailable
 from crucible_common.leases import Lease, LeasedTable, assert_held, revoke, take
 
 R = TypeVar("R")
@@ -76,7 +77,12 @@ class SqlTransaction(abc.ABC):
         """Create the repositories on ``conn``; each service's unit of work implements it."""
 
     async def __aenter__(self) -> Self:
-        conn = await self._engine.connect()
+        try:
+            conn = await self._engine.connect()
+        # The driver's socket errors (a Unix socket gone while Postgres restarts, a refused TCP
+        # connection) reach here unwrapped; named here, they cannot pass for any other OSError.
+        except OSError as exc:
+            raise DatabaseUnavailable(f"the database is unavailable: {exc}") from exc
         if self._autocommit:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         else:

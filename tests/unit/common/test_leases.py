@@ -160,3 +160,22 @@ async def test_stopping_and_closing_workers_cancel_their_work() -> None:
     assert cancelled == ["r1"]
     await workers.close()
     assert cancelled == ["r1", "r2"]
+
+
+async def test_workers_go_on_from_what_is_stored_when_the_database_was_away() -> None:
+    calls = 0
+
+    async def work(lease: Lease) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise away()
+
+    workers = Workers(Store([]), work, heartbeat_seconds=0.01)
+    workers.launch(LEASE)
+    await asyncio.wait_for(workers.wait(LEASE.id), 1)
+    assert calls == 3
+
+
+def away() -> OperationalError:
+    return OperationalError("SELECT 1", {}, ConnectionRefusedError("the database system is shutting down"))

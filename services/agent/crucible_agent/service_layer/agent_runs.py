@@ -41,6 +41,7 @@ from crucible_agent.service_layer.ports import LeaseStore
 from crucible_agent.service_layer.run_input import validate_run
 from crucible_agent.service_layer.structured import check_schema
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork, UowFactory
+from crucible_common.database import database_unavailable
 from crucible_common.errors import FieldViolation, InvalidArgument, ValidationFailed
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost, hold, reclaim, reclaim_forever
 
@@ -280,6 +281,8 @@ class AgentRunner:
                 await asyncio.shield(self._fail(run.id, lease, "cancelled before it finished"))
             raise
         except Exception as exc:
+            if database_unavailable(exc):
+                raise  # not the run's failure: it is continued from its checkpoints once claimed
             # A deterministic failure would fail again on every resume, paying each time: end it.
             logger.exception("agent run %s failed", run.id)
             await self._fail(run.id, lease, f"internal error: {type(exc).__name__}")

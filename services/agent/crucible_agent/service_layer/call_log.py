@@ -13,6 +13,7 @@ from crucible_agent.domain.model import LlmCall
 from crucible_agent.service_layer.llm import LlmOutcome
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.batching import GroupCommit, GroupLookup
+from crucible_common.database import while_database_unavailable
 
 
 class CallLog:
@@ -30,6 +31,10 @@ class CallLog:
         return await self._lookups.get(idempotency_key)
 
     async def _write(self, outcomes: list[LlmOutcome]) -> None:
+        # Paid answers: a database away for a moment delays them, it does not drop them.
+        await while_database_unavailable(lambda: self._write_once(outcomes), what="storing model calls")
+
+    async def _write_once(self, outcomes: list[LlmOutcome]) -> None:
         async with self._uow() as uow:
             await uow.repo.add_llm_calls([call for outcome in outcomes for call in outcome.calls])
             for outcome in outcomes:

@@ -40,6 +40,7 @@ from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.service_layer import structured
 from crucible_agent.service_layer.ports import ModelProviders
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
+from crucible_common.database import while_database_unavailable
 from crucible_common.errors import CrucibleError
 from crucible_common.leases import Lease, LeaseLost
 
@@ -94,12 +95,17 @@ async def store_leased(
     When the lease is lost the work's own write is refused (``LeaseLost``), but the calls were
     made and paid for: they are stored on their own before the error goes on.
     """
-    try:
+
+    async def store() -> None:
         async with uow_factory(lease=lease) as uow:
             if outcome is not None:
                 await outcome.store(uow)
             await write(uow)
             await uow.commit()
+
+    try:
+        # A database away for a moment delays the write (and the paid answer in it), not drops it.
+        await while_database_unavailable(store, what=f"{lease.resource} {lease.id}")
     except LeaseLost:
         if outcome is not None:
             await _store_unfenced(uow_factory, outcome)
@@ -116,9 +122,13 @@ async def stop_if_fenced(uow_factory: UowFactory, outcome: LlmOutcome) -> None:
 
 async def _store_unfenced(uow_factory: UowFactory, outcome: LlmOutcome) -> None:
     # Made and paid for by work that is no longer this process's: kept in the call log all the same.
-    async with uow_factory(single_statement=outcome.single_statement) as uow:
-        await outcome.store(uow)
-        await uow.commit()
+
+    async def store() -> None:
+        async with uow_factory(single_statement=outcome.single_statement) as uow:
+            await outcome.store(uow)
+            await uow.commit()
+
+    await while_database_unavailable(store, what="storing model calls")
 
 
 def lease_fence(uow_factory: UowFactory, lease: Lease) -> Fence:

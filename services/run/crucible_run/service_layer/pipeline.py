@@ -28,6 +28,7 @@ from typing import TypeVar
 from opentelemetry.trace import Status, StatusCode
 
 from crucible_common.batching import GroupCommit
+from crucible_common.database import database_unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
 from crucible_run.domain import estimates as est
 from crucible_run.domain.budget import Budget, BudgetExhausted
@@ -170,6 +171,8 @@ class RunExecutor:
             except LeaseLost:
                 raise
             except Exception as exc:
+                if database_unavailable(exc):
+                    raise  # not the run's failure: it goes on from what it stored (leases.Workers)
                 logger.exception("run %s failed unexpectedly", run.id)
                 status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}"
             return await self._finish(run, status, reason)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from crucible_common.database import database_unavailable
 from crucible_common.errors import CrucibleError, FieldViolation, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.leases import Lease, LeaseLost
@@ -173,7 +174,9 @@ class SuiteRunner:
         # The harness itself failed (its database, a bug): the report says so; its results are kept.
         except Exception as failure:
             cause = _first(failure)
-            if isinstance(cause, LeaseLost):
+            if isinstance(cause, LeaseLost) or database_unavailable(cause):
+                # Another process has the suite, or the database is away: it goes on from what is
+                # stored (leases.Workers), not as a failed report.
                 raise cause from None
             logger.exception("test suite %s failed", report.id)
             status, error = ReportStatus.FAILED, f"the harness failed: {type(cause).__name__}: {cause}"[:2_000]

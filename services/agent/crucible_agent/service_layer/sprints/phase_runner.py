@@ -41,6 +41,7 @@ from crucible_agent.service_layer.ports import SprintWorkspace
 from crucible_agent.service_layer.sprints import prompts
 from crucible_agent.service_layer.sprints.tool_loop import LoopTask, ToolLoop
 from crucible_agent.service_layer.sprints.workflow import PhaseFailed, SprintDeps, SprintRecords, SprintStopped
+from crucible_common.database import database_unavailable
 from crucible_common.leases import Lease, LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class PhaseRunner:
         except LeaseLost:
             raise
         except Exception as exc:
+            if database_unavailable(exc):
+                raise  # not the sprint's failure: it goes on from what it stored (leases.Workers)
             logger.exception("sprint %s failed unexpectedly", self._sprint_id)
             await self._records.finish(SprintStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
 
