@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -60,8 +60,13 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, *, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, settings: Settings, *, echo: Callable[[str], None] = print, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
+        # What the children inherit (and what says which providers are offline): this process's own
+        # environment, unless a harness (the chaos suite) gives the stack one of its own.
+        self.environ = dict(os.environ if environ is None else environ)
         self.state_dir = settings.state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         self.echo = echo
@@ -71,10 +76,11 @@ class Supervisor:
         self.offline = [
             provider
             for provider in ("openai", "anthropic")
-            if not os.environ.get(f"{provider.upper()}_API_KEY")
-            and not os.environ.get(f"CRUCIBLE_{provider.upper()}_BASE_URL")
+            if not self.environ.get(f"{provider.upper()}_API_KEY")
+            and not self.environ.get(f"CRUCIBLE_{provider.upper()}_BASE_URL")
         ]
         self._lock_file: IO[str] | None = None
+        self._env: dict[str, str] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -117,22 +123,55 @@ class Supervisor:
         self._take_lock()
         self._check_ports()
         database_url = self.settings.database_url or await self._start_postgres()
-        env = self._child_env(database_url)
+        self._env = self._child_env(database_url)
         self.children = self._children()
         for child in self.children:
             child.log_file = (self.log_dir / f"{child.name}.log").open("ab")
-            child.log_file.write(f"\n===== crucible up {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
-            child.log_file.flush()
-            # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
-            child.process = await asyncio.create_subprocess_exec(
-                *child.command,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=child.log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            await self._spawn(child, "crucible up")
         await self._wait_healthy(stop)
+
+    def child(self, name: str) -> Child:
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"no process {name!r} in this stack")
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL one process and what it started (its session), as a crash or an OOM kill of its
+        container would (the chaos suite's fault)."""
+        process = self.child(name).process
+        assert process is not None, "started"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+    async def restart(self, name: str) -> None:
+        """Start a process that stopped (or was killed) again, as an orchestrator would; wait until it is healthy."""
+        child = self.child(name)
+        if child.process is not None and child.process.returncode is None:
+            raise StackError(f"{name} is still running")
+        await self._spawn(child, "restarted")
+        await self._wait_healthy(None, [child])
+
+    async def restart_postgres(self) -> None:
+        """Restart the embedded Postgres: every service's connections are cut, then it answers again."""
+        if self.postgres is None:
+            raise StackError("this stack uses CRUCIBLE_DATABASE_URL; only the embedded Postgres restarts here")
+        await asyncio.to_thread(self.postgres.restart)
+
+    async def _spawn(self, child: Child, why: str) -> None:
+        assert child.log_file is not None
+        child.log_file.write(f"\n===== {why} {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
+        child.log_file.flush()
+        # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
+        child.process = await asyncio.create_subprocess_exec(
+            *child.command,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=child.log_file,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     async def stop(self) -> None:
         running = [c for c in self.children if c.process and c.process.returncode is None]
@@ -195,7 +234,7 @@ class Supervisor:
         return self.postgres.url(DATABASE_NAME)
 
     def _child_env(self, database_url: str) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(self.environ)
         env.update(
             CRUCIBLE_DATABASE_URL=database_url,
             CRUCIBLE_STATE_DIR=str(self.state_dir),
@@ -239,9 +278,11 @@ class Supervisor:
         )
         return children
 
-    async def _wait_healthy(self, stop: asyncio.Event | None, timeout: float = 60.0) -> None:
+    async def _wait_healthy(
+        self, stop: asyncio.Event | None, children: list[Child] | None = None, timeout: float = 60.0
+    ) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.children)
+        pending = list(self.children if children is None else children)
         while pending:
             if stop is not None and stop.is_set():
                 raise StackError("interrupted while starting")
