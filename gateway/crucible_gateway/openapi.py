@@ -99,6 +99,39 @@ def _problem_response(status: int) -> dict[str, Any]:
     }
 
 
+def _links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from each operation that creates a resource (201, its ``id`` in the body) to
+    the operations on it: ``POST /api/runs`` to ``GET /api/runs/{run_id}`` and the rest of
+    ``/api/runs/{run_id}/...``; ``POST /api/projects/{project_id}/chat-sessions`` to
+    ``/api/chat-sessions/{chat_session_id}/...``. A client (or a stateful fuzzer) follows them."""
+    for path, operations in paths.items():
+        created = operations.get("post", {}).get("responses", {}).get("201")
+        if created is None or not path.startswith("/api/"):
+            continue
+        collection = "/api/" + path.rstrip("/").rsplit("/", 1)[-1]
+        links: dict[str, Any] = {}
+        for target, target_operations in paths.items():
+            found = re.fullmatch(re.escape(collection) + r"/(\{\w+\})(?:/([^/]+).*)?", target)
+            if found is None:
+                continue
+            # A part made by PUT (a project's ProblemSpec, its WorldModel) does not exist yet on a
+            # resource just created: a link would promise what the answer (404) rightly denies.
+            resource, part = found.group(1), found.group(2)
+            if part and "put" in paths.get(f"{collection}/{resource}/{part}", {}):
+                continue
+            pointer = target.replace("~", "~0").replace("/", "~1")
+            for method, operation in target_operations.items():
+                if method not in ("get", "put", "post", "patch", "delete"):
+                    continue
+                name = operation.get("operationId") or f"{method}{pointer}"
+                links[name] = {
+                    "operationRef": f"#/paths/{pointer}/{method}",
+                    "parameters": {f"path.{resource.strip('{}')}": "$response.body#/id"},
+                }
+        if links:
+            created["links"] = links
+
+
 def _integral_bounds(node: Any) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -123,6 +156,7 @@ def rewrite(schema: dict[str, Any], *, token: bool) -> None:
                 operation.pop("security", None)
             for status in error_statuses(method, path, operation, token=token):
                 responses.setdefault(str(status), _problem_response(status))
+    _links(schema.get("paths", {}))
     components = schema.get("components", {})
     if not token:
         components.pop("securitySchemes", None)

@@ -1,7 +1,8 @@
 """The running gateway against a property-based API fuzzer, and against clients that misbehave.
 
 schemathesis reads the gateway's own OpenAPI document and sends every operation thousands of
-generated requests, valid and invalid, with a fixed seed; any server error, any status the
+generated requests, valid and invalid, with a fixed seed, then sequences of calls along the links
+the document declares (a project made, then read, patched, listed under); any server error, any status the
 document does not list, any response that does not match its schema, a 405 whose Allow header
 misleads, fails the test (``schemathesis.toml`` says what counts). It runs against a stack of its
 own, on a database of its own: a seed reproduces a run only against the same data, and the

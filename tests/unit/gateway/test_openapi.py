@@ -99,6 +99,26 @@ def test_every_reference_resolves() -> None:
     assert names <= set(doc["components"]["schemas"])
 
 
+def test_what_a_create_answers_links_to_the_operations_on_what_it_made() -> None:
+    doc = document()
+    made = doc["paths"]["/api/runs"]["post"]["responses"]["201"]["links"]
+    targets = {link["operationRef"]: link["parameters"] for link in made.values()}
+    assert targets["#/paths/~1api~1runs~1{run_id}/get"] == {"path.run_id": "$response.body#/id"}
+    assert "#/paths/~1api~1runs~1{run_id}~1evaluations/get" in targets
+    # A chat session made under a project lives at /api/chat-sessions/{chat_session_id}.
+    sessions = doc["paths"]["/api/projects/{project_id}/chat-sessions"]["post"]["responses"]["201"]["links"]
+    assert "#/paths/~1api~1chat-sessions~1{chat_session_id}~1messages/get" in {
+        link["operationRef"] for link in sessions.values()
+    }
+    # A new project has no ProblemSpec or WorldModel until they are PUT: no link promises one.
+    projects = doc["paths"]["/api/projects"]["post"]["responses"]["201"]["links"]
+    assert not [link for link in projects.values() if "spec" in link["operationRef"] or "world" in link["operationRef"]]
+    for link in [*made.values(), *sessions.values(), *projects.values()]:
+        pointer = link["operationRef"].removeprefix("#/paths/")
+        path, method = pointer.rsplit("/", 1)
+        assert method in doc["paths"][path.replace("~1", "/").replace("~0", "~")]
+
+
 def test_bearer_auth_is_declared_only_when_a_token_is_set() -> None:
     without, with_token = document(), document(TOKEN)
 
