@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import IdempotencyKeyReused, ProviderUnavailable
-from crucible_agent.domain.model import ChatMessage, LlmCallStatus, ModelRef, Role
+from crucible_agent.domain.model import ChatMessage, LlmCallStatus, LlmRequest, ModelRef, ProviderResponse, Role
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
@@ -96,3 +97,42 @@ def test_model_prices_say_unpriced_rather_than_free() -> None:
     assert prices[1].price is None
     with pytest.raises(ValidationFailed):
         h.model_prices(c.GetModelPrices((ModelRef("openai", " "),)), PriceTable(DEFAULT_PRICES))
+
+
+class SlowProvider(FakeProvider):
+    """Answers after ``delay`` seconds, as a provider does while the caller may give up."""
+
+    def __init__(self, delay: float, script: list[object]) -> None:
+        super().__init__("openai", script)  # type: ignore[arg-type]
+        self.delay = delay
+        # Requests sent, answered or not (a cancelled one was paid for all the same).
+        self.sent = 0
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        self.sent += 1
+        await asyncio.sleep(self.delay)
+        return await super().complete(request)
+
+
+def slow_setup(delay: float) -> tuple[LlmService, SlowProvider, FakeUowFactory]:
+    provider = SlowProvider(delay, [answer(json.dumps({"n": 5}))])
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0)
+    uow = FakeUowFactory()
+    return LlmService(pool, PriceTable(DEFAULT_PRICES), uow, structured_retries=1, capture_prompts=False), provider, uow
+
+
+async def test_a_keyed_call_whose_caller_leaves_is_still_stored_and_its_retry_pays_nothing() -> None:
+    llm, provider, uow = slow_setup(0.05)
+    log = CallLog(uow)
+
+    caller = asyncio.create_task(h.complete(complete(), llm, log))
+    await asyncio.sleep(0.01)
+    caller.cancel()  # the run service died, or its deadline passed
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    retry = await h.complete(complete(), llm, log)  # arrives while the first call is in flight
+
+    assert retry.structured == {"n": 5}
+    assert provider.sent == 1
+    assert [x.status for x in uow.state.llm_calls] == [LlmCallStatus.SUCCEEDED]
+    assert (await h.complete(complete(), llm, log)).idempotent_replay

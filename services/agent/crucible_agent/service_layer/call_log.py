@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from crucible_agent.domain.model import LlmCall
+from crucible_agent.domain.model import LlmCall, LlmResult
 from crucible_agent.service_layer.llm import LlmOutcome
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.batching import GroupCommit, GroupLookup
 from crucible_common.database import while_database_unavailable
+from crucible_common.single_flight import SingleFlight
 
 
 class CallLog:
@@ -21,6 +22,8 @@ class CallLog:
         self._uow = uow
         self._writes = GroupCommit[LlmOutcome](self._write)
         self._lookups = GroupLookup[str, LlmCall](self._fetch)
+        # Keyed calls in flight in this process (see handlers.complete).
+        self.in_flight = SingleFlight[str, LlmResult]()
 
     async def store(self, outcome: LlmOutcome) -> None:
         """Return once the outcome's attempts (and a new recording) are committed."""

@@ -79,12 +79,30 @@ async def complete(cmd: c.Complete, llm: LlmService, log: CallLog, on_delta: Del
         cmd.max_tokens,
         cmd.temperature,
     )
-    if cmd.idempotency_key:
-        done = await log.succeeded(cmd.idempotency_key)
-        if done is not None:
-            if done.request_hash != hash_request(request):
-                raise IdempotencyKeyReused(cmd.idempotency_key)
-            return llm.replay_stored(request, done)
+    if not cmd.idempotency_key:
+        return await _complete(cmd, request, llm, log, on_delta)
+    if on_delta is not None:
+        # A stream lives and dies with its caller.
+        return await _complete_once(cmd, request, llm, log, on_delta)
+    # A keyed call goes on (and its answer is stored) even if its caller leaves, and a retry of the
+    # key that arrives meanwhile waits for it: an answer bought is never dropped and bought again.
+    return await log.in_flight.run(cmd.idempotency_key, lambda: _complete_once(cmd, request, llm, log, None))
+
+
+async def _complete_once(
+    cmd: c.Complete, request: LlmRequest, llm: LlmService, log: CallLog, on_delta: DeltaSink | None
+) -> LlmResult:
+    done = await log.succeeded(cmd.idempotency_key)
+    if done is not None:
+        if done.request_hash != hash_request(request):
+            raise IdempotencyKeyReused(cmd.idempotency_key)
+        return llm.replay_stored(request, done)
+    return await _complete(cmd, request, llm, log, on_delta)
+
+
+async def _complete(
+    cmd: c.Complete, request: LlmRequest, llm: LlmService, log: CallLog, on_delta: DeltaSink | None
+) -> LlmResult:
     outcome = await llm.complete(
         request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key, on_delta=on_delta
     )
