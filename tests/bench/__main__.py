@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from tests.bench import gateway_read, llm_fanout, run_pipeline, snapshot_suite, sprint_hello_world, startup, ui_load
+from tests.bench import (
+    gateway_read,
+    llm_fanout,
+    run_pipeline,
+    run_throughput,
+    snapshot_suite,
+    sprint_hello_world,
+    startup,
+    ui_load,
+)
 
 BENCHMARKS = {
     "startup": startup.run,
@@ -12,6 +21,7 @@ BENCHMARKS = {
     "llm_fanout": llm_fanout.run,
     "sprint_hello_world": sprint_hello_world.run,
     "run_pipeline": run_pipeline.run,
+    "run_throughput": run_throughput.run,
     "snapshot_suite": snapshot_suite.run,
     "ui_load": ui_load.run,
 }
