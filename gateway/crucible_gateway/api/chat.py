@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.api.deps import Clients, end_with_problem, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem, problem_json, validation_problem, violations_problem
 from crucible_gateway.inputs import frame_violations
@@ -118,11 +118,21 @@ async def chat_turns(websocket: WebSocket, chat_session_id: Id) -> None:
     One turn at a time: a frame that arrives while a turn is answered is refused with an error event,
     as is a frame that is not a turn. A failed turn is an error event, and the connection stays open
     for the next one. A client that goes away cancels the turn in flight.
+
+    The session is looked up first: an unknown one is an error frame and a close with 4404
+    (``end_with_problem``), before any frame is read.
     """
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")
         return
     clients: ServiceClients = websocket.app.state.clients
+    try:
+        await clients.spec.GetChatSession(
+            pb.GetChatSessionRequest(chat_session_id=chat_session_id), timeout=clients.timeout
+        )
+    except grpc.aio.AioRpcError as exc:
+        await end_with_problem(websocket, problem_json(exc))
+        return
     await websocket.accept()
     # The group ends the connection with whatever a turn's task raised: a bug is not swallowed.
     async with asyncio.TaskGroup() as group:

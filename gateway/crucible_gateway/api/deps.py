@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from typing import Annotated
+from collections.abc import AsyncIterable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request, WebSocket
+import grpc
+from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.websockets import WebSocketState
 
 from crucible_common.settings import Settings
 from crucible_gateway.clients import ServiceClients
+from crucible_gateway.errors import close_reason, problem_json
+
+M = TypeVar("M")
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -55,3 +63,70 @@ def token_matches(given: str, expected: str) -> bool:
 
 
 Clients = Annotated[ServiceClients, Depends(get_clients)]
+
+
+# ---------------------------------------------------------------- WebSockets: how one ends
+#
+# A WebSocket that ends in a problem sends it first, as an ``error`` frame (the body HTTP would
+# answer), then closes with code 4000 + the problem's status and its detail as the reason: 4400 a
+# malformed id or query (``errors.refuse_websocket``), 4404 an id that names nothing, 4503 a service
+# out of reach, ... A stream that has ended closes with 1000. (A missing token is refused by each
+# route before it accepts, with 4401 and no frame.)
+
+
+def close_code(status: int) -> int:
+    """The close code of a WebSocket ended by a problem of this HTTP status."""
+    return 4000 + status if 400 <= status <= 599 else 1011
+
+
+async def end_with_problem(websocket: WebSocket, problem: Mapping[str, Any]) -> None:
+    """The ``error`` frame with ``problem``, then the close of code 4000 + its status; accepted first
+    if it is not yet (a handshake refused by status reaches a browser as a bare 1006)."""
+    if websocket.application_state is WebSocketState.CONNECTING:
+        await websocket.accept()
+    # A client gone already has nobody to tell.
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.send_json({"type": "error", "problem": dict(problem)})
+        await websocket.close(code=close_code(int(problem["status"])), reason=close_reason(str(problem["detail"])))
+
+
+async def relay_stream(websocket: WebSocket, stream: AsyncIterable[M], frame: Callable[[M], Mapping[str, Any]]) -> None:
+    """Accept, and send each of a service's streamed messages as a JSON frame; close with 1000 when
+    the stream ends, or ``end_with_problem`` when it fails (a stream of an unknown id fails at once
+    with NOT_FOUND: 4404).
+
+    These sockets carry nothing from the client: whatever it sends (text, binary, garbage) is read
+    and dropped, and neither ends nor disturbs the stream. Reading them is how a client that goes
+    away is seen at once, not at the next event: its going cancels the service's call.
+    """
+    await websocket.accept()
+    try:
+        async with asyncio.TaskGroup() as group:
+            sending = group.create_task(_send_each(websocket, stream, frame))
+            listening = group.create_task(_until_gone(websocket))
+            # Whichever ends first ends the other.
+            sending.add_done_callback(lambda _: listening.cancel())
+            listening.add_done_callback(lambda _: sending.cancel())
+    finally:
+        # Cancelled while a frame was being sent (or before the first was read), the call would
+        # stay open until it is collected. A call that has ended ignores this.
+        if isinstance(stream, grpc.aio.Call):
+            stream.cancel()
+
+
+async def _send_each(websocket: WebSocket, stream: AsyncIterable[M], frame: Callable[[M], Mapping[str, Any]]) -> None:
+    try:
+        async for message in stream:
+            await websocket.send_json(frame(message))
+    except grpc.aio.AioRpcError as exc:
+        await end_with_problem(websocket, problem_json(exc))
+        return
+    except WebSocketDisconnect:
+        return
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.close()
+
+
+async def _until_gone(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # A frame from the client: these sockets take none, and drop it.

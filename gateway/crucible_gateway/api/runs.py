@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import grpc
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket
 
 from crucible.run.v1 import run_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem_json
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.runs import (
     RUN_MODE,
@@ -196,17 +194,11 @@ async def list_evaluations(
 
 @ws_router.websocket("/api/ws/runs/{run_id}")
 async def watch_run(websocket: WebSocket, run_id: Id, after: Position = 0) -> None:
-    """Relays the run's events as JSON messages; closes once it has ended and its summary is posted."""
+    """Relays the run's events as JSON messages; closes once it has ended and its summary is posted
+    (an unknown run: an error frame and 4404, as ``relay_stream`` says)."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")
         return
     clients: ServiceClients = websocket.app.state.clients
-    await websocket.accept()
-    try:
-        async for response in clients.runs.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=after)):
-            await websocket.send_json(event_json(response.event))
-    except grpc.aio.AioRpcError as exc:
-        await websocket.send_json({"type": "error", "problem": problem_json(exc)})
-    except WebSocketDisconnect:
-        return
-    await websocket.close()
+    stream = clients.runs.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=after))
+    await relay_stream(websocket, stream, lambda response: event_json(response.event))

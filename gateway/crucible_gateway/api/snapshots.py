@@ -12,14 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Response, WebSocket
 from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
-from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem_json
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.runs import RUN_MODE, RUN_STATUS
 from crucible_gateway.schemas.snapshots import (
@@ -224,17 +223,11 @@ def _run_description(run: run_pb.Run) -> str:
 
 @ws_router.websocket("/api/ws/snapshot-reports/{report_id}")
 async def watch_test_report(websocket: WebSocket, report_id: Id) -> None:
-    """Relays a suite's events (started, a result per snapshot as it finishes, the report last), then closes."""
+    """Relays a suite's events (started, a result per snapshot as it finishes, the report last), then
+    closes (an unknown report: an error frame and 4404, as ``relay_stream`` says)."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")
         return
     clients: ServiceClients = websocket.app.state.clients
-    await websocket.accept()
-    try:
-        async for response in clients.snapshots.WatchTestReport(pb.WatchTestReportRequest(report_id=report_id)):
-            await websocket.send_json(suite_event_json(response))
-    except grpc.aio.AioRpcError as exc:
-        await websocket.send_json({"type": "error", "problem": problem_json(exc)})
-    except WebSocketDisconnect:
-        return
-    await websocket.close()
+    stream = clients.snapshots.WatchTestReport(pb.WatchTestReportRequest(report_id=report_id))
+    await relay_stream(websocket, stream, suite_event_json)

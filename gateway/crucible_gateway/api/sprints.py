@@ -5,14 +5,12 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated
 
-import grpc
-from fastapi import APIRouter, Path, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Response, WebSocket
 
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_gateway.api.deps import Clients, websocket_token_ok
+from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem_json
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.sprints import (
     ArtifactList,
@@ -115,19 +113,11 @@ async def get_artifact(
 
 @ws_router.websocket("/api/ws/sprints/{sprint_id}")
 async def watch_sprint(websocket: WebSocket, sprint_id: Id, after: Position = 0) -> None:
-    """Relays the sprint's events as JSON messages; closes when the sprint has ended."""
+    """Relays the sprint's events as JSON messages; closes when the sprint has ended (an unknown
+    sprint: an error frame and 4404, as ``relay_stream`` says)."""
     if not websocket_token_ok(websocket):
         await websocket.close(code=4401, reason="a valid bearer token is required")
         return
     clients: ServiceClients = websocket.app.state.clients
-    await websocket.accept()
-    try:
-        async for response in clients.sprints.WatchSprint(
-            pb.WatchSprintRequest(sprint_id=sprint_id, after_sequence=after)
-        ):
-            await websocket.send_json(event_json(response.event))
-    except grpc.aio.AioRpcError as exc:
-        await websocket.send_json({"type": "error", "problem": problem_json(exc)})
-    except WebSocketDisconnect:
-        return
-    await websocket.close()
+    stream = clients.sprints.WatchSprint(pb.WatchSprintRequest(sprint_id=sprint_id, after_sequence=after))
+    await relay_stream(websocket, stream, lambda response: event_json(response.event))

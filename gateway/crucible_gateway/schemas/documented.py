@@ -215,7 +215,12 @@ class InterviewRecord(_Shape):
 
 
 class ErrorFrame(_Shape):
-    """Any stream that fails, or a frame the gateway refused."""
+    """Any stream that fails, or a frame the gateway refused.
+
+    A chat frame refused leaves the socket open. Otherwise the error frame is the socket's last: the
+    close that follows has code 4000 + ``problem.status`` (4400 a malformed id or query, 4404 an id
+    that names nothing, 4503 a service out of reach, ...) and the problem's detail as its reason.
+    """
 
     type: Literal["error"]
     problem: Problem

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import FailedPrecondition, NotFound
 from tests.unit.gateway.conftest import TOKEN, assert_problem, assert_refused, serve, starlette_client
-from tests.unit.gateway.fakes import MESSAGE_ID, SESSION_ID, Fakes, FakeTurn, rpc_error, turn_events
+from tests.unit.gateway.fakes import MESSAGE_ID, SESSION_ID, Call, Fakes, FakeTurn, rpc_error, turn_events
 
 TURNS = f"/api/chat-sessions/{SESSION_ID}/turns"
 WS = f"/api/ws/chat-sessions/{SESSION_ID}"
@@ -86,8 +86,12 @@ def receive_turn(ws: WebSocketTestSession) -> list[dict[str, Any]]:
 
 
 def turns_sent(fakes: Fakes) -> list[str]:
-    """The content of each turn the spec service was asked to stream."""
-    return [cast(spec_pb.StreamChatTurnRequest, c.request).content for c in fakes.spec.calls]
+    """The content of each turn the spec service was asked to stream (the socket's lookup of its session aside)."""
+    return [cast(spec_pb.StreamChatTurnRequest, c.request).content for c in turn_calls(fakes)]
+
+
+def turn_calls(fakes: Fakes) -> list[Call]:
+    return [c for c in fakes.spec.calls if c.method == "StreamChatTurn"]
 
 
 def test_the_websocket_relays_a_turns_events_in_order(fakes: Fakes) -> None:
@@ -106,7 +110,7 @@ def test_the_websocket_relays_a_turns_events_in_order(fakes: Fakes) -> None:
     ]
     assert events[-1]["type"] == "agent_message"
     assert events[-1]["message"]["content"] == "I cannot start runs"
-    call = fakes.spec.only_call()
+    (call,) = turn_calls(fakes)
     assert call.request == spec_pb.StreamChatTurnRequest(
         chat_session_id=SESSION_ID, content="Run it", chat_message_id=MESSAGE_ID
     )
