@@ -88,13 +88,23 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
     """
     for attempt in range(RECONNECTS + 1):
         url, headers = websocket_address(path())
+        told = False
         try:
             with connect(url, additional_headers=headers) as ws:
                 for raw in ws:
                     event: dict[str, Any] = json.loads(raw)
+                    told = told or event.get("type") == "error"
                     yield event
             return
         except ConnectionClosedError as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            # 4000 + an HTTP status: the gateway refused (an unknown id, a bad one, no token), and
+            # asking again cannot help; only 4503 (a service away for a moment) is worth another try.
+            if code is not None and 4000 <= code < 5000 and code != 4503:
+                if not told:
+                    reason = exc.rcvd.reason if exc.rcvd is not None else ""
+                    errors.print(Text(f"error: {reason or f'the gateway closed {what} ({code})'}", "red"))
+                raise typer.Exit(exit_code) from exc
             if attempt == RECONNECTS:
                 errors.print(Text(f"error: lost {what} {RECONNECTS + 1} times: {exc}", "red"))
                 raise typer.Exit(exit_code) from exc

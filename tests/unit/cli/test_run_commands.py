@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner, Result
 from websockets.exceptions import ConnectionClosedError
+from websockets.frames import Close
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible_cli import output, runs
@@ -217,9 +218,10 @@ def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestC
 class DroppingSocket:
     """A WebSocket connection that yields its frames, then drops (or closes cleanly)."""
 
-    def __init__(self, frames: list[dict[str, Any]], drop: bool) -> None:
+    def __init__(self, frames: list[dict[str, Any]], drop: bool, close: Close | None = None) -> None:
         self.frames = frames
         self.drop = drop
+        self.close = close
 
     def __enter__(self) -> DroppingSocket:
         return self
@@ -231,7 +233,7 @@ class DroppingSocket:
         for frame in self.frames:
             yield json.dumps(frame)
         if self.drop:
-            raise ConnectionClosedError(None, None)
+            raise ConnectionClosedError(self.close, None)
 
 
 def test_a_dropped_stream_resumes_after_the_last_event_seen(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,6 +266,26 @@ def test_a_stream_that_keeps_dropping_ends_the_command(monkeypatch: pytest.Monke
         list(runs._events(RUN_ID, 5))
 
     assert ended.value.exit_code == 1
+
+
+def test_a_stream_the_gateway_refuses_ends_at_once_and_one_away_for_a_moment_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused = {"type": "error", "problem": {"status": 404, "detail": "no such run"}}
+    sockets = [DroppingSocket([refused], drop=True, close=Close(4404, "no such run"))]
+    monkeypatch.setattr(output, "connect", lambda url, additional_headers: sockets.pop(0))
+
+    events: list[dict[str, Any]] = []
+    with pytest.raises(typer.Exit) as ended:
+        events.extend(runs._events(RUN_ID, 0))
+
+    assert ended.value.exit_code == 1
+    assert events == [refused]  # shown once, not once per reconnect
+    sockets = [
+        DroppingSocket([], drop=True, close=Close(4503, "the run service is unavailable")),
+        DroppingSocket([{"sequence": 1, "type": "run.completed"}], drop=False),
+    ]
+    assert [e["sequence"] for e in runs._events(RUN_ID, 0)] == [1]
 
 
 def test_lineage_shows_the_chain_whole_ids_and_links_within_80_columns(fakes: Fakes, gateway: TestClient) -> None:
