@@ -80,7 +80,7 @@ async def test_replicas_killed_mid_work_lose_nothing_and_repeat_no_stored_result
 ) -> None:
     emulator = f"http://127.0.0.1:{stack.env['CRUCIBLE_EMULATOR_PORT']}"
     async with httpx.AsyncClient() as client:
-        await client.put(f"{emulator}/emulator/config", json={"latency_ms": 100})
+        await client.put(f"{emulator}/emulator/config", json={"latency_ms": 200})
     # Two evaluations at a time, so that the kill finds some stored, some in flight, some not begun.
     run_replica, run_address = await _replica(stack, "run", CRUCIBLE_RUN_CONCURRENCY="2")
     # The providers as `crucible up` gives them to its own agent service: the emulator.
@@ -101,6 +101,14 @@ async def test_replicas_killed_mid_work_lose_nothing_and_repeat_no_stored_result
             await _ready(agent_channel)
             runs = rg.RunServiceStub(run_channel)
             sprints = sg.SprintServiceStub(agent_channel)
+            # The sprints first: the runs' progress is what the kill waits for.
+            sprint_ids = []
+            for spec in specs:
+                made = (await http.post("/api/sprints", json={"spec_id": spec["id"], "name": "replica"})).json()
+                await sprints.StartSprint(
+                    sp.StartSprintRequest(sprint_id=made["id"], trigger=sp.Trigger(id=str(uuid.uuid4()), source="api"))
+                )
+                sprint_ids.append(made["id"])
             run_ids = []
             for _ in range(RUNS_ON_REPLICA):
                 created = await runs.CreateRun(
@@ -114,13 +122,6 @@ async def test_replicas_killed_mid_work_lose_nothing_and_repeat_no_stored_result
                 )
                 await runs.ExecuteRun(rp.ExecuteRunRequest(run_id=created.run.id))
                 run_ids.append(created.run.id)
-            sprint_ids = []
-            for spec in specs:
-                made = (await http.post("/api/sprints", json={"spec_id": spec["id"], "name": "replica"})).json()
-                await sprints.StartSprint(
-                    sp.StartSprintRequest(sprint_id=made["id"], trigger=sp.Trigger(id=str(uuid.uuid4()), source="api"))
-                )
-                sprint_ids.append(made["id"])
             # One watcher on the stack's agent service follows a sprint the replica is running.
             watched = asyncio.create_task(_events_until_the_end(stack, sprint_ids[0]))
             # Work on both replicas is under way: some evaluations stored, the sprints past their start.
