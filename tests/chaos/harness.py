@@ -50,7 +50,18 @@ CHILD_ENV = {
     "CRUCIBLE_EMULATOR_LATENCY_MS": "150",
     "PYTHONUNBUFFERED": "1",
 }
-EMULATOR_BASE: dict[str, Any] = {"latency_ms": 150, "timeout_seconds": 6}
+# The emulator's PUT changes only the fields it names: every fault rate is named, so that one
+# fault's misbehaviour does not carry into the next.
+EMULATOR_BASE: dict[str, Any] = {
+    "latency_ms": 150,
+    "timeout_seconds": 6,
+    "error_rate": 0.0,
+    "rate_limit_rate": 0.0,
+    "malformed_rate": 0.0,
+    "timeout_rate": 0.0,
+    "truncated_rate": 0.0,
+    "faults": [],
+}
 WORK_TIMEOUT = 150.0
 
 
@@ -189,6 +200,17 @@ FAULTS: tuple[Fault, ...] = (
     Fault("emulator malformed answers", emulator={"malformed_rate": 0.2}),
     Fault("emulator truncated answers", emulator={"truncated_rate": 0.2}),
     Fault("emulator slow past the timeout", emulator={"timeout_rate": 0.1}),
+    # All of them together: some work may then fail (a design call out of retries), with its reason.
+    Fault(
+        "emulator all at once",
+        emulator={
+            "error_rate": 0.2,
+            "rate_limit_rate": 0.2,
+            "malformed_rate": 0.2,
+            "truncated_rate": 0.2,
+            "timeout_rate": 0.1,
+        },
+    ),
 )
 
 
