@@ -17,17 +17,13 @@ from typing import Any
 
 import httpx
 
+from tests.system.test_runs import CONSTRAINTS, GOALS, WORLD
+
 CANDIDATES = 3
 SCENARIOS = 4
 PAIRS = CANDIDATES * SCENARIOS
 RUNS = 2
 
-CONSTRAINTS = [
-    {"name": "budget", "description": "must stay under one million", "weight": 100},
-    {"name": "speed", "description": "should be fast to build", "weight": 60},
-]
-GOALS = [{"description": "carry traffic across the river"}]
-WORLD = {"actors": [{"name": "commuters", "description": "people crossing the river every day"}]}
 HELLO = "Write a Python program that prints hello world"
 # Nothing the faults may change: the replay is the same size as its source, and it ends.
 INVARIANTS = [

@@ -18,8 +18,8 @@ import httpx2
 import openai
 import pytest
 
-from crucible_emulator.__main__ import build_server
-from crucible_emulator.config import EmulatorConfig, EmulatorSettings
+from crucible_emulator.config import EmulatorConfig
+from tests.emulator_server import emulator_server
 from tests.unit.emulator import task_schemas
 
 HI: Any = [{"role": "user", "content": "How do I water tomatoes in a dry summer without wasting any?"}]
@@ -31,17 +31,8 @@ PLANNING: Any = {
 
 @pytest.fixture(scope="module")
 async def base_url() -> AsyncIterator[str]:
-    server = build_server(EmulatorSettings(host="127.0.0.1", port=0), EmulatorConfig())
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "the emulator did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with emulator_server() as url:
+        yield url
 
 
 @pytest.fixture
