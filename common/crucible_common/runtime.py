@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_common.database import migrate
+from crucible_common.gc_tuning import freeze_startup_objects, tune_collector
 from crucible_common.grpc_server import (
     ServiceDefinition,
     create_server,
@@ -60,6 +61,7 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
         await set_serving(health_servicer, process.definitions)
         logger.info("%s service serving on %s (port %d)", process.name, process.address, port)
         tasks = [asyncio.create_task(loop()) for loop in process.background]
+        freeze_startup_objects()
 
         async def close() -> None:
             for task in tasks:
@@ -82,6 +84,7 @@ def main(
     settings_type: Callable[[], S] = Settings,  # type: ignore[assignment]
 ) -> None:
     """Console entry point of a service: settings → logging → tracing → build → run."""
+    tune_collector()
     settings = settings_type()
     configure_logging(name, settings.log_level)
     if not settings.database_url:

@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from crucible_common.gc_tuning import tune_collector
 from crucible_common.logs import configure_logging
 from crucible_common.settings import Settings
 from crucible_common.telemetry import setup_tracing
@@ -16,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def main() -> None:
+    tune_collector()
     settings = Settings()
     configure_logging("gateway", settings.log_level)
     tracer = setup_tracing("gateway", settings.state_dir)

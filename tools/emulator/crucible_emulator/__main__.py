@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from crucible_common.gc_tuning import tune_collector
 from crucible_common.logs import configure_logging
 from crucible_emulator.app import create_app
 from crucible_emulator.config import EmulatorConfig, EmulatorSettings
@@ -34,6 +35,7 @@ def build_server(settings: EmulatorSettings, config: EmulatorConfig | None = Non
 
 
 def main() -> None:
+    tune_collector()
     settings = EmulatorSettings()
     configure_logging("emulator", settings.log_level)
     logger.info(
