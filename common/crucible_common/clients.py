@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from crucible_common.grpc_tracing import TracedChannel
 from crucible_common.settings import Settings
 from crucible_common.tls import Tls
 
@@ -20,10 +20,8 @@ def open_channel(address: str, *, max_message_bytes: int = 8 * 1024 * 1024, tls:
         ("grpc.max_reconnect_backoff_ms", 2000),
     ]
     if tls is not None:
-        return grpc.aio.secure_channel(
-            address, tls.channel_credentials(), interceptors=aio_client_interceptors(), options=options
-        )
-    return grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors(), options=options)
+        return TracedChannel(grpc.aio.secure_channel(address, tls.channel_credentials(), options=options))
+    return TracedChannel(grpc.aio.insecure_channel(address, options=options))
 
 
 def service_channel(address: str, settings: Settings) -> grpc.aio.Channel:

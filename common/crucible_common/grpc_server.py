@@ -19,10 +19,10 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from crucible_common.database import database_unavailable
 from crucible_common.errors import CrucibleError, Unavailable, ValidationFailed, to_status
+from crucible_common.grpc_tracing import server_span, set_code, traced
 from crucible_common.inputs import message_violations
 from crucible_common.tls import Tls
 
@@ -53,7 +53,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     A ``CrucibleError`` becomes its own code; a lost database becomes UNAVAILABLE; anything else
     is logged with its traceback and answered INTERNAL without leaking it. Before the handler,
     every request is checked for what no field of any request may carry (``check_request``):
-    this is where every request of every service enters, so no handler has to remember it.
+    this is where every request of every service enters, so no handler has to remember it. The
+    call's SERVER span is opened here too (``grpc_tracing``), around all of that.
     """
 
     def __init__(self, domain: str) -> None:
@@ -77,15 +78,21 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, handler: Handler, method: str) -> Handler:
+        tracing = traced(method)
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
-                    check_request(request)
-                    return await unary(request, context)
-                except Exception as exc:
-                    await self._abort(exc, context, method)
+                if not tracing:
+                    return await self._handle(unary, request, context, method)
+                with server_span(method, context.invocation_metadata()) as span:
+                    try:
+                        response = await self._handle(unary, request, context, method)
+                    except BaseException as exc:
+                        set_code(span, _code_of(exc, context))
+                        raise
+                    set_code(span, grpc.StatusCode.OK)
+                    return response
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
@@ -96,12 +103,18 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
             stream: Any = handler.unary_stream
 
             async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                try:
-                    check_request(request)
-                    async for item in stream(request, context):
+                if not tracing:
+                    async for item in self._stream(stream, request, context, method):
                         yield item
-                except Exception as exc:
-                    await self._abort(exc, context, method)
+                    return
+                with server_span(method, context.invocation_metadata()) as span:
+                    try:
+                        async for item in self._stream(stream, request, context, method):
+                            yield item
+                    except BaseException as exc:
+                        set_code(span, _code_of(exc, context))
+                        raise
+                    set_code(span, grpc.StatusCode.OK)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream,
@@ -109,6 +122,23 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+    async def _handle(self, unary: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any], method: str) -> Any:
+        try:
+            check_request(request)
+            return await unary(request, context)
+        except Exception as exc:
+            await self._abort(exc, context, method)
+
+    async def _stream(
+        self, stream: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any], method: str
+    ) -> AsyncIterator[Any]:
+        try:
+            check_request(request)
+            async for item in stream(request, context):
+                yield item
+        except Exception as exc:
+            await self._abort(exc, context, method)
 
     async def _abort(self, exc: Exception, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
@@ -129,6 +159,14 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """The status a call ended with when its handler raised: what it aborted with, or CANCELLED."""
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED
+    code = context.code()
+    return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+
+
 def create_server(
     address: str,
     services: Iterable[ServiceDefinition],
@@ -140,7 +178,7 @@ def create_server(
     """Build (not start) a server for ``services`` bound to ``address``; returns the bound port."""
     services = list(services)
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), ErrorInterceptor(domain)],
+        interceptors=[ErrorInterceptor(domain)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
