@@ -98,9 +98,11 @@ async def test_a_call_continues_the_callers_trace_on_the_server(
     client = _one(spans, CHECK, SpanKind.CLIENT)
     server = _one(spans, CHECK, SpanKind.SERVER)
     assert client.context.trace_id == caller.get_span_context().trace_id
-    assert client.parent is not None and client.parent.span_id == caller.get_span_context().span_id
+    assert client.parent is not None
+    assert client.parent.span_id == caller.get_span_context().span_id
     assert server.context.trace_id == client.context.trace_id
-    assert server.parent is not None and server.parent.span_id == client.context.span_id
+    assert server.parent is not None
+    assert server.parent.span_id == client.context.span_id
     for span in (client, server):
         assert span.attributes is not None
         assert span.attributes["rpc.system"] == "grpc"
@@ -135,8 +137,10 @@ async def test_a_server_stream_is_one_span_each_side_ending_with_the_stream(
     assert len(received) == 3
     client = _one(spans, WATCH, SpanKind.CLIENT)
     server = _one(spans, WATCH, SpanKind.SERVER)
-    assert server.parent is not None and server.parent.span_id == client.context.span_id
-    assert server.attributes is not None and server.attributes["rpc.grpc.status_code"] == 0
+    assert server.parent is not None
+    assert server.parent.span_id == client.context.span_id
+    assert server.attributes is not None
+    assert server.attributes["rpc.grpc.status_code"] == 0
 
 
 async def test_health_checks_are_not_traced(channel: TracedChannel, spans: InMemorySpanExporter) -> None:
