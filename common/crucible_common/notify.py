@@ -26,9 +26,14 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 
 
-async def notify(conn: AsyncConnection, channel: str, key: str) -> None:
-    """Wake the watchers of ``key`` once the caller's transaction commits."""
-    await conn.execute(select(func.pg_notify(channel, key)))
+# A notification's payload is the key, or the key and this mark when the key's work has ended.
+ENDING = " ending"
+
+
+async def notify(conn: AsyncConnection, channel: str, key: str, *, ending: bool = False) -> None:
+    """Wake the watchers of ``key`` once the caller's transaction commits; ``ending``: the event
+    stored is the last of the key's work, so watchers read it without their usual pause."""
+    await conn.execute(select(func.pg_notify(channel, key + ENDING if ending else key)))
 
 
 class Subscription:
@@ -37,6 +42,7 @@ class Subscription:
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self.event = asyncio.Event()
+        self.ended = asyncio.Event()
 
     async def wait(self, timeout: float) -> bool:
         """True when the key was notified since the last wait (at once if it already was)."""
@@ -48,6 +54,14 @@ class Subscription:
             return False
         self.event.clear()
         return True
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; at once (and from then on) when the key's work has ended."""
+        if seconds <= 0 or self.ended.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.ended.wait()
 
 
 class Listener:
@@ -87,9 +101,12 @@ class Listener:
                 await self._task
             self._task = None
 
-    def _deliver(self, connection: Any, pid: int, channel: str, key: str) -> None:
+    def _deliver(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        key = payload.removesuffix(ENDING)
         for subscription in self._subscriptions.get(key, ()):
             subscription.event.set()
+            if key != payload:
+                subscription.ended.set()
 
     async def _listen(self) -> None:
         while True:

@@ -15,6 +15,11 @@ class Waiter(Protocol):
         """True when new events were stored since the last wait (at once if they already were)."""
         ...
 
+    async def pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds`` (a watcher's breather between two reads), cut short once the
+        key's work has ended: the last event is not kept waiting."""
+        ...
+
 
 class Updates(Protocol):
     """Wakes the watchers of one key (a run's, a sprint's, a report's id) when its events are stored."""

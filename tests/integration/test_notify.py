@@ -55,3 +55,36 @@ async def test_without_a_connection_a_watcher_falls_back_to_polling(engine: Asyn
             assert asyncio.get_running_loop().time() - started < 5
     finally:
         await listener.close()
+
+
+async def test_an_ending_notification_wakes_the_watcher_and_cuts_its_pauses_short(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    listener = Listener(database_url, CHANNEL)
+    try:
+        with listener.subscribe("run-3") as mine, listener.subscribe("run-4") as other:
+            assert await mine.wait(5) is True
+            assert await other.wait(5) is True
+            loop = asyncio.get_running_loop()
+
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "run-3")
+            assert await mine.wait(5) is True
+            # An ordinary event: the watcher's breather is taken in full.
+            started = loop.time()
+            await mine.pause(0.3)
+            assert loop.time() - started >= 0.29
+
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "run-3", ending=True)
+            # The last event wakes its key's watcher like any other ...
+            assert await mine.wait(5) is True
+            assert await other.wait(0.2) is False
+            # ... and a pause after it ends at once (a pause of 30 s would fail the test's timeout).
+            await asyncio.wait_for(mine.pause(30), 1)
+            # The other key's watcher still pauses.
+            started = loop.time()
+            await other.pause(0.2)
+            assert loop.time() - started >= 0.19
+    finally:
+        await listener.close()

@@ -516,6 +516,9 @@ class _Unnotified:
         await asyncio.sleep(min(timeout, 0.01))
         return False
 
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
 
 class NoUpdates:
     """Updates that never notify: a watcher reads again after each (short) wait, as with no LISTEN."""

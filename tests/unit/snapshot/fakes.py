@@ -430,6 +430,9 @@ class FakeWaiter:
                 return True
         return False
 
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
 
 class FakeUpdates:
     def __init__(self, tables: FakeTables) -> None:

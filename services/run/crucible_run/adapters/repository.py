@@ -44,9 +44,15 @@ from crucible_run.service_layer.ports import AbstractRunRepository
 RUN_EVENTS_CHANNEL = "crucible_run_events"
 
 
+# The events after which a run's watchers have nothing more to wait for but its summary.
+_ENDINGS = frozenset({RunEventType.RUN_COMPLETED, RunEventType.RUN_FAILED, RunEventType.RUN_CANCELLED})
+
+
 class SqlRunRepository(AbstractRunRepository):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        # What this transaction has already notified: one notification each reaches the watchers.
+        self._notified: set[tuple[str, bool]] = set()
 
     # ------------------------------------------------------------ runs
 
@@ -398,7 +404,7 @@ class SqlRunRepository(AbstractRunRepository):
     async def add_events(self, run_id: str, events: Sequence[tuple[NewRunEvent, datetime]]) -> None:
         if not events:
             return
-        await notify(self._conn, RUN_EVENTS_CHANNEL, run_id)
+        await self._notify(run_id, any(event.type in _ENDINGS for event, _ in events))
         await self._conn.execute(
             insert(t.run_events),
             [
@@ -413,8 +419,7 @@ class SqlRunRepository(AbstractRunRepository):
         )
 
     async def add_event(self, run_id: str, event: NewRunEvent, at: datetime) -> int:
-        # Delivered at commit; several in one transaction reach a watcher as one.
-        await notify(self._conn, RUN_EVENTS_CHANNEL, run_id)
+        await self._notify(run_id, event.type in _ENDINGS)
         sequence = await self._conn.scalar(
             insert(t.run_events)
             .values(
@@ -423,6 +428,12 @@ class SqlRunRepository(AbstractRunRepository):
             .returning(t.run_events.c.sequence)
         )
         return int(sequence or 0)
+
+    async def _notify(self, run_id: str, ending: bool) -> None:
+        # Delivered at commit; several in one transaction reach a watcher as one, so each is sent once.
+        if (run_id, ending) not in self._notified:
+            self._notified.add((run_id, ending))
+            await notify(self._conn, RUN_EVENTS_CHANNEL, run_id, ending=ending)
 
     async def events(self, run_id: str, after_sequence: int, limit: int) -> list[RunEvent]:
         e = t.run_events.c

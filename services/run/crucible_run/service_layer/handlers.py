@@ -380,7 +380,7 @@ async def watch_run(cmd: c.WatchRun, uow: UowFactory, updates: Updates) -> Async
             # Then a pause, so that a burst (fifty evaluations finishing together) is one read
             # for each watcher, not fifty.
             await waiter.wait(WATCH_FALLBACK_SECONDS)
-            await asyncio.sleep(max(0.0, read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic()))
+            await waiter.pause(read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic())
 
 
 async def get_lineage(run_id: str, deps: RunDeps) -> RunLineage:

@@ -55,6 +55,7 @@ from crucible_run.domain.model import (
     JsonObject,
     ProblemCopy,
     Run,
+    RunCounts,
     RunMode,
     RunPhase,
     RunStatus,
@@ -156,9 +157,13 @@ class RunExecutor:
         ):
             status, reason = RunStatus.COMPLETED, ""
             try:
-                usage = await self._deps.models.usage(run.id)
+                # Two independent questions to the agent service, asked at once: the run's first
+                # model call waits for both.
+                usage, prices = await asyncio.gather(
+                    self._deps.models.usage(run.id),
+                    self._deps.models.prices([self._deps.designer, self._deps.evaluator]),
+                )
                 budget = Budget.of(run.parameters, usage)
-                prices = await self._deps.models.prices([self._deps.designer, self._deps.evaluator])
                 self._prices = (prices[0], prices[1])
                 async with asyncio.timeout(self._remaining(run)):
                     await self._phases(run, run.problem, budget)
@@ -265,9 +270,10 @@ class RunExecutor:
 
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.add_candidates(candidates)
-            for x in candidates:
-                added = NewRunEvent(RunEventType.CANDIDATE_ADDED, CandidateAdded(x.id, x.title, x.origin))
-                await uow.repo.add_event(run.id, added, at)
+            added = [
+                NewRunEvent(RunEventType.CANDIDATE_ADDED, CandidateAdded(x.id, x.title, x.origin)) for x in candidates
+            ]
+            await uow.repo.add_events(run.id, [(event, at) for event in added])
             await self._done(uow, RunPhase.DESIGN, at)
 
         await self._write(store)
@@ -303,9 +309,10 @@ class RunExecutor:
 
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.add_scenarios(scenarios)
-            for s in scenarios:
-                added = NewRunEvent(RunEventType.SCENARIO_ADDED, ScenarioAdded(s.id, s.title, s.severity))
-                await uow.repo.add_event(run.id, added, at)
+            added = [
+                NewRunEvent(RunEventType.SCENARIO_ADDED, ScenarioAdded(s.id, s.title, s.severity)) for s in scenarios
+            ]
+            await uow.repo.add_events(run.id, [(event, at) for event in added])
             await self._done(uow, RunPhase.SCENARIOS, at)
 
         await self._write(store)
@@ -495,10 +502,12 @@ class RunExecutor:
     # ------------------------------------------------------------ the end
 
     async def _finish(self, run: Run, status: RunStatus, reason: str) -> Run:
-        usage = await self._deps.models.usage(run.id)
-        async with self._deps.uow(read_only=True) as uow:
-            counts = await uow.repo.counts(run.id)
-            evaluations = await uow.repo.evaluations(run.id)
+        async def stored() -> tuple[RunCounts, list[Evaluation]]:
+            async with self._deps.uow(read_only=True) as uow:
+                return await uow.repo.counts(run.id), await uow.repo.evaluations(run.id)
+
+        # The agent service's account and the run's own rows, read at once.
+        usage, (counts, evaluations) = await asyncio.gather(self._deps.models.usage(run.id), stored())
         failed = [e for e in evaluations if e.status is EvaluationStatus.FAILED]
         error_summary = _error_summary(failed, len(evaluations))
         if status is RunStatus.COMPLETED and evaluations and len(failed) == len(evaluations):

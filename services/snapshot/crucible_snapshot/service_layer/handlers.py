@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -275,4 +274,4 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
                 return
             await waiter.wait(WATCH_FALLBACK_SECONDS)
             # A burst of results is one read per watcher.
-            await asyncio.sleep(max(0.0, read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic()))
+            await waiter.pause(read_at + WATCH_MIN_INTERVAL_SECONDS - time.monotonic())
