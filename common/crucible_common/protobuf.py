@@ -29,7 +29,25 @@ def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
 
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as a dict; whole numbers come back as int (Struct stores every number as double)."""
-    return _ints(json_format.MessageToDict(value))  # type: ignore[no-any-return]
+    # Walked directly: json_format's generic MessageToDict took about 0.1 ms for an evaluation's
+    # answer, and every model call's answer comes back as a Struct.
+    return {key: _python(item) for key, item in value.fields.items()}
+
+
+def _python(message: struct_pb2.Value) -> Any:
+    kind = message.WhichOneof("kind")
+    if kind == "string_value":
+        return message.string_value
+    if kind == "number_value":
+        number = message.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "bool_value":
+        return message.bool_value
+    if kind == "struct_value":
+        return {key: _python(item) for key, item in message.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_python(item) for item in message.list_value.values]
+    return None
 
 
 def value(data: Any) -> struct_pb2.Value:
@@ -39,17 +57,7 @@ def value(data: Any) -> struct_pb2.Value:
 
 def value_to_python(message: struct_pb2.Value) -> Any:
     """A ``google.protobuf.Value`` as JSON data; whole numbers come back as int, as in ``struct_to_dict``."""
-    return _ints(json_format.MessageToDict(message))
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
+    return _python(message)
 
 
 @functools.lru_cache(maxsize=256)

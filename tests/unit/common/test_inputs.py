@@ -121,3 +121,15 @@ def test_check_request_raises_one_validation_failure_with_every_violation() -> N
     assert info.value.violations == [FieldViolation("title", NUL), FieldViolation("description", NUL)]
     assert info.value.reason == "VALIDATION_FAILED"
     check_request(spec_pb.CreateProjectRequest(title="fine"))
+
+
+def test_a_struct_found_clean_once_is_not_walked_again_and_a_changed_one_is() -> None:
+    schema = {"type": "object", "properties": {"score": {"type": "number"}}, "required": ["score"]}
+    clean = spec_pb.CreateChatMessageRequest(metadata=struct(schema))
+    assert message_violations(clean) == []
+    assert message_violations(clean) == []
+
+    changed = spec_pb.CreateChatMessageRequest(metadata=struct({**schema, "title": "bad\x00"}))
+    assert message_violations(changed) == [FieldViolation("metadata.title", NUL)]
+    # Found dirty, it is not remembered as clean: asked again, the answer is the same.
+    assert message_violations(changed) == [FieldViolation("metadata.title", NUL)]

@@ -9,6 +9,8 @@ from crucible_common.protobuf import (
     struct_to_dict,
     timestamp,
     to_datetime,
+    value,
+    value_to_python,
 )
 
 
@@ -57,3 +59,9 @@ def test_timestamp_round_trip_is_utc() -> None:
 
     assert back == at
     assert back.tzinfo == UTC
+
+
+def test_a_value_converts_as_the_json_it_holds() -> None:
+    assert value_to_python(value({"a": [1, 2.5, None, "x", False]})) == {"a": [1, 2.5, None, "x", False]}
+    assert value_to_python(value(3.0)) == 3
+    assert value_to_python(value(None)) is None
