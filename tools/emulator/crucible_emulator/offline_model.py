@@ -34,7 +34,7 @@ from crucible_emulator.conversation import (
     StructuredOutput,
     ToolCall,
 )
-from crucible_emulator.schemas import SchemaFiller, first_error, validator
+from crucible_emulator.schemas import SchemaFiller, first_error, is_valid
 from crucible_emulator.tasks import TASKS, TaskContext
 from crucible_emulator.text import camel_to_snake, key_terms, quote_terms, stable_int, summary
 
@@ -146,7 +146,7 @@ def _fill(request: ModelRequest, name: str, schema: JsonObject, rng: random.Rand
     if task is not None:
         context = TaskContext(request=request, schema=schema, filler=filler, rng=rng, style=_STYLE[request.provider])
         value = filler.conform(schema, task(context))
-        if validator(schema).is_valid(value):
+        if is_valid(schema, value):
             return value
         logger.info(
             "task %s did not fit the schema sent (%s); using the generic generator", name, first_error(schema, value)
@@ -179,15 +179,14 @@ def _schema_breaking(schema: JsonObject | None, value: Any) -> JsonObject | None
     """A variant of ``value`` that fails ``schema``: a required key dropped or a property of the wrong type."""
     if schema is None or not isinstance(value, dict):
         return None
-    check = validator(schema)
     for name in schema.get("required", []):
         broken = {k: v for k, v in value.items() if k != name}
-        if not check.is_valid(broken):
+        if not is_valid(schema, broken):
             return broken
     for name, current in value.items():
         wrong: Any = [] if not isinstance(current, list) else "not a list"
         broken = {**value, name: wrong}
-        if not check.is_valid(broken):
+        if not is_valid(schema, broken):
             return broken
     return None
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
@@ -57,6 +58,21 @@ def _validator_for_key(key: str) -> Validator:
 def validator(schema: JsonObject) -> Validator:
     """A validator for ``schema``, compiled once per distinct schema."""
     return _validator_for_key(schema_key(schema))
+
+
+@lru_cache(maxsize=512)
+def _checker_for_key(key: str) -> Callable[[Any], bool]:
+    try:
+        return jsonschema_rs.validator_for(json.loads(key)).is_valid
+    except (ValueError, jsonschema_rs.ValidationError):
+        # A schema the compiled validator does not take: the reference implementation judges.
+        return _validator_for_key(key).is_valid
+
+
+def is_valid(schema: JsonObject, value: Any) -> bool:
+    """Whether ``value`` fits ``schema``, by a validator compiled (in Rust) once per distinct schema:
+    every structured answer is checked, and the pure-Python validator cost more than the answer."""
+    return _checker_for_key(schema_key(schema))(value)
 
 
 def check_schema(schema: Any, param: str) -> None:
