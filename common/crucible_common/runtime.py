@@ -93,7 +93,7 @@ def main(
             "(which provides a database) or point it at a Postgres"
         )
         sys.exit(2)
-    tracer = setup_tracing(name, settings.state_dir)
+    tracer = setup_tracing(name, settings.state_dir, read_ratio=settings.trace_read_ratio)
     try:
         uvloop.run(_build_and_run(name, build, settings, tracer))
     except KeyboardInterrupt:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # lapses. Shorter means a faster takeover and more renewals; keep a few heartbeats per lease.
     lease_seconds: float = Field(default=15.0, ge=1, le=3600)
     lease_heartbeat_seconds: float = Field(default=5.0, gt=0, le=1200)
+    # The share of HTTP reads (GET, HEAD) that start a trace (crucible_common.telemetry): the UI
+    # polls, and a trace of each poll costs more than the read. Writes and everything they lead to
+    # (runs, summaries, sprints) are always traced; a traced caller's reads are traced too.
+    trace_read_ratio: float = Field(default=0.1, ge=0, le=1)
     # The gateway requires `Authorization: Bearer <token>` when this is set.
     api_token: SecretStr | None = None
     # TLS between the processes (crucible_common.tls): off unless these name PEM files.

@@ -3,6 +3,9 @@
 Spans go over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise each process appends
 them as JSON lines to ``<state_dir>/traces/<process>.jsonl`` so a command can follow a chain of
 spans across processes later (``crucible_common.trace_files`` reads them back).
+
+Every write starts a trace; a read (HTTP GET or HEAD) starts one at ``trace_read_ratio``
+(``ReadSampler``), and a span with a parent follows its parent, so a trace is whole or absent.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from typing import IO, Any
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -92,9 +100,50 @@ def traces_dir(state_dir: Path) -> Path:
     return state_dir / "traces"
 
 
-def setup_tracing(process_name: str, state_dir: Path) -> TracerProvider:
+class ReadSampler(Sampler):
+    """Decides for spans without a parent: HTTP reads (GET, HEAD) at ``read_ratio``, the rest always.
+
+    Under ``ParentBased`` (``sampler``), a span with a parent follows its parent's decision, so a
+    trace is kept or dropped whole, across processes. Which reads are kept is decided by the trace
+    id, as ``TraceIdRatioBased`` does, so every process that sees a root decides it alike.
+    """
+
+    def __init__(self, read_ratio: float) -> None:
+        self._reads = TraceIdRatioBased(read_ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if attributes and attributes.get("http.request.method") in READS:
+            return self._reads.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"ReadSampler{{reads={self._reads.get_description()}}}"
+
+
+READS = frozenset({"GET", "HEAD"})
+
+
+def sampler(read_ratio: float) -> Sampler:
+    """What every process samples with, unless ``OTEL_TRACES_SAMPLER`` names another."""
+    return ParentBased(root=ReadSampler(read_ratio))
+
+
+def setup_tracing(process_name: str, state_dir: Path, *, read_ratio: float = 1.0) -> TracerProvider:
     """Install the process-wide tracer provider; call once, from the composition root."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: f"crucible-{process_name}"}))
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: f"crucible-{process_name}"}),
+        # The standard variable, when set, wins: the SDK then builds the sampler it names.
+        sampler=None if os.environ.get("OTEL_TRACES_SAMPLER") else sampler(read_ratio),
+    )
     exporter: SpanExporter
     if otlp_endpoint():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -20,7 +20,7 @@ def main() -> None:
     tune_collector()
     settings = Settings()
     configure_logging("gateway", settings.log_level)
-    tracer = setup_tracing("gateway", settings.state_dir)
+    tracer = setup_tracing("gateway", settings.state_dir, read_ratio=settings.trace_read_ratio)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.gateway_host,
