@@ -17,7 +17,7 @@ from crucible_common.settings import Settings
 from crucible_gateway import errors, openapi, ui
 from crucible_gateway.api.main import router
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.inputs import InputGuard
+from crucible_gateway.inputs import InputGuard, declares_body
 from crucible_gateway.schemas import documented
 from crucible_gateway.slow_clients import BodyReadTimeout
 
@@ -36,7 +36,7 @@ class BodySizeLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not declares_body(scope):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")

@@ -58,6 +58,12 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
+def declares_body(scope: Scope) -> bool:
+    """Whether an HTTP request has a body: HTTP/1.1 says one comes only with a Content-Length or a
+    Transfer-Encoding. A GET has neither, so what guards a body can step aside for it."""
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+
+
 class InputGuard:
     """Refuses requests whose path, query string or JSON body carries text no service can store."""
 
