@@ -16,7 +16,7 @@ from starlette.types import Message
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients, end_with_problem, websocket_token_ok
+from crucible_gateway.api.deps import Clients, end_with_problem, refused_without_token
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.errors import problem, problem_json, validation_problem, violations_problem
 from crucible_gateway.inputs import frame_violations
@@ -122,8 +122,7 @@ async def chat_turns(websocket: WebSocket, chat_session_id: Id) -> None:
     The session is looked up first: an unknown one is an error frame and a close with 4404
     (``end_with_problem``), before any frame is read.
     """
-    if not websocket_token_ok(websocket):
-        await websocket.close(code=4401, reason="a valid bearer token is required")
+    if await refused_without_token(websocket):
         return
     clients: ServiceClients = websocket.app.state.clients
     try:

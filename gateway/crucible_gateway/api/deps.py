@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketState
 
 from crucible_common.settings import Settings
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import close_reason, problem_json
+from crucible_gateway.errors import close_reason, problem, problem_body, problem_json
 
 M = TypeVar("M")
 
@@ -57,6 +57,17 @@ def websocket_token_ok(websocket: WebSocket) -> bool:
     return token_matches(given, settings.api_token.get_secret_value())
 
 
+async def refused_without_token(websocket: WebSocket) -> bool:
+    """Refuse a WebSocket without the token (``websocket_token_ok``) as any other problem ends one:
+    accepted, an ``error`` frame of status 401, then 4401. True when it was refused."""
+    if websocket_token_ok(websocket):
+        return False
+    await end_with_problem(
+        websocket, problem_body(problem(401, "a valid bearer token is required", reason="UNAUTHORIZED"))
+    )
+    return True
+
+
 def token_matches(given: str, expected: str) -> bool:
     # Bytes, not str: compare_digest refuses non-ASCII text, which must be a 401, not a 500.
     return secrets.compare_digest(given.encode(), expected.encode())
@@ -70,8 +81,8 @@ Clients = Annotated[ServiceClients, Depends(get_clients)]
 # A WebSocket that ends in a problem sends it first, as an ``error`` frame (the body HTTP would
 # answer), then closes with code 4000 + the problem's status and its detail as the reason: 4400 a
 # malformed id or query (``errors.refuse_websocket``), 4404 an id that names nothing, 4503 a service
-# out of reach, ... A stream that has ended closes with 1000. (A missing token is refused by each
-# route before it accepts, with 4401 and no frame.)
+# out of reach, 4401 a missing token (``refused_without_token``), ... A stream that has ended
+# closes with 1000.
 
 
 def close_code(status: int) -> int:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, WebSocket
 
 from crucible.run.v1 import run_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
+from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.runs import (
@@ -196,8 +196,7 @@ async def list_evaluations(
 async def watch_run(websocket: WebSocket, run_id: Id, after: Position = 0) -> None:
     """Relays the run's events as JSON messages; closes once it has ended and its summary is posted
     (an unknown run: an error frame and 4404, as ``relay_stream`` says)."""
-    if not websocket_token_ok(websocket):
-        await websocket.close(code=4401, reason="a valid bearer token is required")
+    if await refused_without_token(websocket):
         return
     clients: ServiceClients = websocket.app.state.clients
     stream = clients.runs.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=after))

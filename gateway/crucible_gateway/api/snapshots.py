@@ -17,7 +17,7 @@ from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
-from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
+from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.runs import RUN_MODE, RUN_STATUS
@@ -225,8 +225,7 @@ def _run_description(run: run_pb.Run) -> str:
 async def watch_test_report(websocket: WebSocket, report_id: Id) -> None:
     """Relays a suite's events (started, a result per snapshot as it finishes, the report last), then
     closes (an unknown report: an error frame and 4404, as ``relay_stream`` says)."""
-    if not websocket_token_ok(websocket):
-        await websocket.close(code=4401, reason="a valid bearer token is required")
+    if await refused_without_token(websocket):
         return
     clients: ServiceClients = websocket.app.state.clients
     stream = clients.snapshots.WatchTestReport(pb.WatchTestReportRequest(report_id=report_id))

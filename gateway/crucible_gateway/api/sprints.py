@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response, WebSocket
 
 from crucible.agent.v1 import sprint_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_gateway.api.deps import Clients, relay_stream, websocket_token_ok
+from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, Position
 from crucible_gateway.schemas.sprints import (
@@ -115,8 +115,7 @@ async def get_artifact(
 async def watch_sprint(websocket: WebSocket, sprint_id: Id, after: Position = 0) -> None:
     """Relays the sprint's events as JSON messages; closes when the sprint has ended (an unknown
     sprint: an error frame and 4404, as ``relay_stream`` says)."""
-    if not websocket_token_ok(websocket):
-        await websocket.close(code=4401, reason="a valid bearer token is required")
+    if await refused_without_token(websocket):
         return
     clients: ServiceClients = websocket.app.state.clients
     stream = clients.sprints.WatchSprint(pb.WatchSprintRequest(sprint_id=sprint_id, after_sequence=after))

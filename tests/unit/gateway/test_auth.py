@@ -66,9 +66,12 @@ async def test_health_is_open_to_probes(fakes: Fakes) -> None:
     ],
 )
 def test_the_sprint_websocket_refuses_a_wrong_token(fakes: Fakes, headers: dict[str, str | bytes], query: str) -> None:
-    with starlette_client(fakes, TOKEN) as client, pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
-        with client.websocket_connect(WS_PATH + query, headers=headers):
-            pass
+    with starlette_client(fakes, TOKEN) as client, client.websocket_connect(WS_PATH + query, headers=headers) as ws:
+        error = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+
+    assert error["problem"]["status"] == 401
 
     assert closed.value.code == 4401
     assert fakes.sprints.calls == []

@@ -884,9 +884,12 @@ async def test_the_rest_routes_need_the_token_when_one_is_set(fakes: Fakes) -> N
 
 
 def test_the_websocket_needs_the_token_when_one_is_set(fakes: Fakes) -> None:
-    with starlette_client(fakes, TOKEN) as client, pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
-        with client.websocket_connect(WS):
-            pass
+    with starlette_client(fakes, TOKEN) as client, client.websocket_connect(WS) as ws:
+        error = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+
+    assert error["problem"]["status"] == 401
 
     assert closed.value.code == 4401
     assert fakes.runs.calls == []

@@ -593,12 +593,11 @@ def test_an_unknown_report_is_an_error_frame(fakes: Fakes) -> None:
 
 
 def test_the_websocket_needs_the_token_when_one_is_set(fakes: Fakes) -> None:
-    with (
-        starlette_client(fakes, TOKEN) as client,
-        pytest.raises(WebSocketDisconnect) as refused,
-        client.websocket_connect(WS) as ws,
-    ):
-        ws.receive_json()
+    with starlette_client(fakes, TOKEN) as client, client.websocket_connect(WS) as ws:
+        error = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as refused:
+            ws.receive_json()
+    assert error["problem"]["status"] == 401
     assert refused.value.code == 4401
     assert fakes.snapshots.calls == []
 
