@@ -51,11 +51,19 @@ class Harness:
         self.workspaces = FakeWorkspaces()
         self.connect(openai or SprintModel("openai"), anthropic or SprintModel("anthropic", judge_choice="anthropic"))
 
-    def connect(self, openai: SprintModel, anthropic: SprintModel, owner: str = "p1") -> None:
-        """(Re)build the process: new models and runners over the same stored state."""
+    def connect(
+        self,
+        openai: SprintModel,
+        anthropic: SprintModel,
+        owner: str = "p1",
+        configured: tuple[str, ...] = ("openai", "anthropic"),
+    ) -> None:
+        """(Re)build the process: new models and runners over the same stored state; only the
+        ``configured`` providers have a key (or a base URL)."""
         self.openai, self.anthropic = openai, anthropic
+        models = {"openai": openai, "anthropic": anthropic}
         pool = ProviderPool(
-            {"openai": openai, "anthropic": anthropic}, concurrency=4, max_retries=0, retry_base_seconds=0
+            {name: models[name] for name in configured}, concurrency=4, max_retries=0, retry_base_seconds=0
         )
         llm = LlmService(pool, PriceTable(DEFAULT_PRICES), self.uow, structured_retries=0, capture_prompts=False)
         self.run_leases = FakeLeaseStore(self.uow.state, AGENT_RUN, owner)
@@ -253,6 +261,21 @@ async def test_discovery_without_any_plan_fails_the_sprint() -> None:
     assert sprint.status is SprintStatus.FAILED
     assert sprint.failure_reason.startswith("discovery failed: every subagent failed")
     assert h.openai.calls("code") == h.anthropic.calls("code") == []
+
+
+async def test_a_provider_without_a_key_fails_the_sprint_with_that_reason_not_an_internal_error() -> None:
+    h = Harness()
+    h.connect(h.openai, h.anthropic, configured=("anthropic",))
+    lease = await h.start()
+
+    await PhaseRunner(h.deps, lease).run()
+
+    sprint = await h.sprint(lease.id)
+    assert sprint.status is SprintStatus.FAILED
+    assert sprint.failure_reason == (
+        "PROVIDER_NOT_CONFIGURED: provider 'openai' has no API key and no base URL configured"
+    )
+    assert h.openai.calls("plan") == h.anthropic.calls("plan") == []
 
 
 async def test_the_verifier_may_not_write() -> None:

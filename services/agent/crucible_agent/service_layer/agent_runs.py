@@ -42,7 +42,7 @@ from crucible_agent.service_layer.run_input import validate_run
 from crucible_agent.service_layer.structured import check_schema
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork, UowFactory
 from crucible_common.database import database_unavailable
-from crucible_common.errors import FieldViolation, InvalidArgument, ValidationFailed
+from crucible_common.errors import CrucibleError, FieldViolation, InvalidArgument, ValidationFailed
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost, hold, reclaim, reclaim_forever
 
 logger = logging.getLogger(__name__)
@@ -279,6 +279,14 @@ class AgentRunner:
             # later and paid for again. In-process callers that resume (sprints) keep it running.
             if fail_if_cancelled:
                 await asyncio.shield(self._fail(run.id, lease, "cancelled before it finished"))
+            raise
+        except CrucibleError as exc:
+            if database_unavailable(exc):
+                raise  # not the run's failure: it is continued from its checkpoints once claimed
+            # A failure the domain names (a provider with no key, a request it refuses): it would
+            # fail again on every resume, so the run ends, with the reason a user can act on.
+            logger.warning("agent run %s failed: %s: %s", run.id, exc.reason, exc.message)
+            await self._fail(run.id, lease, f"{exc.reason}: {exc.message}")
             raise
         except Exception as exc:
             if database_unavailable(exc):

@@ -42,6 +42,7 @@ from crucible_agent.service_layer.sprints import prompts
 from crucible_agent.service_layer.sprints.tool_loop import LoopTask, ToolLoop
 from crucible_agent.service_layer.sprints.workflow import PhaseFailed, SprintDeps, SprintRecords, SprintStopped
 from crucible_common.database import database_unavailable
+from crucible_common.errors import CrucibleError
 from crucible_common.leases import Lease, LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,12 @@ class PhaseRunner:
             logger.info("sprint %s is no longer active; its runner stops", self._sprint_id)
         except LeaseLost:
             raise
+        except CrucibleError as exc:
+            if database_unavailable(exc):
+                raise  # not the sprint's failure: it goes on from what it stored (leases.Workers)
+            # What the domain names (a provider with no key, ...) is the sprint's reason as it is.
+            logger.warning("sprint %s failed: %s: %s", self._sprint_id, exc.reason, exc.message)
+            await self._records.finish(SprintStatus.FAILED, f"{exc.reason}: {exc.message}")
         except Exception as exc:
             if database_unavailable(exc):
                 raise  # not the sprint's failure: it goes on from what it stored (leases.Workers)
