@@ -131,5 +131,5 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     ui.install(app)
     # Outermost first: the body's time limit covers every read of it; an oversized body is refused
     # before anything reads it; text no service can store is refused before any route sees it.
-    guarded = InputGuard(app, lambda: app.openapi())
+    guarded = InputGuard(app, lambda: app.openapi(), settings.api_token)
     return BodyReadTimeout(BodySizeLimit(guarded, MAX_BODY_BYTES), settings.gateway_body_timeout_seconds)

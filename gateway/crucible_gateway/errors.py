@@ -19,14 +19,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crucible_common.errors import FieldViolation, details_of
+from crucible_common.settings import Settings
+from crucible_gateway.auth import UNAUTHORIZED_DETAIL, websocket_token_ok
 from crucible_gateway.openapi import match_path
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# The close code of a WebSocket whose parameters (path, query) or handshake were refused: 4000 + HTTP's
-# 400, as 4401 is 4000 + 401 for a missing token. The reason is the problem's detail, cut to fit.
-WS_BAD_REQUEST = 4400
+# A WebSocket close frame's reason: the problem's detail, cut to fit.
 MAX_CLOSE_REASON_BYTES = 123
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -126,14 +126,25 @@ def problem_body(response: JSONResponse) -> dict[str, Any]:
     return body
 
 
+def close_code(status: int) -> int:
+    """The close code of a WebSocket ended by a problem of this HTTP status: 4000 + the status (4400
+    a malformed id or query, 4401 a missing token, 4404 an id that names nothing, ...)."""
+    return 4000 + status if 400 <= status <= 599 else 1011
+
+
 def close_reason(text: str) -> str:
     """``text`` cut to what a WebSocket close frame carries (123 bytes of UTF-8), on a character boundary."""
     return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
 
 
+def unauthorized() -> JSONResponse:
+    """401 for a request without the API token."""
+    return problem(401, UNAUTHORIZED_DETAIL, reason="UNAUTHORIZED")
+
+
 async def refuse_websocket(websocket: WebSocket, problem: JSONResponse) -> None:
     """Refuse a WebSocket as HTTP refuses a request: accept, send the problem as an ``error`` frame,
-    close with 4400 and the problem's detail as the reason.
+    close with 4000 + its status (4400 for a malformed request) and its detail as the reason.
 
     Accepted first: a handshake refused with an HTTP status reaches a browser as a bare 1006, with
     neither the code nor the reason; a close frame carries both.
@@ -141,7 +152,7 @@ async def refuse_websocket(websocket: WebSocket, problem: JSONResponse) -> None:
     body = problem_body(problem)
     await websocket.accept()
     await websocket.send_json({"type": "error", "problem": body})
-    await websocket.close(code=WS_BAD_REQUEST, reason=close_reason(str(body["detail"])))
+    await websocket.close(code=close_code(problem.status_code), reason=close_reason(str(body["detail"])))
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -177,4 +188,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(WebSocketRequestValidationError)
     async def _websocket_validation(websocket: WebSocket, exc: WebSocketRequestValidationError) -> None:
-        await refuse_websocket(websocket, validation_problem(exc.errors(), "request"))
+        settings: Settings = websocket.app.state.settings
+        # Without the token, the token is all a caller is told about (``auth``).
+        authorized = websocket_token_ok(websocket, settings.api_token)
+        await refuse_websocket(websocket, validation_problem(exc.errors(), "request") if authorized else unauthorized())

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from email.message import Message as MimeHeader
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from crucible_common.errors import FieldViolation
 from crucible_common.inputs import TOO_DEEP, json_violations, text_problem
 from crucible_gateway import errors
+from crucible_gateway.auth import websocket_token_ok
 from crucible_gateway.openapi import match_path
 
 NOT_UTF8 = "must be UTF-8 encoded JSON"
@@ -67,10 +69,12 @@ def declares_body(scope: Scope) -> bool:
 class InputGuard:
     """Refuses requests whose path, query string or JSON body carries text no service can store."""
 
-    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict[str, Any]], api_token: SecretStr | None) -> None:
         self.app = app
         # The API's document, only to name the path parameter that carries refused text.
         self._openapi = openapi
+        # A WebSocket without the token is refused for that alone (``auth``).
+        self._api_token = api_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -78,9 +82,13 @@ class InputGuard:
             return
         violations = self._path_violations(scope) + _query_violations(scope)
         if violations and scope["type"] == "websocket":
-            await errors.refuse_websocket(
-                WebSocket(scope, receive, send), errors.violations_problem(violations, "request")
+            websocket = WebSocket(scope, receive, send)
+            refusal = (
+                errors.violations_problem(violations, "request")
+                if websocket_token_ok(websocket, self._api_token)
+                else errors.unauthorized()
             )
+            await errors.refuse_websocket(websocket, refusal)
             return
         if not violations and scope["type"] == "http" and _is_json(scope):
             body, receive = await _read_body(receive)

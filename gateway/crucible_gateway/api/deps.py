@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -14,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.websockets import WebSocketState
 
 from crucible_common.settings import Settings
+from crucible_gateway.auth import UNAUTHORIZED_DETAIL, token_matches, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import close_reason, problem, problem_body, problem_json
+from crucible_gateway.errors import close_code, close_reason, problem_json, refuse_websocket, unauthorized
 
 M = TypeVar("M")
 
@@ -42,35 +42,17 @@ async def require_token(
         return
     expected = settings.api_token.get_secret_value()
     if credentials is None or not token_matches(credentials.credentials, expected):
-        raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-
-
-def websocket_token_ok(websocket: WebSocket) -> bool:
-    """The WebSocket's version of ``require_token``: the header, or ``?token=`` for browsers."""
-    settings: Settings = websocket.app.state.settings
-    if settings.api_token is None:
-        return True
-    # Browsers cannot set headers on a WebSocket: the token may also come as ?token=.
-    given = websocket.headers.get("authorization", "").removeprefix("Bearer ") or websocket.query_params.get(
-        "token", ""
-    )
-    return token_matches(given, settings.api_token.get_secret_value())
+        raise HTTPException(401, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def refused_without_token(websocket: WebSocket) -> bool:
-    """Refuse a WebSocket without the token (``websocket_token_ok``) as any other problem ends one:
-    accepted, an ``error`` frame of status 401, then 4401. True when it was refused."""
-    if websocket_token_ok(websocket):
+    """Refuse a WebSocket without the token (``auth.websocket_token_ok``) as any other problem ends
+    one: accepted, an ``error`` frame of status 401, then 4401. True when it was refused."""
+    settings: Settings = websocket.app.state.settings
+    if websocket_token_ok(websocket, settings.api_token):
         return False
-    await end_with_problem(
-        websocket, problem_body(problem(401, "a valid bearer token is required", reason="UNAUTHORIZED"))
-    )
+    await refuse_websocket(websocket, unauthorized())
     return True
-
-
-def token_matches(given: str, expected: str) -> bool:
-    # Bytes, not str: compare_digest refuses non-ASCII text, which must be a 401, not a 500.
-    return secrets.compare_digest(given.encode(), expected.encode())
 
 
 Clients = Annotated[ServiceClients, Depends(get_clients)]
@@ -81,13 +63,8 @@ Clients = Annotated[ServiceClients, Depends(get_clients)]
 # A WebSocket that ends in a problem sends it first, as an ``error`` frame (the body HTTP would
 # answer), then closes with code 4000 + the problem's status and its detail as the reason: 4400 a
 # malformed id or query (``errors.refuse_websocket``), 4404 an id that names nothing, 4503 a service
-# out of reach, 4401 a missing token (``refused_without_token``), ... A stream that has ended
-# closes with 1000.
-
-
-def close_code(status: int) -> int:
-    """The close code of a WebSocket ended by a problem of this HTTP status."""
-    return 4000 + status if 400 <= status <= 599 else 1011
+# out of reach, 4401 a missing token (``refused_without_token``; checked before all the others), ...
+# A stream that has ended closes with 1000.
 
 
 async def end_with_problem(websocket: WebSocket, problem: Mapping[str, Any]) -> None:

@@ -2,9 +2,9 @@
 
 The rule (``api.deps``): a socket ended by a problem sends it as an ``error`` frame, then closes
 with 4000 + the problem's status and its detail as the reason: 4400 a malformed id, 4404 an id
-that names nothing, 4503 a service out of reach. The event streams take no frames from the client:
-what it sends is dropped, and the stream goes on. The chat answers a frame that is no turn with an
-error frame and stays open.
+that names nothing, 4503 a service out of reach; without the API token, 4401 before any of these.
+The event streams take no frames from the client: what it sends is dropped, and the stream goes
+on. The chat answers a frame that is no turn with an error frame and stays open.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import NotFound
 from crucible_common.inputs import NOT_UNICODE, NUL
 from crucible_gateway.inputs import NOT_UTF8
-from tests.unit.gateway.conftest import assert_websocket_refused, starlette_client
+from tests.unit.gateway.conftest import TOKEN, assert_websocket_refused, starlette_client
 from tests.unit.gateway.fakes import (
     RUN_ID,
     SESSION_ID,
@@ -176,6 +176,32 @@ def test_a_malformed_id_is_refused_with_4400_before_any_service(
         assert_websocket_refused(client, route.url(resource_id), field.format(param=route.param))
 
     assert fakes.calls() == []
+
+
+@pytest.mark.parametrize("route", EVERY)
+@pytest.mark.parametrize(
+    ("resource_id", "field"),
+    [
+        # Refused by the route's parameter validation, and by the input guard before any route.
+        pytest.param("not-a-uuid", "path.{param}", id="validation"),
+        pytest.param("%00", "path", id="input-guard"),
+    ],
+)
+def test_without_the_token_a_malformed_id_is_refused_for_the_token_alone(
+    fakes: Fakes, route: Route, resource_id: str, field: str
+) -> None:
+    # As over HTTP, a caller without the token learns nothing of what else is wrong with its request.
+    with starlette_client(fakes, TOKEN) as client, client.websocket_connect(route.url(resource_id)) as ws:
+        frames, closed = closed_by(ws)
+
+    assert len(frames) == 1
+    assert_ended_by_problem(frames, closed, 401, "UNAUTHORIZED")
+    assert "field_violations" not in frames[0]["problem"]
+    assert fakes.calls() == []
+
+    # With the token, the same id is refused for what it is.
+    with starlette_client(fakes, TOKEN) as client:
+        assert_websocket_refused(client, f"{route.url(resource_id)}?token={TOKEN}", field.format(param=route.param))
 
 
 @pytest.mark.parametrize("route", EVERY)
