@@ -48,10 +48,12 @@ class GroupCommit(Generic[T]):
 
 
 class GroupLookup(Generic[K, V]):
-    """Concurrent lookups by key as one query for all the keys asked meanwhile."""
+    """Concurrent lookups by key as one query for all the keys asked meanwhile; ``linger`` as
+    ``GroupCommit``'s."""
 
-    def __init__(self, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]]) -> None:
+    def __init__(self, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, linger: float = 0.0) -> None:
         self._fetch = fetch
+        self._linger = linger
         self._pending: list[tuple[K, asyncio.Future[V | None]]] = []
         self._fetching = False
 
@@ -61,6 +63,8 @@ class GroupLookup(Generic[K, V]):
         if not self._fetching:
             self._fetching = True
             try:
+                if self._linger:
+                    await asyncio.sleep(self._linger)
                 while self._pending:
                     batch, self._pending = self._pending, []
                     values: dict[K, V] = {}

@@ -89,6 +89,25 @@ async def test_concurrent_lookups_are_one_query_for_their_distinct_keys() -> Non
     assert queries == [["a"], ["bb", "missing"]]
 
 
+async def test_linger_gathers_a_burst_of_lookups_into_one_query() -> None:
+    queries: list[Sequence[str]] = []
+
+    async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
+        queries.append(keys)
+        return {k: int(k) for k in keys}
+
+    lookup = GroupLookup(fetch, linger=0.01)
+
+    async def later(i: int) -> int | None:
+        await asyncio.sleep(0.001 * i)
+        return await lookup.get(str(i))
+
+    found = await asyncio.gather(*(later(i) for i in range(5)))
+
+    assert list(found) == [0, 1, 2, 3, 4]
+    assert queries == [["0", "1", "2", "3", "4"]]
+
+
 async def test_a_failed_lookup_fails_its_callers() -> None:
     async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
         await asyncio.sleep(0)
