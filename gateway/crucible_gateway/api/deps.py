@@ -15,7 +15,7 @@ from starlette.websockets import WebSocketState
 from crucible_common.settings import Settings
 from crucible_gateway.auth import UNAUTHORIZED_DETAIL, token_matches, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import close_code, close_reason, problem_json, refuse_websocket, unauthorized
+from crucible_gateway.errors import close_code, close_reason, problem_body, problem_json, unauthorized
 
 M = TypeVar("M")
 
@@ -51,7 +51,7 @@ async def refused_without_token(websocket: WebSocket) -> bool:
     settings: Settings = websocket.app.state.settings
     if websocket_token_ok(websocket, settings.api_token):
         return False
-    await refuse_websocket(websocket, unauthorized())
+    await end_with_problem(websocket, problem_body(unauthorized()))
     return True
 
 
