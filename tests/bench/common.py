@@ -107,6 +107,48 @@ def stack(state_dir: Path | None = None, extra_env: dict[str, str] | None = None
             process.wait(30)
 
 
+class CpuMeter:
+    """CPU seconds (user + system) each process of a stack has spent: ``crucible_gateway``,
+    ``crucible_spec``, ... by module, and ``postgres`` (the postmaster and its backends).
+
+    Two readings apart, divided by the work done between them, give a cost per request that other
+    load on a shared machine moves less than it moves wall times: what a change saves shows here.
+    """
+
+    def __init__(self, running: RunningStack) -> None:
+        self._services: dict[str, psutil.Process] = {}
+        for child in psutil.Process(running.process.pid).children(recursive=True):
+            name = next((part for part in child.cmdline() if part.startswith("crucible_")), "")
+            if name:
+                self._services.setdefault(name.split(".")[0].removeprefix("crucible_"), child)
+        pid_files = list(Path(running.env["CRUCIBLE_STATE_DIR"]).rglob("postmaster.pid"))
+        self._postmaster = psutil.Process(int(pid_files[0].read_text().split()[0])) if pid_files else None
+
+    def read(self) -> dict[str, dict[int, float]]:
+        """Per process name, the CPU seconds of each of its processes (by pid) so far."""
+        reading = {name: {p.pid: _cpu(p)} for name, p in self._services.items()}
+        if self._postmaster is not None:
+            backends = [self._postmaster, *self._postmaster.children()]
+            reading["postgres"] = {p.pid: _cpu(p) for p in backends if p.is_running()}
+        return reading
+
+    @staticmethod
+    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+        """CPU seconds each name spent between two readings (a backend that exited meanwhile is not counted)."""
+        return {
+            name: sum(cpu - before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items())
+            for name, pids in after.items()
+        }
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
 def _profile(stack_pid: int) -> list[subprocess.Popen[bytes]]:
     """`make bench PROFILE=1`: py-spy samples every Crucible process of the stack for the whole
     benchmark, a flame graph each in .state/profiles/ (time a process spends waiting is left out)."""

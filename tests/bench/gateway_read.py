@@ -2,7 +2,8 @@
 
 Two phases against one stack: latency with a single client (p50/p99; target p50 ≤ 2 ms), then
 throughput with 32 concurrent keep-alive clients (target ≥ 1,500 req/s; its latencies are
-reported too, though with 32 requests in flight they are bounded below by 32 / throughput).
+reported too, though with 32 requests in flight they are bounded below by 32 / throughput), with
+the CPU each process spends per request under that load.
 The load comes from a separate process speaking bare HTTP/1.1 through asyncio protocols, so the
 client's own cost stays small next to what is measured.
 """
@@ -17,7 +18,7 @@ import time
 
 import httpx
 
-from tests.bench.common import Result, stack
+from tests.bench.common import CpuMeter, Result, stack
 
 CONCURRENCY = 32
 # The stack is measured settled: the agent service imports its provider SDKs just after start.
@@ -33,7 +34,17 @@ def run() -> list[Result]:
         project = httpx.post(f"{running.url}/api/projects", json={"title": "bench"}, timeout=10).json()
         path = f"/api/projects/{project['id']}"
         time.sleep(SETTLE_SECONDS)
-        single, loaded = (_phase(running.url, path, clients) for clients in (1, CONCURRENCY))
+        single = _phase(running.url, path, 1)
+        meter = CpuMeter(running)
+        before = meter.read()
+        loaded = _phase(running.url, path, CONCURRENCY)
+        spent = CpuMeter.spent(before, meter.read())
+    # Per request served under load (warm-up included, as the CPU was spent on it too).
+    cpu = [
+        Result("gateway_read", f"cpu_ms_per_request_{name}", spent[name] * 1000 / loaded["responses"], "ms")
+        for name in ("gateway", "spec", "postgres")
+        if name in spent
+    ]
     return [
         Result("gateway_read", "p50_ms", single["p50_ms"], "ms", P50_BOUND_MS),
         Result("gateway_read", "p99_ms", single["p99_ms"], "ms"),
@@ -41,6 +52,7 @@ def run() -> list[Result]:
         Result("gateway_read", f"p50_ms_at_{CONCURRENCY}_clients", loaded["p50_ms"], "ms"),
         Result("gateway_read", f"p99_ms_at_{CONCURRENCY}_clients", loaded["p99_ms"], "ms"),
         Result("gateway_read", "errors", single["errors"] + loaded["errors"], "count"),
+        *cpu,
     ]
 
 
@@ -64,6 +76,7 @@ class _Client(asyncio.Protocol):
         self.stop_at = stop_at
         self.latencies = latencies
         self.errors = 0
+        self.responses = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.buffer = b""
         self.started = 0.0
@@ -90,8 +103,10 @@ class _Client(asyncio.Protocol):
         self.buffer = self.buffer[head_end + 4 + length :]
         if not head.startswith(b"HTTP/1.1 200"):
             self.errors += 1
-        elif self.started >= self.record_from:
-            self.latencies.append(now - self.started)
+        else:
+            self.responses += 1
+            if self.started >= self.record_from:
+                self.latencies.append(now - self.started)
         if now >= self.stop_at:
             self.transport.close()
         else:
@@ -122,6 +137,7 @@ async def _load(url: str, path: str, clients: int) -> dict[str, float]:
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "rps": len(latencies) / MEASURE_SECONDS,
         "errors": float(sum(p.errors for p in protocols)),
+        "responses": float(sum(p.responses for p in protocols)),
     }
 
 
