@@ -96,7 +96,8 @@ async def test_linger_gathers_a_burst_of_lookups_into_one_query() -> None:
         queries.append(keys)
         return {k: int(k) for k in keys}
 
-    lookup = GroupLookup(fetch, linger=0.01)
+    # Arrivals 1 ms apart, a wait far longer than all of them: room for a slow machine.
+    lookup = GroupLookup(fetch, linger=0.05)
 
     async def later(i: int) -> int | None:
         await asyncio.sleep(0.001 * i)
