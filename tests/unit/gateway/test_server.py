@@ -32,8 +32,11 @@ async def served(fakes: Fakes) -> AsyncIterator[str]:
         port = sock.getsockname()[1]
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
-            # uvicorn says it has started by a flag alone.
-            while not server.started:  # noqa: ASYNC110
+            # uvicorn says it has started by a flag alone; a server that failed to start says it by ending.
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise AssertionError("uvicorn ended before it started")
                 await asyncio.sleep(0.01)
             yield f"ws://127.0.0.1:{port}"
         finally:
