@@ -6,17 +6,20 @@ reason and any field or precondition violations, so a client can act on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import grpc
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.websockets import WebSocketState
 
 from crucible_common.errors import FieldViolation, details_of
 from crucible_common.settings import Settings
@@ -142,17 +145,27 @@ def unauthorized() -> JSONResponse:
     return problem(401, UNAUTHORIZED_DETAIL, reason="UNAUTHORIZED")
 
 
-async def refuse_websocket(websocket: WebSocket, problem: JSONResponse) -> None:
-    """Refuse a WebSocket as HTTP refuses a request: accept, send the problem as an ``error`` frame,
-    close with 4000 + its status (4400 for a malformed request) and its detail as the reason.
+async def end_with_problem(websocket: WebSocket, problem: Mapping[str, Any]) -> None:
+    """The ``error`` frame with ``problem`` (the body HTTP would answer), then the close of code 4000 +
+    its status and its detail as the reason.
 
-    Accepted first: a handshake refused with an HTTP status reaches a browser as a bare 1006, with
-    neither the code nor the reason; a close frame carries both.
+    Accepted first if it is not yet: a handshake refused with an HTTP status reaches a browser as a
+    bare 1006, with neither the code nor the reason; a close frame carries both.
     """
-    body = problem_body(problem)
-    await websocket.accept()
-    await websocket.send_json({"type": "error", "problem": body})
-    await websocket.close(code=close_code(problem.status_code), reason=close_reason(str(body["detail"])))
+    if websocket.application_state is WebSocketState.CONNECTING:
+        await websocket.accept()
+    # A client gone already has nobody to tell.
+    with contextlib.suppress(WebSocketDisconnect):
+        await websocket.send_json({"type": "error", "problem": dict(problem)})
+        await websocket.close(code=close_code(int(problem["status"])), reason=close_reason(str(problem["detail"])))
+
+
+async def refuse_websocket(websocket: WebSocket, problem: JSONResponse, api_token: SecretStr | None) -> None:
+    """Refuse a WebSocket's request as HTTP refuses one (``end_with_problem``: 4400 for a malformed
+    id or query). Without the API token (``api_token``, the configured one) it is refused for that
+    alone, 401 and 4401: a caller without it learns nothing about what else is wrong."""
+    refusal = problem if websocket_token_ok(websocket, api_token) else unauthorized()
+    await end_with_problem(websocket, problem_body(refusal))
 
 
 def allowed_methods(request: Request) -> str | None:
@@ -189,6 +202,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WebSocketRequestValidationError)
     async def _websocket_validation(websocket: WebSocket, exc: WebSocketRequestValidationError) -> None:
         settings: Settings = websocket.app.state.settings
-        # Without the token, the token is all a caller is told about (``auth``).
-        authorized = websocket_token_ok(websocket, settings.api_token)
-        await refuse_websocket(websocket, validation_problem(exc.errors(), "request") if authorized else unauthorized())
+        await refuse_websocket(websocket, validation_problem(exc.errors(), "request"), settings.api_token)

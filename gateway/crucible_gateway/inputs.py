@@ -23,7 +23,6 @@ from starlette.websockets import WebSocket
 from crucible_common.errors import FieldViolation
 from crucible_common.inputs import TOO_DEEP, json_violations, text_problem
 from crucible_gateway import errors
-from crucible_gateway.auth import websocket_token_ok
 from crucible_gateway.openapi import match_path
 
 NOT_UTF8 = "must be UTF-8 encoded JSON"
@@ -82,13 +81,9 @@ class InputGuard:
             return
         violations = self._path_violations(scope) + _query_violations(scope)
         if violations and scope["type"] == "websocket":
-            websocket = WebSocket(scope, receive, send)
-            refusal = (
-                errors.violations_problem(violations, "request")
-                if websocket_token_ok(websocket, self._api_token)
-                else errors.unauthorized()
+            await errors.refuse_websocket(
+                WebSocket(scope, receive, send), errors.violations_problem(violations, "request"), self._api_token
             )
-            await errors.refuse_websocket(websocket, refusal)
             return
         if not violations and scope["type"] == "http" and _is_json(scope):
             body, receive = await _read_body(receive)

@@ -16,9 +16,9 @@ from starlette.types import Message
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct
-from crucible_gateway.api.deps import Clients, end_with_problem, refused_without_token
+from crucible_gateway.api.deps import Clients, refused_without_token
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import problem, problem_json, validation_problem, violations_problem
+from crucible_gateway.errors import end_with_problem, problem, problem_json, validation_problem, violations_problem
 from crucible_gateway.inputs import frame_violations
 from crucible_gateway.schemas.chat import (
     CHAT_MODE,

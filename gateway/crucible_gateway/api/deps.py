@@ -10,12 +10,11 @@ from typing import Annotated, Any, TypeVar
 import grpc
 from fastapi import Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.websockets import WebSocketState
 
 from crucible_common.settings import Settings
 from crucible_gateway.auth import UNAUTHORIZED_DETAIL, token_matches, websocket_token_ok
 from crucible_gateway.clients import ServiceClients
-from crucible_gateway.errors import close_code, close_reason, problem_body, problem_json, unauthorized
+from crucible_gateway.errors import end_with_problem, problem_body, problem_json, unauthorized
 
 M = TypeVar("M")
 
@@ -61,21 +60,10 @@ Clients = Annotated[ServiceClients, Depends(get_clients)]
 # ---------------------------------------------------------------- WebSockets: how one ends
 #
 # A WebSocket that ends in a problem sends it first, as an ``error`` frame (the body HTTP would
-# answer), then closes with code 4000 + the problem's status and its detail as the reason: 4400 a
+# answer), then closes with code 4000 + the problem's status (``errors.end_with_problem``): 4400 a
 # malformed id or query (``errors.refuse_websocket``), 4404 an id that names nothing, 4503 a service
 # out of reach, 4401 a missing token (``refused_without_token``; checked before all the others), ...
 # A stream that has ended closes with 1000.
-
-
-async def end_with_problem(websocket: WebSocket, problem: Mapping[str, Any]) -> None:
-    """The ``error`` frame with ``problem``, then the close of code 4000 + its status; accepted first
-    if it is not yet (a handshake refused by status reaches a browser as a bare 1006)."""
-    if websocket.application_state is WebSocketState.CONNECTING:
-        await websocket.accept()
-    # A client gone already has nobody to tell.
-    with contextlib.suppress(WebSocketDisconnect):
-        await websocket.send_json({"type": "error", "problem": dict(problem)})
-        await websocket.close(code=close_code(int(problem["status"])), reason=close_reason(str(problem["detail"])))
 
 
 async def relay_stream(websocket: WebSocket, stream: AsyncIterable[M], frame: Callable[[M], Mapping[str, Any]]) -> None:
