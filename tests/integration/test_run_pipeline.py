@@ -22,6 +22,7 @@ from crucible_run.adapters import tables as t
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
 from crucible_run.domain.events import RunEventType
 from crucible_run.domain.model import (
+    CandidateDraft,
     CandidateLabel,
     CandidateOrigin,
     EvaluationStatus,
@@ -184,6 +185,26 @@ async def test_eval_only_evaluates_the_latest_runs_candidates_and_seeded_adds_ne
     items, _ = await h.list_candidates(c.ListRunItems(seeded.id), harness.deps.uow)
     assert [x.origin for x in items] == [CandidateOrigin.SEED, CandidateOrigin.DESIGNED, CandidateOrigin.DESIGNED]
     assert items[0].source_candidate_id == seeds[0]
+
+
+async def test_a_project_without_runs_evaluates_seeds_given_whole(harness: Harness) -> None:
+    project = harness.spec.project()
+    arch, beam = CandidateDraft("Arch", "stone", "corbel", ("dry",)), CandidateDraft("Beam", "steel")
+
+    run = await harness.run(project, RunMode.EVAL_ONLY, num_scenarios=2, seed_candidates=(arch, beam))
+
+    assert run.status is RunStatus.COMPLETED
+    assert (run.counts.candidates, run.counts.evaluations) == (2, 4)
+    items, _ = await h.list_candidates(c.ListRunItems(run.id), harness.deps.uow)
+    assert [(x.title, x.description, x.approach, x.assumptions) for x in items] == [
+        ("Arch", "stone", "corbel", ("dry",)),
+        ("Beam", "steel", "", ()),
+    ]
+    assert {(x.origin, x.source_candidate_id) for x in items} == {(CandidateOrigin.SEED, "")}
+    assert harness.models.paid_for("design", run.id) == 0
+    # Read back from the database as the run was created: the seeds whole.
+    again = await h.get_run(run.id, harness.deps.uow)
+    assert again.parameters.seed_candidates == (arch, beam)
 
 
 async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answer(engine: AsyncEngine) -> None:

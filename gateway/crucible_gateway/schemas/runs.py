@@ -43,6 +43,15 @@ LineageRole = Annotated[str, LINEAGE_ROLE]
 # ---------------------------------------------------------------- requests
 
 
+class CandidateDraft(Body):
+    """A seed given whole, bounded as the run service bounds it (which also refuses a blank title)."""
+
+    title: str = Field(max_length=200)
+    description: str = Field(default="", max_length=4_000)
+    approach: str = Field(default="", max_length=4_000)
+    assumptions: list[Annotated[str, Field(max_length=1_000)]] = Field(default_factory=list, max_length=20)
+
+
 class RunParameters(Body):
     """A run's parameters: a count of 0 takes the service's default; an absent limit is no limit."""
 
@@ -54,12 +63,22 @@ class RunParameters(Body):
     budget_tokens: Int64 | None = None
     budget_usd: FiniteFloat | None = None
     max_runtime_s: Int32 | None = None
+    seed_candidates: list[CandidateDraft] = Field(
+        default_factory=list,
+        description="eval_only, seeded: seeds given whole, for a project without runs to name them from",
+    )
 
     def to_proto(self) -> pb.RunParameters:
         params = pb.RunParameters(
             num_candidates=self.num_candidates,
             num_scenarios=self.num_scenarios,
             seed_candidate_ids=self.seed_candidate_ids,
+            seed_candidates=[
+                pb.CandidateDraft(
+                    title=d.title, description=d.description, approach=d.approach, assumptions=d.assumptions
+                )
+                for d in self.seed_candidates
+            ],
         )
         # The proto's `optional` fields: absent stays absent, so the service tells unset from 0.
         if self.budget_tokens is not None:
@@ -79,6 +98,12 @@ class RunParameters(Body):
             budget_tokens=p.budget_tokens if p.HasField("budget_tokens") else None,
             budget_usd=p.budget_usd if p.HasField("budget_usd") else None,
             max_runtime_s=p.max_runtime_s if p.HasField("max_runtime_s") else None,
+            seed_candidates=[
+                CandidateDraft(
+                    title=d.title, description=d.description, approach=d.approach, assumptions=list(d.assumptions)
+                )
+                for d in p.seed_candidates
+            ],
         )
 
 

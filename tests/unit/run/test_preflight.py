@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from crucible_run.domain.estimates import UNPRICED, ModelPrice
-from crucible_run.domain.model import BlockerCode, RunMode, RunParameters, WarningCode
+from crucible_run.domain.model import BlockerCode, CandidateDraft, RunMode, RunParameters, WarningCode
 from crucible_run.domain.preflight import Facts, preflight
 
 PRICED = ModelPrice(0.15, 0.60)
@@ -138,6 +138,51 @@ def test_named_seeds_must_be_this_projects_candidates() -> None:
     assert codes(bad) == ["validation_error"]
     assert stranger in bad.blockers[0].message
     assert codes(malformed) == ["validation_error"]
+
+
+def test_seeds_given_whole_count_with_the_named_ones_and_replace_the_latest_runs() -> None:
+    known, latest = str(uuid.uuid4()), (str(uuid.uuid4()),)
+    facts = replace(READY, known_seeds=frozenset({known}), latest_run_candidates=latest)
+    arch = CandidateDraft("  Arch ", "stone", "corbel", ("dry weather",))
+
+    whole = preflight(RunMode.EVAL_ONLY, RunParameters(num_scenarios=2, seed_candidates=(arch,)), READY)
+    both = preflight(RunMode.SEEDED, RunParameters(1, 2, (known,), seed_candidates=(arch,)), facts)
+    alone = preflight(RunMode.EVAL_ONLY, RunParameters(seed_candidates=(arch,)), facts)
+    ignored = preflight(RunMode.FULL_SEARCH, RunParameters(seed_candidates=(arch,)), READY)
+
+    # A project without runs can evaluate candidates given whole (a snapshot replayed into it).
+    assert whole.ready
+    assert whole.prerequisites.seed_candidates
+    assert whole.config.parameters.seed_candidates == (replace(arch, title="Arch"),)
+    assert whole.notes[0] == "1 candidates x 2 scenarios = 2 evaluations"
+    assert both.ready
+    assert both.notes[0] == "3 candidates x 2 scenarios = 6 evaluations"
+    # Seeds given whole are the seeds: the latest run's candidates are not added.
+    assert alone.config.parameters.seed_candidate_ids == ()
+    assert ignored.config.parameters.seed_candidates == ()
+    assert "seed_candidates are ignored" in " ".join(ignored.notes)
+
+
+def test_a_seed_given_whole_is_bounded_like_a_stored_candidate() -> None:
+    bad = (
+        CandidateDraft(" "),
+        CandidateDraft("t" * 201),
+        CandidateDraft("ok", description="d" * 4_001),
+        CandidateDraft("ok", assumptions=("a",) * 21),
+    )
+    many = (CandidateDraft("x"),) * 51
+
+    result = preflight(RunMode.EVAL_ONLY, RunParameters(seed_candidates=bad), READY)
+    too_many = preflight(RunMode.EVAL_ONLY, RunParameters(seed_candidates=many), READY)
+
+    assert [b.field for b in result.blockers] == [
+        "parameters.seed_candidates[0].title",
+        "parameters.seed_candidates[1].title",
+        "parameters.seed_candidates[2].description",
+        "parameters.seed_candidates[3].assumptions",
+    ]
+    assert codes(too_many) == ["validation_error"]
+    assert "at most 50 seeds" in too_many.blockers[0].message
 
 
 def test_warnings_for_a_wide_run_and_an_estimate_over_budget() -> None:

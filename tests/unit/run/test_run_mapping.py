@@ -1,11 +1,11 @@
-"""A run as the API returns it says what it replays and for which snapshot test suite."""
+"""A run as the API returns it: what it replays, for which snapshot test suite, with which seeds."""
 
 from __future__ import annotations
 
 from crucible_run.domain.estimates import ModelPrice
-from crucible_run.domain.model import RunMode, RunParameters, RunStatus, TriggerSource
+from crucible_run.domain.model import CandidateDraft, RunMode, RunParameters, RunStatus, TriggerSource
 from crucible_run.domain.preflight import Facts, preflight
-from crucible_run.entrypoints.proto_mapping import preflight_pb, run_pb
+from crucible_run.entrypoints.proto_mapping import parameters, parameters_pb, preflight_pb, run_pb
 from tests.unit.run.runs import a_run
 
 
@@ -36,3 +36,13 @@ def test_an_estimate_past_what_the_wire_holds_is_sent_saturated() -> None:
 
     assert (message.estimated_cost.calls, message.estimated_cost.tokens) == (2**31 - 1, 2**63 - 1)
     assert not message.ready
+
+
+def test_seeds_given_whole_cross_the_wire_both_ways() -> None:
+    given = RunParameters(
+        num_scenarios=2,
+        budget_usd=1.5,
+        seed_candidates=(CandidateDraft("Arch", "stone", "corbel", ("dry", "calm")), CandidateDraft("Beam")),
+    )
+
+    assert parameters(parameters_pb(given)) == given

@@ -103,6 +103,16 @@ class EvaluationStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class CandidateDraft:
+    """A seed given whole: a candidate as a designer would propose it, with no run of its own."""
+
+    title: str
+    description: str = ""
+    approach: str = ""
+    assumptions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunParameters:
     num_candidates: int = 0
     num_scenarios: int = 0
@@ -110,6 +120,8 @@ class RunParameters:
     budget_tokens: int | None = None
     budget_usd: float | None = None
     max_runtime_s: int | None = None
+    # Seeds given whole (a snapshot replayed into a new project has no runs to name seeds from).
+    seed_candidates: tuple[CandidateDraft, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 The same rules answer the Run Config panel, the Architect's recommendations and CreateRun, which
 refuses a configuration with blockers. Unset counts take their default from the ProblemSpec's
-resolution; eval_only and seeded runs without named seeds take the candidates of the project's
-latest completed run, and the normalized config names them, so a run says what it evaluated.
+resolution; eval_only and seeded runs without seeds (named, or given whole) take the candidates of
+the project's latest completed run, and the normalized config names them, so a run says what it
+evaluated.
 
 ``deprecated_mode`` is in the contract for modes to come; no mode is deprecated today.
 """
@@ -15,13 +16,18 @@ from dataclasses import dataclass, field, replace
 
 from crucible_run.domain import estimates as est
 from crucible_run.domain.estimates import CostEstimate, ModelPrice
-from crucible_run.domain.model import BlockerCode, RunConfig, RunMode, RunParameters, WarningCode
+from crucible_run.domain.model import BlockerCode, CandidateDraft, RunConfig, RunMode, RunParameters, WarningCode
 
 # Documented bounds of the parameters.
 MAX_CANDIDATES = 50
 MAX_SCENARIOS = 50
 MAX_EVALUATIONS = 1_000
 MAX_SEEDS = 50
+# A seed given whole (seed_candidates).
+MAX_TITLE_CHARS = 200
+MAX_TEXT_CHARS = 4_000
+MAX_ASSUMPTIONS = 20
+MAX_ASSUMPTION_CHARS = 1_000
 MAX_BUDGET_USD = 1_000.0
 MIN_BUDGET_TOKENS = 1_000
 MIN_RUNTIME_S = 10
@@ -114,9 +120,10 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
         )
     params = _normalize(mode, parameters, facts, check)
     seeds = _seeds(mode, params, facts, check)
-    params = replace(params, seed_candidate_ids=seeds)
+    drafts = _drafts(mode, params, check)
+    params = replace(params, seed_candidate_ids=seeds, seed_candidates=drafts)
     designed = params.num_candidates if mode is not RunMode.EVAL_ONLY else 0
-    candidates = designed + len(seeds)
+    candidates = designed + len(seeds) + len(drafts)
     evaluations = candidates * params.num_scenarios
     if evaluations > MAX_EVALUATIONS:
         check.invalid(
@@ -127,7 +134,9 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     estimate = _estimate(designed, params.num_scenarios, evaluations, facts)
     _warnings(candidates, params, estimate, facts, check)
     check.notes.insert(0, f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations")
-    prerequisites = Prerequisites(facts.problem_spec, facts.world_model, bool(seeds) or mode is RunMode.FULL_SEARCH)
+    prerequisites = Prerequisites(
+        facts.problem_spec, facts.world_model, bool(seeds or drafts) or mode is RunMode.FULL_SEARCH
+    )
     return Preflight(
         ready=not check.blockers,
         blockers=tuple(check.blockers),
@@ -171,8 +180,8 @@ def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tupl
         if named:
             check.notes.append("full_search designs its own candidates: seed_candidate_ids are ignored")
         return ()
-    if len(named) > MAX_SEEDS:
-        check.invalid("parameters.seed_candidate_ids", f"at most {MAX_SEEDS}")
+    if len(named) + len(p.seed_candidates) > MAX_SEEDS:
+        check.invalid("parameters.seed_candidate_ids", f"at most {MAX_SEEDS} seeds, named and given whole")
         return ()
     malformed = [s for s in named if not _is_uuid(s)]
     if malformed:
@@ -184,7 +193,7 @@ def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tupl
             "parameters.seed_candidate_ids", f"not candidates of this project's runs: {', '.join(unknown[:5])}"
         )
         return ()
-    if named:
+    if named or p.seed_candidates:
         return named
     if facts.latest_run_candidates:
         check.notes.append(
@@ -200,6 +209,27 @@ def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tupl
         )
     )
     return ()
+
+
+def _drafts(mode: RunMode, p: RunParameters, check: _Check) -> tuple[CandidateDraft, ...]:
+    """The seeds given whole, checked against the bounds a stored candidate keeps."""
+    if not p.seed_candidates:
+        return ()
+    if mode is RunMode.FULL_SEARCH:
+        check.notes.append("full_search designs its own candidates: seed_candidates are ignored")
+        return ()
+    for i, draft in enumerate(p.seed_candidates):
+        at = f"parameters.seed_candidates[{i}]"
+        if not 1 <= len(draft.title.strip()) <= MAX_TITLE_CHARS:
+            check.invalid(f"{at}.title", f"1 to {MAX_TITLE_CHARS} characters")
+        for name in ("description", "approach"):
+            if len(getattr(draft, name)) > MAX_TEXT_CHARS:
+                check.invalid(f"{at}.{name}", f"at most {MAX_TEXT_CHARS} characters")
+        if len(draft.assumptions) > MAX_ASSUMPTIONS or any(len(a) > MAX_ASSUMPTION_CHARS for a in draft.assumptions):
+            check.invalid(
+                f"{at}.assumptions", f"at most {MAX_ASSUMPTIONS}, of at most {MAX_ASSUMPTION_CHARS} characters each"
+            )
+    return tuple(replace(d, title=d.title.strip()) for d in p.seed_candidates)
 
 
 def _estimate(designed: int, scenarios: int, evaluations: int, facts: Facts) -> CostEstimate:

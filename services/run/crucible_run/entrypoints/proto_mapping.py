@@ -14,6 +14,7 @@ from crucible_run.domain.lineage import LineageRole, LineageSpan, LinkedMessage,
 from crucible_run.domain.model import (
     BlockerCode,
     Candidate,
+    CandidateDraft,
     CandidateLabel,
     CandidateOrigin,
     Evaluation,
@@ -58,6 +59,9 @@ def parameters(p: pb.RunParameters) -> RunParameters:
         budget_tokens=p.budget_tokens if p.HasField("budget_tokens") else None,
         budget_usd=p.budget_usd if p.HasField("budget_usd") else None,
         max_runtime_s=p.max_runtime_s if p.HasField("max_runtime_s") else None,
+        seed_candidates=tuple(
+            CandidateDraft(d.title, d.description, d.approach, tuple(d.assumptions)) for d in p.seed_candidates
+        ),
     )
 
 
@@ -71,7 +75,15 @@ def phases(items: list[int]) -> tuple[RunPhase, ...]:
 
 def parameters_pb(p: RunParameters) -> pb.RunParameters:
     message = pb.RunParameters(
-        num_candidates=p.num_candidates, num_scenarios=p.num_scenarios, seed_candidate_ids=list(p.seed_candidate_ids)
+        num_candidates=p.num_candidates,
+        num_scenarios=p.num_scenarios,
+        seed_candidate_ids=list(p.seed_candidate_ids),
+        seed_candidates=[
+            pb.CandidateDraft(
+                title=d.title, description=d.description, approach=d.approach, assumptions=list(d.assumptions)
+            )
+            for d in p.seed_candidates
+        ],
     )
     if p.budget_tokens is not None:
         message.budget_tokens = p.budget_tokens

@@ -237,6 +237,20 @@ class RunExecutor:
                 )
                 for i, x in enumerate(found)
             ]
+        seeds += [
+            Candidate(
+                str(uuid.uuid4()),
+                run.id,
+                x.title,
+                x.description,
+                x.approach,
+                x.assumptions,
+                CandidateOrigin.SEED,
+                at,
+                position=len(seeds) + i,
+            )
+            for i, x in enumerate(run.parameters.seed_candidates)
+        ]
         designed: list[Candidate] = []
         count = run.parameters.num_candidates if run.mode is not RunMode.EVAL_ONLY else 0
         if count:
