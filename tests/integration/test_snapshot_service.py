@@ -135,7 +135,7 @@ async def test_a_snapshot_over_grpc_refuses_bad_invariants_naming_the_field_and_
     assert [v.field for v in bad.field_violations] == ["invariants[2].value", "invariants[3].value"]
     assert [v.field for v in not_scalar.field_violations] == ["invariants[0].value"]
     assert read == created
-    assert read.version == "2.0"
+    assert read.version == "3.0"
     data = struct_to_dict(read.snapshot_data)
     assert data["problem_spec"]["constraints"][0] == {
         "name": "budget",
@@ -151,6 +151,7 @@ async def test_a_snapshot_over_grpc_refuses_bad_invariants_naming_the_field_and_
             "budget_tokens": None,
             "budget_usd": None,
             "max_runtime_s": None,
+            "seed_candidates": [],
         },
     }
     assert read.reference_metrics.run_id == run
@@ -257,7 +258,7 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     )
 
     assert read == created
-    assert (read.project_id, read.run_id, read.version) == ("", "", "2.0")
+    assert (read.project_id, read.run_id, read.version) == ("", "", "3.0")
     data = struct_to_dict(read.snapshot_data)
     # Migrated from 1.0: goals are objects, run_config.config became parameters.
     assert data["problem_spec"]["goals"] == [{"description": "carry traffic"}, {"description": "look good"}]

@@ -5,7 +5,8 @@ database itself), replays into a new project and passes its suite; a breaking ch
 failing every evaluation) fails the same suite with each invariant's expected and actual and the
 metric deltas, and `crucible snapshot test` exits 1 with JUnit XML; a recorded replay costs $0 and
 ranks identically; a cost limit that fits two of five snapshots runs two and skips three; the MCP
-server answers the SDK's own client over streamable HTTP.
+server answers the SDK's own client over streamable HTTP; an eval_only run's snapshot replays the
+same candidates in a new project.
 """
 
 from __future__ import annotations
@@ -344,3 +345,38 @@ async def test_no_snapshot_summary_leaks_into_the_source_chat(http: httpx.AsyncC
     """Replays run in their own projects: the source project's chat has only its own run's summary."""
     summaries = [m for m in await _messages(http, baseline.project_id) if m["role"] == "agent"]
     assert len(summaries) == 1
+
+
+async def test_an_eval_only_runs_snapshot_replays_the_same_candidates_in_a_new_project(http: httpx.AsyncClient) -> None:
+    """A new project has no runs to name seeds from: the snapshot keeps the seeds whole and the replay
+    passes them whole, so it evaluates what the source run evaluated."""
+    project_id = await _project(http)
+    designed = await _run(http, project_id, num_candidates=2, num_scenarios=2)
+    evaluated = await _run(http, project_id, "eval_only", num_scenarios=2)
+    assert (designed["status"], evaluated["status"]) == ("COMPLETED", "COMPLETED"), (designed, evaluated)
+    created = await http.post(
+        "/api/snapshots",
+        json={
+            "project_id": project_id,
+            "run_id": evaluated["id"],
+            "name": f"eval only {uuid.uuid4().hex[:8]}",
+            "invariants": [{"type": "run_status", "value": "COMPLETED"}, {"type": "min_candidates", "value": 2}],
+        },
+    )
+    assert created.status_code == 201, created.text
+
+    replayed = await http.post(
+        f"/api/snapshots/{created.json()['id']}/replay", json={"wait": True}, timeout=SUITE_TIMEOUT
+    )
+
+    assert replayed.status_code == 200, replayed.text
+    replay = replayed.json()
+    assert replay["project_id"] != project_id
+    assert replay["status"] == "COMPLETED", replay
+    assert all(i["status"] == "passed" for i in replay["invariants"]), replay["invariants"]
+    source = (await http.get(f"/api/runs/{evaluated['id']}/candidates")).json()["candidates"]
+    again = (await http.get(f"/api/runs/{replay['run_id']}/candidates")).json()["candidates"]
+    assert [(c["title"], c["origin"]) for c in again] == [(c["title"], "seed") for c in source]
+    run = (await http.get(f"/api/runs/{replay['run_id']}")).json()
+    assert run["mode"] == "eval_only"
+    assert [d["title"] for d in run["parameters"]["seed_candidates"]] == [c["title"] for c in source]

@@ -40,6 +40,7 @@ from crucible_snapshot.domain.snapshot_data import (
     ProblemSpecCopy,
     RunConfig,
     RunParameters,
+    SeedCandidate,
     SnapshotData,
     WorldModelCopy,
 )
@@ -346,12 +347,21 @@ class FakeRuns:
     in_flight: int = 0
     most_in_flight: int = 0
     refuse: str = ""
+    stored_seeds: dict[str, tuple[SeedCandidate, ...]] = field(default_factory=dict)
 
-    def reference(self, project_id: str, metrics: RunMetrics, config: RunConfig | None = None) -> str:
+    def reference(
+        self,
+        project_id: str,
+        metrics: RunMetrics,
+        config: RunConfig | None = None,
+        seeds: tuple[SeedCandidate, ...] = (),
+    ) -> str:
+        """A run the snapshot service reads; ``seeds``: the seed candidates it stored."""
         info = RunInfo(metrics.run_id, project_id, metrics.status, config or DATA.run_config)
         run = FakeRun(info, NewRun(project_id, info.config, f"ref-{metrics.run_id}"), metrics=metrics)
         run.ended.set()
         self.existing[metrics.run_id] = run
+        self.stored_seeds[metrics.run_id] = seeds
         return metrics.run_id
 
     @property
@@ -366,6 +376,9 @@ class FakeRuns:
         run = self.existing[run_id]
         assert run.metrics is not None, "measured once ended"
         return run.metrics
+
+    async def seed_candidates(self, run_id: str) -> tuple[SeedCandidate, ...]:
+        return self.stored_seeds.get(run_id, ())
 
     async def estimate_usd(self, project_id: str, config: RunConfig) -> float | None:
         return self.estimate

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crucible_snapshot.domain import snapshot_data
-from crucible_snapshot.domain.snapshot_data import CURRENT_VERSION, Goal, UnreadableSnapshotData
+from crucible_snapshot.domain.snapshot_data import (
+    CURRENT_VERSION,
+    Goal,
+    RunConfig,
+    RunParameters,
+    SeedCandidate,
+    UnreadableSnapshotData,
+)
 from tests.unit.snapshot.fakes import DATA
 
 SEED_1_0 = {
@@ -46,8 +55,28 @@ def test_a_document_without_a_version_is_the_first_version() -> None:
     assert snapshot_data.load(unversioned).version == CURRENT_VERSION
 
 
+def test_a_2_0_document_named_its_seeds_only_and_reads_with_none_whole() -> None:
+    document = snapshot_data.dump(DATA)
+    parameters = {"num_candidates": 0, "num_scenarios": 2, "seed_candidate_ids": ["c-1"]}
+    old = {**document, "version": "2.0", "run_config": {"mode": "eval_only", "parameters": parameters}}
+
+    data = snapshot_data.load(old)
+
+    assert data.version == "3.0" == CURRENT_VERSION
+    assert data.run_config.parameters.seed_candidate_ids == ("c-1",)
+    assert data.run_config.parameters.seed_candidates == ()
+    assert "seed_candidates" not in parameters
+
+
 def test_the_current_version_reads_back_as_written() -> None:
     assert snapshot_data.load(snapshot_data.dump(DATA)) == DATA
+    seeded = replace(
+        DATA,
+        run_config=RunConfig(
+            "seeded", RunParameters(2, 3, ("c-1",), seed_candidates=(SeedCandidate("Arch", "", "", ("dry",), "c-1"),))
+        ),
+    )
+    assert snapshot_data.load(snapshot_data.dump(seeded)) == seeded
 
 
 def test_an_unknown_version_or_shape_is_refused() -> None:

@@ -22,6 +22,7 @@ from crucible_snapshot.domain.model import (
     ResultStatus,
     RunPhase,
 )
+from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import replays
@@ -216,3 +217,37 @@ async def test_a_run_the_run_service_refuses_reaches_the_caller(world: World) ->
 
     with pytest.raises(FailedPrecondition, match="missing_world_model"):
         await replays.replay_snapshot(c.ReplaySnapshot(made.id, "t1"), world.deps)
+
+
+async def test_an_eval_only_runs_seeds_are_kept_whole_and_replayed_whole_into_a_new_project(world: World) -> None:
+    project = world.spec.project()
+    named, given = SeedCandidate("Arch", "stone", "corbel", ("dry",), "c-1"), SeedCandidate("Beam", "steel")
+    config = RunConfig(
+        "eval_only", RunParameters(num_scenarios=2, seed_candidate_ids=("c-1",), seed_candidates=(given,))
+    )
+    run = world.runs.reference(project, good_metrics(), config, seeds=(named, given))
+    made = await h.create_snapshot(c.CreateSnapshot("seeded", project, run), world.deps)
+
+    await replays.replay_snapshot(c.ReplaySnapshot(made.id, "new", ReplayOptions()), world.deps)
+    await replays.replay_snapshot(c.ReplaySnapshot(made.id, "same", ReplayOptions(reuse_project=True)), world.deps)
+
+    assert made.data is not None
+    assert made.data.run_config.parameters.seed_candidates == (named, given)
+    into_new, into_source = (r.new.config.parameters for r in world.runs.runs)
+    # A new project has no runs to name them from: both whole.
+    assert (into_new.seed_candidate_ids, into_new.seed_candidates) == ((), (named, given))
+    # The source project still has the named one: it stays named, lineage and all.
+    assert (into_source.seed_candidate_ids, into_source.seed_candidates) == (("c-1",), (given,))
+
+
+async def test_a_run_that_ended_before_storing_its_seeds_keeps_those_it_was_given_whole(world: World) -> None:
+    project = world.spec.project()
+    given = SeedCandidate("Beam", "steel")
+    config = RunConfig("seeded", RunParameters(2, 2, seed_candidate_ids=("c-1",), seed_candidates=(given,)))
+    run = world.runs.reference(project, good_metrics(status="FAILED"), config)
+
+    made = await h.create_snapshot(c.CreateSnapshot("early", project, run), world.deps)
+
+    assert made.data is not None
+    assert made.data.run_config.parameters.seed_candidates == (given,)
+    assert made.data.run_config.parameters.seed_candidate_ids == ("c-1",)

@@ -21,7 +21,7 @@ from crucible_common.errors import details_of, relayed
 from crucible_common.protobuf import struct
 from crucible_snapshot.adapters.grpc_calls import call, call_or_none
 from crucible_snapshot.domain.model import ENDED_RUN_STATUSES, RunMetrics, RunPhase
-from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters
+from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
 from crucible_snapshot.service_layer.ports import NewRun, RunInfo, RunService
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -35,6 +35,8 @@ PHASES = {name: number for number, name in enum_names(pb.RunPhase).items()}
 # Failures of the watch itself (the run service restarting), not of the run: watch again.
 _AWAY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
 WATCH_RETRY_SECONDS = 1.0
+# The run service's largest page: a run has at most 100 candidates (50 seeds, 50 designed).
+CANDIDATE_PAGE = 100
 
 
 # The limits a run's parameters may leave unset (proto3 optional fields).
@@ -48,7 +50,8 @@ LIMITS: tuple[Literal["budget_tokens", "budget_usd", "max_runtime_s"], ...] = (
 def _config(run: pb.Run) -> RunConfig:
     p = run.parameters
     limits = {name: getattr(p, name) for name in LIMITS if p.HasField(name)}
-    counts = RunParameters(p.num_candidates, p.num_scenarios, tuple(p.seed_candidate_ids))
+    drafts = tuple(SeedCandidate(d.title, d.description, d.approach, tuple(d.assumptions)) for d in p.seed_candidates)
+    counts = RunParameters(p.num_candidates, p.num_scenarios, tuple(p.seed_candidate_ids), seed_candidates=drafts)
     return RunConfig(MODES.get(run.mode, "full_search"), replace(counts, **limits))
 
 
@@ -58,6 +61,10 @@ def _parameters_pb(p: RunParameters) -> pb.RunParameters:
         num_candidates=p.num_candidates,
         num_scenarios=p.num_scenarios,
         seed_candidate_ids=list(p.seed_candidate_ids),
+        seed_candidates=[
+            pb.CandidateDraft(title=d.title, description=d.description, approach=d.approach, assumptions=d.assumptions)
+            for d in p.seed_candidates
+        ],
         **limits,
     )
 
@@ -124,6 +131,23 @@ class RunClient(RunService):
             ),
         )
         return metrics_of(run.run, statistics.statistics)
+
+    async def seed_candidates(self, run_id: str) -> tuple[SeedCandidate, ...]:
+        seeds: list[SeedCandidate] = []
+        token = ""
+        while True:
+            request = pb.ListCandidatesRequest(run_id=run_id, page_size=CANDIDATE_PAGE, page_token=token)
+            page = await call(
+                lambda: self._stub.ListCandidates(request, timeout=self._timeout, wait_for_ready=True)  # noqa: B023
+            )
+            seeds += [
+                SeedCandidate(c.title, c.description, c.approach, tuple(c.assumptions), c.source_candidate_id)
+                for c in page.candidates
+                if c.origin == pb.CANDIDATE_ORIGIN_SEED
+            ]
+            token = page.next_page_token
+            if not token:
+                return tuple(seeds)
 
     async def estimate_usd(self, project_id: str, config: RunConfig) -> float | None:
         request = pb.PreflightRunRequest(

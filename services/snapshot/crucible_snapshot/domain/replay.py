@@ -30,8 +30,14 @@ def replay_plan(snapshot: Snapshot, options: ReplayOptions, *, into_source_proje
         parameters = replace(parameters, num_candidates=options.num_candidates)
     if options.num_scenarios is not None:
         parameters = replace(parameters, num_scenarios=options.num_scenarios)
-    if not into_source_project:
-        # Seed candidates are candidates of the source project's runs: a new project has none.
+    if into_source_project:
+        # The named seeds are still there to name; only those given whole are passed whole.
+        given = tuple(s for s in parameters.seed_candidates if not s.source_candidate_id)
+        parameters = replace(parameters, seed_candidates=given)
+    else:
+        # A new project has no runs to name seeds from: every seed is passed whole. A 2.0 snapshot
+        # kept its seeds by id only; without them a seeded replay runs on its new candidates alone,
+        # and an eval_only one is refused by the run's preflight (insufficient_candidates).
         parameters = replace(parameters, seed_candidate_ids=())
     return ReplayPlan(
         RunConfig(run_config.mode, parameters),

@@ -1,13 +1,16 @@
 """``snapshot_data``: full copies of what a replay restores, with a schema version, migrated on read.
 
-Version "2.0" (current), as issue 12 lays it out::
+Version "3.0" (current)::
 
     {version, problem_spec: {constraints, goals, resolution, mode, provenance_log},
      world_model: {model_data, provenance}, run_config: {mode, parameters},
      chat_context: [{role, content, created_at}]}
 
-Version "1.0" is seed 000's first shape: goals as plain strings, the run's parameters under
-``run_config.config``, no WorldModel provenance, and ``chat_context`` optional. A stored document
+with ``run_config.parameters.seed_candidates``: the seed candidates of an eval_only or seeded run,
+whole, so that a replay in a new project (which has no runs to name seeds from) evaluates the same
+candidates. Version "2.0", as issue 12 laid it out, named seeds by id only. Version "1.0" is seed
+000's first shape: goals as plain strings, the run's parameters under ``run_config.config``, no
+WorldModel provenance, and ``chat_context`` optional. A stored document
 is never rewritten (snapshots are immutable); ``load`` brings any known version to the current
 one, one step at a time, so a new version adds one step and old snapshots keep reading.
 """
@@ -23,7 +26,7 @@ from pydantic import ValidationError
 
 from crucible_common import jsonb
 
-CURRENT_VERSION = "2.0"
+CURRENT_VERSION = "3.0"
 
 Document = dict[str, Any]
 
@@ -80,6 +83,18 @@ class WorldModelCopy:
 
 
 @dataclass(frozen=True)
+class SeedCandidate:
+    """A seed candidate of the snapshot's run, whole."""
+
+    title: str
+    description: str = ""
+    approach: str = ""
+    assumptions: tuple[str, ...] = ()
+    # The earlier run's candidate it copies, when the run named it; empty when it was given whole.
+    source_candidate_id: str = ""
+
+
+@dataclass(frozen=True)
 class RunParameters:
     """The run parameters as this document keeps them (the run service's RunParameters, copied).
 
@@ -90,12 +105,14 @@ class RunParameters:
     # 0: the run service's default for the ProblemSpec's resolution.
     num_candidates: int = 0
     num_scenarios: int = 0
-    # Candidates of the source project's runs (eval_only, seeded): dropped in a new project.
+    # Candidates of the source project's runs (eval_only, seeded), as the run named them.
     seed_candidate_ids: tuple[str, ...] = ()
     # The run's own limits, if it had any.
     budget_tokens: int | None = None
     budget_usd: float | None = None
     max_runtime_s: int | None = None
+    # Every seed of the run, whole (3.0): the named ones and those the run was given whole.
+    seed_candidates: tuple[SeedCandidate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,8 +163,17 @@ def _from_1_0(document: Document) -> Document:
     return document
 
 
+def _from_2_0(document: Document) -> Document:
+    """2.0 → 3.0: seeds whole. A 2.0 document named its seeds only, so it has none whole."""
+    parameters = (document.get("run_config") or {}).get("parameters")
+    if isinstance(parameters, dict):
+        parameters.setdefault("seed_candidates", [])
+    document["version"] = "3.0"
+    return document
+
+
 # From each old version, the step to the next one.
-_MIGRATIONS: dict[str, Callable[[Document], Document]] = {"1.0": _from_1_0}
+_MIGRATIONS: dict[str, Callable[[Document], Document]] = {"1.0": _from_1_0, "2.0": _from_2_0}
 
 
 def migrate(document: Document) -> Document:

@@ -154,7 +154,7 @@ async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> S
         reference = await deps.runs.metrics(run_id)
         if not reference.ended:
             raise RunNotEnded(run_id, reference.status)
-        config = run.config
+        config = await _with_seeds_whole(run_id, run.config, deps)
     state = await deps.spec.capture(project_id, cmd.chat_context_messages or DEFAULT_CHAT_CONTEXT)
     if not run_id:
         # Without a run, the configuration the ProblemSpec asks for, with the run service's defaults.
@@ -176,6 +176,17 @@ async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> S
         created_at=at,
         updated_at=at,
     )
+
+
+async def _with_seeds_whole(run_id: str, config: RunConfig, deps: SnapshotDeps) -> RunConfig:
+    """The run's config with its seeds whole, so that a replay in a new project evaluates them too."""
+    p = config.parameters
+    if not (p.seed_candidate_ids or p.seed_candidates):
+        return config
+    # The seeds as the run stored them; a run that ended before storing them has only those it
+    # was given whole (its named ones stay ids, replayable in the source project alone).
+    stored = await deps.runs.seed_candidates(run_id)
+    return replace(config, parameters=replace(p, seed_candidates=stored or p.seed_candidates))
 
 
 async def get_snapshot(snapshot_id: str, uow: UowFactory) -> Snapshot:

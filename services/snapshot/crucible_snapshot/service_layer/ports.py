@@ -28,6 +28,7 @@ from crucible_snapshot.domain.snapshot_data import (
     ChatContextMessage,
     ProblemSpecCopy,
     RunConfig,
+    SeedCandidate,
     SnapshotData,
     WorldModelCopy,
 )
@@ -163,6 +164,10 @@ class RunService(Protocol):
 
     async def metrics(self, run_id: str) -> RunMetrics:
         """The run's statistics as metrics: the same for a reference and for a replay."""
+        ...
+
+    async def seed_candidates(self, run_id: str) -> tuple[SeedCandidate, ...]:
+        """The run's seed candidates, whole, as it stored them (none before its design phase)."""
         ...
 
     async def estimate_usd(self, project_id: str, config: RunConfig) -> float | None:
