@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,7 @@ _EXPORTER = InMemorySpanExporter()
 # The health service's own messages, served under a traced name: a real generated service.
 CHECK = "/crucible.test.v1.Probe/Check"
 WATCH = "/crucible.test.v1.Probe/Watch"
+SPAN_WAIT_SECONDS = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,15 @@ async def channel(spans: InMemorySpanExporter) -> AsyncIterator[TracedChannel]:
         await server.stop(None)
 
 
-def _one(spans: InMemorySpanExporter, name: str, kind: SpanKind) -> ReadableSpan:
-    found = [s for s in spans.get_finished_spans() if s.name == name and s.kind is kind]
+async def _one(spans: InMemorySpanExporter, name: str, kind: SpanKind) -> ReadableSpan:
+    """The one span of that name and kind. The server's may end just after the client has its answer
+    (the status is sent before the handler's span closes), so it is waited for, briefly."""
+    deadline = asyncio.get_running_loop().time() + SPAN_WAIT_SECONDS
+    while True:
+        found = [s for s in spans.get_finished_spans() if s.name == name and s.kind is kind]
+        if found or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.01)
     assert len(found) == 1, [(s.name, s.kind) for s in spans.get_finished_spans()]
     return found[0]
 
@@ -95,8 +104,8 @@ async def test_a_call_continues_the_callers_trace_on_the_server(
     with trace.get_tracer("test").start_as_current_span("caller") as caller:
         response = await _unary(channel, CHECK)(health_pb2.HealthCheckRequest(service="x"))
     assert response.status == health_pb2.HealthCheckResponse.SERVING
-    client = _one(spans, CHECK, SpanKind.CLIENT)
-    server = _one(spans, CHECK, SpanKind.SERVER)
+    client = await _one(spans, CHECK, SpanKind.CLIENT)
+    server = await _one(spans, CHECK, SpanKind.SERVER)
     assert client.context.trace_id == caller.get_span_context().trace_id
     assert client.parent is not None
     assert client.parent.span_id == caller.get_span_context().span_id
@@ -119,7 +128,7 @@ async def test_a_refused_call_records_its_status_on_both_spans(
         await _unary(channel, CHECK)(health_pb2.HealthCheckRequest(service="missing"))
     assert refused.value.code() is grpc.StatusCode.NOT_FOUND
     for kind in (SpanKind.CLIENT, SpanKind.SERVER):
-        span = _one(spans, CHECK, kind)
+        span = await _one(spans, CHECK, kind)
         assert span.attributes is not None
         assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
         assert span.status.status_code is StatusCode.ERROR
@@ -135,8 +144,8 @@ async def test_a_server_stream_is_one_span_each_side_ending_with_the_stream(
     )
     received = [r async for r in watch(health_pb2.HealthCheckRequest())]
     assert len(received) == 3
-    client = _one(spans, WATCH, SpanKind.CLIENT)
-    server = _one(spans, WATCH, SpanKind.SERVER)
+    client = await _one(spans, WATCH, SpanKind.CLIENT)
+    server = await _one(spans, WATCH, SpanKind.SERVER)
     assert server.parent is not None
     assert server.parent.span_id == client.context.span_id
     assert server.attributes is not None
