@@ -141,8 +141,10 @@ def close_reason(text: str) -> str:
 
 
 def unauthorized() -> JSONResponse:
-    """401 for a request without the API token."""
-    return problem(401, UNAUTHORIZED_DETAIL, reason="UNAUTHORIZED")
+    """401 for a request without the API token, with the challenge HTTP asks a 401 to carry."""
+    refusal = problem(401, UNAUTHORIZED_DETAIL, reason="UNAUTHORIZED")
+    refusal.headers["WWW-Authenticate"] = "Bearer"
+    return refusal
 
 
 async def end_with_problem(websocket: WebSocket, problem: Mapping[str, Any]) -> None:

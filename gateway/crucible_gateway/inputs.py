@@ -4,8 +4,9 @@
 catch-all) never meets a NUL character, an unpaired surrogate, a NaN or JSON nested too deep: such a
 request is a 400 problem naming the field (``path.<param>``, ``query.<name>``, or the body's field,
 as request validation names them), and a WebSocket is closed with code 4400 after an ``error``
-frame carrying the same problem. WebSocket frames are checked by their route, with
-``frame_violations``.
+frame carrying the same problem. Where the path needs the API token, a request without it is
+told only that (401, or 4401), whatever else is wrong with it. WebSocket frames are checked by
+their route, with ``frame_violations``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocket
 from crucible_common.errors import FieldViolation
 from crucible_common.inputs import TOO_DEEP, json_violations, text_problem
 from crucible_gateway import errors
+from crucible_gateway.auth import request_token_ok, requires_token
 from crucible_gateway.openapi import match_path
 
 NOT_UTF8 = "must be UTF-8 encoded JSON"
@@ -31,18 +33,23 @@ NOT_UTF8 = "must be UTF-8 encoded JSON"
 def json_body_violations(raw: bytes | str) -> list[FieldViolation]:
     """What a JSON document carries that no service can store; [] for one that does not parse
     (the route's own validation names that, as it always has)."""
+    return _json_body(raw)[0]
+
+
+def _json_body(raw: bytes | str) -> tuple[list[FieldViolation], bool]:
+    """``json_body_violations``, and whether the document parses."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError:
-        return [FieldViolation("", NOT_UTF8)]
+        return [FieldViolation("", NOT_UTF8)], False
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        return []
+        return [], False
     except RecursionError:
         # Deeper than the parser's own stack: far past the limit.
-        return [FieldViolation("", TOO_DEEP)]
-    return json_violations(value)
+        return [FieldViolation("", TOO_DEEP)], False
+    return json_violations(value), True
 
 
 # A WebSocket frame is a JSON document like a body.
@@ -72,7 +79,7 @@ class InputGuard:
         self.app = app
         # The API's document, only to name the path parameter that carries refused text.
         self._openapi = openapi
-        # A WebSocket without the token is refused for that alone (``auth``).
+        # A request or a WebSocket without the token is refused for that alone (``auth``).
         self._api_token = api_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,17 +92,26 @@ class InputGuard:
                 WebSocket(scope, receive, send), errors.violations_problem(violations, "request"), self._api_token
             )
             return
+        parses = True
         if not violations and scope["type"] == "http" and _is_json(scope):
             body, receive = await _read_body(receive)
             if body is None:
                 # The client went away while sending: the application sees that as it is.
                 await self.app(scope, receive, send)
                 return
-            violations = json_body_violations(body)
+            violations, parses = _json_body(body)
+        if (violations or not parses) and self._unauthorized(scope):
+            # As for a WebSocket: a caller without the token learns nothing else about its request.
+            # (A body that does not parse is refused by the route before its token is checked.)
+            await errors.unauthorized()(scope, receive, send)
+            return
         if violations:
             await errors.violations_problem(violations, "request")(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _unauthorized(self, scope: Scope) -> bool:
+        return requires_token(scope["path"]) and not request_token_ok(scope, self._api_token)
 
     def _path_violations(self, scope: Scope) -> list[FieldViolation]:
         problem = text_problem(scope["path"])

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from crucible_common.settings import Settings
 from crucible_gateway import errors
 from crucible_gateway.api import runs, snapshots
-from crucible_gateway.auth import token_matches
+from crucible_gateway.auth import request_token_ok
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.runs import RunList, RunRead, RunResults, RunStatistics, RunStatus
 from crucible_gateway.schemas.snapshots import (
@@ -299,13 +299,9 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
         settings: Settings = app.state.settings
-        if settings.api_token is not None:
-            given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").removeprefix("Bearer ")
-            if not token_matches(given, settings.api_token.get_secret_value()):
-                refusal = errors.unauthorized()
-                refusal.headers["WWW-Authenticate"] = "Bearer"
-                await refusal(scope, receive, send)
-                return
+        if not request_token_ok(scope, settings.api_token):
+            await errors.unauthorized()(scope, receive, send)
+            return
         mount: McpMount = app.state.mcp
         await (await mount.app())(scope, receive, send)
 

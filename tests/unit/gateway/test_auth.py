@@ -1,4 +1,5 @@
-"""With CRUCIBLE_API_TOKEN set, every /api call and the sprint WebSocket need the bearer token."""
+"""With CRUCIBLE_API_TOKEN set, every /api call, /mcp and the WebSockets need the bearer token, and a
+request without it is told only that, whatever else is wrong with it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
-from tests.unit.gateway.conftest import TOKEN, assert_problem, serve, starlette_client
+from crucible_gateway.api import chat, runs, snapshots, sprints
+from crucible_gateway.auth import requires_token
+from tests.unit.gateway.conftest import TOKEN, assert_problem, build_app, serve, starlette_client
 from tests.unit.gateway.fakes import SPRINT_ID, Fakes, sprint_event
 
 WS_PATH = f"/api/ws/sprints/{SPRINT_ID}"
@@ -91,3 +94,57 @@ def test_the_sprint_websocket_accepts_the_right_token(fakes: Fakes, headers: dic
         assert ws.receive_json()["type"] == "sprint.completed"
 
     assert [c.method for c in fakes.sprints.calls] == ["WatchSprint"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("POST", "/api/projects", b'{"title": "a\\u0000b"}', id="nul-in-body"),
+        pytest.param("POST", "/api/projects", b'{"title": ', id="malformed-json"),
+        pytest.param("GET", "/api/projects/%00", None, id="nul-in-path"),
+        pytest.param("GET", "/api/projects?page_token=%00", None, id="nul-in-query"),
+        pytest.param("POST", "/mcp", b'{"jsonrpc": "2.0", "method": "a\\u0000"}', id="mcp"),
+    ],
+)
+async def test_without_the_token_a_bad_request_is_told_only_that(
+    fakes: Fakes, method: str, path: str, body: bytes | None
+) -> None:
+    """As a WebSocket is: a caller without the token learns nothing about what else is wrong."""
+    json_type = {"Content-Type": "application/json"}
+    async with serve(fakes, TOKEN) as http:
+        refused = await http.request(method, path, content=body, headers=json_type)
+        authorized = await http.request(
+            method, path, content=body, headers={**json_type, "Authorization": f"Bearer {TOKEN}"}
+        )
+
+    assert_problem(refused, 401, "UNAUTHORIZED")
+    assert refused.headers["www-authenticate"] == "Bearer"
+    # With the token, the request's own fault is named.
+    assert authorized.status_code == 400, authorized.text
+    assert fakes.calls() == []
+
+
+async def test_a_bad_request_to_an_open_path_is_a_400_without_the_token(fakes: Fakes) -> None:
+    async with serve(fakes, TOKEN) as http:
+        response = await http.get("/healthz?probe=%00")
+
+    assert_problem(response, 400, "VALIDATION_FAILED")
+
+
+def test_the_paths_that_need_the_token_are_the_routes_that_check_it(fakes: Fakes) -> None:
+    """``auth.requires_token`` (what the input guard asks) agrees with the routes themselves: the
+    document marks each operation behind ``require_token`` with its security, and every WebSocket
+    checks the token itself."""
+    _, app = build_app(fakes, TOKEN)
+    documented = {
+        path: any("security" in operation for operation in operations.values())
+        for path, operations in app.openapi()["paths"].items()
+    }
+    sockets = [r.path for module in (chat, runs, snapshots, sprints) for r in module.ws_router.routes]
+
+    assert any(documented.values())
+    assert {path: requires_token(path) for path in documented} == documented
+    assert len(sockets) == 4
+    assert all(requires_token(path) for path in sockets)
+    assert requires_token("/mcp")
+    assert not any(requires_token(p) for p in ("/api/docs", "/api/docs/assets/swagger-ui.css", "/healthz", "/"))
