@@ -380,3 +380,17 @@ async def test_an_eval_only_runs_snapshot_replays_the_same_candidates_in_a_new_p
     run = (await http.get(f"/api/runs/{replay['run_id']}")).json()
     assert run["mode"] == "eval_only"
     assert [d["title"] for d in run["parameters"]["seed_candidates"]] == [c["title"] for c in source]
+
+    # Recorded: the same candidates ask the same questions, so the source run's answers serve.
+    recorded = await http.post(
+        f"/api/snapshots/{created.json()['id']}/replay",
+        json={"wait": True, "replay_mode": "recorded"},
+        timeout=SUITE_TIMEOUT,
+    )
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["status"] == "COMPLETED", recorded.json()
+    usage = (await http.get("/api/usage", params={"run_id": recorded.json()["run_id"]})).json()["total"]
+    assert usage["usd"] == 0
+    assert usage["replayed_calls"] > 0
+    again = (await http.get(f"/api/runs/{recorded.json()['run_id']}/results")).json()
+    assert _ranking(again) == _ranking((await http.get(f"/api/runs/{evaluated['id']}/results")).json())
