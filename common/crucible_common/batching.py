@@ -2,9 +2,14 @@
 
 Fifty model calls or evaluations finishing within milliseconds of each other each want one short
 transaction; queued one behind the other they cost fifty connections' worth of round trips. Here
-the first caller writes everything pending; while its write is in flight the next callers gather,
-and the one after writes them all at once. A caller returns once its own item is committed, so
-nothing is acknowledged before it is stored; a failed write fails the items it carried, no others.
+a write starts with the first item; while it is in flight the next items gather, and the write
+after takes them all at once. A caller returns once its own item is committed, so nothing is
+acknowledged before it is stored; a failed write fails the items it carried, no others.
+
+The writes run in a task of their own, not in a caller's: a caller that leaves (its request
+cancelled) stops waiting, but the round it started goes on, its own item included. A paid model
+answer is stored even when the client that asked for it has gone, and another caller's write is
+never cancelled for it.
 """
 
 from __future__ import annotations
@@ -26,25 +31,27 @@ class GroupCommit(Generic[T]):
         self._write = write
         self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
-        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def store(self, item: T) -> None:
         """Return once ``item`` is written (with whatever else was pending); raise if its write failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, done))
-        if not self._writing:
-            # No write in flight: this caller writes everything pending, until nothing is.
-            self._writing = True
-            try:
-                if self._linger:
-                    await asyncio.sleep(self._linger)
-                while self._pending:
-                    batch, self._pending = self._pending, []
-                    with _settling(batch, self._pending, lambda _: None):
-                        await self._write([item for item, _ in batch])
-            finally:
-                self._writing = False
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
         await done
+
+    async def _write_all(self) -> None:
+        """Write everything pending, round after round, until nothing is."""
+        try:
+            if self._linger:
+                await asyncio.sleep(self._linger)
+            while self._pending:
+                batch, self._pending = self._pending, []
+                with _settling(batch, self._pending, lambda _: None):
+                    await self._write([item for item, _ in batch])
+        finally:
+            self._writer = None
 
 
 class GroupLookup(Generic[K, V]):
@@ -55,24 +62,27 @@ class GroupLookup(Generic[K, V]):
         self._fetch = fetch
         self._linger = linger
         self._pending: list[tuple[K, asyncio.Future[V | None]]] = []
-        self._fetching = False
+        self._fetcher: asyncio.Task[None] | None = None
 
     async def get(self, key: K) -> V | None:
         found: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._pending.append((key, found))
-        if not self._fetching:
-            self._fetching = True
-            try:
-                if self._linger:
-                    await asyncio.sleep(self._linger)
-                while self._pending:
-                    batch, self._pending = self._pending, []
-                    values: dict[K, V] = {}
-                    with _settling(batch, self._pending, values.get):
-                        values.update(await self._fetch(list(dict.fromkeys(k for k, _ in batch))))
-            finally:
-                self._fetching = False
+        if self._fetcher is None:
+            # In a task of its own, as GroupCommit's writes: a caller that leaves fails no other.
+            self._fetcher = asyncio.get_running_loop().create_task(self._fetch_all())
         return await found
+
+    async def _fetch_all(self) -> None:
+        try:
+            if self._linger:
+                await asyncio.sleep(self._linger)
+            while self._pending:
+                batch, self._pending = self._pending, []
+                values: dict[K, V] = {}
+                with _settling(batch, self._pending, values.get):
+                    values.update(await self._fetch(list(dict.fromkeys(k for k, _ in batch))))
+        finally:
+            self._fetcher = None
 
 
 R = TypeVar("R")
@@ -86,9 +96,9 @@ def _settling(
 ) -> Iterator[None]:
     """Settle the futures of one round: each its result, or the round's failure.
 
-    A failure fails only the items of its round: a caller whose item was written in an earlier
-    round, while it went on writing for others, still returns. A cancelled round (the service
-    stopping) cancels every waiter, those still pending too, since nobody is left to serve them.
+    A failure fails only the items of its round. A cancelled round (the service stopping) cancels
+    every waiter, those still pending too, since nobody is left to serve them. A waiter that left
+    (cancelled itself) is skipped.
     """
     try:
         yield

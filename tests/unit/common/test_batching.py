@@ -18,7 +18,9 @@ async def test_callers_arriving_during_a_write_are_written_together_by_the_next(
         await asyncio.sleep(0.01)
 
     group = GroupCommit(write)
-    await asyncio.gather(*(group.store(i) for i in range(10)))
+    first = asyncio.create_task(group.store(0))
+    await asyncio.sleep(0.001)
+    await asyncio.gather(first, *(group.store(i) for i in range(1, 10)))
 
     assert writes == [[0], list(range(1, 10))]
 
@@ -66,7 +68,10 @@ async def test_a_failed_write_fails_every_item_it_carried_and_the_next_write_sta
             raise OSError("database gone")
 
     group = GroupCommit(write)
-    results = await asyncio.gather(*(group.store(i) for i in range(5)), return_exceptions=True)
+    first = asyncio.create_task(group.store(0))
+    await asyncio.sleep(0.001)
+    results = await asyncio.gather(first, *(group.store(i) for i in range(1, 5)), return_exceptions=True)
+    assert calls[:2] == [[0], [1, 2, 3, 4]]
     assert results[0] is None
     assert all(isinstance(r, OSError) for r in results[1:])
 
@@ -83,7 +88,9 @@ async def test_concurrent_lookups_are_one_query_for_their_distinct_keys() -> Non
         return {k: len(k) for k in keys if k != "missing"}
 
     lookup = GroupLookup(fetch)
-    found = await asyncio.gather(lookup.get("a"), lookup.get("bb"), lookup.get("bb"), lookup.get("missing"))
+    first = asyncio.create_task(lookup.get("a"))
+    await asyncio.sleep(0.001)
+    found = await asyncio.gather(first, lookup.get("bb"), lookup.get("bb"), lookup.get("missing"))
 
     assert list(found) == [1, 2, 2, None]
     assert queries == [["a"], ["bb", "missing"]]
@@ -119,16 +126,46 @@ async def test_a_failed_lookup_fails_its_callers() -> None:
         await lookup.get("a")
 
 
-async def test_a_cancelled_writer_leaves_no_caller_waiting_forever() -> None:
+async def test_a_caller_that_leaves_stops_waiting_but_nothing_of_its_round_is_dropped() -> None:
+    """A client gone mid-write (its request cancelled): its paid answer is stored all the same, and
+    the others' writes, in its round or the next, go on as if nothing happened."""
+    written: list[list[int]] = []
+    release = asyncio.Event()
+
     async def write(items: list[int]) -> None:
-        await asyncio.sleep(10)
+        await release.wait()
+        written.append(items)
 
     group = GroupCommit(write)
-    writer = asyncio.create_task(group.store(0))
-    await asyncio.sleep(0)
+    first = asyncio.create_task(group.store(0))
+    await asyncio.sleep(0.001)
     others = [asyncio.create_task(group.store(i)) for i in (1, 2)]
-    await asyncio.sleep(0)
-    writer.cancel()
+    await asyncio.sleep(0.001)
+    first.cancel()
+    await asyncio.sleep(0.001)
+    release.set()
 
-    results = await asyncio.wait_for(asyncio.gather(writer, *others, return_exceptions=True), 1)
-    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    results = await asyncio.wait_for(asyncio.gather(first, *others, return_exceptions=True), 1)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [None, None]
+    assert written == [[0], [1, 2]]
+
+
+async def test_a_lookup_whose_caller_leaves_still_answers_the_others() -> None:
+    release = asyncio.Event()
+
+    async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
+        await release.wait()
+        return {k: len(k) for k in keys}
+
+    lookup = GroupLookup(fetch)
+    leaving = asyncio.create_task(lookup.get("a"))
+    staying = asyncio.create_task(lookup.get("bb"))
+    await asyncio.sleep(0.001)
+    leaving.cancel()
+    await asyncio.sleep(0.001)
+    release.set()
+
+    assert await asyncio.wait_for(staying, 1) == 2
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
