@@ -202,11 +202,23 @@ def usage(
         u = row["usage"]
         cost = f"{u['usd']:.6f}" if row["priced"] else f"{u['usd']:.6f} + unpriced ({u['unpriced_calls']} calls)"
         table.add_row(
-            row["provider"], row["model_name"], str(u["calls"]), str(u["input_tokens"]), str(u["output_tokens"]), cost
+            row["provider"],
+            row["model_name"],
+            str(u["calls"]),
+            str(u["input_tokens"]),
+            str(u["output_tokens"]),
+            cost + _cancelled(u),
         )
     t = report["total"]
-    table.add_row("total", "", str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), f"{t['usd']:.6f}")
+    total_cost = f"{t['usd']:.6f}" + _cancelled(t)
+    table.add_row("total", "", str(t["calls"]), str(t["input_tokens"]), str(t["output_tokens"]), total_cost)
     console.print(table)
+
+
+def _cancelled(usage: dict[str, Any]) -> str:
+    """Calls abandoned mid-answer: maybe billed, for a cost that is not in the USD figure."""
+    count = usage.get("cancelled_calls", 0)
+    return f" + cancelled ({count} calls, cost unknown)" if count else ""
 
 
 if __name__ == "__main__":

@@ -588,18 +588,27 @@ async def test_stream_complete_fails_with_completes_status(core: AgentCore, emul
         assert await _status(stub.StreamComplete(pb.StreamCompleteRequest(request=_request()))) == down
 
 
-async def test_a_cancelled_stream_cancels_the_model_call(core: AgentCore, emulator: Emulator) -> None:
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_cancelled_stream_cancels_the_model_call_and_counts_it_at_an_unknown_cost(
+    core: AgentCore, emulator: Emulator, provider: str
+) -> None:
+    """The call stops with its stream; the provider may bill what it began, so it is stored
+    ``cancelled``, counted apart in usage, with no tokens or USD of its own."""
     await emulator.configure(stream_chunk_delay_ms=100)
     ids = _ids()
     async with agent_stub(core) as stub:
-        call = stub.StreamComplete(pb.StreamCompleteRequest(request=_request("openai", ids)))
+        call = stub.StreamComplete(pb.StreamCompleteRequest(request=_request(provider, ids)))
         first = await anext(aiter(call))
         assert first.HasField("delta")
         call.cancel()
-        # Long past the end of the answer (a dozen events 100 ms apart): a call still running would be stored.
+        # Long past the end of the answer (a dozen events 100 ms apart): a call still running would
+        # be stored "succeeded".
         await asyncio.sleep(2.0)
+        usage = await stub.GetUsage(pb.GetUsageRequest(filter=pb.Correlation(project_id=ids.project_id)))
 
-    assert await _calls(core, ids) == []
+    assert await _calls(core, ids) == [("cancelled", 1)]
+    total = usage.total
+    assert (total.calls, total.cancelled_calls, total.failed_calls, total.usd, total.input_tokens) == (1, 1, 0, 0, 0)
 
 
 async def test_concurrent_completions_all_land(core: AgentCore) -> None:

@@ -33,6 +33,9 @@ class UsageRead(BaseModel):
     unpriced_calls: int
     failed_calls: int
     replayed_calls: int
+    cancelled_calls: int = Field(
+        description="Abandoned by their caller mid-answer: maybe billed, at a cost not in the sums"
+    )
 
     @classmethod
     def from_proto(cls, u: pb.Usage) -> UsageRead:
@@ -44,6 +47,7 @@ class UsageRead(BaseModel):
             unpriced_calls=u.unpriced_calls,
             failed_calls=u.failed_calls,
             replayed_calls=u.replayed_calls,
+            cancelled_calls=u.cancelled_calls,
         )
 
 

@@ -147,6 +147,7 @@ def build(settings: AgentSettings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[core.scheduler.close, core.updates.close, core.pool.close],
+        # After the scheduler: work it cancels leaves its calls in flight to store (LlmService.drain).
+        closers=[core.scheduler.close, core.llm.drain, core.updates.close, core.pool.close],
         background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever],
     )

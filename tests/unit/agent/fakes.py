@@ -508,6 +508,7 @@ def _totals(calls: list[LlmCall]) -> UsageTotals:
         sum(1 for c in calls if c.status in billed and c.usd is None),
         sum(1 for c in calls if c.status is LlmCallStatus.FAILED),
         sum(1 for c in calls if c.status is LlmCallStatus.REPLAYED),
+        sum(1 for c in calls if c.status is LlmCallStatus.CANCELLED),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import pytest
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import (
     ProviderError,
+    ProviderRateLimited,
     ProviderUnavailable,
     ReplayMiss,
     StructuredOutputInvalid,
@@ -273,6 +275,72 @@ async def test_stored_calls_add_up_in_usage() -> None:
     assert report.total.unpriced_calls == 0
     assert report.total.input_tokens == 1_010
     assert [(m.provider, m.model, m.priced) for m in report.by_model] == [("openai", "gpt-4o-mini", True)]
+
+
+class _AnswersThenHangs(FakeProvider):
+    """Answers its script, then never answers: the call in flight when its caller leaves."""
+
+    def __init__(self, script: list[ProviderResponse]) -> None:
+        super().__init__("openai", script)
+        self.hanging = asyncio.Event()
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        if len(self.requests) < len(self.script):
+            return await super().complete(request)
+        self.requests.append(request)
+        self.hanging.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_a_caller_cancelled_mid_call_leaves_its_attempts_stored_the_last_cancelled() -> None:
+    """A stream closed, work cancelled: the provider may bill the attempt in flight (and billed the
+    ones before), so they are stored without the caller, the last at an unknown cost."""
+    provider = _AnswersThenHangs([answer("not json at all", input_tokens=100, output_tokens=10)])
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0.0001)
+    uow_factory = FakeUowFactory()
+    llm = LlmService(pool, PriceTable(DEFAULT_PRICES), uow_factory, structured_retries=1, capture_prompts=False)
+
+    call = asyncio.create_task(
+        llm.complete(request(json_schema=SCHEMA, schema_name="sum"), CORRELATION, idempotency_key="k-1")
+    )
+    await asyncio.wait_for(provider.hanging.wait(), 1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.wait_for(llm.drain(), 1)
+
+    stored = uow_factory.state.llm_calls
+    assert [(c.attempt, c.status) for c in stored] == [
+        (1, LlmCallStatus.INVALID_OUTPUT),
+        (2, LlmCallStatus.CANCELLED),
+    ]
+    cancelled = stored[1]
+    assert (cancelled.usd, cancelled.input_tokens, cancelled.output_tokens) == (None, 0, 0)
+    assert cancelled.error == "CANCELLED: the caller left before the answer"
+    assert {c.idempotency_key for c in stored} == {"k-1"}
+    async with uow_factory(read_only=True) as uow:
+        report = await uow.repo.usage(Correlation(project_id="p1"))
+    assert (report.total.calls, report.total.cancelled_calls, report.total.unpriced_calls) == (2, 1, 0)
+    assert report.total.usd == pytest.approx(stored[0].usd)
+
+
+async def test_a_caller_cancelled_out_of_flight_leaves_no_cancelled_call() -> None:
+    """Cancelled while it waits out a backoff: nothing was in flight, so nothing may be billed but
+    the failed attempt, stored as it would have been."""
+    llm, provider, uow_factory = service([ProviderRateLimited("openai", "slow down", retry_after=5.0)])
+
+    call = asyncio.create_task(llm.complete(request(), CORRELATION))
+    while not provider.requests:
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.wait_for(llm.drain(), 1)
+
+    assert [(c.attempt, c.status, c.usd) for c in uow_factory.state.llm_calls] == [(1, LlmCallStatus.FAILED, 0.0)]
+    assert len(provider.requests) == 1
 
 
 def test_the_request_hash_is_stable() -> None:

@@ -68,10 +68,12 @@ def long_texts(fakes: Fakes) -> Fakes:
         "ListArtifacts",
         sprint_pb.ListArtifactsResponse(artifacts=[sprint_pb.Artifact(path="pkg/" + "very_long_name/" * 5 + "x.py")]),
     )
+    total = usage(12)
+    total.cancelled_calls = 2
     fakes.agent.answer(
         "GetUsage",
         agent_pb.GetUsageResponse(
-            total=usage(12),
+            total=total,
             by_model=[
                 agent_pb.ModelUsage(provider="anthropic", model_name="claude-haiku-4-5-20251001", usage=usage(7)),
                 agent_pb.ModelUsage(provider="openai", model_name="gpt-4o-mini-2024-07-18", priced=True, usage=usage()),
@@ -109,6 +111,12 @@ def test_a_listing_at_80_columns_shows_every_id_whole(
     long_texts: Fakes, rest_gateway: TestClient, command: list[str], ids: list[str]
 ) -> None:
     assert_fits_with_whole_ids(at_80_columns(*command), *ids)
+
+
+def test_usage_counts_cancelled_calls_apart_from_the_usd(long_texts: Fakes, rest_gateway: TestClient) -> None:
+    result = at_80_columns("usage")
+
+    assert "0.123457 + cancelled (2 calls, cost unknown)" in " ".join(result.output.split())
 
 
 def test_the_texts_that_give_way_are_folded_not_lost(long_texts: Fakes, rest_gateway: TestClient) -> None:

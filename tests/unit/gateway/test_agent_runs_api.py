@@ -200,6 +200,7 @@ async def test_usage_by_correlation(fakes: Fakes, http: httpx.AsyncClient) -> No
         "unpriced_calls": 1,
         "failed_calls": 0,
         "replayed_calls": 0,
+        "cancelled_calls": 0,
     }
     assert [(m["provider"], m["priced"], m["usage"]["calls"]) for m in body["by_model"]] == [("openai", True, 2)]
     assert fakes.agent.only_call().request == agent_pb.GetUsageRequest(

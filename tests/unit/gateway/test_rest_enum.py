@@ -27,7 +27,7 @@ REST_NAMES: list[tuple[RestEnum[Any], tuple[str, ...]]] = [
     (agent_runs.ROLE, ("system", "user", "assistant")),
     (agent_runs.RECORDING_MODE, ("record", "replay")),
     (agent_runs.RUN_STATUS, ("running", "completed", "failed", "cancelled")),
-    (usage.CALL_STATUS, ("succeeded", "failed", "invalid_output", "replayed")),
+    (usage.CALL_STATUS, ("succeeded", "failed", "invalid_output", "replayed", "cancelled")),
     (sprints.SPRINT_STATUS, ("planned", "active", "completed", "failed", "cancelled")),
     (sprints.SPRINT_PHASE, ("discovery", "coding", "verification")),
     (sprints.ATTEMPT_STATUS, ("running", "completed", "failed", "cancelled")),

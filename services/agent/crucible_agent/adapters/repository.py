@@ -161,6 +161,7 @@ class SqlAgentRepository(AbstractAgentRepository):
             sum(m.usage.unpriced_calls for m in by_model),
             sum(m.usage.failed_calls for m in by_model),
             sum(m.usage.replayed_calls for m in by_model),
+            sum(m.usage.cancelled_calls for m in by_model),
         )
         return UsageReport(total, by_model, tuple(groups))
 
@@ -369,7 +370,8 @@ def _correlation_values(c: Correlation) -> dict[str, str]:
 
 
 def _usage_sums() -> list[ColumnElement[Any]]:
-    """Tokens, USD, calls, then the calls that were billed without a price, failed, or replayed."""
+    """Tokens, USD, calls, then the calls that were billed without a price, failed, replayed, or
+    abandoned by their caller."""
     c = t.llm_calls.c
     billed = c.status.in_([LlmCallStatus.SUCCEEDED.value, LlmCallStatus.INVALID_OUTPUT.value])
     return [
@@ -380,12 +382,13 @@ def _usage_sums() -> list[ColumnElement[Any]]:
         func.count().filter(and_(billed, c.usd.is_(None))),
         func.count().filter(c.status == LlmCallStatus.FAILED.value),
         func.count().filter(c.status == LlmCallStatus.REPLAYED.value),
+        func.count().filter(c.status == LlmCallStatus.CANCELLED.value),
     ]
 
 
 def _usage_totals(sums: Sequence[Any]) -> UsageTotals:
-    tin, tout, usd, calls, unpriced, failed, replayed = sums
-    return UsageTotals(int(tin), int(tout), float(usd), calls, unpriced, failed, replayed)
+    tin, tout, usd, calls, unpriced, failed, replayed, cancelled = sums
+    return UsageTotals(int(tin), int(tout), float(usd), calls, unpriced, failed, replayed, cancelled)
 
 
 def _matches(table: Any, filter_: Correlation) -> list[ColumnElement[bool]]:

@@ -57,7 +57,9 @@ llm_calls = Table(
     Column("request", JSONB, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("idempotency_key", String(200), nullable=False, server_default=""),
-    CheckConstraint("status IN ('succeeded', 'failed', 'invalid_output', 'replayed')", name="ck_llm_calls_status"),
+    CheckConstraint(
+        "status IN ('succeeded', 'failed', 'invalid_output', 'replayed', 'cancelled')", name="ck_llm_calls_status"
+    ),
     Index("ix_llm_calls_idempotency_key", "idempotency_key", postgresql_where=text("idempotency_key <> ''")),
     Index("ix_llm_calls_created_at_id", "created_at", "id"),
     # A recorded replay looks up the replayed run's calls by request (see Recording.run_id).

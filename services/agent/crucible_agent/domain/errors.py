@@ -74,6 +74,15 @@ class UnknownProvider(InvalidArgument):
         )
 
 
+class CallAbandoned(CrucibleError):
+    """Not raised: what the stored row of an attempt its caller abandoned says (``cancelled``)."""
+
+    default_reason = "CANCELLED"
+
+    def __init__(self) -> None:
+        super().__init__("the caller left before the answer")
+
+
 class StructuredOutputInvalid(CrucibleError):
     """The model's answer did not validate against the schema, after every allowed retry.
 

@@ -158,6 +158,8 @@ class ProviderAttempt:
     latency_ms: int
     response: ProviderResponse | None = None
     error: ProviderError | None = None
+    # Its caller was cancelled while it was sent (neither answer nor error): maybe billed.
+    cancelled: bool = False
 
 
 class LlmCallStatus(enum.StrEnum):
@@ -165,6 +167,9 @@ class LlmCallStatus(enum.StrEnum):
     FAILED = "failed"
     INVALID_OUTPUT = "invalid_output"
     REPLAYED = "replayed"
+    # Abandoned by its caller mid-answer (a stream closed, work cancelled): the provider may have
+    # billed it, so its cost is unknown, not zero.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -250,6 +255,7 @@ class UsageTotals:
     unpriced_calls: int = 0
     failed_calls: int = 0
     replayed_calls: int = 0
+    cancelled_calls: int = 0
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ def usage_pb(u: UsageTotals) -> pb.Usage:
         unpriced_calls=u.unpriced_calls,
         failed_calls=u.failed_calls,
         replayed_calls=u.replayed_calls,
+        cancelled_calls=u.cancelled_calls,
     )
 
 

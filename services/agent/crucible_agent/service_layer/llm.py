@@ -1,12 +1,15 @@
 """Model calls: validation of structured answers, recording and replay, cost, telemetry.
 
-``LlmService.complete`` never writes to the database itself: it returns an ``LlmOutcome`` with
+``LlmService.complete`` does not write to the database itself: it returns an ``LlmOutcome`` with
 every attempt as an ``LlmCall``, so the caller stores the calls in the same transaction as
-what it makes of the answer (a candidate, a decision, a response).
+what it makes of the answer (a candidate, a decision, a response). One exception: a caller
+cancelled mid-call (a stream closed, work cancelled) is gone, so the attempts it leaves,
+the one in flight ``cancelled``, are stored here, in the background.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -19,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from crucible_agent.domain.codec import message_json, response_from_json, response_json
-from crucible_agent.domain.errors import ReplayedFailure, ReplayMiss, StructuredOutputInvalid
+from crucible_agent.domain.errors import CallAbandoned, ReplayedFailure, ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
     ChatMessage,
     Correlation,
@@ -31,6 +34,7 @@ from crucible_agent.domain.model import (
     LlmCallStatus,
     LlmRequest,
     LlmResult,
+    ProviderAttempt,
     ProviderResponse,
     Recording,
     RecordingMode,
@@ -160,6 +164,8 @@ class LlmService:
         self._uow = uow_factory
         self._structured_retries = structured_retries
         self._capture = capture_prompts
+        # The stores of calls whose caller was cancelled, held until done (see ``drain``).
+        self._abandoned: set[asyncio.Task[None]] = set()
 
     @property
     def prices(self) -> PriceTable:
@@ -207,7 +213,14 @@ class LlmService:
             if recording.mode is RecordingMode.REPLAY:
                 outcome = await self._replay(request, request_hash, correlation, recording, on_delta)
             else:
-                outcome = await self._call(request, request_hash, correlation, recording, validator, on_delta, fence)
+                made: list[LlmCall] = []
+                try:
+                    outcome = await self._call(
+                        request, request_hash, correlation, recording, validator, on_delta, fence, made
+                    )
+                except asyncio.CancelledError:
+                    self._store_abandoned(made, idempotency_key)
+                    raise
             outcome = replace(
                 outcome,
                 calls=tuple(replace(c, idempotency_key=idempotency_key) for c in outcome.calls),
@@ -215,6 +228,22 @@ class LlmService:
             )
             self._annotate(span, outcome)
             return outcome
+
+    async def drain(self) -> None:
+        """Wait for the stores of abandoned calls still in flight (at shutdown)."""
+        if self._abandoned:
+            await asyncio.gather(*self._abandoned, return_exceptions=True)
+
+    def _store_abandoned(self, made: list[LlmCall], idempotency_key: str) -> None:
+        """The caller was cancelled mid-call: the attempts it made (paid, some of them; the one in
+        flight ``cancelled``, maybe billed) are stored in a task of their own, since the caller's
+        cannot await anything now."""
+        if not made:
+            return  # cancelled before anything was sent (waiting for a slot, or out a backoff)
+        calls = tuple(replace(c, idempotency_key=idempotency_key) for c in made)
+        task = asyncio.get_running_loop().create_task(_store_unfenced(self._uow, LlmOutcome(None, None, calls)))
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     def replay_stored(self, request: LlmRequest, call: LlmCall) -> LlmResult:
         """The answer of an earlier successful call, as a result; it costs nothing now."""
@@ -295,16 +324,40 @@ class LlmService:
         validator: jsonschema_rs.Validator | None,
         on_delta: DeltaSink | None,
         fence: Fence | None,
+        calls: list[LlmCall],
     ) -> LlmOutcome:
-        calls: list[LlmCall] = []
+        """The provider's answer, re-asked while it does not validate; each attempt goes into ``calls``
+        as it ends, so a caller cancelled meanwhile leaves them known, the one in flight too."""
         attempt_request = request
         for structured_attempt in range(self._structured_retries + 1):
+            made: list[ProviderAttempt] = []
             try:
-                attempts = await self._pool.call(attempt_request, _numbered_after(len(calls), on_delta), fence=fence)
+                attempts = await self._pool.call(
+                    attempt_request, _numbered_after(len(calls), on_delta), fence=fence, attempts=made
+                )
             except LeaseLost as lost:
                 # The attempts made before (an invalid answer re-asked) were paid: they go back
                 # with the refusal, for the caller to store.
                 return LlmOutcome(None, lost, tuple(calls))
+            except asyncio.CancelledError:
+                for a in made:
+                    error = a.error or CallAbandoned()
+                    status = LlmCallStatus.CANCELLED if a.cancelled else LlmCallStatus.FAILED
+                    # Cancelled in flight, it may be billed, for a cost no one knows: not 0, unknown.
+                    usd = None if a.cancelled else 0.0
+                    calls.append(
+                        self._failed(
+                            attempt_request,
+                            request_hash,
+                            correlation,
+                            len(calls) + 1,
+                            a.latency_ms,
+                            error,
+                            status=status,
+                            usd=usd,
+                        )
+                    )
+                raise
             for a in attempts[:-1]:
                 assert a.error is not None
                 calls.append(
@@ -441,8 +494,10 @@ class LlmService:
         *,
         status: LlmCallStatus = LlmCallStatus.FAILED,
         response: JsonObject | None = None,
+        usd: float | None = 0.0,
     ) -> LlmCall:
-        """A call that gave no answer: a provider's failure, or a replayed failure (``status`` REPLAYED)."""
+        """A call that gave no answer: a provider's failure, a replayed failure (``status`` REPLAYED),
+        or one its caller abandoned (CANCELLED, ``usd`` None: maybe billed, for an unknown cost)."""
         return LlmCall(
             id=str(uuid.uuid4()),
             provider=request.provider,
@@ -453,7 +508,7 @@ class LlmService:
             input_tokens=0,
             output_tokens=0,
             # A failed call is not billed; a replayed one costs nothing.
-            usd=0.0,
+            usd=usd,
             latency_ms=latency_ms,
             request_hash=request_hash,
             attempt=attempt,

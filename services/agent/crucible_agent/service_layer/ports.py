@@ -166,12 +166,19 @@ class ModelProviders(Protocol):
         """Raise ``UnknownProvider`` / ``ProviderNotConfigured`` unless ``provider`` can be called."""
 
     async def call(
-        self, request: LlmRequest, on_delta: DeltaSink | None = None, *, fence: Fence | None = None
+        self,
+        request: LlmRequest,
+        on_delta: DeltaSink | None = None,
+        *,
+        fence: Fence | None = None,
+        attempts: list[ProviderAttempt] | None = None,
     ) -> list[ProviderAttempt]:
         """Every attempt until an answer or a final error; the last one holds the outcome.
 
         With ``on_delta``, each attempt streams the answer's text into it, numbered from 1.
         ``fence`` is awaited right before each attempt; what it raises ends the call unsent.
+        ``attempts``, when given, is filled as they end (and returned): a caller cancelled
+        meanwhile finds there those it made, the one it left in flight ``cancelled``.
         """
         ...
 

@@ -39,18 +39,24 @@ class ProviderPool:
             raise ProviderNotConfigured(provider)
 
     async def call(
-        self, request: LlmRequest, on_delta: DeltaSink | None = None, *, fence: Fence | None = None
+        self,
+        request: LlmRequest,
+        on_delta: DeltaSink | None = None,
+        *,
+        fence: Fence | None = None,
+        attempts: list[ProviderAttempt] | None = None,
     ) -> list[ProviderAttempt]:
         """Call until an answer or a final error; every attempt is returned, for the call log.
 
         The last attempt holds the answer, or the error that ended the retries. With ``on_delta``
         each attempt is streamed into it, numbered as the attempts are. ``fence`` is awaited
         before each attempt, once it holds a slot, and what it raises ends the call (the attempts
-        before it all failed, so nothing paid for is lost with them).
+        before it all failed, so nothing paid for is lost with them). ``attempts``: see
+        ``ModelProviders.call``.
         """
         self.check(request.provider)
         provider = self._providers[request.provider]
-        attempts: list[ProviderAttempt] = []
+        attempts = [] if attempts is None else attempts
         for number in range(1, self._max_retries + 2):
             started = time.monotonic()
             # The limit covers the HTTP call only: a call waiting out its backoff holds no slot.
@@ -66,6 +72,9 @@ class ProviderPool:
                         response = await provider.stream(request, _numbered(on_delta, number))
                 except ProviderError as exc:
                     attempts.append(ProviderAttempt(number, _ms(started), error=exc))
+                except asyncio.CancelledError:
+                    attempts.append(ProviderAttempt(number, _ms(started), cancelled=True))
+                    raise
                 else:
                     attempts.append(ProviderAttempt(number, _ms(started), response=response))
                     return attempts
