@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { Pager, usePages } from "../components/Pager";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { when } from "../format";
 
@@ -104,8 +105,8 @@ function NewProject() {
 }
 
 export default function Projects() {
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const token = tokens[tokens.length - 1] ?? "";
+  const pages = usePages();
+  const token = pages.token;
   const projects = useQuery({
     queryKey: ["projects", token],
     queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: PAGE_SIZE, page_token: token } } })),
@@ -118,7 +119,7 @@ export default function Projects() {
       </header>
       {projects.isPending && <Loading what="projects" />}
       {projects.isError && <ErrorBox error={projects.error} action="Loading projects" />}
-      {projects.data && projects.data.projects.length === 0 && tokens.length === 1 && (
+      {projects.data && projects.data.projects.length === 0 && pages.first && (
         <Empty>No projects yet. Create one, then describe your problem to the Architect.</Empty>
       )}
       {projects.data && projects.data.projects.length > 0 && (
@@ -153,19 +154,7 @@ export default function Projects() {
           </tbody>
         </table>
       )}
-      <nav className="pager" aria-label="Pages">
-        <button type="button" className="button small ghost" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous
-        </button>
-        <button
-          type="button"
-          className="button small ghost"
-          disabled={!projects.data?.next_page_token}
-          onClick={() => projects.data && setTokens([...tokens, projects.data.next_page_token])}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} nextToken={projects.data?.next_page_token} />
     </div>
   );
 }

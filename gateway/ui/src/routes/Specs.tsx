@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { Pager, usePages } from "../components/Pager";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { when } from "../format";
 
@@ -54,8 +55,8 @@ function NewSpec() {
 }
 
 export default function Specs() {
-  const [tokens, setTokens] = useState<string[]>([""]);
-  const token = tokens[tokens.length - 1] ?? "";
+  const pages = usePages();
+  const token = pages.token;
   const specs = useQuery({
     queryKey: ["specs", token],
     queryFn: () => unwrap(api.GET("/api/specs", { params: { query: { page_size: 20, page_token: token } } })),
@@ -98,19 +99,7 @@ export default function Specs() {
           </tbody>
         </table>
       )}
-      <nav className="pager" aria-label="Pages">
-        <button type="button" className="button small ghost" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-          Previous
-        </button>
-        <button
-          type="button"
-          className="button small ghost"
-          disabled={!specs.data?.next_page_token}
-          onClick={() => specs.data && setTokens([...tokens, specs.data.next_page_token])}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} nextToken={specs.data?.next_page_token} />
     </div>
   );
 }
