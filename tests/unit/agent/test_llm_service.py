@@ -328,11 +328,21 @@ async def test_a_caller_cancelled_mid_call_leaves_its_attempts_stored_the_last_c
 async def test_a_caller_cancelled_out_of_flight_leaves_no_cancelled_call() -> None:
     """Cancelled while it waits out a backoff: nothing was in flight, so nothing may be billed but
     the failed attempt, stored as it would have been."""
-    llm, provider, uow_factory = service([ProviderRateLimited("openai", "slow down", retry_after=5.0)])
+    refused = asyncio.Event()
+
+    class RateLimited(FakeProvider):
+        async def complete(self, request: LlmRequest) -> ProviderResponse:
+            refused.set()
+            raise ProviderRateLimited("openai", "slow down", retry_after=5.0)
+
+    provider = RateLimited("openai")
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=2, retry_base_seconds=0.0001)
+    uow_factory = FakeUowFactory()
+    llm = LlmService(pool, PriceTable(DEFAULT_PRICES), uow_factory, structured_retries=1, capture_prompts=False)
 
     call = asyncio.create_task(llm.complete(request(), CORRELATION))
-    while not provider.requests:
-        await asyncio.sleep(0.001)
+    await asyncio.wait_for(refused.wait(), 1)
+    # Into its 5 s backoff.
     await asyncio.sleep(0.01)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -340,7 +350,6 @@ async def test_a_caller_cancelled_out_of_flight_leaves_no_cancelled_call() -> No
     await asyncio.wait_for(llm.drain(), 1)
 
     assert [(c.attempt, c.status, c.usd) for c in uow_factory.state.llm_calls] == [(1, LlmCallStatus.FAILED, 0.0)]
-    assert len(provider.requests) == 1
 
 
 def test_the_request_hash_is_stable() -> None:

@@ -341,10 +341,6 @@ class LlmService:
                 return LlmOutcome(None, lost, tuple(calls))
             except asyncio.CancelledError:
                 for a in made:
-                    error = a.error or CallAbandoned()
-                    status = LlmCallStatus.CANCELLED if a.cancelled else LlmCallStatus.FAILED
-                    # Cancelled in flight, it may be billed, for a cost no one knows: not 0, unknown.
-                    usd = None if a.cancelled else 0.0
                     calls.append(
                         self._failed(
                             attempt_request,
@@ -352,9 +348,10 @@ class LlmService:
                             correlation,
                             len(calls) + 1,
                             a.latency_ms,
-                            error,
-                            status=status,
-                            usd=usd,
+                            a.error or CallAbandoned(),
+                            status=LlmCallStatus.CANCELLED if a.cancelled else LlmCallStatus.FAILED,
+                            # Cancelled in flight it may be billed, for a cost no one knows: unknown, not 0.
+                            usd=None if a.cancelled else 0.0,
                         )
                     )
                 raise
