@@ -16,11 +16,13 @@ from crucible_agent.domain.model import (
     AgentRunStatus,
     Candidate,
     CandidateMetrics,
+    ChatMessage,
     Checkpoint,
     Correlation,
     JudgeConfig,
     ProviderResponse,
     Recording,
+    Role,
     SubagentConfig,
 )
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
@@ -292,6 +294,30 @@ async def test_a_too_long_correlation_id_is_invalid() -> None:
         await h.runner.execute(run_cmd(subagents=SUBAGENTS, correlation=Correlation(project_id="p" * 101)))
     assert [v.field for v in info.value.violations] == ["correlation.project_id"]
     assert h.uow.state.runs == {}
+
+
+async def test_every_text_a_run_or_a_fork_carries_is_bounded_over_grpc_as_over_rest() -> None:
+    h = Harness()
+    long_prompt = SubagentConfig("alpha", "openai", "gpt-4o-mini", system_prompt="x" * 20_001)
+    history = (ChatMessage(Role.USER, "y" * 200_001),)
+    with pytest.raises(InvalidArgument) as run:
+        await h.runner.execute(
+            run_cmd(subagents=(long_prompt,), judge=JudgeConfig("openai", "gpt-4o-mini", "z" * 20_001), history=history)
+        )
+    source = await h.runner.execute(run_cmd(subagents=SUBAGENTS, judge=JUDGE))
+    with pytest.raises(InvalidArgument) as fork:
+        await h.runner.fork(
+            c.ForkAgentRun(source.run.id, checkpoint_label="l" * 201, label="l" * 201, reason="r" * 2_001)
+        )
+
+    assert run.value.reason == fork.value.reason == "VALIDATION_FAILED"
+    assert [v.field for v in run.value.violations] == [
+        "history[0].content",
+        "subagents[0].system_prompt",
+        "judge.instructions",
+    ]
+    assert [v.field for v in fork.value.violations] == ["checkpoint_label", "label", "reason"]
+    assert list(h.uow.state.runs) == [source.run.id]
 
 
 async def test_a_stale_run_is_resumed_from_its_checkpoints() -> None:

@@ -38,7 +38,7 @@ from crucible_agent.service_layer.journal import new_id as _new_id
 from crucible_agent.service_layer.journal import now as _now
 from crucible_agent.service_layer.llm import LlmOutcome, LlmService, lease_fence, stop_if_fenced, store_leased
 from crucible_agent.service_layer.ports import LeaseStore
-from crucible_agent.service_layer.run_input import validate_run
+from crucible_agent.service_layer.run_input import fork_violations, validate_run
 from crucible_agent.service_layer.structured import check_schema
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork, UowFactory
 from crucible_common.database import database_unavailable
@@ -108,7 +108,7 @@ class AgentRunner:
         )
         if sizes:
             raise ValidationFailed(sizes, "agent run")
-        validate_run(cmd.message, subagents, judge, self._llm.check_provider)
+        validate_run(cmd.message, subagents, judge, self._llm.check_provider, cmd.history)
         if cmd.json_schema is not None:
             problem = check_schema(cmd.json_schema)
             if problem:
@@ -165,8 +165,9 @@ class AgentRunner:
                 violations=[FieldViolation("checkpoint_label", "required when checkpoint_id is empty")],
             )
         sizes = size_violations(recording=cmd.recording) if cmd.recording is not None else []
+        sizes += fork_violations(cmd.checkpoint_label, cmd.label, cmd.reason)
         if sizes:
-            raise InvalidArgument("invalid recording_key", violations=sizes, reason="VALIDATION_FAILED")
+            raise ValidationFailed(sizes, "fork request")
         source = await self.result(cmd.agent_run_id)
         point = next(
             (
