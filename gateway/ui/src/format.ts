@@ -7,10 +7,12 @@ export function usd(value: number | null | undefined, unpricedCalls = 0): string
   return unpricedCalls > 0 ? `${amount} + ${unpricedCalls} unpriced` : amount;
 }
 
-/** The cost of a set of calls: "unpriced" when none of them has a price, else the priced sum and the rest. */
-export function cost(usage: { usd: number; calls: number; unpriced_calls: number }): string {
+/** The cost of a set of calls: "unpriced" when none of them has a price, else the priced sum and the
+ *  rest; calls abandoned mid-answer (maybe billed, for an unknown cost) are named apart. */
+export function cost(usage: { usd: number; calls: number; unpriced_calls: number; cancelled_calls?: number }): string {
+  const cancelled = usage.cancelled_calls ? ` + ${usage.cancelled_calls} cancelled (cost unknown)` : "";
   if (usage.calls > 0 && usage.unpriced_calls === usage.calls) return "unpriced";
-  return usd(usage.usd, usage.unpriced_calls);
+  return usd(usage.usd, usage.unpriced_calls) + cancelled;
 }
 
 export function num(value: number | null | undefined, digits = 2): string {

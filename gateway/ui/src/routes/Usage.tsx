@@ -252,7 +252,7 @@ export default function Usage() {
                 <td>
                   {int(c.input_tokens)} / {int(c.output_tokens)}
                 </td>
-                <td>{usd(c.usd)}</td>
+                <td>{c.status.toLowerCase() === "cancelled" ? "unknown" : usd(c.usd)}</td>
                 <td>{int(c.latency_ms)} ms</td>
               </tr>
             ))}
