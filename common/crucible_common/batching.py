@@ -15,103 +15,91 @@ never cancelled for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+R = TypeVar("R")
 
 
-class GroupCommit(Generic[T]):
-    """``linger`` seconds: how long a write waits for company before it starts (0: at once)."""
+class _Rounds(Generic[T, R]):
+    """What both batchers share: items gather while a round is in flight and go in the next one,
+    and the rounds run in a task of their own (``linger`` seconds after the first item).
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[None]], *, linger: float = 0.0) -> None:
-        self._write = write
+    A round's failure fails only its own items. A cancelled round (the service stopping) cancels
+    every waiter, those still pending too, since nobody is left to serve them. A waiter that left
+    (cancelled itself) is skipped.
+    """
+
+    def __init__(self, linger: float) -> None:
         self._linger = linger
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._rounds: asyncio.Task[None] | None = None
 
-    async def store(self, item: T) -> None:
-        """Return once ``item`` is written (with whatever else was pending); raise if its write failed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, done))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_all())
-        await done
+    async def _serve(self, items: list[T]) -> Callable[[T], R]:
+        """One round's work; what it returns gives each item its result."""
+        raise NotImplementedError
 
-    async def _write_all(self) -> None:
-        """Write everything pending, round after round, until nothing is."""
+    async def _join(self, item: T) -> R:
+        settled: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, settled))
+        if self._rounds is None:
+            self._rounds = asyncio.get_running_loop().create_task(self._run_rounds())
+        return await settled
+
+    async def _run_rounds(self) -> None:
         try:
             if self._linger:
                 await asyncio.sleep(self._linger)
             while self._pending:
                 batch, self._pending = self._pending, []
-                with _settling(batch, self._pending, lambda _: None):
-                    await self._write([item for item, _ in batch])
+                try:
+                    result = await self._serve([item for item, _ in batch])
+                except Exception as failure:
+                    for _, waiting in batch:
+                        if not waiting.done():
+                            waiting.set_exception(failure)
+                    continue
+                except BaseException:
+                    for _, waiting in [*batch, *self._pending]:
+                        waiting.cancel()
+                    self._pending.clear()
+                    raise
+                for item, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_result(result(item))
         finally:
-            self._writer = None
+            self._rounds = None
 
 
-class GroupLookup(Generic[K, V]):
+class GroupCommit(_Rounds[T, None]):
+    """``linger`` seconds: how long a write waits for company before it starts (0: at once)."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]], *, linger: float = 0.0) -> None:
+        super().__init__(linger)
+        self._write = write
+
+    async def store(self, item: T) -> None:
+        """Return once ``item`` is written (with whatever else was pending); raise if its write failed."""
+        await self._join(item)
+
+    async def _serve(self, items: list[T]) -> Callable[[T], None]:
+        await self._write(items)
+        return lambda _: None
+
+
+class GroupLookup(_Rounds[K, V | None]):
     """Concurrent lookups by key as one query for all the keys asked meanwhile; ``linger`` as
     ``GroupCommit``'s."""
 
     def __init__(self, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, linger: float = 0.0) -> None:
+        super().__init__(linger)
         self._fetch = fetch
-        self._linger = linger
-        self._pending: list[tuple[K, asyncio.Future[V | None]]] = []
-        self._fetcher: asyncio.Task[None] | None = None
 
     async def get(self, key: K) -> V | None:
-        found: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, found))
-        if self._fetcher is None:
-            # In a task of its own, as GroupCommit's writes: a caller that leaves fails no other.
-            self._fetcher = asyncio.get_running_loop().create_task(self._fetch_all())
-        return await found
+        return await self._join(key)
 
-    async def _fetch_all(self) -> None:
-        try:
-            if self._linger:
-                await asyncio.sleep(self._linger)
-            while self._pending:
-                batch, self._pending = self._pending, []
-                values: dict[K, V] = {}
-                with _settling(batch, self._pending, values.get):
-                    values.update(await self._fetch(list(dict.fromkeys(k for k, _ in batch))))
-        finally:
-            self._fetcher = None
-
-
-R = TypeVar("R")
-
-
-@contextlib.contextmanager
-def _settling(
-    batch: list[tuple[K, asyncio.Future[R]]],
-    pending: list[tuple[K, asyncio.Future[R]]],
-    result: Callable[[K], R],
-) -> Iterator[None]:
-    """Settle the futures of one round: each its result, or the round's failure.
-
-    A failure fails only the items of its round. A cancelled round (the service stopping) cancels
-    every waiter, those still pending too, since nobody is left to serve them. A waiter that left
-    (cancelled itself) is skipped.
-    """
-    try:
-        yield
-    except Exception as failure:
-        for _, waiting in batch:
-            if not waiting.done():
-                waiting.set_exception(failure)
-        return
-    except BaseException:
-        for _, waiting in [*batch, *pending]:
-            waiting.cancel()
-        pending.clear()
-        raise
-    for key, waiting in batch:
-        if not waiting.done():
-            waiting.set_result(result(key))
+    async def _serve(self, keys: list[K]) -> Callable[[K], V | None]:
+        return (await self._fetch(list(dict.fromkeys(keys)))).get
