@@ -67,8 +67,11 @@ def validate_run(
 
 def fork_violations(checkpoint_label: str, label: str, reason: str) -> list[FieldViolation]:
     """What a fork request carries past its bounds."""
-    bounds = {"checkpoint_label": (checkpoint_label, MAX_LABEL_CHARS), "label": (label, MAX_LABEL_CHARS)}
-    bounds["reason"] = (reason, MAX_REASON_CHARS)
+    bounds = {
+        "checkpoint_label": (checkpoint_label, MAX_LABEL_CHARS),
+        "label": (label, MAX_LABEL_CHARS),
+        "reason": (reason, MAX_REASON_CHARS),
+    }
     return [
         FieldViolation(name, f"at most {most} characters")
         for name, (value, most) in bounds.items()
