@@ -50,6 +50,8 @@ class Harness:
     scheduler: Workers
     pipeline: PipelineDeps
     snapshots: FakeSnapshots
+    # The run events' listener of deps (closed by close()).
+    updates: Listener
 
     @classmethod
     def make(
@@ -89,7 +91,7 @@ class Harness:
         updates = Listener(str(engine.url.render_as_string(hide_password=False)), RUN_EVENTS_CHANNEL)
         traces = traces or ExportedTraces("http://collector.invalid:4317")
         deps = RunDeps(uow, spec, agent or models, MODELS, scheduler, owner, updates, traces)
-        return cls(engine, spec, models, deps, scheduler, pipeline, snapshots)
+        return cls(engine, spec, models, deps, scheduler, pipeline, snapshots, updates)
 
     async def create(
         self,
@@ -113,6 +115,12 @@ class Harness:
             ),
             self.deps,
         )
+
+    async def close(self) -> None:
+        """Stop its scheduler and its event listener (which, once a watch started it, would go on
+        reconnecting to the module's database after that is dropped)."""
+        await self.scheduler.close()
+        await self.updates.close()
 
     async def until_over(self, run_id: str, timeout: float = 20) -> Run:
         """The run once ended with its steps after the end done (its summary, its failure snapshot)."""

@@ -50,7 +50,7 @@ def no_retry_pause(monkeypatch: pytest.MonkeyPatch) -> None:
 async def failing(engine: AsyncEngine) -> AsyncIterator[Harness]:
     made = Harness.make(engine, FakeModels(failing_titles=FAILING))
     yield made
-    await made.scheduler.close()
+    await made.close()
 
 
 async def _failed_run(harness: Harness, *, setting: bool, **options: Any) -> tuple[str, Run]:
@@ -92,7 +92,7 @@ async def test_a_completed_run_asks_nothing(engine: AsyncEngine) -> None:
         harness.spec.snapshotting.add(project)
         run = await harness.run(project, num_candidates=2, num_scenarios=2)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert run.status is RunStatus.COMPLETED
     assert (harness.spec.setting_reads, harness.snapshots.asked) == (0, 0)
@@ -110,7 +110,7 @@ async def test_a_refusal_is_not_retried_and_does_not_touch_the_run(engine: Async
     try:
         _, run = await _failed_run(harness, setting=True)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert run.status is RunStatus.FAILED
     assert not run.snapshot_pending

@@ -64,7 +64,7 @@ async def harness(engine: AsyncEngine, spans: InMemorySpanExporter) -> AsyncIter
     spans.clear()
     made = Harness.make(engine)
     yield made
-    await made.scheduler.close()
+    await made.close()
 
 
 def _recommended(harness: Harness, trace_context: object) -> tuple[str, str, str]:
@@ -209,7 +209,7 @@ async def test_a_run_continued_after_a_crash_stays_in_its_one_trace(
             second.scheduler.launch(lease)
         done = await second.until_over(run.id)
     finally:
-        await second.scheduler.close()
+        await second.close()
 
     assert done.status is RunStatus.COMPLETED, done.failure_reason
     (root,) = _of_run(spans, tracing.RUN_SPAN, run.id)

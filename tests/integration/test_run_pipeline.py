@@ -48,7 +48,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def harness(engine: AsyncEngine) -> AsyncIterator[Harness]:
     made = Harness.make(engine)
     yield made
-    await made.scheduler.close()
+    await made.close()
 
 
 # ---------------------------------------------------------------- the contract
@@ -213,7 +213,7 @@ async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answe
     try:
         run = await harness.run(project, num_candidates=3, num_scenarios=2)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert run.status is RunStatus.COMPLETED
     assert run.counts.failed_evaluations == 2
@@ -234,7 +234,7 @@ async def test_a_run_whose_every_evaluation_fails_fails_with_the_reason(engine: 
     try:
         run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=2)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert run.status is RunStatus.FAILED
     assert run.failure_reason.startswith("no evaluation succeeded (4 of 4 evaluations failed")
@@ -246,7 +246,7 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     try:
         run = await harness.run(harness.spec.project(), num_candidates=5, num_scenarios=5, budget_usd=0.002)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert run.status is RunStatus.FAILED
     assert run.failure_reason.startswith("stopped before crossing the budget: budget_usd 0.002 would be crossed")
@@ -291,7 +291,7 @@ async def test_a_run_cut_short_is_continued_by_another_process_paying_for_nothin
             second.scheduler.launch(lease)
         done = await second.until_over(run.id)
     finally:
-        await second.scheduler.close()
+        await second.close()
 
     assert done.status is RunStatus.COMPLETED, done.failure_reason
     assert done.counts.evaluations == 16
@@ -316,7 +316,7 @@ async def test_a_runner_that_lost_its_lease_stores_nothing_more(engine: AsyncEng
         after = await h.list_evaluations(c.ListRunItems(run.id, page_size=100), harness.deps.uow)
         status = (await h.get_run(run.id, harness.deps.uow)).status
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert thief.owner == "p2"
     assert status is RunStatus.RUNNING
@@ -335,7 +335,7 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
         paid = sum(harness.models.paid.values())
         await asyncio.sleep(0.2)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert cancelled.status is RunStatus.CANCELLED
     assert run.failure_reason == "cancelled: too slow"

@@ -51,7 +51,7 @@ async def agent(engine: AsyncEngine, emulator: Emulator) -> AsyncIterator[pb_grp
 async def harness(engine: AsyncEngine, agent: pb_grpc.AgentServiceAsyncStub) -> AsyncIterator[Harness]:
     made = Harness.make(engine, agent=AgentModels(agent, call_timeout=60, wait_seconds=5))
     yield made
-    await made.scheduler.close()
+    await made.close()
 
 
 async def _usage(agent: pb_grpc.AgentServiceAsyncStub, **filter_: str) -> pb.Usage:

@@ -35,7 +35,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def harness(engine: AsyncEngine) -> AsyncIterator[Harness]:
     made = Harness.make(engine)
     yield made
-    await made.scheduler.close()
+    await made.close()
 
 
 async def _ranking(harness: Harness, run: Run) -> list[RankedCandidate]:
@@ -77,7 +77,7 @@ async def test_a_replay_reproduces_the_failed_evaluations_of_its_source(engine: 
         replay = await harness.run(project, replay_of=source.id, num_candidates=3, num_scenarios=2)
         source_ranking, replay_ranking = await _ranking(harness, source), await _ranking(harness, replay)
     finally:
-        await harness.scheduler.close()
+        await harness.close()
 
     assert source.counts.failed_evaluations == replay.counts.failed_evaluations == 2
     assert replay.status is RunStatus.COMPLETED
