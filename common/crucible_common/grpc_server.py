@@ -209,9 +209,11 @@ async def serve_until_signalled(
     health_servicer: health.aio.HealthServicer,
     *,
     grace_seconds: float,
+    on_draining: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Wait for SIGTERM/SIGINT, then stop: NOT_SERVING first, in-flight calls get ``grace``."""
+    """Wait for SIGTERM/SIGINT, then stop: NOT_SERVING first, ``on_draining``, then in-flight calls
+    get ``grace``, then ``on_stop``."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -219,6 +221,8 @@ async def serve_until_signalled(
     await stop.wait()
     logger.info("stopping (grace %.1fs)", grace_seconds)
     await health_servicer.enter_graceful_shutdown()
+    if on_draining is not None:
+        await on_draining()
     await server.stop(grace_seconds)
     if on_stop is not None:
         await on_stop()

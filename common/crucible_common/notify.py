@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crucible_common.updates import FeedBroken
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +66,31 @@ class Subscription:
                 await self.ended.wait()
 
 
+class _Feed:
+    """Every key notified on the channel while the listening connection lasts (``Listener.follow``)."""
+
+    def __init__(self) -> None:
+        # None: the connection dropped, so what was committed meanwhile went unheard.
+        self.keys: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def next(self) -> str:
+        key = await self.keys.get()
+        if key is None:
+            self.keys.put_nowait(None)  # broken for good: every later call says so too
+            raise FeedBroken("the listening connection dropped: changes may have been missed")
+        return key
+
+
 class Listener:
-    """One LISTEN connection for a channel, started on first use, shared by the process's watchers."""
+    """One LISTEN connection for a channel, started on first use, shared by the process's watchers
+    (``subscribe``: one key's) and followers (``follow``: every key)."""
 
     def __init__(self, database_url: str, channel: str, *, fallback: float = 1.0) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._channel = channel
         self.fallback = fallback
         self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        self._feeds: set[_Feed] = set()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -81,8 +100,7 @@ class Listener:
 
     @contextlib.contextmanager
     def subscribe(self, key: str) -> Iterator[Subscription]:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
+        self._start()
         subscription = Subscription(self)
         self._subscriptions[key].add(subscription)
         try:
@@ -94,6 +112,25 @@ class Listener:
                 if not subscribed:
                     del self._subscriptions[key]
 
+    @contextlib.asynccontextmanager
+    async def follow(self) -> AsyncIterator[_Feed]:
+        """Every key notified from the moment this enters, which is once the connection listens.
+        The feed breaks (``FeedBroken``) when the connection drops; follow again to go on."""
+        self._start()
+        feed = _Feed()
+        self._feeds.add(feed)
+        try:
+            # Registered first: a connection that comes up meanwhile delivers to it. One that drops
+            # after this wait breaks the feed, so nothing is missed unseen.
+            await self._connected.wait()
+            yield feed
+        finally:
+            self._feeds.discard(feed)
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -103,6 +140,8 @@ class Listener:
 
     def _deliver(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         key = payload.removesuffix(ENDING)
+        for feed in self._feeds:
+            feed.keys.put_nowait(key)
         for subscription in self._subscriptions.get(key, ()):
             subscription.event.set()
             if key != payload:
@@ -124,6 +163,8 @@ class Listener:
                 logger.warning("listening on %s failed (%s); retrying", self._channel, exc)
             finally:
                 self._connected.clear()
+                for feed in self._feeds:
+                    feed.keys.put_nowait(None)
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
                         await asyncio.shield(connection.close(timeout=1))

@@ -45,6 +45,9 @@ class ServiceProcess:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Loops that run while the service serves (resuming abandoned work, ...); cancelled on stop.
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Run as the service starts to stop, before in-flight calls get their grace: they end the
+    # streams that never end by themselves (a change feed), which would otherwise hold it all.
+    draining: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 async def run_service(process: ServiceProcess, settings: Settings, tracer: TracerProvider) -> None:
@@ -71,8 +74,12 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
                 await closer()
             await process.engine.dispose()
 
+        async def drain() -> None:
+            for closer in process.draining:
+                await closer()
+
         await serve_until_signalled(
-            server, health_servicer, grace_seconds=settings.shutdown_grace_seconds, on_stop=close
+            server, health_servicer, grace_seconds=settings.shutdown_grace_seconds, on_draining=drain, on_stop=close
         )
     finally:
         tracer.shutdown()

@@ -1,4 +1,5 @@
-"""What a use case that watches for new events needs: a waiter woken when they are stored.
+"""What a use case that watches for new events needs: a waiter woken when they are stored, or a
+feed of every change (``Changes``) for one that keeps copies.
 
 Service layers depend on these protocols; ``crucible_common.notify.Listener`` implements them over
 Postgres LISTEN/NOTIFY, so a watcher on any replica wakes when any replica stores an event.
@@ -6,7 +7,7 @@ Postgres LISTEN/NOTIFY, so a watcher on any replica wakes when any replica store
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Protocol
 
 
@@ -25,3 +26,22 @@ class Updates(Protocol):
     """Wakes the watchers of one key (a run's, a sprint's, a report's id) when its events are stored."""
 
     def subscribe(self, key: str) -> AbstractContextManager[Waiter]: ...
+
+
+class FeedBroken(Exception):
+    """A feed of changes may have missed one (its connection dropped): whoever keeps copies by it
+    must drop them all and follow again."""
+
+
+class Feed(Protocol):
+    async def next(self) -> str:
+        """The next key notified, in commit order; raises ``FeedBroken`` once one may have been missed."""
+        ...
+
+
+class Changes(Protocol):
+    """Every key notified on a channel, not one key's: what a reader that keeps copies follows."""
+
+    def follow(self) -> AbstractAsyncContextManager[Feed]:
+        """A feed of every key notified after entering (which waits until notifications are heard)."""
+        ...

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_common.database import create_engine
 from crucible_common.notify import Listener, notify
+from crucible_common.updates import FeedBroken
 
 CHANNEL = "crucible_test_events"
 
@@ -86,5 +88,41 @@ async def test_an_ending_notification_wakes_the_watcher_and_cuts_its_pauses_shor
             started = loop.time()
             await other.pause(0.2)
             assert loop.time() - started >= 0.19
+    finally:
+        await listener.close()
+
+
+async def test_a_feed_follows_every_key_in_commit_order_and_breaks_when_the_connection_drops(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    listener = Listener(database_url, CHANNEL)
+    try:
+        async with listener.follow() as feed:
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "project-1")
+                await notify(conn, CHANNEL, "project-2")
+            async with engine.connect() as conn:
+                await notify(conn, CHANNEL, "rolled back")
+                await conn.rollback()
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "project-1", ending=True)
+            keys = [await asyncio.wait_for(feed.next(), 5) for _ in range(3)]
+            assert keys == ["project-1", "project-2", "project-1"]
+
+            # The listening connection is cut: what commits next may go unheard, and the feed says so.
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+                )
+            with pytest.raises(FeedBroken):
+                await asyncio.wait_for(feed.next(), 5)
+            with pytest.raises(FeedBroken):
+                await feed.next()  # for good
+
+        # Followed again, once the listener is back: from then on, nothing is missed.
+        async with asyncio.timeout(10), listener.follow() as feed:
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "project-3")
+            assert await feed.next() == "project-3"
     finally:
         await listener.close()
