@@ -10,10 +10,12 @@ from crucible.spec.v1 import spec_service_pb2, spec_service_pb2_grpc
 from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
+from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
 from crucible_spec.adapters.agent_client import AgentPlanningInterviewer, PlanningModels
 from crucible_spec.adapters.architect_client import AgentArchitect
+from crucible_spec.adapters.repository import PROJECT_CHANGES_CHANNEL
 from crucible_spec.adapters.run_client import RunServiceAdvisor
 from crucible_spec.adapters.sprint_client import AgentSprintCreator
 from crucible_spec.adapters.tables import SCHEMA
@@ -51,6 +53,7 @@ def build(settings: Settings) -> ServiceProcess:
     def read_uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(engine, read_only=True)
 
+    project_changes = Listener(config.database_url, PROJECT_CHANGES_CHANNEL)
     servicer = SpecServicer(
         uow=uow,
         read_uow=read_uow,
@@ -72,6 +75,7 @@ def build(settings: Settings) -> ServiceProcess:
                 run_service_pb2_grpc.RunServiceStub(run_channel), timeout=config.run_timeout_seconds
             ),
         ),
+        project_changes=project_changes,
     )
     return ServiceProcess(
         name="spec",
@@ -84,5 +88,7 @@ def build(settings: Settings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        closers=[agent_channel.close, run_channel.close],
+        # The change feeds end as the service stops: a gateway follows one for as long as it runs.
+        draining=[project_changes.close],
+        closers=[project_changes.close, agent_channel.close, run_channel.close],
     )

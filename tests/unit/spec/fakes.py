@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -13,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible_common.errors import CrucibleError
+from crucible_common.updates import FeedBroken
 from crucible_spec.domain.architect import Blocker, Preflight
 from crucible_spec.domain.errors import RunServiceUnavailable
 from crucible_spec.domain.model import (
@@ -274,6 +277,41 @@ def _jsonb(value: dict[str, Any]) -> dict[str, Any]:
 def _stored_spec(spec: Spec) -> Spec:
     """A spec as the JSONB ``artifacts`` column gives it back."""
     return replace(spec, planning=PlanningInterview.from_json(_jsonb(spec.artifacts())["planning"]))
+
+
+class FakeFeed:
+    def __init__(self) -> None:
+        self.keys: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def next(self) -> str:
+        key = await self.keys.get()
+        if key is None:
+            raise FeedBroken("the fake feed broke")
+        return key
+
+
+class FakeChanges:
+    """``Changes`` in memory: ``notify`` names a key to every feed, ``drop`` breaks them all."""
+
+    def __init__(self) -> None:
+        self.feeds: list[FakeFeed] = []
+
+    @contextlib.asynccontextmanager
+    async def follow(self) -> AsyncIterator[FakeFeed]:
+        feed = FakeFeed()
+        self.feeds.append(feed)
+        try:
+            yield feed
+        finally:
+            self.feeds.remove(feed)
+
+    def notify(self, key: str) -> None:
+        for feed in self.feeds:
+            feed.keys.put_nowait(key)
+
+    def drop(self) -> None:
+        for feed in self.feeds:
+            feed.keys.put_nowait(None)
 
 
 class FakeSprintCreator:

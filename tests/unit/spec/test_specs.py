@@ -44,7 +44,7 @@ from crucible_spec.service_layer.planning import (
     SelectedCandidate,
     stub_interview,
 )
-from tests.unit.spec.fakes import FakeSprintCreator, FakeUnitOfWork, turn_deps
+from tests.unit.spec.fakes import FakeChanges, FakeSprintCreator, FakeUnitOfWork, turn_deps
 
 TASK = "Create a Python script that prints 'hello world' to stdout."
 QUESTIONS = (
@@ -360,7 +360,11 @@ async def test_servicer_maps_specs_both_typed_and_as_artifacts(
     uow: FakeUnitOfWork, interviewer: FakeInterviewer
 ) -> None:
     servicer = SpecServicer(
-        lambda: uow, interviewer=interviewer, sprints=FakeSprintCreator(), turns=turn_deps(uow.repo)
+        lambda: uow,
+        interviewer=interviewer,
+        sprints=FakeSprintCreator(),
+        turns=turn_deps(uow.repo),
+        project_changes=FakeChanges(),
     )
     context: Any = None
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crucible_common.notify import notify
 from crucible_spec.adapters import tables as t
 from crucible_spec.domain.model import (
     Actor,
@@ -30,6 +31,9 @@ from crucible_spec.domain.model import (
     WorldModel,
 )
 from crucible_spec.service_layer.ports import AbstractSpecRepository, ProvenanceSubject
+
+# Names each project whose row changes, when its transaction commits (SpecService.WatchProjectChanges).
+PROJECT_CHANGES_CHANNEL = "crucible_spec_projects"
 
 
 class SqlSpecRepository(AbstractSpecRepository):
@@ -78,10 +82,14 @@ class SqlSpecRepository(AbstractSpecRepository):
                 auto_snapshot_failed_runs=project.auto_snapshot_failed_runs,
             )
         )
+        await notify(self._conn, PROJECT_CHANGES_CHANNEL, project.id)
 
     async def delete_project(self, project_id: str) -> bool:
         result = await self._conn.execute(delete(t.projects).where(t.projects.c.id == project_id))
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        await notify(self._conn, PROJECT_CHANGES_CHANNEL, project_id)
+        return True
 
     # ------------------------------------------------------------ chat
 

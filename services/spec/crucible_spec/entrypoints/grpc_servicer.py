@@ -11,6 +11,7 @@ from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1 import spec_service_pb2_grpc as pb_grpc
 from crucible_common.protobuf import struct_to_dict
 from crucible_common.streams import Emit, relay
+from crucible_common.updates import Changes
 from crucible_spec.domain.model import ChatMessage
 from crucible_spec.entrypoints import proto_mapping as m
 from crucible_spec.service_layer import commands as c
@@ -18,6 +19,7 @@ from crucible_spec.service_layer import handlers as h
 from crucible_spec.service_layer import sprints
 from crucible_spec.service_layer.chat_turns import TurnDeps, chat_turn
 from crucible_spec.service_layer.planning import PlanningInterviewer
+from crucible_spec.service_layer.project_changes import Heartbeat, ProjectChanged, Ready, watch_project_changes
 from crucible_spec.service_layer.sprints import SprintCreator
 from crucible_spec.service_layer.unit_of_work import AbstractUnitOfWork
 
@@ -33,12 +35,14 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         interviewer: PlanningInterviewer,
         sprints: SprintCreator,
         turns: TurnDeps,
+        project_changes: Changes,
     ) -> None:
         self._uow = uow
         self._read = read_uow or uow
         self._interviewer = interviewer
         self._sprints = sprints
         self._turns = turns
+        self._project_changes = project_changes
 
     # ------------------------------------------------------------ projects
 
@@ -70,6 +74,18 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     async def DeleteProject(self, request: pb.DeleteProjectRequest, context: Context) -> pb.DeleteProjectResponse:
         await h.delete_project(c.DeleteProject(request.project_id), self._uow())
         return pb.DeleteProjectResponse()
+
+    async def WatchProjectChanges(
+        self, request: pb.WatchProjectChangesRequest, context: Context
+    ) -> AsyncIterator[pb.WatchProjectChangesResponse]:
+        async for event in watch_project_changes(self._project_changes):
+            match event:
+                case Ready():
+                    yield pb.WatchProjectChangesResponse(ready=True)
+                case Heartbeat():
+                    yield pb.WatchProjectChangesResponse(heartbeat=True)
+                case ProjectChanged(project_id):
+                    yield pb.WatchProjectChangesResponse(project_id=project_id)
 
     # ------------------------------------------------------------ chat
 
