@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -88,9 +90,13 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = clients is None
         app.state.clients = clients or ServiceClients.connect(settings)
+        follower = asyncio.create_task(app.state.clients.projects.follow(), name="project cache")
         try:
             yield
         finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
             if own:
                 await app.state.clients.close()
 

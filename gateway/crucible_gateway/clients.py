@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -14,6 +14,7 @@ from crucible.snapshot.v1 import snapshot_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import service_channel
 from crucible_common.settings import Settings
+from crucible_gateway.project_cache import ProjectCache
 
 SERVICES = ("spec", "run", "snapshot", "agent")
 
@@ -30,6 +31,11 @@ class ServiceClients:
     timeout: float = 10.0
     # Calls that wait for language models get longer.
     llm_timeout: float = 900.0
+    # Project reads, from memory while the spec service's change feed runs (the app follows it).
+    projects: ProjectCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.projects = ProjectCache(self.spec)
 
     @classmethod
     def connect(cls, settings: Settings) -> ServiceClients:

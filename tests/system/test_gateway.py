@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 import httpx
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
@@ -51,6 +53,48 @@ async def test_project_created_over_rest_is_readable_over_grpc(stack: Stack, htt
     assert patched.json()["description"] == "power grid study"
     assert (await http.delete(f"/api/projects/{project['id']}")).status_code == 204
     _problem(await http.get(f"/api/projects/{project['id']}"), 404, "PROJECT_NOT_FOUND")
+
+
+async def test_project_reads_see_every_write_whoever_makes_it(stack: Stack, http: httpx.AsyncClient) -> None:
+    """The gateway keeps the projects it reads (crucible_gateway/project_cache.py); none of its
+    answers may outlive a change: its own writes show at once, others' once the spec service's
+    change feed brings them."""
+    project_id = (await http.post("/api/projects", json={"title": "Grid"})).json()["id"]
+    path = f"/api/projects/{project_id}"
+
+    async def title() -> str:
+        response = await http.get(path)
+        assert response.status_code == 200, response.text
+        return str(response.json()["title"])
+
+    async def eventually(expected: int | str) -> None:
+        async with asyncio.timeout(5):
+            while True:
+                response = await http.get(path)
+                if expected in (response.status_code, response.json().get("title")):
+                    return
+                await asyncio.sleep(0.01)
+
+    assert [await title(), await title()] == ["Grid", "Grid"]
+    # Written through the gateway: read back at once.
+    assert (await http.patch(path, json={"title": "Grid v2"})).json()["title"] == "Grid v2"
+    assert await title() == "Grid v2"
+
+    async with grpc.aio.insecure_channel(stack.addresses["spec"]) as channel:
+        spec = SpecServiceStub(channel)
+        # Written by another client of the spec service: seen through the gateway's feed.
+        await spec.UpdateProject(
+            pb.UpdateProjectRequest(project_id=project_id, update_mask=FieldMask(paths=["title"]), title="Grid v3")
+        )
+        await eventually("Grid v3")
+        assert await title() == "Grid v3"
+        # Asked for, a read from the spec service itself, whatever the gateway keeps.
+        fresh = await http.get(path, headers={"Cache-Control": "no-cache"})
+        assert fresh.json()["title"] == "Grid v3"
+
+        await spec.DeleteProject(pb.DeleteProjectRequest(project_id=project_id))
+        await eventually(404)
+        _problem(await http.get(path), 404, "PROJECT_NOT_FOUND")
 
 
 async def test_bad_requests_get_4xx_problem_bodies(http: httpx.AsyncClient) -> None:

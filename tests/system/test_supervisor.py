@@ -102,3 +102,23 @@ def test_a_busy_port_is_reported_before_anything_starts(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"{addresses['spec']} (for spec) is already in use" in result.stdout
+
+
+def test_the_spec_service_stops_at_once_while_a_gateway_follows_its_change_feed(
+    tmp_path: Path, stack_database_url: str
+) -> None:
+    # A grace far longer than a stop takes: a feed left open would hold the spec service for all of it.
+    stack = start_stack(tmp_path, stack_database_url, extra_env={"CRUCIBLE_SHUTDOWN_GRACE_SECONDS": "60"})
+    try:
+        created = httpx.post(f"{stack.url}/api/projects", json={"title": "followed"}, timeout=5).json()
+        for _ in range(2):  # the gateway keeps it, by the feed it follows
+            assert httpx.get(f"{stack.url}/api/projects/{created['id']}", timeout=5).status_code == 200
+        spec = next(
+            child
+            for child in psutil.Process(stack.process.pid).children(recursive=True)
+            if "crucible_spec.entrypoints.main" in child.cmdline()
+        )
+        spec.terminate()
+        spec.wait(30)
+    finally:
+        stack.stop(timeout=30)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
@@ -32,9 +34,21 @@ async def list_projects(clients: Clients, page_size: PageSize = 0, page_token: P
 
 
 @router.get("/{project_id}")
-async def get_project(project_id: Id, clients: Clients) -> Project:
-    response = await clients.spec.GetProject(pb.GetProjectRequest(project_id=project_id), timeout=clients.timeout)
-    return Project.from_proto(response.project)
+async def get_project(
+    project_id: Id,
+    clients: Clients,
+    cache_control: Annotated[
+        str | None,
+        Header(
+            max_length=1000,
+            description="`no-cache`: read the project from the spec service, not from the gateway's copy",
+        ),
+    ] = None,
+) -> Project:
+    # Served from the gateway's copy while the spec service's change feed vouches for it
+    # (crucible_gateway/project_cache.py), unless the client asks for a fresh read.
+    fresh = cache_control is not None and "no-cache" in cache_control.lower()
+    return Project.from_proto(await clients.projects.get(project_id, clients.timeout, fresh=fresh))
 
 
 @router.patch("/{project_id}")
@@ -42,7 +56,7 @@ async def update_project(project_id: Id, body: ProjectPatch, clients: Clients) -
     paths = sorted(body.model_fields_set)
     if not paths:
         # An empty PATCH changes nothing; answer with the project as it is.
-        return await get_project(project_id, clients)
+        return Project.from_proto(await clients.projects.get(project_id, clients.timeout))
     request = pb.UpdateProjectRequest(
         project_id=project_id,
         update_mask=FieldMask(paths=paths),
@@ -50,11 +64,18 @@ async def update_project(project_id: Id, body: ProjectPatch, clients: Clients) -
         description=body.description or "",
         auto_snapshot_failed_runs=bool(body.auto_snapshot_failed_runs),
     )
-    response = await clients.spec.UpdateProject(request, timeout=clients.timeout)
+    try:
+        response = await clients.spec.UpdateProject(request, timeout=clients.timeout)
+    finally:
+        # Dropped whatever the answer: a write that timed out may still have committed.
+        clients.projects.drop(project_id)
     return Project.from_proto(response.project)
 
 
 @router.delete("/{project_id}", status_code=204)
 async def delete_project(project_id: Id, clients: Clients) -> Response:
-    await clients.spec.DeleteProject(pb.DeleteProjectRequest(project_id=project_id), timeout=clients.timeout)
+    try:
+        await clients.spec.DeleteProject(pb.DeleteProjectRequest(project_id=project_id), timeout=clients.timeout)
+    finally:
+        clients.projects.drop(project_id)
     return Response(status_code=204)

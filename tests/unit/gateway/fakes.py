@@ -104,6 +104,17 @@ class FakeStub:
         return cast(R, self.responses.get(method, default))
 
 
+class QuietFeed:
+    """A change feed that never says ``ready`` (a spec service that does not follow changes)."""
+
+    async def read(self) -> spec_pb.WatchProjectChangesResponse:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    def cancel(self) -> bool:
+        return True
+
+
 # ---------------------------------------------------------------- messages the services answer with
 
 
@@ -594,6 +605,11 @@ class FakeSpec(FakeStub):
         self, request: spec_pb.DeleteProjectRequest, timeout: float | None = None
     ) -> spec_pb.DeleteProjectResponse:
         return self._answer("DeleteProject", request, timeout, spec_pb.DeleteProjectResponse())
+
+    def WatchProjectChanges(self, request: spec_pb.WatchProjectChangesRequest) -> QuietFeed:
+        # Not recorded as a call: the app follows it from its start. The feed is never ready, so
+        # every project read reaches the fake (tests/unit/gateway/test_project_cache.py tests the cache).
+        return QuietFeed()
 
     async def CreateChatSession(
         self, request: spec_pb.CreateChatSessionRequest, timeout: float | None = None
