@@ -41,14 +41,23 @@ async def get_project(
         str | None,
         Header(
             max_length=1000,
-            description="`no-cache`: read the project from the spec service, not from the gateway's copy",
+            description="`no-cache` (or `max-age=0`): read the project from the spec service, "
+            "not from the gateway's copy",
         ),
     ] = None,
 ) -> Project:
     # Served from the gateway's copy while the spec service's change feed vouches for it
     # (crucible_gateway/project_cache.py), unless the client asks for a fresh read.
-    fresh = cache_control is not None and "no-cache" in cache_control.lower()
+    fresh = _revalidate(cache_control)
     return Project.from_proto(await clients.projects.get(project_id, clients.timeout, fresh=fresh))
+
+
+def _revalidate(cache_control: str | None) -> bool:
+    """A request's ``no-cache`` or ``max-age=0`` (a browser's reload) asks for the origin's answer."""
+    if not cache_control:
+        return False
+    directives = {part.strip().lower().replace(" ", "") for part in cache_control.split(",")}
+    return "no-cache" in directives or "max-age=0" in directives
 
 
 @router.patch("/{project_id}")

@@ -105,9 +105,15 @@ class FakeStub:
 
 
 class QuietFeed:
-    """A change feed that never says ``ready`` (a spec service that does not follow changes)."""
+    """A change feed where nothing changes: ``ready`` first if asked, then silence."""
+
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
 
     async def read(self) -> spec_pb.WatchProjectChangesResponse:
+        if self.ready:
+            self.ready = False
+            return spec_pb.WatchProjectChangesResponse(ready=True)
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
@@ -578,6 +584,8 @@ class FakeSpec(FakeStub):
         # StreamChatTurn's answers, one per call, and every stream it returned.
         self.turns: list[FakeTurn] = []
         self.streams: list[FakeTurn] = []
+        # True: WatchProjectChanges says `ready`, so the gateway keeps the projects it reads.
+        self.follows_changes = False
 
     async def CreateProject(
         self, request: spec_pb.CreateProjectRequest, timeout: float | None = None
@@ -607,9 +615,9 @@ class FakeSpec(FakeStub):
         return self._answer("DeleteProject", request, timeout, spec_pb.DeleteProjectResponse())
 
     def WatchProjectChanges(self, request: spec_pb.WatchProjectChangesRequest) -> QuietFeed:
-        # Not recorded as a call: the app follows it from its start. The feed is never ready, so
-        # every project read reaches the fake (tests/unit/gateway/test_project_cache.py tests the cache).
-        return QuietFeed()
+        # Not recorded as a call: the app follows it from its start. Unless the test says so, the
+        # feed is never ready, so every project read reaches the fake.
+        return QuietFeed(ready=self.follows_changes)
 
     async def CreateChatSession(
         self, request: spec_pb.CreateChatSessionRequest, timeout: float | None = None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from tests.unit.gateway.conftest import assert_refused
-from tests.unit.gateway.fakes import PROJECT_ID, Fakes, project
+from crucible_common.errors import NotFound
+from tests.unit.gateway.conftest import assert_refused, serve
+from tests.unit.gateway.fakes import PROJECT_ID, Fakes, plain_error, project, rpc_error
 
 PROJECT = f"/api/projects/{PROJECT_ID}"
 
@@ -117,6 +120,43 @@ async def test_an_empty_patch_reads_the_project(fakes: Fakes, http: httpx.AsyncC
 
     assert response.status_code == 200
     assert fakes.spec.only_call().request == spec_pb.GetProjectRequest(project_id=PROJECT_ID)
+
+
+async def test_a_followed_project_is_read_once_until_a_write_or_a_fresh_read(fakes: Fakes) -> None:
+    fakes.spec.follows_changes = True
+    async with serve(fakes) as http:
+        # The app follows the feed from its start; reads are kept once it is ready.
+        async with asyncio.timeout(5):
+            while True:
+                fakes.spec.calls.clear()
+                await http.get(PROJECT)
+                await http.get(PROJECT)
+                if len(fakes.spec.calls) == 1:  # the second read came from the gateway's copy
+                    break
+                await asyncio.sleep(0.01)
+        fakes.spec.calls.clear()
+
+        assert (await http.get(PROJECT)).json()["title"] == "Grid"
+        assert fakes.spec.calls == []
+
+        fakes.spec.responses["GetProject"] = spec_pb.GetProjectResponse(project=project("Grid v2"))
+        for header in ("no-cache", "max-age=0", "No-Cache, max-age=60"):
+            response = await http.get(PROJECT, headers={"Cache-Control": header})
+            assert response.json()["title"] == "Grid v2"
+        assert [c.method for c in fakes.spec.calls] == ["GetProject"] * 3
+        fakes.spec.calls.clear()
+        assert (await http.get(PROJECT, headers={"Cache-Control": "max-age=60"})).json()["title"] == "Grid v2"
+        assert fakes.spec.calls == []
+
+        # Its own write drops the copy, whatever the write's answer (it may have committed).
+        fakes.spec.fail("UpdateProject", plain_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+        assert (await http.patch(PROJECT, json={"title": "Grid v3"})).status_code == 504
+        fakes.spec.responses["GetProject"] = spec_pb.GetProjectResponse(project=project("Grid v3"))
+        assert (await http.get(PROJECT)).json()["title"] == "Grid v3"
+        assert (await http.delete(PROJECT)).status_code == 204
+        fakes.spec.fail("GetProject", rpc_error(NotFound("no such project", reason="PROJECT_NOT_FOUND")))
+        assert (await http.get(PROJECT)).status_code == 404
+    assert [c.method for c in fakes.spec.calls] == ["UpdateProject", "GetProject", "DeleteProject", "GetProject"]
 
 
 async def test_health_reports_services_not_serving(fakes: Fakes, http: httpx.AsyncClient) -> None:
