@@ -15,6 +15,7 @@ never cancelled for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -35,8 +36,15 @@ class _Rounds(Generic[T, R]):
 
     def __init__(self, linger: float) -> None:
         self._linger = linger
+        self._flushed = asyncio.Event()
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._rounds: asyncio.Task[None] | None = None
+
+    def flush(self) -> None:
+        """Nothing more is coming soon (the last of a burst is in): the round waiting out its linger
+        starts now, and later ones at once."""
+        self._linger = 0.0
+        self._flushed.set()
 
     async def _serve(self, items: list[T]) -> Callable[[T], R]:
         """One round's work; what it returns gives each item its result."""
@@ -52,7 +60,9 @@ class _Rounds(Generic[T, R]):
     async def _run_rounds(self) -> None:
         try:
             if self._linger:
-                await asyncio.sleep(self._linger)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._flushed.wait()
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:

@@ -169,3 +169,20 @@ async def test_a_lookup_whose_caller_leaves_still_answers_the_others() -> None:
     assert await asyncio.wait_for(staying, 1) == 2
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_flush_starts_a_lingering_write_at_once_and_later_ones_without_linger() -> None:
+    writes: list[list[int]] = []
+
+    async def write(batch: list[int]) -> None:
+        writes.append(batch)
+
+    group = GroupCommit(write, linger=60)
+    first = asyncio.create_task(group.store(1))
+    await asyncio.sleep(0.01)
+    assert writes == []  # waiting out its linger
+    group.flush()
+    await asyncio.wait_for(first, 5)
+    assert writes == [[1]]
+    await asyncio.wait_for(group.store(2), 5)
+    assert writes == [[1], [2]]

@@ -350,16 +350,24 @@ class RunExecutor:
             lambda batch: self._store_evaluations(run.id, batch, budget, progress), linger=0.02
         )
 
+        unanswered = len(pending)
+
         async def one(candidate: Candidate, scenario: Scenario) -> None:
-            async with gate:
-                if stop:
-                    return
-                try:
-                    evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget)
-                except BudgetExhausted as exhausted:
-                    # No new call starts; the calls in flight finish and are stored.
-                    stop.append(exhausted)
-                    return
+            nonlocal unanswered
+            try:
+                async with gate:
+                    if stop:
+                        return
+                    try:
+                        evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget)
+                    except BudgetExhausted as exhausted:
+                        # No new call starts; the calls in flight finish and are stored.
+                        stop.append(exhausted)
+                        return
+            finally:
+                unanswered -= 1
+                if unanswered == 0:
+                    writer.flush()  # the last answers have no one behind them to wait for
             await writer.store(evaluation)
 
         # Structured: should one evaluation fail unexpectedly (a lost lease, a lost database), the
