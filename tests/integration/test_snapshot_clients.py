@@ -150,3 +150,6 @@ async def test_a_replay_run_is_created_once_executed_followed_and_measured(run_s
     assert info.config.parameters.num_candidates == 2
     assert info.project_id == project
     assert await run_stub.get_run(str(uuid.uuid4())) is None
+    # A full_search run has no seeds; a run the service does not have, none to give.
+    assert await run_stub.seed_candidates(created.id) == ()
+    assert await run_stub.seed_candidates(str(uuid.uuid4())) == ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crucible_common.errors import FailedPrecondition, InvalidArgument, ValidationFailed
@@ -26,7 +28,7 @@ from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, See
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import replays
-from tests.unit.snapshot.fakes import World, good_metrics, snapshot
+from tests.unit.snapshot.fakes import DATA, World, good_metrics, snapshot
 
 
 @pytest.fixture
@@ -238,6 +240,25 @@ async def test_an_eval_only_runs_seeds_are_kept_whole_and_replayed_whole_into_a_
     assert (into_new.seed_candidate_ids, into_new.seed_candidates) == ((), (named, given))
     # The source project still has the named one: it stays named, lineage and all.
     assert (into_source.seed_candidate_ids, into_source.seed_candidates) == (("c-1",), (given,))
+
+
+async def test_a_snapshot_that_kept_seeds_by_id_only_replays_them_whole_from_its_run(world: World) -> None:
+    # As a 2.0 document reads once migrated: the named seed's id, nothing whole.
+    named = SeedCandidate("Arch", "stone", "corbel", ("dry",), "c-1")
+    config = RunConfig("eval_only", RunParameters(num_scenarios=2, seed_candidate_ids=("c-1",)))
+    old = world.add(snapshot("2.0", data=replace(DATA, run_config=config)))[0]
+    world.runs.reference(old.project_id, good_metrics(old.run_id), config, seeds=(named,))
+    gone = world.add(snapshot("2.0, run gone", data=replace(DATA, run_config=config)))[0]
+
+    await replays.replay_snapshot(c.ReplaySnapshot(old.id, "new", ReplayOptions()), world.deps)
+    await replays.replay_snapshot(c.ReplaySnapshot(old.id, "same", ReplayOptions(reuse_project=True)), world.deps)
+    await replays.replay_snapshot(c.ReplaySnapshot(gone.id, "gone", ReplayOptions()), world.deps)
+
+    into_new, into_source, without_run = (r.new.config.parameters for r in world.runs.runs)
+    assert (into_new.seed_candidate_ids, into_new.seed_candidates) == ((), (named,))
+    assert (into_source.seed_candidate_ids, into_source.seed_candidates) == (("c-1",), ())
+    # Nothing to take them from: as before, the run's preflight says what is missing.
+    assert (without_run.seed_candidate_ids, without_run.seed_candidates) == ((), ())
 
 
 async def test_a_run_that_ended_before_storing_its_seeds_keeps_those_it_was_given_whole(world: World) -> None:

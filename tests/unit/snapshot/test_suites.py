@@ -23,12 +23,13 @@ from crucible_snapshot.domain.model import (
     Snapshot,
     SnapshotTestResult,
 )
+from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import suites
 from crucible_snapshot.service_layer.handlers import Started
 from crucible_snapshot.service_layer.suites import SuiteRunner
-from tests.unit.snapshot.fakes import FakeRun, World, good_metrics, snapshot
+from tests.unit.snapshot.fakes import DATA, FakeRun, World, good_metrics, snapshot
 
 PASSING = (Invariant("run_status", "COMPLETED"), Invariant("min_candidates", 3))
 
@@ -85,6 +86,19 @@ async def test_a_suite_replays_each_snapshot_and_reports_in_the_seeds_shape() ->
     assert {r.new.snapshot_test_id for r in world.runs.runs} == {report.id}
     assert all(r.new.trigger_id.startswith(f"snapshot-test:{report.id}:") for r in world.runs.runs)
     assert report.ended_at is not None
+
+
+async def test_a_suite_replays_the_seeds_a_snapshot_kept_by_id_only_whole_from_its_run() -> None:
+    world = World.make()
+    named = SeedCandidate("Arch", "stone", "corbel", ("dry",), "c-1")
+    config = RunConfig("eval_only", RunParameters(num_scenarios=2, seed_candidate_ids=("c-1",)))
+    made = snapshots(world, 1, data=replace(DATA, run_config=config))
+    world.runs.reference(made[0].project_id, good_metrics(made[0].run_id), config, seeds=(named,))
+
+    await run_suite(world, made)
+
+    (replayed,) = (r.new.config.parameters for r in world.runs.runs)
+    assert (replayed.seed_candidate_ids, replayed.seed_candidates) == ((), (named,))
 
 
 async def test_the_stream_starts_then_gives_each_result_then_the_report() -> None:

@@ -137,9 +137,11 @@ class RunClient(RunService):
         token = ""
         while True:
             request = pb.ListCandidatesRequest(run_id=run_id, page_size=CANDIDATE_PAGE, page_token=token)
-            page = await call(
+            page = await call_or_none(
                 lambda: self._stub.ListCandidates(request, timeout=self._timeout, wait_for_ready=True)  # noqa: B023
             )
+            if page is None:
+                return ()  # the run is gone (its project deleted): it has no seeds to give
             seeds += [
                 SeedCandidate(c.title, c.description, c.approach, tuple(c.assumptions), c.source_candidate_id)
                 for c in page.candidates

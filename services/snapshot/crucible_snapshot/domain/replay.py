@@ -36,8 +36,10 @@ def replay_plan(snapshot: Snapshot, options: ReplayOptions, *, into_source_proje
         parameters = replace(parameters, seed_candidates=given)
     else:
         # A new project has no runs to name seeds from: every seed is passed whole. A 2.0 snapshot
-        # kept its seeds by id only; without them a seeded replay runs on its new candidates alone,
-        # and an eval_only one is refused by the run's preflight (insufficient_candidates).
+        # kept its seeds by id only: the service layer takes them whole from the source run while
+        # it exists (handlers.with_seeds_for_a_new_project). Without them a seeded replay runs on
+        # its new candidates alone, and an eval_only one is refused by the run's preflight
+        # (insufficient_candidates).
         parameters = replace(parameters, seed_candidate_ids=())
     return ReplayPlan(
         RunConfig(run_config.mode, parameters),

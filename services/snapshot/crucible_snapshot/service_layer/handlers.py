@@ -189,6 +189,26 @@ async def _with_seeds_whole(run_id: str, config: RunConfig, deps: SnapshotDeps) 
     return replace(config, parameters=replace(p, seed_candidates=stored or p.seed_candidates))
 
 
+async def with_seeds_for_a_new_project(snapshot: Snapshot, runs: RunService) -> Snapshot:
+    """The snapshot as a replay in a new project needs it: its run's named seeds whole.
+
+    A snapshot taken before seeds were kept whole (document 2.0) names them by id only, and a new
+    project has no run to name them from; they are taken from the source run while the run service
+    still has it. Otherwise the snapshot is as it was (and its eval_only replay is refused by the
+    run's preflight, insufficient_candidates, as before).
+    """
+    assert snapshot.data is not None, "a replay reads the snapshot with its data"
+    config = snapshot.data.run_config
+    p = config.parameters
+    if not (p.seed_candidate_ids and snapshot.run_id) or any(s.source_candidate_id for s in p.seed_candidates):
+        return snapshot
+    stored = await runs.seed_candidates(snapshot.run_id)
+    if not any(s.source_candidate_id for s in stored):
+        return snapshot
+    whole = replace(config, parameters=replace(p, seed_candidates=stored))
+    return replace(snapshot, data=replace(snapshot.data, run_config=whole))
+
+
 async def get_snapshot(snapshot_id: str, uow: UowFactory) -> Snapshot:
     snapshot_id = parse_id(snapshot_id, "snapshot_id")
     async with uow(read_only=True) as unit:

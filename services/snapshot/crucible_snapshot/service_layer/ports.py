@@ -167,7 +167,8 @@ class RunService(Protocol):
         ...
 
     async def seed_candidates(self, run_id: str) -> tuple[SeedCandidate, ...]:
-        """The run's seed candidates, whole, as it stored them (none before its design phase)."""
+        """The run's seed candidates, whole, as it stored them (none before its design phase, nor
+        once the run service no longer has the run)."""
         ...
 
     async def estimate_usd(self, project_id: str, config: RunConfig) -> float | None:

@@ -21,7 +21,7 @@ from crucible_snapshot.domain.model import InvariantResult, Replay, ReplayChange
 from crucible_snapshot.domain.replay import ReplayPlan, project_title, replay_plan, restore_reason
 from crucible_snapshot.domain.snapshot_data import RunConfig
 from crucible_snapshot.service_layer import commands as c
-from crucible_snapshot.service_layer.handlers import SnapshotDeps, get_snapshot
+from crucible_snapshot.service_layer.handlers import SnapshotDeps, get_snapshot, with_seeds_for_a_new_project
 from crucible_snapshot.service_layer.ports import NewRun, RunInfo, RunService, SpecService
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ async def replay_snapshot(cmd: c.ReplaySnapshot, deps: SnapshotDeps) -> ReplayOu
             [FieldViolation("options.reuse_project", "an imported snapshot has no project: it replays into a new one")],
             "replay",
         )
+    if not cmd.options.reuse_project:
+        snapshot = await with_seeds_for_a_new_project(snapshot, deps.runs)
     plan = replay_plan(snapshot, cmd.options, into_source_project=cmd.options.reuse_project)
     replay = await _replay_of(trigger_id, snapshot, cmd.options.reuse_project, deps)
     if replay.run_id:

@@ -58,7 +58,7 @@ from crucible_snapshot.domain.suite import (
     validate_options,
 )
 from crucible_snapshot.service_layer import commands as c
-from crucible_snapshot.service_layer.handlers import SnapshotDeps
+from crucible_snapshot.service_layer.handlers import SnapshotDeps, with_seeds_for_a_new_project
 from crucible_snapshot.service_layer.replays import follow, launch, new_project, restore, trigger_of
 from crucible_snapshot.service_layer.unit_of_work import TEST_REPORT
 
@@ -237,7 +237,7 @@ class SuiteRunner:
             state = prepared
         else:
             try:
-                state = self._state(await self._snapshot(snapshot_id), replays)
+                state = self._state(await self._replayable(snapshot_id), replays)
             except CrucibleError as exc:
                 await self._store(position, errored(snapshot_id, await self._name(snapshot_id), exc.message))
                 return
@@ -290,7 +290,7 @@ class SuiteRunner:
         """A snapshot read, and its replays' setup started, ahead of its turn; what stops it is returned,
         not raised, so it reaches the snapshot's result in order (and cannot fail the task group)."""
         try:
-            state = self._state(await self._snapshot(snapshot_id), {})
+            state = self._state(await self._replayable(snapshot_id), {})
         except CrucibleError as exc:
             return exc
         try:
@@ -548,6 +548,10 @@ class SuiteRunner:
         if snapshot is None:
             raise SnapshotNotFound(snapshot_id)
         return snapshot
+
+    async def _replayable(self, snapshot_id: str) -> Snapshot:
+        """The snapshot, with what its replays in a new project need (a suite's always are)."""
+        return await with_seeds_for_a_new_project(await self._snapshot(snapshot_id), self._deps.runs)
 
     async def _name(self, snapshot_id: str) -> str:
         try:
