@@ -199,6 +199,7 @@ class FakeSpec:
     # Projects with auto_snapshot_failed_runs on.
     snapshotting: set[str] = field(default_factory=set)
     setting_reads: int = 0
+    message_reads: int = 0
     down: bool = False
 
     def project(self, problem: ProblemCopy | None = PROBLEM) -> str:
@@ -234,6 +235,7 @@ class FakeSpec:
         return self.problems[project_id]
 
     async def chat_message(self, message_id: str) -> ChatMessage | None:
+        self.message_reads += 1
         return self.messages.get(message_id)
 
     async def auto_snapshot_failed_runs(self, project_id: str) -> bool:

@@ -143,7 +143,9 @@ async def test_a_recommendation_must_be_an_architect_message_of_the_same_project
             ui_trigger_id=str(uuid.uuid4()),
         )
 
+    reads = harness.spec.message_reads
     run = await h.create_run(request(good), harness.deps)
+    assert harness.spec.message_reads == reads + 1  # checked and copied from one read
     assert run.recommended_message_id == good
     assert run.recommended_config_snapshot == {"mode": "full_search", "parameters": {"num_candidates": 2}}
     assert run.trigger.source is TriggerSource.API_CLIENT

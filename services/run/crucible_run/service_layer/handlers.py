@@ -92,6 +92,11 @@ class RunDeps:
 
 
 async def preflight_run(cmd: c.PreflightRun, deps: RunDeps) -> rules.Preflight:
+    return (await _preflight(cmd, deps))[0]
+
+
+async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Preflight, JsonObject | None]:
+    """The preflight, and the recommendation's config it checked (None without one, or an invalid one)."""
     project_id = parse_id(cmd.project_id, "project_id")
     if not await deps.spec.project_exists(project_id):
         raise ProjectNotFound(project_id)
@@ -112,10 +117,10 @@ async def preflight_run(cmd: c.PreflightRun, deps: RunDeps) -> rules.Preflight:
         evaluator=prices[1],
     )
     result = rules.preflight(cmd.mode, cmd.parameters, facts)
-    extra = await _context_blockers(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
+    extra, recommended = await _context_blockers(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
     if not extra:
-        return result
-    return rules.Preflight(
+        return result, recommended
+    blocked = rules.Preflight(
         False,
         (*result.blockers, *extra),
         result.warnings,
@@ -124,6 +129,7 @@ async def preflight_run(cmd: c.PreflightRun, deps: RunDeps) -> rules.Preflight:
         result.notes,
         result.estimate,
     )
+    return blocked, recommended
 
 
 async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
@@ -155,14 +161,13 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
             raise ReplaySourceNotFound(replay_of)
         if not source.status.finished:
             raise ReplaySourceNotEnded(replay_of, source.status.value)
-    check = await preflight_run(
+    check, snapshot = await _preflight(
         c.PreflightRun(project_id, cmd.mode, cmd.parameters, cmd.chat_session_id, cmd.recommended_message_id), deps
     )
     if not check.ready:
         raise RunBlocked(
             [PreconditionViolation(b.code.value, b.field or project_id, b.message) for b in check.blockers]
         )
-    snapshot = await _recommended_config(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)
     if snapshot is not None and recommendation_span(snapshot) is None and RECOMMENDATION_TRACE_KEY in snapshot:
         # The run is created all the same; only the link from its span to the recommendation is lost.
         logger.warning("recommendation %s has no valid trace context to link to", cmd.recommended_message_id)
@@ -405,19 +410,21 @@ async def lineage_of(run: Run, spec: SpecService, traces: TraceStore) -> RunLine
 
 async def _context_blockers(
     project_id: str, chat_session_id: str, message_id: str, spec: SpecService
-) -> list[rules.Blocker]:
-    """A chat session or recommendation that is not this project's blocks the run (validation_error)."""
+) -> tuple[list[rules.Blocker], JsonObject | None]:
+    """A chat session or recommendation that is not this project's blocks the run (validation_error);
+    with them, the recommendation's config (read once: CreateRun keeps it)."""
     blockers = []
     if chat_session_id and (
         not _is_uuid(chat_session_id) or await spec.chat_session_project(chat_session_id) != project_id
     ):
         blockers.append(_invalid("chat_session_id", "not a chat session of this project"))
+    config = None
     if message_id:
         try:
-            await _recommended_config(project_id, chat_session_id, message_id, spec)
+            config = await _recommended_config(project_id, chat_session_id, message_id, spec)
         except RecommendationInvalid as exc:
             blockers.append(_invalid("recommended_message_id", exc.violations[0].description))
-    return blockers
+    return blockers, config
 
 
 async def _recommended_config(
