@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,9 @@ SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].ful
 SPRINT_SERVICE_NAME = sprint_service_pb2.DESCRIPTOR.services_by_name["SprintService"].full_name
 
 
+logger = logging.getLogger(__name__)
+
+
 def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
     """A provider is configured by an API key, a base URL (any compatible server), or both."""
     providers: dict[str, LlmProvider] = {}
@@ -49,6 +53,14 @@ def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
     if settings.anthropic_api_key or settings.anthropic_base_url:
         key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else "unused"
         providers["anthropic"] = AnthropicProvider(api_key=key, base_url=settings.anthropic_base_url, timeout=timeout)
+    if not providers:
+        # Said at start, not first at a user's model call: a replica started by hand (outside
+        # `crucible up`, which points both at the emulator when no key is set) has none.
+        logger.warning(
+            "no LLM provider is configured: every model call will be refused. Set OPENAI_API_KEY or "
+            "ANTHROPIC_API_KEY, or CRUCIBLE_OPENAI_BASE_URL / CRUCIBLE_ANTHROPIC_BASE_URL for a "
+            "compatible server (the offline emulator: `crucible-emulator`)"
+        )
     return providers
 
 
