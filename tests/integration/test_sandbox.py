@@ -618,6 +618,18 @@ async def test_a_setup_that_fails_stops_the_run_before_any_test(
     assert "/nonexistent-crucible-dir" in excinfo.value.message
 
 
+@needs_namespaces
+async def test_a_sandbox_killed_before_it_starts_the_tests_is_unavailable_not_failing(workspace: Workspace) -> None:
+    # No CPU time at all: bwrap itself is killed (SIGKILL) before it can start pytest.
+    write(workspace, "test_ok.py", "def test_ok():\n    pass\n")
+
+    with pytest.raises(SandboxUnavailable) as excinfo:
+        await run_tests(workspace.path, limits=SandboxLimits(cpu_seconds=0))
+
+    assert excinfo.value.message.startswith(sandbox.SETUP_FAILED_MARKER)
+    assert "killed by SIGKILL before it started the tests" in excinfo.value.message
+
+
 @needs_root
 async def test_without_namespaces_an_unreachable_directory_stops_the_run(tmp_path: Path, no_namespaces: None) -> None:
     workspace = Workspace(tmp_path / "artifacts", "sprint-1")

@@ -363,6 +363,11 @@ async def _run(
             raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {output.strip()}")
         if exit_code > _BWRAP_SIGNAL_BASE:
             exit_code = _BWRAP_SIGNAL_BASE - exit_code
+        if exit_code < 0 and not started_command:
+            # The sandbox itself died (bwrap, before it ran pytest): no test ran, none failed.
+            killed = f"the sandbox was killed by {_signal_name(-exit_code)} before it started the tests"
+            logger.error("sandbox setup failed in %s: %s", workspace, killed)
+            raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {killed} (its limits: {limits})")
     summary, counts = _summary(output)
     notes = [note for note in (isolation.note, identity.note) if note]
     if timed_out:
@@ -437,11 +442,15 @@ def _prlimit_options(limits: SandboxLimits) -> list[str]:
     return [f"--{name}={value}" for name, value in values.items()]
 
 
-def _signal_note(number: int, limits: SandboxLimits) -> str:
+def _signal_name(number: int) -> str:
     try:
-        name = signal.Signals(number).name
+        return signal.Signals(number).name
     except ValueError:
-        name = f"signal {number}"
+        return f"signal {number}"
+
+
+def _signal_note(number: int, limits: SandboxLimits) -> str:
+    name = _signal_name(number)
     if number == signal.SIGKILL:
         return f"pytest was killed by {name}: a limit was reached (CPU time is {limits.cpu_seconds} s)"
     return f"pytest was killed by {name}"
