@@ -70,14 +70,15 @@ class _Feed:
     """Every key notified on the channel while the listening connection lasts (``Listener.follow``)."""
 
     def __init__(self) -> None:
-        # None: the connection dropped, so what was committed meanwhile went unheard.
-        self.keys: asyncio.Queue[str | None] = asyncio.Queue()
+        # A FeedBroken: the connection dropped (or the listener closed), so what was committed
+        # meanwhile went unheard.
+        self.keys: asyncio.Queue[str | FeedBroken] = asyncio.Queue()
 
     async def next(self) -> str:
         key = await self.keys.get()
-        if key is None:
-            self.keys.put_nowait(None)  # broken for good: every later call says so too
-            raise FeedBroken("the listening connection dropped: changes may have been missed")
+        if isinstance(key, FeedBroken):
+            self.keys.put_nowait(key)  # broken for good: every later call says so too
+            raise key
         return key
 
 
@@ -150,6 +151,7 @@ class Listener:
     async def _listen(self) -> None:
         while True:
             connection: asyncpg.Connection | None = None
+            broken = FeedBroken("the listening connection dropped: changes may have been missed")
             try:
                 connection = await asyncpg.connect(self._dsn)
                 await connection.add_listener(self._channel, self._deliver)
@@ -161,10 +163,13 @@ class Listener:
                 await _until_closed(connection)
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("listening on %s failed (%s); retrying", self._channel, exc)
+            except asyncio.CancelledError:
+                broken = FeedBroken("the listener was closed (the service is stopping)")
+                raise
             finally:
                 self._connected.clear()
                 for feed in self._feeds:
-                    feed.keys.put_nowait(None)
+                    feed.keys.put_nowait(broken)
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
                         await asyncio.shield(connection.close(timeout=1))

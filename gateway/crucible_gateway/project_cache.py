@@ -83,8 +83,13 @@ class ProjectCache:
             try:
                 await self._follow_once()
             except (grpc.aio.AioRpcError, TimeoutError) as exc:
-                if self._live or failures == 0:
+                if self._live:
                     logger.warning("project cache off: the spec service's change feed is lost (%s)", _why(exc))
+                elif failures == 0:
+                    # At start the spec service may not listen yet: not a warning, unless it lasts.
+                    logger.info("project cache waiting for the spec service's change feed (%s)", _why(exc))
+                elif failures == len(RETRY_SECONDS):
+                    logger.warning("project cache off: no change feed from the spec service (%s)", _why(exc))
                 failures = 0 if self._live else failures + 1
             finally:
                 self._go_dark()

@@ -126,3 +126,14 @@ async def test_a_feed_follows_every_key_in_commit_order_and_breaks_when_the_conn
             assert await feed.next() == "project-3"
     finally:
         await listener.close()
+
+
+async def test_a_closed_listener_breaks_its_feeds_saying_why(database_url: str) -> None:
+    listener = Listener(database_url, CHANNEL)
+    try:
+        async with asyncio.timeout(10), listener.follow() as feed:
+            await listener.close()  # as a service starts to stop (ServiceProcess.draining)
+            with pytest.raises(FeedBroken, match="the service is stopping"):
+                await feed.next()
+    finally:
+        await listener.close()
