@@ -94,6 +94,7 @@ class Listener:
         self._feeds: set[_Feed] = set()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._closed = asyncio.Event()
 
     @property
     def connected(self) -> bool:
@@ -123,16 +124,20 @@ class Listener:
         try:
             # Registered first: a connection that comes up meanwhile delivers to it. One that drops
             # after this wait breaks the feed, so nothing is missed unseen.
-            await self._connected.wait()
+            await _first_of(self._connected, self._closed)
+            if self._closed.is_set():
+                raise FeedBroken(_CLOSED)
             yield feed
         finally:
             self._feeds.discard(feed)
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
+            self._closed.clear()
             self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
 
     async def close(self) -> None:
+        self._closed.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,16 +169,31 @@ class Listener:
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("listening on %s failed (%s); retrying", self._channel, exc)
             except asyncio.CancelledError:
-                broken = FeedBroken("the listener was closed (the service is stopping)")
+                broken = FeedBroken(_CLOSED)
                 raise
             finally:
+                # Only the followers of a connection that listened are broken: the others still
+                # wait for one (or for the close).
+                if self._connected.is_set() or self._closed.is_set():
+                    for feed in self._feeds:
+                        feed.keys.put_nowait(broken)
                 self._connected.clear()
-                for feed in self._feeds:
-                    feed.keys.put_nowait(broken)
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
                         await asyncio.shield(connection.close(timeout=1))
             await asyncio.sleep(RECONNECT_SECONDS)
+
+
+_CLOSED = "the listener was closed (the service is stopping)"
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def _until_closed(connection: asyncpg.Connection) -> None:

@@ -137,3 +137,22 @@ async def test_a_closed_listener_breaks_its_feeds_saying_why(database_url: str) 
                 await feed.next()
     finally:
         await listener.close()
+
+
+async def test_a_follower_still_waiting_for_a_connection_ends_when_the_listener_closes() -> None:
+    # Nothing listens on this address: the follower waits for a connection that never comes.
+    listener = Listener("postgresql+asyncpg://nobody@127.0.0.1:9/none", CHANNEL)
+    try:
+
+        async def follow() -> None:
+            async with listener.follow():
+                raise AssertionError("no connection, no feed")
+
+        following = asyncio.create_task(follow())
+        await asyncio.sleep(0.2)
+        assert not following.done()
+        await listener.close()
+        with pytest.raises(FeedBroken, match="the service is stopping"):
+            await asyncio.wait_for(following, 5)
+    finally:
+        await listener.close()
