@@ -25,10 +25,12 @@ DESCRIPTION = (
 
 def new_project(page: Page, title: str, *, keyboard: bool = False) -> str:
     if keyboard:
-        # Keyboard alone: skip link, tab to "New project", type, Enter submits.
+        # Keyboard alone: skip link, tab to "New project", type, Enter submits. The first Tab waits
+        # for the app to be drawn: pressed before, it lands on whatever the bare page has.
+        button = page.get_by_role("button", name="New project")
+        expect(button).to_be_visible()
         page.keyboard.press("Tab")
         expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
-        button = page.get_by_role("button", name="New project")
         for _ in range(10):
             page.keyboard.press("Tab")
             if button.evaluate("node => node === document.activeElement"):
