@@ -14,6 +14,7 @@ never cancelled for it.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
@@ -25,7 +26,7 @@ V = TypeVar("V")
 R = TypeVar("R")
 
 
-class _Rounds(Generic[T, R]):
+class _Rounds(abc.ABC, Generic[T, R]):
     """What both batchers share: items gather while a round is in flight and go in the next one,
     and the rounds run in a task of their own (``linger`` seconds after the first item).
 
@@ -46,9 +47,9 @@ class _Rounds(Generic[T, R]):
         self._linger = 0.0
         self._flushed.set()
 
+    @abc.abstractmethod
     async def _serve(self, items: list[T]) -> Callable[[T], R]:
         """One round's work; what it returns gives each item its result."""
-        raise NotImplementedError
 
     async def _join(self, item: T) -> R:
         settled: asyncio.Future[R] = asyncio.get_running_loop().create_future()
