@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from crucible_common.protobuf import (
     struct,
     struct_to_dict,
@@ -59,6 +61,21 @@ def test_timestamp_round_trip_is_utc() -> None:
 
     assert back == at
     assert back.tzinfo == UTC
+
+
+def test_timestamp_is_the_one_the_protobuf_library_makes() -> None:
+    moments = [
+        datetime(2026, 11, 27, 13, 5, 7, 654321, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),  # before the epoch: negative seconds
+        datetime(2026, 1, 1, 5, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for at in moments:
+        expected = Timestamp()
+        expected.FromDatetime(at.astimezone(UTC))
+
+        assert timestamp(at) == expected, at
 
 
 def test_a_value_converts_as_the_json_it_holds() -> None:
