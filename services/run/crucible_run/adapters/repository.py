@@ -340,12 +340,19 @@ class SqlRunRepository(AbstractRunRepository):
         )
 
     async def evaluations(
-        self, run_id: str, candidate_id: str = "", limit: int = 100_000, after: tuple[datetime, str] | None = None
+        self,
+        run_id: str,
+        candidate_id: str = "",
+        limit: int = 100_000,
+        after: tuple[datetime, str] | None = None,
+        status: EvaluationStatus | None = None,
     ) -> list[Evaluation]:
         c = t.evaluations.c
         query = select(t.evaluations).where(c.run_id == run_id)
         if candidate_id:
             query = query.where(c.candidate_id == candidate_id)
+        if status is not None:
+            query = query.where(c.status == status.value)
         if after is not None:
             at, id_ = after
             query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < id_)))

@@ -525,14 +525,15 @@ class RunExecutor:
 
     async def _finish(self, run: Run, status: RunStatus, reason: str) -> Run:
         async def stored() -> tuple[RunCounts, list[Evaluation]]:
+            # The failed evaluations only: their reasons make the error summary, the counts the rest.
             async with self._deps.uow(read_only=True) as uow:
-                return await uow.repo.counts(run.id), await uow.repo.evaluations(run.id)
+                return await uow.repo.counts(run.id), await uow.repo.evaluations(run.id, status=EvaluationStatus.FAILED)
 
         # The agent service's account and the run's own rows, read at once.
-        usage, (counts, evaluations) = await asyncio.gather(self._deps.models.usage(run.id), stored())
-        failed = [e for e in evaluations if e.status is EvaluationStatus.FAILED]
-        error_summary = _error_summary(failed, len(evaluations))
-        if status is RunStatus.COMPLETED and evaluations and len(failed) == len(evaluations):
+        usage, (counts, failed) = await asyncio.gather(self._deps.models.usage(run.id), stored())
+        evaluated = counts.evaluations + counts.failed_evaluations
+        error_summary = _error_summary(failed, evaluated)
+        if status is RunStatus.COMPLETED and evaluated and len(failed) == evaluated:
             status, reason = RunStatus.FAILED, f"no evaluation succeeded ({error_summary})"
         at = datetime.now(UTC)
         # Whether the project wants it is asked after the end: the spec service may be away now.

@@ -22,6 +22,7 @@ from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import (
     Candidate,
     Evaluation,
+    EvaluationStatus,
     JsonObject,
     LlmUsage,
     ProblemCopy,
@@ -140,7 +141,12 @@ class AbstractRunRepository(abc.ABC):
 
     @abc.abstractmethod
     async def evaluations(
-        self, run_id: str, candidate_id: str = "", limit: int = 100_000, after: tuple[datetime, str] | None = None
+        self,
+        run_id: str,
+        candidate_id: str = "",
+        limit: int = 100_000,
+        after: tuple[datetime, str] | None = None,
+        status: EvaluationStatus | None = None,
     ) -> list[Evaluation]: ...
 
     @abc.abstractmethod
