@@ -26,6 +26,15 @@ from crucible_common.updates import FeedBroken
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+# A listening connection only receives, so one that dies without a reset (a NAT or a failover that
+# drops it silently) would look alive for ever: it is asked ``SELECT 1`` this often, and taken for
+# dropped when the answer takes longer than PING_TIMEOUT_SECONDS. A silent death is found within
+# their sum, and the followers' feeds break.
+PING_SECONDS = 2.0
+PING_TIMEOUT_SECONDS = 3.0
+# Keys a follower has not taken yet: one that falls this far behind (a stalled stream) is broken
+# rather than left to grow; it follows again and starts afresh.
+FEED_BACKLOG = 10_000
 
 
 # A notification's payload is the key, or the key and this mark when the key's work has ended.
@@ -73,6 +82,20 @@ class _Feed:
         # A FeedBroken: the connection dropped (or the listener closed), so what was committed
         # meanwhile went unheard.
         self.keys: asyncio.Queue[str | FeedBroken] = asyncio.Queue()
+        self._broken = False
+
+    def put(self, key: str) -> None:
+        if self._broken:
+            return
+        if self.keys.qsize() >= FEED_BACKLOG:
+            self.put_broken(FeedBroken(f"the follower fell {FEED_BACKLOG} changes behind"))
+            return
+        self.keys.put_nowait(key)
+
+    def put_broken(self, broken: FeedBroken) -> None:
+        if not self._broken:
+            self._broken = True
+            self.keys.put_nowait(broken)
 
     async def next(self) -> str:
         key = await self.keys.get()
@@ -94,7 +117,7 @@ class Listener:
         self._feeds: set[_Feed] = set()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
-        self._closed = asyncio.Event()
+        self._closed = asyncio.Event()  # for good: a closed listener never listens again
 
     @property
     def connected(self) -> bool:
@@ -132,22 +155,28 @@ class Listener:
             self._feeds.discard(feed)
 
     def _start(self) -> None:
+        if self._closed.is_set():
+            return  # stopping: subscribers read on their fallback, followers are told at once
         if self._task is None or self._task.done():
-            self._closed.clear()
             self._task = asyncio.create_task(self._listen(), name=f"listen {self._channel}")
 
     async def close(self) -> None:
         self._closed.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Closing is part of stopping: what ended the listening task is said, not raised.
+                logger.exception("the listener of %s had failed", self._channel)
             self._task = None
 
     def _deliver(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         key = payload.removesuffix(ENDING)
         for feed in self._feeds:
-            feed.keys.put_nowait(key)
+            feed.put(key)
         for subscription in self._subscriptions.get(key, ()):
             subscription.event.set()
             if key != payload:
@@ -165,9 +194,9 @@ class Listener:
                 for subscribed in self._subscriptions.values():
                     for subscription in subscribed:
                         subscription.event.set()
-                await _until_closed(connection)
-            except (OSError, asyncpg.PostgresError) as exc:
-                logger.warning("listening on %s failed (%s); retrying", self._channel, exc)
+                await _while_alive(connection)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                logger.warning("listening on %s failed (%s); retrying", self._channel, str(exc) or type(exc).__name__)
             except asyncio.CancelledError:
                 broken = FeedBroken(_CLOSED)
                 raise
@@ -176,7 +205,7 @@ class Listener:
                 # wait for one (or for the close).
                 if self._connected.is_set() or self._closed.is_set():
                     for feed in self._feeds:
-                        feed.keys.put_nowait(broken)
+                        feed.put_broken(broken)
                 self._connected.clear()
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
@@ -196,7 +225,13 @@ async def _first_of(*events: asyncio.Event) -> None:
             wait.cancel()
 
 
-async def _until_closed(connection: asyncpg.Connection) -> None:
+async def _while_alive(connection: asyncpg.Connection) -> None:
+    """Return when the connection ends; raise when it stops answering (see PING_SECONDS)."""
     closed = asyncio.Event()
     connection.add_termination_listener(lambda _: closed.set())
-    await closed.wait()
+    while not closed.is_set() and not connection.is_closed():  # it may have ended before the listener
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PING_SECONDS):
+                await closed.wait()
+            return
+        await connection.fetchval("SELECT 1", timeout=PING_TIMEOUT_SECONDS)

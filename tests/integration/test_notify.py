@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crucible_common import notify as notify_module
 from crucible_common.database import create_engine
 from crucible_common.notify import Listener, notify
 from crucible_common.updates import FeedBroken
@@ -154,5 +156,95 @@ async def test_a_follower_still_waiting_for_a_connection_ends_when_the_listener_
         await listener.close()
         with pytest.raises(FeedBroken, match="the service is stopping"):
             await asyncio.wait_for(following, 5)
+    finally:
+        await listener.close()
+
+
+class _Proxy:
+    """A TCP relay to Postgres that can go silent without closing anything: a connection that a NAT
+    or a failover dropped without a reset looks like this from the client's side."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        socket_dir = str(url.query.get("host", ""))
+        # The embedded Postgres listens on a Unix socket; a configured one may be a TCP address.
+        self._socket = f"{socket_dir}/.s.PGSQL.{url.port or 5432}" if socket_dir.startswith("/") else ""
+        self._address = (url.host or "127.0.0.1", url.port or 5432)
+        self.url = url
+        self.silent = False
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        """The database's URL through the relay."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = int(self._server.sockets[0].getsockname()[1])
+        return self.url.difference_update_query(["host"]).set(host="127.0.0.1", port=port).render_as_string(False)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._socket:
+            server_reader, server_writer = await asyncio.open_unix_connection(self._socket)
+        else:
+            server_reader, server_writer = await asyncio.open_connection(*self._address)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                if not self.silent:
+                    writer.write(data)
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+async def test_a_listening_connection_that_goes_silent_is_taken_for_dropped(
+    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notify_module, "PING_SECONDS", 0.2)
+    monkeypatch.setattr(notify_module, "PING_TIMEOUT_SECONDS", 0.3)
+    proxy = _Proxy(database_url)
+    listener = Listener(await proxy.start(), CHANNEL)
+    try:
+        async with asyncio.timeout(10), listener.follow() as feed:
+            async with engine.begin() as conn:
+                await notify(conn, CHANNEL, "heard")
+            assert await feed.next() == "heard"
+
+            # Nothing is closed or reset: only the pings' unanswered questions show the loss.
+            proxy.silent = True
+            with pytest.raises(FeedBroken, match="dropped"):
+                await feed.next()
+    finally:
+        await listener.close()
+        await proxy.close()
+
+
+async def test_a_closed_listener_stays_closed(database_url: str) -> None:
+    listener = Listener(database_url, CHANNEL)
+    await listener.close()
+
+    with pytest.raises(FeedBroken, match="the service is stopping"):
+        async with asyncio.timeout(5), listener.follow():
+            raise AssertionError("a closed listener gives no feed")
+    with listener.subscribe("run-1") as waiter:
+        assert not listener.connected
+        assert await waiter.wait(0.1) is False
+
+
+async def test_a_follower_that_falls_too_far_behind_is_broken(
+    engine: AsyncEngine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notify_module, "FEED_BACKLOG", 3)
+    listener = Listener(database_url, CHANNEL)
+    try:
+        async with asyncio.timeout(10), listener.follow() as feed:
+            async with engine.begin() as conn:
+                for key in ("a", "b", "c", "d", "e"):
+                    await notify(conn, CHANNEL, key)
+            # What was queued is still read; then the feed says it missed the rest.
+            assert [await feed.next() for _ in range(3)] == ["a", "b", "c"]
+            with pytest.raises(FeedBroken, match="3 changes behind"):
+                await feed.next()
     finally:
         await listener.close()
