@@ -291,13 +291,17 @@ class FakeFeed:
 
 
 class FakeChanges:
-    """``Changes`` in memory: ``notify`` names a key to every feed, ``drop`` breaks them all."""
+    """``Changes`` in memory: ``notify`` names a key to every feed, ``drop`` breaks them all, and
+    once ``closed`` (the service stopping) following fails as it starts."""
 
     def __init__(self) -> None:
         self.feeds: list[FakeFeed] = []
+        self.closed = False
 
     @contextlib.asynccontextmanager
     async def follow(self) -> AsyncIterator[FakeFeed]:
+        if self.closed:
+            raise FeedBroken("the fake listener was closed")
         feed = FakeFeed()
         self.feeds.append(feed)
         try:

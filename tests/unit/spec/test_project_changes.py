@@ -54,3 +54,11 @@ async def test_a_broken_feed_ends_the_stream_as_unavailable() -> None:
     with pytest.raises(DatabaseUnavailable, match="can no longer be followed"):
         await _next(events)
     assert changes.feeds == []
+
+
+async def test_a_feed_that_cannot_start_is_unavailable_too() -> None:
+    changes = FakeChanges()
+    changes.closed = True  # the service is stopping: its listener takes no new follower
+    events = watch_project_changes(changes, heartbeat=60)
+    with pytest.raises(DatabaseUnavailable, match="can no longer be followed: the fake listener was closed"):
+        await _next(events)

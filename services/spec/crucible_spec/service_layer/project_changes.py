@@ -41,15 +41,17 @@ ProjectFeedEvent = Ready | Heartbeat | ProjectChanged
 async def watch_project_changes(
     changes: Changes, *, heartbeat: float = HEARTBEAT_SECONDS
 ) -> AsyncGenerator[ProjectFeedEvent, None]:
-    async with changes.follow() as feed:
-        yield Ready()
-        while True:
-            try:
-                async with asyncio.timeout(heartbeat):
-                    project_id = await feed.next()
-            except TimeoutError:
-                yield Heartbeat()
-                continue
-            except FeedBroken as broken:
-                raise DatabaseUnavailable(f"project changes can no longer be followed: {broken}") from broken
-            yield ProjectChanged(project_id)
+    try:
+        # Entering can fail too: the service is stopping, or the database is away.
+        async with changes.follow() as feed:
+            yield Ready()
+            while True:
+                try:
+                    async with asyncio.timeout(heartbeat):
+                        project_id = await feed.next()
+                except TimeoutError:
+                    yield Heartbeat()
+                    continue
+                yield ProjectChanged(project_id)
+    except FeedBroken as broken:
+        raise DatabaseUnavailable(f"project changes can no longer be followed: {broken}") from broken
