@@ -95,10 +95,12 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
             yield
         finally:
             follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
-            if own:
-                await app.state.clients.close()
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+            finally:
+                if own:
+                    await app.state.clients.close()
 
     app = FastAPI(
         title="Crucible API",

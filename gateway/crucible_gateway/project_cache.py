@@ -91,6 +91,11 @@ class ProjectCache:
                 elif failures == len(RETRY_SECONDS):
                     logger.warning("project cache off: no change feed from the spec service (%s)", _why(exc))
                 failures = 0 if self._live else failures + 1
+            except Exception:
+                # Not the feed's loss but a fault (a bug, an answer not understood): said with its
+                # stack, and the feed followed again, so one bad event does not end caching for good.
+                logger.exception("project cache off: following the spec service's change feed failed")
+                failures += 1
             finally:
                 self._go_dark()
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])

@@ -189,6 +189,21 @@ async def test_an_ended_feed_is_taken_for_lost() -> None:
         assert cache._projects == {}
 
 
+async def test_a_fault_while_following_is_logged_and_the_feed_followed_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(project_cache, "RETRY_SECONDS", (0.001,))
+    spec = Spec()
+    async with _following(spec) as cache:
+        await cache.get(P1, 1.0)
+        spec.feeds[-1].events.put_nowait(ValueError("an event the cache does not understand"))
+        await _until(lambda: len(spec.feeds) == 2)
+        assert cache._projects == {}
+        assert "following the spec service's change feed failed" in caplog.text
+        spec.feeds[-1].events.put_nowait(_ready())
+        await _until(lambda: cache.live)
+
+
 async def test_the_least_recently_read_project_leaves_first() -> None:
     spec = Spec()
     spec.titles["p3"] = "third"
