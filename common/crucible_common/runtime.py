@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,15 +74,25 @@ async def run_service(process: ServiceProcess, settings: Settings, tracer: Trace
                 await closer()
             await process.engine.dispose()
 
-        async def drain() -> None:
-            for closer in process.draining:
-                await closer()
-
         await serve_until_signalled(
-            server, health_servicer, grace_seconds=settings.shutdown_grace_seconds, on_draining=drain, on_stop=close
+            server,
+            health_servicer,
+            grace_seconds=settings.shutdown_grace_seconds,
+            on_draining=lambda: drain(process.name, process.draining),
+            on_stop=close,
         )
     finally:
         tracer.shutdown()
+
+
+async def drain(name: str, steps: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run a stopping service's draining steps in order: one that fails must cost neither the
+    others nor the graceful stop that follows them."""
+    for step in steps:
+        try:
+            await step()
+        except Exception:
+            logger.exception("%s: a draining step failed; stopping anyway", name)
 
 
 def main(
