@@ -4,7 +4,8 @@ The gateway serves project reads from a cache (``crucible_gateway.project_cache`
 right only while it hears of every change. So the feed promises nothing it cannot keep: ``Ready``
 once the service hears every change committed from then on (by any replica: the repository
 notifies through Postgres), each changed project's id after its commit, a ``Heartbeat`` while
-nothing changes, and an end (UNAVAILABLE) as soon as a change may have gone unheard.
+nothing changes, and an end (UNAVAILABLE) as soon as a change may have gone unheard (a connection
+that drops silently is found by the listener's ping within seconds: ``crucible_common.notify``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ async def watch_project_changes(
     changes: Changes, *, heartbeat: float = HEARTBEAT_SECONDS
 ) -> AsyncGenerator[ProjectFeedEvent, None]:
     try:
-        # Entering can fail too: the service is stopping, or the database is away.
+        # Entering can fail too: the service has begun to stop.
         async with changes.follow() as feed:
             yield Ready()
             while True:
