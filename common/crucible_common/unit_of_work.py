@@ -10,7 +10,7 @@ from typing import Generic, Self, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crucible_common.errors import DatabaseUnavailable
-from crucible_common.leases import Lease, LeasedTable, assert_held, revoke, take
+from crucible_common.leases import LEASE_SECONDS, Lease, LeasedTable, assert_held, revoke, take
 
 R = TypeVar("R")
 
@@ -65,10 +65,13 @@ class SqlTransaction(abc.ABC):
         read_only: bool = False,
         single_statement: bool = False,
         lease: Lease | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._engine = engine
         self._read_only = read_only
         self._lease = lease
+        # How long a lease taken here lasts: the service's setting, which its heartbeat is paced to.
+        self._lease_seconds = lease_seconds
         self._autocommit = (read_only or single_statement) and lease is None
         self._conn: AsyncConnection | None = None
 
@@ -121,7 +124,7 @@ class SqlTransaction(abc.ABC):
 
     async def take_lease(self, resource: str, id_: str, owner: str) -> Lease:
         assert self._conn is not None, "take_lease() outside `async with`"
-        return await take(self._conn, self.leased_tables[resource], id_, owner)
+        return await take(self._conn, self.leased_tables[resource], id_, owner, self._lease_seconds)
 
     async def revoke_lease(self, resource: str, id_: str) -> None:
         assert self._conn is not None, "revoke_lease() outside `async with`"

@@ -131,3 +131,17 @@ async def test_a_revoked_lease_fences_its_holder_and_ended_work_is_not_claimed(e
         await _fenced_write(engine, lease, "too late")
     assert lease.id not in {x.id for x in await SqlLeaseStore(engine, t.LEASED_AGENT_RUNS, "b").claim_stale(100)}
     assert await _failure_reason(engine, lease.id) == "cancelled"
+
+
+async def test_a_lease_taken_in_a_unit_of_work_lasts_the_services_lease_seconds(engine: AsyncEngine) -> None:
+    # A service configured with long leases paces its heartbeat to them: the lease a new piece of
+    # work starts with must last that long too, or it lapses before its first renewal.
+    async with bootstrap.uow_factory(engine, lease_seconds=600)() as uow:
+        run = _run()
+        await uow.repo.add_run(run, "agent_runner")
+        await uow.take_lease(AGENT_RUN, run.id, "a")
+        await uow.commit()
+    async with engine.connect() as conn:
+        expires = await conn.scalar(select(t.agent_runs.c.lease_expires_at).where(t.agent_runs.c.id == run.id))
+    assert expires is not None
+    assert 590 < (expires - datetime.now(UTC)).total_seconds() <= 600

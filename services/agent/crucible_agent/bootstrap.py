@@ -31,7 +31,7 @@ from crucible_agent.service_layer.sprints.workflow import SprintDeps
 from crucible_agent.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore, Workers, process_owner
+from crucible_common.leases import LEASE_SECONDS, Lease, SqlLeaseStore, Workers, process_owner
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 
@@ -64,11 +64,13 @@ def build_providers(settings: AgentSettings) -> dict[str, LlmProvider]:
     return providers
 
 
-def uow_factory(engine: AsyncEngine) -> UowFactory:
+def uow_factory(engine: AsyncEngine, lease_seconds: float = LEASE_SECONDS) -> UowFactory:
     def make(
         *, read_only: bool = False, single_statement: bool = False, lease: Lease | None = None
     ) -> AbstractUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement, lease=lease)
+        return SqlUnitOfWork(
+            engine, read_only=read_only, single_statement=single_statement, lease=lease, lease_seconds=lease_seconds
+        )
 
     return make
 
@@ -92,7 +94,7 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
         max_retries=settings.llm_max_retries,
         retry_base_seconds=settings.llm_retry_base_seconds,
     )
-    uow = uow_factory(engine)
+    uow = uow_factory(engine, settings.lease_seconds)
     llm = LlmService(
         pool,
         PriceTable.load(settings.llm_prices_file),

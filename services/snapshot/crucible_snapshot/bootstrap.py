@@ -13,7 +13,7 @@ from crucible.spec.v1 import spec_service_pb2_grpc
 from crucible_common.clients import service_channel
 from crucible_common.database import create_engine
 from crucible_common.grpc_server import ServiceDefinition
-from crucible_common.leases import Lease, SqlLeaseStore, Workers, process_owner
+from crucible_common.leases import LEASE_SECONDS, Lease, SqlLeaseStore, Workers, process_owner
 from crucible_common.notify import Listener
 from crucible_common.runtime import ServiceProcess
 from crucible_common.settings import Settings
@@ -33,11 +33,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICE_NAME = snapshot_service_pb2.DESCRIPTOR.services_by_name["SnapshotService"].full_name
 
 
-def uow_factory(engine: AsyncEngine) -> UowFactory:
+def uow_factory(engine: AsyncEngine, lease_seconds: float = LEASE_SECONDS) -> UowFactory:
     def make(
         *, read_only: bool = False, single_statement: bool = False, lease: Lease | None = None
     ) -> AbstractUnitOfWork:
-        return SqlUnitOfWork(engine, read_only=read_only, single_statement=single_statement, lease=lease)
+        return SqlUnitOfWork(
+            engine, read_only=read_only, single_statement=single_statement, lease=lease, lease_seconds=lease_seconds
+        )
 
     return make
 
@@ -59,7 +61,7 @@ def build(settings: Settings) -> ServiceProcess:
     )
     updates = Listener(config.database_url, REPORT_EVENTS_CHANNEL)
     deps = SnapshotDeps(
-        uow=uow_factory(engine),
+        uow=uow_factory(engine, config.lease_seconds),
         spec=SpecClient(spec_service_pb2_grpc.SpecServiceStub(channels["spec"]), timeout=timeout),
         runs=RunClient(
             run_service_pb2_grpc.RunServiceStub(channels["run"]),
