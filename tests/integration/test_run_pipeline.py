@@ -345,6 +345,10 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
     assert harness.spec.posted[0].summary["status"] == "CANCELLED"
     # Nothing was paid for after the cancel settled.
     assert sum(harness.models.paid.values()) == paid
+    # What was paid before it is on the run, as the agent service recorded it (the cancel itself
+    # stored only the run's own record, which a running run does not have yet).
+    assert run.usage.calls == paid > 0
+    assert run.usage.usd > 0
 
 
 async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Harness) -> None:

@@ -176,6 +176,9 @@ class SqlRunRepository(AbstractRunRepository):
             )
         )
 
+    async def set_usage(self, run_id: str, usage: LlmUsage) -> None:
+        await self._conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(usage=jsonb.dump(LlmUsage, usage)))
+
     async def set_summary(self, run_id: str, message_id: str, span: SpanRef | None) -> None:
         c = t.runs.c
         await self._conn.execute(

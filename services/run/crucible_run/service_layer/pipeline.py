@@ -132,6 +132,8 @@ class RunExecutor:
         if run.status is RunStatus.RUNNING:
             run = await self._execute(run)
         if run.status.finished and run.summary_pending:
+            if run.status is RunStatus.CANCELLED:
+                run = await self._account(run)
             await self._post_summary(run)
         if run.status.finished and run.snapshot_pending:
             await self._snapshot_failure(run)
@@ -558,6 +560,13 @@ class RunExecutor:
             ended = await uow.repo.get_run(run.id)
         assert ended is not None
         return ended
+
+    async def _account(self, run: Run) -> Run:
+        """A cancelled run's cost as the agent service recorded it: the cancel, which may come from
+        any process and must not wait on the agent service, stored only what the run had stored."""
+        usage = await self._deps.models.usage(run.id)
+        await self._write(lambda uow: uow.repo.set_usage(run.id, usage))
+        return replace(run, usage=usage)
 
     async def _post_summary(self, run: Run) -> None:
         with tracing.after_end(tracing.SUMMARY_SPAN, run) as span:

@@ -108,6 +108,10 @@ class AbstractRunRepository(abc.ABC):
         """The summary is posted: its message, and the span that posted it."""
 
     @abc.abstractmethod
+    async def set_usage(self, run_id: str, usage: LlmUsage) -> None:
+        """What the run's model calls cost, as the agent service recorded them."""
+
+    @abc.abstractmethod
     async def snapshot_done(self, run_id: str) -> None:
         """The failure snapshot is made (or was not wanted)."""
 
