@@ -47,6 +47,12 @@ class _Rounds(abc.ABC, Generic[T, R]):
         self._linger = 0.0
         self._flushed.set()
 
+    async def settled(self) -> None:
+        """Until every item handed in so far has had its round (done or failed), whether or not its
+        caller still waits: what a caller that stops early must await before it reads the results."""
+        while self._rounds is not None:
+            await asyncio.wait({self._rounds})
+
     @abc.abstractmethod
     async def _serve(self, items: list[T]) -> Callable[[T], R]:
         """One round's work; what it returns gives each item its result."""

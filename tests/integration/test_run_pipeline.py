@@ -361,3 +361,25 @@ async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Har
     assert types[-2:] == [RunEventType.RUN_COMPLETED, RunEventType.SUMMARY_POSTED]
     assert types.count(RunEventType.EVALUATION_COMPLETED) == 4
     assert types.count(RunEventType.CANDIDATE_ADDED) == 2
+
+
+async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_counted(engine: AsyncEngine) -> None:
+    # 10 x 25 evaluations of 0.4 s, 8 at a time: about 13 s of work, stopped at 10 s while answers
+    # are being stored every few tens of milliseconds.
+    harness = Harness.make(engine, FakeModels(latency=0.4))
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=10, num_scenarios=25, max_runtime_s=10)
+        async with harness.deps.uow(read_only=True) as uow:
+            stored = await uow.repo.evaluations(run.id)
+            events = await uow.repo.events(run.id, 0, 10_000)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.FAILED
+    assert run.failure_reason == "stopped at max_runtime_s (10 s)"
+    assert 0 < len(stored) < 250
+    # The run's end counted every evaluation stored, and none was stored after it.
+    assert run.counts.evaluations + run.counts.failed_evaluations == len(stored)
+    types = [e.type for e in events]
+    after_end = types[types.index(RunEventType.RUN_FAILED) :]
+    assert RunEventType.EVALUATION_COMPLETED not in after_end

@@ -186,3 +186,26 @@ async def test_flush_starts_a_lingering_write_at_once_and_later_ones_without_lin
     assert writes == [[1]]
     await asyncio.wait_for(group.store(2), 5)
     assert writes == [[1], [2]]
+
+
+async def test_settled_waits_for_the_rounds_of_callers_that_left() -> None:
+    written: list[int] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> None:
+        await release.wait()
+        written.extend(items)
+
+    group = GroupCommit(write)
+    callers = [asyncio.create_task(group.store(i)) for i in range(3)]
+    await asyncio.sleep(0.01)
+    for caller in callers:
+        caller.cancel()  # as a phase stopped by its deadline cancels its evaluations
+    settled = asyncio.create_task(group.settled())
+    await asyncio.sleep(0.01)
+    assert not settled.done(), "a round is still writing"
+
+    release.set()
+    await asyncio.wait_for(settled, 1)
+    assert sorted(written) == [0, 1, 2]
+    await group.settled()  # nothing in flight: at once

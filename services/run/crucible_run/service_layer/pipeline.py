@@ -380,6 +380,11 @@ class RunExecutor:
                     group.create_task(one(x, s))
         except BaseExceptionGroup as failed:
             raise _first(failed) from None
+        finally:
+            # However the phase ends (max_runtime_s, a lost lease), the answers already handed to
+            # the writer are stored before the run's end counts what is stored.
+            writer.flush()
+            await writer.settled()
         if stop:
             raise stop[0]
         await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
