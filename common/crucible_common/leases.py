@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crucible_common.database import database_unavailable
-from crucible_common.errors import CrucibleError
+from crucible_common.errors import CrucibleError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -305,12 +305,13 @@ class Workers:
             except LeaseLost:
                 logger.warning("%s %s: another process owns it now; its work here stops", lease.resource, lease.id)
             except Exception as exc:
-                # The database went away (a restart, a failover): the work is not at fault. Once
-                # it answers, the work goes on from what it stored, still under this lease (its
-                # fence stops every write should another process have taken the work meanwhile).
-                if database_unavailable(exc):
+                # The database went away (a restart, a failover), or a service the work needs did
+                # not answer: the work is not at fault. Once they answer, it goes on from what it
+                # stored, still under this lease (its fence stops every write should another
+                # process have taken the work meanwhile).
+                if database_unavailable(exc) or isinstance(exc, Unavailable):
                     logger.warning(
-                        "%s %s: the database is unavailable (%s); going on from what is stored in %.0fs",
+                        "%s %s: away for now (%s); going on from what is stored in %.0fs",
                         *(lease.resource, lease.id, exc, self._heartbeat),
                     )
                     await asyncio.sleep(self._heartbeat)

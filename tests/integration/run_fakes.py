@@ -27,6 +27,7 @@ from crucible_run.service_layer.ports import (
     ModelAnswer,
     ModelCall,
     ModelCallFailed,
+    ModelsUnavailable,
     ProjectProblem,
     SnapshotRefused,
 )
@@ -72,6 +73,9 @@ class FakeModels:
     failing_titles: tuple[str, ...] = ()
     # Raise Crash at the n-th paid evaluation call (1-based), once.
     crash_at_evaluation: int | None = None
+    # At the n-th paid evaluation call (1-based), once: the answer is paid and kept under its key,
+    # but the caller hears nothing back (its deadline passed) — ModelsUnavailable.
+    unanswered_evaluation: int | None = None
     answers: dict[str, JsonObject] = field(default_factory=dict)
     paid: Counter[str] = field(default_factory=Counter)
     replayed: Counter[str] = field(default_factory=Counter)
@@ -114,6 +118,9 @@ class FakeModels:
         tokens_in, tokens_out = len(call.system + call.prompt) // 4, len(str(answer)) // 4
         usd = PRICE.cost(tokens_in, tokens_out) or 0.0
         self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
+        if call.schema_name == "evaluation" and self.paid_for("evaluation") == self.unanswered_evaluation:
+            self.unanswered_evaluation = None
+            raise ModelsUnavailable("the agent service did not answer the evaluation call (DEADLINE_EXCEEDED: test)")
         return ModelAnswer(answer, f"call-{call.idempotency_key}", tokens_in + tokens_out, usd, replayed=False)
 
     def _replay(self, call: ModelCall) -> ModelAnswer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -383,3 +384,26 @@ async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_coun
     types = [e.type for e in events]
     after_end = types[types.index(RunEventType.RUN_FAILED) :]
     assert RunEventType.EVALUATION_COMPLETED not in after_end
+
+
+async def test_no_answer_from_the_agent_service_fails_no_evaluation_and_pays_for_nothing_twice(
+    engine: AsyncEngine,
+) -> None:
+    # The 5th evaluation is paid and kept by the agent service, but its answer never reaches the
+    # run (its deadline passed): the run waits, goes on from what it stored, and has that answer
+    # again under the same key.
+    models = FakeModels(unanswered_evaluation=5)
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=3)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    assert (run.counts.evaluations, run.counts.failed_evaluations) == (9, 0)
+    evaluation_keys = [k for k in models.paid if ":evaluation:" in k]
+    assert len(evaluation_keys) == 9
+    assert all(models.paid[k] == 1 for k in evaluation_keys)
+    # The unanswered one was asked twice, and answered the second time from what was kept.
+    asked = Counter(call.idempotency_key for call in models.calls if call.schema_name == "evaluation")
+    assert sorted(asked.values()) == [1] * 8 + [2]

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from crucible_common.errors import Unavailable
 from crucible_common.leases import Lease, LeaseLost, Workers, hold, reclaim
 
 LEASE = Lease("run", "r1", "me", 3)
@@ -162,14 +163,15 @@ async def test_stopping_and_closing_workers_cancel_their_work() -> None:
     assert cancelled == ["r1", "r2"]
 
 
-async def test_workers_go_on_from_what_is_stored_when_the_database_was_away() -> None:
+@pytest.mark.parametrize("missing", ["database", "service"])
+async def test_workers_go_on_from_what_is_stored_when_the_database_or_a_service_was_away(missing: str) -> None:
     calls = 0
 
     async def work(lease: Lease) -> None:
         nonlocal calls
         calls += 1
         if calls < 3:
-            raise away()
+            raise away() if missing == "database" else Unavailable("the agent service did not answer")
 
     workers = Workers(Store([]), work, heartbeat_seconds=0.01)
     workers.launch(LEASE)

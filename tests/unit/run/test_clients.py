@@ -10,12 +10,18 @@ from grpc_status import rpc_status
 
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
-from crucible_common.errors import AlreadyExists, CrucibleError, FailedPrecondition, NotFound, to_status
+from crucible_common.errors import AlreadyExists, CrucibleError, FailedPrecondition, NotFound, Unavailable, to_status
 from crucible_common.protobuf import struct
 from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.snapshot_client import SnapshotClient
 from crucible_run.domain.failure_snapshot import FailureSnapshot
-from crucible_run.service_layer.ports import CallNotRecorded, ModelCall, ModelCallFailed, SnapshotRefused
+from crucible_run.service_layer.ports import (
+    CallNotRecorded,
+    ModelCall,
+    ModelCallFailed,
+    ModelsUnavailable,
+    SnapshotRefused,
+)
 
 CALL = ModelCall(
     "evaluation", "openai", "gpt-4o-mini", "Judge.", "Evaluate.", "evaluation", {"type": "object"}, "run:r:e", "p", "r"
@@ -82,6 +88,25 @@ async def test_a_replay_miss_is_a_call_not_recorded_and_other_failures_stay_fail
     assert not_recorded.value.request_hash == "ab" * 32
     assert not isinstance(failed.value, CallNotRecorded)
     assert failed.value.reason == "STRUCTURED_OUTPUT_INVALID"
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+async def test_no_answer_from_the_agent_service_is_not_a_failed_call(code: grpc.StatusCode) -> None:
+    # Away past the run's patience, or past the call's deadline (the call may still be answered
+    # and stored): the run waits and asks again under the same key; no evaluation fails for it.
+    stub = Stub(error=grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "no answer"))
+
+    with pytest.raises(ModelsUnavailable, match=f"the agent service did not answer the evaluation call \\({code.name}"):
+        await models(stub).complete(CALL)
+
+
+async def test_a_provider_away_is_still_the_calls_failure() -> None:
+    # The agent service answered: the provider behind it failed after its retries.
+    away = rpc_error(Unavailable("provider down after 3 attempts", reason="PROVIDER_UNAVAILABLE"))
+
+    with pytest.raises(ModelCallFailed) as failed:
+        await models(Stub(error=away)).complete(CALL)
+    assert not isinstance(failed.value, ModelsUnavailable)
 
 
 async def test_a_failure_snapshot_is_asked_with_its_name_tags_and_description() -> None:

@@ -10,10 +10,17 @@ import grpc
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_common.errors import details_of
 from crucible_common.protobuf import schema_struct, struct_to_dict
-from crucible_run.adapters.calls import patiently
+from crucible_run.adapters.calls import away, patiently
 from crucible_run.domain.estimates import UNPRICED, ModelPrice
 from crucible_run.domain.model import LlmUsage
-from crucible_run.service_layer.ports import CallNotRecorded, ModelAnswer, ModelCall, ModelCallFailed, Models
+from crucible_run.service_layer.ports import (
+    CallNotRecorded,
+    ModelAnswer,
+    ModelCall,
+    ModelCallFailed,
+    Models,
+    ModelsUnavailable,
+)
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
@@ -59,6 +66,12 @@ class AgentModels(Models):
             )
         except grpc.aio.AioRpcError as exc:
             details = details_of(exc)
+            if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                # No answer either way, not a wrong one: a call past its deadline may still be
+                # answered and stored by the agent service, to be had again under the same key.
+                raise ModelsUnavailable(
+                    f"the agent service did not answer the {call.purpose} call ({details.code.name}: {details.message})"
+                ) from exc
             if details.reason == REPLAY_MISS and call.replay_of_run_id:
                 raise CallNotRecorded(
                     details.reason, details.message, request_hash=details.metadata.get("request_hash", "")

@@ -29,6 +29,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from crucible_common.batching import GroupCommit
 from crucible_common.database import database_unavailable
+from crucible_common.errors import Unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
 from crucible_run.domain import estimates as est
 from crucible_run.domain.budget import Budget, BudgetExhausted
@@ -178,7 +179,7 @@ class RunExecutor:
             except LeaseLost:
                 raise
             except Exception as exc:
-                if database_unavailable(exc):
+                if database_unavailable(exc) or isinstance(exc, Unavailable):
                     raise  # not the run's failure: it goes on from what it stored (leases.Workers)
                 logger.exception("run %s failed unexpectedly", run.id)
                 status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}"

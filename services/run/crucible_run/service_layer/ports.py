@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from crucible_common.errors import Unavailable
 from crucible_common.leases import LeaseStore
 from crucible_common.updates import Updates, Waiter
 from crucible_run.domain.estimates import ModelPrice
@@ -253,6 +254,14 @@ class ModelCallFailed(Exception):
         self.llm_call_id = llm_call_id
 
 
+class ModelsUnavailable(Unavailable):
+    """The agent service did not answer (away longer than the run waits, or past the call's deadline):
+    not the model's failure, so no evaluation fails for it. The run waits and goes on from what it
+    stored; asked again under the same idempotency key, a call it had made is not paid twice."""
+
+    default_reason = "AGENT_UNAVAILABLE"
+
+
 class CallNotRecorded(ModelCallFailed):
     """A recorded replay asked a call the replayed run never made (the same request is the same call)."""
 
@@ -265,7 +274,8 @@ class Models(Protocol):
     """The agent service: the only way to a model."""
 
     async def complete(self, call: ModelCall) -> ModelAnswer:
-        """Raises ``ModelCallFailed`` when no valid answer came (``CallNotRecorded`` for a replay's miss)."""
+        """Raises ``ModelCallFailed`` when no valid answer came (``CallNotRecorded`` for a replay's miss),
+        ``ModelsUnavailable`` when the agent service did not answer at all."""
         ...
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
