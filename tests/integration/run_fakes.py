@@ -30,6 +30,7 @@ from crucible_run.service_layer.ports import (
     ModelsUnavailable,
     ProjectProblem,
     SnapshotRefused,
+    SummaryRefused,
 )
 
 PRICE = ModelPrice(0.15, 0.60)
@@ -208,6 +209,9 @@ class FakeSpec:
     setting_reads: int = 0
     message_reads: int = 0
     down: bool = False
+    # Answers every summary with a refusal (as INVALID_ARGUMENT would be), counting them.
+    refusing_summaries: bool = False
+    summaries_refused: int = 0
 
     def project(self, problem: ProblemCopy | None = PROBLEM) -> str:
         project_id = str(uuid.uuid4())
@@ -257,6 +261,9 @@ class FakeSpec:
     async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
         if self.down:
             raise ConnectionError("the spec service is unavailable")
+        if self.refusing_summaries:
+            self.summaries_refused += 1
+            raise SummaryRefused("INVALID_ARGUMENT: the message is not valid")
         if all(p.message_id != message_id for p in self.posted):
             self.posted.append(Posted(target, message_id, content, summary))
             self.messages[message_id] = ChatMessage(

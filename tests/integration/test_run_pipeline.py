@@ -407,3 +407,21 @@ async def test_no_answer_from_the_agent_service_fails_no_evaluation_and_pays_for
     # The unanswered one was asked twice, and answered the second time from what was kept.
     asked = Counter(call.idempotency_key for call in models.calls if call.schema_name == "evaluation")
     assert sorted(asked.values()) == [1] * 8 + [2]
+
+
+async def test_a_refused_summary_is_not_asked_again_and_the_run_is_over(engine: AsyncEngine) -> None:
+    spec = FakeSpec(refusing_summaries=True)
+    harness = Harness.make(engine, FakeModels(), spec=spec)
+    try:
+        run = await harness.run(spec.project(), num_candidates=2, num_scenarios=2)
+        await asyncio.sleep(0.5)  # several heartbeats: a summary still pending would be asked again
+        async with harness.deps.uow(read_only=True) as uow:
+            events = await uow.repo.events(run.id, 0, 1_000)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED
+    assert (run.summary_pending, run.run_summary_message_id) == (False, "")
+    assert spec.summaries_refused == 1
+    # Its watchers see the end of the summary step, which names no message.
+    assert events[-1].type is RunEventType.SUMMARY_POSTED

@@ -10,17 +10,21 @@ from grpc_status import rpc_status
 
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import AlreadyExists, CrucibleError, FailedPrecondition, NotFound, Unavailable, to_status
 from crucible_common.protobuf import struct
 from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.snapshot_client import SnapshotClient
+from crucible_run.adapters.spec_client import SpecClient
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.service_layer.ports import (
     CallNotRecorded,
+    ChatTarget,
     ModelCall,
     ModelCallFailed,
     ModelsUnavailable,
     SnapshotRefused,
+    SummaryRefused,
 )
 
 CALL = ModelCall(
@@ -144,3 +148,39 @@ async def test_any_other_answer_is_a_refusal_with_its_reason() -> None:
         await SnapshotClient(stub, timeout=5, wait_seconds=0).create(SNAPSHOT)  # type: ignore[arg-type]
 
     assert str(refused.value) == "PROJECT_NOT_FOUND: no project p"
+
+
+class SpecStub:
+    """The spec service for a summary into an existing session: CreateChatMessage answers ``error``."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self.error = error
+
+    async def GetChatSession(self, request: Any, timeout: float | None = None) -> Any:
+        return spec_pb.GetChatSessionResponse(chat_session=spec_pb.ChatSession(id="s", project_id="p"))
+
+    async def CreateChatMessage(self, request: Any, timeout: float | None = None) -> Any:
+        raise self.error
+
+
+def _status(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), code.name.lower())
+
+
+async def _post(code: grpc.StatusCode) -> str:
+    spec = SpecClient(SpecStub(_status(code)), timeout=1, wait_seconds=0)  # type: ignore[arg-type]
+    return await spec.post_summary(ChatTarget("p", "s"), "m", "Run r summary", {"run_id": "r"})
+
+
+async def test_a_summary_the_spec_service_did_not_answer_in_time_is_posted_later() -> None:
+    with pytest.raises(OSError, match="the spec service is unavailable"):
+        await _post(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+async def test_a_summary_whose_session_is_gone_has_nowhere_to_go() -> None:
+    assert await _post(grpc.StatusCode.NOT_FOUND) == ""
+
+
+async def test_a_summary_the_spec_service_refuses_is_refused_for_good() -> None:
+    with pytest.raises(SummaryRefused, match="INVALID_ARGUMENT"):
+        await _post(grpc.StatusCode.INVALID_ARGUMENT)

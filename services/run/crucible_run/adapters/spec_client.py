@@ -19,7 +19,7 @@ from crucible_common.protobuf import struct, struct_to_dict, to_datetime
 from crucible_run.adapters.calls import away, patiently
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, ProblemCopy
-from crucible_run.service_layer.ports import ChatTarget, ProjectProblem, SpecService
+from crucible_run.service_layer.ports import ChatTarget, ProjectProblem, SpecService, SummaryRefused
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceAsyncStub
@@ -121,7 +121,12 @@ class SpecClient(SpecService):
             metadata=struct({"run_summary": summary}),
             chat_message_id=message_id,
         )
-        response = await self._call(lambda: self._stub.CreateChatMessage(request, timeout=self._timeout))
+        try:
+            response = await self._call(lambda: self._stub.CreateChatMessage(request, timeout=self._timeout))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:
+                return ""  # the session (or its project) was deleted meanwhile: no chat to report to
+            raise SummaryRefused(f"{exc.code().name}: {exc.details()}") from exc
         return response.chat_message.id
 
     async def _setup_session(self, project_id: str) -> str:
@@ -155,8 +160,8 @@ class SpecClient(SpecService):
         try:
             return await patiently(call, wait_seconds=self._wait, what="the spec service")
         except grpc.aio.AioRpcError as exc:
-            if away(exc):
-                # Still away after waiting: the caller may try again later.
+            if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                # Still away after waiting, or no answer in time: the caller may try again later.
                 raise ConnectionError(f"the spec service is unavailable: {exc.details()}") from exc
             raise
 

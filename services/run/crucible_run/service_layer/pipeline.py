@@ -76,6 +76,7 @@ from crucible_run.service_layer.ports import (
     SnapshotRefused,
     Snapshots,
     SpecService,
+    SummaryRefused,
 )
 from crucible_run.service_layer.tracing import tracer
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
@@ -593,6 +594,12 @@ class RunExecutor:
                 # The run stays leased work with its summary pending: a later claim posts it.
                 logger.warning("run %s: the spec service did not take its summary; it will be retried", run.id)
                 return
+            except SummaryRefused as refused:
+                # Asked again, it would refuse again: the run's end stands, with no summary message
+                # (its watchers are not kept waiting for one that will never come).
+                logger.warning("run %s: the spec service refused its summary: %s", run.id, refused)
+                span.set_status(Status(StatusCode.ERROR, str(refused)))
+                message_id = ""
             span.set_attribute("crucible.summary_message_id", message_id)
 
         async def store(uow: AbstractUnitOfWork) -> None:

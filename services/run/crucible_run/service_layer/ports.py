@@ -206,7 +206,9 @@ class SpecService(Protocol):
         ...
 
     async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
-        """Post (once: ``message_id`` makes it idempotent) the run's summary; returns the message id."""
+        """Post (once: ``message_id`` makes it idempotent) the run's summary; returns the message id,
+        or "" when there is no chat to post to (the project or its session is gone). Raises OSError
+        while the service is away, ``SummaryRefused`` when it will not take this summary."""
         ...
 
     async def auto_snapshot_failed_runs(self, project_id: str) -> bool:
@@ -281,6 +283,10 @@ class Models(Protocol):
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
 
     async def usage(self, run_id: str) -> LlmUsage: ...
+
+
+class SummaryRefused(Exception):
+    """The spec service answered, and will not take the summary (asking again would not change that)."""
 
 
 class SnapshotRefused(Exception):
