@@ -162,8 +162,17 @@ class FakeModels:
             }
         assert call.schema_name == "evaluation", call.schema_name
         if any(t in call.prompt for t in self.failing_titles):
+            # Three attempts, each paid, none valid: as the agent service says in its error.
+            tokens_in, tokens_out = 3 * len(call.system + call.prompt) // 4, 3 * 2
+            usd = PRICE.cost(tokens_in, tokens_out) or 0.0
+            self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
             raise ModelCallFailed(
-                "STRUCTURED_OUTPUT_INVALID", "no valid evaluation in 3 attempts", raw_answer="{oops", llm_call_id="x"
+                "STRUCTURED_OUTPUT_INVALID",
+                "no valid evaluation in 3 attempts",
+                raw_answer="{oops",
+                llm_call_id="x",
+                tokens=tokens_in + tokens_out,
+                usd=usd,
             )
         reckless = RECKLESS in call.prompt
         p, r = 0.4 + 0.5 * _unit("p", call.prompt), 0.3 + 0.5 * _unit("r", call.prompt)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
-from crucible_run.domain.events import RunEventType
+from crucible_run.domain.events import EvaluationDone, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
     CandidateLabel,
@@ -425,3 +425,24 @@ async def test_a_refused_summary_is_not_asked_again_and_the_run_is_over(engine: 
     assert spec.summaries_refused == 1
     # Its watchers see the end of the summary step, which names no message.
     assert events[-1].type is RunEventType.SUMMARY_POSTED
+
+
+async def test_a_failed_evaluation_counts_against_the_budget(engine: AsyncEngine) -> None:
+    # Its attempts were paid though no answer validated: the spend the run keeps (and stops on)
+    # includes them, to the cent of what the model calls cost.
+    models = FakeModels(failing_titles=("Design 0",))
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=2)
+        async with harness.deps.uow(read_only=True) as uow:
+            events = await uow.repo.events(run.id, 0, 1_000)
+    finally:
+        await harness.close()
+
+    done = [e.data for e in events if isinstance(e.data, EvaluationDone)]
+    assert len(done) == 6
+    failed = [usd for key, (_, _, usd) in models.spent.items() if key not in models.paid]
+    assert len(failed) == 2
+    assert all(usd > 0 for usd in failed)
+    everything = sum(usd for _, _, usd in models.spent.values())
+    assert max(d.usd_spent for d in done) == pytest.approx(everything, abs=1e-6)

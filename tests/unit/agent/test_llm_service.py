@@ -156,8 +156,13 @@ async def test_an_answer_never_valid_fails_loudly_with_the_raw_answer() -> None:
     assert outcome.error.reason == "STRUCTURED_OUTPUT_INVALID"
     assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT] * (retries + 1)
     assert len(provider.requests) == retries + 1
-    with pytest.raises(StructuredOutputInvalid):
+    with pytest.raises(StructuredOutputInvalid) as raised:
         outcome.unwrap()
+    # Every attempt was paid: the error says what they cost, for a caller that keeps a budget.
+    tokens = sum(c.input_tokens + c.output_tokens for c in outcome.calls)
+    assert tokens > 0
+    assert raised.value.metadata["spent_tokens"] == str(tokens)
+    assert float(raised.value.metadata["spent_usd"]) == pytest.approx(sum(c.usd or 0.0 for c in outcome.calls))
 
 
 async def test_a_provider_error_after_every_retry_is_the_outcome_error() -> None:

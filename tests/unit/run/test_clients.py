@@ -92,6 +92,20 @@ async def test_a_replay_miss_is_a_call_not_recorded_and_other_failures_stay_fail
     assert not_recorded.value.request_hash == "ab" * 32
     assert not isinstance(failed.value, CallNotRecorded)
     assert failed.value.reason == "STRUCTURED_OUTPUT_INVALID"
+    assert (failed.value.tokens, failed.value.usd) == (0, 0.0)  # the error said nothing of a cost
+
+
+async def test_a_failed_call_brings_what_its_attempts_cost() -> None:
+    invalid = CrucibleError(
+        "no valid answer in 3 attempts",
+        reason="STRUCTURED_OUTPUT_INVALID",
+        metadata={"spent_tokens": "1200", "spent_usd": "0.0042", "raw_answer": "{oops"},
+    )
+
+    with pytest.raises(ModelCallFailed) as failed:
+        await models(Stub(error=rpc_error(invalid))).complete(CALL)
+
+    assert (failed.value.tokens, failed.value.usd, failed.value.raw_answer) == (1200, 0.0042, "{oops")
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])

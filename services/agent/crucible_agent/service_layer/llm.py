@@ -70,7 +70,15 @@ class LlmOutcome:
     duration_ms: int = 0
 
     def unwrap(self) -> LlmResult:
+        """The answer, or the error that ended the call, carrying what its attempts cost
+        (``spent_tokens``, ``spent_usd``: a failed call is paid too, and a caller with a budget
+        counts it)."""
         if self.error is not None:
+            if self.calls:
+                self.error.metadata.setdefault(
+                    "spent_tokens", str(sum(c.input_tokens + c.output_tokens for c in self.calls))
+                )
+                self.error.metadata.setdefault("spent_usd", repr(sum(c.usd or 0.0 for c in self.calls)))
             raise self.error
         assert self.result is not None
         return self.result

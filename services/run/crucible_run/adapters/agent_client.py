@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -76,11 +76,14 @@ class AgentModels(Models):
                 raise CallNotRecorded(
                     details.reason, details.message, request_hash=details.metadata.get("request_hash", "")
                 ) from exc
+            tokens, usd = _spent(details.metadata)
             raise ModelCallFailed(
                 details.reason or details.code.name,
                 details.message or "no details",
                 raw_answer=details.metadata.get("raw_answer", ""),
                 llm_call_id=details.metadata.get("llm_call_id", ""),
+                tokens=tokens,
+                usd=usd,
             ) from exc
         usage = response.usage
         return ModelAnswer(
@@ -114,3 +117,11 @@ class AgentModels(Models):
             unpriced_calls=total.unpriced_calls,
             failed_calls=total.failed_calls,
         )
+
+
+def _spent(metadata: Mapping[str, str]) -> tuple[int, float]:
+    """What a failed call's attempts cost, as the agent service put it in the error; 0 when it did not."""
+    try:
+        return int(metadata.get("spent_tokens") or 0), float(metadata.get("spent_usd") or 0.0)
+    except ValueError:
+        return 0, 0.0

@@ -71,7 +71,7 @@ class Budget:
         return reservation
 
     def settle(self, reservation: Reservation, tokens: int, usd: float) -> None:
-        """The call answered: what it really cost replaces its estimate."""
+        """The call ended (answered, or failed after paid attempts): what it really cost replaces its estimate."""
         self._reserved.pop(reservation.id, None)
         self.spent_tokens += tokens
         self.spent_usd += usd

@@ -509,6 +509,10 @@ class RunExecutor:
                 f"the replay diverged from run {self._replay_of}: that run never made this {purpose} call "
                 f"(request {missing.request_hash[:16]}…)"
             ) from missing
+        except ModelCallFailed as failed:
+            # No answer, but its attempts were paid: the budget counts them.
+            budget.settle(reservation, failed.tokens, failed.usd)
+            raise
         except BaseException:
             budget.release(reservation)
             raise

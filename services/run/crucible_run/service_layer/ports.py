@@ -248,12 +248,24 @@ class ModelAnswer:
 class ModelCallFailed(Exception):
     """The model gave no valid answer (after the agent service's retries); nothing was invented."""
 
-    def __init__(self, reason: str, message: str, *, raw_answer: str = "", llm_call_id: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        raw_answer: str = "",
+        llm_call_id: str = "",
+        tokens: int = 0,
+        usd: float = 0.0,
+    ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
         self.raw_answer = raw_answer
         self.llm_call_id = llm_call_id
+        # What the failed call's attempts cost (invalid answers and their re-asks are paid too).
+        self.tokens = tokens
+        self.usd = usd
 
 
 class ModelsUnavailable(Unavailable):
