@@ -263,14 +263,25 @@ class Workers:
         self._heartbeat = heartbeat_seconds
         self._batch = resume_batch
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[str, Lease] = {}
 
     def launch(self, lease: Lease) -> None:
-        """Execute the work ``lease`` names to its end here, unless this process executes it already."""
+        """Execute the work ``lease`` names to its end here, unless this process executes it already
+        under that lease (or a newer one)."""
         running = self._tasks.get(lease.id)
         if running is not None and not running.done():
-            return
-        task = asyncio.create_task(self._drive(lease), name=f"{lease.resource} {lease.id}")
+            if lease.token <= self._leases[lease.id].token:
+                return
+            # Claimed again while it still runs here on its older lease (which lapsed: a database
+            # away long enough): that task is fenced out already, and the new lease, left unheld,
+            # would lapse in turn. It takes over once the old task has stopped.
+            running.cancel()
+            work = self._after(running, lease)
+        else:
+            work = self._drive(lease)
+        task = asyncio.create_task(work, name=f"{lease.resource} {lease.id}")
         self._tasks[lease.id] = task
+        self._leases[lease.id] = lease
         task.add_done_callback(lambda done: self._forget(lease.id, done))
 
     def stop(self, id_: str) -> None:
@@ -297,6 +308,11 @@ class Workers:
     def _forget(self, id_: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(id_) is task:
             del self._tasks[id_]
+            del self._leases[id_]
+
+    async def _after(self, previous: asyncio.Task[None], lease: Lease) -> None:
+        await asyncio.gather(previous, return_exceptions=True)
+        await self._drive(lease)
 
     async def _drive(self, lease: Lease) -> None:
         while True:

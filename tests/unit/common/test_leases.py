@@ -122,6 +122,31 @@ async def test_workers_run_a_lease_once_here_and_forget_it_when_done() -> None:
     await workers.close()
 
 
+async def test_a_newer_lease_of_work_running_here_takes_over_from_the_older_one() -> None:
+    driven: list[int] = []
+    stopped: list[int] = []
+
+    async def work(lease: Lease) -> None:
+        driven.append(lease.token)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.append(lease.token)
+
+    workers = Workers(Store([]), work, heartbeat_seconds=10)
+    workers.launch(LEASE)
+    await asyncio.sleep(0.01)
+    # Its lease lapsed while it ran (the database away) and this process claimed it again.
+    renewed = Lease(LEASE.resource, LEASE.id, LEASE.owner, LEASE.token + 1)
+    workers.launch(renewed)
+    workers.launch(LEASE)  # an older lease changes nothing
+    await asyncio.sleep(0.01)
+
+    assert (driven, stopped) == ([LEASE.token, renewed.token], [LEASE.token])
+    await workers.close()
+    assert stopped == [LEASE.token, renewed.token]
+
+
 async def test_workers_log_work_that_fails_or_loses_its_lease_and_keep_going(caplog: pytest.LogCaptureFixture) -> None:
     async def fails(lease: Lease) -> None:
         raise RuntimeError("boom")
