@@ -223,6 +223,9 @@ async def test_an_unpriced_replay_is_not_started_under_a_limit_unless_its_refere
 
     assert statuses(report) == [ResultStatus.PASSED, ResultStatus.SKIPPED]
     assert "cannot be estimated" in report.results[1].reason
+    # Held at what its reference cost, but not capped: the run service refuses a USD budget to a
+    # run whose models have no price.
+    assert [r.new.config.parameters.budget_usd for r in world.runs.runs] == [None]
 
 
 async def test_without_a_limit_or_in_recorded_mode_nothing_is_reserved_nor_capped() -> None:

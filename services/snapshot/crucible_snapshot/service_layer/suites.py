@@ -376,6 +376,7 @@ class SuiteRunner:
             return Reservation(0.0, None)
         estimate = await self._deps.runs.estimate_usd(project_id, plan.config)
         reference = snapshot.reference_metrics
+        priced = estimate is not None
         if estimate is None and reference is not None and not reference.unpriced_calls:
             # Preflight cannot price it: what the same work cost when the snapshot's run did it.
             estimate = reference.usd
@@ -385,7 +386,9 @@ class SuiteRunner:
         held = min(
             cost.reservation(estimate, self._deps.cost_margin, plan.config.parameters.budget_usd), MAX_RUN_BUDGET_USD
         )
-        return Reservation(held, held if held > 0 else None, estimate)
+        # A run whose models have no price now cannot take a USD budget (its preflight refuses one):
+        # it runs uncapped, holding what the same work cost before.
+        return Reservation(held, held if held > 0 and priced else None, estimate)
 
     async def _admit(self, key: str, reservation: Reservation) -> str:
         """Empty when the replay may start (its reservation held); else why it is skipped."""
