@@ -348,6 +348,8 @@ class FakeRuns:
     most_in_flight: int = 0
     refuse: str = ""
     stored_seeds: dict[str, tuple[SeedCandidate, ...]] = field(default_factory=dict)
+    # While set and not yet opened, ExecuteRun waits for it (the caller may stop meanwhile).
+    execute_gate: asyncio.Event | None = None
 
     def reference(
         self,
@@ -394,6 +396,8 @@ class FakeRuns:
         return run.info
 
     async def execute_run(self, run_id: str, phases: tuple[RunPhase, ...]) -> RunInfo:
+        if self.execute_gate is not None:
+            await self.execute_gate.wait()
         run = self.existing[run_id]
         if run.info.status != "CREATED":
             return run.info

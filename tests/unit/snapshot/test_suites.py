@@ -405,3 +405,29 @@ async def test_a_suite_continued_after_its_worker_stopped_pays_for_nothing_twice
     assert set(world.runs.paid.values()) == {1}
     assert ended.total_cost_usd == pytest.approx(0.40)
     assert len({r.new.project_id for r in world.runs.runs}) == 4
+
+
+async def test_a_suite_stopped_between_creating_a_run_and_starting_it_starts_that_run_when_continued() -> None:
+    world = World.make(latency=0.01)
+    made = snapshots(world, 1)
+    world.runs.execute_gate = asyncio.Event()
+    report, lease = await start(world, made, concurrency=1, cost_limit_usd=1.0)
+    first = asyncio.create_task(SuiteRunner(world.deps, lease).run())
+    await until(lambda: len(world.runs.runs) == 1)
+    await asyncio.sleep(0.01)
+    # The process dies while its ExecuteRun is on the way: the run exists, created, not started.
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    [stored] = await world.deps.uow().repo.replays_of(report.id)
+    assert (stored.state, stored.run_id) == (ReplayState.RUNNING, world.runs.runs[0].info.id)
+    assert stored.reserved_usd > 0
+
+    world.runs.execute_gate = None
+    async with asyncio.timeout(5):
+        await SuiteRunner(world.deps, replace(lease, owner="other", token=2)).run()
+
+    ended = await h.get_report(report.id, world.deps)
+    assert statuses(ended) == [ResultStatus.PASSED]
+    # The same run, started once: not a second one, not admitted (nor paid) again.
+    assert len(world.runs.runs) == 1
+    assert set(world.runs.paid.values()) == {1}

@@ -70,6 +70,20 @@ async def launch(
     budget_usd: float | None = None,
 ) -> RunInfo:
     """Create the replay's run (the same trigger gives the same run) and start it unless it started."""
+    run = await create(replay, snapshot, plan, runs, snapshot_test_id=snapshot_test_id, budget_usd=budget_usd)
+    return await start(run, plan, runs)
+
+
+async def create(
+    replay: Replay,
+    snapshot: Snapshot,
+    plan: ReplayPlan,
+    runs: RunService,
+    *,
+    snapshot_test_id: str = "",
+    budget_usd: float | None = None,
+) -> RunInfo:
+    """The replay's run, created (the same trigger gives the same run), not started."""
     metadata = {"snapshot_id": snapshot.id, "snapshot_name": snapshot.name[:200]}
     if snapshot_test_id:
         metadata["snapshot_test_id"] = snapshot_test_id
@@ -83,8 +97,13 @@ async def launch(
             trigger_metadata=metadata,
         )
     )
+    return run
+
+
+async def start(run: RunInfo, plan: ReplayPlan, runs: RunService) -> RunInfo:
+    """Execute the replay's run unless it has started (once: ExecuteRun acts only on a created run)."""
     if run.status == "CREATED":
-        run = await runs.execute_run(run.id, plan.phases)
+        return await runs.execute_run(run.id, plan.phases)
     return run
 
 

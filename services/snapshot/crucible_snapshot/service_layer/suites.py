@@ -59,7 +59,7 @@ from crucible_snapshot.domain.suite import (
 )
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer.handlers import SnapshotDeps, with_seeds_for_a_new_project
-from crucible_snapshot.service_layer.replays import follow, launch, new_project, restore, trigger_of
+from crucible_snapshot.service_layer.replays import create, follow, new_project, restore, start, trigger_of
 from crucible_snapshot.service_layer.unit_of_work import TEST_REPORT
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class SuiteRunner:
                 # Started before this process took the suite over: in flight again, with its reservation.
                 self._ledger.hold(replay.trigger_id, replay.reserved_usd)
                 self._runs[replay.trigger_id] = replay.run_id
-                ends.append(group.create_task(self._attach(replay, slots)))
+                ends.append(group.create_task(self._attach(replay, plan, slots)))
                 continue
             try:
                 refused = self._stop or await self._ready(report, position, state, k)
@@ -431,7 +431,7 @@ class SuiteRunner:
         run_id = ""
         try:
             try:
-                run = await launch(
+                run = await create(
                     replay,
                     snapshot,
                     plan,
@@ -440,15 +440,25 @@ class SuiteRunner:
                     budget_usd=reservation.budget_usd,
                 )
                 run_id = self._runs[replay.trigger_id] = run.id
+                # Stored before it starts: a suite continued after a stop between the two finds the
+                # run (and its reservation) and starts it, instead of admitting the replay again.
                 await self._update(replay, ReplayChange(ReplayState.RUNNING, run.id, reservation.usd))
+                await start(run, plan, self._deps.runs)
             except CrucibleError as exc:
                 return await self._failed(replay, run_id, exc)
             return await self._measure(replay, run_id, capped=reservation.budget_usd is not None)
         finally:
             self._released(replay, slots)
 
-    async def _attach(self, replay: Replay, slots: asyncio.Semaphore) -> ReplayEnd:
+    async def _attach(self, replay: Replay, plan: ReplayPlan, slots: asyncio.Semaphore) -> ReplayEnd:
         try:
+            try:
+                # Its run may have been created but not started when the suite stopped.
+                run = await self._deps.runs.get_run(replay.run_id)
+                if run is not None:
+                    await start(run, plan, self._deps.runs)
+            except CrucibleError as exc:
+                return await self._failed(replay, replay.run_id, exc)
             return await self._measure(replay, replay.run_id, capped=replay.reserved_usd > 0)
         finally:
             self._released(replay, slots)
