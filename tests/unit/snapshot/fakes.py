@@ -350,6 +350,8 @@ class FakeRuns:
     stored_seeds: dict[str, tuple[SeedCandidate, ...]] = field(default_factory=dict)
     # While set and not yet opened, ExecuteRun waits for it (the caller may stop meanwhile).
     execute_gate: asyncio.Event | None = None
+    # Waits for a run's end that fail as a run service away too long would, before they work.
+    away_waits: int = 0
 
     def reference(
         self,
@@ -430,6 +432,9 @@ class FakeRuns:
         run.ended.set()
 
     async def wait_ended(self, run_id: str) -> RunInfo:
+        if self.away_waits:
+            self.away_waits -= 1
+            raise Unavailable("UNAVAILABLE: the run service is away", reason="UNAVAILABLE")
         run = self.existing[run_id]
         await run.ended.wait()
         return run.info

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from crucible_common.errors import NotFound, ValidationFailed
+from crucible_common.errors import NotFound, Unavailable, ValidationFailed
 from crucible_common.leases import Lease
 from crucible_snapshot.domain import model
 from crucible_snapshot.domain.model import (
@@ -430,4 +430,27 @@ async def test_a_suite_stopped_between_creating_a_run_and_starting_it_starts_tha
     assert statuses(ended) == [ResultStatus.PASSED]
     # The same run, started once: not a second one, not admitted (nor paid) again.
     assert len(world.runs.runs) == 1
+    assert set(world.runs.paid.values()) == {1}
+
+
+async def test_a_run_service_away_too_long_fails_no_replay_and_the_suite_goes_on_once_it_is_back() -> None:
+    world = World.make(latency=0.01)
+    made = snapshots(world, 2)
+    world.runs.away_waits = 1
+    report, lease = await start(world, made, concurrency=2, cost_limit_usd=1.0)
+
+    # Not the replay's failure: the suite stops here, its replays stored as they are...
+    with pytest.raises(Unavailable):
+        await SuiteRunner(world.deps, lease).run()
+    stored = await world.deps.uow().repo.replays_of(report.id)
+    assert ReplayState.RUNNING in {r.state for r in stored}
+    assert [r.reason for r in stored] == ["", ""]  # no "replay failed"
+    assert (await h.get_report(report.id, world.deps)).status is ReportStatus.RUNNING
+
+    # ...and goes on from them (as leases.Workers does after a pause), paying for nothing twice.
+    async with asyncio.timeout(5):
+        await SuiteRunner(world.deps, lease).run()
+    ended = await h.get_report(report.id, world.deps)
+    assert statuses(ended) == [ResultStatus.PASSED] * 2
+    assert len(world.runs.runs) == 2
     assert set(world.runs.paid.values()) == {1}

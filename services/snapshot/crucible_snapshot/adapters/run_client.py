@@ -19,7 +19,7 @@ from crucible.run.v1 import run_service_pb2 as pb
 from crucible_common.enums import enum_names, short_names
 from crucible_common.errors import details_of, relayed
 from crucible_common.protobuf import struct
-from crucible_snapshot.adapters.grpc_calls import call, call_or_none
+from crucible_snapshot.adapters.grpc_calls import call, call_or_none, translated
 from crucible_snapshot.domain.model import ENDED_RUN_STATUSES, RunMetrics, RunPhase
 from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
 from crucible_snapshot.service_layer.ports import NewRun, RunInfo, RunService
@@ -179,7 +179,7 @@ class RunClient(RunService):
             executed = await self._stub.ExecuteRun(request, timeout=self._timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if details_of(exc).reason != "RUN_NOT_CREATED":
-                raise relayed(exc) from exc
+                raise translated(exc) from exc
             # Started already (a retried request, a resumed suite): it is that run's to finish.
             found = await self.get_run(run_id)
             assert found is not None, "the run service keeps its runs"
@@ -208,7 +208,7 @@ class RunClient(RunService):
                     raise relayed(exc) from exc
                 away_since = away_since or time.monotonic()
                 if time.monotonic() - away_since > self._wait:
-                    raise relayed(exc) from exc
+                    raise translated(exc) from exc
                 logger.info("watching run %s: the run service is away (%s); watching again", run_id, exc.code().name)
                 await asyncio.sleep(WATCH_RETRY_SECONDS)
                 continue

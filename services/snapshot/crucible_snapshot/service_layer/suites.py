@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from crucible_common.database import database_unavailable
-from crucible_common.errors import CrucibleError, FieldViolation, ValidationFailed
+from crucible_common.errors import CrucibleError, FieldViolation, Unavailable, ValidationFailed
 from crucible_common.ids import parse_id
 from crucible_common.leases import Lease, LeaseLost
 from crucible_snapshot.domain import cost
@@ -174,9 +174,9 @@ class SuiteRunner:
         # The harness itself failed (its database, a bug): the report says so; its results are kept.
         except Exception as failure:
             cause = _first(failure)
-            if isinstance(cause, LeaseLost) or database_unavailable(cause):
-                # Another process has the suite, or the database is away: it goes on from what is
-                # stored (leases.Workers), not as a failed report.
+            if isinstance(cause, LeaseLost | Unavailable) or database_unavailable(cause):
+                # Another process has the suite, or the database or a service is away: it goes on
+                # from what is stored (leases.Workers), not as a failed report.
                 raise cause from None
             logger.exception("test suite %s failed", report.id)
             status, error = ReportStatus.FAILED, f"the harness failed: {type(cause).__name__}: {cause}"[:2_000]
@@ -230,6 +230,8 @@ class SuiteRunner:
         if self._stop and not started and not (isinstance(prepared, _SnapshotState) and prepared.project_id):
             await self._store(position, skipped(snapshot_id, await self._name(snapshot_id), self._stop))
             return
+        if isinstance(prepared, Unavailable):
+            raise prepared  # a service away while it was made ready ahead: waited out, not an error
         if isinstance(prepared, CrucibleError):
             await self._store(position, errored(snapshot_id, await self._name(snapshot_id), prepared.message))
             return
@@ -238,6 +240,8 @@ class SuiteRunner:
         else:
             try:
                 state = self._state(await self._replayable(snapshot_id), replays)
+            except Unavailable:
+                raise
             except CrucibleError as exc:
                 await self._store(position, errored(snapshot_id, await self._name(snapshot_id), exc.message))
                 return
@@ -261,6 +265,9 @@ class SuiteRunner:
                 continue
             try:
                 refused = self._stop or await self._ready(report, position, state, k)
+            except Unavailable:
+                slots.release()
+                raise
             except CrucibleError as exc:
                 slots.release()
                 ends.append(_done(ReplayEnd(error=f"could not start a replay: {exc.message}")))
@@ -472,6 +479,10 @@ class SuiteRunner:
         return ReplayEnd(run_id, metrics, stopped_by_cost=capped and _budget_stopped(metrics.failure_reason))
 
     async def _failed(self, replay: Replay, run_id: str, error: CrucibleError) -> ReplayEnd:
+        if isinstance(error, Unavailable):
+            # A service that did not answer is not the replay's failure: the suite waits and goes on
+            # from what it stored (its run, if it started, is followed again).
+            raise error
         reason = f"replay failed: {error.message}"[:2_000]
         await self._update(replay, ReplayChange(ReplayState.ENDED, reason=reason))
         return ReplayEnd(run_id, error=reason)
