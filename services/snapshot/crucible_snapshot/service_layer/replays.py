@@ -60,20 +60,6 @@ def capped(config: RunConfig, budget_usd: float | None) -> RunConfig:
     )
 
 
-async def launch(
-    replay: Replay,
-    snapshot: Snapshot,
-    plan: ReplayPlan,
-    runs: RunService,
-    *,
-    snapshot_test_id: str = "",
-    budget_usd: float | None = None,
-) -> RunInfo:
-    """Create the replay's run (the same trigger gives the same run) and start it unless it started."""
-    run = await create(replay, snapshot, plan, runs, snapshot_test_id=snapshot_test_id, budget_usd=budget_usd)
-    return await start(run, plan, runs)
-
-
 async def create(
     replay: Replay,
     snapshot: Snapshot,
@@ -141,7 +127,7 @@ async def replay_snapshot(cmd: c.ReplaySnapshot, deps: SnapshotDeps) -> ReplayOu
         run = found
     else:
         await restore(snapshot, replay.project_id, deps.spec)
-        run = await launch(replay, snapshot, plan, deps.runs)
+        run = await start(await create(replay, snapshot, plan, deps.runs), plan, deps.runs)
         async with deps.uow(single_statement=True) as uow:
             await uow.repo.update_replay(trigger_id, ReplayChange(ReplayState.RUNNING, run_id=run.id))
             await uow.commit()
