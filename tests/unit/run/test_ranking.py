@@ -10,12 +10,15 @@ from crucible_run.domain.model import (
     Candidate,
     CandidateLabel,
     CandidateOrigin,
+    Constraint,
     ConstraintResult,
     Evaluation,
     EvaluationStatus,
+    ProblemCopy,
     Score,
 )
 from crucible_run.domain.ranking import rank
+from crucible_run.service_layer.pipeline import _evaluation
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -128,3 +131,27 @@ def test_ties_are_broken_by_p_then_title() -> None:
         [ev("x", "s", 0.5, 0.5), ev("y", "s", 0.5, 0.5), ev("z", "s", 0.8, 0.8)],
     )
     assert [r.title for r in ranking] == ["Mid", "Alpha", "Zeta"]
+
+
+def test_a_hard_constraint_named_in_other_case_and_spacing_still_rejects_and_is_named_as_written() -> None:
+    # The evaluator's answer names the constraint its own way; the problem's weight and name hold.
+    problem = ProblemCopy((Constraint("No child labour", "", 100), Constraint("Cheap", "", 10)), ("g",), "medium", {})
+    answer = {
+        "P": {"overall": 0.9, "components": {}},
+        "R": {"overall": 0.3, "components": {}},
+        "constraint_satisfaction": [
+            {"constraint": "  no  CHILD labour ", "satisfied": False, "score": 0.0, "note": ""},
+            {"constraint": "cheap", "satisfied": True, "score": 0.9, "note": ""},
+            {"constraint": "something else", "satisfied": False, "score": 0.0, "note": ""},
+        ],
+        "explanation": "x",
+    }
+    evaluation = _evaluation("run", "a", "s1", problem, answer)
+    assert [(c.constraint, c.weight) for c in evaluation.constraint_satisfaction] == [
+        ("No child labour", 100),
+        ("Cheap", 10),
+        ("something else", 0),
+    ]
+    (only,) = rank([candidate("a")], 1, [evaluation])
+    assert only.label is CandidateLabel.REJECTED
+    assert [v.constraint for v in only.violated_constraints] == ["No child labour"]

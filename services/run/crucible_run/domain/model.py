@@ -182,7 +182,14 @@ class ProblemCopy:
     world_model: JsonObject
 
     def constraint(self, name: str) -> Constraint | None:
-        return next((c for c in self.constraints if c.name == name), None)
+        """The constraint an evaluator's answer names: matched regardless of case and spacing, since a
+        model that writes "no child labour " for "No child labour" still judged that constraint."""
+        wanted = _name_key(name)
+        return next((c for c in self.constraints if _name_key(c.name) == wanted), None)
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 @dataclass(frozen=True)

@@ -661,7 +661,8 @@ def _evaluation(
         known = problem.constraint(str(item["constraint"]))
         results.append(
             ConstraintResult(
-                str(item["constraint"]),
+                # The problem's own name, so a violation names the constraint as the user wrote it.
+                known.name if known else str(item["constraint"]),
                 known.weight if known else 0,
                 bool(item["satisfied"]),
                 float(item["score"]),
