@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -188,6 +188,28 @@ async def test_eval_only_evaluates_the_latest_runs_candidates_and_seeded_adds_ne
     items, _ = await h.list_candidates(c.ListRunItems(seeded.id), harness.deps.uow)
     assert [x.origin for x in items] == [CandidateOrigin.SEED, CandidateOrigin.DESIGNED, CandidateOrigin.DESIGNED]
     assert items[0].source_candidate_id == seeds[0]
+
+
+async def test_the_latest_completed_run_is_the_last_to_complete_and_not_a_replay(harness: Harness) -> None:
+    project = harness.spec.project()
+    slow = await harness.run(project, num_candidates=2, num_scenarios=1)
+    quick = await harness.run(project, num_candidates=1, num_scenarios=1)
+    replay = await harness.run(project, num_candidates=1, num_scenarios=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with harness.engine.begin() as conn:
+        # ``slow`` was created first but completed last; ``replay`` re-ran ``quick`` after both.
+        await conn.execute(update(t.runs).where(t.runs.c.id == slow.id).values(ended_at=later))
+        await conn.execute(
+            update(t.runs)
+            .where(t.runs.c.id == replay.id)
+            .values(replay_of_run_id=quick.id, ended_at=later + timedelta(hours=1))
+        )
+
+    async with harness.deps.uow(read_only=True) as uow:
+        latest = await uow.repo.latest_completed_candidates(project)
+
+    assert {x.run_id for x in latest} == {slow.id}
+    assert len(latest) == 2
 
 
 async def test_a_project_without_runs_evaluates_seeds_given_whole(harness: Harness) -> None:

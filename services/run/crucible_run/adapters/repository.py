@@ -268,9 +268,14 @@ class SqlRunRepository(AbstractRunRepository):
             .where(
                 r.project_id == project_id,
                 r.status == RunStatus.COMPLETED.value,
+                # The project's own work: a recorded replay or a snapshot test's run re-runs a past
+                # state, and is nobody's latest result.
+                r.replay_of_run_id == "",
+                r.snapshot_test_id == "",
                 select(t.candidates.c.id).where(t.candidates.c.run_id == r.id).exists(),
             )
-            .order_by(r.created_at.desc(), r.id.desc())
+            # The run that completed last, not the one created last: a later run can finish first.
+            .order_by(r.ended_at.desc(), r.id.desc())
             .limit(1)
             .scalar_subquery()
         )
