@@ -34,6 +34,9 @@ MAX_JSON_DEPTH = 20
 
 NUL = "must not contain NUL characters (U+0000)"
 NOT_FINITE = "must be a finite number (JSON has no NaN or Infinity)"
+# Stored as a double (a Struct's only number), a whole number past 2^53 would silently lose digits.
+MAX_EXACT_INTEGER = 2**53
+NOT_EXACT = f"must be a whole number within ±{MAX_EXACT_INTEGER:,}, which is stored exactly"
 NOT_UNICODE = "must be Unicode text: it contains an unpaired surrogate"
 TOO_DEEP = f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
 
@@ -54,8 +57,8 @@ def _join(path: str, key: str) -> str:
 
 
 def json_violations(value: object, path: str = "", *, depth: int = 1) -> list[FieldViolation]:
-    """Each string (key or value) that is not storable text, each number that is not finite, and each
-    container nested too deep.
+    """Each string (key or value) that is not storable text, each number that is not finite or is a
+    whole number past what a double holds exactly, and each container nested too deep.
 
     ``value`` is decoded JSON; ``path`` names it in the violations (``metadata.tags[2]``), and
     ``depth`` is its own level (the document itself is level 1).
@@ -67,6 +70,8 @@ def json_violations(value: object, path: str = "", *, depth: int = 1) -> list[Fi
             found.append(FieldViolation(path, problem))
     elif isinstance(value, float) and not math.isfinite(value):
         found.append(FieldViolation(path, NOT_FINITE))
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT_INTEGER:
+        found.append(FieldViolation(path, NOT_EXACT))
     elif isinstance(value, dict | list):
         if depth > MAX_JSON_DEPTH:
             # Nothing below is looked at: the whole value is refused by its outermost excess level.

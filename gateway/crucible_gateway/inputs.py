@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from crucible_common.errors import FieldViolation
-from crucible_common.inputs import TOO_DEEP, json_violations, text_problem
+from crucible_common.inputs import NOT_EXACT, TOO_DEEP, json_violations, text_problem
 from crucible_gateway import errors
 from crucible_gateway.auth import request_token_ok, requires_token
 from crucible_gateway.openapi import match_path
@@ -49,6 +49,9 @@ def _json_body(raw: bytes | str) -> tuple[list[FieldViolation], bool]:
     except RecursionError:
         # Deeper than the parser's own stack: far past the limit.
         return [FieldViolation("", TOO_DEEP)], False
+    except ValueError:
+        # Python's guard against quadratic int parsing: a number of more than 4,300 digits.
+        return [FieldViolation("", NOT_EXACT)], False
     return json_violations(value), True
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crucible_common.inputs import MAX_JSON_DEPTH, NOT_FINITE, NOT_UNICODE, NUL, TOO_DEEP
+from crucible_common.inputs import MAX_JSON_DEPTH, NOT_EXACT, NOT_FINITE, NOT_UNICODE, NUL, TOO_DEEP
 from tests.unit.gateway.conftest import assert_refused, assert_websocket_refused, starlette_client
 from tests.unit.gateway.fakes import PROJECT_ID, RUN_ID, SESSION_ID, SPRINT_ID, Fakes
 
@@ -76,6 +76,24 @@ BODIES = [
         id="not-finite",
     ),
     pytest.param("POST", "/api/projects", b'{"title": "\xff"}', "", "must be UTF-8 encoded JSON", id="not-utf8"),
+    pytest.param(
+        "POST",
+        "/api/runs",
+        json.dumps({"project_id": PROJECT_ID, "ui_trigger_id": "t", "ui_trigger_metadata": {"n": 2**53 + 1}}),
+        "ui_trigger_metadata.n",
+        NOT_EXACT,
+        id="past-exact-integers",
+    ),
+    pytest.param(
+        "POST",
+        "/api/runs",
+        json.dumps({"project_id": PROJECT_ID, "ui_trigger_id": "t", "ui_trigger_metadata": {"n": 0}})[:-3]
+        + "1" * 5000
+        + "}}",
+        "",
+        NOT_EXACT,
+        id="past-the-int-parser",
+    ),
 ]
 
 
