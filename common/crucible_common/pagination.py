@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,13 +38,18 @@ class Cursor:
         return datetime.fromisoformat(self.key)
 
 
-def page_request(
-    page_size: int, page_token: str, *, scope: str, key: Literal["time", "number", "text"] = "time"
-) -> PageRequest:
+# What each kind of sort key must parse as: a timestamp (and the item's UUID, the tie-break), a
+# number of a 64-bit column, a position of a 32-bit one, or any text.
+SortKey = Literal["time", "number", "position", "text"]
+_NUMBER_BOUNDS = {"number": 2**63, "position": 2**31}
+
+
+def page_request(page_size: int, page_token: str, *, scope: str, key: SortKey = "time") -> PageRequest:
     """Validate a List request's page size and token.
 
     ``scope`` ties a token to its listing; ``key`` says what its sort key must parse as, so a
-    forged token is a bad request rather than a crash further down.
+    forged token is a bad request rather than a value the database refuses further down (which
+    reads as the database failing, not the request).
     """
     if page_size < 0:
         raise InvalidArgument(
@@ -60,8 +66,11 @@ def page_request(
         cursor = Cursor(str(data["k"]), str(data["i"]))
         if key == "time":
             datetime.fromisoformat(cursor.key)
-        elif key == "number":
-            int(cursor.key)
+            uuid.UUID(cursor.id)
+        elif key in _NUMBER_BOUNDS:
+            bound = _NUMBER_BOUNDS[key]
+            if not -bound <= int(cursor.key) < bound:
+                raise ValueError("sort key out of its column's range")
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArgument(
             "page_token is not valid for this listing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -12,9 +13,12 @@ from crucible_common.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Cursor,
+    SortKey,
     next_page_token,
     page_request,
 )
+
+ID = "3f1d2f0e-0000-4000-8000-000000000000"
 
 
 def test_token_round_trips_its_cursor() -> None:
@@ -31,12 +35,12 @@ def test_token_round_trips_its_cursor() -> None:
 def test_time_cursor_round_trips_an_aware_datetime() -> None:
     at = datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
 
-    token = next_page_token(Cursor.from_time(at, "x"), scope="projects")
+    token = next_page_token(Cursor.from_time(at, ID), scope="projects")
     page = page_request(0, token, scope="projects")
 
     assert page.after is not None
     assert page.after.time == at
-    assert page.after.id == "x"
+    assert page.after.id == ID
 
 
 def test_no_cursor_gives_empty_token() -> None:
@@ -110,10 +114,35 @@ def test_split_page_keeps_the_page_and_points_past_its_last_item() -> None:
         created_at: datetime
 
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [Row(str(i), at) for i in range(4)]  # the repository fetched size + 1
+    rows = [Row(str(uuid.UUID(int=i)), at) for i in range(4)]  # the repository fetched size + 1
     page = page_request(3, "", scope="rows")
     items, token = split_page(rows, page, time_cursor, scope="rows")
     assert items == rows[:3]
-    assert page_request(3, token, scope="rows").after == Cursor(at.isoformat(), "2")
+    assert page_request(3, token, scope="rows").after == Cursor(at.isoformat(), rows[2].id)
     last, token = split_page(rows[:2], page, time_cursor, scope="rows")
     assert (last, token) == (rows[:2], "")
+
+
+@pytest.mark.parametrize(
+    ("cursor", "key"),
+    [
+        # What the database would refuse (and a refusal reads as the database failing, a 503):
+        # the tie-break id of a timestamp key is a UUID column, and numbers have their column's range.
+        (Cursor("2024-01-01T00:00:00+00:00", "x"), "time"),
+        (Cursor(str(2**63), ID), "number"),
+        (Cursor(str(2**31), ID), "position"),
+        (Cursor(str(-(2**31) - 1), ID), "position"),
+    ],
+)
+def test_a_forged_sort_key_outside_its_column_is_invalid(cursor: Cursor, key: SortKey) -> None:
+    token = next_page_token(cursor, scope="s")
+
+    with pytest.raises(InvalidArgument) as caught:
+        page_request(10, token, scope="s", key=key)
+
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_sort_keys_at_their_columns_bounds_are_valid() -> None:
+    for cursor, key in [(Cursor(str(2**63 - 1), ID), "number"), (Cursor(str(-(2**31)), ID), "position")]:
+        assert page_request(10, next_page_token(cursor, scope="s"), scope="s", key=key).after == cursor

@@ -122,7 +122,7 @@ async def list_agent_runs(cmd: c.ListAgentRuns, uow: UowFactory) -> tuple[list[A
 async def list_checkpoints(cmd: c.ListCheckpoints, uow: UowFactory) -> tuple[list[Checkpoint], str]:
     run_id = parse_id(cmd.agent_run_id, "agent_run_id")
     scope = f"checkpoints:{run_id}"
-    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="position")
     async with uow(read_only=True) as unit:
         if await unit.repo.get_run(run_id) is None:
             raise AgentRunNotFound(run_id)

@@ -305,7 +305,7 @@ async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
 async def list_candidates(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Candidate], str]:
     run = await get_run(cmd.run_id, uow)
     scope = f"candidates:{run.id}"
-    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="position")
     async with uow(read_only=True) as unit:
         rows = await unit.repo.candidates(run.id, page.size + 1, int(page.after.key) if page.after else -1)
     return split_page(rows, page, lambda x: Cursor(str(x.position), x.id), scope=scope)
@@ -314,7 +314,7 @@ async def list_candidates(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Ca
 async def list_scenarios(cmd: c.ListRunItems, uow: UowFactory) -> tuple[list[Scenario], str]:
     run = await get_run(cmd.run_id, uow)
     scope = f"scenarios:{run.id}"
-    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="number")
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope, key="position")
     async with uow(read_only=True) as unit:
         rows = await unit.repo.scenarios(run.id, page.size + 1, int(page.after.key) if page.after else -1)
     return split_page(rows, page, lambda x: Cursor(str(x.position), x.id), scope=scope)
