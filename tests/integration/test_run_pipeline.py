@@ -27,6 +27,7 @@ from crucible_run.domain.model import (
     CandidateLabel,
     CandidateOrigin,
     EvaluationStatus,
+    Run,
     RunMode,
     RunPhase,
     RunStatus,
@@ -111,6 +112,22 @@ async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness
     assert [r.id for r in runs] == [first.id]
     # Nothing ran: no model was asked.
     assert harness.models.calls == []
+
+
+async def test_two_projects_racing_for_one_trigger_get_one_run_and_one_refusal(harness: Harness) -> None:
+    # Both requests find no run of the trigger, then insert: the loser must not take the winner's run.
+    projects = [harness.spec.project(), harness.spec.project()]
+    trigger = str(uuid.uuid4())
+
+    outcomes = await asyncio.gather(
+        *(h.create_run(c.CreateRun(p, RunMode.FULL_SEARCH, ui_trigger_id=trigger), harness.deps) for p in projects),
+        return_exceptions=True,
+    )
+
+    runs = [o for o in outcomes if isinstance(o, Run)]
+    assert len(runs) == 1
+    assert [type(o) for o in outcomes if not isinstance(o, Run)] == [TriggerReused]
+    assert runs[0].project_id == projects[outcomes.index(runs[0])]
 
 
 async def test_a_blocked_configuration_is_refused_naming_each_blocker(harness: Harness) -> None:

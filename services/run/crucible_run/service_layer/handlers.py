@@ -206,6 +206,9 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
                 winner = await uow.repo.run_by_trigger(trigger_id)
                 assert winner is not None
                 span.set_attribute("crucible.run_id", winner.id)
+                if winner.project_id != project_id:
+                    # As when the trigger is found before: it names another project's run.
+                    raise TriggerReused(trigger_id, winner.id)
                 return winner
             created = RunCreated(run.mode.value, run.trigger.id, run.trigger.source.value)
             await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_CREATED, created), at)
