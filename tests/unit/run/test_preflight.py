@@ -140,6 +140,16 @@ def test_named_seeds_must_be_this_projects_candidates() -> None:
     assert codes(malformed) == ["validation_error"]
 
 
+def test_a_seed_named_in_capitals_or_twice_is_the_one_candidate() -> None:
+    known = str(uuid.uuid4())
+    facts = replace(READY, known_seeds=frozenset({known}))
+
+    result = preflight(RunMode.EVAL_ONLY, RunParameters(seed_candidate_ids=(known.upper(), known)), facts)
+
+    assert result.ready
+    assert result.config.parameters.seed_candidate_ids == (known,)
+
+
 def test_seeds_given_whole_count_with_the_named_ones_and_replace_the_latest_runs() -> None:
     known, latest = str(uuid.uuid4()), (str(uuid.uuid4()),)
     facts = replace(READY, known_seeds=frozenset({known}), latest_run_candidates=latest)

@@ -2,8 +2,9 @@
 
 The same rules answer the Run Config panel, the Architect's recommendations and CreateRun, which
 refuses a configuration with blockers. Unset counts take their default from the ProblemSpec's
-resolution; eval_only and seeded runs without seeds (named, or given whole) take the candidates of
-the project's latest completed run, and the normalized config names them, so a run says what it
+resolution, but for a seeded run's num_candidates: unset, it designs none and evaluates its seeds.
+eval_only and seeded runs without seeds (named, or given whole) take the candidates of the
+project's latest completed run, and the normalized config names them, so a run says what it
 evaluated.
 
 ``deprecated_mode`` is in the contract for modes to come; no mode is deprecated today.
@@ -175,7 +176,8 @@ def _normalize(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> 
 
 
 def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tuple[str, ...]:
-    named = tuple(dict.fromkeys(p.seed_candidate_ids))
+    # In the canonical spelling the database gives ids in (an id in capitals is the same candidate).
+    named = tuple(dict.fromkeys(_canonical_id(s) for s in p.seed_candidate_ids))
     if mode is RunMode.FULL_SEARCH:
         if named:
             check.notes.append("full_search designs its own candidates: seed_candidate_ids are ignored")
@@ -270,6 +272,10 @@ def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: 
                 f"The estimate is ${estimate.usd:.2f}, above ${HIGH_COST_USD:.2f}; set budget_usd to cap it.",
             )
         )
+
+
+def _canonical_id(value: str) -> str:
+    return str(uuid.UUID(value)) if _is_uuid(value) else value
 
 
 def _is_uuid(value: str) -> bool:
