@@ -391,6 +391,27 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
     assert run.usage.usd > 0
 
 
+async def test_a_run_cancelled_while_it_ran_shows_what_it_spent_before_its_account_is_stored(
+    engine: AsyncEngine,
+) -> None:
+    models = FakeModels(crash_at_evaluation=4)
+    harness = Harness.make(engine, models, launch=False)
+    run = await harness.create(harness.spec.project(), num_candidates=2, num_scenarios=3)
+    await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+    with pytest.raises(Crash):  # its executor is gone mid-run, paid calls behind it
+        await RunExecutor(harness.pipeline, await steal(engine, run.id, "p1")).run()
+    try:
+        # Cancelled, and not yet accounted: no executor has run since.
+        await h.cancel_run(c.CancelRun(run.id, "enough"), harness.deps)
+        statistics = await h.run_statistics(run.id, harness.deps.uow, models)
+    finally:
+        await harness.close()
+
+    assert statistics.status is RunStatus.CANCELLED
+    assert statistics.usage == await models.usage(run.id)
+    assert statistics.usage.calls == models.paid_for("", run.id) > 0
+
+
 async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Harness) -> None:
     run = await harness.create(harness.spec.project(), num_candidates=2, num_scenarios=2)
     await h.execute_run(c.ExecuteRun(run.id), harness.deps)

@@ -351,8 +351,10 @@ async def run_statistics(run_id: str, uow: UowFactory, models: Models) -> RunSta
         counts = await unit.repo.counts(run.id)
     done = {(e.candidate_id, e.scenario_id) for e in evaluations if e.status is EvaluationStatus.SUCCEEDED}
     pairs = [(x.id, s.id) for x in candidates for s in scenarios]
-    # A run still going has spent what the agent service recorded so far.
-    usage = await models.usage(run.id) if run.status is RunStatus.RUNNING else run.usage
+    # A run still going has spent what the agent service recorded so far, and so has a run cancelled
+    # while it ran until its executor stores that account (with its summary).
+    unaccounted = run.status is RunStatus.RUNNING or (run.status is RunStatus.CANCELLED and run.summary_pending)
+    usage = await models.usage(run.id) if unaccounted else run.usage
     return RunStatistics(
         run_id=run.id,
         status=run.status,
