@@ -143,6 +143,8 @@ def test_a_forged_sort_key_outside_its_column_is_invalid(cursor: Cursor, key: So
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
 
 
-def test_sort_keys_at_their_columns_bounds_are_valid() -> None:
-    for cursor, key in [(Cursor(str(2**63 - 1), ID), "number"), (Cursor(str(-(2**31)), ID), "position")]:
-        assert page_request(10, next_page_token(cursor, scope="s"), scope="s", key=key).after == cursor
+@pytest.mark.parametrize(
+    ("cursor", "key"), [(Cursor(str(2**63 - 1), ID), "number"), (Cursor(str(-(2**31)), ID), "position")]
+)
+def test_sort_keys_at_their_columns_bounds_are_valid(cursor: Cursor, key: SortKey) -> None:
+    assert page_request(10, next_page_token(cursor, scope="s"), scope="s", key=key).after == cursor
