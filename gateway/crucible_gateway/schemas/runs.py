@@ -269,6 +269,7 @@ class RunRead(BaseModel):
     # The seed's audit columns, beside the trigger object they repeat.
     ui_trigger_id: str
     ui_trigger_source: TriggerSource | None
+    ui_trigger_metadata: dict[str, Any]
     ui_triggered_at: datetime | None
     chat_session_id: str
     recommended_message_id: str
@@ -283,6 +284,9 @@ class RunRead(BaseModel):
     ended_at: datetime | None
     duration_seconds: float
     trace_id: str
+    # Where a run that is not the user's own work came from ("" for one that is).
+    replay_of_run_id: str = Field(description="The run a recorded replay answers its model calls from")
+    snapshot_test_id: str = Field(description="The snapshot suite whose replay this run is")
 
     @classmethod
     def from_proto(cls, r: pb.Run) -> RunRead:
@@ -297,6 +301,7 @@ class RunRead(BaseModel):
             trigger=trigger,
             ui_trigger_id=trigger.id if trigger else "",
             ui_trigger_source=trigger.source if trigger else None,
+            ui_trigger_metadata=trigger.metadata if trigger else {},
             ui_triggered_at=trigger.at if trigger else None,
             chat_session_id=r.chat_session_id,
             recommended_message_id=r.recommended_message_id,
@@ -313,6 +318,8 @@ class RunRead(BaseModel):
             ended_at=to_datetime(r.end_time) if r.HasField("end_time") else None,
             duration_seconds=r.duration_seconds,
             trace_id=r.trace_id,
+            replay_of_run_id=r.replay_of_run_id,
+            snapshot_test_id=r.snapshot_test_id,
         )
 
 

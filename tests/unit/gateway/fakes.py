@@ -42,6 +42,7 @@ SESSION_ID = "1c1e7b9f-9e66-4a9f-8e54-4a5d5c9a3b12"
 SPEC_ID = "2d2f8ca0-af77-4ba0-9f65-5b6e6dab4c23"
 SPRINT_ID = "3e3a9db1-b088-4cb1-a076-6c7f7ebc5d34"
 AGENT_RUN_ID = "4f4bae02-c199-4dc2-b187-7d808fcd6e45"
+REPLAYED_RUN_ID = "5b0e1c39-5a3e-4d0e-9f6e-2d7c3f1a0b42"
 RUN_ID = "5a5cbf13-d2aa-4ed3-8298-8e919ade7f56"
 CANDIDATE_ID = "6b6dc024-e3bb-4fe4-93a9-9fa2abef8067"
 SCENARIO_ID = "7c7ed135-f4cc-4af5-a4ba-a0b3bcf09178"
@@ -380,6 +381,8 @@ def run(status: run_pb.RunStatus.ValueType = run_pb.RUN_STATUS_RUNNING) -> run_p
         start_time=timestamp(UPDATED),
         duration_seconds=61.0,
         trace_id="0af7651916cd43dd8448eb211c80319c",
+        replay_of_run_id=REPLAYED_RUN_ID,
+        snapshot_test_id="suite-1",
     )
 
 

@@ -35,6 +35,7 @@ from tests.unit.gateway.fakes import (
     EVALUATION_ID,
     MESSAGE_ID,
     PROJECT_ID,
+    REPLAYED_RUN_ID,
     RUN_ID,
     SCENARIO_ID,
     SESSION_ID,
@@ -74,6 +75,7 @@ RUN_JSON: dict[str, Any] = {
     "trigger": {"id": TRIGGER_ID, "source": "run_config_panel", "metadata": {"browser": "firefox"}, "at": CREATED_AT},
     "ui_trigger_id": TRIGGER_ID,
     "ui_trigger_source": "run_config_panel",
+    "ui_trigger_metadata": {"browser": "firefox"},
     "ui_triggered_at": CREATED_AT,
     "chat_session_id": SESSION_ID,
     "recommended_message_id": MESSAGE_ID,
@@ -95,6 +97,8 @@ RUN_JSON: dict[str, Any] = {
     "ended_at": None,
     "duration_seconds": 61.0,
     "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    "replay_of_run_id": REPLAYED_RUN_ID,
+    "snapshot_test_id": "suite-1",
 }
 
 
