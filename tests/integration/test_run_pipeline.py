@@ -287,6 +287,8 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     harness = Harness.make(engine, FakeModels(latency=0.01))
     try:
         run = await harness.run(harness.spec.project(), num_candidates=5, num_scenarios=5, budget_usd=0.002)
+        async with harness.deps.uow(read_only=True) as uow:
+            ranking = await uow.repo.ranking(run.id)
     finally:
         await harness.close()
 
@@ -295,6 +297,10 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     assert 0 < run.counts.evaluations < 25
     # Spent what was reserved for the calls let through, within their estimates.
     assert run.usage.usd <= 0.002 * 1.25
+    # What it found is ranked (and summarised), not lost with the stop.
+    assert len(ranking) == 5
+    assert sum(r.evaluations for r in ranking) == run.counts.evaluations
+    assert harness.spec.posted[0].summary["top_candidates"]
 
 
 async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None:
@@ -433,6 +439,7 @@ async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_coun
         async with harness.deps.uow(read_only=True) as uow:
             stored = await uow.repo.evaluations(run.id)
             events = await uow.repo.events(run.id, 0, 10_000)
+            ranking = await uow.repo.ranking(run.id)
     finally:
         await harness.close()
 
@@ -444,6 +451,9 @@ async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_coun
     types = [e.type for e in events]
     after_end = types[types.index(RunEventType.RUN_FAILED) :]
     assert RunEventType.EVALUATION_COMPLETED not in after_end
+    # Ranked before its end, from what it stored.
+    assert RunEventType.RUN_RANKED in types[: types.index(RunEventType.RUN_FAILED)]
+    assert sum(r.evaluations for r in ranking) == run.counts.evaluations
 
 
 async def test_no_answer_from_the_agent_service_fails_no_evaluation_and_pays_for_nothing_twice(

@@ -173,8 +173,10 @@ class RunExecutor:
                     await self._phases(run, run.problem, budget)
             except BudgetExhausted as stop:
                 status, reason = RunStatus.FAILED, f"stopped before crossing the budget: {stop.reason}"
+                await self._rank_what_was_found(run, budget)
             except TimeoutError:
                 status, reason = RunStatus.FAILED, f"stopped at max_runtime_s ({run.parameters.max_runtime_s} s)"
+                await self._rank_what_was_found(run, budget)
             except RunStopped as stop:
                 status, reason = RunStatus.FAILED, str(stop)
             except LeaseLost:
@@ -185,6 +187,17 @@ class RunExecutor:
                 logger.exception("run %s failed unexpectedly", run.id)
                 status, reason = RunStatus.FAILED, f"internal error: {type(exc).__name__}"
             return await self._finish(run, status, reason)
+
+    async def _rank_what_was_found(self, run: Run, budget: Budget) -> None:
+        """A run stopped by one of its limits keeps what it found: the I-ranker ranks the evaluations
+        it stored (a candidate evaluated in too few scenarios is UNDER_TEST), with no model call."""
+        assert run.problem is not None
+        if RunPhase.RANK not in run.phases or RunPhase.RANK in run.phases_done:
+            return
+        async with self._deps.uow(read_only=True) as uow:
+            counts = await uow.repo.counts(run.id)
+        if counts.evaluations:
+            await self._phase(RunPhase.RANK, self._rank, run, run.problem, budget)
 
     def _remaining(self, run: Run) -> float | None:
         if run.parameters.max_runtime_s is None or run.started_at is None:
