@@ -87,7 +87,7 @@ async def create_run(body: RunCreate, clients: Clients) -> RunRead:
             parameters=body.parameters.to_proto(),
             chat_session_id=body.chat_session_id,
             recommended_message_id=body.recommended_message_id,
-            ui_trigger_id=body.ui_trigger_id,
+            ui_trigger_id=body.ui_trigger_id or "",
             ui_trigger_source=TRIGGER_SOURCE.number(body.ui_trigger_source)
             if body.ui_trigger_source
             else pb.TRIGGER_SOURCE_UNSPECIFIED,

@@ -119,8 +119,8 @@ class RunPreflightBody(Body):
 class RunCreate(RunPreflightBody):
     project_id: Id
     # Optional here on purpose: the run service alone owns the rule that a run needs an explicit
-    # trigger, and its refusal (TRIGGER_REQUIRED) is the one every client sees.
-    ui_trigger_id: str = Field(
+    # trigger, and its refusal (TRIGGER_REQUIRED) is the one every client sees, for a null id too.
+    ui_trigger_id: str | None = Field(
         default="", max_length=200, description="Required by the service: the explicit action's id"
     )
     ui_trigger_source: TriggerSource | None = Field(default=None, description="Default: api_client")

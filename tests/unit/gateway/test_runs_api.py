@@ -405,12 +405,15 @@ async def test_create_forwards_the_trigger_and_the_recommendation(fakes: Fakes, 
     )
 
 
+@pytest.mark.parametrize(
+    "trigger", [{}, {"ui_trigger_id": None}, {"ui_trigger_id": ""}], ids=["absent", "null", "empty"]
+)
 async def test_a_create_without_a_trigger_reaches_the_service_which_refuses_it(
-    fakes: Fakes, http: httpx.AsyncClient
+    fakes: Fakes, http: httpx.AsyncClient, trigger: dict[str, Any]
 ) -> None:
     fakes.runs.fail("CreateRun", rpc_error(trigger_required(), DOMAIN))
 
-    response = await http.post("/api/runs", json={"project_id": PROJECT_ID, "mode": "full_search"})
+    response = await http.post("/api/runs", json={"project_id": PROJECT_ID, "mode": "full_search", **trigger})
 
     body = assert_problem(response, 400, "TRIGGER_REQUIRED")
     assert body["field_violations"] == [{"field": "ui_trigger_id", "description": "required"}]
