@@ -54,7 +54,7 @@ class Stub:
             raise self.error
         return self.answer
 
-    Complete = CreateSnapshot = _respond
+    Complete = CreateSnapshot = GetUsage = GetModelPrices = _respond
 
 
 def models(stub: Stub) -> AgentModels:
@@ -116,6 +116,24 @@ async def test_no_answer_from_the_agent_service_is_not_a_failed_call(code: grpc.
 
     with pytest.raises(ModelsUnavailable, match=f"the agent service did not answer the evaluation call \\({code.name}"):
         await models(stub).complete(CALL)
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])
+async def test_no_answer_for_usage_or_prices_is_the_agent_service_unavailable(code: grpc.StatusCode) -> None:
+    # Asked at a run's start and end: a run goes on from what it stored once the service is back.
+    stub = Stub(error=grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "no answer"))
+
+    with pytest.raises(ModelsUnavailable, match="the usage of run r"):
+        await models(stub).usage("r")
+    with pytest.raises(ModelsUnavailable, match="its model prices"):
+        await models(stub).prices([("openai", "gpt-4o-mini")])
+
+
+async def test_a_refusal_of_usage_stays_an_error_of_its_own() -> None:
+    refused = grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
+
+    with pytest.raises(grpc.aio.AioRpcError):
+        await models(Stub(error=refused)).usage("r")
 
 
 async def test_a_provider_away_is_still_the_calls_failure() -> None:

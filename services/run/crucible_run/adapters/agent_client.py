@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -96,18 +97,20 @@ class AgentModels(Models):
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
         request = pb.GetModelPricesRequest(models=[pb.ModelRef(provider=p, model_name=m) for p, m in models])
-        response = await patiently(
-            lambda: self._stub.GetModelPrices(request, timeout=10), wait_seconds=self._wait, what="model prices"
-        )
+        async with _answered("its model prices"):
+            response = await patiently(
+                lambda: self._stub.GetModelPrices(request, timeout=10), wait_seconds=self._wait, what="model prices"
+            )
         return [
             ModelPrice(p.input_usd_per_mtok, p.output_usd_per_mtok) if p.priced else UNPRICED for p in response.prices
         ]
 
     async def usage(self, run_id: str) -> LlmUsage:
         request = pb.GetUsageRequest(filter=pb.Correlation(run_id=run_id))
-        response = await patiently(
-            lambda: self._stub.GetUsage(request, timeout=10), wait_seconds=self._wait, what=f"usage of run {run_id}"
-        )
+        async with _answered(f"the usage of run {run_id}"):
+            response = await patiently(
+                lambda: self._stub.GetUsage(request, timeout=10), wait_seconds=self._wait, what=f"usage of run {run_id}"
+            )
         total = response.total
         return LlmUsage(
             input_tokens=total.input_tokens,
@@ -117,6 +120,22 @@ class AgentModels(Models):
             unpriced_calls=total.unpriced_calls,
             failed_calls=total.failed_calls,
         )
+
+
+@contextlib.asynccontextmanager
+async def _answered(what: str) -> AsyncIterator[None]:
+    """No answer from the agent service (away past the wait, or past the deadline) is
+    ``ModelsUnavailable``, as for a model call: the run goes on from what it stored once the
+    service is back, rather than ending FAILED on an error it does not know."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            details = details_of(exc)
+            raise ModelsUnavailable(
+                f"the agent service did not answer for {what} ({details.code.name}: {details.message})"
+            ) from exc
+        raise
 
 
 def _spent(metadata: Mapping[str, str]) -> tuple[int, float]:
