@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crucible_agent.adapters.providers.base import LlmProvider, sdk
+from crucible_agent.adapters.providers.base import RETRIED_4XX, LlmProvider, sdk
 from crucible_agent.domain.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -49,6 +49,9 @@ class AnthropicProvider(LlmProvider):
             response = await self._client.post("/v1/messages", body=body, cast_to=object)
         except sdk("anthropic").APIError as exc:
             raise _translate(exc) from exc
+        except ValueError as exc:
+            # A 200 whose body is not JSON: the SDK parses it outside its own errors.
+            raise ProviderUnavailable(self.name, f"the response was not valid JSON ({exc})") from exc
         return _response(response, request, answer_tool)
 
     async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
@@ -116,6 +119,14 @@ def _body(request: LlmRequest) -> tuple[dict[str, Any], str | None]:
 
 
 def _response(response: object, request: LlmRequest, answer_tool: str | None) -> ProviderResponse:
+    try:
+        return _read(response, request, answer_tool)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # Answered 200, but not with a message's shape: a broken answer, retried as one.
+        raise ProviderUnavailable(AnthropicProvider.name, f"the response was not a message ({exc!r})") from exc
+
+
+def _read(response: object, request: LlmRequest, answer_tool: str | None) -> ProviderResponse:
     if not isinstance(response, dict):
         raise ProviderUnavailable(AnthropicProvider.name, "the response was not a JSON object")
     texts: list[str] = []
@@ -258,7 +269,7 @@ def _translate(exc: anthropic.APIError) -> ProviderError:
         return ProviderRateLimited(name, exc.message, retry_after=_retry_after(exc))
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         return ProviderAuthFailed(name, exc.message)
-    if isinstance(exc, anthropic.APIStatusError) and exc.status_code >= 500:
+    if isinstance(exc, anthropic.APIStatusError) and (exc.status_code >= 500 or exc.status_code in RETRIED_4XX):
         # Includes 529 "overloaded".
         return ProviderUnavailable(name, f"HTTP {exc.status_code}: {exc.message}", retry_after=_retry_after(exc))
     if isinstance(exc, anthropic.APIStatusError):

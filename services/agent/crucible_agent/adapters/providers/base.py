@@ -9,6 +9,10 @@ from types import ModuleType
 
 from crucible_agent.domain.model import LlmRequest, ProviderResponse, TextSink
 
+# Client errors that say "try again", which both SDKs retry too: a request timeout (408) and a
+# conflict such as a lock that timed out (409). Every other 4xx is the request's own fault.
+RETRIED_4XX = frozenset({408, 409})
+
 
 class LlmProvider(abc.ABC):
     """One provider's SDK behind a normalised request/response; raises ``ProviderError``s."""

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crucible_agent.adapters.providers.base import LlmProvider, sdk
+from crucible_agent.adapters.providers.base import RETRIED_4XX, LlmProvider, sdk
 from crucible_agent.domain.errors import (
     ProviderAuthFailed,
     ProviderError,
@@ -48,6 +48,9 @@ class OpenAIProvider(LlmProvider):
             response = await self._client.post("/chat/completions", body=_body(request), cast_to=object)
         except sdk("openai").APIError as exc:
             raise _translate(exc) from exc
+        except ValueError as exc:
+            # A 200 whose body is not JSON: the SDK parses it outside its own errors.
+            raise ProviderUnavailable(self.name, f"the response was not valid JSON ({exc})") from exc
         return _response(response, request)
 
     async def stream(self, request: LlmRequest, on_text: TextSink) -> ProviderResponse:
@@ -102,6 +105,14 @@ def _body(request: LlmRequest) -> dict[str, Any]:
 
 
 def _response(response: object, request: LlmRequest) -> ProviderResponse:
+    try:
+        return _read(response, request)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # Answered 200, but not with a chat completion's shape: a broken answer, retried as one.
+        raise ProviderUnavailable(OpenAIProvider.name, f"the response was not a chat completion ({exc!r})") from exc
+
+
+def _read(response: object, request: LlmRequest) -> ProviderResponse:
     if not isinstance(response, dict):
         raise ProviderUnavailable(OpenAIProvider.name, "the response was not a JSON object")
     choices = response.get("choices")
@@ -214,7 +225,7 @@ def _translate(exc: openai.APIError) -> ProviderError:
         return ProviderRateLimited(name, _detail(exc), retry_after=_retry_after(exc))
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ProviderAuthFailed(name, _detail(exc))
-    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code >= 500 or exc.status_code in RETRIED_4XX):
         return ProviderUnavailable(name, f"HTTP {exc.status_code}: {_detail(exc)}", retry_after=_retry_after(exc))
     if isinstance(exc, openai.APIStatusError):
         return ProviderRejected(name, f"HTTP {exc.status_code}: {_detail(exc)}")
