@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from crucible_agent.adapters.providers import pool as pool_module
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import (
@@ -140,3 +141,30 @@ def test_unknown_and_unconfigured_providers_are_clear_errors() -> None:
         p.check("mistral")
     with pytest.raises(ProviderNotConfigured):
         p.check("anthropic")
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [(0.0, "backoff"), (None, "backoff"), (0.3, 0.3), (30.0, 30.0), (600.0, "backoff")],
+)
+async def test_a_retry_waits_what_the_provider_asked_within_a_minute_else_backs_off(
+    monkeypatch: pytest.MonkeyPatch, retry_after: float | None, waited: float | str
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if seconds:  # the fake provider's own sleep(0) is not a wait
+            slept.append(seconds)
+
+    monkeypatch.setattr(pool_module.asyncio, "sleep", sleep)
+    provider = FakeProvider([ProviderRateLimited("openai", "slow down", retry_after=retry_after)])
+    paced = ProviderPool({"openai": provider}, concurrency=4, max_retries=3, retry_base_seconds=1.0)
+
+    await paced.call(REQUEST)
+
+    if waited == "backoff":
+        # The first retry's exponential backoff: the base, with jitter down to half of it.
+        assert len(slept) == 1
+        assert 0.5 <= slept[0] <= 1.0
+    else:
+        assert slept == [waited]

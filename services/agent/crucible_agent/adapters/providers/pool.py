@@ -15,6 +15,7 @@ from crucible_agent.domain.model import PROVIDERS, Delta, DeltaSink, Fence, LlmR
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 60.0
 
 
 class ProviderPool:
@@ -88,8 +89,11 @@ class ProviderPool:
         return attempts
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, MAX_BACKOFF_SECONDS)
+        # As both SDKs do: a provider's Retry-After within a minute is waited out as asked; none, 0
+        # or longer, the exponential backoff (a "0" does not send every retry at once, and a retry
+        # sooner than asked would only meet the limit again).
+        if retry_after is not None and 0 < retry_after <= MAX_RETRY_AFTER_SECONDS:
+            return retry_after
         base = min(self._retry_base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
         return float(base * (0.5 + self._random.random() / 2))
 
