@@ -14,7 +14,7 @@ from crucible_agent.adapters.providers.anthropic_provider import AnthropicProvid
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.adapters.providers.openai_provider import OpenAIProvider
 from crucible_agent.domain.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from crucible_agent.domain.model import ChatMessage, LlmRequest, Role
+from crucible_agent.domain.model import ChatMessage, LlmRequest, ProviderResponse, Role
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ async def answering(status: int, body: bytes) -> AsyncIterator[str]:
         await server.wait_closed()
 
 
-async def complete(name: str, status: int, body: bytes) -> None:
+async def complete(name: str, status: int, body: bytes) -> ProviderResponse:
     async with answering(status, body) as url:
         adapter: LlmProvider = (
             OpenAIProvider(api_key="k", base_url=f"{url}/openai/v1", timeout=10)
@@ -52,7 +52,7 @@ async def complete(name: str, status: int, body: bytes) -> None:
             else AnthropicProvider(api_key="k", base_url=f"{url}/anthropic", timeout=10)
         )
         try:
-            await adapter.complete(LlmRequest(name, "some-model", (ChatMessage(Role.USER, "hi"),)))
+            return await adapter.complete(LlmRequest(name, "some-model", (ChatMessage(Role.USER, "hi"),)))
         finally:
             await adapter.close()
 
@@ -81,3 +81,27 @@ async def test_a_client_error_is_retried_only_when_it_says_try_again(name: str, 
         await complete(name, status, json.dumps(error).encode())
     assert info.value.retryable is retryable
     assert isinstance(info.value, ProviderUnavailable if retryable else ProviderRejected)
+
+
+ANSWERS = {
+    "openai": {"model": "m", "choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]},
+    "anthropic": {"model": "m", "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"},
+}
+USAGE = {
+    "openai": {"prompt_tokens": 12, "completion_tokens": 3},
+    "anthropic": {"input_tokens": 12, "output_tokens": 3},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_an_answer_says_whether_it_reported_its_usage(name: str) -> None:
+    reported = await complete(name, 200, json.dumps({**ANSWERS[name], "usage": USAGE[name]}).encode())
+    silent = await complete(name, 200, json.dumps(ANSWERS[name]).encode())
+
+    assert (reported.text, reported.input_tokens, reported.output_tokens, reported.usage_reported) == (
+        "hi",
+        12,
+        3,
+        True,
+    )
+    assert (silent.text, silent.input_tokens, silent.usage_reported) == ("hi", 0, False)

@@ -92,6 +92,15 @@ async def test_an_unpriced_model_costs_none_not_zero() -> None:
     assert outcome.unwrap().usd is None
 
 
+async def test_an_answer_that_does_not_report_its_usage_costs_none_not_zero() -> None:
+    llm, _, _ = service([replace(answer("hi"), input_tokens=0, output_tokens=0, usage_reported=False)])
+
+    outcome = await llm.complete(request(), CORRELATION)
+
+    assert [c.usd for c in outcome.calls] == [None]
+    assert outcome.unwrap().usd is None
+
+
 async def test_an_invalid_structured_answer_is_retried_with_the_problem_in_view() -> None:
     llm, provider, _ = service([answer("not json at all"), answer('{"answer": 4}')])
 

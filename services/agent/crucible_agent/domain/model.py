@@ -124,6 +124,8 @@ class ProviderResponse:
     response_model: str
     input_tokens: int
     output_tokens: int
+    # False when the answer said nothing of its usage: its cost is unknown, not $0.
+    usage_reported: bool = True
 
 
 # Where a provider streams an answer's text, piece by piece, as the model writes it.

@@ -467,7 +467,8 @@ class LlmService:
         usd: float | None = None,
         error: str = "",
     ) -> LlmCall:
-        if usd is None and status is not LlmCallStatus.REPLAYED:
+        if usd is None and status is not LlmCallStatus.REPLAYED and response.usage_reported:
+            # An answer without its usage stays at None: unknown, counted with the unpriced calls.
             usd = self._prices.cost(request.model, response.input_tokens, response.output_tokens)
         return LlmCall(
             id=str(uuid.uuid4()),
