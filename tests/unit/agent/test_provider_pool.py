@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from crucible_agent.adapters.providers import pool as pool_module
 from crucible_agent.adapters.providers.base import LlmProvider
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import (
@@ -156,7 +155,7 @@ async def test_a_retry_waits_what_the_provider_asked_within_a_minute_else_backs_
         if seconds:  # the fake provider's own sleep(0) is not a wait
             slept.append(seconds)
 
-    monkeypatch.setattr(pool_module.asyncio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
     provider = FakeProvider([ProviderRateLimited("openai", "slow down", retry_after=retry_after)])
     paced = ProviderPool({"openai": provider}, concurrency=4, max_retries=3, retry_base_seconds=1.0)
 
