@@ -20,9 +20,14 @@ class ApiError(Exception):
 
 
 def problem_text(problem: dict[str, Any]) -> str:
-    """A problem body as a person reads it: ``404 RUN_NOT_FOUND: …``, then its field violations."""
-    violations = "".join(f"\n  {v.get('field')}: {v.get('description')}" for v in problem.get("field_violations", []))
-    return f"{problem.get('status', '')} {problem.get('reason', '')}: {problem.get('detail', '')}{violations}"
+    """A problem body as a person reads it: ``404 RUN_NOT_FOUND: …``, then each field violation and
+    each failed precondition (a blocked run's: what blocks it, and where)."""
+    lines = [f"\n  {v.get('field')}: {v.get('description')}" for v in problem.get("field_violations", [])]
+    lines += [
+        f"\n  {v.get('type')} ({v.get('subject')}): {v.get('description')}"
+        for v in problem.get("precondition_violations", [])
+    ]
+    return f"{problem.get('status', '')} {problem.get('reason', '')}: {problem.get('detail', '')}{''.join(lines)}"
 
 
 class ApiClient:

@@ -18,7 +18,7 @@ from websockets.frames import Close
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible_cli import output, runs
 from crucible_cli.main import app
-from crucible_common.errors import NotFound
+from crucible_common.errors import FailedPrecondition, NotFound, PreconditionViolation
 from crucible_common.protobuf import struct
 from tests.unit.gateway.fakes import (
     AGENT_RUN_ID,
@@ -202,6 +202,26 @@ def test_a_problem_answer_is_printed_and_exits_1(fakes: Fakes, gateway: TestClie
 
     assert result.exit_code == 1
     assert "404 RUN_NOT_FOUND" in result.stderr
+
+
+def test_a_blocked_run_says_what_blocks_it_and_where(fakes: Fakes, gateway: TestClient) -> None:
+    blocked = FailedPrecondition(
+        "the run cannot start: validation_error",
+        violations=[
+            PreconditionViolation(
+                "validation_error", "parameters.seed_candidate_ids", "not candidates of this project's runs: x"
+            )
+        ],
+        reason="RUN_BLOCKED",
+    )
+    fakes.runs.fail("CreateRun", rpc_error(blocked, "run.crucible"))
+
+    result = crucible("create", PROJECT_ID, "--mode", "eval_only")
+
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())  # as wrapped to the terminal's width
+    assert "412 RUN_BLOCKED" in said
+    assert "validation_error (parameters.seed_candidate_ids): not candidates of this project's runs: x" in said
 
 
 def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestClient) -> None:
