@@ -4,6 +4,7 @@ WebSocket), and how money, scores and run parameters read."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -28,8 +29,11 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-# A dropped WebSocket is reopened this many times at most.
+# A dropped WebSocket is reopened this many times in a row at most (with nothing received between).
 RECONNECTS = 3
+# The pause before reopening a dropped stream, doubled for each drop in a row (a service restarting).
+RECONNECT_PAUSE_SECONDS = 0.5
+MAX_RECONNECT_PAUSE_SECONDS = 4.0
 
 
 def call(method: str, path: str, *, exit_code: int = 1, **kwargs: Any) -> Any:
@@ -84,16 +88,22 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
     """The JSON messages of one of the gateway's WebSockets until it closes.
 
     A dropped connection is reopened at ``path()`` (asked anew, so it can say where to resume),
-    ``RECONNECTS`` times at most; one that cannot be opened, or keeps dropping, ends the command.
+    after a pause that grows while the drops come one after the other; ``RECONNECTS`` drops in a
+    row with nothing received between them end the command, as does a first connection that
+    cannot be opened (the gateway is not there) or a refusal (an unknown id, no token).
     """
-    for attempt in range(RECONNECTS + 1):
+    failures = 0
+    connected = False
+    while True:
         url, headers = websocket_address(path())
         told = False
         try:
             with connect(url, additional_headers=headers) as ws:
+                connected = True
                 for raw in ws:
                     event: dict[str, Any] = json.loads(raw)
                     told = told or event.get("type") == "error"
+                    failures = 0  # it was moving: a later drop starts the count again
                     yield event
             return
         except ConnectionClosedError as exc:
@@ -105,12 +115,17 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
                     reason = exc.rcvd.reason if exc.rcvd is not None else ""
                     errors.print(Text(f"error: {reason or f'the gateway closed {what} ({code})'}", "red"))
                 raise typer.Exit(exit_code) from exc
-            if attempt == RECONNECTS:
-                errors.print(Text(f"error: lost {what} {RECONNECTS + 1} times: {exc}", "red"))
-                raise typer.Exit(exit_code) from exc
+            lost: Exception = exc
         except (OSError, InvalidHandshake) as exc:
-            errors.print(Text(f"error: cannot follow {what} at {url}: {exc}", "red"))
-            raise typer.Exit(exit_code) from exc
+            if not connected:
+                errors.print(Text(f"error: cannot follow {what} at {url}: {exc}", "red"))
+                raise typer.Exit(exit_code) from exc
+            lost = exc  # the gateway restarting: it is tried again, as a drop is
+        failures += 1
+        if failures > RECONNECTS:
+            errors.print(Text(f"error: lost {what} {failures} times in a row: {lost}", "red"))
+            raise typer.Exit(exit_code) from lost
+        time.sleep(min(RECONNECT_PAUSE_SECONDS * 2 ** (failures - 1), MAX_RECONNECT_PAUSE_SECONDS))
 
 
 def usd(value: float | None) -> str:

@@ -36,6 +36,12 @@ class GatewayClient(ApiClient):
         self._http = httpx.Client(base_url=BASE_URL, transport=Gateway(gateway))
 
 
+@pytest.fixture(autouse=True)
+def no_reconnect_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped stream is reopened at once: the pause is for a service restarting, not for tests."""
+    monkeypatch.setattr(output, "RECONNECT_PAUSE_SECONDS", 0.0)
+
+
 @pytest.fixture
 def fakes() -> Fakes:
     return Fakes()

@@ -288,6 +288,26 @@ def test_a_stream_that_keeps_dropping_ends_the_command(monkeypatch: pytest.Monke
     assert ended.value.exit_code == 1
 
 
+def test_drops_apart_from_each_other_never_end_a_stream_that_moves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More drops than RECONNECTS in all, each after new events: the run is fine, the command goes on.
+    drops = output.RECONNECTS + 2
+    sockets: list[DroppingSocket | OSError] = [
+        DroppingSocket([{"sequence": n, "type": "evaluation.completed"}], drop=True) for n in range(1, drops + 1)
+    ]
+    sockets.insert(2, OSError("connection refused"))  # the gateway restarting between two drops
+    sockets.append(DroppingSocket([{"sequence": drops + 1, "type": "run.completed"}], drop=False))
+
+    def connect(url: str, additional_headers: dict[str, str]) -> DroppingSocket:
+        opened = sockets.pop(0)
+        if isinstance(opened, OSError):
+            raise opened
+        return opened
+
+    monkeypatch.setattr(output, "connect", connect)
+
+    assert [e["sequence"] for e in runs._events(RUN_ID, 0)] == list(range(1, drops + 2))
+
+
 def test_a_stream_the_gateway_refuses_ends_at_once_and_one_away_for_a_moment_is_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
