@@ -34,13 +34,30 @@ RECONNECTS = 3
 # The pause before reopening a dropped stream, doubled for each drop in a row (a service restarting).
 RECONNECT_PAUSE_SECONDS = 0.5
 MAX_RECONNECT_PAUSE_SECONDS = 4.0
+# An idempotent request left unanswered (no status: the gateway unreachable; or a service away, or
+# too slow, behind it) is sent again this many times.
+UNANSWERED: frozenset[int | None] = frozenset({None, 502, 503, 504})
+UNANSWERED_RETRIES = 2
 
 
-def call(method: str, path: str, *, exit_code: int = 1, **kwargs: Any) -> Any:
-    """One request to the gateway; a problem answer is printed and ends the command with ``exit_code``."""
+def call(method: str, path: str, *, exit_code: int = 1, idempotent: bool = False, **kwargs: Any) -> Any:
+    """One request to the gateway; a problem answer is printed and ends the command with ``exit_code``.
+
+    ``idempotent``: the request means the same however often it is sent (a create under its own
+    trigger id), so one left unanswered (the gateway unreachable, a service away or too slow) is
+    sent again, ``UNANSWERED_RETRIES`` times, rather than leaving its outcome unknown.
+    """
     client = ApiClient()
     try:
-        return client.request(method, path, **kwargs)
+        for attempt in range(UNANSWERED_RETRIES + 1):
+            try:
+                return client.request(method, path, **kwargs)
+            except ApiError as exc:
+                if not idempotent or exc.status not in UNANSWERED or attempt == UNANSWERED_RETRIES:
+                    raise
+                errors.print(Text(f"{exc}; trying again", "yellow"))
+                time.sleep(RECONNECT_PAUSE_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
     except ApiError as exc:
         errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(exit_code) from exc

@@ -175,7 +175,8 @@ def _run_body(project_id: str, config: dict[str, Any], command: str) -> dict[str
     return {
         "project_id": project_id,
         **config,
-        # This invocation is the explicit action: one id per command, so a retry creates no second run.
+        # This invocation is the explicit action: one id per command, so the command's own retry of
+        # an unanswered create (``call(idempotent=True)``) creates no second run.
         "ui_trigger_id": str(uuid.uuid4()),
         "ui_trigger_source": TRIGGER_SOURCE,
         "ui_trigger_metadata": {"command": command},
@@ -242,7 +243,7 @@ def create(
         chat_session_id=chat_session_id,
         recommended_message_id=recommended_message_id,
     )
-    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run create"))
+    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run create"), idempotent=True)
     if fmt is Format.json:
         print_json(run)
     else:
@@ -296,9 +297,14 @@ def start(
         else:
             _show_preflight(check, console)
         raise typer.Exit(1)
-    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run start"))
+    # Sent again under the same trigger id if unanswered: the run service answers with the same run.
+    run = call("POST", "/api/runs", json=_run_body(project_id, config, "run start"), idempotent=True)
     out.print(Text(f"run {run['id']} created; estimated cost {usd(check['estimated_cost']['usd'])}"))
-    call("POST", f"/api/runs/{run['id']}/execute", json={"phases": "all"})
+    try:
+        call("POST", f"/api/runs/{run['id']}/execute", json={"phases": "all"})
+    except typer.Exit:
+        errors.print(Text(f"run {run['id']} was created but not started: `crucible run execute {run['id']}`"))
+        raise
     _follow(run["id"], 0, fmt)
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import typer
 from starlette.testclient import TestClient
@@ -20,6 +21,7 @@ from crucible_cli import output, runs
 from crucible_cli.main import app
 from crucible_common.errors import FailedPrecondition, NotFound, PreconditionViolation
 from crucible_common.protobuf import struct
+from tests.unit.cli.conftest import Gateway
 from tests.unit.gateway.fakes import (
     AGENT_RUN_ID,
     CANDIDATE_ID,
@@ -222,6 +224,32 @@ def test_a_blocked_run_says_what_blocks_it_and_where(fakes: Fakes, gateway: Test
     said = " ".join(result.stderr.split())  # as wrapped to the terminal's width
     assert "412 RUN_BLOCKED" in said
     assert "validation_error (parameters.seed_candidate_ids): not candidates of this project's runs: x" in said
+
+
+def test_a_create_whose_answer_is_lost_is_sent_again_under_its_one_trigger(
+    fakes: Fakes, gateway: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway made the run, then the connection dropped before its answer: sent again with the
+    # same trigger id, the run service answers with that run, never a second one.
+    answer = Gateway.handle_request
+    dropped: list[str] = []
+
+    def dropping(self: Gateway, request: httpx.Request) -> httpx.Response:
+        response = answer(self, request)
+        if (request.method, request.url.path) == ("POST", "/api/runs") and not dropped:
+            dropped.append(request.url.path)
+            raise httpx.ReadError("connection reset by peer", request=request)
+        return response
+
+    monkeypatch.setattr(Gateway, "handle_request", dropping)
+
+    result = crucible("create", PROJECT_ID, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["id"] == RUN_ID
+    first, again = requests_of(fakes, "CreateRun")
+    assert first.ui_trigger_id == again.ui_trigger_id
+    assert "trying again" in result.stderr
 
 
 def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestClient) -> None:
