@@ -302,8 +302,8 @@ def start(
     out.print(Text(f"run {run['id']} created; estimated cost {usd(check['estimated_cost']['usd'])}"))
     try:
         call("POST", f"/api/runs/{run['id']}/execute", json={"phases": "all"})
-    except typer.Exit:
-        errors.print(Text(f"run {run['id']} was created but not started: `crucible run execute {run['id']}`"))
+    except (typer.Exit, KeyboardInterrupt):
+        errors.print(Text(f"run {run['id']} was created but maybe not started: `crucible run execute {run['id']}`"))
         raise
     _follow(run["id"], 0, fmt)
 
@@ -328,8 +328,18 @@ def _follow(run_id: str, after: int, fmt: Format) -> None:
         console=out,
     ) as progress:
         task = progress.add_task("evaluations", total=None)
-        for event in _events(run_id, after):
-            _render(event, progress, task)
+        last = after
+        try:
+            for event in _events(run_id, after):
+                _render(event, progress, task)
+                last = event.get("sequence", last)
+        except KeyboardInterrupt:
+            # Only the following stops: the run is the service's, and goes on.
+            progress.stop()
+            errors.print(
+                Text(f"stopped following run {run_id}, which goes on: `crucible run watch {run_id} --after {last}`")
+            )
+            raise typer.Exit(130) from None
     run = call("GET", f"/api/runs/{run_id}")
     if fmt is Format.json:
         print_json(run)

@@ -252,6 +252,23 @@ def test_a_create_whose_answer_is_lost_is_sent_again_under_its_one_trigger(
     assert "trying again" in result.stderr
 
 
+def test_ctrl_c_stops_following_and_says_the_run_goes_on_and_how_to_follow_it_again(
+    fakes: Fakes, gateway: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(run_id: str, after: int) -> Iterator[dict[str, Any]]:
+        yield {"sequence": 7, "type": "evaluation.completed", "data": {"done": 1, "total": 4}}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "_events", interrupted)
+
+    result = crucible("watch", RUN_ID)
+
+    assert result.exit_code == 130
+    said = " ".join(result.stderr.split())
+    assert f"stopped following run {RUN_ID}, which goes on: `crucible run watch {RUN_ID} --after 7`" in said
+    assert "CancelRun" not in [c.method for c in fakes.runs.calls]
+
+
 def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestClient) -> None:
     result = crucible("list", PROJECT_ID, "--status", "COMPLETED", "--page-size", "5")
 
