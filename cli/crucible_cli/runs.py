@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import typer
@@ -250,10 +251,26 @@ def create(
         _show_run(run)
 
 
+class Phase(StrEnum):
+    design = "design"
+    scenarios = "scenarios"
+    evaluate = "evaluate"
+    rank = "rank"
+
+
+PhaseOption = Annotated[
+    list[Phase] | None,
+    typer.Option(
+        "--phase",
+        help="A phase to run (repeat for several; the ones it needs are added); default: all of them.",
+    ),
+]
+
+
 @run_app.command("execute")
-def execute(run_id: str, fmt: FormatOption = Format.table) -> None:
-    """Start every phase of a CREATED run in the background; `crucible run watch` follows it."""
-    run = call("POST", f"/api/runs/{run_id}/execute", json={"phases": "all"})
+def execute(run_id: str, phase: PhaseOption = None, fmt: FormatOption = Format.table) -> None:
+    """Start a CREATED run's phases in the background; `crucible run watch` follows it."""
+    run = call("POST", f"/api/runs/{run_id}/execute", json={"phases": [p.value for p in phase] if phase else "all"})
     if fmt is Format.json:
         print_json(run)
     else:

@@ -269,6 +269,18 @@ def test_ctrl_c_stops_following_and_says_the_run_goes_on_and_how_to_follow_it_ag
     assert "CancelRun" not in [c.method for c in fakes.runs.calls]
 
 
+def test_execute_runs_the_phases_named_or_all_of_them(fakes: Fakes, gateway: TestClient) -> None:
+    some = crucible("execute", RUN_ID, "--phase", "design", "--phase", "scenarios", "--format", "json")
+    every = crucible("execute", RUN_ID, "--format", "json")
+    wrong = crucible("execute", RUN_ID, "--phase", "deploy")
+
+    assert (some.exit_code, every.exit_code, wrong.exit_code) == (0, 0, 2)
+    assert [r.phases for r in requests_of(fakes, "ExecuteRun")] == [
+        [run_pb.RUN_PHASE_DESIGN, run_pb.RUN_PHASE_SCENARIOS],
+        [],
+    ]
+
+
 def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestClient) -> None:
     result = crucible("list", PROJECT_ID, "--status", "COMPLETED", "--page-size", "5")
 
