@@ -38,6 +38,8 @@ MAX_RECONNECT_PAUSE_SECONDS = 4.0
 # too slow, behind it) is sent again this many times.
 UNANSWERED: frozenset[int | None] = frozenset({None, 502, 503, 504})
 UNANSWERED_RETRIES = 2
+# The close code of a server (or proxy) that is going away: the stream did not end, its server did.
+GOING_AWAY = 1001
 
 
 def call(method: str, path: str, *, exit_code: int = 1, idempotent: bool = False, **kwargs: Any) -> Any:
@@ -122,7 +124,11 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
                     told = told or event.get("type") == "error"
                     failures = 0  # it was moving: a later drop starts the count again
                     yield event
-            return
+                # Closed cleanly: the end of the stream (1000), unless the gateway is going away
+                # (1001: stopping, or a proxy in front of it), which is a drop like any other.
+                if getattr(ws, "close_code", None) != GOING_AWAY:
+                    return
+                raise ConnectionClosedError(None, None)
         except ConnectionClosedError as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             # 4000 + an HTTP status: the gateway refused (an unknown id, a bad one, no token), and

@@ -293,12 +293,15 @@ def test_list_shows_whole_ids_and_filters_by_status(fakes: Fakes, gateway: TestC
 
 
 class DroppingSocket:
-    """A WebSocket connection that yields its frames, then drops (or closes cleanly)."""
+    """A WebSocket connection that yields its frames, then drops (or closes cleanly, with ``close_code``)."""
 
-    def __init__(self, frames: list[dict[str, Any]], drop: bool, close: Close | None = None) -> None:
+    def __init__(
+        self, frames: list[dict[str, Any]], drop: bool, close: Close | None = None, close_code: int = 1000
+    ) -> None:
         self.frames = frames
         self.drop = drop
         self.close = close
+        self.close_code = close_code
 
     def __enter__(self) -> DroppingSocket:
         return self
@@ -363,6 +366,16 @@ def test_drops_apart_from_each_other_never_end_a_stream_that_moves(monkeypatch: 
     monkeypatch.setattr(output, "connect", connect)
 
     assert [e["sequence"] for e in runs._events(RUN_ID, 0)] == list(range(1, drops + 2))
+
+
+def test_a_stream_closed_by_a_gateway_going_away_is_reopened(monkeypatch: pytest.MonkeyPatch) -> None:
+    sockets = [
+        DroppingSocket([{"sequence": 1, "type": "run.started"}], drop=False, close_code=1001),
+        DroppingSocket([{"sequence": 2, "type": "run.completed"}], drop=False),
+    ]
+    monkeypatch.setattr(output, "connect", lambda url, additional_headers: sockets.pop(0))
+
+    assert [e["sequence"] for e in runs._events(RUN_ID, 0)] == [1, 2]
 
 
 def test_a_stream_the_gateway_refuses_ends_at_once_and_one_away_for_a_moment_is_retried(
