@@ -19,7 +19,10 @@ class RunSettings(Settings):
     run_designer_model: str = "gpt-4o-mini"
     run_evaluator_provider: Provider = "openai"
     run_evaluator_model: str = "gpt-4o-mini"
-    # How long one model call may take through the agent service, its retries included.
-    run_call_timeout_seconds: float = Field(default=600.0, gt=0)
+    # How long one model call may take through the agent service, its retries included: longer than
+    # the agent service's own worst case by default (3 structured attempts x 4 provider attempts x
+    # 120 s, and their waits), so the run does not give up on a call the agent service is still
+    # making and, asking again after that call failed, pay for its attempts a second time.
+    run_call_timeout_seconds: float = Field(default=2_400.0, gt=0)
     # How long a call waits for an agent service that does not answer (restarting) before failing.
     run_agent_wait_seconds: float = Field(default=60.0, ge=0)
