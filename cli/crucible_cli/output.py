@@ -29,7 +29,7 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-# A dropped WebSocket is reopened this many times in a row at most (with nothing received between).
+# A dropped WebSocket is reopened this many times in a row at most (with no new event between).
 RECONNECTS = 3
 # The pause before reopening a dropped stream, doubled for each drop in a row (a service restarting).
 RECONNECT_PAUSE_SECONDS = 0.5
@@ -108,11 +108,13 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
 
     A dropped connection is reopened at ``path()`` (asked anew, so it can say where to resume),
     after a pause that grows while the drops come one after the other; ``RECONNECTS`` drops in a
-    row with nothing received between them end the command, as does a first connection that
-    cannot be opened (the gateway is not there) or a refusal (an unknown id, no token).
+    row with no new event between them (one of a higher ``sequence``; a stream without sequence
+    numbers counts every drop) end the command, as does a first connection that cannot be opened
+    (the gateway is not there) or a refusal (an unknown id, no token).
     """
     failures = 0
     connected = False
+    newest: int | None = None  # the highest event sequence received: progress, across reconnects
     while True:
         url, headers = websocket_address(path())
         told = False
@@ -122,7 +124,12 @@ def websocket_events(path: Callable[[], str], what: str, *, exit_code: int = 1) 
                 for raw in ws:
                     event: dict[str, Any] = json.loads(raw)
                     told = told or event.get("type") == "error"
-                    failures = 0  # it was moving: a later drop starts the count again
+                    sequence = event.get("sequence")
+                    if isinstance(sequence, int) and (newest is None or sequence > newest):
+                        # A new event (not an error frame, nor one replayed on reopening): the
+                        # stream is moving, and a later drop starts the count again.
+                        newest = sequence
+                        failures = 0
                     yield event
                 # Closed cleanly: the end of the stream (1000), unless the gateway is going away
                 # (1001: stopping, or a proxy in front of it), which is a drop like any other.

@@ -368,6 +368,26 @@ def test_drops_apart_from_each_other_never_end_a_stream_that_moves(monkeypatch: 
     assert [e["sequence"] for e in runs._events(RUN_ID, 0)] == list(range(1, drops + 2))
 
 
+def test_a_service_that_stays_away_ends_the_command_though_each_close_comes_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each attempt: the gateway's error frame, then 4503; an error frame is no progress.
+    away = {"type": "error", "problem": {"status": 503, "detail": "the run service is unavailable"}}
+    opened: list[str] = []
+
+    def connect(url: str, additional_headers: dict[str, str]) -> DroppingSocket:
+        opened.append(url)
+        return DroppingSocket([away], drop=True, close=Close(4503, "the run service is unavailable"))
+
+    monkeypatch.setattr(output, "connect", connect)
+
+    with pytest.raises(typer.Exit) as ended:
+        list(runs._events(RUN_ID, 0))
+
+    assert ended.value.exit_code == 1
+    assert len(opened) == output.RECONNECTS + 1
+
+
 def test_a_stream_closed_by_a_gateway_going_away_is_reopened(monkeypatch: pytest.MonkeyPatch) -> None:
     sockets = [
         DroppingSocket([{"sequence": 1, "type": "run.started"}], drop=False, close_code=1001),
