@@ -190,14 +190,27 @@ class RunExecutor:
 
     async def _rank_what_was_found(self, run: Run, budget: Budget) -> None:
         """A run stopped by one of its limits keeps what it found: the I-ranker ranks the evaluations
-        it stored (a candidate evaluated in too few scenarios is UNDER_TEST), with no model call."""
+        it stored (a candidate evaluated in too few scenarios is UNDER_TEST), with no model call.
+
+        Best effort: the run ends FAILED with its limit's reason whether or not this works, but for
+        a lost lease or a service away, after which the run goes on from what it stored.
+        """
         assert run.problem is not None
-        if RunPhase.RANK not in run.phases or RunPhase.RANK in run.phases_done:
-            return
-        async with self._deps.uow(read_only=True) as uow:
-            counts = await uow.repo.counts(run.id)
-        if counts.evaluations:
-            await self._phase(RunPhase.RANK, self._rank, run, run.problem, budget)
+        try:
+            async with self._deps.uow(read_only=True) as uow:
+                # As stored now: the limit may have been met in the rank phase itself.
+                current = await uow.repo.get_run(run.id)
+                counts = await uow.repo.counts(run.id)
+            if current is None or RunPhase.RANK not in current.phases or RunPhase.RANK in current.phases_done:
+                return
+            if counts.evaluations:
+                await self._phase(RunPhase.RANK, self._rank, run, run.problem, budget)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            if database_unavailable(exc) or isinstance(exc, Unavailable):
+                raise
+            logger.exception("run %s: what it found could not be ranked after its stop", run.id)
 
     def _remaining(self, run: Run) -> float | None:
         if run.parameters.max_runtime_s is None or run.started_at is None:
