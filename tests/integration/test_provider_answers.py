@@ -97,6 +97,8 @@ USAGE = {
 async def test_an_answer_says_whether_it_reported_its_usage(name: str) -> None:
     reported = await complete(name, 200, json.dumps({**ANSWERS[name], "usage": USAGE[name]}).encode())
     silent = await complete(name, 200, json.dumps(ANSWERS[name]).encode())
+    nulls = {key: None for key in USAGE[name]}
+    null = await complete(name, 200, json.dumps({**ANSWERS[name], "usage": nulls}).encode())
 
     assert (reported.text, reported.input_tokens, reported.output_tokens, reported.usage_reported) == (
         "hi",
@@ -105,3 +107,4 @@ async def test_an_answer_says_whether_it_reported_its_usage(name: str) -> None:
         True,
     )
     assert (silent.text, silent.input_tokens, silent.usage_reported) == ("hi", 0, False)
+    assert (null.text, null.input_tokens, null.usage_reported) == ("hi", 0, False)

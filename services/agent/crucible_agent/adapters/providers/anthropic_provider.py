@@ -150,7 +150,7 @@ def _read(response: object, request: LlmRequest, answer_tool: str | None) -> Pro
         response_model=response.get("model") or request.model,
         input_tokens=int(usage.get("input_tokens") or 0),
         output_tokens=int(usage.get("output_tokens") or 0),
-        usage_reported="input_tokens" in usage,
+        usage_reported=usage.get("input_tokens") is not None,
     )
 
 

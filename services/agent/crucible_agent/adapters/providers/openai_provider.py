@@ -133,7 +133,7 @@ def _read(response: object, request: LlmRequest) -> ProviderResponse:
         response_model=response.get("model") or request.model,
         input_tokens=int(usage.get("prompt_tokens") or 0),
         output_tokens=int(usage.get("completion_tokens") or 0),
-        usage_reported="prompt_tokens" in usage,
+        usage_reported=usage.get("prompt_tokens") is not None,
     )
 
 
