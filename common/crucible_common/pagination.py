@@ -66,7 +66,9 @@ def page_request(page_size: int, page_token: str, *, scope: str, key: SortKey = 
         cursor = Cursor(str(data["k"]), str(data["i"]))
         if key == "time":
             datetime.fromisoformat(cursor.key)
-            uuid.UUID(cursor.id)
+            # The spelling the database gives and takes (uuid.UUID also reads "{…}" and "urn:uuid:…").
+            if str(uuid.UUID(cursor.id)) != cursor.id.lower():
+                raise ValueError("not a UUID as the database spells it")
         elif key in _NUMBER_BOUNDS:
             bound = _NUMBER_BOUNDS[key]
             if not -bound <= int(cursor.key) < bound:

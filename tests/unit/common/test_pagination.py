@@ -129,6 +129,8 @@ def test_split_page_keeps_the_page_and_points_past_its_last_item() -> None:
         # What the database would refuse (and a refusal reads as the database failing, a 503):
         # the tie-break id of a timestamp key is a UUID column, and numbers have their column's range.
         (Cursor("2024-01-01T00:00:00+00:00", "x"), "time"),
+        (Cursor("2024-01-01T00:00:00+00:00", "{" + ID + "}"), "time"),
+        (Cursor("2024-01-01T00:00:00+00:00", "urn:uuid:" + ID), "time"),
         (Cursor(str(2**63), ID), "number"),
         (Cursor(str(2**31), ID), "position"),
         (Cursor(str(-(2**31) - 1), ID), "position"),
