@@ -155,3 +155,13 @@ def test_a_hard_constraint_named_in_other_case_and_spacing_still_rejects_and_is_
     (only,) = rank([candidate("a")], 1, [evaluation])
     assert only.label is CandidateLabel.REJECTED
     assert [v.constraint for v in only.violated_constraints] == ["No child labour"]
+
+
+def test_an_answer_names_the_exact_constraint_first_and_an_ambiguous_one_as_none() -> None:
+    problem = ProblemCopy(
+        (Constraint("No child labour", "", 100), Constraint("No  child labour", "", 10)), ("g",), "medium", {}
+    )
+
+    assert problem.constraint("No  child labour") == Constraint("No  child labour", "", 10)
+    # Differing from both only in case and spacing: which one was meant is not known.
+    assert problem.constraint("no child labour") is None

@@ -184,8 +184,13 @@ class ProblemCopy:
     def constraint(self, name: str) -> Constraint | None:
         """The constraint an evaluator's answer names: matched regardless of case and spacing, since a
         model that writes "no child labour " for "No child labour" still judged that constraint."""
+        exact = next((c for c in self.constraints if c.name == name), None)
+        if exact is not None:
+            return exact
         wanted = _name_key(name)
-        return next((c for c in self.constraints if _name_key(c.name) == wanted), None)
+        loose = [c for c in self.constraints if _name_key(c.name) == wanted]
+        # Two constraints that differ only so: which one the answer meant is not known.
+        return loose[0] if len(loose) == 1 else None
 
 
 def _name_key(name: str) -> str:
