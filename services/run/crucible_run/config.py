@@ -20,9 +20,9 @@ class RunSettings(Settings):
     run_evaluator_provider: Provider = "openai"
     run_evaluator_model: str = "gpt-4o-mini"
     # How long one model call may take through the agent service, its retries included: longer than
-    # the agent service's own worst case by default (3 structured attempts x 4 provider attempts x
-    # 120 s, and their waits), so the run does not give up on a call the agent service is still
-    # making and, asking again after that call failed, pay for its attempts a second time.
+    # that service's own worst case with its default settings (3 structured attempts x 4 provider
+    # attempts x 120 s, and their waits; not a wait for a provider slot), so the run does not give
+    # up on a call still being made and, asking again after that call failed, pay for it twice.
     run_call_timeout_seconds: float = Field(default=2_400.0, gt=0)
     # How long a call waits for an agent service that does not answer (restarting) before failing.
     run_agent_wait_seconds: float = Field(default=60.0, ge=0)
