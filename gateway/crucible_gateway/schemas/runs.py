@@ -243,7 +243,9 @@ class RunUsage(BaseModel):
     output_tokens: int
     usd: float = Field(description="Over priced calls only; see unpriced_calls")
     calls: int
-    unpriced_calls: int = Field(description="Calls whose model has no price: their cost is unknown, not zero")
+    unpriced_calls: int = Field(
+        description="Calls of unknown cost (the model has no price, or the answer did not report its usage), not zero"
+    )
     failed_calls: int
 
     @classmethod

@@ -60,7 +60,9 @@ class ModelUsageRead(BaseModel):
 
 class KeyedUsageRead(BaseModel):
     id: str = Field(description="The project's or run's id; empty for the calls made outside any")
-    priced: bool = Field(description="False when a call had no price: its usd is a lower bound")
+    priced: bool = Field(
+        description="False when a call's cost is unknown (no price, no usage): its usd is a lower bound"
+    )
     usage: UsageRead
 
     @classmethod

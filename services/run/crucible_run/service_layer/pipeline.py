@@ -542,7 +542,13 @@ class RunExecutor:
         except BaseException:
             budget.release(reservation)
             raise
-        budget.settle(reservation, 0 if answer.replayed else answer.tokens, answer.usd or 0.0)
+        if answer.replayed:
+            budget.settle(reservation, 0, 0.0)
+        elif answer.usd is None and not answer.tokens:
+            # Paid, at a cost the answer did not report: the budget counts what was reserved for it.
+            budget.settle(reservation, reservation.estimate.tokens, reservation.estimate.usd or 0.0)
+        else:
+            budget.settle(reservation, answer.tokens, answer.usd or 0.0)
         return answer.structured
 
     async def _write(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
