@@ -20,13 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
-from crucible_run.domain.errors import (
-    ProjectNotFound,
-    RecommendationInvalid,
-    RunBlocked,
-    RunNotCreated,
-    TriggerReused,
-)
+from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
 from crucible_run.domain.events import EvaluationDone, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
@@ -114,7 +108,7 @@ async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness
     assert again.id == first.id
     assert first.status is RunStatus.CREATED
     assert (first.trigger.id, first.trigger.source) == (trigger, TriggerSource.RUN_CONFIG_PANEL)
-    runs, _ = await h.list_runs(c.ListRuns(project), harness.deps)
+    runs, _ = await h.list_runs(c.ListRuns(project), harness.deps.uow)
     assert [r.id for r in runs] == [first.id]
     # Nothing ran: no model was asked.
     assert harness.models.calls == []
@@ -134,16 +128,6 @@ async def test_two_projects_racing_for_one_trigger_get_one_run_and_one_refusal(h
     assert len(runs) == 1
     assert [type(o) for o in outcomes if not isinstance(o, Run)] == [TriggerReused]
     assert runs[0].project_id == projects[outcomes.index(runs[0])]
-
-
-async def test_runs_of_a_project_without_any_are_an_empty_list_and_of_no_project_a_not_found(
-    harness: Harness,
-) -> None:
-    empty, _ = await h.list_runs(c.ListRuns(harness.spec.project()), harness.deps)
-    with pytest.raises(ProjectNotFound):
-        await h.list_runs(c.ListRuns(str(uuid.uuid4())), harness.deps)
-
-    assert empty == []
 
 
 async def test_a_blocked_configuration_is_refused_naming_each_blocker(harness: Harness) -> None:

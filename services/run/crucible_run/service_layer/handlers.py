@@ -294,18 +294,14 @@ async def get_run(run_id: str, uow: UowFactory) -> Run:
     return run
 
 
-async def list_runs(cmd: c.ListRuns, deps: RunDeps) -> tuple[list[Run], str]:
+async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
     project_id = parse_id(cmd.project_id, "project_id")
     scope = f"runs:{project_id}:{cmd.status.value if cmd.status else ''}"
     page = page_request(cmd.page_size, cmd.page_token, scope=scope)
-    async with deps.uow(read_only=True) as unit:
+    async with uow(read_only=True) as unit:
         rows = await unit.repo.list_runs(
             project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
-    # No run: a project without any yet, or no project at all (a 404, as for its other lists). Only
-    # then is the spec service asked, so listing a project's runs does not depend on it.
-    if not rows and page.after is None and not await deps.spec.project_exists(project_id):
-        raise ProjectNotFound(project_id)
     return split_page(rows, page, time_cursor, scope=scope)
 
 
