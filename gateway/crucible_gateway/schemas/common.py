@@ -11,13 +11,16 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from crucible_common.enums import EnumWrapper, enum_names, lower
+from crucible_common.inputs import MAX_EXACT_INTEGER
 
 V = TypeVar("V")
 
 # Lengths and ranges are the services' to judge; the gateway only keeps numbers within what the
 # wire format can carry, so an absurd value is a 400 and never a crash.
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
+# A 64-bit field of a JSON body: up to 2^53, the whole numbers every JSON reader keeps exact (the
+# input guard refuses larger ones in any body, json_violations' NOT_EXACT).
+Int64 = Annotated[int, Field(ge=0, le=MAX_EXACT_INTEGER)]
 
 
 def _digits(value: object) -> object:
