@@ -11,7 +11,7 @@ import grpc
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_common.errors import details_of
 from crucible_common.protobuf import schema_struct, struct_to_dict
-from crucible_run.adapters.calls import away, patiently
+from crucible_run.adapters.calls import patiently, unanswered
 from crucible_run.domain.estimates import UNPRICED, ModelPrice
 from crucible_run.domain.model import LlmUsage
 from crucible_run.service_layer.ports import (
@@ -67,7 +67,7 @@ class AgentModels(Models):
             )
         except grpc.aio.AioRpcError as exc:
             details = details_of(exc)
-            if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            if unanswered(exc):
                 # No answer either way, not a wrong one: a call past its deadline may still be
                 # answered and stored by the agent service, to be had again under the same key.
                 raise ModelsUnavailable(
@@ -130,7 +130,7 @@ async def _answered(what: str) -> AsyncIterator[None]:
     try:
         yield
     except grpc.aio.AioRpcError as exc:
-        if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        if unanswered(exc):
             details = details_of(exc)
             raise ModelsUnavailable(
                 f"the agent service did not answer for {what} ({details.code.name}: {details.message})"

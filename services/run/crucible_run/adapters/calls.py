@@ -25,6 +25,12 @@ def away(error: grpc.aio.AioRpcError) -> bool:
     return error.code() in _AWAY and not details_of(error).reason.startswith("PROVIDER_")
 
 
+def unanswered(error: grpc.aio.AioRpcError) -> bool:
+    """No answer either way (the callee away past the wait, or past the call's deadline), not a
+    wrong one: the work goes on from what it stored, and asks again, once the callee is back."""
+    return away(error) or error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 async def patiently(call: Callable[[], Awaitable[T]], *, wait_seconds: float, what: str) -> T:
     """``call()``, tried again with backoff while the callee is away, for up to ``wait_seconds``."""
     deadline = time.monotonic() + wait_seconds

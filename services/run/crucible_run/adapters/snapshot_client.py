@@ -8,7 +8,7 @@ import grpc
 
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible_common.errors import details_of
-from crucible_run.adapters.calls import away, patiently
+from crucible_run.adapters.calls import patiently, unanswered
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.service_layer.ports import SnapshotRefused, Snapshots
 
@@ -41,7 +41,7 @@ class SnapshotClient(Snapshots):
                 # The name is the run's: made before, by a try whose answer was lost or another process.
                 return
             # A deadline may have passed after the snapshot was made; asking again finds its name.
-            if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            if unanswered(exc):
                 raise ConnectionError(f"the snapshot service is unavailable: {exc.details()}") from exc
             details = details_of(exc)
             raise SnapshotRefused(f"{details.reason or details.code.name}: {details.message}") from exc

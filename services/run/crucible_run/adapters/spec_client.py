@@ -16,7 +16,7 @@ import grpc
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.errors import relayed
 from crucible_common.protobuf import struct, struct_to_dict, to_datetime
-from crucible_run.adapters.calls import away, patiently
+from crucible_run.adapters.calls import patiently, unanswered
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, ProblemCopy
 from crucible_run.service_layer.ports import ChatTarget, ProjectProblem, SpecService, SummaryRefused
@@ -160,7 +160,7 @@ class SpecClient(SpecService):
         try:
             return await patiently(call, wait_seconds=self._wait, what="the spec service")
         except grpc.aio.AioRpcError as exc:
-            if away(exc) or exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            if unanswered(exc):
                 # Still away after waiting, or no answer in time: the caller may try again later.
                 raise ConnectionError(f"the spec service is unavailable: {exc.details()}") from exc
             raise
