@@ -93,7 +93,8 @@ class LeasedTable:
         return self.table.c
 
 
-def _expiry(seconds: float) -> ColumnElement[Any]:
+def expires_in(seconds: float | ColumnElement[Any]) -> ColumnElement[Any]:
+    """``seconds`` from now by the database clock: when a lease (or claim) taken now lapses."""
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
@@ -105,7 +106,7 @@ async def take(
     token = await conn.scalar(
         update(leased.table)
         .where(c.id == id_)
-        .values(lease_owner=owner, lease_token=c.lease_token + 1, lease_expires_at=_expiry(seconds))
+        .values(lease_owner=owner, lease_token=c.lease_token + 1, lease_expires_at=expires_in(seconds))
         .returning(c.lease_token)
     )
     if token is None:
@@ -161,7 +162,9 @@ class SqlLeaseStore:
             rows = await conn.execute(
                 update(self._leased.table)
                 .where(c.id.in_(stale.scalar_subquery()))
-                .values(lease_owner=self.owner, lease_token=c.lease_token + 1, lease_expires_at=_expiry(self._seconds))
+                .values(
+                    lease_owner=self.owner, lease_token=c.lease_token + 1, lease_expires_at=expires_in(self._seconds)
+                )
                 .returning(c.id, c.lease_token)
             )
             claimed = [Lease(self._leased.resource, str(id_), self.owner, int(token)) for id_, token in rows]
@@ -173,7 +176,7 @@ class SqlLeaseStore:
             result = await conn.execute(
                 update(self._leased.table)
                 .where(c.id == lease.id, c.lease_owner == lease.owner, c.lease_token == lease.token, self._leased.live)
-                .values(lease_expires_at=_expiry(self._seconds))
+                .values(lease_expires_at=expires_in(self._seconds))
             )
         return bool(result.rowcount)
 

@@ -628,6 +628,27 @@ async def test_concurrent_completions_all_land(core: AgentCore) -> None:
     assert usage.total.calls == 20
 
 
+async def test_a_key_asked_of_two_replicas_at_once_is_paid_once(
+    core: AgentCore, agent_engine: AsyncEngine, emulator: Emulator
+) -> None:
+    await emulator.configure(latency_ms=800)
+    ids = _ids()
+    key = f"run:{ids.project_id}:evaluation:a:b"
+    asked = _complete("openai", "gpt-4o-mini", ids, idempotency_key=key)
+    # Another agent service on the same database: a run whose runner died re-asks the calls it had
+    # in flight, and the re-ask may reach either replica.
+    async with agent_core(agent_engine, agent_settings(emulator)) as replica:
+        first = asyncio.create_task(h.complete(asked, core.llm, core.calls))
+        await asyncio.sleep(0.3)  # in flight at the emulator
+        answered, replayed = await asyncio.gather(first, h.complete(asked, replica.llm, replica.calls))
+
+    assert await emulator.requests_served() == 1
+    assert replayed.idempotent_replay
+    assert replayed.text == answered.text
+    assert replayed.final_call.id == answered.final_call.id
+    assert await _calls(core, ids) == [("succeeded", 1)]
+
+
 async def test_a_run_abandoned_by_a_dead_process_is_continued_not_repaid(
     core: AgentCore, agent_engine: AsyncEngine
 ) -> None:

@@ -137,7 +137,10 @@ def build_core(settings: AgentSettings, engine: AsyncEngine, providers: dict[str
         heartbeat_seconds=sprints.heartbeat_seconds,
         resume_batch=5,
     )
-    return AgentCore(llm, runner, sprints, scheduler, pool, uow, CallLog(uow), updates)
+    calls = CallLog(
+        uow, owner=owner, claim_seconds=settings.lease_seconds, heartbeat_seconds=settings.lease_heartbeat_seconds
+    )
+    return AgentCore(llm, runner, sprints, scheduler, pool, uow, calls, updates)
 
 
 def build(settings: AgentSettings) -> ServiceProcess:
@@ -162,6 +165,6 @@ def build(settings: AgentSettings) -> ServiceProcess:
         schema=SCHEMA,
         migrations=MIGRATIONS,
         # After the scheduler: work it cancels leaves its calls in flight to store (LlmService.drain).
-        closers=[core.scheduler.close, core.llm.drain, core.updates.close, core.pool.close],
-        background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever],
+        closers=[core.scheduler.close, core.llm.drain, core.calls.close, core.updates.close, core.pool.close],
+        background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever, core.calls.renew_forever],
     )

@@ -49,7 +49,7 @@ from crucible_agent.domain.sprints import (
     SprintStatus,
     Trigger,
 )
-from crucible_agent.service_layer.ports import AbstractAgentRepository, AbstractSprintRepository
+from crucible_agent.service_layer.ports import AbstractAgentRepository, AbstractSprintRepository, Claims
 from crucible_agent.service_layer.unit_of_work import AGENT_RUN, AbstractUnitOfWork
 from crucible_common.leases import Lease, LeaseLost
 from crucible_common.updates import Waiter
@@ -95,6 +95,8 @@ class FakeAgentState:
     runs: dict[str, StoredRun] = field(default_factory=dict)
     candidates: dict[str, list[Candidate]] = field(default_factory=dict)
     errors: dict[str, list[tuple[datetime, SubagentError]]] = field(default_factory=dict)
+    # Keyed calls in flight: key -> (owner, expires at).
+    claims: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
     sprints: dict[str, StoredSprint] = field(default_factory=dict)
@@ -143,6 +145,33 @@ class FakeAgentRepository(AbstractAgentRepository):
             if call.idempotency_key in idempotency_keys and call.answered:
                 found.setdefault(call.idempotency_key, call)
         return found
+
+    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
+        now = datetime.now(UTC)
+        won = set()
+        for key, token in zip(idempotency_keys, tokens, strict=True):
+            holder = self.state.claims.get(key)
+            if holder is None or holder[1] < now:
+                self.state.claims[key] = (token, now + timedelta(seconds=seconds))
+                won.add(token)
+        return Claims(frozenset(won), await self.succeeded_calls(idempotency_keys))
+
+    async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
+        held = {
+            (k, t) for k, t in zip(idempotency_keys, tokens, strict=True) if self.state.claims.get(k, ("",))[0] == t
+        }
+        for key, token in held:
+            self.state.claims[key] = (token, datetime.now(UTC) + timedelta(seconds=seconds))
+        return {token for _, token in held}
+
+    async def drop_lapsed_claims(self) -> None:
+        now = datetime.now(UTC)
+        self.state.claims = {k: v for k, v in self.state.claims.items() if v[1] >= now}
+
+    async def release_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str]) -> None:
+        for key, token in zip(idempotency_keys, tokens, strict=True):
+            if self.state.claims.get(key, ("",))[0] == token:
+                del self.state.claims[key]
 
     async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
         mine = [

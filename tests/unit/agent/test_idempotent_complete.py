@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -136,3 +137,122 @@ async def test_a_keyed_call_whose_caller_leaves_is_still_stored_and_its_retry_pa
     assert provider.sent == 1
     assert [x.status for x in uow.state.llm_calls] == [LlmCallStatus.SUCCEEDED]
     assert (await h.complete(complete(), llm, log)).idempotent_replay
+
+
+# ---------------------------------------------------------------- replicas: one claim a key in flight
+
+
+class GatedProvider(FakeProvider):
+    """Answers only once ``gate`` is set: a call that stays in flight while the test looks."""
+
+    def __init__(self, script: list[object]) -> None:
+        super().__init__("openai", script)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+        self.asked = asyncio.Event()
+        self.started = 0
+
+    async def complete(self, request: LlmRequest) -> ProviderResponse:
+        self.started += 1
+        self.asked.set()
+        await self.gate.wait()
+        return await super().complete(request)
+
+
+def replicas(script: list[object]) -> tuple[LlmService, GatedProvider, FakeUowFactory]:
+    provider = GatedProvider(script)
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0)
+    uow = FakeUowFactory()
+    return LlmService(pool, PriceTable(DEFAULT_PRICES), uow, structured_retries=1, capture_prompts=False), provider, uow
+
+
+async def test_a_key_in_flight_in_one_replica_is_waited_for_by_another_not_paid_again() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 5}))])
+    here, there = CallLog(uow, owner="replica-a"), CallLog(uow, owner="replica-b")
+
+    first = asyncio.create_task(h.complete(complete(), llm, here))
+    await provider.asked.wait()
+    # The run's re-ask reaches the other replica while the first call is still in flight.
+    second = asyncio.create_task(h.complete(complete(), llm, there))
+    await asyncio.sleep(0.3)
+    assert not second.done()
+    provider.gate.set()
+    answered, replayed = await first, await second
+
+    assert len(provider.requests) == 1
+    assert (answered.structured, replayed.structured) == ({"n": 5}, {"n": 5})
+    assert replayed.idempotent_replay
+    assert replayed.final_call.id == answered.final_call.id
+
+
+async def test_when_the_call_in_flight_fails_the_waiting_replica_makes_it() -> None:
+    llm, provider, uow = replicas([ProviderUnavailable("openai", "503"), answer(json.dumps({"n": 6}))])
+    here, there = CallLog(uow, owner="replica-a"), CallLog(uow, owner="replica-b")
+
+    first = asyncio.create_task(h.complete(complete(), llm, here))
+    await provider.asked.wait()
+    second = asyncio.create_task(h.complete(complete(), llm, there))
+    provider.gate.set()
+
+    with pytest.raises(ProviderUnavailable):
+        await first
+    assert (await second).structured == {"n": 6}
+    assert len(provider.requests) == 2
+    # The failed call's claim went with its attempts; the key is the second call's now.
+    assert [owner for owner, _ in uow.state.claims.values()] == ["replica-b:1"]
+
+
+async def test_a_claim_whose_process_died_is_taken_over() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 7}))])
+    provider.gate.set()
+    # Claimed by a process that died mid-call: its claim lapsed a moment ago.
+    uow.state.claims["run-1:evaluation:a:b"] = ("dead-host:1:abc:1", datetime.now(UTC) - timedelta(seconds=1))
+
+    result = await asyncio.wait_for(h.complete(complete(), llm, CallLog(uow)), 5)
+
+    assert result.structured == {"n": 7}
+    assert len(provider.requests) == 1
+
+
+async def test_a_cancelled_stream_releases_its_claim_and_a_second_stream_of_the_key_in_one_process_waits() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 8})), answer(json.dumps({"n": 9}))])
+    log = CallLog(uow)
+    pieces: list[object] = []
+
+    async def on_delta(delta: object) -> None:
+        pieces.append(delta)
+
+    # Streams bypass the process's single flight (each lives with its caller); the claim still
+    # makes a second stream of the key wait for the first.
+    first = asyncio.create_task(h.complete(complete(), llm, log, on_delta=on_delta))
+    await provider.asked.wait()
+    second = asyncio.create_task(h.complete(complete(), llm, log, on_delta=on_delta))
+    await asyncio.sleep(0.3)
+    assert not second.done()
+    assert provider.started == 1
+    first.cancel()  # its caller left: the claim goes, and the waiting stream makes the call
+    provider.gate.set()
+
+    assert (await asyncio.wait_for(second, 5)).structured == {"n": 8}
+    assert provider.started == 2
+
+
+async def test_claims_in_flight_are_renewed_and_released_at_close() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 1}))])
+    log = CallLog(uow, claim_seconds=1.0, heartbeat_seconds=0.1)
+    renewing = asyncio.create_task(log.renew_forever())
+    call = asyncio.create_task(h.complete(complete(), llm, log))
+    await provider.asked.wait()
+    try:
+        await asyncio.sleep(1.5)  # past the claim's own second: only its renewals keep it
+        ((_, expires),) = uow.state.claims.values()
+        assert expires > datetime.now(UTC)
+        # Another replica still waits for it.
+        other = asyncio.create_task(h.complete(complete(), llm, CallLog(uow)))
+        await asyncio.sleep(0.3)
+        assert not other.done()
+        await log.close()  # the service stops: its claims go, the other replica need not wait them out
+        provider.gate.set()
+        await asyncio.wait_for(other, 5)
+    finally:
+        renewing.cancel()
+        call.cancel()

@@ -9,11 +9,13 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Row,
     String,
     and_,
     any_,
     bindparam,
+    delete,
     func,
     insert,
     literal_column,
@@ -50,7 +52,8 @@ from crucible_agent.domain.model import (
     UsageReport,
     UsageTotals,
 )
-from crucible_agent.service_layer.ports import AbstractAgentRepository
+from crucible_agent.service_layer.ports import AbstractAgentRepository, Claims
+from crucible_common.leases import expires_in
 
 
 class SqlAgentRepository(AbstractAgentRepository):
@@ -100,17 +103,48 @@ class SqlAgentRepository(AbstractAgentRepository):
         return [_llm_call(row) for row in await self._conn.execute(query)]
 
     async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
-        c = t.llm_calls.c
-        # = ANY(array), not IN (...): one statement text whatever the number of keys, so the
-        # database prepares it once.
-        keys = bindparam("keys", list(idempotency_keys), type_=ARRAY(String))
-        rows = await self._conn.execute(
-            select(t.llm_calls)
-            .where(c.idempotency_key == any_(keys), _answered(c))
-            .order_by(c.idempotency_key, c.created_at)
-            .ext(distinct_on(c.idempotency_key))
-        )
+        rows = await self._conn.execute(_SUCCEEDED, {"keys": list(idempotency_keys)})
         return {row.idempotency_key: _llm_call(row) for row in rows}
+
+    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
+        rows = await self._conn.execute(
+            _CLAIM, {"keys": list(idempotency_keys), "tokens": list(tokens), "seconds": seconds}
+        )
+        won: set[str] = set()
+        answered: dict[str, LlmCall] = {}
+        for row in rows:
+            if row.id is not None:
+                answered[row.idempotency_key] = _llm_call(row)
+            elif row.won:
+                won.add(row.token)
+        return Claims(frozenset(won), answered)
+
+    async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
+        c = t.llm_call_claims.c
+        # Tokens are unique to a claim, so keys and tokens need not be matched pair by pair.
+        rows = await self._conn.execute(
+            update(t.llm_call_claims)
+            .where(
+                c.idempotency_key == any_(_strings("keys", idempotency_keys)),
+                c.owner == any_(_strings("tokens", tokens)),
+            )
+            .values(expires_at=expires_in(seconds))
+            .returning(c.owner)
+        )
+        return set(rows.scalars())
+
+    async def drop_lapsed_claims(self) -> None:
+        c = t.llm_call_claims.c
+        await self._conn.execute(delete(t.llm_call_claims).where(c.expires_at < func.now()))
+
+    async def release_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str]) -> None:
+        c = t.llm_call_claims.c
+        await self._conn.execute(
+            delete(t.llm_call_claims).where(
+                c.idempotency_key == any_(_strings("keys", idempotency_keys)),
+                c.owner == any_(_strings("tokens", tokens)),
+            )
+        )
 
     async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
         c = t.llm_calls.c
@@ -443,3 +477,64 @@ def _run(row: Row[Any]) -> AgentRun:
 
 
 __all__ = ["AbstractAgentRepository", "SqlAgentRepository"]
+
+
+def _strings(name: str, values: Sequence[str]) -> Any:
+    # = ANY(array) and unnest(array), not IN (...) or VALUES: one statement text whatever the number
+    # of values, so the database prepares it once.
+    return bindparam(name, list(values), type_=ARRAY(String))
+
+
+# The statements of every keyed call, built once: a statement object memoizes its cache key, which
+# SQLAlchemy otherwise works out anew on each execution of a newly built one.
+def _first_answered_calls() -> Any:
+    c = t.llm_calls.c
+    return (
+        select(t.llm_calls)
+        .where(c.idempotency_key == any_(bindparam("keys", type_=ARRAY(String))), _answered(c))
+        .order_by(c.idempotency_key, c.created_at)
+        .ext(distinct_on(c.idempotency_key))
+    )
+
+
+def _claim() -> Any:
+    claims = t.llm_call_claims
+    asked = select(
+        func.unnest(bindparam("keys", type_=ARRAY(String))).label("key"),
+        # Two arrays unnested side by side: pairs, whatever their number, in one statement text.
+        func.unnest(bindparam("tokens", type_=ARRAY(String))).label("token"),
+    ).cte("asked")
+    claim = pg_insert(claims).from_select(
+        ["idempotency_key", "owner", "expires_at"],
+        select(asked.c.key, asked.c.token, expires_in(bindparam("seconds", type_=Float))),
+    )
+    claimed = (
+        claim.on_conflict_do_update(
+            index_elements=[claims.c.idempotency_key],
+            set_={"owner": claim.excluded.owner, "expires_at": claim.excluded.expires_at},
+            # A claim whose process stopped renewing it (it died, or its call was answered) is free.
+            where=claims.c.expires_at < func.now(),
+        )
+        .returning(claims.c.owner)
+        .cte("claimed")
+    )
+    c = t.llm_calls.c
+    answered = (
+        select(t.llm_calls)
+        # The key index's own predicate, spelt as a literal so that the planner can use it.
+        .where(
+            c.idempotency_key == any_(bindparam("keys", type_=ARRAY(String))),
+            c.idempotency_key != literal_column("''"),
+            _answered(c),
+        )
+        .order_by(c.idempotency_key, c.created_at)
+        .ext(distinct_on(c.idempotency_key))
+        .cte("answered")
+    )
+    return select(asked.c.token, asked.c.token.in_(select(claimed.c.owner)).label("won"), *answered.c).select_from(
+        asked.outerjoin(answered, answered.c.idempotency_key == asked.c.key)
+    )
+
+
+_SUCCEEDED = _first_answered_calls()
+_CLAIM = _claim()

@@ -71,6 +71,19 @@ llm_calls = Table(
     ),
 )
 
+# The keyed calls in flight, one row a key: the process that holds a key's claim is the one paying
+# a provider for it; another asked the same key waits for its answer (service_layer.call_log). The
+# claim lapses at ``expires_at`` unless its process renews it, so a dead process does not hold a
+# key for ever. UNLOGGED: see migration 0010.
+llm_call_claims = Table(
+    "llm_call_claims",
+    metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    prefixes=["UNLOGGED"],
+)
+
 recordings = Table(
     "recordings",
     metadata,

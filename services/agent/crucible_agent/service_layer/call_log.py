@@ -1,58 +1,200 @@
-"""The record of Complete requests' model calls, written many per transaction.
+"""The record of Complete requests' model calls, written many per transaction, and the claims that
+keep a keyed call from being paid twice.
 
 Concurrent completions (a run evaluates fifty pairs at once) each store their attempts before
-they answer; grouped, fifty answers cost one or two transactions instead of fifty. Finding the
-stored answer of an idempotency key is grouped the same way.
+they answer; grouped, fifty answers cost one or two transactions instead of fifty. Claiming the
+idempotency keys asked meanwhile is grouped the same way.
+
+A keyed call is claimed before it is sent: one row a key, held by the one call paying a provider
+for it. In this process, a second request of the key joins the first (``in_flight``); another
+process (the agent service has replicas) finds the key held and waits until it is answered, then
+answers from the stored call, as for any key answered before. A run whose runner died re-asks its
+calls in flight, and the re-ask may reach any replica: without the claim, each would pay.
+
+A claim lapses unless its process renews it: a dead process's lapses, and another process then
+makes the call. An answered call's claim is left to lapse, since whoever asks its key finds the
+answer first; an unanswered one's is dropped when its attempts are stored, so that a retry of the
+key does not wait. Only the claim rounds write on a keyed call's way to the provider; the answer's
+own write is as it was.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import itertools
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from crucible_agent.domain.model import LlmCall, LlmResult
 from crucible_agent.service_layer.llm import LlmOutcome
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.batching import GroupCommit, GroupLookup
 from crucible_common.database import while_database_unavailable
+from crucible_common.leases import HEARTBEAT_SECONDS, LEASE_SECONDS, process_owner
 from crucible_common.single_flight import SingleFlight
 
-# How long an idempotency lookup waits for others to share its query. A model call takes hundreds
-# of milliseconds, in which 5 ms more are lost; but a run's fifty evaluations arrive a millisecond
-# or two apart, and without the wait nearly every one had its own query (1.05 keys per query on
+logger = logging.getLogger(__name__)
+
+# How long a claim waits for others to share its round. A model call takes hundreds of
+# milliseconds, in which 5 ms more are lost; but a run's fifty evaluations arrive a millisecond
+# or two apart, and without the wait nearly every one had its own round (1.05 keys per query on
 # run_pipeline). Writes do not wait: they already gather behind the write in flight (1.8 calls
 # each), and a wait before each measured slower on llm_fanout (ratio 1.30-1.39 against 1.18-1.21).
 LOOKUP_LINGER_SECONDS = 0.005
+# How often a request whose key another process holds looks again: soon at first (most calls
+# take seconds), then at most every second.
+FIRST_LOOK_SECONDS = 0.1
+LOOK_AT_MOST_EVERY_SECONDS = 1.0
+
+
+class _Claimed(enum.Enum):
+    HERE = "here"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This call's claim of its key: hand it to ``CallLog.store`` or ``CallLog.release``."""
+
+    key: str
+    token: str
+
+
+@dataclass(frozen=True)
+class _Write:
+    """Attempts to store (``outcome``), and the claim they end."""
+
+    outcome: LlmOutcome
+    ends: Claim | None = None
 
 
 class CallLog:
-    def __init__(self, uow: UowFactory) -> None:
+    def __init__(
+        self,
+        uow: UowFactory,
+        *,
+        owner: str = "",
+        claim_seconds: float = LEASE_SECONDS,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self._uow = uow
-        self._writes = GroupCommit[LlmOutcome](self._write)
-        self._lookups = GroupLookup[str, LlmCall](self._fetch, linger=LOOKUP_LINGER_SECONDS)
+        # Each claim is one call's: its token is this process's name and a number of its own, so a
+        # second call of a key in this process waits for the first as another process's would.
+        self._owner = owner or process_owner()
+        self._numbers = itertools.count(1)
+        self._claim_seconds = claim_seconds
+        self._heartbeat_seconds = heartbeat_seconds
+        self._writes = GroupCommit[_Write](self._write)
+        self._claims = GroupLookup[Claim, LlmCall | _Claimed](self._claim, linger=LOOKUP_LINGER_SECONDS)
+        # The claims held here, renewed every heartbeat until their calls end.
+        self._held: set[Claim] = set()
+        self._releases: set[asyncio.Task[None]] = set()
         # Keyed calls in flight in this process (see handlers.complete).
         self.in_flight = SingleFlight[str, LlmResult]()
 
-    async def store(self, outcome: LlmOutcome) -> None:
-        """Return once the outcome's attempts (and a new recording) are committed."""
-        await self._writes.store(outcome)
+    async def store(self, outcome: LlmOutcome, ends: Claim | None = None) -> None:
+        """Return once the outcome's attempts (and a new recording) are committed; the claim
+        ``ends`` (the call's, if keyed) ends with them."""
+        try:
+            await self._writes.store(_Write(outcome, ends))
+        finally:
+            if ends is not None:
+                self._held.discard(ends)
 
-    async def succeeded(self, idempotency_key: str) -> LlmCall | None:
-        """The first stored call of the key that succeeded."""
-        return await self._lookups.get(idempotency_key)
+    async def claim(self, idempotency_key: str) -> LlmCall | Claim:
+        """The first stored call of the key that was answered; or, when there is none, this call's
+        claim of the key, to end with ``store`` or ``release``. While another call holds the key,
+        this waits for it to end."""
+        pause = FIRST_LOOK_SECONDS
+        while True:
+            ask = Claim(idempotency_key, f"{self._owner}:{next(self._numbers)}")
+            found = await self._claims.get(ask)
+            if found is _Claimed.HERE:
+                self._held.add(ask)
+                return ask
+            if isinstance(found, LlmCall):
+                return found
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LOOK_AT_MOST_EVERY_SECONDS)
 
-    async def _write(self, outcomes: list[LlmOutcome]) -> None:
+    def release(self, claim: Claim) -> None:
+        """End a claim whose call stored nothing through ``store`` (it failed, or was cancelled):
+        in the background, since its caller may be cancelled and unable to wait."""
+        if claim not in self._held:
+            return
+        self._held.discard(claim)
+        task = asyncio.get_running_loop().create_task(self._release([claim]))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def renew_forever(self) -> None:
+        """For the service's lifetime: renew the claims of the calls in flight here."""
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds)
+            held = list(self._held)
+            try:
+                async with self._uow() as uow:
+                    renewed = await uow.repo.renew_claims(
+                        [c.key for c in held], [c.token for c in held], self._claim_seconds
+                    )
+                    # Those of dead processes whose keys nobody asked again since.
+                    await uow.repo.drop_lapsed_claims()
+                    await uow.commit()
+            # The loop must outlive a lost database: the claims still have time, the next beat tries again.
+            except (SQLAlchemyError, OSError):
+                logger.warning("could not renew the claims of %d calls in flight", len(held), exc_info=True)
+                continue
+            for lapsed in (c for c in held if c.token not in renewed and c in self._held):
+                # The database was away longer than a claim: another process may be making the call
+                # too. Nothing can stop the one in flight here.
+                logger.warning("the claim of %r lapsed while its call was in flight", lapsed.key)
+
+    async def close(self) -> None:
+        """At shutdown: release every claim still held, so that no other process waits them out."""
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+        held, self._held = list(self._held), set()
+        if held:
+            try:
+                await self._release(held)
+            except (SQLAlchemyError, OSError):
+                logger.warning("could not release %d claims at shutdown; they lapse by themselves", len(held))
+
+    async def _release(self, claims: list[Claim]) -> None:
+        async with self._uow() as uow:
+            await uow.repo.release_claims([c.key for c in claims], [c.token for c in claims])
+            await uow.commit()
+
+    async def _write(self, writes: list[_Write]) -> None:
         # Paid answers: a database away for a moment delays them, it does not drop them.
-        await while_database_unavailable(lambda: self._write_once(outcomes), what="storing model calls")
+        await while_database_unavailable(lambda: self._write_once(writes), what="storing model calls")
 
-    async def _write_once(self, outcomes: list[LlmOutcome]) -> None:
+    async def _write_once(self, writes: list[_Write]) -> None:
+        outcomes = [w.outcome for w in writes]
+        # An answered key's claim is left to lapse (it is no longer renewed): whoever asks the key
+        # meanwhile finds the answer. An unanswered one's goes now, so the next ask need not wait.
+        ended = [w.ends for w in writes if w.ends is not None and w.outcome.result is None]
         async with self._uow() as uow:
             await uow.repo.add_llm_calls([call for outcome in outcomes for call in outcome.calls])
             for outcome in outcomes:
                 if outcome.recording is not None:
                     r = outcome.recording
                     await uow.repo.save_recording(r.key, r.request_hash, r.provider, r.response)
+            if ended:
+                await uow.repo.release_claims([c.key for c in ended], [c.token for c in ended])
             await uow.commit()
 
-    async def _fetch(self, keys: Sequence[str]) -> Mapping[str, LlmCall]:
-        async with self._uow(read_only=True) as uow:
-            return await uow.repo.succeeded_calls(keys)
+    async def _claim(self, asks: Sequence[Claim]) -> Mapping[Claim, LlmCall | _Claimed]:
+        # One ask a key a round (a key's second ask looks again later, as if held elsewhere).
+        firsts = list({a.key: a for a in reversed(asks)}.values())
+        async with self._uow(single_statement=True) as uow:
+            claims = await uow.repo.claim_unanswered(
+                [a.key for a in firsts], [a.token for a in firsts], self._claim_seconds
+            )
+            await uow.commit()
+        found: dict[Claim, LlmCall | _Claimed] = {a: claims.answered[a.key] for a in firsts if a.key in claims.answered}
+        found.update((a, _Claimed.HERE) for a in firsts if a.token in claims.won and a.key not in claims.answered)
+        return found

@@ -17,7 +17,7 @@ from crucible_agent.domain.model import (
 )
 from crucible_agent.domain.pricing import PriceTable
 from crucible_agent.service_layer import commands as c
-from crucible_agent.service_layer.call_log import CallLog
+from crucible_agent.service_layer.call_log import CallLog, Claim
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.structured import check_schema, hash_request
 from crucible_agent.service_layer.unit_of_work import UowFactory
@@ -92,21 +92,32 @@ async def complete(cmd: c.Complete, llm: LlmService, log: CallLog, on_delta: Del
 async def _complete_once(
     cmd: c.Complete, request: LlmRequest, llm: LlmService, log: CallLog, on_delta: DeltaSink | None
 ) -> LlmResult:
-    done = await log.succeeded(cmd.idempotency_key)
-    if done is not None:
+    # Waits while another call (here or in another replica) has the key in flight.
+    done = await log.claim(cmd.idempotency_key)
+    if isinstance(done, LlmCall):
         if done.request_hash != hash_request(request):
             raise IdempotencyKeyReused(cmd.idempotency_key)
         return llm.replay_stored(request, done)
-    return await _complete(cmd, request, llm, log, on_delta)
+    return await _complete(cmd, request, llm, log, on_delta, done)
 
 
 async def _complete(
-    cmd: c.Complete, request: LlmRequest, llm: LlmService, log: CallLog, on_delta: DeltaSink | None
+    cmd: c.Complete,
+    request: LlmRequest,
+    llm: LlmService,
+    log: CallLog,
+    on_delta: DeltaSink | None,
+    claim: Claim | None = None,
 ) -> LlmResult:
-    outcome = await llm.complete(
-        request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key, on_delta=on_delta
-    )
-    await log.store(outcome)
+    try:
+        outcome = await llm.complete(
+            request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key, on_delta=on_delta
+        )
+    except BaseException:
+        if claim is not None:
+            log.release(claim)  # cancelled: what was paid is stored apart (LlmService._store_abandoned)
+        raise
+    await log.store(outcome, claim)
     return outcome.unwrap()
 
 

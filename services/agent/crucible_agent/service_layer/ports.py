@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -53,6 +54,15 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class Claims:
+    """One round of claims: the tokens now holding their keys, and the keys already answered
+    (their first answered call), claimed or not."""
+
+    won: frozenset[str]
+    answered: dict[str, LlmCall]
+
+
 class AbstractAgentRepository(abc.ABC):
     """Model calls, recordings, and the agent-run aggregate (run, candidates, errors, decision, checkpoints)."""
 
@@ -67,6 +77,26 @@ class AbstractAgentRepository(abc.ABC):
     @abc.abstractmethod
     async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
         """For each key that has one, the first call stored with it that has an answer (``LlmCall.answered``)."""
+
+    @abc.abstractmethod
+    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
+        """Claim each key (distinct) for ``seconds`` under its token (``tokens``, pairwise), unless
+        another token holds it (a lapsed claim is free), and find the keys already answered, in
+        one statement. Its reads may miss an answer committed while its claims waited; that is
+        safe only because an answered call's claim is not dropped but left to lapse (``CallLog``):
+        a key claimed here was not answered by the call that held it before."""
+
+    @abc.abstractmethod
+    async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
+        """Extend these claims (key and token, pairwise) to ``seconds`` from now; the tokens still held."""
+
+    @abc.abstractmethod
+    async def drop_lapsed_claims(self) -> None:
+        """Drop every claim that lapsed (its process died): nothing waits on it any more."""
+
+    @abc.abstractmethod
+    async def release_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str]) -> None:
+        """Drop these claims (key and token, pairwise): their calls are over, answered or not."""
 
     @abc.abstractmethod
     async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
