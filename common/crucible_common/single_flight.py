@@ -32,6 +32,13 @@ class SingleFlight(Generic[K, T]):
             task.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(task)
 
+    async def cancel(self) -> None:
+        """Cancel the work in flight (the service stopping) and wait until it has stopped."""
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     def _finished(self, key: K, task: asyncio.Task[T]) -> None:
         if self._running.get(key) is task:
             del self._running[key]

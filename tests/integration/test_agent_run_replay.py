@@ -112,6 +112,7 @@ async def test_an_idempotency_key_is_answered_by_a_replayed_answer_but_not_a_rep
                 call("r", LlmCallStatus.REPLAYED, second=1, key=failed, error="PROVIDER_UNAVAILABLE: openai: 503"),
             ]
         )
-        found = await repo.succeeded_calls([answered, failed])
+        found = await repo.claim_unanswered([answered, failed], ["t-1", "t-2"], 15.0)
 
-    assert list(found) == [answered]
+    assert list(found.answered) == [answered]
+    assert found.won == {"t-1", "t-2"}

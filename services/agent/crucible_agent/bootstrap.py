@@ -164,7 +164,8 @@ def build(settings: AgentSettings) -> ServiceProcess:
         engine=engine,
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        # After the scheduler: work it cancels leaves its calls in flight to store (LlmService.drain).
-        closers=[core.scheduler.close, core.llm.drain, core.calls.close, core.updates.close, core.pool.close],
+        # After the scheduler and the keyed calls: work they cancel leaves its calls in flight to
+        # store (LlmService.drain).
+        closers=[core.scheduler.close, core.calls.close, core.llm.drain, core.updates.close, core.pool.close],
         background=[warm_up, core.runner.resume_forever, core.scheduler.resume_forever, core.calls.renew_forever],
     )

@@ -139,7 +139,7 @@ class FakeAgentRepository(AbstractAgentRepository):
         rows.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return rows[:limit]
 
-    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
+    def _answered(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
         found: dict[str, LlmCall] = {}
         for call in sorted(self.state.llm_calls, key=lambda c: c.created_at):
             if call.idempotency_key in idempotency_keys and call.answered:
@@ -154,7 +154,7 @@ class FakeAgentRepository(AbstractAgentRepository):
             if holder is None or holder[1] < now:
                 self.state.claims[key] = (token, now + timedelta(seconds=seconds))
                 won.add(token)
-        return Claims(frozenset(won), await self.succeeded_calls(idempotency_keys))
+        return Claims(frozenset(won), self._answered(idempotency_keys))
 
     async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
         held = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
 from crucible_agent.service_layer.call_log import CallLog
 from crucible_agent.service_layer.llm import LlmService
-from crucible_common.errors import ValidationFailed
-from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
+from crucible_common.errors import DatabaseUnavailable, ValidationFailed
+from tests.unit.agent.fakes import FakeProvider, FakeUnitOfWork, FakeUowFactory, answer
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
@@ -250,9 +251,62 @@ async def test_claims_in_flight_are_renewed_and_released_at_close() -> None:
         other = asyncio.create_task(h.complete(complete(), llm, CallLog(uow)))
         await asyncio.sleep(0.3)
         assert not other.done()
-        await log.close()  # the service stops: its claims go, the other replica need not wait them out
+        # The service stops: the call in flight here is stopped first (it would never be answered
+        # here), then its claim goes, so that the other replica need not wait it out.
+        await log.close()
+        assert call.done()
         provider.gate.set()
-        await asyncio.wait_for(other, 5)
+        assert (await asyncio.wait_for(other, 5)).structured == {"n": 1}
+        assert provider.started == 2
     finally:
         renewing.cancel()
         call.cancel()
+
+
+class FlakyUow(FakeUowFactory):
+    """A database that refuses every unit of work while ``down``."""
+
+    down = False
+
+    def __call__(self, **kw: Any) -> FakeUnitOfWork:
+        if self.down:
+            raise DatabaseUnavailable("the database is unavailable: connection refused")
+        return super().__call__(**kw)
+
+
+async def test_the_renewals_outlive_a_database_away() -> None:
+    provider = GatedProvider([answer(json.dumps({"n": 2}))])
+    uow = FlakyUow()
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0)
+    llm = LlmService(pool, PriceTable(DEFAULT_PRICES), uow, structured_retries=1, capture_prompts=False)
+    log = CallLog(uow, claim_seconds=1.0, heartbeat_seconds=0.1)
+    renewing = asyncio.create_task(log.renew_forever())
+    call = asyncio.create_task(h.complete(complete(), llm, log))
+    await provider.asked.wait()
+    try:
+        uow.down = True
+        await asyncio.sleep(0.5)  # a few beats fail
+        uow.down = False
+        await asyncio.sleep(0.3)
+        assert not renewing.done()
+        ((_, expires),) = uow.state.claims.values()
+        assert expires > datetime.now(UTC) + timedelta(seconds=0.7)  # renewed since
+    finally:
+        renewing.cancel()
+        provider.gate.set()
+        await call
+
+
+async def test_a_claim_won_for_an_asker_that_left_is_let_go() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 3}))])
+    provider.gate.set()
+    log = CallLog(uow)
+    leaving = asyncio.create_task(log.claim("run-1:evaluation:a:b"))
+    await asyncio.sleep(0)  # in the round's wait for company
+    leaving.cancel()
+    await asyncio.sleep(0.1)  # the round goes on without it, and wins the key
+
+    assert uow.state.claims == {}
+    # So the key's next ask, here or elsewhere, makes the call at once.
+    result = await asyncio.wait_for(h.complete(complete(), llm, CallLog(uow)), 0.5)
+    assert result.structured == {"n": 3}

@@ -102,10 +102,6 @@ class SqlAgentRepository(AbstractAgentRepository):
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [_llm_call(row) for row in await self._conn.execute(query)]
 
-    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
-        rows = await self._conn.execute(_SUCCEEDED, {"keys": list(idempotency_keys)})
-        return {row.idempotency_key: _llm_call(row) for row in rows}
-
     async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
         rows = await self._conn.execute(
             _CLAIM, {"keys": list(idempotency_keys), "tokens": list(tokens), "seconds": seconds}
@@ -113,15 +109,16 @@ class SqlAgentRepository(AbstractAgentRepository):
         won: set[str] = set()
         answered: dict[str, LlmCall] = {}
         for row in rows:
+            if row.won:
+                won.add(row.token)
             if row.id is not None:
                 answered[row.idempotency_key] = _llm_call(row)
-            elif row.won:
-                won.add(row.token)
         return Claims(frozenset(won), answered)
 
     async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
         c = t.llm_call_claims.c
-        # Tokens are unique to a claim, so keys and tokens need not be matched pair by pair.
+        # Tokens are unique to a claim, so keys and tokens need not be matched pair by pair. An
+        # update, not an upsert: a claim whose call ended while this ran must not come back.
         rows = await self._conn.execute(
             update(t.llm_call_claims)
             .where(
@@ -487,23 +484,17 @@ def _strings(name: str, values: Sequence[str]) -> Any:
 
 # The statements of every keyed call, built once: a statement object memoizes its cache key, which
 # SQLAlchemy otherwise works out anew on each execution of a newly built one.
-def _first_answered_calls() -> Any:
-    c = t.llm_calls.c
-    return (
-        select(t.llm_calls)
-        .where(c.idempotency_key == any_(bindparam("keys", type_=ARRAY(String))), _answered(c))
-        .order_by(c.idempotency_key, c.created_at)
-        .ext(distinct_on(c.idempotency_key))
-    )
-
-
-def _claim() -> Any:
-    claims = t.llm_call_claims
-    asked = select(
+def _asked() -> Any:
+    return select(
         func.unnest(bindparam("keys", type_=ARRAY(String))).label("key"),
         # Two arrays unnested side by side: pairs, whatever their number, in one statement text.
         func.unnest(bindparam("tokens", type_=ARRAY(String))).label("token"),
     ).cte("asked")
+
+
+def _claim() -> Any:
+    claims = t.llm_call_claims
+    asked = _asked()
     claim = pg_insert(claims).from_select(
         ["idempotency_key", "owner", "expires_at"],
         select(asked.c.key, asked.c.token, expires_in(bindparam("seconds", type_=Float))),
@@ -536,5 +527,4 @@ def _claim() -> Any:
     )
 
 
-_SUCCEEDED = _first_answered_calls()
 _CLAIM = _claim()

@@ -6,34 +6,34 @@ they answer; grouped, fifty answers cost one or two transactions instead of fift
 idempotency keys asked meanwhile is grouped the same way.
 
 A keyed call is claimed before it is sent: one row a key, held by the one call paying a provider
-for it. In this process, a second request of the key joins the first (``in_flight``); another
-process (the agent service has replicas) finds the key held and waits until it is answered, then
-answers from the stored call, as for any key answered before. A run whose runner died re-asks its
+for it. In this process, a second request of the key joins the first (``in_flight``; a streamed
+one, which lives with its caller, waits on the claim instead); another process (the agent service
+has replicas) finds the key held and waits until it is answered, then answers from the stored
+call, as for any key answered before. A run whose runner died re-asks its
 calls in flight, and the re-ask may reach any replica: without the claim, each would pay.
 
 A claim lapses unless its process renews it: a dead process's lapses, and another process then
 makes the call. An answered call's claim is left to lapse, since whoever asks its key finds the
 answer first; an unanswered one's is dropped when its attempts are stored, so that a retry of the
-key does not wait. Only the claim rounds write on a keyed call's way to the provider; the answer's
-own write is as it was.
+key does not wait. The claims table is UNLOGGED: a claim round (one statement) does not wait on
+the write-ahead log, which is why claiming even keys already answered costs next to nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from crucible_agent.domain.model import LlmCall, LlmResult
 from crucible_agent.service_layer.llm import LlmOutcome
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.batching import GroupCommit, GroupLookup
-from crucible_common.database import while_database_unavailable
+from crucible_common.database import database_unavailable, while_database_unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, LEASE_SECONDS, process_owner
 from crucible_common.single_flight import SingleFlight
 
@@ -111,9 +111,15 @@ class CallLog:
         pause = FIRST_LOOK_SECONDS
         while True:
             ask = Claim(idempotency_key, f"{self._owner}:{next(self._numbers)}")
-            found = await self._claims.get(ask)
+            # The round goes on when its asker leaves: a claim it wins then is let go, not held
+            # by nobody until it lapses (and kept by every renewal meanwhile).
+            round_ = asyncio.ensure_future(self._claims.get(ask))
+            try:
+                found = await asyncio.shield(round_)
+            except asyncio.CancelledError:
+                round_.add_done_callback(functools.partial(self._left, ask))
+                raise
             if found is _Claimed.HERE:
-                self._held.add(ask)
                 return ask
             if isinstance(found, LlmCall):
                 return found
@@ -143,30 +149,48 @@ class CallLog:
                     # Those of dead processes whose keys nobody asked again since.
                     await uow.repo.drop_lapsed_claims()
                     await uow.commit()
-            # The loop must outlive a lost database: the claims still have time, the next beat tries again.
-            except (SQLAlchemyError, OSError):
-                logger.warning("could not renew the claims of %d calls in flight", len(held), exc_info=True)
+            # The loop must outlive a lost database (and anything else): the claims still have
+            # time, and the next beat tries again.
+            except Exception as exc:
+                logger.warning(
+                    "could not renew the claims of %d calls in flight: %s",
+                    *(len(held), exc),
+                    exc_info=not database_unavailable(exc),
+                )
                 continue
             for lapsed in (c for c in held if c.token not in renewed and c in self._held):
-                # The database was away longer than a claim: another process may be making the call
-                # too. Nothing can stop the one in flight here.
+                # The database was away longer than a claim: another process may have taken the
+                # key and be making the call too. Nothing can stop the one in flight here.
                 logger.warning("the claim of %r lapsed while its call was in flight", lapsed.key)
 
     async def close(self) -> None:
-        """At shutdown: release every claim still held, so that no other process waits them out."""
+        """At shutdown: stop the keyed calls still in flight here (their paid attempts are stored
+        apart, see ``LlmService.drain``), then release every claim still held, so that no other
+        process waits them out. Before ``LlmService.drain``."""
+        await self.in_flight.cancel()
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
         held, self._held = list(self._held), set()
         if held:
-            try:
-                await self._release(held)
-            except (SQLAlchemyError, OSError):
-                logger.warning("could not release %d claims at shutdown; they lapse by themselves", len(held))
+            await self._release(held)
+
+    def _left(self, ask: Claim, round_: asyncio.Future[LlmCall | _Claimed | None]) -> None:
+        if not round_.cancelled() and round_.exception() is None and round_.result() is _Claimed.HERE:
+            self.release(ask)
 
     async def _release(self, claims: list[Claim]) -> None:
-        async with self._uow() as uow:
-            await uow.repo.release_claims([c.key for c in claims], [c.token for c in claims])
-            await uow.commit()
+        try:
+            async with self._uow() as uow:
+                await uow.repo.release_claims([c.key for c in claims], [c.token for c in claims])
+                await uow.commit()
+        except Exception as exc:
+            # Not lost: a claim nobody renews lapses by itself, and another call of its key waits
+            # until then at most.
+            logger.warning(
+                "could not release %d claims (they lapse by themselves): %s",
+                *(len(claims), exc),
+                exc_info=not database_unavailable(exc),
+            )
 
     async def _write(self, writes: list[_Write]) -> None:
         # Paid answers: a database away for a moment delays them, it does not drop them.
@@ -188,13 +212,18 @@ class CallLog:
             await uow.commit()
 
     async def _claim(self, asks: Sequence[Claim]) -> Mapping[Claim, LlmCall | _Claimed]:
-        # One ask a key a round (a key's second ask looks again later, as if held elsewhere).
-        firsts = list({a.key: a for a in reversed(asks)}.values())
+        # One ask a key a round (a key's second ask looks again later, as if held elsewhere), in
+        # the keys' order: two replicas' rounds then take the keys' row locks in the same order and
+        # cannot deadlock on them.
+        firsts = sorted({a.key: a for a in reversed(asks)}.values(), key=lambda a: a.key)
         async with self._uow(single_statement=True) as uow:
             claims = await uow.repo.claim_unanswered(
                 [a.key for a in firsts], [a.token for a in firsts], self._claim_seconds
             )
             await uow.commit()
-        found: dict[Claim, LlmCall | _Claimed] = {a: claims.answered[a.key] for a in firsts if a.key in claims.answered}
-        found.update((a, _Claimed.HERE) for a in firsts if a.token in claims.won and a.key not in claims.answered)
+        won = [a for a in firsts if a.token in claims.won and a.key not in claims.answered]
+        # Held (so renewed) from here, whether or not its asker is still there to take it.
+        self._held.update(won)
+        found: dict[Claim, LlmCall | _Claimed] = {a: claims.answered[a.key] for a in asks if a.key in claims.answered}
+        found.update((a, _Claimed.HERE) for a in won)
         return found

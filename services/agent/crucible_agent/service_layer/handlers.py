@@ -115,7 +115,9 @@ async def _complete(
         )
     except BaseException:
         if claim is not None:
-            log.release(claim)  # cancelled: what was paid is stored apart (LlmService._store_abandoned)
+            # Cancelled (what it paid is stored apart: LlmService._store_abandoned), or failed
+            # without an outcome to store: the next ask of the key need not wait for the claim.
+            log.release(claim)
         raise
     await log.store(outcome, claim)
     return outcome.unwrap()

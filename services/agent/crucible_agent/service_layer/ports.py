@@ -7,7 +7,7 @@ tools, the test sandbox) and lease stores. Unit tests give in-memory fakes of ea
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -60,7 +60,7 @@ class Claims:
     (their first answered call), claimed or not."""
 
     won: frozenset[str]
-    answered: dict[str, LlmCall]
+    answered: Mapping[str, LlmCall]
 
 
 class AbstractAgentRepository(abc.ABC):
@@ -73,10 +73,6 @@ class AbstractAgentRepository(abc.ABC):
     async def list_llm_calls(
         self, filter_: Correlation, limit: int, after: tuple[datetime, str] | None
     ) -> list[LlmCall]: ...
-
-    @abc.abstractmethod
-    async def succeeded_calls(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
-        """For each key that has one, the first call stored with it that has an answer (``LlmCall.answered``)."""
 
     @abc.abstractmethod
     async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
@@ -96,7 +92,8 @@ class AbstractAgentRepository(abc.ABC):
 
     @abc.abstractmethod
     async def release_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str]) -> None:
-        """Drop these claims (key and token, pairwise): their calls are over, answered or not."""
+        """Drop these claims (key and token, pairwise) of calls that ended unanswered. Never an
+        answered call's: it is left to lapse, which ``claim_unanswered``'s one statement relies on."""
 
     @abc.abstractmethod
     async def run_calls(self, run_id: str, request_hash: str) -> list[LlmCall]:
