@@ -46,6 +46,12 @@ def asyncpg_url(url: str) -> str:
 _AWAY_STATES = ("57P01", "57P02", "57P03")
 
 
+def deadlocked(exc: BaseException) -> bool:
+    """Whether ``exc`` is Postgres ending one of two transactions that waited on each other: the
+    statement was fine, and run again it goes through."""
+    return isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "") or "") == "40P01"
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is away for now (restarting, failing over, unreachable).
 

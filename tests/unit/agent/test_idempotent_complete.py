@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import IdempotencyKeyReused, ProviderUnavailable
@@ -264,14 +265,35 @@ async def test_claims_in_flight_are_renewed_and_released_at_close() -> None:
 
 
 class FlakyUow(FakeUowFactory):
-    """A database that refuses every unit of work while ``down``."""
+    """A database that refuses every unit of work while ``down``, and ends the next ``deadlocks``
+    ones as Postgres ends one of two transactions waiting on each other."""
 
     down = False
+    deadlocks = 0
 
     def __call__(self, **kw: Any) -> FakeUnitOfWork:
         if self.down:
             raise DatabaseUnavailable("the database is unavailable: connection refused")
+        if self.deadlocks:
+            self.deadlocks -= 1
+            raise DBAPIError("INSERT INTO agent.llm_call_claims ...", None, Deadlock())
         return super().__call__(**kw)
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+async def test_a_claim_round_ended_by_a_deadlock_is_run_again() -> None:
+    provider = GatedProvider([answer(json.dumps({"n": 4}))])
+    provider.gate.set()
+    uow = FlakyUow()
+    uow.deadlocks = 1
+    pool = ProviderPool({"openai": provider}, concurrency=4, max_retries=0, retry_base_seconds=0)
+    llm = LlmService(pool, PriceTable(DEFAULT_PRICES), uow, structured_retries=1, capture_prompts=False)
+
+    assert (await h.complete(complete(), llm, CallLog(uow))).structured == {"n": 4}
+    assert uow.deadlocks == 0
 
 
 async def test_the_renewals_outlive_a_database_away() -> None:

@@ -497,7 +497,8 @@ def _claim() -> Any:
     asked = _asked()
     claim = pg_insert(claims).from_select(
         ["idempotency_key", "owner", "expires_at"],
-        select(asked.c.key, asked.c.token, expires_in(bindparam("seconds", type_=Float))),
+        # In the keys' order, so that two rounds lock the rows of the keys they share in one order.
+        select(asked.c.key, asked.c.token, expires_in(bindparam("seconds", type_=Float))).order_by(asked.c.key),
     )
     claimed = (
         claim.on_conflict_do_update(

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 from crucible_agent.domain.model import LlmCall, LlmResult
 from crucible_agent.service_layer.llm import LlmOutcome
+from crucible_agent.service_layer.ports import Claims
 from crucible_agent.service_layer.unit_of_work import UowFactory
 from crucible_common.batching import GroupCommit, GroupLookup
-from crucible_common.database import database_unavailable, while_database_unavailable
+from crucible_common.database import database_unavailable, deadlocked, while_database_unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, LEASE_SECONDS, process_owner
 from crucible_common.single_flight import SingleFlight
 
@@ -49,6 +50,8 @@ LOOKUP_LINGER_SECONDS = 0.005
 # take seconds), then at most every second.
 FIRST_LOOK_SECONDS = 0.1
 LOOK_AT_MOST_EVERY_SECONDS = 1.0
+# How many times a claim round is run when Postgres ends it for a deadlock.
+DEADLOCK_RETRIES = 3
 
 
 class _Claimed(enum.Enum):
@@ -168,6 +171,10 @@ class CallLog:
         apart, see ``LlmService.drain``), then release every claim still held, so that no other
         process waits them out. Before ``LlmService.drain``."""
         await self.in_flight.cancel()
+        # What those calls had started goes on in the rounds' own tasks: their answers' writes,
+        # and claim rounds whose winners are let go (``_left``).
+        await self._writes.settled()
+        await self._claims.settled()
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
         held, self._held = list(self._held), set()
@@ -211,16 +218,29 @@ class CallLog:
                 await uow.repo.release_claims([c.key for c in ended], [c.token for c in ended])
             await uow.commit()
 
+    async def _claim_once(self, firsts: list[Claim]) -> Claims:
+        # A round takes its keys' row locks in key order, so two rounds do not deadlock on each
+        # other; a renewal or a release (in the order of the table's rows) still can, rarely, and
+        # Postgres then ends one of them. The round loses nothing by being run again.
+        attempt = 1
+        while True:
+            try:
+                async with self._uow(single_statement=True) as uow:
+                    claims = await uow.repo.claim_unanswered(
+                        [a.key for a in firsts], [a.token for a in firsts], self._claim_seconds
+                    )
+                    await uow.commit()
+                return claims
+            except Exception as exc:
+                if not deadlocked(exc) or attempt == DEADLOCK_RETRIES:
+                    raise
+                attempt += 1
+                logger.info("a claim round met a deadlock; running it again")
+
     async def _claim(self, asks: Sequence[Claim]) -> Mapping[Claim, LlmCall | _Claimed]:
-        # One ask a key a round (a key's second ask looks again later, as if held elsewhere), in
-        # the keys' order: two replicas' rounds then take the keys' row locks in the same order and
-        # cannot deadlock on them.
-        firsts = sorted({a.key: a for a in reversed(asks)}.values(), key=lambda a: a.key)
-        async with self._uow(single_statement=True) as uow:
-            claims = await uow.repo.claim_unanswered(
-                [a.key for a in firsts], [a.token for a in firsts], self._claim_seconds
-            )
-            await uow.commit()
+        # One ask a key a round (a key's second ask looks again later, as if held elsewhere).
+        firsts = list({a.key: a for a in reversed(asks)}.values())
+        claims = await self._claim_once(firsts)
         won = [a for a in firsts if a.token in claims.won and a.key not in claims.answered]
         # Held (so renewed) from here, whether or not its asker is still there to take it.
         self._held.update(won)
