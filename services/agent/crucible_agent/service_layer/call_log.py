@@ -9,8 +9,8 @@ A keyed call is claimed before it is sent: one row a key, held by the one call p
 for it. In this process, a second request of the key joins the first (``in_flight``; a streamed
 one, which lives with its caller, waits on the claim instead); another process (the agent service
 has replicas) finds the key held and waits until it is answered, then answers from the stored
-call, as for any key answered before. A run whose runner died re-asks its
-calls in flight, and the re-ask may reach any replica: without the claim, each would pay.
+call, as for any key answered before. A run whose runner died re-asks its calls in flight, and the
+re-ask may reach any replica: without the claim, each would pay.
 
 A claim lapses unless its process renews it: a dead process's lapses, and another process then
 makes the call. An answered call's claim is left to lapse, since whoever asks its key finds the
