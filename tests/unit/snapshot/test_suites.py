@@ -433,6 +433,35 @@ async def test_a_suite_stopped_between_creating_a_run_and_starting_it_starts_tha
     assert set(world.runs.paid.values()) == {1}
 
 
+async def test_a_suite_continued_after_its_stop_discards_the_project_made_ahead_and_skips_its_replays() -> None:
+    world = World.make()
+    made = snapshots(world, 2)
+    report, lease = await start(world, made, stop_on_first_failure=True)
+    # What the first process left: the first snapshot failed (the suite stops), and the second's
+    # replay, made ready ahead of its turn in a project of its own, never started.
+    repo = world.deps.uow().repo
+    failed = SnapshotTestResult(made[0].id, made[0].name, ResultStatus.FAILED, reason="design failed")
+    await repo.add_result(report.id, 0, failed, suites.now())
+    project_id = world.spec.project()
+    trigger_id = model.suite_trigger_id(report.id, 1, 0)
+    await repo.add_replays(
+        [model.Replay(trigger_id, made[1].id, project_id, suites.now(), report_id=report.id, position=1)]
+    )
+
+    async with asyncio.timeout(5):
+        await SuiteRunner(world.deps, replace(lease, owner="other", token=2)).run()
+
+    ended = await h.get_report(report.id, world.deps)
+    assert statuses(ended) == [ResultStatus.FAILED, ResultStatus.SKIPPED]
+    assert ended.results[1].reason == "stop_on_first_failure: snapshot s0 failed"
+    assert world.runs.runs == []
+    assert project_id in world.spec.deleted
+    assert project_id not in world.spec.projects
+    assert [(r.state, r.reason) for r in await repo.replays_of(report.id)] == [
+        (ReplayState.SKIPPED, "stop_on_first_failure: snapshot s0 failed")
+    ]
+
+
 async def test_a_run_service_away_too_long_fails_no_replay_and_the_suite_goes_on_once_it_is_back() -> None:
     world = World.make(latency=0.01)
     made = snapshots(world, 2)

@@ -228,6 +228,13 @@ class SuiteRunner:
             return
         # A project made ahead of its turn is either used, or removed when the suite stops (below).
         if self._stop and not started and not (isinstance(prepared, _SnapshotState) and prepared.project_id):
+            # A suite continued after it stopped may find the snapshot's replays made ready ahead
+            # of their turn by the process before: they are skipped, and their project (always one
+            # made for the suite, see _warm) is not left behind.
+            await self._skip_rest(replays, 0, self._stop)
+            made_ahead = next((r.project_id for r in replays.values() if r.project_id), "")
+            if made_ahead:
+                await self._discard(made_ahead)
             await self._store(position, skipped(snapshot_id, await self._name(snapshot_id), self._stop))
             return
         if isinstance(prepared, Unavailable):
