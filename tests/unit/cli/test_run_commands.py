@@ -170,6 +170,8 @@ def test_start_preflights_creates_executes_follows_and_ranks(fakes: Fakes, gatew
     assert requests_of(fakes, "ExecuteRun") == [run_pb.ExecuteRunRequest(run_id=RUN_ID)]
     assert "2/2" in result.stdout
     assert "evaluation failed: no JSON" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert f"run.completed posting the run's summary to the chat… summary posted to the chat: {MESSAGE_ID}" in said
     assert CANDIDATE_ID in result.stdout
 
 
