@@ -14,6 +14,7 @@ import pytest
 from crucible.common.v1 import actor_pb2
 from crucible.run.v1 import run_service_pb2_grpc
 from crucible.spec.v1 import spec_service_pb2 as pb
+from crucible_common.errors import RelayedError
 from crucible_common.grpc_server import ServiceDefinition, create_server
 from crucible_common.protobuf import struct
 from crucible_run.entrypoints.grpc_servicer import RunServicer
@@ -153,3 +154,19 @@ async def test_a_replay_run_is_created_once_executed_followed_and_measured(run_s
     # A full_search run has no seeds; a run the service does not have, none to give.
     assert await run_stub.seed_candidates(created.id) == ()
     assert await run_stub.seed_candidates(str(uuid.uuid4())) == ()
+
+
+async def test_a_run_is_cancelled_once_and_cancelling_it_again_is_not_an_error(run_stub: RunClient) -> None:
+    harness: Harness = run_stub.harness  # type: ignore[attr-defined]
+    config = RunConfig("full_search", RunParameters(num_candidates=2, num_scenarios=2))
+    created = await run_stub.create_run(NewRun(harness.spec.project(), config, f"snapshot-test:{uuid.uuid4()}:0:0"))
+
+    await run_stub.cancel_run(created.id, "the suite failed")
+    await run_stub.cancel_run(created.id, "the suite failed")
+
+    info = await run_stub.get_run(created.id)
+    assert info is not None
+    assert info.status == "CANCELLED"
+    with pytest.raises(RelayedError) as unknown:
+        await run_stub.cancel_run(str(uuid.uuid4()), "the suite failed")
+    assert unknown.value.code is grpc.StatusCode.NOT_FOUND

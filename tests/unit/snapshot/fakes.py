@@ -352,6 +352,7 @@ class FakeRuns:
     execute_gate: asyncio.Event | None = None
     # Waits for a run's end that fail as a run service away too long would, before they work.
     away_waits: int = 0
+    cancelled: list[str] = field(default_factory=list)
 
     def reference(
         self,
@@ -430,6 +431,13 @@ class FakeRuns:
         run.info = replace(run.info, status=run.metrics.status)
         self.usage.record(run_id, run.new.snapshot_test_id, spent)
         run.ended.set()
+
+    async def cancel_run(self, run_id: str, reason: str) -> None:
+        run = self.existing[run_id]
+        if run.ended.is_set():
+            return
+        self.cancelled.append(run_id)
+        self.finish(run_id, good_metrics(run_id, status="CANCELLED", failure_reason=f"cancelled: {reason}", usd=0.0))
 
     async def wait_ended(self, run_id: str) -> RunInfo:
         if self.away_waits:

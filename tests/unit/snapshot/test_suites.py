@@ -323,6 +323,26 @@ async def test_a_suite_whose_harness_fails_is_failed_with_its_results_so_far() -
     assert statuses(ended) == [ResultStatus.PASSED]
 
 
+async def test_a_suite_whose_harness_fails_stops_the_replays_still_running() -> None:
+    world = World.make(latency=None)
+    made = snapshots(world, 2)
+    report, lease = await start(world, made, concurrency=2)
+    world.tables.broken_positions.add(0)
+    suite = asyncio.create_task(SuiteRunner(world.deps, lease).run())
+    await until(lambda: len(world.runs.runs) == 2)
+    first, second = world.runs.runs
+
+    world.runs.finish(first.info.id)
+    async with asyncio.timeout(5):
+        await suite
+
+    ended = await h.get_report(report.id, world.deps)
+    assert ended.status is ReportStatus.FAILED
+    # The report has ended: the replay still running is stopped, not left to spend unfollowed.
+    assert world.runs.cancelled == [second.info.id]
+    assert second.info.status == "CANCELLED"
+
+
 # ---------------------------------------------------------------- repetitions
 
 

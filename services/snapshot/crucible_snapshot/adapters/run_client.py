@@ -186,6 +186,14 @@ class RunClient(RunService):
             return found
         return _info(executed.run)
 
+    async def cancel_run(self, run_id: str, reason: str) -> None:
+        request = pb.CancelRunRequest(run_id=run_id, reason=reason)
+        try:
+            await self._stub.CancelRun(request, timeout=self._timeout, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            if details_of(exc).reason != "RUN_FINISHED":
+                raise translated(exc) from exc
+
     async def wait_ended(self, run_id: str) -> RunInfo:
         """Follow the run's events until the stream ends (the run ended, its summary posted).
 

@@ -185,6 +185,10 @@ class RunService(Protocol):
         """Until the run has ended (and posted its summary)."""
         ...
 
+    async def cancel_run(self, run_id: str, reason: str) -> None:
+        """Stop a run that is still going; one that has ended already is left as it ended."""
+        ...
+
 
 class Usage(Protocol):
     """The agent service's record of what model calls cost."""

@@ -158,6 +158,8 @@ class SuiteRunner:
         # Set whenever a replay ends: an admission waiting for room looks again.
         self._settled = asyncio.Event()
         self._runs: dict[str, str] = {}
+        # The runs of the replays started and not yet ended (trigger id → run id).
+        self._following: dict[str, str] = {}
         self._options = TestOptions()
         self._stop = ""
         # Each snapshot's conclusion, with the replays it waits for.
@@ -180,6 +182,9 @@ class SuiteRunner:
                 raise cause from None
             logger.exception("test suite %s failed", report.id)
             status, error = ReportStatus.FAILED, f"the harness failed: {type(cause).__name__}: {cause}"[:2_000]
+            # The report ends here, so nothing would follow the replays still running: they are
+            # stopped rather than left to spend on results no one records.
+            await self._cancel_following()
         await self._finish(status, error)
 
     # ------------------------------------------------------------ scheduling
@@ -453,7 +458,7 @@ class SuiteRunner:
                     snapshot_test_id=report.snapshot_test_id,
                     budget_usd=reservation.budget_usd,
                 )
-                run_id = self._runs[replay.trigger_id] = run.id
+                run_id = self._runs[replay.trigger_id] = self._following[replay.trigger_id] = run.id
                 # Stored before it starts: a suite continued after a stop between the two finds the
                 # run (and its reservation) and starts it, instead of admitting the replay again.
                 await self._update(replay, ReplayChange(ReplayState.RUNNING, run.id, reservation.usd))
@@ -465,6 +470,7 @@ class SuiteRunner:
             self._released(replay, slots)
 
     async def _attach(self, replay: Replay, plan: ReplayPlan, slots: asyncio.Semaphore) -> ReplayEnd:
+        self._following[replay.trigger_id] = replay.run_id
         try:
             try:
                 # Its run may have been created but not started when the suite stopped.
@@ -483,6 +489,7 @@ class SuiteRunner:
         except CrucibleError as exc:
             return await self._failed(replay, run_id, exc)
         await self._update(replay, ReplayChange(ReplayState.ENDED, metrics=metrics))
+        self._following.pop(replay.trigger_id, None)
         return ReplayEnd(run_id, metrics, stopped_by_cost=capped and _budget_stopped(metrics.failure_reason))
 
     async def _failed(self, replay: Replay, run_id: str, error: CrucibleError) -> ReplayEnd:
@@ -492,7 +499,17 @@ class SuiteRunner:
             raise error
         reason = f"replay failed: {error.message}"[:2_000]
         await self._update(replay, ReplayChange(ReplayState.ENDED, reason=reason))
+        self._following.pop(replay.trigger_id, None)
         return ReplayEnd(run_id, error=reason)
+
+    async def _cancel_following(self) -> None:
+        async def cancel(run_id: str) -> None:
+            try:
+                await self._deps.runs.cancel_run(run_id, f"test suite {self._report_id} failed")
+            except CrucibleError as exc:
+                logger.warning("test suite %s: run %s not stopped: %s", self._report_id, run_id, exc.message)
+
+        await asyncio.gather(*(cancel(run_id) for run_id in self._following.values()))
 
     def _released(self, replay: Replay, slots: asyncio.Semaphore) -> None:
         self._ledger.release(replay.trigger_id)
