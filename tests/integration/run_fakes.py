@@ -189,6 +189,9 @@ class FakeModels:
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
         return [PRICE for _ in models]
 
+    async def settled_usage(self, run_id: str) -> LlmUsage:
+        return await self.usage(run_id)
+
     async def usage(self, run_id: str) -> LlmUsage:
         mine = [(self.paid[k] + self.replayed[k], *v) for k, v in self.spent.items() if k.startswith(f"run:{run_id}:")]
         return LlmUsage(

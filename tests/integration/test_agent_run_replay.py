@@ -112,7 +112,25 @@ async def test_an_idempotency_key_is_answered_by_a_replayed_answer_but_not_a_rep
                 call("r", LlmCallStatus.REPLAYED, second=1, key=failed, error="PROVIDER_UNAVAILABLE: openai: 503"),
             ]
         )
-        found = await repo.claim_unanswered([answered, failed], ["t-1", "t-2"], 15.0)
+        found = await repo.claim_unanswered([answered, failed], ["t-1", "t-2"], ["r", "r"], 15.0)
 
     assert list(found.answered) == [answered]
     assert found.won == {"t-1", "t-2"}
+
+
+async def test_a_runs_calls_in_flight_are_its_claims_neither_answered_nor_lapsed(engine: AsyncEngine) -> None:
+    run_id = f"r-{uuid.uuid4()}"
+    running, answered, lapsed, elsewhere = (f"k-{uuid.uuid4()}" for _ in range(4))
+    async with engine.begin() as conn:
+        repo = SqlAgentRepository(conn)
+        await repo.claim_unanswered([running, answered], ["t-1", "t-2"], [run_id, run_id], 15.0)
+        # A claim whose process died (it lapsed), and another run's call.
+        await repo.claim_unanswered([lapsed], ["t-3"], [run_id], -1.0)
+        await repo.claim_unanswered([elsewhere], ["t-4"], [f"r-{uuid.uuid4()}"], 15.0)
+        # An answered call's claim is left to lapse: not in flight any more.
+        await repo.add_llm_calls([call(run_id, LlmCallStatus.SUCCEEDED, second=1, key=answered)])
+        in_flight = await repo.calls_in_flight(run_id)
+        await repo.release_claims([running], ["t-1"])
+        after_release = await repo.calls_in_flight(run_id)
+
+    assert (in_flight, after_release) == (1, 0)

@@ -97,6 +97,8 @@ class FakeAgentState:
     errors: dict[str, list[tuple[datetime, SubagentError]]] = field(default_factory=dict)
     # Keyed calls in flight: key -> (owner, expires at).
     claims: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    # key → the run its claim was taken for
+    claimed_for: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, Decision] = field(default_factory=dict)
     checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
     sprints: dict[str, StoredSprint] = field(default_factory=dict)
@@ -146,15 +148,27 @@ class FakeAgentRepository(AbstractAgentRepository):
                 found.setdefault(call.idempotency_key, call)
         return found
 
-    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
+    async def claim_unanswered(
+        self, idempotency_keys: Sequence[str], tokens: Sequence[str], run_ids: Sequence[str], seconds: float
+    ) -> Claims:
         now = datetime.now(UTC)
         won = set()
-        for key, token in zip(idempotency_keys, tokens, strict=True):
+        for key, token, run_id in zip(idempotency_keys, tokens, run_ids, strict=True):
             holder = self.state.claims.get(key)
             if holder is None or holder[1] < now:
                 self.state.claims[key] = (token, now + timedelta(seconds=seconds))
+                self.state.claimed_for[key] = run_id
                 won.add(token)
         return Claims(frozenset(won), self._answered(idempotency_keys))
+
+    async def calls_in_flight(self, run_id: str) -> int:
+        now = datetime.now(UTC)
+        answered = self._answered(list(self.state.claims))
+        return sum(
+            1
+            for key, (_, expires) in self.state.claims.items()
+            if self.state.claimed_for.get(key) == run_id and expires >= now and key not in answered
+        )
 
     async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
         held = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,15 @@ from sqlalchemy.exc import DBAPIError
 
 from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import IdempotencyKeyReused, ProviderUnavailable
-from crucible_agent.domain.model import ChatMessage, LlmCallStatus, LlmRequest, ModelRef, ProviderResponse, Role
+from crucible_agent.domain.model import (
+    ChatMessage,
+    Correlation,
+    LlmCallStatus,
+    LlmRequest,
+    ModelRef,
+    ProviderResponse,
+    Role,
+)
 from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer import handlers as h
@@ -184,6 +193,25 @@ async def test_a_key_in_flight_in_one_replica_is_waited_for_by_another_not_paid_
     assert (answered.structured, replayed.structured) == ({"n": 5}, {"n": 5})
     assert replayed.idempotent_replay
     assert replayed.final_call.id == answered.final_call.id
+
+
+async def test_a_runs_usage_says_how_many_of_its_keyed_calls_are_still_in_flight() -> None:
+    llm, provider, uow = replicas([answer(json.dumps({"n": 7}))])
+    asked = replace(complete(), correlation=Correlation(project_id="p", run_id="run-1"))
+    usage = c.GetUsage(Correlation(run_id="run-1"))
+
+    call = asyncio.create_task(h.complete(asked, llm, CallLog(uow)))
+    await provider.asked.wait()
+    during = await h.get_usage(usage, uow)
+    provider.gate.set()
+    await call
+    after = await h.get_usage(usage, uow)
+    another_run = await h.get_usage(c.GetUsage(Correlation(run_id="run-2")), uow)
+
+    # A continued run waits for that count to reach 0 before it reads what it spent.
+    assert (during.calls_in_flight, during.total.calls) == (1, 0)
+    assert (after.calls_in_flight, after.total.calls) == (0, 1)
+    assert another_run.calls_in_flight == 0
 
 
 async def test_when_the_call_in_flight_fails_the_waiting_replica_makes_it() -> None:

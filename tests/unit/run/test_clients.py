@@ -129,6 +129,26 @@ async def test_no_answer_for_usage_or_prices_is_the_agent_service_unavailable(co
         await models(stub).prices([("openai", "gpt-4o-mini")])
 
 
+async def test_a_settled_usage_is_read_once_the_runs_calls_in_flight_have_ended() -> None:
+    # A runner that died left two calls in flight; the agent service records them when they end.
+    readings = [
+        agent_pb.GetUsageResponse(total=agent_pb.Usage(usd=0.01, calls=1), calls_in_flight=2),
+        agent_pb.GetUsageResponse(total=agent_pb.Usage(usd=0.02, calls=2), calls_in_flight=1),
+        agent_pb.GetUsageResponse(total=agent_pb.Usage(usd=0.03, calls=3)),
+    ]
+
+    class Readings(Stub):
+        async def GetUsage(self, request: Any, timeout: float | None = None) -> Any:
+            self.requests.append(request)
+            return readings.pop(0)
+
+    stub = Readings()
+    usage = await models(stub).settled_usage("r")
+
+    assert (usage.usd, usage.calls) == (0.03, 3)
+    assert [r.filter.run_id for r in stub.requests] == ["r"] * 3
+
+
 async def test_a_refusal_of_usage_stays_an_error_of_its_own() -> None:
     refused = grpc.aio.AioRpcError(grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
 

@@ -102,9 +102,12 @@ class SqlAgentRepository(AbstractAgentRepository):
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [_llm_call(row) for row in await self._conn.execute(query)]
 
-    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
+    async def claim_unanswered(
+        self, idempotency_keys: Sequence[str], tokens: Sequence[str], run_ids: Sequence[str], seconds: float
+    ) -> Claims:
         rows = await self._conn.execute(
-            _CLAIM, {"keys": list(idempotency_keys), "tokens": list(tokens), "seconds": seconds}
+            _CLAIM,
+            {"keys": list(idempotency_keys), "tokens": list(tokens), "run_ids": list(run_ids), "seconds": seconds},
         )
         won: set[str] = set()
         answered: dict[str, LlmCall] = {}
@@ -114,6 +117,20 @@ class SqlAgentRepository(AbstractAgentRepository):
             if row.id is not None:
                 answered[row.idempotency_key] = _llm_call(row)
         return Claims(frozenset(won), answered)
+
+    async def calls_in_flight(self, run_id: str) -> int:
+        c = t.llm_call_claims.c
+        calls = t.llm_calls.c
+        answered = select(calls.id).where(
+            calls.idempotency_key == c.idempotency_key, calls.idempotency_key != literal_column("''"), _answered(calls)
+        )
+        found = await self._conn.scalar(
+            select(func.count())
+            .select_from(t.llm_call_claims)
+            # An answered call's claim is left to lapse (see claim_unanswered): it is not in flight.
+            .where(c.run_id == run_id, c.expires_at >= func.now(), ~answered.exists())
+        )
+        return int(found or 0)
 
     async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:
         c = t.llm_call_claims.c
@@ -489,6 +506,7 @@ def _asked() -> Any:
         func.unnest(bindparam("keys", type_=ARRAY(String))).label("key"),
         # Two arrays unnested side by side: pairs, whatever their number, in one statement text.
         func.unnest(bindparam("tokens", type_=ARRAY(String))).label("token"),
+        func.unnest(bindparam("run_ids", type_=ARRAY(String))).label("run_id"),
     ).cte("asked")
 
 
@@ -496,14 +514,20 @@ def _claim() -> Any:
     claims = t.llm_call_claims
     asked = _asked()
     claim = pg_insert(claims).from_select(
-        ["idempotency_key", "owner", "expires_at"],
+        ["idempotency_key", "owner", "run_id", "expires_at"],
         # In the keys' order, so that two rounds lock the rows of the keys they share in one order.
-        select(asked.c.key, asked.c.token, expires_in(bindparam("seconds", type_=Float))).order_by(asked.c.key),
+        select(asked.c.key, asked.c.token, asked.c.run_id, expires_in(bindparam("seconds", type_=Float))).order_by(
+            asked.c.key
+        ),
     )
     claimed = (
         claim.on_conflict_do_update(
             index_elements=[claims.c.idempotency_key],
-            set_={"owner": claim.excluded.owner, "expires_at": claim.excluded.expires_at},
+            set_={
+                "owner": claim.excluded.owner,
+                "run_id": claim.excluded.run_id,
+                "expires_at": claim.excluded.expires_at,
+            },
             # A claim whose process stopped renewing it (it died, or its call was answered) is free.
             where=claims.c.expires_at < func.now(),
         )

@@ -81,6 +81,8 @@ llm_call_claims = Table(
     Column("idempotency_key", String(200), primary_key=True),
     Column("owner", String(200), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    # The run its call is for ('' for a call outside a run): see calls_in_flight.
+    Column("run_id", String(100), nullable=False, server_default=""),
     prefixes=["UNLOGGED"],
 )
 

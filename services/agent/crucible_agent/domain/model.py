@@ -293,6 +293,8 @@ class UsageReport:
     total: UsageTotals
     by_model: list[ModelUsage]
     groups: tuple[UsageGroups, ...] = ()
+    # The filter's run's keyed calls still being made (0 without a run in the filter).
+    calls_in_flight: int = 0
 
 
 # ---------------------------------------------------------------- agent runs

@@ -272,6 +272,7 @@ def usage_report_pb(report: UsageReport) -> pb.GetUsageResponse:
             )
             for g in report.groups
         ],
+        calls_in_flight=report.calls_in_flight,
     )
 
 

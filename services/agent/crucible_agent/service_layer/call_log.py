@@ -64,6 +64,8 @@ class Claim:
 
     key: str
     token: str
+    # The run the call is for ('' outside a run): a continued run waits for its calls in flight.
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,13 @@ class CallLog:
             if ends is not None:
                 self._held.discard(ends)
 
-    async def claim(self, idempotency_key: str) -> LlmCall | Claim:
+    async def claim(self, idempotency_key: str, run_id: str = "") -> LlmCall | Claim:
         """The first stored call of the key that was answered; or, when there is none, this call's
         claim of the key, to end with ``store`` or ``release``. While another call holds the key,
         this waits for it to end."""
         pause = FIRST_LOOK_SECONDS
         while True:
-            ask = Claim(idempotency_key, f"{self._owner}:{next(self._numbers)}")
+            ask = Claim(idempotency_key, f"{self._owner}:{next(self._numbers)}", run_id)
             # The round goes on when its asker leaves: a claim it wins then is let go, not held
             # by nobody until it lapses (and kept by every renewal meanwhile).
             round_ = asyncio.ensure_future(self._claims.get(ask))
@@ -227,7 +229,10 @@ class CallLog:
             try:
                 async with self._uow(single_statement=True) as uow:
                     claims = await uow.repo.claim_unanswered(
-                        [a.key for a in firsts], [a.token for a in firsts], self._claim_seconds
+                        [a.key for a in firsts],
+                        [a.token for a in firsts],
+                        [a.run_id for a in firsts],
+                        self._claim_seconds,
                     )
                     await uow.commit()
                 return claims

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from crucible_agent.domain.errors import AgentRunNotFound, IdempotencyKeyReused
 from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import (
@@ -93,7 +95,7 @@ async def _complete_once(
     cmd: c.Complete, request: LlmRequest, llm: LlmService, log: CallLog, on_delta: DeltaSink | None
 ) -> LlmResult:
     # Waits while another call (here or in another replica) has the key in flight.
-    done = await log.claim(cmd.idempotency_key)
+    done = await log.claim(cmd.idempotency_key, cmd.correlation.run_id)
     if isinstance(done, LlmCall):
         if done.request_hash != hash_request(request):
             raise IdempotencyKeyReused(cmd.idempotency_key)
@@ -151,7 +153,10 @@ async def get_usage(cmd: c.GetUsage, uow: UowFactory) -> UsageReport:
         )
     group_by = tuple(dict.fromkeys(cmd.group_by))
     async with uow(read_only=True) as unit:
-        return await unit.repo.usage(cmd.filter, group_by, cmd.group_limit or DEFAULT_USAGE_GROUPS)
+        report = await unit.repo.usage(cmd.filter, group_by, cmd.group_limit or DEFAULT_USAGE_GROUPS)
+        if cmd.filter.run_id:
+            report = replace(report, calls_in_flight=await unit.repo.calls_in_flight(cmd.filter.run_id))
+    return report
 
 
 async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[LlmCall], str]:

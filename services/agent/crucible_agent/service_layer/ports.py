@@ -75,12 +75,19 @@ class AbstractAgentRepository(abc.ABC):
     ) -> list[LlmCall]: ...
 
     @abc.abstractmethod
-    async def claim_unanswered(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> Claims:
-        """Claim each key (distinct) for ``seconds`` under its token (``tokens``, pairwise), unless
+    async def claim_unanswered(
+        self, idempotency_keys: Sequence[str], tokens: Sequence[str], run_ids: Sequence[str], seconds: float
+    ) -> Claims:
+        """Claim each key (distinct) for ``seconds`` under its token and for its call's run
+        (``tokens`` and ``run_ids``, pairwise), unless
         another token holds it (a lapsed claim is free), and find the keys already answered, in
         one statement. Its reads may miss an answer committed while its claims waited; that is
         safe only because an answered call's claim is not dropped but left to lapse (``CallLog``):
         a key claimed here was not answered by the call that held it before."""
+
+    @abc.abstractmethod
+    async def calls_in_flight(self, run_id: str) -> int:
+        """The run's keyed calls still being made: claimed, unanswered, and their claims not lapsed."""
 
     @abc.abstractmethod
     async def renew_claims(self, idempotency_keys: Sequence[str], tokens: Sequence[str], seconds: float) -> set[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,10 +28,16 @@ from crucible_run.service_layer.ports import (
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
     from crucible.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
 
+logger = logging.getLogger(__name__)
+
 # The agent service's recording key that names a run: its replay is answered from that run's calls.
 RUN_RECORDING = "run:"
 # Its reason for a replayed call it has no answer to.
 REPLAY_MISS = "REPLAY_MISS"
+# How often a continued run looks again for the calls its runner before left in flight: soon at
+# first, then at most every second (a model call takes seconds).
+SETTLE_FIRST_LOOK_SECONDS = 0.1
+SETTLE_LOOK_AT_MOST_EVERY_SECONDS = 1.0
 
 
 class AgentModels(Models):
@@ -106,20 +114,39 @@ class AgentModels(Models):
         ]
 
     async def usage(self, run_id: str) -> LlmUsage:
+        return _usage(await self._usage(run_id))
+
+    async def settled_usage(self, run_id: str) -> LlmUsage:
+        pause = SETTLE_FIRST_LOOK_SECONDS
+        while True:
+            response = await self._usage(run_id)
+            if not response.calls_in_flight:
+                return _usage(response)
+            logger.info(
+                "run %s: %d of its calls are still being made; its spending is read once they end",
+                *(run_id, response.calls_in_flight),
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SETTLE_LOOK_AT_MOST_EVERY_SECONDS)
+
+    async def _usage(self, run_id: str) -> pb.GetUsageResponse:
         request = pb.GetUsageRequest(filter=pb.Correlation(run_id=run_id))
         async with _answered(f"the usage of run {run_id}"):
-            response = await patiently(
+            return await patiently(
                 lambda: self._stub.GetUsage(request, timeout=10), wait_seconds=self._wait, what=f"usage of run {run_id}"
             )
-        total = response.total
-        return LlmUsage(
-            input_tokens=total.input_tokens,
-            output_tokens=total.output_tokens,
-            usd=total.usd,
-            calls=total.calls,
-            unpriced_calls=total.unpriced_calls,
-            failed_calls=total.failed_calls,
-        )
+
+
+def _usage(response: pb.GetUsageResponse) -> LlmUsage:
+    total = response.total
+    return LlmUsage(
+        input_tokens=total.input_tokens,
+        output_tokens=total.output_tokens,
+        usd=total.usd,
+        calls=total.calls,
+        unpriced_calls=total.unpriced_calls,
+        failed_calls=total.failed_calls,
+    )
 
 
 @contextlib.asynccontextmanager

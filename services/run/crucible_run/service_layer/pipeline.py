@@ -162,9 +162,11 @@ class RunExecutor:
             status, reason = RunStatus.COMPLETED, ""
             try:
                 # Two independent questions to the agent service, asked at once: the run's first
-                # model call waits for both.
+                # model call waits for both. What it spent is read once the calls a runner before
+                # left in flight have ended, so that their cost is counted (asked again, their
+                # keys are answered from what they stored, at no new cost).
                 usage, prices = await asyncio.gather(
-                    self._deps.models.usage(run.id),
+                    self._deps.models.settled_usage(run.id),
                     self._deps.models.prices([self._deps.designer, self._deps.evaluator]),
                 )
                 budget = Budget.of(run.parameters, usage)

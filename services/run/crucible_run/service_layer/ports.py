@@ -296,6 +296,12 @@ class Models(Protocol):
 
     async def usage(self, run_id: str) -> LlmUsage: ...
 
+    async def settled_usage(self, run_id: str) -> LlmUsage:
+        """The run's usage once none of its calls is still being made. A runner that died may have
+        left some in flight in the agent service, which records (and the next runner's asks of
+        their keys replay) them only when they end: read sooner, the budget would miss their cost."""
+        ...
+
 
 class SummaryRefused(Exception):
     """The spec service answered, and will not take the summary (asking again would not change that)."""
