@@ -23,7 +23,7 @@ from crucible_snapshot.domain.model import (
     Snapshot,
     SnapshotTestResult,
 )
-from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
+from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate, SnapshotData
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import suites
@@ -210,6 +210,54 @@ async def test_each_replay_runs_with_its_reservation_as_budget_and_one_stopped_b
     assert statuses(report) == [ResultStatus.SKIPPED, ResultStatus.SKIPPED]
     assert "stopped at their share of the cost limit" in report.results[0].reason
     assert report.total_cost_usd == pytest.approx(0.25)
+
+
+def own_budget(usd: float) -> SnapshotData:
+    return replace(
+        DATA, run_config=replace(DATA.run_config, parameters=replace(DATA.run_config.parameters, budget_usd=usd))
+    )
+
+
+async def test_a_replay_stopped_by_its_snapshots_own_budget_is_judged_not_skipped() -> None:
+    # Its snapshot's run had a budget of 0.05, below the 0.10 the cost limit reserves for it: a
+    # replay stopping there does what the snapshot says, for its invariants to judge.
+    world = World.make(estimate=0.10, cost=0.30)
+    made = world.add(snapshot("s0", invariants=PASSING, data=own_budget(0.05)))
+
+    report = await run_suite(world, made, cost_limit_usd=1.0)
+
+    assert [r.new.config.parameters.budget_usd for r in world.runs.runs] == [0.05]
+    assert statuses(report) == [ResultStatus.FAILED]
+    assert "cost limit" not in report.results[0].reason
+
+
+async def test_a_suite_continued_after_a_replay_stopped_at_its_own_budget_still_judges_it() -> None:
+    world = World.make()
+    made = world.add(snapshot("s0", invariants=PASSING, data=own_budget(0.05)))
+    report, lease = await start(world, made, cost_limit_usd=1.0)
+    # What the process before stored: the replay's run stopped at the budget it held, its own.
+    stopped = good_metrics(status="FAILED", usd=0.05, failure_reason="stopped before crossing the budget: budget_usd")
+    trigger_id = model.suite_trigger_id(report.id, 0, 0)
+    await world.deps.uow().repo.add_replays(
+        [
+            model.Replay(
+                trigger_id,
+                made[0].id,
+                world.spec.project(),
+                suites.now(),
+                report_id=report.id,
+                state=ReplayState.ENDED,
+                run_id=stopped.run_id,
+                reserved_usd=0.05,
+                metrics=stopped,
+            )
+        ]
+    )
+
+    async with asyncio.timeout(5):
+        await SuiteRunner(world.deps, replace(lease, owner="other", token=2)).run()
+
+    assert statuses(await h.get_report(report.id, world.deps)) == [ResultStatus.FAILED]
 
 
 async def test_an_unpriced_replay_is_not_started_under_a_limit_unless_its_reference_is_priced() -> None:

@@ -263,7 +263,7 @@ class SuiteRunner:
         for k in range(options.repetitions):
             replay = state.replays.get(k)
             if replay is not None and replay.state is ReplayState.ENDED:
-                ends.append(_done(_end_of(replay)))
+                ends.append(_done(_end_of(replay, plan)))
                 continue
             if replay is not None and replay.state is ReplayState.SKIPPED:
                 not_started = replay.reason
@@ -465,7 +465,7 @@ class SuiteRunner:
                 await start(run, plan, self._deps.runs)
             except CrucibleError as exc:
                 return await self._failed(replay, run_id, exc)
-            return await self._measure(replay, run_id, capped=reservation.budget_usd is not None)
+            return await self._measure(replay, run_id, capped=_capped_by_the_limit(reservation.budget_usd, plan))
         finally:
             self._released(replay, slots)
 
@@ -479,7 +479,7 @@ class SuiteRunner:
                     await start(run, plan, self._deps.runs)
             except CrucibleError as exc:
                 return await self._failed(replay, replay.run_id, exc)
-            return await self._measure(replay, replay.run_id, capped=replay.reserved_usd > 0)
+            return await self._measure(replay, replay.run_id, capped=_capped_by_the_limit(replay.reserved_usd, plan))
         finally:
             self._released(replay, slots)
 
@@ -619,11 +619,22 @@ def _budget_stopped(failure_reason: str) -> bool:
     return failure_reason.startswith(BUDGET_STOP)
 
 
-def _end_of(replay: Replay) -> ReplayEnd:
+def _capped_by_the_limit(budget_usd: float | None, plan: ReplayPlan) -> bool:
+    """Whether a replay's run budget is its share of the suite's cost limit, rather than its
+    snapshot's own budget (when that is lower, the replay holds it: ``cost.reservation``). Only a
+    run stopped at the former was stopped by the limit; one stopped at its own budget did what its
+    snapshot says, for the invariants to judge."""
+    if not budget_usd:
+        return False
+    own = plan.config.parameters.budget_usd
+    return not own or budget_usd < own
+
+
+def _end_of(replay: Replay, plan: ReplayPlan) -> ReplayEnd:
     """A replay that ended before this process took the suite over."""
     if replay.metrics is None:
         return ReplayEnd(replay.run_id, error=replay.reason or "replay failed")
-    stopped = replay.reserved_usd > 0 and _budget_stopped(replay.metrics.failure_reason)
+    stopped = _capped_by_the_limit(replay.reserved_usd, plan) and _budget_stopped(replay.metrics.failure_reason)
     return ReplayEnd(replay.run_id, replay.metrics, stopped_by_cost=stopped)
 
 
