@@ -402,8 +402,9 @@ def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
     elif kind in ("run.completed", "run.failed", "run.cancelled"):
         colour = "green" if kind == "run.completed" else "red"
         say(Text(f"{kind} {data.get('reason', '')}".rstrip(), colour))
-        # The stream ends with the summary, which waits for the spec service: say what is awaited.
-        say(Text("posting the run's summary to the chat…", "dim"))
+        if kind != "run.cancelled":  # one cancelled before it started has no summary to post
+            # The stream ends with the summary, which waits for the spec service: say what is awaited.
+            say(Text("posting the run's summary to the chat…", "dim"))
     elif kind == "summary.posted":
         say(Text(f"summary posted to the chat: {data.get('message_id') or '—'}"))
 

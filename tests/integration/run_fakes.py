@@ -14,7 +14,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from crucible_run.domain.estimates import ModelPrice
@@ -86,6 +86,8 @@ class FakeModels:
     calls: list[ModelCall] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
+    # By run: what the calls a runner before left in flight cost, recorded only once they end.
+    left_in_flight: dict[str, float] = field(default_factory=dict)
 
     def paid_for(self, purpose: str, run_id: str = "") -> int:
         return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
@@ -190,7 +192,9 @@ class FakeModels:
         return [PRICE for _ in models]
 
     async def settled_usage(self, run_id: str) -> LlmUsage:
-        return await self.usage(run_id)
+        usage = await self.usage(run_id)
+        # The calls a runner before left in flight have ended (and are recorded) by now.
+        return replace(usage, usd=usage.usd + self.left_in_flight.get(run_id, 0.0))
 
     async def usage(self, run_id: str) -> LlmUsage:
         mine = [(self.paid[k] + self.replayed[k], *v) for k, v in self.spent.items() if k.startswith(f"run:{run_id}:")]

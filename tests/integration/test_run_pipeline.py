@@ -317,6 +317,28 @@ async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None
 # ---------------------------------------------------------------- durability
 
 
+async def test_a_run_counts_against_its_budget_what_the_calls_a_runner_before_left_in_flight_cost(
+    engine: AsyncEngine,
+) -> None:
+    models = FakeModels()
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.create(harness.spec.project(), num_candidates=2, num_scenarios=2, budget_usd=0.002)
+        # A runner before died with calls in flight that went on to spend the whole budget; the
+        # agent service records them only once they end, after this runner started.
+        models.left_in_flight[run.id] = 0.002
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        done = await harness.until_over(run.id)
+    finally:
+        await harness.close()
+
+    assert done.status is RunStatus.FAILED
+    assert done.failure_reason.startswith(
+        "stopped before crossing the budget: budget_usd 0.002 would be crossed: $0.0020 spent"
+    ), done.failure_reason
+    assert not models.paid
+
+
 async def test_a_run_cut_short_is_continued_by_another_process_paying_for_nothing_twice(engine: AsyncEngine) -> None:
     spec = FakeSpec()
     models = FakeModels(crash_at_evaluation=7)
@@ -378,6 +400,8 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
     try:
         await h.execute_run(c.ExecuteRun(run.id), harness.deps)
         await asyncio.sleep(0.1)
+        # Calls in flight at the cancel go on in the agent service, and are paid for.
+        harness.models.left_in_flight[run.id] = 1.0
         cancelled = await h.cancel_run(c.CancelRun(run.id, "too slow"), harness.deps)
         run = await harness.until_over(run.id)
         paid = sum(harness.models.paid.values())
@@ -394,7 +418,8 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
     # What was paid before it is on the run, as the agent service recorded it (the cancel itself
     # stored only the run's own record, which a running run does not have yet).
     assert run.usage.calls == paid > 0
-    assert run.usage.usd > 0
+    # Its account waited for those calls' cost.
+    assert run.usage.usd > 1.0
 
 
 async def test_a_run_cancelled_while_it_ran_shows_what_it_spent_before_its_account_is_stored(

@@ -153,10 +153,11 @@ async def get_usage(cmd: c.GetUsage, uow: UowFactory) -> UsageReport:
         )
     group_by = tuple(dict.fromkeys(cmd.group_by))
     async with uow(read_only=True) as unit:
+        # Counted before the totals are read (each read sees what was committed when it began): a
+        # call no longer in flight then was stored already, so the totals hold it.
+        in_flight = await unit.repo.calls_in_flight(cmd.filter.run_id) if cmd.filter.run_id else 0
         report = await unit.repo.usage(cmd.filter, group_by, cmd.group_limit or DEFAULT_USAGE_GROUPS)
-        if cmd.filter.run_id:
-            report = replace(report, calls_in_flight=await unit.repo.calls_in_flight(cmd.filter.run_id))
-    return report
+    return replace(report, calls_in_flight=in_flight)
 
 
 async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[LlmCall], str]:

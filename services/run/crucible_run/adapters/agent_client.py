@@ -117,15 +117,17 @@ class AgentModels(Models):
         return _usage(await self._usage(run_id))
 
     async def settled_usage(self, run_id: str) -> LlmUsage:
-        pause = SETTLE_FIRST_LOOK_SECONDS
+        pause, said = SETTLE_FIRST_LOOK_SECONDS, False
         while True:
             response = await self._usage(run_id)
             if not response.calls_in_flight:
                 return _usage(response)
-            logger.info(
-                "run %s: %d of its calls are still being made; its spending is read once they end",
-                *(run_id, response.calls_in_flight),
-            )
+            if not said:
+                logger.info(
+                    "run %s: %d of its calls are still being made; its spending is read once they end",
+                    *(run_id, response.calls_in_flight),
+                )
+                said = True
             await asyncio.sleep(pause)
             pause = min(pause * 2, SETTLE_LOOK_AT_MOST_EVERY_SECONDS)
 

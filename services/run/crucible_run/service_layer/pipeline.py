@@ -608,8 +608,10 @@ class RunExecutor:
 
     async def _account(self, run: Run) -> Run:
         """A cancelled run's cost as the agent service recorded it: the cancel, which may come from
-        any process and must not wait on the agent service, stored only what the run had stored."""
-        usage = await self._deps.models.usage(run.id)
+        any process and must not wait on the agent service, stored only what the run had stored.
+        Its calls then in flight go on in the agent service (an answer bought is kept): their
+        cost is waited for."""
+        usage = await self._deps.models.settled_usage(run.id)
         await self._write(lambda uow: uow.repo.set_usage(run.id, usage))
         return replace(run, usage=usage)
 

@@ -506,8 +506,8 @@ class SuiteRunner:
         async def cancel(run_id: str) -> None:
             try:
                 await self._deps.runs.cancel_run(run_id, f"test suite {self._report_id} failed")
-            except CrucibleError as exc:
-                logger.warning("test suite %s: run %s not stopped: %s", self._report_id, run_id, exc.message)
+            except Exception as exc:  # the report is ended next whatever happens here
+                logger.warning("test suite %s: cancelling run %s failed: %s", self._report_id, run_id, exc)
 
         await asyncio.gather(*(cancel(run_id) for run_id in self._following.values()))
 
