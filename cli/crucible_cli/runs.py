@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -56,6 +57,16 @@ ScenariosOption = Annotated[
 SeedOption = Annotated[
     list[str] | None, typer.Option("--seed", help="A candidate of an earlier run to evaluate; repeatable.")
 ]
+SeedFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--seed-file",
+        help="Seeds given whole (for a project without runs to name them from): a JSON list of "
+        '{"title", "description", "approach", "assumptions": [...]}.',
+        exists=True,
+        dir_okay=False,
+    ),
+]
 BudgetUsdOption = Annotated[float | None, typer.Option("--budget-usd", help="Stop before spending more.")]
 BudgetTokensOption = Annotated[int | None, typer.Option("--budget-tokens", help="Stop before using more.")]
 MaxRuntimeOption = Annotated[int | None, typer.Option("--max-runtime", help="Seconds; stop after that long.")]
@@ -71,6 +82,7 @@ def _config(
     candidates: int,
     scenarios: int,
     seeds: list[str] | None,
+    seed_file: Path | None,
     budget_usd: float | None,
     budget_tokens: int | None,
     max_runtime: int | None,
@@ -81,6 +93,7 @@ def _config(
         "num_candidates": candidates,
         "num_scenarios": scenarios,
         "seed_candidate_ids": seeds or [],
+        "seed_candidates": _seed_candidates(seed_file),
     }
     limits = {"budget_usd": budget_usd, "budget_tokens": budget_tokens, "max_runtime_s": max_runtime}
     parameters.update({k: v for k, v in limits.items() if v is not None})
@@ -90,6 +103,19 @@ def _config(
         "chat_session_id": chat_session_id,
         "recommended_message_id": recommended_message_id,
     }
+
+
+def _seed_candidates(path: Path | None) -> list[dict[str, Any]]:
+    """The seeds of a ``--seed-file``; the gateway checks each one's fields."""
+    if path is None:
+        return []
+    try:
+        seeds = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{path} is not readable JSON: {exc}", param_hint="--seed-file") from None
+    if not isinstance(seeds, list) or not all(isinstance(s, dict) for s in seeds):
+        raise typer.BadParameter(f'{path} must hold a JSON list of {{"title": ...}} objects', param_hint="--seed-file")
+    return seeds
 
 
 def _usage(u: dict[str, Any]) -> str:
@@ -191,6 +217,7 @@ def preflight(
     candidates: CandidatesOption = 0,
     scenarios: ScenariosOption = 0,
     seed: SeedOption = None,
+    seed_file: SeedFileOption = None,
     budget_usd: BudgetUsdOption = None,
     budget_tokens: BudgetTokensOption = None,
     max_runtime: MaxRuntimeOption = None,
@@ -204,6 +231,7 @@ def preflight(
         candidates=candidates,
         scenarios=scenarios,
         seeds=seed,
+        seed_file=seed_file,
         budget_usd=budget_usd,
         budget_tokens=budget_tokens,
         max_runtime=max_runtime,
@@ -225,6 +253,7 @@ def create(
     candidates: CandidatesOption = 0,
     scenarios: ScenariosOption = 0,
     seed: SeedOption = None,
+    seed_file: SeedFileOption = None,
     budget_usd: BudgetUsdOption = None,
     budget_tokens: BudgetTokensOption = None,
     max_runtime: MaxRuntimeOption = None,
@@ -238,6 +267,7 @@ def create(
         candidates=candidates,
         scenarios=scenarios,
         seeds=seed,
+        seed_file=seed_file,
         budget_usd=budget_usd,
         budget_tokens=budget_tokens,
         max_runtime=max_runtime,
@@ -284,6 +314,7 @@ def start(
     candidates: CandidatesOption = 0,
     scenarios: ScenariosOption = 0,
     seed: SeedOption = None,
+    seed_file: SeedFileOption = None,
     budget_usd: BudgetUsdOption = None,
     budget_tokens: BudgetTokensOption = None,
     max_runtime: MaxRuntimeOption = None,
@@ -300,6 +331,7 @@ def start(
         candidates=candidates,
         scenarios=scenarios,
         seeds=seed,
+        seed_file=seed_file,
         budget_usd=budget_usd,
         budget_tokens=budget_tokens,
         max_runtime=max_runtime,

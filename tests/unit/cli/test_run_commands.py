@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -101,6 +102,27 @@ def test_a_ready_preflight_exits_0_and_sends_no_limits_unasked(fakes: Fakes, gat
     (request,) = requests_of(fakes, "PreflightRun")
     assert request.parameters == run_pb.RunParameters()
     assert request.mode == run_pb.RUN_MODE_FULL_SEARCH
+
+
+def test_seeds_given_whole_come_from_a_json_file(fakes: Fakes, gateway: TestClient, tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(json.dumps([{"title": "Cable-stayed", "approach": "two pylons", "assumptions": ["soft bed"]}]))
+    not_a_list = tmp_path / "one.json"
+    not_a_list.write_text(json.dumps({"title": "Arch"}))
+
+    made = crucible("create", PROJECT_ID, "--mode", "seeded", "--seed-file", str(seeds))
+    wrong = crucible("create", PROJECT_ID, "--mode", "seeded", "--seed-file", str(not_a_list))
+    missing = crucible("create", PROJECT_ID, "--mode", "seeded", "--seed-file", str(tmp_path / "none.json"))
+
+    assert made.exit_code == 0, made.output
+    (created,) = requests_of(fakes, "CreateRun")
+    assert list(created.parameters.seed_candidates) == [
+        run_pb.CandidateDraft(title="Cable-stayed", approach="two pylons", assumptions=["soft bed"])
+    ]
+    assert (wrong.exit_code, missing.exit_code) == (2, 2)
+    # Said in an error box, whose border runs through the wrapped lines.
+    assert "must hold a JSON list" in " ".join(wrong.output.replace("│", " ").split())
+    assert "does not exist" in " ".join(missing.output.replace("│", " ").split())
 
 
 def test_create_sends_a_fresh_uuid_trigger_from_the_cli(fakes: Fakes, gateway: TestClient) -> None:
