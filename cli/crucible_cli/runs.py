@@ -324,7 +324,8 @@ def start(
 ) -> None:
     """Preflight, create, execute and follow a run; exits 0 when it completes, 1 otherwise.
 
-    With --format json the progress goes to stderr and stdout gets the finished run's JSON.
+    With --format json the progress goes to stderr and stdout gets the finished run's JSON (or,
+    when something blocks the run, the preflight's, which says what).
     """
     config = _config(
         mode=mode,
