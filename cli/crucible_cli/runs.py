@@ -435,8 +435,11 @@ def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
     elif kind in ("run.completed", "run.failed", "run.cancelled"):
         colour = "green" if kind == "run.completed" else "red"
         say(Text(f"{kind} {data.get('reason', '')}".rstrip(), colour))
-        if kind != "run.cancelled":  # one cancelled before it started has no summary to post
-            # The stream ends with the summary, which waits for the spec service: say what is awaited.
+        # The stream ends with the summary, which waits for the spec service: say what is awaited.
+        if kind == "run.cancelled":
+            # One cancelled before it started has no summary; one that ran waits for its calls in flight.
+            say(Text("if it had started, the run posts its summary to the chat once its calls in flight end…", "dim"))
+        else:
             say(Text("posting the run's summary to the chat…", "dim"))
     elif kind == "summary.posted":
         say(Text(f"summary posted to the chat: {data.get('message_id') or '—'}"))

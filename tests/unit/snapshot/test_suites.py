@@ -231,6 +231,18 @@ async def test_a_replay_stopped_by_its_snapshots_own_budget_is_judged_not_skippe
     assert "cost limit" not in report.results[0].reason
 
 
+async def test_a_replay_stopped_by_its_snapshots_own_token_budget_is_judged_not_skipped() -> None:
+    world = World.make()
+    made = snapshots(world, 1)
+    world.runs.outcome = lambda run: good_metrics(
+        status="FAILED", failure_reason="stopped before crossing the budget: budget_tokens 5000 would be crossed"
+    )
+
+    report = await run_suite(world, made, cost_limit_usd=1.0)
+
+    assert statuses(report) == [ResultStatus.FAILED]
+
+
 async def test_a_suite_continued_after_a_replay_stopped_at_its_own_budget_still_judges_it() -> None:
     world = World.make()
     made = world.add(snapshot("s0", invariants=PASSING, data=own_budget(0.05)))

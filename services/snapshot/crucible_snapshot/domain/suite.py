@@ -13,8 +13,9 @@ from crucible_snapshot.domain.statistics import metric_deltas
 
 MAX_CONCURRENCY = 64
 MAX_REPETITIONS = 20
-# How the run service says it stopped a run at its budget_usd: for a replay, the suite's cost limit.
-BUDGET_STOP = "stopped before crossing the budget"
+# How the run service says it stopped a run at its budget_usd: for a replay, the suite's cost limit
+# (when its share is what bound it). A stop at budget_tokens is the snapshot's own doing.
+BUDGET_STOP = "stopped before crossing the budget: budget_usd"
 
 
 def validate_options(o: TestOptions, field: str = "options") -> list[FieldViolation]:
