@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -77,6 +78,22 @@ def fetch(path: str, *, exit_code: int = 1) -> bytes:
         raise typer.Exit(exit_code) from exc
     finally:
         client.close()
+
+
+def json_objects_file(path: Path, what: str, shape: str, *, key: str = "", exit_code: int = 2) -> list[dict[str, Any]]:
+    """The JSON list of objects in a file a command was given (or under ``key`` of an object);
+    an unreadable file, or one holding anything else, is said on stderr and exits ``exit_code``.
+    The service checks each object's fields."""
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        errors.print(Text(f"error: cannot read {what} from {path}: {exc}", "red"))
+        raise typer.Exit(exit_code) from exc
+    found = loaded.get(key) if key and isinstance(loaded, dict) else loaded
+    if not isinstance(found, list) or not all(isinstance(x, dict) for x in found):
+        errors.print(Text(f"error: {path} holds no list of {what} ({shape})", "red"))
+        raise typer.Exit(exit_code)
+    return found
 
 
 def print_json(value: Any) -> None:

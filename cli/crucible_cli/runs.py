@@ -30,6 +30,7 @@ from crucible_cli.output import (
     errors,
     fixed_column,
     id_column,
+    json_objects_file,
     parameters_text,
     print_json,
     score,
@@ -106,16 +107,9 @@ def _config(
 
 
 def _seed_candidates(path: Path | None) -> list[dict[str, Any]]:
-    """The seeds of a ``--seed-file``; the gateway checks each one's fields."""
     if path is None:
         return []
-    try:
-        seeds = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(f"{path} is not readable JSON: {exc}", param_hint="--seed-file") from None
-    if not isinstance(seeds, list) or not all(isinstance(s, dict) for s in seeds):
-        raise typer.BadParameter(f'{path} must hold a JSON list of {{"title": ...}} objects', param_hint="--seed-file")
-    return seeds
+    return json_objects_file(path, "seed candidates", "{title, description, approach, assumptions}")
 
 
 def _usage(u: dict[str, Any]) -> str:

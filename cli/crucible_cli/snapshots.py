@@ -35,6 +35,7 @@ from crucible_cli.output import (
     fit_id,
     fixed_column,
     id_column,
+    json_objects_file,
     print_json,
     text_column,
     usd,
@@ -73,19 +74,10 @@ ReplayModeOption = Annotated[
 
 
 def _invariants(path: Path | None) -> list[dict[str, Any]]:
-    """A JSON array of invariants (or ``{"invariants": [...]}``); the service checks each one."""
+    """A JSON array of invariants (or ``{"invariants": [...]}``)."""
     if path is None:
         return []
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        errors.print(Text(f"error: cannot read invariants from {path}: {exc}", "red"))
-        raise typer.Exit(EXIT_HARNESS) from exc
-    found = loaded.get("invariants") if isinstance(loaded, dict) else loaded
-    if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
-        errors.print(Text(f"error: {path} holds no list of invariants ({{type, value, description}})", "red"))
-        raise typer.Exit(EXIT_HARNESS)
-    return found
+    return json_objects_file(path, "invariants", "{type, value, description}", key="invariants", exit_code=EXIT_HARNESS)
 
 
 @snapshot_app.command("create")

@@ -120,8 +120,8 @@ def test_seeds_given_whole_come_from_a_json_file(fakes: Fakes, gateway: TestClie
         run_pb.CandidateDraft(title="Cable-stayed", approach="two pylons", assumptions=["soft bed"])
     ]
     assert (wrong.exit_code, missing.exit_code) == (2, 2)
-    # Said in an error box, whose border runs through the wrapped lines.
-    assert "must hold a JSON list" in " ".join(wrong.output.replace("│", " ").split())
+    assert "holds no list of seed candidates" in " ".join(wrong.stderr.split())
+    # Said in typer's error box, whose border runs through the wrapped lines.
     assert "does not exist" in " ".join(missing.output.replace("│", " ").split())
 
 
