@@ -428,6 +428,31 @@ async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Em
                 )
             )
         ) == (grpc.StatusCode.FAILED_PRECONDITION, "REPLAY_MISS")
+        assert await code_and_reason(
+            stub.Complete(
+                pb.CompleteRequest(
+                    model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                    messages=[user],
+                    allowance=pb.CallAllowance(usd=-0.01),
+                )
+            )
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+        # An allowance that leaves no room for a re-ask: the malformed answer is the call's end.
+        await emulator.configure(faults=[{"match": {"provider": "openai"}, "kind": "malformed", "count": 1}])
+        schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+        _, reason = await code_and_reason(
+            stub.Complete(
+                pb.CompleteRequest(
+                    model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                    messages=[user],
+                    json_schema=struct(schema),
+                    schema_name="a",
+                    allowance=pb.CallAllowance(tokens=1),
+                )
+            )
+        )
+        assert reason == "STRUCTURED_OUTPUT_INVALID"
+        await emulator.configure()
         assert await code_and_reason(stub.GetAgentRun(pb.GetAgentRunRequest(agent_run_id=str(uuid.uuid4())))) == (
             grpc.StatusCode.NOT_FOUND,
             "AGENT_RUN_NOT_FOUND",

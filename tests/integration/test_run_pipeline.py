@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
+from crucible_run.domain import estimates as est
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
 from crucible_run.domain.events import EvaluationDone, RunEventType
 from crucible_run.domain.model import (
@@ -36,7 +37,7 @@ from crucible_run.domain.model import (
 from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import handlers as h
 from crucible_run.service_layer.pipeline import RunExecutor
-from tests.integration.run_fakes import RECKLESS, Crash, FakeModels, FakeSpec
+from tests.integration.run_fakes import PRICE, RECKLESS, Crash, FakeModels, FakeSpec
 from tests.integration.run_harness import Harness, run_engine, steal
 
 
@@ -301,6 +302,40 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     assert len(ranking) == 5
     assert sum(r.evaluations for r in ranking) == run.counts.evaluations
     assert harness.spec.posted[0].summary["top_candidates"]
+
+
+async def test_a_budgeted_call_holds_room_for_its_re_asks_and_the_run_waits_for_that_room_to_come_back(
+    engine: AsyncEngine,
+) -> None:
+    models = FakeModels(latency=0.01)
+    harness = Harness.make(engine, models)
+    try:
+        unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
+        # Twice what the run costs: room for every call as it is paid, not for 8 in flight at their most.
+        budget = 2 * unbudgeted.usage.usd
+        models.calls.clear()
+        run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    assert run.counts.evaluations == 24
+    # Every call was held to its share of the budget: its most (re-asks included) while there was
+    # room, less once there was not; never less than its estimate.
+    evaluations = [call for call in models.calls if call.purpose == "evaluation"]
+    short = 0
+    for call in evaluations:
+        assert call.allowance is not None
+        assert call.allowance.tokens is None
+        held = call.allowance.usd
+        estimate = est.of_call(call.system, call.prompt, call.schema, est.EVALUATION_OUTPUT, PRICE)
+        first, most = estimate.usd, est.most(estimate, PRICE).usd
+        assert held is not None
+        assert first is not None
+        assert most is not None
+        assert first <= held <= most + 1e-12
+        short += held < most
+    assert short
 
 
 async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None:

@@ -17,6 +17,7 @@ from crucible_agent.domain.errors import (
     StructuredOutputInvalid,
 )
 from crucible_agent.domain.model import (
+    CallAllowance,
     ChatMessage,
     Correlation,
     LlmCallStatus,
@@ -30,6 +31,8 @@ from crucible_agent.domain.pricing import DEFAULT_PRICES, PriceTable
 from crucible_agent.service_layer.llm import LlmService
 from crucible_agent.service_layer.structured import hash_request
 from crucible_common.leases import Lease, LeaseLost
+from crucible_run.domain import estimates as est
+from crucible_run.service_layer import prompts as run_prompts
 from tests.unit.agent.fakes import FakeProvider, FakeUowFactory, answer
 
 CORRELATION = Correlation(project_id="p1", purpose="test")
@@ -139,6 +142,99 @@ async def test_a_fence_that_refuses_a_re_ask_returns_the_paid_attempts_with_leas
     # The invalid answer was paid for, so it goes back to be stored; the re-ask was never sent.
     assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT]
     assert len(provider.requests) == 1
+
+
+async def test_a_re_ask_past_the_calls_token_allowance_is_not_made() -> None:
+    llm, provider, _ = service([answer("not json", input_tokens=100, output_tokens=50), answer('{"answer": 4}')])
+
+    # 150 spent; the re-ask would read about 100 + 50 + the note, and answer about 50 more.
+    outcome = await llm.complete(
+        request(json_schema=SCHEMA, schema_name="sum"), CORRELATION, allowance=CallAllowance(tokens=330)
+    )
+
+    assert isinstance(outcome.error, StructuredOutputInvalid)
+    assert "not asked again" in outcome.error.message
+    assert "allowance of 330 tokens (150 spent)" in outcome.error.message
+    assert outcome.error.raw == "not json"
+    assert [c.status for c in outcome.calls] == [LlmCallStatus.INVALID_OUTPUT]
+    assert len(provider.requests) == 1
+
+
+async def test_a_re_ask_within_the_calls_allowance_is_made() -> None:
+    llm, provider, _ = service([answer("not json", input_tokens=100, output_tokens=50), answer('{"answer": 4}')])
+
+    outcome = await llm.complete(
+        request(json_schema=SCHEMA, schema_name="sum"), CORRELATION, allowance=CallAllowance(usd=1.0, tokens=400)
+    )
+
+    assert outcome.unwrap().structured == {"answer": 4}
+    assert len(provider.requests) == 2
+
+
+async def test_a_re_ask_past_the_calls_usd_allowance_is_not_made_unless_its_cost_is_unknown() -> None:
+    # gpt-4o-mini: 150 in + 50 out = $0.0000525 paid; the re-ask is about as much again and more.
+    llm, provider, _ = service([answer("not json", input_tokens=150, output_tokens=50), answer('{"answer": 4}')])
+    outcome = await llm.complete(
+        request(json_schema=SCHEMA, schema_name="sum"), CORRELATION, allowance=CallAllowance(usd=0.0001)
+    )
+    assert isinstance(outcome.error, StructuredOutputInvalid)
+    assert "allowance of $0.000100" in outcome.error.message
+    assert len(provider.requests) == 1
+
+    # An unpriced model's re-ask has no known cost: a usd allowance cannot refuse it.
+    unpriced: list[ProviderResponse | ProviderError] = [
+        answer("not json", "no-such-model"),
+        answer('{"answer": 4}', "no-such-model"),
+    ]
+    llm, provider, _ = service(unpriced)
+    outcome = await llm.complete(
+        request(json_schema=SCHEMA, model="no-such-model"), CORRELATION, allowance=CallAllowance(usd=0.0)
+    )
+    assert outcome.unwrap().structured == {"answer": 4}
+    assert len(provider.requests) == 2
+
+
+async def test_answers_that_do_not_report_their_usage_still_count_against_the_allowance() -> None:
+    def unreported(text: str) -> ProviderResponse:
+        return replace(answer(text, input_tokens=0, output_tokens=0), usage_reported=False)
+
+    llm, provider, _ = service([unreported("x" * 400) for _ in range(3)], structured_retries=2)
+
+    # Estimated from characters: 100 + 100 tokens spent, a re-ask of about 100 + 100 + the note,
+    # answering 100: it fits; after it, about 535 are spent and the next would not fit.
+    outcome = await llm.complete(
+        request("y" * 400, json_schema=SCHEMA), CORRELATION, allowance=CallAllowance(tokens=600)
+    )
+
+    assert isinstance(outcome.error, StructuredOutputInvalid)
+    assert "allowance of 600 tokens" in outcome.error.message
+    assert len(provider.requests) == 2
+    # Stored as they were reported: at an unknown cost, not an estimated one.
+    assert [(c.input_tokens, c.output_tokens, c.usd) for c in outcome.calls] == [(0, 0, None)] * 2
+
+
+async def test_the_room_a_run_holds_for_a_call_lets_the_agent_make_both_re_asks() -> None:
+    """The run's ``most`` (what a budget with room holds for a call) and this service's re-ask check
+    agree: an evaluation whose answers run longer than the run estimated is still asked again twice."""
+    price = est.ModelPrice(0.15, 0.60)  # gpt-4o-mini's, as the run reads it
+    prompt = "Evaluate the candidate in the scenario. " * 50
+    first = est.of_call(
+        run_prompts.EVALUATOR_SYSTEM, prompt, run_prompts.EVALUATION_SCHEMA, est.EVALUATION_OUTPUT, price
+    )
+    most = est.most(first, price)
+    long_answer = est.EVALUATION_OUTPUT * 3 // 2
+    script: list[ProviderResponse | ProviderError] = [
+        answer(text, input_tokens=first.input_tokens + k * (long_answer + 40), output_tokens=long_answer)
+        for k, text in enumerate(["[1]", "[2]", '{"answer": 4}'])
+    ]
+    llm, provider, _ = service(script, structured_retries=2)
+
+    outcome = await llm.complete(
+        request(prompt, json_schema=SCHEMA), CORRELATION, allowance=CallAllowance(usd=most.usd, tokens=most.tokens)
+    )
+
+    assert outcome.unwrap().structured == {"answer": 4}
+    assert len(provider.requests) == 3
 
 
 async def test_a_schema_violation_names_the_problem_to_the_model() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crucible_run.domain.budget import Budget, BudgetExhausted
-from crucible_run.domain.estimates import CallEstimate
+from crucible_run.domain import estimates
+from crucible_run.domain.budget import Budget, BudgetExhausted, CallAllowance
+from crucible_run.domain.estimates import CallEstimate, ModelPrice, estimate
 from crucible_run.domain.model import LlmUsage, RunParameters
 
 
@@ -55,3 +56,52 @@ def test_a_continued_run_starts_from_what_it_already_spent() -> None:
     with pytest.raises(BudgetExhausted):
         budget.reserve(call(usd=0.01))
     budget.reserve(call(usd=0.004))
+
+
+def test_a_call_holds_room_for_its_re_asks_while_the_budget_has_it() -> None:
+    budget = Budget(limit_usd=0.05, limit_tokens=10_000)
+
+    roomy = budget.reserve(call(1_000, 0.01), most=call(3_000, 0.03))
+    # Held whole, and that is what the agent service may let the call spend.
+    assert (roomy.tokens, roomy.usd) == (3_000, 0.03)
+    assert roomy.allowance == CallAllowance(usd=0.03, tokens=3_000)
+
+    # $0.02 left: the next call is let through at its estimate, with the room there is for re-asks.
+    tight = budget.reserve(call(1_000, 0.01), most=call(3_000, 0.03))
+    assert tight.usd == pytest.approx(0.02)
+    assert tight.allowance is not None
+    assert tight.allowance.usd == pytest.approx(0.02)
+    assert tight.allowance.tokens == 3_000
+    assert budget.in_flight == 2
+
+    # No room left even for an estimate: refused, whatever the call might have cost at most.
+    with pytest.raises(BudgetExhausted, match=r"budget_usd 0\.05"):
+        budget.reserve(call(1_000, 0.01), most=call(3_000, 0.03))
+
+    # The first ends at its estimate: what it held for re-asks is free again.
+    budget.settle(roomy, 1_000, 0.01)
+    assert budget.in_flight == 1
+    assert budget.reserve(call(1_000, 0.01), most=call(3_000, 0.03)).usd == pytest.approx(0.02)
+
+
+def test_without_a_limit_a_call_has_no_allowance() -> None:
+    assert Budget().reserve(call(), most=call(3_000, 0.03)).allowance is None
+    # A token budget holds tokens only: an unpriced call's cost is not the run's to hold in dollars.
+    unpriced = Budget(limit_usd=1.0, limit_tokens=5_000).reserve(call(usd=None), most=call(3_000, None))
+    assert unpriced.allowance == CallAllowance(usd=None, tokens=3_000)
+    assert unpriced.usd == 0
+
+
+def test_the_most_a_structured_call_costs_counts_its_re_asks() -> None:
+    price = ModelPrice(1.0, 2.0)
+    first = estimate(4_000, 100, price)  # 1,000 tokens in, 100 out
+
+    most = estimates.most(first, price, attempts=3)
+
+    # Each re-ask reads the prompt, every answer before it and a note on what was wrong; room is
+    # held for answers longer than estimated.
+    answer, note = 100 * estimates.REASK_ANSWER_FACTOR, estimates.REASK_NOTE_TOKENS
+    assert most.input_tokens == 1_000 + (1_000 + answer + note) + (1_000 + 2 * (answer + note))
+    assert most.output_tokens == 3 * answer
+    assert most.usd == pytest.approx((most.input_tokens * 1.0 + most.output_tokens * 2.0) / 1e6)
+    assert estimates.most(first, price, attempts=1) == first

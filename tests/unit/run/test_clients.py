@@ -16,6 +16,7 @@ from crucible_common.protobuf import struct
 from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.snapshot_client import SnapshotClient
 from crucible_run.adapters.spec_client import SpecClient
+from crucible_run.domain.budget import CallAllowance
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.service_layer.ports import (
     CallNotRecorded,
@@ -76,6 +77,22 @@ async def test_a_replayed_call_names_its_run_as_the_recording_and_carries_the_su
     assert replayed.correlation.snapshot_test_id == "suite-1"
     # The replaying run's own key: a call it already made is answered from its own log.
     assert replayed.idempotency_key == CALL.idempotency_key
+
+
+async def test_a_calls_allowance_is_sent_with_the_limits_it_has() -> None:
+    stub = Stub(agent_pb.CompleteResponse(structured=struct({"n": 1})))
+
+    await models(stub).complete(CALL)
+    await models(stub).complete(ModelCall(**{**CALL.__dict__, "allowance": CallAllowance(usd=0.002)}))
+    await models(stub).complete(ModelCall(**{**CALL.__dict__, "allowance": CallAllowance(usd=0.0, tokens=900)}))
+
+    unlimited, usd_only, both = stub.requests
+    assert not unlimited.HasField("allowance")
+    assert usd_only.allowance.usd == 0.002
+    assert not usd_only.allowance.HasField("tokens")
+    # A limit of 0 is a limit, not an unset field.
+    assert both.allowance.HasField("usd")
+    assert (both.allowance.usd, both.allowance.tokens) == (0.0, 900)
 
 
 async def test_a_replay_miss_is_a_call_not_recorded_and_other_failures_stay_failures() -> None:

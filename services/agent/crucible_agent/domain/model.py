@@ -115,6 +115,16 @@ class LlmRequest:
 
 
 @dataclass(frozen=True)
+class CallAllowance:
+    """What one call may spend over all its attempts: a structured re-ask that would take it past
+    either limit is not made (None: no limit). Not part of the request: a call asked again under its
+    idempotency key with another allowance is the same call."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class ProviderResponse:
     """What a provider answered, normalised across SDKs."""
 

@@ -116,4 +116,5 @@ def _complete(request: pb.CompleteRequest) -> c.Complete:
         temperature=request.temperature if request.HasField("temperature") else None,
         recording=m.recording(request.recording),
         idempotency_key=request.idempotency_key,
+        allowance=m.call_allowance(request.allowance) if request.HasField("allowance") else None,
     )

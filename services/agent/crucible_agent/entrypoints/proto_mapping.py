@@ -7,6 +7,7 @@ from crucible_agent.domain.model import (
     AgentRun,
     AgentRunResult,
     AgentRunStatus,
+    CallAllowance,
     Candidate,
     CandidateMetrics,
     ChatMessage,
@@ -46,6 +47,10 @@ USAGE_DIMENSION = ProtoEnum(pb.UsageDimension, UsageDimension)
 
 def correlation(c: pb.Correlation) -> Correlation:
     return Correlation(c.project_id, c.run_id, c.sprint_id, c.snapshot_test_id, c.purpose, c.agent_run_id)
+
+
+def call_allowance(a: pb.CallAllowance) -> CallAllowance:
+    return CallAllowance(a.usd if a.HasField("usd") else None, a.tokens if a.HasField("tokens") else None)
 
 
 def recording(r: pb.Recording) -> Recording:

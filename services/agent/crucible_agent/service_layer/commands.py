@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from crucible_agent.domain.model import (
+    CallAllowance,
     ChatMessage,
     Correlation,
     JsonObject,
@@ -33,6 +34,8 @@ class Complete:
     recording: Recording = field(default_factory=Recording)
     # Names the call for the caller: a key whose call succeeded is answered from that call.
     idempotency_key: str = ""
+    # What the call may spend, re-asks included; None: no limit.
+    allowance: CallAllowance | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ async def complete(cmd: c.Complete, llm: LlmService, log: CallLog, on_delta: Del
             problems.append(FieldViolation("json_schema", problem))
     if len(cmd.idempotency_key) > MAX_IDEMPOTENCY_KEY:
         problems.append(FieldViolation("idempotency_key", f"at most {MAX_IDEMPOTENCY_KEY} characters"))
+    if cmd.allowance is not None:
+        if cmd.allowance.usd is not None and not cmd.allowance.usd >= 0:  # NaN is refused too
+            problems.append(FieldViolation("allowance.usd", "must not be negative"))
+        if cmd.allowance.tokens is not None and cmd.allowance.tokens < 0:
+            problems.append(FieldViolation("allowance.tokens", "must not be negative"))
     problems += size_violations(
         correlation=cmd.correlation,
         recording=cmd.recording,
@@ -113,7 +118,12 @@ async def _complete(
 ) -> LlmResult:
     try:
         outcome = await llm.complete(
-            request, cmd.correlation, cmd.recording, idempotency_key=cmd.idempotency_key, on_delta=on_delta
+            request,
+            cmd.correlation,
+            cmd.recording,
+            idempotency_key=cmd.idempotency_key,
+            on_delta=on_delta,
+            allowance=cmd.allowance,
         )
     except BaseException:
         if claim is not None:

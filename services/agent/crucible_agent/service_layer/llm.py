@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from crucible_agent.domain.codec import message_json, response_from_json, response_json
 from crucible_agent.domain.errors import CallAbandoned, ReplayedFailure, ReplayMiss, StructuredOutputInvalid
 from crucible_agent.domain.model import (
+    CallAllowance,
     ChatMessage,
     Correlation,
     Delta,
@@ -49,6 +50,8 @@ from crucible_common.errors import CrucibleError
 from crucible_common.leases import Lease, LeaseLost
 
 tracer = trace.get_tracer("crucible.agent")
+# A rough count, for a re-ask's estimate when the last answer did not report its usage.
+CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,12 @@ class LlmService:
         idempotency_key: str = "",
         on_delta: DeltaSink | None = None,
         fence: Fence | None = None,
+        allowance: CallAllowance | None = None,
     ) -> LlmOutcome:
         """Call the model (or the recording); ``idempotency_key`` is stamped on every attempt stored.
+
+        With ``allowance``, an invalid structured answer is asked again only while the re-ask fits
+        in it (see ``_reask_over``).
 
         With ``on_delta`` the call is streamed: every attempt's text goes into it as the model writes
         it (a recording's, whole), numbered across provider retries and structured re-asks alike.
@@ -224,7 +231,7 @@ class LlmService:
                 made: list[LlmCall] = []
                 try:
                     outcome = await self._call(
-                        request, request_hash, correlation, recording, validator, on_delta, fence, made
+                        request, request_hash, correlation, recording, validator, on_delta, fence, made, allowance
                     )
                 except asyncio.CancelledError:
                     self._store_abandoned(made, idempotency_key)
@@ -333,10 +340,12 @@ class LlmService:
         on_delta: DeltaSink | None,
         fence: Fence | None,
         calls: list[LlmCall],
+        allowance: CallAllowance | None = None,
     ) -> LlmOutcome:
         """The provider's answer, re-asked while it does not validate; each attempt goes into ``calls``
         as it ends, so a caller cancelled meanwhile leaves them known, the one in flight too."""
         attempt_request = request
+        spent_tokens, spent_usd = 0, 0.0
         for structured_attempt in range(self._structured_retries + 1):
             made: list[ProviderAttempt] = []
             try:
@@ -417,28 +426,67 @@ class LlmService:
                     error=problem,
                 )
             )
-            if structured_attempt == self._structured_retries:
+            # Tell the model what was wrong and ask again, keeping its previous answer in view.
+            note = (
+                f"That answer is not valid: {problem}. Answer again with only a JSON object that is valid "
+                "against the schema."
+            )
+            # What the invalid answers cost so far, estimated where an answer did not report it.
+            used = _tokens_used(attempt_request, response)
+            spent_tokens += sum(used)
+            spent_usd += self._prices.cost(request.model, *used) or 0.0
+            over = ""
+            if structured_attempt < self._structured_retries and allowance is not None:
+                over = self._reask_over(allowance, attempt_request, used, note, spent_tokens, spent_usd)
+            if structured_attempt == self._structured_retries or over:
                 error = StructuredOutputInvalid(
                     f"{request.provider}/{request.model} gave no valid {request.schema_name or 'structured'} answer "
-                    f"in {structured_attempt + 1} attempts; last problem: {problem}",
+                    f"in {structured_attempt + 1} attempts; last problem: {problem}"
+                    + (f"; not asked again: {over}" if over else ""),
                     llm_call_id=calls[-1].id,
                     raw=response.text,
                 )
                 return LlmOutcome(None, error, tuple(calls))
-            # Tell the model what was wrong and ask again, keeping its previous answer in view.
             attempt_request = replace(
                 attempt_request,
                 messages=(
                     *attempt_request.messages,
                     ChatMessage(Role.ASSISTANT, response.text),
-                    ChatMessage(
-                        Role.USER,
-                        f"That answer is not valid: {problem}. Answer again with only a JSON object "
-                        "that is valid against the schema.",
-                    ),
+                    ChatMessage(Role.USER, note),
                 ),
             )
         raise AssertionError("unreachable")
+
+    def _reask_over(
+        self,
+        allowance: CallAllowance,
+        request: LlmRequest,
+        last: tuple[int, int],
+        note: str,
+        spent_tokens: int,
+        spent_usd: float,
+    ) -> str:
+        """Why a re-ask would take the call past ``allowance`` ("" when it fits), after ``spent``.
+
+        The re-ask is estimated before it is made: its prompt is the last attempt's (``last``: its
+        prompt's and answer's tokens), plus that answer and ``note``; its answer is as long as the
+        last (at most ``max_tokens``). It is only an estimate: the provider may answer longer.
+        """
+        prompt_tokens, answer_tokens = last
+        input_tokens = prompt_tokens + answer_tokens + len(note) // CHARS_PER_TOKEN + 1
+        output_tokens = min(answer_tokens, request.max_tokens) if request.max_tokens else answer_tokens
+        if allowance.tokens is not None and spent_tokens + input_tokens + output_tokens > allowance.tokens:
+            return (
+                f"the re-ask (about {input_tokens + output_tokens} tokens) would take the call past its "
+                f"allowance of {allowance.tokens} tokens ({spent_tokens} spent)"
+            )
+        cost = self._prices.cost(request.model, input_tokens, output_tokens)
+        if allowance.usd is not None and cost is not None and spent_usd + cost > allowance.usd:
+            return (
+                f"the re-ask (about ${cost:.6f}) would take the call past its allowance of "
+                f"${allowance.usd:.6f} (${spent_usd:.6f} spent)"
+            )
+        return ""
 
     def _success(
         self,
@@ -543,6 +591,15 @@ class LlmService:
         if outcome.error is not None:
             span.set_attribute("error.type", outcome.error.reason)
             span.set_status(Status(StatusCode.ERROR, outcome.error.message))
+
+
+def _tokens_used(request: LlmRequest, response: ProviderResponse) -> tuple[int, int]:
+    """The prompt's and the answer's tokens, as the provider reported them, else estimated from
+    their characters (the call is then stored at an unknown cost, but an allowance counts it)."""
+    if response.usage_reported:
+        return response.input_tokens, response.output_tokens
+    prompt = sum(len(m.content) for m in request.messages)
+    return prompt // CHARS_PER_TOKEN, len(response.text) // CHARS_PER_TOKEN
 
 
 def _numbered_after(earlier: int, on_delta: DeltaSink | None) -> DeltaSink | None:

@@ -63,6 +63,11 @@ class AgentModels(Models):
             ),
             idempotency_key=call.idempotency_key,
         )
+        if call.allowance is not None:
+            if call.allowance.usd is not None:
+                request.allowance.usd = call.allowance.usd
+            if call.allowance.tokens is not None:
+                request.allowance.tokens = call.allowance.tokens
         if call.replay_of_run_id:
             request.recording.CopyFrom(
                 pb.Recording(mode=pb.RECORDING_MODE_REPLAY, recording_key=f"{RUN_RECORDING}{call.replay_of_run_id}")

@@ -1,8 +1,11 @@
 """What a run may still spend: every call reserves its estimate before it starts and settles after.
 
 A call is refused when what was spent, plus what the calls in flight reserved, plus its own
-estimate would cross the run's budget; so a run stops before crossing it, and overshoots by no
-more than in-flight calls answering above their estimate.
+estimate would cross the run's budget. A call that is not refused reserves, as far as the budget
+has room, what it may spend at most (its structured re-asks included), and that reservation is the
+allowance the agent service holds the call to: a re-ask whose estimate would not fit is not made.
+So a run stops before crossing its budget, and overshoots it by no more than in-flight calls
+answering above their estimates.
 """
 
 from __future__ import annotations
@@ -15,9 +18,21 @@ from crucible_run.domain.model import LlmUsage, RunParameters
 
 
 @dataclass(frozen=True)
+class CallAllowance:
+    """What one call may spend over all its attempts; None where the run has no such limit."""
+
+    usd: float | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class Reservation:
     id: int
     estimate: CallEstimate
+    # What is held for the call: its estimate, raised toward its most as far as the budget has room.
+    tokens: int
+    usd: float
+    allowance: CallAllowance | None
 
 
 class BudgetExhausted(Exception):
@@ -34,7 +49,7 @@ class Budget:
     limit_tokens: int | None = None
     spent_usd: float = 0.0
     spent_tokens: int = 0
-    _reserved: dict[int, CallEstimate] = field(default_factory=dict)
+    _reserved: dict[int, Reservation] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
@@ -44,30 +59,44 @@ class Budget:
 
     @property
     def reserved_usd(self) -> float:
-        return sum(e.usd or 0.0 for e in self._reserved.values())
+        return sum(r.usd for r in self._reserved.values())
 
     @property
     def reserved_tokens(self) -> int:
-        return sum(e.tokens for e in self._reserved.values())
+        return sum(r.tokens for r in self._reserved.values())
 
-    def reserve(self, estimate: CallEstimate) -> Reservation:
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a reservation: what they do not spend of it comes back when they end."""
+        return len(self._reserved)
+
+    def reserve(self, estimate: CallEstimate, most: CallEstimate | None = None) -> Reservation:
+        """Room for a call expected to cost ``estimate`` and able to cost up to ``most``."""
+        most = most or estimate
+        tokens, usd = estimate.tokens, estimate.usd or 0.0
+        allowed_tokens = allowed_usd = None
         if self.limit_tokens is not None:
-            would = self.spent_tokens + self.reserved_tokens + estimate.tokens
-            if would > self.limit_tokens:
+            room = self.limit_tokens - self.spent_tokens - self.reserved_tokens
+            if estimate.tokens > room:
                 raise BudgetExhausted(
                     f"budget_tokens {self.limit_tokens} would be crossed: {self.spent_tokens} spent, "
                     f"{self.reserved_tokens} in flight, about {estimate.tokens} for the next call"
                 )
+            tokens = allowed_tokens = max(tokens, min(most.tokens, room))
         if self.limit_usd is not None:
-            cost = estimate.usd or 0.0
-            would_usd = self.spent_usd + self.reserved_usd + cost
-            if would_usd > self.limit_usd:
+            room_usd = self.limit_usd - self.spent_usd - self.reserved_usd
+            if usd > room_usd:
                 raise BudgetExhausted(
                     f"budget_usd {self.limit_usd:g} would be crossed: ${self.spent_usd:.4f} spent, "
-                    f"${self.reserved_usd:.4f} in flight, about ${cost:.4f} for the next call"
+                    f"${self.reserved_usd:.4f} in flight, about ${usd:.4f} for the next call"
                 )
-        reservation = Reservation(next(self._ids), estimate)
-        self._reserved[reservation.id] = estimate
+            if estimate.usd is not None:  # an unpriced call's cost is unknown: no usd can hold it
+                usd = allowed_usd = max(usd, min(most.usd or usd, room_usd))
+        allowance = None
+        if allowed_tokens is not None or allowed_usd is not None:
+            allowance = CallAllowance(allowed_usd, allowed_tokens)
+        reservation = Reservation(next(self._ids), estimate, tokens, usd, allowance)
+        self._reserved[reservation.id] = reservation
         return reservation
 
     def settle(self, reservation: Reservation, tokens: int, usd: float) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from crucible_run.domain.model import JsonObject
 
 # Rough token counts of each kind of call: the prompt (problem, candidate, scenario) and the answer.
 CHARS_PER_TOKEN = 4
@@ -10,6 +13,15 @@ DESIGN_OUTPUT_PER_CANDIDATE = 220
 SCENARIO_OUTPUT_PER_SCENARIO = 180
 EVALUATION_OUTPUT = 450
 ANSWER_OVERHEAD = 100
+# An answer that does not validate is asked again by the agent service (twice, by its default
+# CRUCIBLE_STRUCTURED_OUTPUT_RETRIES), each re-ask reading the prompt, the answers before it and a
+# note on what was wrong. A budgeted run holds room for those answers (``most``) where its budget
+# has it, and the agent service makes no re-ask whose estimate would not fit in what was held. The
+# room is generous (answers twice as long as estimated, a long note), for the re-asks a run with
+# budget to spare can afford never to be refused; near the budget's end the room left caps it.
+STRUCTURED_ATTEMPTS = 3
+REASK_ANSWER_FACTOR = 2
+REASK_NOTE_TOKENS = 150
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,21 @@ def tokens_of(text: str) -> int:
 
 def estimate(prompt_chars: int, output_tokens: int, price: ModelPrice) -> CallEstimate:
     input_tokens = max(1, prompt_chars // CHARS_PER_TOKEN)
+    return CallEstimate(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
+
+
+def of_call(system: str, prompt: str, schema: JsonObject, output_tokens: int, price: ModelPrice) -> CallEstimate:
+    """A structured call's estimate: the model reads the system prompt and the schema too."""
+    return estimate(len(system) + len(prompt) + len(json.dumps(schema)), output_tokens, price)
+
+
+def most(first: CallEstimate, price: ModelPrice, attempts: int = STRUCTURED_ATTEMPTS) -> CallEstimate:
+    """What a structured call estimated at ``first`` may cost with its re-asks."""
+    if attempts <= 1:
+        return first
+    answer = first.output_tokens * REASK_ANSWER_FACTOR
+    input_tokens = sum(first.input_tokens + k * (answer + REASK_NOTE_TOKENS) for k in range(attempts))
+    output_tokens = answer * attempts
     return CallEstimate(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
 
 

@@ -32,7 +32,7 @@ from crucible_common.database import database_unavailable
 from crucible_common.errors import Unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
 from crucible_run.domain import estimates as est
-from crucible_run.domain.budget import Budget, BudgetExhausted
+from crucible_run.domain.budget import Budget, BudgetExhausted, Reservation
 from crucible_run.domain.estimates import ModelPrice
 from crucible_run.domain.events import (
     ENDED,
@@ -122,6 +122,10 @@ class RunExecutor:
         self._replay_of = ""
         self._snapshot_test_id = ""
         self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
+        # Set (and replaced) whenever a call in flight ends: what it held of the budget is free again.
+        self._call_ended = asyncio.Event()
+        # The refusal that stops the run: a call the budget had no room for, with none in flight.
+        self._exhausted: BudgetExhausted | None = None
 
     async def run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
@@ -296,7 +300,8 @@ class RunExecutor:
                 prompts.DESIGN_SCHEMA_NAME,
                 prompts.design_schema(count),
                 f"run:{run.id}:design",
-                est.estimate(len(prompt), est.design_output(count), self._prices[0]),
+                est.design_output(count),
+                self._prices[0],
             )
             designed = [
                 Candidate(
@@ -336,7 +341,8 @@ class RunExecutor:
             prompts.SCENARIOS_SCHEMA_NAME,
             prompts.scenarios_schema(count),
             f"run:{run.id}:scenarios",
-            est.estimate(len(prompt), est.scenarios_output(count), self._prices[0]),
+            est.scenarios_output(count),
+            self._prices[0],
         )
         at = datetime.now(UTC)
         scenarios = [
@@ -433,7 +439,8 @@ class RunExecutor:
                 prompts.EVALUATION_SCHEMA_NAME,
                 prompts.EVALUATION_SCHEMA,
                 f"run:{run.id}:evaluation:{candidate.id}:{scenario.id}",
-                est.estimate(len(prompt), est.EVALUATION_OUTPUT, self._prices[1]),
+                est.EVALUATION_OUTPUT,
+                self._prices[1],
             )
         except ModelCallFailed as failed:
             return Evaluation(
@@ -510,9 +517,11 @@ class RunExecutor:
         schema_name: str,
         schema: JsonObject,
         key: str,
-        estimate: est.CallEstimate,
+        output_tokens: int,
+        price: ModelPrice,
     ) -> JsonObject:
-        reservation = budget.reserve(estimate)
+        estimate = est.of_call(system, prompt, schema, output_tokens, price)
+        reservation = await self._reserve(budget, estimate, est.most(estimate, price))
         try:
             answer = await self._deps.models.complete(
                 ModelCall(
@@ -528,6 +537,7 @@ class RunExecutor:
                     self._run_id,
                     replay_of_run_id=self._replay_of,
                     snapshot_test_id=self._snapshot_test_id,
+                    allowance=reservation.allowance,
                 )
             )
         except CallNotRecorded as missing:
@@ -544,14 +554,35 @@ class RunExecutor:
         except BaseException:
             budget.release(reservation)
             raise
-        if answer.replayed:
-            budget.settle(reservation, 0, 0.0)
-        elif answer.usd is None and not answer.tokens:
-            # Paid, at a cost the answer did not report: the budget counts what was reserved for it.
-            budget.settle(reservation, reservation.estimate.tokens, reservation.estimate.usd or 0.0)
         else:
-            budget.settle(reservation, answer.tokens, answer.usd or 0.0)
+            if answer.replayed:
+                budget.settle(reservation, 0, 0.0)
+            elif answer.usd is None and not answer.tokens:
+                # Paid, at a cost the answer did not report (re-asks, maybe): the budget counts
+                # what was held for it.
+                budget.settle(reservation, reservation.tokens, reservation.usd)
+            else:
+                budget.settle(reservation, answer.tokens, answer.usd or 0.0)
+        finally:
+            # Settled or released: the calls waiting for room look again.
+            self._call_ended.set()
+            self._call_ended = asyncio.Event()
         return answer.structured
+
+    async def _reserve(self, budget: Budget, estimate: est.CallEstimate, most: est.CallEstimate) -> Reservation:
+        """Room in the budget for a call; refused (BudgetExhausted) only once no other call is in
+        flight, since each holds room for re-asks it may not make and gives it back when it ends.
+        Once one call is refused so, no call waiting for room starts: the run stops."""
+        while True:
+            if self._exhausted is not None:
+                raise BudgetExhausted(self._exhausted.reason)
+            try:
+                return budget.reserve(estimate, most)
+            except BudgetExhausted as refused:
+                if not budget.in_flight:
+                    self._exhausted = refused
+                    raise
+                await self._call_ended.wait()
 
     async def _write(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
         async with self._deps.uow(lease=self._lease) as uow:

@@ -16,6 +16,7 @@ from typing import Protocol
 from crucible_common.errors import Unavailable
 from crucible_common.leases import LeaseStore
 from crucible_common.updates import Updates, Waiter
+from crucible_run.domain.budget import CallAllowance
 from crucible_run.domain.estimates import ModelPrice
 from crucible_run.domain.events import NewRunEvent, RunEvent
 from crucible_run.domain.failure_snapshot import FailureSnapshot
@@ -233,6 +234,8 @@ class ModelCall:
     # provider, the model, the messages, the schema; never the key or the ids above).
     replay_of_run_id: str = ""
     snapshot_test_id: str = ""
+    # What the call may spend, re-asks included (its share of the run's budget); None: no limit.
+    allowance: CallAllowance | None = None
 
 
 @dataclass(frozen=True)
