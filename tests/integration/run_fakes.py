@@ -88,6 +88,10 @@ class FakeModels:
     most_in_flight: int = 0
     # By run: what the calls a runner before left in flight cost, recorded only once they end.
     left_in_flight: dict[str, float] = field(default_factory=dict)
+    # By call id: the raw answers of failed calls, whole (an error carries its first 500 characters).
+    whole_answers: dict[str, str] = field(default_factory=dict)
+    # GetLlmCall unanswered: the service away.
+    away_for_answers: bool = False
 
     def paid_for(self, purpose: str, run_id: str = "") -> int:
         return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
@@ -168,11 +172,14 @@ class FakeModels:
             tokens_in, tokens_out = 3 * len(call.system + call.prompt) // 4, 3 * 2
             usd = PRICE.cost(tokens_in, tokens_out) or 0.0
             self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
+            raw, call_id = '{"oops": "' + "x" * 1_000, str(uuid.uuid5(uuid.NAMESPACE_URL, call.idempotency_key))
+            self.whole_answers[call_id] = raw
             raise ModelCallFailed(
                 "STRUCTURED_OUTPUT_INVALID",
                 "no valid evaluation in 3 attempts",
-                raw_answer="{oops",
-                llm_call_id="x",
+                raw_answer=raw[:500],
+                raw_answer_chars=len(raw),
+                llm_call_id=call_id,
                 tokens=tokens_in + tokens_out,
                 usd=usd,
             )
@@ -190,6 +197,11 @@ class FakeModels:
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
         return [PRICE for _ in models]
+
+    async def answer_text(self, llm_call_id: str) -> str | None:
+        if self.away_for_answers:
+            raise ModelsUnavailable("the agent service did not answer (UNAVAILABLE: test)")
+        return self.whole_answers.get(llm_call_id)
 
     async def settled_usage(self, run_id: str) -> LlmUsage:
         usage = await self.usage(run_id)

@@ -391,6 +391,58 @@ async def test_provider_errors_surface_as_domain_errors(core: AgentCore, emulato
 # ---------------------------------------------------------------- over gRPC
 
 
+async def test_get_llm_call_gives_the_raw_answer_an_error_carries_cut_short(
+    agent_engine: AsyncEngine, emulator: Emulator
+) -> None:
+    # Never valid: the answer stays malformed through every re-ask.
+    await emulator.configure(faults=[{"match": {"provider": "openai"}, "kind": "malformed"}])
+    settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)
+    long_schema = {
+        "type": "object",
+        "properties": {f"field_{i}": {"type": "string"} for i in range(40)},
+        "required": [f"field_{i}" for i in range(40)],
+        "additionalProperties": False,
+    }
+    try:
+        async with agent_core(agent_engine, settings) as built, agent_stub(built) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Complete(
+                    pb.CompleteRequest(
+                        model=pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+                        messages=[pb.Message(role=pb.ROLE_USER, content="Fill every field at length.")],
+                        json_schema=struct(long_schema),
+                        schema_name="long_answer",
+                    )
+                )
+            error = info.value
+            details = decode_status(error.code(), error.details() or "", rpc_status.from_call(error))
+            assert details.reason == "STRUCTURED_OUTPUT_INVALID"
+            call_id = details.metadata["llm_call_id"]
+            got = (await stub.GetLlmCall(pb.GetLlmCallRequest(llm_call_id=call_id))).llm_call
+
+            assert got.id == call_id
+            assert got.status == pb.LLM_CALL_STATUS_INVALID_OUTPUT
+            assert len(got.response_text) == int(details.metadata["raw_answer_chars"]) > 500
+            assert details.metadata["raw_answer"] == got.response_text[:500]
+            # A page of calls leaves the answers out.
+            page = await stub.ListLlmCalls(pb.ListLlmCallsRequest(filter=pb.Correlation(), page_size=5))
+            assert page.llm_calls
+            assert all(not c.response_text for c in page.llm_calls)
+
+            for llm_call_id, expected in (
+                (str(uuid.uuid4()), (grpc.StatusCode.NOT_FOUND, "LLM_CALL_NOT_FOUND")),
+                ("not-an-id", (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ID")),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as missing:
+                    await stub.GetLlmCall(pb.GetLlmCallRequest(llm_call_id=llm_call_id))
+                found = decode_status(
+                    missing.value.code(), missing.value.details() or "", rpc_status.from_call(missing.value)
+                )
+                assert (found.code, found.reason) == expected
+    finally:
+        await emulator.configure()
+
+
 async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Emulator) -> None:
     await emulator.configure()
     settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)

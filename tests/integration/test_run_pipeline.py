@@ -251,10 +251,14 @@ async def test_a_project_without_runs_evaluates_seeds_given_whole(harness: Harne
 
 
 async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answer(engine: AsyncEngine) -> None:
-    harness = Harness.make(engine, FakeModels(failing_titles=("Design 0",)))
+    models = FakeModels(failing_titles=("Design 0",))
+    harness = Harness.make(engine, models)
     project = harness.spec.project()
     try:
         run = await harness.run(project, num_candidates=3, num_scenarios=2)
+        # The agent service away when the answer is asked for whole: what the error carried is kept.
+        models.failing_titles, models.away_for_answers = ("Design 1",), True
+        cut = await harness.run(project, num_candidates=3, num_scenarios=2)
     finally:
         await harness.close()
 
@@ -263,7 +267,12 @@ async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answe
     assert run.error_summary == "2 of 6 evaluations failed (STRUCTURED_OUTPUT_INVALID: 2)"
     failed, _ = await h.list_evaluations(c.ListRunItems(run.id), harness.deps.uow)
     broken = [e for e in failed if e.status is EvaluationStatus.FAILED]
-    assert [(e.p, e.r, e.raw_answer) for e in broken] == [(None, None, "{oops")] * 2
+    # Whole, though the agent service's error carried only its first 500 characters.
+    whole = '{"oops": "' + "x" * 1_000
+    assert [(e.p, e.r, e.raw_answer) for e in broken] == [(None, None, whole)] * 2
+    assert all(models.whole_answers[e.llm_call_id] == whole for e in broken)
+    kept, _ = await h.list_evaluations(c.ListRunItems(cut.id), harness.deps.uow)
+    assert [e.raw_answer for e in kept if e.status is EvaluationStatus.FAILED] == [whole[:500]] * 2
     _, ranking = await h.run_results(run.id, harness.deps.uow)
     unranked = next(r for r in ranking if r.title == "Design 0")
     assert (unranked.i, unranked.label, unranked.failed_evaluations) == (None, CandidateLabel.UNDER_TEST, 2)

@@ -141,6 +141,9 @@ class FakeAgentRepository(AbstractAgentRepository):
         rows.sort(key=lambda c: (c.created_at, c.id), reverse=True)
         return rows[:limit]
 
+    async def get_llm_call(self, llm_call_id: str) -> LlmCall | None:
+        return next((c for c in self.state.llm_calls if c.id == llm_call_id), None)
+
     def _answered(self, idempotency_keys: Sequence[str]) -> dict[str, LlmCall]:
         found: dict[str, LlmCall] = {}
         for call in sorted(self.state.llm_calls, key=lambda c: c.created_at):

@@ -102,6 +102,10 @@ class SqlAgentRepository(AbstractAgentRepository):
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return [_llm_call(row) for row in await self._conn.execute(query)]
 
+    async def get_llm_call(self, llm_call_id: str) -> LlmCall | None:
+        row = (await self._conn.execute(select(t.llm_calls).where(t.llm_calls.c.id == llm_call_id))).first()
+        return _llm_call(row) if row is not None else None
+
     async def claim_unanswered(
         self, idempotency_keys: Sequence[str], tokens: Sequence[str], run_ids: Sequence[str], seconds: float
     ) -> Claims:

@@ -11,6 +11,14 @@ from crucible_common.errors import (
     Unavailable,
 )
 
+# An error travels in a trailer of a few kilobytes at most: its raw answer is cut to this, and
+# ``raw_answer_chars`` says how long it was (GetLlmCall gives it whole).
+RAW_ANSWER_IN_ERRORS = 500
+
+
+def raw_answer_metadata(raw: str) -> dict[str, str]:
+    return {"raw_answer": raw[:RAW_ANSWER_IN_ERRORS], "raw_answer_chars": str(len(raw))}
+
 
 class ProviderError(CrucibleError):
     """A provider call failed; ``retryable`` ones are retried with backoff first."""
@@ -92,7 +100,7 @@ class StructuredOutputInvalid(CrucibleError):
     default_reason = "STRUCTURED_OUTPUT_INVALID"
 
     def __init__(self, message: str, *, llm_call_id: str, raw: str) -> None:
-        super().__init__(message, metadata={"llm_call_id": llm_call_id, "raw_answer": raw[:500]})
+        super().__init__(message, metadata={"llm_call_id": llm_call_id, **raw_answer_metadata(raw)})
         self.llm_call_id = llm_call_id
         self.raw = raw
 
@@ -123,13 +131,20 @@ class ReplayedFailure(FailedPrecondition):
 
     def __init__(self, reason: str, message: str, *, recording_key: str, raw: str) -> None:
         # The message is the source's own, so the replayed call's record reads as the source's did.
-        super().__init__(message, reason=reason, metadata={"recording_key": recording_key, "raw_answer": raw[:500]})
+        super().__init__(message, reason=reason, metadata={"recording_key": recording_key, **raw_answer_metadata(raw)})
 
 
 class AgentRunNotFound(NotFound):
     def __init__(self, agent_run_id: str) -> None:
         super().__init__(
             f"agent run {agent_run_id} not found", reason="AGENT_RUN_NOT_FOUND", metadata={"agent_run_id": agent_run_id}
+        )
+
+
+class LlmCallNotFound(NotFound):
+    def __init__(self, llm_call_id: str) -> None:
+        super().__init__(
+            f"model call {llm_call_id} not found", reason="LLM_CALL_NOT_FOUND", metadata={"llm_call_id": llm_call_id}
         )
 
 

@@ -98,6 +98,10 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
         calls, token = await h.list_llm_calls(cmd, self._uow)
         return pb.ListLlmCallsResponse(llm_calls=[m.llm_call_pb(x) for x in calls], next_page_token=token)
 
+    async def GetLlmCall(self, request: pb.GetLlmCallRequest, context: Context) -> pb.GetLlmCallResponse:
+        call = await h.get_llm_call(c.GetLlmCall(request.llm_call_id), self._uow)
+        return pb.GetLlmCallResponse(llm_call=m.llm_call_pb(call, with_response=True))
+
     async def GetModelPrices(self, request: pb.GetModelPricesRequest, context: Context) -> pb.GetModelPricesResponse:
         cmd = c.GetModelPrices(tuple(m.model_ref(x) for x in request.models))
         return pb.GetModelPricesResponse(prices=[m.model_price_pb(p) for p in h.model_prices(cmd, self._llm.prices)])

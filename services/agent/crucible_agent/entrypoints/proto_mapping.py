@@ -281,7 +281,8 @@ def usage_report_pb(report: UsageReport) -> pb.GetUsageResponse:
     )
 
 
-def llm_call_pb(c: LlmCall) -> pb.LlmCall:
+def llm_call_pb(c: LlmCall, *, with_response: bool = False) -> pb.LlmCall:
+    """``with_response``: the answer's text too (GetLlmCall), which a page of calls leaves out."""
     return pb.LlmCall(
         id=c.id,
         provider=c.provider,
@@ -298,6 +299,7 @@ def llm_call_pb(c: LlmCall) -> pb.LlmCall:
         error=c.error,
         attempt=c.attempt,
         create_time=timestamp(c.created_at),
+        response_text=str(c.response.get("text", "")) if with_response and c.response else "",
     )
 
 

@@ -106,6 +106,11 @@ class ListLlmCalls:
     page_token: str = ""
 
 
+@dataclass(frozen=True)
+class GetLlmCall:
+    llm_call_id: str
+
+
 # ---------------------------------------------------------------- sprints
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from crucible_agent.domain.errors import AgentRunNotFound, IdempotencyKeyReused
+from crucible_agent.domain.errors import AgentRunNotFound, IdempotencyKeyReused, LlmCallNotFound
 from crucible_agent.domain.limits import size_violations
 from crucible_agent.domain.model import (
     AgentRun,
@@ -177,6 +177,16 @@ async def list_llm_calls(cmd: c.ListLlmCalls, uow: UowFactory) -> tuple[list[Llm
             cmd.filter, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
     return split_page(rows, page, time_cursor, scope="llm_calls")
+
+
+async def get_llm_call(cmd: c.GetLlmCall, uow: UowFactory) -> LlmCall:
+    """One attempt with its answer whole (an error carries it cut short)."""
+    call_id = parse_id(cmd.llm_call_id, "llm_call_id")
+    async with uow(read_only=True) as unit:
+        call = await unit.repo.get_llm_call(call_id)
+    if call is None:
+        raise LlmCallNotFound(call_id)
+    return call
 
 
 def model_prices(cmd: c.GetModelPrices, prices: PriceTable) -> list[ModelPrice]:

@@ -75,6 +75,9 @@ class AbstractAgentRepository(abc.ABC):
     ) -> list[LlmCall]: ...
 
     @abc.abstractmethod
+    async def get_llm_call(self, llm_call_id: str) -> LlmCall | None: ...
+
+    @abc.abstractmethod
     async def claim_unanswered(
         self, idempotency_keys: Sequence[str], tokens: Sequence[str], run_ids: Sequence[str], seconds: float
     ) -> Claims:

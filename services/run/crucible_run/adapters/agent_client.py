@@ -98,6 +98,7 @@ class AgentModels(Models):
                 llm_call_id=details.metadata.get("llm_call_id", ""),
                 tokens=tokens,
                 usd=usd,
+                raw_answer_chars=_count(details.metadata.get("raw_answer_chars")),
             ) from exc
         usage = response.usage
         return ModelAnswer(
@@ -107,6 +108,21 @@ class AgentModels(Models):
             usd=None if usage.unpriced_calls else usage.usd,
             replayed=response.idempotent_replay,
         )
+
+    async def answer_text(self, llm_call_id: str) -> str | None:
+        request = pb.GetLlmCallRequest(llm_call_id=llm_call_id)
+        async with _answered(f"the answer of model call {llm_call_id}"):
+            try:
+                response = await patiently(
+                    lambda: self._stub.GetLlmCall(request, timeout=10),
+                    wait_seconds=self._wait,
+                    what=f"the answer of model call {llm_call_id}",
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                    return None
+                raise
+        return response.llm_call.response_text
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
         request = pb.GetModelPricesRequest(models=[pb.ModelRef(provider=p, model_name=m) for p, m in models])
@@ -170,6 +186,14 @@ async def _answered(what: str) -> AsyncIterator[None]:
                 f"the agent service did not answer for {what} ({details.code.name}: {details.message})"
             ) from exc
         raise
+
+
+def _count(value: str | None) -> int | None:
+    """A count the agent service put in an error's metadata; None when it did not (or not as a number)."""
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 def _spent(metadata: Mapping[str, str]) -> tuple[int, float]:

@@ -73,6 +73,7 @@ from crucible_run.service_layer.ports import (
     ModelCall,
     ModelCallFailed,
     Models,
+    ModelsUnavailable,
     SnapshotRefused,
     Snapshots,
     SpecService,
@@ -82,6 +83,9 @@ from crucible_run.service_layer.tracing import tracer
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 
 logger = logging.getLogger(__name__)
+# A failed evaluation's raw answer is kept up to this (an evaluation's answer is about 2,000
+# characters): a page of 1,000 evaluations stays within a gRPC message. The agent service keeps it whole.
+RAW_ANSWER_KEPT = 4_000
 
 T = TypeVar("T")
 
@@ -451,10 +455,25 @@ class RunExecutor:
                 EvaluationStatus.FAILED,
                 datetime.now(UTC),
                 failure_reason=f"{failed.reason}: {failed.message}"[:2000],
-                raw_answer=failed.raw_answer,
+                raw_answer=await self._whole_answer(failed),
                 llm_call_id=failed.llm_call_id,
             )
         return _evaluation(run.id, candidate.id, scenario.id, problem, answer)
+
+    async def _whole_answer(self, failed: ModelCallFailed) -> str:
+        """The raw answer of a call that gave no valid one, whole (up to ``RAW_ANSWER_KEPT``): its
+        error carries it cut short. Should the agent service not give it, the evaluation keeps
+        what the error carried."""
+        if len(failed.raw_answer) >= min(failed.raw_answer_chars, RAW_ANSWER_KEPT) or not failed.llm_call_id:
+            return failed.raw_answer
+        try:
+            whole = await self._deps.models.answer_text(failed.llm_call_id)
+        except ModelsUnavailable as away:
+            logger.warning(
+                "run %s: the whole raw answer of call %s is not had (%s)", self._run_id, failed.llm_call_id, away
+            )
+            return failed.raw_answer
+        return whole[:RAW_ANSWER_KEPT] if whole is not None else failed.raw_answer
 
     async def _store_evaluations(
         self, run_id: str, batch: list[Evaluation], budget: Budget, progress: _Progress

@@ -260,11 +260,14 @@ class ModelCallFailed(Exception):
         llm_call_id: str = "",
         tokens: int = 0,
         usd: float = 0.0,
+        raw_answer_chars: int | None = None,
     ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
         self.raw_answer = raw_answer
+        # How long the answer was: an error carries it cut short (``Models.answer_text`` has it whole).
+        self.raw_answer_chars = len(raw_answer) if raw_answer_chars is None else raw_answer_chars
         self.llm_call_id = llm_call_id
         # What the failed call's attempts cost (invalid answers and their re-asks are paid too).
         self.tokens = tokens
@@ -293,6 +296,11 @@ class Models(Protocol):
     async def complete(self, call: ModelCall) -> ModelAnswer:
         """Raises ``ModelCallFailed`` when no valid answer came (``CallNotRecorded`` for a replay's miss),
         ``ModelsUnavailable`` when the agent service did not answer at all."""
+        ...
+
+    async def answer_text(self, llm_call_id: str) -> str | None:
+        """The answer one model call wrote, whole (None: no such call). Raises ``ModelsUnavailable``
+        when the agent service did not answer."""
         ...
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
