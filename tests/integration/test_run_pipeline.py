@@ -566,6 +566,26 @@ async def test_a_refused_summary_is_not_asked_again_and_the_run_is_over(engine: 
     assert events[-1].type is RunEventType.SUMMARY_POSTED
 
 
+async def test_a_failed_evaluation_of_unknown_cost_counts_what_was_held_for_it(engine: AsyncEngine) -> None:
+    # Its answers reported no usage: the budget cannot count them as $0 (they were paid), so it
+    # counts what the run held for the call.
+    models = FakeModels(failing_titles=("Design 0",), failures_cost_unknown=True)
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=2)
+        async with harness.deps.uow(read_only=True) as uow:
+            events = await uow.repo.events(run.id, 0, 1_000)
+    finally:
+        await harness.close()
+
+    failing = [c for c in models.calls if c.purpose == "evaluation" and "Design 0" in c.prompt]
+    assert len(failing) == 2
+    held = [est.of_call(c.system, c.prompt, c.schema, est.EVALUATION_OUTPUT, PRICE).usd for c in failing]
+    paid = sum(models.spent[key][2] for key in models.paid)
+    done = [e.data for e in events if isinstance(e.data, EvaluationDone)]
+    assert max(d.usd_spent for d in done) == pytest.approx(paid + sum(u or 0.0 for u in held), abs=1e-6)
+
+
 async def test_a_failed_evaluation_counts_against_the_budget(engine: AsyncEngine) -> None:
     # Its attempts were paid though no answer validated: the spend the run keeps (and stops on)
     # includes them, to the cent of what the model calls cost.

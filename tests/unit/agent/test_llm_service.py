@@ -209,8 +209,11 @@ async def test_answers_that_do_not_report_their_usage_still_count_against_the_al
     assert isinstance(outcome.error, StructuredOutputInvalid)
     assert "allowance of 600 tokens" in outcome.error.message
     assert len(provider.requests) == 2
-    # Stored as they were reported: at an unknown cost, not an estimated one.
+    # Stored as they were reported: at an unknown cost, not an estimated one; the error says so.
     assert [(c.input_tokens, c.output_tokens, c.usd) for c in outcome.calls] == [(0, 0, None)] * 2
+    with pytest.raises(StructuredOutputInvalid) as raised:
+        outcome.unwrap()
+    assert raised.value.metadata["unknown_cost_attempts"] == "2"
 
 
 async def test_the_room_a_run_holds_for_a_call_lets_the_agent_make_both_re_asks() -> None:

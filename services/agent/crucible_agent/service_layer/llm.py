@@ -75,13 +75,17 @@ class LlmOutcome:
     def unwrap(self) -> LlmResult:
         """The answer, or the error that ended the call, carrying what its attempts cost
         (``spent_tokens``, ``spent_usd``: a failed call is paid too, and a caller with a budget
-        counts it)."""
+        counts it; ``unknown_cost_attempts``: how many answered at a cost no one knows, left out
+        of both)."""
         if self.error is not None:
             if self.calls:
                 self.error.metadata.setdefault(
                     "spent_tokens", str(sum(c.input_tokens + c.output_tokens for c in self.calls))
                 )
                 self.error.metadata.setdefault("spent_usd", repr(sum(c.usd or 0.0 for c in self.calls)))
+                unknown = sum(1 for c in self.calls if c.usd is None)
+                if unknown:
+                    self.error.metadata.setdefault("unknown_cost_attempts", str(unknown))
             raise self.error
         assert self.result is not None
         return self.result

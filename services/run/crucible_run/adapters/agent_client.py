@@ -99,6 +99,7 @@ class AgentModels(Models):
                 tokens=tokens,
                 usd=usd,
                 raw_answer_chars=_count(details.metadata.get("raw_answer_chars")),
+                cost_known=not _count(details.metadata.get("unknown_cost_attempts")),
             ) from exc
         usage = response.usage
         return ModelAnswer(

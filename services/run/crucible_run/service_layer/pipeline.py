@@ -567,8 +567,12 @@ class RunExecutor:
                 f"(request {missing.request_hash[:16]}…)"
             ) from missing
         except ModelCallFailed as failed:
-            # No answer, but its attempts were paid: the budget counts them.
-            budget.settle(reservation, failed.tokens, failed.usd)
+            # No answer, but its attempts were paid: the budget counts them; those of a cost not
+            # reported, at what was held for the call.
+            if failed.cost_known:
+                budget.settle(reservation, failed.tokens, failed.usd)
+            else:
+                budget.settle(reservation, max(failed.tokens, reservation.tokens), max(failed.usd, reservation.usd))
             raise
         except BaseException:
             budget.release(reservation)

@@ -261,6 +261,7 @@ class ModelCallFailed(Exception):
         tokens: int = 0,
         usd: float = 0.0,
         raw_answer_chars: int | None = None,
+        cost_known: bool = True,
     ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
@@ -269,9 +270,11 @@ class ModelCallFailed(Exception):
         # How long the answer was: an error carries it cut short (``Models.answer_text`` has it whole).
         self.raw_answer_chars = len(raw_answer) if raw_answer_chars is None else raw_answer_chars
         self.llm_call_id = llm_call_id
-        # What the failed call's attempts cost (invalid answers and their re-asks are paid too).
+        # What the failed call's attempts cost (invalid answers and their re-asks are paid too);
+        # ``cost_known`` False: some answered at a cost not reported (or unpriced), not counted here.
         self.tokens = tokens
         self.usd = usd
+        self.cost_known = cost_known
 
 
 class ModelsUnavailable(Unavailable):
