@@ -88,7 +88,8 @@ class FakeModels:
     most_in_flight: int = 0
     # By run: what the calls a runner before left in flight cost, recorded only once they end.
     left_in_flight: dict[str, float] = field(default_factory=dict)
-    # By call id: the raw answers of failed calls, whole (an error carries its first 500 characters).
+    # By call id: the raw answers of failed calls, whole (an error carries its first 500 characters;
+    # a run keeps 4,000).
     whole_answers: dict[str, str] = field(default_factory=dict)
     # GetLlmCall unanswered: the service away.
     away_for_answers: bool = False
@@ -174,7 +175,7 @@ class FakeModels:
             tokens_in, tokens_out = 3 * len(call.system + call.prompt) // 4, 3 * 2
             usd = PRICE.cost(tokens_in, tokens_out) or 0.0
             self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
-            raw, call_id = '{"oops": "' + "x" * 1_000, str(uuid.uuid5(uuid.NAMESPACE_URL, call.idempotency_key))
+            raw, call_id = '{"oops": "' + "x" * 5_000, str(uuid.uuid5(uuid.NAMESPACE_URL, call.idempotency_key))
             self.whole_answers[call_id] = raw
             raise ModelCallFailed(
                 "STRUCTURED_OUTPUT_INVALID",
@@ -202,9 +203,7 @@ class FakeModels:
         return [PRICE for _ in models]
 
     async def answer_text(self, llm_call_id: str) -> str | None:
-        if self.away_for_answers:
-            raise ModelsUnavailable("the agent service did not answer (UNAVAILABLE: test)")
-        return self.whole_answers.get(llm_call_id)
+        return None if self.away_for_answers else self.whole_answers.get(llm_call_id)
 
     async def settled_usage(self, run_id: str) -> LlmUsage:
         usage = await self.usage(run_id)

@@ -36,7 +36,7 @@ from crucible_run.domain.model import (
 )
 from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import handlers as h
-from crucible_run.service_layer.pipeline import RunExecutor
+from crucible_run.service_layer.pipeline import RAW_ANSWER_KEPT, RunExecutor
 from tests.integration.run_fakes import PRICE, RECKLESS, Crash, FakeModels, FakeSpec
 from tests.integration.run_harness import Harness, run_engine, steal
 
@@ -267,9 +267,9 @@ async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answe
     assert run.error_summary == "2 of 6 evaluations failed (STRUCTURED_OUTPUT_INVALID: 2)"
     failed, _ = await h.list_evaluations(c.ListRunItems(run.id), harness.deps.uow)
     broken = [e for e in failed if e.status is EvaluationStatus.FAILED]
-    # Whole, though the agent service's error carried only its first 500 characters.
-    whole = '{"oops": "' + "x" * 1_000
-    assert [(e.p, e.r, e.raw_answer) for e in broken] == [(None, None, whole)] * 2
+    # Whole (up to 4,000 characters), though the agent service's error carried only its first 500.
+    whole = '{"oops": "' + "x" * 5_000
+    assert [(e.p, e.r, e.raw_answer) for e in broken] == [(None, None, whole[:RAW_ANSWER_KEPT])] * 2
     assert all(models.whole_answers[e.llm_call_id] == whole for e in broken)
     kept, _ = await h.list_evaluations(c.ListRunItems(cut.id), harness.deps.uow)
     assert [e.raw_answer for e in kept if e.status is EvaluationStatus.FAILED] == [whole[:500]] * 2

@@ -38,6 +38,8 @@ REPLAY_MISS = "REPLAY_MISS"
 # first, then at most every second (a model call takes seconds).
 SETTLE_FIRST_LOOK_SECONDS = 0.1
 SETTLE_LOOK_AT_MOST_EVERY_SECONDS = 1.0
+# How long the run waits for a failed call's whole answer before keeping the part its error carried.
+ANSWER_READ_SECONDS = 5.0
 
 
 class AgentModels(Models):
@@ -112,18 +114,13 @@ class AgentModels(Models):
 
     async def answer_text(self, llm_call_id: str) -> str | None:
         request = pb.GetLlmCallRequest(llm_call_id=llm_call_id)
-        async with _answered(f"the answer of model call {llm_call_id}"):
-            try:
-                response = await patiently(
-                    lambda: self._stub.GetLlmCall(request, timeout=10),
-                    wait_seconds=self._wait,
-                    what=f"the answer of model call {llm_call_id}",
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                    return None
-                raise
-        return response.llm_call.response_text
+        try:
+            response = await self._stub.GetLlmCall(request, timeout=ANSWER_READ_SECONDS)
+        except grpc.aio.AioRpcError as exc:
+            # A nicety (the error carried the answer's start): not worth a wait, nor a failure.
+            logger.info("the answer of model call %s is not had: %s", llm_call_id, details_of(exc).message)
+            return None
+        return response.llm_call.response_text or None
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
         request = pb.GetModelPricesRequest(models=[pb.ModelRef(provider=p, model_name=m) for p, m in models])

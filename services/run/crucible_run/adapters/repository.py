@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, case, func, insert, null, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -345,6 +345,15 @@ class SqlRunRepository(AbstractRunRepository):
                 }
                 for e in evaluations
             ],
+        )
+
+    async def set_raw_answers(self, answers: Sequence[tuple[str, str]]) -> None:
+        if not answers:
+            return
+        e = t.evaluations.c
+        await self._conn.execute(
+            update(t.evaluations).where(e.id == bindparam("evaluation_id")).values(raw_answer=bindparam("answer")),
+            [{"evaluation_id": id_, "answer": text} for id_, text in answers],
         )
 
     async def evaluations(

@@ -73,7 +73,6 @@ from crucible_run.service_layer.ports import (
     ModelCall,
     ModelCallFailed,
     Models,
-    ModelsUnavailable,
     SnapshotRefused,
     Snapshots,
     SpecService,
@@ -83,8 +82,9 @@ from crucible_run.service_layer.tracing import tracer
 from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFactory
 
 logger = logging.getLogger(__name__)
-# A failed evaluation's raw answer is kept up to this (an evaluation's answer is about 2,000
-# characters): a page of 1,000 evaluations stays within a gRPC message. The agent service keeps it whole.
+# A failed evaluation's raw answer is kept up to this many characters (an evaluation's answer is
+# about 2,000), for a page of evaluations to stay well within a gRPC message. The agent service's
+# record of the call keeps it whole.
 RAW_ANSWER_KEPT = 4_000
 
 T = TypeVar("T")
@@ -130,6 +130,8 @@ class RunExecutor:
         self._call_ended = asyncio.Event()
         # The refusal that stops the run: a call the budget had no room for, with none in flight.
         self._exhausted: BudgetExhausted | None = None
+        # Failed evaluations stored with their raw answer cut short (see ``_keep_whole_answers``).
+        self._cut_answers: list[Evaluation] = []
 
     async def run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
@@ -425,6 +427,7 @@ class RunExecutor:
             # the writer are stored before the run's end counts what is stored.
             writer.flush()
             await writer.settled()
+        await self._keep_whole_answers()
         if stop:
             raise stop[0]
         await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
@@ -447,7 +450,7 @@ class RunExecutor:
                 self._prices[1],
             )
         except ModelCallFailed as failed:
-            return Evaluation(
+            evaluation = Evaluation(
                 str(uuid.uuid4()),
                 run.id,
                 candidate.id,
@@ -455,25 +458,27 @@ class RunExecutor:
                 EvaluationStatus.FAILED,
                 datetime.now(UTC),
                 failure_reason=f"{failed.reason}: {failed.message}"[:2000],
-                raw_answer=await self._whole_answer(failed),
+                raw_answer=failed.raw_answer[:RAW_ANSWER_KEPT],
                 llm_call_id=failed.llm_call_id,
             )
+            if failed.llm_call_id and len(evaluation.raw_answer) < min(failed.raw_answer_chars, RAW_ANSWER_KEPT):
+                self._cut_answers.append(evaluation)
+            return evaluation
         return _evaluation(run.id, candidate.id, scenario.id, problem, answer)
 
-    async def _whole_answer(self, failed: ModelCallFailed) -> str:
-        """The raw answer of a call that gave no valid one, whole (up to ``RAW_ANSWER_KEPT``): its
-        error carries it cut short. Should the agent service not give it, the evaluation keeps
-        what the error carried."""
-        if len(failed.raw_answer) >= min(failed.raw_answer_chars, RAW_ANSWER_KEPT) or not failed.llm_call_id:
-            return failed.raw_answer
-        try:
-            whole = await self._deps.models.answer_text(failed.llm_call_id)
-        except ModelsUnavailable as away:
-            logger.warning(
-                "run %s: the whole raw answer of call %s is not had (%s)", self._run_id, failed.llm_call_id, away
-            )
-            return failed.raw_answer
-        return whole[:RAW_ANSWER_KEPT] if whole is not None else failed.raw_answer
+    async def _keep_whole_answers(self) -> None:
+        """Failed evaluations were stored with the raw answer their error carried, cut short (it
+        travels in a trailer); the agent service keeps it whole: each is kept up to
+        ``RAW_ANSWER_KEPT``. Asked once the phase's evaluations are stored, so that asking puts
+        no paid answer at risk; an answer not had (the service away) stays as it was stored."""
+        whole: list[tuple[str, str]] = []
+        for evaluation in self._cut_answers:
+            text = await self._deps.models.answer_text(evaluation.llm_call_id)
+            if text is not None and len(text) > len(evaluation.raw_answer):
+                whole.append((evaluation.id, text[:RAW_ANSWER_KEPT]))
+        self._cut_answers.clear()
+        if whole:
+            await self._write(lambda uow: uow.repo.set_raw_answers(whole))
 
     async def _store_evaluations(
         self, run_id: str, batch: list[Evaluation], budget: Budget, progress: _Progress

@@ -146,6 +146,10 @@ class AbstractRunRepository(abc.ABC):
     async def add_evaluations(self, evaluations: Sequence[Evaluation]) -> None: ...
 
     @abc.abstractmethod
+    async def set_raw_answers(self, answers: Sequence[tuple[str, str]]) -> None:
+        """(evaluation id, raw answer) pairs: the failed evaluations' raw answers, had whole."""
+
+    @abc.abstractmethod
     async def evaluations(
         self,
         run_id: str,
@@ -302,8 +306,8 @@ class Models(Protocol):
         ...
 
     async def answer_text(self, llm_call_id: str) -> str | None:
-        """The answer one model call wrote, whole (None: no such call). Raises ``ModelsUnavailable``
-        when the agent service did not answer."""
+        """The answer one model call wrote, whole; None when it is not had (no such call, the
+        agent service away or refusing): a best-effort read that neither waits nor raises."""
         ...
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
