@@ -124,6 +124,22 @@ async def test_a_call_that_never_validated_is_replayed_as_the_same_failure_with_
     assert len(world.provider.requests) == 2
 
 
+async def test_a_replayed_failure_cuts_its_raw_answer_as_the_source_did_and_keeps_it_whole_on_its_call() -> None:
+    long_answer = '{"n": "' + "three " * 200 + '"}'
+    world = World([answer("not json"), answer(long_answer)])
+    with pytest.raises(StructuredOutputInvalid):
+        await world.complete("source")
+
+    with pytest.raises(ReplayedFailure) as failed:
+        await world.complete("replay", replay_of="source")
+
+    assert failed.value.metadata["raw_answer"] == long_answer[:500]
+    assert failed.value.metadata["raw_answer_chars"] == str(len(long_answer))
+    replayed = await h.get_llm_call(c.GetLlmCall(failed.value.metadata["llm_call_id"]), world.uow)
+    assert replayed.response is not None
+    assert replayed.response["text"] == long_answer
+
+
 async def test_a_provider_failure_is_replayed_with_its_reason_and_a_replay_of_the_replay_too() -> None:
     world = World([ProviderUnavailable("openai", "down")])
     with pytest.raises(ProviderUnavailable):
