@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
 from crucible_gateway.schemas.agent_runs import MAX_CORRELATION, CorrelationBody
-from crucible_gateway.schemas.common import IdFilter, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken
 from crucible_gateway.schemas.usage import (
     USAGE_DIMENSION,
     GroupBy,
     GroupLimit,
+    LlmCallDetail,
     LlmCallList,
     LlmCallRead,
     UsageReport,
@@ -68,3 +69,10 @@ async def list_llm_calls(
     return LlmCallList(
         llm_calls=[LlmCallRead.from_proto(c) for c in response.llm_calls], next_page_token=response.next_page_token
     )
+
+
+@router.get("/llm-calls/{llm_call_id}")
+async def get_llm_call(llm_call_id: Id, clients: Clients) -> LlmCallDetail:
+    """One model call (one attempt), with the answer it got whole."""
+    response = await clients.agent.GetLlmCall(pb.GetLlmCallRequest(llm_call_id=llm_call_id), timeout=clients.timeout)
+    return LlmCallDetail.from_proto(response.llm_call)

@@ -76,6 +76,9 @@ class UsageReport(BaseModel):
     by_project: list[KeyedUsageRead] | None = Field(description="With group_by=project, the most expensive first")
     by_run: list[KeyedUsageRead] | None = Field(description="With group_by=run, the most expensive first")
     truncated: list[str] = Field(description="The groupings cut at group_limit (project, run): more groups exist")
+    calls_in_flight: int = Field(
+        description="With run_id: the run's calls still being made, whose cost is not in these totals yet"
+    )
 
     @classmethod
     def from_proto(cls, r: pb.GetUsageResponse) -> UsageReport:
@@ -92,6 +95,7 @@ class UsageReport(BaseModel):
             by_project=keyed.get("project"),
             by_run=keyed.get("run"),
             truncated=[name for name, g in groups.items() if g.truncated],
+            calls_in_flight=r.calls_in_flight,
         )
 
 
@@ -129,6 +133,17 @@ class LlmCallRead(BaseModel):
             agent_run_id=c.correlation.agent_run_id,
             created_at=to_datetime(c.create_time),
         )
+
+
+class LlmCallDetail(LlmCallRead):
+    response_text: str = Field(
+        description="The answer as the model wrote it (an invalid one too), whole: an evaluation keeps "
+        "4,000 characters of it, an error 500"
+    )
+
+    @classmethod
+    def from_proto(cls, c: pb.LlmCall) -> LlmCallDetail:
+        return cls(**LlmCallRead.from_proto(c).model_dump(), response_text=c.response_text)
 
 
 class LlmCallList(BaseModel):

@@ -797,6 +797,11 @@ class FakeAgent(FakeStub):
     ) -> agent_pb.ListLlmCallsResponse:
         return self._answer("ListLlmCalls", request, timeout, agent_pb.ListLlmCallsResponse(llm_calls=[llm_call()]))
 
+    async def GetLlmCall(
+        self, request: agent_pb.GetLlmCallRequest, timeout: float | None = None
+    ) -> agent_pb.GetLlmCallResponse:
+        return self._answer("GetLlmCall", request, timeout, agent_pb.GetLlmCallResponse(llm_call=llm_call()))
+
 
 class FakeSprints(FakeStub):
     """No CreateSprint: the gateway asks the spec service, which owns specs, to create sprints."""

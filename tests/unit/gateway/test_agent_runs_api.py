@@ -8,12 +8,24 @@ import httpx
 import pytest
 
 from crucible.agent.v1 import agent_service_pb2 as agent_pb
+from crucible_common.errors import NotFound
 from crucible_common.protobuf import struct
 from tests.unit.gateway.conftest import assert_refused
-from tests.unit.gateway.fakes import AGENT_RUN_ID, PROJECT_ID, SPRINT_ID, Fakes, agent_run_result, llm_call, usage
+from tests.unit.gateway.fakes import (
+    AGENT_RUN_ID,
+    PROJECT_ID,
+    RUN_ID,
+    SPRINT_ID,
+    Fakes,
+    agent_run_result,
+    llm_call,
+    rpc_error,
+    usage,
+)
 
 RUNS = "/api/agent-runs"
 LONG_ID = "i" * 101
+CALL_ID = "5b0e1f8a-0c8e-4a53-9a4c-4f3c6b1d2e7a"
 
 INVALID = [
     pytest.param("POST", RUNS, {"json": {}}, "message", id="create-without-message"),
@@ -235,6 +247,38 @@ async def test_usage_grouped_by_project_and_run(fakes: Fakes, http: httpx.AsyncC
     )
     assert unknown.status_code == 400
     assert too_many.status_code == 400
+
+
+async def test_usage_of_a_run_says_how_many_of_its_calls_are_still_being_made(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    fakes.agent.answer("GetUsage", agent_pb.GetUsageResponse(total=usage(), calls_in_flight=4))
+
+    body = (await http.get("/api/usage", params={"run_id": RUN_ID})).json()
+
+    assert body["calls_in_flight"] == 4
+    assert body["total"]["calls"] == 3
+
+
+async def test_one_llm_call_comes_with_its_answer_whole(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    call = llm_call()
+    call.response_text = '{"P": ' + "x" * 5_000
+    fakes.agent.answer("GetLlmCall", agent_pb.GetLlmCallResponse(llm_call=call))
+
+    body = (await http.get(f"/api/llm-calls/{CALL_ID}")).json()
+
+    assert body["response_text"] == call.response_text
+    assert (body["status"], body["agent_run_id"]) == ("invalid_output", AGENT_RUN_ID)
+    assert fakes.agent.only_call().request == agent_pb.GetLlmCallRequest(llm_call_id=CALL_ID)
+
+    bad_id = await http.get("/api/llm-calls/not-an-id")
+    fakes.agent.fail("GetLlmCall", rpc_error(NotFound("no such call", reason="LLM_CALL_NOT_FOUND"), "agent.crucible"))
+    missing = await http.get(f"/api/llm-calls/{CALL_ID}")
+    assert (bad_id.status_code, missing.status_code) == (400, 404)
+    assert missing.json()["reason"] == "LLM_CALL_NOT_FOUND"
+    # A page of calls leaves the answers out.
+    listed = (await http.get("/api/llm-calls")).json()
+    assert "response_text" not in listed["llm_calls"][0]
 
 
 async def test_llm_calls_render_status_and_cost(fakes: Fakes, http: httpx.AsyncClient) -> None:
