@@ -313,14 +313,15 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     assert harness.spec.posted[0].summary["top_candidates"]
 
 
-async def test_a_budgeted_call_holds_room_for_its_re_asks_and_the_run_waits_for_that_room_to_come_back(
+async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
     engine: AsyncEngine,
 ) -> None:
     models = FakeModels(latency=0.01)
     harness = Harness.make(engine, models)
     try:
         unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
-        # Twice what the run costs: room for every call as it is paid, not for 8 in flight at their most.
+        # Twice what the run costs: room for 8 calls in flight at their estimates, and a little for
+        # their re-asks, not all they could cost.
         budget = 2 * unbudgeted.usage.usd
         models.calls.clear()
         run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
@@ -329,8 +330,8 @@ async def test_a_budgeted_call_holds_room_for_its_re_asks_and_the_run_waits_for_
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert run.counts.evaluations == 24
-    # Every call was held to its share of the budget: its most (re-asks included) while there was
-    # room, less once there was not; never less than its estimate.
+    # Every call was held to its share of the budget: its estimate, and for its re-asks up to what
+    # they could cost (``most``) as far as its share of the room left allows.
     evaluations = [call for call in models.calls if call.purpose == "evaluation"]
     short = 0
     for call in evaluations:
@@ -345,6 +346,25 @@ async def test_a_budgeted_call_holds_room_for_its_re_asks_and_the_run_waits_for_
         assert first <= held <= most + 1e-12
         short += held < most
     assert short
+
+
+async def test_a_call_the_budget_has_no_room_for_waits_for_the_calls_in_flight_to_give_theirs_back(
+    engine: AsyncEngine,
+) -> None:
+    models = FakeModels(latency=0.01)
+    harness = Harness.make(engine, models)
+    try:
+        unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
+        # Enough for what the run pays, not for 8 calls in flight at their estimates near its end:
+        # a call refused then waits for those to end (each costs less than its estimate).
+        budget = 1.15 * unbudgeted.usage.usd
+        run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    assert run.counts.evaluations == 24
+    assert run.usage.usd == pytest.approx(unbudgeted.usage.usd)
 
 
 async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None:

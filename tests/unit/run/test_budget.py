@@ -84,6 +84,19 @@ def test_a_call_holds_room_for_its_re_asks_while_the_budget_has_it() -> None:
     assert budget.reserve(call(1_000, 0.01), most=call(3_000, 0.03)).usd == pytest.approx(0.02)
 
 
+def test_room_for_re_asks_is_shared_so_that_every_call_in_flight_still_starts() -> None:
+    budget = Budget(limit_usd=0.05)
+    first, most = call(usd=0.01), call(3_000, 0.03)
+
+    # Four calls may be in flight: once each has its $0.01, $0.01 is left to share for re-asks.
+    held = [budget.reserve(first, most, slots=4).usd for _ in range(4)]
+
+    assert held == pytest.approx([0.0125, 0.01, 0.01, 0.01])
+    assert budget.reserved_usd <= 0.05
+    # With a budget far from its end, each call holds all its re-asks could cost.
+    assert Budget(limit_usd=10.0).reserve(first, most, slots=50).usd == pytest.approx(0.03)
+
+
 def test_without_a_limit_a_call_has_no_allowance() -> None:
     assert Budget().reserve(call(), most=call(3_000, 0.03)).allowance is None
     # A token budget holds tokens only: an unpriced call's cost is not the run's to hold in dollars.

@@ -1,11 +1,14 @@
 """What a run may still spend: every call reserves its estimate before it starts and settles after.
 
 A call is refused when what was spent, plus what the calls in flight reserved, plus its own
-estimate would cross the run's budget. A call that is not refused reserves, as far as the budget
-has room, what it may spend at most (its structured re-asks included), and that reservation is the
-allowance the agent service holds the call to: a re-ask whose estimate would not fit is not made.
-So a run stops before crossing its budget, and overshoots it by no more than in-flight calls
-answering above their estimates.
+estimate would cross the run's budget. A call that is not refused reserves its estimate and, for
+its structured re-asks, up to what they may add (``most``), but no more than its share of the
+room that the calls which may be in flight with it (``slots``, itself included) leave once each
+has its estimate: holding room for re-asks, which most calls never make, keeps no call from
+starting. Near the budget's end there is none, and a re-ask is refused rather than the budget
+crossed. The reservation is the allowance the agent service holds the call to: a
+re-ask whose estimate would not fit is not made. So a run stops before crossing its budget, and
+overshoots it by no more than in-flight calls answering above their estimates.
 """
 
 from __future__ import annotations
@@ -70,9 +73,11 @@ class Budget:
         """Calls holding a reservation: what they do not spend of it comes back when they end."""
         return len(self._reserved)
 
-    def reserve(self, estimate: CallEstimate, most: CallEstimate | None = None) -> Reservation:
-        """Room for a call expected to cost ``estimate`` and able to cost up to ``most``."""
+    def reserve(self, estimate: CallEstimate, most: CallEstimate | None = None, slots: int = 1) -> Reservation:
+        """Room for a call expected to cost ``estimate`` and able to cost up to ``most``, one of
+        ``slots`` calls that may be in flight at once."""
         most = most or estimate
+        slots = max(1, slots)
         tokens, usd = estimate.tokens, estimate.usd or 0.0
         allowed_tokens = allowed_usd = None
         if self.limit_tokens is not None:
@@ -82,7 +87,7 @@ class Budget:
                     f"budget_tokens {self.limit_tokens} would be crossed: {self.spent_tokens} spent, "
                     f"{self.reserved_tokens} in flight, about {estimate.tokens} for the next call"
                 )
-            tokens = allowed_tokens = max(tokens, min(most.tokens, room))
+            tokens = allowed_tokens = tokens + max(0, min(most.tokens - tokens, (room - slots * tokens) // slots))
         if self.limit_usd is not None:
             room_usd = self.limit_usd - self.spent_usd - self.reserved_usd
             if usd > room_usd:
@@ -91,7 +96,7 @@ class Budget:
                     f"${self.reserved_usd:.4f} in flight, about ${usd:.4f} for the next call"
                 )
             if estimate.usd is not None:  # an unpriced call's cost is unknown: no usd can hold it
-                usd = allowed_usd = max(usd, min(most.usd or usd, room_usd))
+                usd = allowed_usd = usd + max(0.0, min((most.usd or usd) - usd, (room_usd - slots * usd) / slots))
         allowance = None
         if allowed_tokens is not None or allowed_usd is not None:
             allowance = CallAllowance(allowed_usd, allowed_tokens)

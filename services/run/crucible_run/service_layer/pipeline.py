@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 # about 2,000), for a page of evaluations to stay well within a gRPC message. The agent service's
 # record of the call keeps it whole.
 RAW_ANSWER_KEPT = 4_000
+# The design and scenario calls are made at the same time: each may hold half the budget's room.
+DESIGN_SLOTS = 2
 
 T = TypeVar("T")
 
@@ -308,6 +310,7 @@ class RunExecutor:
                 f"run:{run.id}:design",
                 est.design_output(count),
                 self._prices[0],
+                DESIGN_SLOTS,
             )
             designed = [
                 Candidate(
@@ -349,6 +352,7 @@ class RunExecutor:
             f"run:{run.id}:scenarios",
             est.scenarios_output(count),
             self._prices[0],
+            DESIGN_SLOTS,
         )
         at = datetime.now(UTC)
         scenarios = [
@@ -386,6 +390,7 @@ class RunExecutor:
         pending = [(x, s) for x in candidates for s in scenarios if (x.id, s.id) not in seen]
         progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
         gate = asyncio.Semaphore(self._deps.concurrency)
+        slots = min(self._deps.concurrency, len(pending))
         stop: list[BudgetExhausted] = []
         # Evaluations arrive a few milliseconds apart; a write waits 20 ms for the ones behind it.
         # What a crash loses in that window is answered again from the agent service's stored
@@ -403,7 +408,7 @@ class RunExecutor:
                     if stop:
                         return
                     try:
-                        evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget)
+                        evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget, slots)
                     except BudgetExhausted as exhausted:
                         # No new call starts; the calls in flight finish and are stored.
                         stop.append(exhausted)
@@ -433,7 +438,7 @@ class RunExecutor:
         await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
 
     async def _evaluate_pair(
-        self, run: Run, problem: ProblemCopy, candidate: Candidate, scenario: Scenario, budget: Budget
+        self, run: Run, problem: ProblemCopy, candidate: Candidate, scenario: Scenario, budget: Budget, slots: int
     ) -> Evaluation:
         prompt = prompts.evaluation_prompt(problem, candidate, scenario)
         try:
@@ -448,6 +453,7 @@ class RunExecutor:
                 f"run:{run.id}:evaluation:{candidate.id}:{scenario.id}",
                 est.EVALUATION_OUTPUT,
                 self._prices[1],
+                slots,
             )
         except ModelCallFailed as failed:
             evaluation = Evaluation(
@@ -543,9 +549,11 @@ class RunExecutor:
         key: str,
         output_tokens: int,
         price: ModelPrice,
+        slots: int,
     ) -> JsonObject:
+        """One model call of ``slots`` that may be in flight at once (see ``Budget.reserve``)."""
         estimate = est.of_call(system, prompt, schema, output_tokens, price)
-        reservation = await self._reserve(budget, estimate, est.most(estimate, price))
+        reservation = await self._reserve(budget, estimate, est.most(estimate, price), slots)
         try:
             answer = await self._deps.models.complete(
                 ModelCall(
@@ -597,7 +605,9 @@ class RunExecutor:
             self._call_ended = asyncio.Event()
         return answer.structured
 
-    async def _reserve(self, budget: Budget, estimate: est.CallEstimate, most: est.CallEstimate) -> Reservation:
+    async def _reserve(
+        self, budget: Budget, estimate: est.CallEstimate, most: est.CallEstimate, slots: int
+    ) -> Reservation:
         """Room in the budget for a call; refused (BudgetExhausted) only once no other call is in
         flight, since each holds room for re-asks it may not make and gives it back when it ends.
         Once one call is refused so, no call waiting for room starts: the run stops."""
@@ -605,7 +615,7 @@ class RunExecutor:
             if self._exhausted is not None:
                 raise BudgetExhausted(self._exhausted.reason)
             try:
-                return budget.reserve(estimate, most)
+                return budget.reserve(estimate, most, slots)
             except BudgetExhausted as refused:
                 if not budget.in_flight:
                     self._exhausted = refused
