@@ -93,8 +93,6 @@ class FakeModels:
     whole_answers: dict[str, str] = field(default_factory=dict)
     # GetLlmCall unanswered: the service away.
     away_for_answers: bool = False
-    # The failing calls' answers reported no usage: their error says their cost is unknown.
-    failures_cost_unknown: bool = False
 
     def paid_for(self, purpose: str, run_id: str = "") -> int:
         return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
@@ -181,11 +179,9 @@ class FakeModels:
                 "STRUCTURED_OUTPUT_INVALID",
                 "no valid evaluation in 3 attempts",
                 raw_answer=raw[:500],
-                raw_answer_chars=len(raw),
                 llm_call_id=call_id,
-                tokens=0 if self.failures_cost_unknown else tokens_in + tokens_out,
-                usd=0.0 if self.failures_cost_unknown else usd,
-                cost_known=not self.failures_cost_unknown,
+                tokens=tokens_in + tokens_out,
+                usd=usd,
             )
         reckless = RECKLESS in call.prompt
         p, r = 0.4 + 0.5 * _unit("p", call.prompt), 0.3 + 0.5 * _unit("r", call.prompt)

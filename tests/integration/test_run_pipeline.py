@@ -333,7 +333,7 @@ async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
     # Every call was held to its share of the budget: its estimate, and for its re-asks up to what
     # they could cost (``most``) as far as its share of the room left allows.
     evaluations = [call for call in models.calls if call.purpose == "evaluation"]
-    short = 0
+    short = roomy = 0
     for call in evaluations:
         assert call.allowance is not None
         assert call.allowance.tokens is None
@@ -345,6 +345,9 @@ async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
         assert most is not None
         assert first <= held <= most + 1e-12
         short += held < most
+        roomy += held > first
+    # Some held room for re-asks, and some less than all the re-asks could cost.
+    assert roomy
     assert short
 
 
@@ -584,26 +587,6 @@ async def test_a_refused_summary_is_not_asked_again_and_the_run_is_over(engine: 
     assert spec.summaries_refused == 1
     # Its watchers see the end of the summary step, which names no message.
     assert events[-1].type is RunEventType.SUMMARY_POSTED
-
-
-async def test_a_failed_evaluation_of_unknown_cost_counts_what_was_held_for_it(engine: AsyncEngine) -> None:
-    # Its answers reported no usage: the budget cannot count them as $0 (they were paid), so it
-    # counts what the run held for the call.
-    models = FakeModels(failing_titles=("Design 0",), failures_cost_unknown=True)
-    harness = Harness.make(engine, models)
-    try:
-        run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=2)
-        async with harness.deps.uow(read_only=True) as uow:
-            events = await uow.repo.events(run.id, 0, 1_000)
-    finally:
-        await harness.close()
-
-    failing = [c for c in models.calls if c.purpose == "evaluation" and "Design 0" in c.prompt]
-    assert len(failing) == 2
-    held = [est.of_call(c.system, c.prompt, c.schema, est.EVALUATION_OUTPUT, PRICE).usd for c in failing]
-    paid = sum(models.spent[key][2] for key in models.paid)
-    done = [e.data for e in events if isinstance(e.data, EvaluationDone)]
-    assert max(d.usd_spent for d in done) == pytest.approx(paid + sum(u or 0.0 for u in held), abs=1e-6)
 
 
 async def test_a_failed_evaluation_counts_against_the_budget(engine: AsyncEngine) -> None:

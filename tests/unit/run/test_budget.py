@@ -91,8 +91,10 @@ def test_room_for_re_asks_is_shared_so_that_every_call_in_flight_still_starts() 
     # Four calls may be in flight: once each has its $0.01, $0.01 is left to share for re-asks.
     held = [budget.reserve(first, most, slots=4).usd for _ in range(4)]
 
-    assert held == pytest.approx([0.0125, 0.01, 0.01, 0.01])
-    assert budget.reserved_usd <= 0.05
+    assert held == pytest.approx([0.0125] * 4)
+    assert budget.reserved_usd == pytest.approx(0.05)
+    # Fewer calls may be in flight (the last of a phase): each may hold more.
+    assert Budget(limit_usd=0.05).reserve(first, most, slots=2).usd == pytest.approx(0.025)
     # With a budget far from its end, each call holds all its re-asks could cost.
     assert Budget(limit_usd=10.0).reserve(first, most, slots=50).usd == pytest.approx(0.03)
 

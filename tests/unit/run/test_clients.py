@@ -123,29 +123,9 @@ async def test_a_failed_call_brings_what_its_attempts_cost() -> None:
         await models(Stub(error=rpc_error(invalid))).complete(CALL)
 
     assert (failed.value.tokens, failed.value.usd, failed.value.raw_answer) == (1200, 0.0042, "{oops")
-    assert failed.value.raw_answer_chars == 5  # the error did not say it was cut: it is whole
-    assert failed.value.cost_known
-
-    unknown = CrucibleError(
-        "no valid answer in 3 attempts",
-        reason="STRUCTURED_OUTPUT_INVALID",
-        metadata={"spent_tokens": "0", "spent_usd": "0.0", "unknown_cost_attempts": "3"},
-    )
-    with pytest.raises(ModelCallFailed) as unpriced:
-        await models(Stub(error=rpc_error(unknown))).complete(CALL)
-    assert not unpriced.value.cost_known
 
 
 async def test_an_answer_cut_short_in_the_error_is_had_whole_by_its_call() -> None:
-    cut = CrucibleError(
-        "no valid answer in 3 attempts",
-        reason="STRUCTURED_OUTPUT_INVALID",
-        metadata={"raw_answer": "x" * 500, "raw_answer_chars": "1200", "llm_call_id": "c1"},
-    )
-    with pytest.raises(ModelCallFailed) as failed:
-        await models(Stub(error=rpc_error(cut))).complete(CALL)
-    assert (len(failed.value.raw_answer), failed.value.raw_answer_chars) == (500, 1200)
-
     stub = Stub(agent_pb.GetLlmCallResponse(llm_call=agent_pb.LlmCall(id="c1", response_text="x" * 1200)))
     assert await models(stub).answer_text("c1") == "x" * 1200
     assert stub.requests == [agent_pb.GetLlmCallRequest(llm_call_id="c1")]

@@ -75,17 +75,14 @@ class LlmOutcome:
     def unwrap(self) -> LlmResult:
         """The answer, or the error that ended the call, carrying what its attempts cost
         (``spent_tokens``, ``spent_usd``: a failed call is paid too, and a caller with a budget
-        counts it; ``unknown_cost_attempts``: how many answered at a cost no one knows, left out
-        of both)."""
+        counts it; an answer whose usage was not reported counts as estimated from its
+        characters, when the error was made knowing it, see ``_call``)."""
         if self.error is not None:
             if self.calls:
                 self.error.metadata.setdefault(
                     "spent_tokens", str(sum(c.input_tokens + c.output_tokens for c in self.calls))
                 )
                 self.error.metadata.setdefault("spent_usd", repr(sum(c.usd or 0.0 for c in self.calls)))
-                unknown = sum(1 for c in self.calls if c.usd is None)
-                if unknown:
-                    self.error.metadata.setdefault("unknown_cost_attempts", str(unknown))
             raise self.error
         assert self.result is not None
         return self.result
@@ -450,6 +447,10 @@ class LlmService:
                     llm_call_id=calls[-1].id,
                     raw=response.text,
                 )
+                # What the answers cost, estimated where their usage was not reported (stored, they
+                # stay at an unknown cost): a caller's budget counts it rather than $0.
+                error.metadata["spent_tokens"] = str(spent_tokens)
+                error.metadata["spent_usd"] = repr(spent_usd)
                 return LlmOutcome(None, error, tuple(calls))
             attempt_request = replace(
                 attempt_request,

@@ -100,8 +100,6 @@ class AgentModels(Models):
                 llm_call_id=details.metadata.get("llm_call_id", ""),
                 tokens=tokens,
                 usd=usd,
-                raw_answer_chars=_count(details.metadata.get("raw_answer_chars")),
-                cost_known=not _count(details.metadata.get("unknown_cost_attempts")),
             ) from exc
         usage = response.usage
         return ModelAnswer(
@@ -184,14 +182,6 @@ async def _answered(what: str) -> AsyncIterator[None]:
                 f"the agent service did not answer for {what} ({details.code.name}: {details.message})"
             ) from exc
         raise
-
-
-def _count(value: str | None) -> int | None:
-    """A count the agent service put in an error's metadata; None when it did not (or not as a number)."""
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
 
 
 def _spent(metadata: Mapping[str, str]) -> tuple[int, float]:

@@ -3,12 +3,13 @@
 A call is refused when what was spent, plus what the calls in flight reserved, plus its own
 estimate would cross the run's budget. A call that is not refused reserves its estimate and, for
 its structured re-asks, up to what they may add (``most``), but no more than its share of the
-room that the calls which may be in flight with it (``slots``, itself included) leave once each
-has its estimate: holding room for re-asks, which most calls never make, keeps no call from
-starting. Near the budget's end there is none, and a re-ask is refused rather than the budget
-crossed. The reservation is the allowance the agent service holds the call to: a
-re-ask whose estimate would not fit is not made. So a run stops before crossing its budget, and
-overshoots it by no more than in-flight calls answering above their estimates.
+room left: shared with the calls that may still start beside the ones in flight (``slots``, the
+calls that may be in flight at once, itself included), once each of them has its estimate.
+Holding room for re-asks, which most calls never make, so keeps no call from starting. Near the
+budget's end there is none, and a re-ask is refused rather than the budget crossed. The
+reservation is the allowance the agent service holds the call to: a re-ask whose estimate would
+not fit is not made. So a run stops before crossing its budget, and overshoots it by no more than
+in-flight calls answering above their estimates.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class Budget:
         """Room for a call expected to cost ``estimate`` and able to cost up to ``most``, one of
         ``slots`` calls that may be in flight at once."""
         most = most or estimate
-        slots = max(1, slots)
+        # This call and those that may start beside the ones in flight (which hold theirs already).
+        slots = max(1, slots - len(self._reserved))
         tokens, usd = estimate.tokens, estimate.usd or 0.0
         allowed_tokens = allowed_usd = None
         if self.limit_tokens is not None:

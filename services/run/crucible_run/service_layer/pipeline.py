@@ -83,11 +83,15 @@ from crucible_run.service_layer.unit_of_work import AbstractUnitOfWork, UowFacto
 
 logger = logging.getLogger(__name__)
 # A failed evaluation's raw answer is kept up to this many characters (an evaluation's answer is
-# about 2,000), for a page of evaluations to stay well within a gRPC message. The agent service's
-# record of the call keeps it whole.
+# about 2,000), to keep a page of evaluations small. The agent service's record of the call keeps
+# it whole.
 RAW_ANSWER_KEPT = 4_000
-# The design and scenario calls are made at the same time: each may hold half the budget's room.
-DESIGN_SLOTS = 2
+# The agent service's error carries the first 500 characters of a raw answer (GetLlmCall has the
+# rest): a stored raw answer that long may be cut short.
+ERROR_RAW_ANSWER_CHARS = 500
+# At the run's end, the cut answers are asked for this many at a time, for this long in all.
+WHOLE_ANSWER_READS = 8
+WHOLE_ANSWERS_SECONDS = 10.0
 
 T = TypeVar("T")
 
@@ -130,10 +134,10 @@ class RunExecutor:
         self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
         # Set (and replaced) whenever a call in flight ends: what it held of the budget is free again.
         self._call_ended = asyncio.Event()
+        # How many calls the design and scenario phases make at once (see ``_phases``).
+        self._first_calls = 2
         # The refusal that stops the run: a call the budget had no room for, with none in flight.
         self._exhausted: BudgetExhausted | None = None
-        # Failed evaluations stored with their raw answer cut short (see ``_keep_whole_answers``).
-        self._cut_answers: list[Evaluation] = []
 
     async def run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
@@ -235,6 +239,9 @@ class RunExecutor:
     async def _phases(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
         todo = [p for p in run.phases if p not in run.phases_done]
         first = [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in todo]
+        designs = RunPhase.DESIGN in first and run.mode is not RunMode.EVAL_ONLY and run.parameters.num_candidates > 0
+        # The design and scenario calls are made at the same time: they share the budget's room.
+        self._first_calls = int(designs) + int(RunPhase.SCENARIOS in first)
         # Designers and the scenario generator work at the same time; the first failure stops both.
         try:
             async with asyncio.TaskGroup() as group:
@@ -310,7 +317,7 @@ class RunExecutor:
                 f"run:{run.id}:design",
                 est.design_output(count),
                 self._prices[0],
-                DESIGN_SLOTS,
+                self._first_phase_calls,
             )
             designed = [
                 Candidate(
@@ -352,7 +359,7 @@ class RunExecutor:
             f"run:{run.id}:scenarios",
             est.scenarios_output(count),
             self._prices[0],
-            DESIGN_SLOTS,
+            self._first_phase_calls,
         )
         at = datetime.now(UTC)
         scenarios = [
@@ -390,7 +397,6 @@ class RunExecutor:
         pending = [(x, s) for x in candidates for s in scenarios if (x.id, s.id) not in seen]
         progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
         gate = asyncio.Semaphore(self._deps.concurrency)
-        slots = min(self._deps.concurrency, len(pending))
         stop: list[BudgetExhausted] = []
         # Evaluations arrive a few milliseconds apart; a write waits 20 ms for the ones behind it.
         # What a crash loses in that window is answered again from the agent service's stored
@@ -400,6 +406,10 @@ class RunExecutor:
         )
 
         unanswered = len(pending)
+
+        def slots() -> int:
+            """How many evaluation calls may be in flight at once from now on."""
+            return min(self._deps.concurrency, unanswered)
 
         async def one(candidate: Candidate, scenario: Scenario) -> None:
             nonlocal unanswered
@@ -432,13 +442,18 @@ class RunExecutor:
             # the writer are stored before the run's end counts what is stored.
             writer.flush()
             await writer.settled()
-        await self._keep_whole_answers()
         if stop:
             raise stop[0]
         await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
 
     async def _evaluate_pair(
-        self, run: Run, problem: ProblemCopy, candidate: Candidate, scenario: Scenario, budget: Budget, slots: int
+        self,
+        run: Run,
+        problem: ProblemCopy,
+        candidate: Candidate,
+        scenario: Scenario,
+        budget: Budget,
+        slots: Callable[[], int],
     ) -> Evaluation:
         prompt = prompts.evaluation_prompt(problem, candidate, scenario)
         try:
@@ -456,7 +471,8 @@ class RunExecutor:
                 slots,
             )
         except ModelCallFailed as failed:
-            evaluation = Evaluation(
+            # The raw answer as far as the error carried it; the rest is had when the run ends.
+            return Evaluation(
                 str(uuid.uuid4()),
                 run.id,
                 candidate.id,
@@ -467,24 +483,7 @@ class RunExecutor:
                 raw_answer=failed.raw_answer[:RAW_ANSWER_KEPT],
                 llm_call_id=failed.llm_call_id,
             )
-            if failed.llm_call_id and len(evaluation.raw_answer) < min(failed.raw_answer_chars, RAW_ANSWER_KEPT):
-                self._cut_answers.append(evaluation)
-            return evaluation
         return _evaluation(run.id, candidate.id, scenario.id, problem, answer)
-
-    async def _keep_whole_answers(self) -> None:
-        """Failed evaluations were stored with the raw answer their error carried, cut short (it
-        travels in a trailer); the agent service keeps it whole: each is kept up to
-        ``RAW_ANSWER_KEPT``. Asked once the phase's evaluations are stored, so that asking puts
-        no paid answer at risk; an answer not had (the service away) stays as it was stored."""
-        whole: list[tuple[str, str]] = []
-        for evaluation in self._cut_answers:
-            text = await self._deps.models.answer_text(evaluation.llm_call_id)
-            if text is not None and len(text) > len(evaluation.raw_answer):
-                whole.append((evaluation.id, text[:RAW_ANSWER_KEPT]))
-        self._cut_answers.clear()
-        if whole:
-            await self._write(lambda uow: uow.repo.set_raw_answers(whole))
 
     async def _store_evaluations(
         self, run_id: str, batch: list[Evaluation], budget: Budget, progress: _Progress
@@ -549,9 +548,9 @@ class RunExecutor:
         key: str,
         output_tokens: int,
         price: ModelPrice,
-        slots: int,
+        slots: Callable[[], int],
     ) -> JsonObject:
-        """One model call of ``slots`` that may be in flight at once (see ``Budget.reserve``)."""
+        """One model call; ``slots``: how many calls may be in flight at once (see ``Budget.reserve``)."""
         estimate = est.of_call(system, prompt, schema, output_tokens, price)
         reservation = await self._reserve(budget, estimate, est.most(estimate, price), slots)
         try:
@@ -580,12 +579,9 @@ class RunExecutor:
                 f"(request {missing.request_hash[:16]}…)"
             ) from missing
         except ModelCallFailed as failed:
-            # No answer, but its attempts were paid: the budget counts them; those of a cost not
-            # reported, at what was held for the call.
-            if failed.cost_known:
-                budget.settle(reservation, failed.tokens, failed.usd)
-            else:
-                budget.settle(reservation, max(failed.tokens, reservation.tokens), max(failed.usd, reservation.usd))
+            # No answer, but its attempts were paid: the budget counts them (the agent service
+            # estimates those whose usage the provider did not report).
+            budget.settle(reservation, failed.tokens, failed.usd)
             raise
         except BaseException:
             budget.release(reservation)
@@ -606,7 +602,7 @@ class RunExecutor:
         return answer.structured
 
     async def _reserve(
-        self, budget: Budget, estimate: est.CallEstimate, most: est.CallEstimate, slots: int
+        self, budget: Budget, estimate: est.CallEstimate, most: est.CallEstimate, slots: Callable[[], int]
     ) -> Reservation:
         """Room in the budget for a call; refused (BudgetExhausted) only once no other call is in
         flight, since each holds room for re-asks it may not make and gives it back when it ends.
@@ -615,7 +611,7 @@ class RunExecutor:
             if self._exhausted is not None:
                 raise BudgetExhausted(self._exhausted.reason)
             try:
-                return budget.reserve(estimate, most, slots)
+                return budget.reserve(estimate, most, slots())
             except BudgetExhausted as refused:
                 if not budget.in_flight:
                     self._exhausted = refused
@@ -647,6 +643,7 @@ class RunExecutor:
 
         # The agent service's account and the run's own rows, read at once.
         usage, (counts, failed) = await asyncio.gather(self._deps.models.usage(run.id), stored())
+        whole = await self._whole_answers(failed)
         evaluated = counts.evaluations + counts.failed_evaluations
         error_summary = _error_summary(failed, evaluated)
         if status is RunStatus.COMPLETED and evaluated and len(failed) == evaluated:
@@ -656,6 +653,7 @@ class RunExecutor:
         snapshot_pending = wants_snapshot(status, run.trigger.source)
 
         async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.set_raw_answers(whole)
             await uow.repo.finish(
                 run.id,
                 status,
@@ -674,6 +672,38 @@ class RunExecutor:
             ended = await uow.repo.get_run(run.id)
         assert ended is not None
         return ended
+
+    def _first_phase_calls(self) -> int:
+        return self._first_calls
+
+    async def _whole_answers(self, failed: Sequence[Evaluation]) -> list[tuple[str, str]]:
+        """The failed evaluations' raw answers that their errors carried cut short, had whole (up to
+        ``RAW_ANSWER_KEPT``) from the agent service's record of their calls. Read from what is
+        stored, so a run continued after a crash has them too; a few at a time, within
+        ``WHOLE_ANSWERS_SECONDS`` in all: an answer not had stays as it was stored."""
+        cut = [e for e in failed if e.llm_call_id and ERROR_RAW_ANSWER_CHARS <= len(e.raw_answer) < RAW_ANSWER_KEPT]
+        if not cut:
+            return []
+        gate = asyncio.Semaphore(WHOLE_ANSWER_READS)
+
+        async def read(evaluation: Evaluation) -> tuple[str, str] | None:
+            async with gate:
+                text = await self._deps.models.answer_text(evaluation.llm_call_id)
+            if text is None or len(text) <= len(evaluation.raw_answer):
+                return None
+            return evaluation.id, text[:RAW_ANSWER_KEPT]
+
+        tasks = [asyncio.ensure_future(read(e)) for e in cut]
+        done, pending = await asyncio.wait(tasks, timeout=WHOLE_ANSWERS_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        found = [t.result() for t in done if not t.cancelled() and t.exception() is None]
+        if len(found) < len(cut):
+            logger.info(
+                "run %s: %d failed evaluations keep their raw answers cut short", self._run_id, len(cut) - len(found)
+            )
+        return [f for f in found if f is not None]
 
     async def _account(self, run: Run) -> Run:
         """A cancelled run's cost as the agent service recorded it: the cancel, which may come from

@@ -264,21 +264,15 @@ class ModelCallFailed(Exception):
         llm_call_id: str = "",
         tokens: int = 0,
         usd: float = 0.0,
-        raw_answer_chars: int | None = None,
-        cost_known: bool = True,
     ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
         self.raw_answer = raw_answer
-        # How long the answer was: an error carries it cut short (``Models.answer_text`` has it whole).
-        self.raw_answer_chars = len(raw_answer) if raw_answer_chars is None else raw_answer_chars
         self.llm_call_id = llm_call_id
-        # What the failed call's attempts cost (invalid answers and their re-asks are paid too);
-        # ``cost_known`` False: some answered at a cost not reported (or unpriced), not counted here.
+        # What the failed call's attempts cost (invalid answers and their re-asks are paid too).
         self.tokens = tokens
         self.usd = usd
-        self.cost_known = cost_known
 
 
 class ModelsUnavailable(Unavailable):
@@ -307,7 +301,7 @@ class Models(Protocol):
 
     async def answer_text(self, llm_call_id: str) -> str | None:
         """The answer one model call wrote, whole; None when it is not had (no such call, the
-        agent service away or refusing): a best-effort read that neither waits nor raises."""
+        agent service away or refusing): a best-effort read, waiting a few seconds at most."""
         ...
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
