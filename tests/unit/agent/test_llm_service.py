@@ -12,6 +12,7 @@ from crucible_agent.adapters.providers.pool import ProviderPool
 from crucible_agent.domain.errors import (
     ProviderError,
     ProviderRateLimited,
+    ProviderRejected,
     ProviderUnavailable,
     ReplayMiss,
     StructuredOutputInvalid,
@@ -240,6 +241,20 @@ async def test_the_room_a_run_holds_for_a_call_lets_the_agent_make_both_re_asks(
 
     assert outcome.unwrap().structured == {"answer": 4}
     assert len(provider.requests) == 3
+
+
+async def test_a_re_ask_the_provider_refuses_still_says_what_the_invalid_answer_before_it_cost() -> None:
+    # An answer that reported no usage, then a re-ask the provider refuses.
+    unreported = replace(answer("x" * 400, input_tokens=0, output_tokens=0), usage_reported=False)
+    llm, _, _ = service([unreported, ProviderRejected("openai", "too long")])
+
+    outcome = await llm.complete(request("y" * 400, json_schema=SCHEMA), CORRELATION)
+
+    with pytest.raises(ProviderRejected) as raised:
+        outcome.unwrap()
+    # Stored at an unknown cost; for a caller's budget, estimated from its characters, not $0.
+    assert raised.value.metadata["spent_tokens"] == "200"
+    assert float(raised.value.metadata["spent_usd"]) == pytest.approx((100 * 0.15 + 100 * 0.60) / 1e6)
 
 
 async def test_a_schema_violation_names_the_problem_to_the_model() -> None:

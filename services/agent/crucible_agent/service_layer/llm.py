@@ -385,6 +385,11 @@ class LlmService:
                         attempt_request, request_hash, correlation, len(calls) + 1, last.latency_ms, last.error
                     )
                 )
+                if spent_tokens:
+                    # Invalid answers were paid before it: what they cost, as estimated where their
+                    # usage was not reported (see the re-asks' end below).
+                    last.error.metadata["spent_tokens"] = str(spent_tokens)
+                    last.error.metadata["spent_usd"] = repr(spent_usd)
                 return LlmOutcome(None, last.error, tuple(calls))
             response = last.response
             assert response is not None

@@ -306,19 +306,22 @@ class RunExecutor:
         count = run.parameters.num_candidates if run.mode is not RunMode.EVAL_ONLY else 0
         if count:
             prompt = prompts.design_prompt(problem, count)
-            answer = await self._call(
-                budget,
-                "design",
-                self._deps.designer,
-                prompts.DESIGNER_SYSTEM,
-                prompt,
-                prompts.DESIGN_SCHEMA_NAME,
-                prompts.design_schema(count),
-                f"run:{run.id}:design",
-                est.design_output(count),
-                self._prices[0],
-                self._first_phase_calls,
-            )
+            try:
+                answer = await self._call(
+                    budget,
+                    "design",
+                    self._deps.designer,
+                    prompts.DESIGNER_SYSTEM,
+                    prompt,
+                    prompts.DESIGN_SCHEMA_NAME,
+                    prompts.design_schema(count),
+                    f"run:{run.id}:design",
+                    est.design_output(count),
+                    self._prices[0],
+                    self._first_phase_calls,
+                )
+            finally:
+                self._first_calls -= 1  # the other first-phase call may hold its room
             designed = [
                 Candidate(
                     str(uuid.uuid4()),
@@ -348,19 +351,22 @@ class RunExecutor:
     async def _scenarios(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
         count = run.parameters.num_scenarios
         prompt = prompts.scenarios_prompt(problem, count)
-        answer = await self._call(
-            budget,
-            "scenarios",
-            self._deps.designer,
-            prompts.SCENARIO_SYSTEM,
-            prompt,
-            prompts.SCENARIOS_SCHEMA_NAME,
-            prompts.scenarios_schema(count),
-            f"run:{run.id}:scenarios",
-            est.scenarios_output(count),
-            self._prices[0],
-            self._first_phase_calls,
-        )
+        try:
+            answer = await self._call(
+                budget,
+                "scenarios",
+                self._deps.designer,
+                prompts.SCENARIO_SYSTEM,
+                prompt,
+                prompts.SCENARIOS_SCHEMA_NAME,
+                prompts.scenarios_schema(count),
+                f"run:{run.id}:scenarios",
+                est.scenarios_output(count),
+                self._prices[0],
+                self._first_phase_calls,
+            )
+        finally:
+            self._first_calls -= 1  # the other first-phase call may hold its room
         at = datetime.now(UTC)
         scenarios = [
             Scenario(
@@ -643,12 +649,12 @@ class RunExecutor:
 
         # The agent service's account and the run's own rows, read at once.
         usage, (counts, failed) = await asyncio.gather(self._deps.models.usage(run.id), stored())
+        at = datetime.now(UTC)
         whole = await self._whole_answers(failed)
         evaluated = counts.evaluations + counts.failed_evaluations
         error_summary = _error_summary(failed, evaluated)
         if status is RunStatus.COMPLETED and evaluated and len(failed) == evaluated:
             status, reason = RunStatus.FAILED, f"no evaluation succeeded ({error_summary})"
-        at = datetime.now(UTC)
         # Whether the project wants it is asked after the end: the spec service may be away now.
         snapshot_pending = wants_snapshot(status, run.trigger.source)
 
@@ -694,16 +700,25 @@ class RunExecutor:
             return evaluation.id, text[:RAW_ANSWER_KEPT]
 
         tasks = [asyncio.ensure_future(read(e)) for e in cut]
-        done, pending = await asyncio.wait(tasks, timeout=WHOLE_ANSWERS_SECONDS)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        found = [t.result() for t in done if not t.cancelled() and t.exception() is None]
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=WHOLE_ANSWERS_SECONDS)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        found = []
+        for task in done:
+            if task.cancelled():
+                continue
+            if (error := task.exception()) is not None:
+                logger.warning("run %s: a raw answer could not be had whole: %r", self._run_id, error)
+            elif (pair := task.result()) is not None:
+                found.append(pair)
         if len(found) < len(cut):
             logger.info(
                 "run %s: %d failed evaluations keep their raw answers cut short", self._run_id, len(cut) - len(found)
             )
-        return [f for f in found if f is not None]
+        return found
 
     async def _account(self, run: Run) -> Run:
         """A cancelled run's cost as the agent service recorded it: the cancel, which may come from
@@ -711,7 +726,15 @@ class RunExecutor:
         Its calls then in flight go on in the agent service (an answer bought is kept): their
         cost is waited for."""
         usage = await self._deps.models.settled_usage(run.id)
-        await self._write(lambda uow: uow.repo.set_usage(run.id, usage))
+        async with self._deps.uow(read_only=True) as uow:
+            failed = await uow.repo.evaluations(run.id, status=EvaluationStatus.FAILED)
+        whole = await self._whole_answers(failed)
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.set_raw_answers(whole)
+            await uow.repo.set_usage(run.id, usage)
+
+        await self._write(store)
         return replace(run, usage=usage)
 
     async def _post_summary(self, run: Run) -> None:
