@@ -489,6 +489,31 @@ async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: As
     assert run.usage.usd > 1.0
 
 
+async def test_a_cancelled_runs_failed_evaluations_keep_their_raw_answers_whole(engine: AsyncEngine) -> None:
+    models = FakeModels(latency=0.05, failing_titles=("Design 0",))
+    harness = Harness.make(engine, models)
+    run = await harness.create(harness.spec.project(), num_candidates=5, num_scenarios=5)
+    try:
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        async with asyncio.timeout(10):
+            while True:  # until a failed evaluation is stored, with its raw answer cut short
+                async with harness.deps.uow(read_only=True) as uow:
+                    if (await uow.repo.counts(run.id)).failed_evaluations:
+                        break
+                await asyncio.sleep(0.01)
+        await h.cancel_run(c.CancelRun(run.id, "enough"), harness.deps)
+        run = await harness.until_over(run.id)
+        evaluations, _ = await h.list_evaluations(c.ListRunItems(run.id), harness.deps.uow)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.CANCELLED
+    failed = [e for e in evaluations if e.status is EvaluationStatus.FAILED]
+    assert failed
+    assert all(e.raw_answer == models.whole_answers[e.llm_call_id][:RAW_ANSWER_KEPT] for e in failed)
+    assert all(len(e.raw_answer) == RAW_ANSWER_KEPT for e in failed)
+
+
 async def test_a_run_cancelled_while_it_ran_shows_what_it_spent_before_its_account_is_stored(
     engine: AsyncEngine,
 ) -> None:
