@@ -6,11 +6,11 @@ its structured re-asks, up to what they may add (``most``), but no more than its
 room left: shared with the calls that may still start beside the ones in flight (``slots``, the
 calls that may be in flight at once, itself included), once each of them has its estimate.
 Holding room for re-asks, which most calls never make, so keeps no call with as big an estimate
-from starting (a bigger one may wait for a call to end, never more). Near the
-budget's end there is none, and a re-ask is refused rather than the budget crossed. The
-reservation is the allowance the agent service holds the call to: a re-ask whose estimate would
-not fit is not made. So a run stops before crossing its budget, and overshoots it by no more than
-in-flight calls answering above their estimates.
+from starting (a bigger one may wait for a call to end, never more). Near the budget's end there
+is none, and a re-ask is refused rather than the budget crossed. The reservation is the allowance
+the agent service holds the call to: a re-ask whose estimate would not fit is not made. So a run
+stops before crossing its budget, and overshoots it by no more than in-flight calls answering
+above their estimates.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class CallAllowance:
 class Reservation:
     id: int
     estimate: CallEstimate
-    # What is held for the call: its estimate, raised toward its most as far as the budget has room.
+    # What is held for the call: its estimate, and room for its re-asks as far as its share allows.
     tokens: int
     usd: float
     allowance: CallAllowance | None
