@@ -316,17 +316,9 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
 async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
     engine: AsyncEngine,
 ) -> None:
-    models = FakeModels(latency=0.01)
-    harness = Harness.make(engine, models)
-    try:
-        unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
-        # Twice what the run costs: room for 8 calls in flight at their estimates, and a little for
-        # their re-asks, not all they could cost.
-        budget = 2 * unbudgeted.usage.usd
-        models.calls.clear()
-        run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
-    finally:
-        await harness.close()
+    # Twice what the run costs: room for 8 calls in flight at their estimates, and a little for
+    # their re-asks, not all they could cost.
+    models, _, run = await _unbudgeted_then_budgeted(engine, 2.0)
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert run.counts.evaluations == 24
@@ -354,20 +346,28 @@ async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
 async def test_a_call_the_budget_has_no_room_for_waits_for_the_calls_in_flight_to_give_theirs_back(
     engine: AsyncEngine,
 ) -> None:
-    models = FakeModels(latency=0.01)
-    harness = Harness.make(engine, models)
-    try:
-        unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
-        # Enough for what the run pays, not for 8 calls in flight at their estimates near its end:
-        # a call refused then waits for those to end (each costs less than its estimate).
-        budget = 1.15 * unbudgeted.usage.usd
-        run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
-    finally:
-        await harness.close()
+    # Enough for what the run pays, not for 8 calls in flight at their estimates near its end: a
+    # call refused then waits for those to end (each costs less than its estimate).
+    _, unbudgeted, run = await _unbudgeted_then_budgeted(engine, 1.15)
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert run.counts.evaluations == 24
     assert run.usage.usd == pytest.approx(unbudgeted.usage.usd)
+
+
+async def _unbudgeted_then_budgeted(engine: AsyncEngine, times: float) -> tuple[FakeModels, Run, Run]:
+    """A 4 x 6 run without a budget, then the same with ``times`` what it cost as its budget_usd;
+    the models keep the second run's calls only."""
+    models = FakeModels(latency=0.01)
+    harness = Harness.make(engine, models)
+    try:
+        unbudgeted = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6)
+        models.calls.clear()
+        budget = times * unbudgeted.usage.usd
+        run = await harness.run(harness.spec.project(), num_candidates=4, num_scenarios=6, budget_usd=budget)
+    finally:
+        await harness.close()
+    return models, unbudgeted, run
 
 
 async def test_execute_some_phases_runs_what_they_need(harness: Harness) -> None:
