@@ -619,15 +619,36 @@ async def test_a_setup_that_fails_stops_the_run_before_any_test(
 
 
 @needs_namespaces
-async def test_a_sandbox_killed_before_it_starts_the_tests_is_unavailable_not_failing(workspace: Workspace) -> None:
-    # No CPU time at all: bwrap itself is killed (SIGKILL) before it can start pytest.
+async def test_a_sandbox_killed_before_the_tests_end_is_unavailable_not_failing(workspace: Workspace) -> None:
+    # bwrap itself is killed while pytest is held in its conftest: no outcome, so nothing failed.
+    # (A CPU limit of 0 s kills bwrap or pytest, whichever the kernel's tick finds first: not a test.)
+    write(
+        workspace,
+        "conftest.py",
+        """
+        import pathlib, time
+        pathlib.Path("collecting").touch()
+        time.sleep(60)
+        """,
+    )
     write(workspace, "test_ok.py", "def test_ok():\n    pass\n")
+    running = asyncio.create_task(run_tests(workspace.path))
+    for _ in range(400):
+        if (workspace.path / "collecting").exists() or running.done():
+            break
+        await asyncio.sleep(0.05)
+    assert (workspace.path / "collecting").exists(), "pytest never reached the workspace's conftest"
+    bwraps = [p for p in psutil.Process().children(recursive=True) if p.name() == "bwrap"]
+    # The outer bwrap, not the one it started as the namespace's first process.
+    outer = [p for p in bwraps if p.ppid() not in {b.pid for b in bwraps}]
+    assert len(outer) == 1, bwraps
+    outer[0].kill()
 
     with pytest.raises(SandboxUnavailable) as excinfo:
-        await run_tests(workspace.path, limits=SandboxLimits(cpu_seconds=0))
+        await asyncio.wait_for(running, 20)
 
     assert excinfo.value.message.startswith(sandbox.SETUP_FAILED_MARKER)
-    assert "killed by SIGKILL before it started the tests" in excinfo.value.message
+    assert "killed by SIGKILL before the tests ended" in excinfo.value.message
 
 
 @needs_root

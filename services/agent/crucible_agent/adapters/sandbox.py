@@ -312,7 +312,8 @@ async def _run(
         # Plain pytest: the plugins installed beside Crucible are not the agent's to load.
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
-    # bwrap writes {"exit-code": N} here only if the command was started: without it, its setup failed.
+    # bwrap writes {"exit-code": N} here once the command it started has exited: without it, bwrap failed
+    # in its setup or was killed before the command ended, and there is no outcome to report.
     status = os.memfd_create("crucible-sandbox-status")
     started = time.monotonic()
     try:
@@ -342,7 +343,7 @@ async def _run(
             _kill_group(session)
             await asyncio.to_thread(_sweep_session, session)
             raise
-        namespace_init, started_command = _bwrap_status(status)
+        namespace_init, command_ended = _bwrap_status(status)
         if isolation.pids:
             # The namespace's first process dies a moment after bwrap, taking the others with it.
             await asyncio.to_thread(_wait_gone, namespace_init, NAMESPACE_TEARDOWN_SECONDS)
@@ -358,14 +359,14 @@ async def _run(
     duration_ms = int((time.monotonic() - started) * 1000)
     output = child.output.text()
     if isolation.prefix and not timed_out and exit_code is not None:
-        if exit_code == _BWRAP_FAILED_EXIT and not started_command:
+        if exit_code == _BWRAP_FAILED_EXIT and not command_ended:
             logger.error("sandbox setup failed in %s: %s", workspace, output.strip())
             raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {output.strip()}")
         if exit_code > _BWRAP_SIGNAL_BASE:
             exit_code = _BWRAP_SIGNAL_BASE - exit_code
-        if exit_code < 0 and not started_command:
-            # The sandbox itself died (bwrap, before it ran pytest): no test ran, none failed.
-            killed = f"the sandbox was killed by {_signal_name(-exit_code)} before it started the tests"
+        if exit_code < 0 and not command_ended:
+            # The sandbox itself died (bwrap, taking pytest with it): no outcome, so no test failed.
+            killed = f"the sandbox was killed by {_signal_name(-exit_code)} before the tests ended"
             logger.error("sandbox setup failed in %s: %s", workspace, killed)
             raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {killed} (its limits: {limits})")
     summary, counts = _summary(output)
@@ -397,16 +398,16 @@ async def _run(
 
 
 def _bwrap_status(status: int) -> tuple[int | None, bool]:
-    """From bwrap's reports (a JSON object a line): the namespace's first process, and whether the command ran."""
+    """From bwrap's reports (a JSON object a line): the namespace's first process, and whether the command ended."""
     os.lseek(status, 0, os.SEEK_SET)
-    init, started = None, False
+    init, ended = None, False
     for line in os.read(status, 64 * KiB).splitlines():
         with contextlib.suppress(ValueError):
             report = json.loads(line)
             if isinstance(report, dict):
                 init = report["child-pid"] if isinstance(report.get("child-pid"), int) else init
-                started = started or "exit-code" in report
-    return init, started
+                ended = ended or "exit-code" in report
+    return init, ended
 
 
 def _target_argument(workspace: Path, target: str | None) -> str:
