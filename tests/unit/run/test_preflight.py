@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from crucible_run.domain.estimates import UNPRICED, ModelPrice
+from crucible_run.domain import estimates as est
+from crucible_run.domain.estimates import UNPRICED, ModelPrice, PromptSizes
 from crucible_run.domain.model import BlockerCode, CandidateDraft, RunMode, RunParameters, WarningCode
 from crucible_run.domain.preflight import Facts, preflight
 
@@ -16,7 +17,7 @@ READY = Facts(
     problem_spec=True,
     world_model=True,
     resolution="medium",
-    problem_chars=2_000,
+    prompts=PromptSizes(design=3_000, scenarios=3_000, evaluation=2_000),
     known_seeds=frozenset(),
     latest_run_candidates=(),
     designer=PRICED,
@@ -47,6 +48,17 @@ def test_a_ready_project_gets_defaults_from_its_resolution_and_an_estimate() -> 
     assert result.estimate.usd is not None
     assert 0 < result.estimate.usd < 0.1
     assert result.notes[0] == "8 candidates x 8 scenarios = 64 evaluations"
+
+
+def test_the_estimate_counts_what_each_call_reads_and_a_pair_for_each_evaluation() -> None:
+    facts = replace(READY, prompts=PromptSizes(design=4_000, scenarios=2_000, evaluation=1_000))
+
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(num_candidates=2, num_scenarios=3), facts)
+
+    design = 4_000 // est.CHARS_PER_TOKEN + est.design_output(2)
+    scenarios = 2_000 // est.CHARS_PER_TOKEN + est.scenarios_output(3)
+    evaluation = (1_000 + est.PAIR_CHARS) // est.CHARS_PER_TOKEN + est.EVALUATION_OUTPUT
+    assert result.estimate.tokens == design + scenarios + 6 * evaluation
 
 
 def test_an_unpriced_model_is_an_unknown_cost_not_zero() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from crucible_run.domain import estimates as est
 from crucible_run.domain.model import Candidate, CandidateOrigin, Constraint, ProblemCopy, Scenario
 from crucible_run.service_layer import prompts
 
@@ -58,3 +59,26 @@ def test_design_and_scenario_prompts_depend_on_the_problem_and_the_count_only() 
     assert prompts.design_prompt(PROBLEM, 3) != prompts.design_prompt(PROBLEM, 4)
     assert prompts.scenarios_prompt(PROBLEM, 2) != prompts.scenarios_prompt(PROBLEM, 3)
     assert prompts.design_schema(3) == prompts.design_schema(3)
+
+
+def test_preflight_sizes_are_what_the_design_and_scenario_calls_read() -> None:
+    sizes = prompts.sizes(PROBLEM, 3, 2)
+
+    assert sizes.design == est.call_chars(
+        prompts.DESIGNER_SYSTEM, prompts.design_prompt(PROBLEM, 3), prompts.design_schema(3)
+    )
+    assert sizes.scenarios == est.call_chars(
+        prompts.SCENARIO_SYSTEM, prompts.scenarios_prompt(PROBLEM, 2), prompts.scenarios_schema(2)
+    )
+
+
+def test_preflight_sizes_leave_only_the_pair_out_of_an_evaluation() -> None:
+    read = est.call_chars(
+        prompts.EVALUATOR_SYSTEM, prompts.evaluation_prompt(PROBLEM, CANDIDATE, SCENARIO), prompts.EVALUATION_SCHEMA
+    )
+    texts = [CANDIDATE.title, CANDIDATE.description, CANDIDATE.approach, *CANDIDATE.assumptions]
+    texts += [SCENARIO.title, SCENARIO.description, *SCENARIO.conditions, SCENARIO.severity]
+
+    left_out = read - prompts.sizes(PROBLEM, 3, 2).evaluation
+    # The pair's texts, and the quotes and indentation of its two list items.
+    assert sum(map(len, texts)) <= left_out <= sum(map(len, texts)) + 20

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.estimates import ModelPrice, PromptSizes
 from crucible_run.domain.model import CandidateDraft, RunMode, RunParameters, RunStatus, TriggerSource
 from crucible_run.domain.preflight import Facts, preflight
 from crucible_run.entrypoints.proto_mapping import parameters, parameters_pb, preflight_pb, run_pb
@@ -25,7 +25,7 @@ def test_an_estimate_past_what_the_wire_holds_is_sent_saturated() -> None:
         problem_spec=True,
         world_model=True,
         resolution="medium",
-        problem_chars=2_000,
+        prompts=PromptSizes(design=3_000, scenarios=3_000, evaluation=2_000),
         known_seeds=frozenset(),
         latest_run_candidates=(),
         designer=ModelPrice(0.15, 0.60),

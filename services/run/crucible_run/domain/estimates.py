@@ -22,6 +22,9 @@ ANSWER_OVERHEAD = 100
 STRUCTURED_ATTEMPTS = 3
 REASK_ANSWER_FACTOR = 2
 REASK_NOTE_TOKENS = 150
+# Before a run has its candidates and scenarios, an evaluation's pair is estimated at what a designer
+# and a scenario writer are estimated to write for one each.
+PAIR_CHARS = (DESIGN_OUTPUT_PER_CANDIDATE + SCENARIO_OUTPUT_PER_SCENARIO) * CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ UNPRICED = ModelPrice(None, None)
 
 
 @dataclass(frozen=True)
+class PromptSizes:
+    """The characters each kind of call reads (its system prompt, its prompt and its schema), known
+    before the run from the problem: an evaluation's leave its candidate and scenario out."""
+
+    design: int
+    scenarios: int
+    evaluation: int
+
+
+@dataclass(frozen=True)
 class CallEstimate:
     input_tokens: int
     output_tokens: int
@@ -64,9 +77,13 @@ def estimate(prompt_chars: int, output_tokens: int, price: ModelPrice) -> CallEs
     return CallEstimate(input_tokens, output_tokens, price.cost(input_tokens, output_tokens))
 
 
+def call_chars(system: str, prompt: str, schema: JsonObject) -> int:
+    """What a structured call reads: the system prompt and the schema as well as the prompt."""
+    return len(system) + len(prompt) + len(json.dumps(schema))
+
+
 def of_call(system: str, prompt: str, schema: JsonObject, output_tokens: int, price: ModelPrice) -> CallEstimate:
-    """A structured call's estimate: the model reads the system prompt and the schema too."""
-    return estimate(len(system) + len(prompt) + len(json.dumps(schema)), output_tokens, price)
+    return estimate(call_chars(system, prompt, schema), output_tokens, price)
 
 
 def most(first: CallEstimate, price: ModelPrice, attempts: int = STRUCTURED_ATTEMPTS) -> CallEstimate:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from crucible_run.domain import estimates as est
-from crucible_run.domain.estimates import CostEstimate, ModelPrice
+from crucible_run.domain.estimates import CostEstimate, ModelPrice, PromptSizes
 from crucible_run.domain.model import BlockerCode, CandidateDraft, RunConfig, RunMode, RunParameters, WarningCode
 
 # Documented bounds of the parameters.
@@ -68,8 +68,8 @@ class Facts:
     problem_spec: bool
     world_model: bool
     resolution: str
-    # Characters of the problem as the designers and evaluators are told it (for the estimate).
-    problem_chars: int
+    # What each kind of call reads, from the pipeline's prompts (for the estimate).
+    prompts: PromptSizes
     # Which of the named seed ids are candidates of this project's runs.
     known_seeds: frozenset[str]
     # The candidates of the project's latest completed run, the default seeds.
@@ -239,10 +239,9 @@ def _estimate(designed: int, scenarios: int, evaluations: int, facts: Facts) -> 
     designed, scenarios, evaluations = max(designed, 0), max(scenarios, 0), max(evaluations, 0)
     calls = []
     if designed:
-        calls.append(est.estimate(facts.problem_chars, est.design_output(designed), facts.designer))
-    calls.append(est.estimate(facts.problem_chars, est.scenarios_output(scenarios), facts.designer))
-    # An evaluation is told the candidate, the scenario and the constraints: about 2,000 characters.
-    evaluation = est.estimate(facts.problem_chars // 2 + 2_000, est.EVALUATION_OUTPUT, facts.evaluator)
+        calls.append(est.estimate(facts.prompts.design, est.design_output(designed), facts.designer))
+    calls.append(est.estimate(facts.prompts.scenarios, est.scenarios_output(scenarios), facts.designer))
+    evaluation = est.estimate(facts.prompts.evaluation + est.PAIR_CHARS, est.EVALUATION_OUTPUT, facts.evaluator)
     return est.total(calls, each=evaluation, times=evaluations)
 
 

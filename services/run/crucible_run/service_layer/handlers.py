@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -36,6 +35,7 @@ from crucible_run.domain.model import (
     Evaluation,
     EvaluationStatus,
     JsonObject,
+    ProblemCopy,
     RankedCandidate,
     Run,
     RunStatistics,
@@ -114,7 +114,13 @@ async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Prefligh
         problem_spec=problem.has_problem_spec,
         world_model=problem.has_world_model,
         resolution=problem.problem.resolution if problem.problem else "medium",
-        problem_chars=len(json.dumps(prompts.problem_json(problem.problem))) if problem.problem else 2_000,
+        # The counts' digits aside (0 stands for a default), these are the prompts the run will send;
+        # with no problem yet (a blocker), what the calls read besides it.
+        prompts=prompts.sizes(
+            problem.problem or ProblemCopy((), (), "medium", {}),
+            cmd.parameters.num_candidates,
+            cmd.parameters.num_scenarios,
+        ),
         known_seeds=frozenset(known),
         latest_run_candidates=latest,
         designer=prices[0],

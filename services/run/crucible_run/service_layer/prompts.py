@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from crucible_run.domain import estimates as est
 from crucible_run.domain.model import Candidate, JsonObject, ProblemCopy, Scenario
 
 DESIGN_SCHEMA_NAME = "design_candidates"
@@ -139,22 +140,44 @@ def scenarios_prompt(problem: ProblemCopy, count: int) -> str:
 
 
 def evaluation_prompt(problem: ProblemCopy, candidate: Candidate, scenario: Scenario) -> str:
-    context = {
-        "goals": list(problem.goals),
-        "constraints": [
-            {"name": c.name, "description": c.description, "weight": c.weight} for c in problem.constraints
-        ],
-        "candidate": {
+    return _evaluation_prompt(
+        problem,
+        {
             "title": candidate.title,
             "description": candidate.description,
             "approach": candidate.approach,
             "assumptions": list(candidate.assumptions),
         },
-        "scenario": {
+        {
             "title": scenario.title,
             "description": scenario.description,
             "conditions": list(scenario.conditions),
             "severity": scenario.severity,
         },
+    )
+
+
+def _evaluation_prompt(problem: ProblemCopy, candidate: JsonObject, scenario: JsonObject) -> str:
+    context = {
+        "goals": list(problem.goals),
+        "constraints": [
+            {"name": c.name, "description": c.description, "weight": c.weight} for c in problem.constraints
+        ],
+        "candidate": candidate,
+        "scenario": scenario,
     }
     return f"Evaluate the candidate in the scenario.\n\n{json.dumps(context, indent=1)}"
+
+
+def sizes(problem: ProblemCopy, candidates: int, scenarios: int) -> est.PromptSizes:
+    """What each call of a run on ``problem`` reads, as preflight estimates it: an evaluation's
+    candidate and scenario are left empty (``estimates.PAIR_CHARS`` stands for them)."""
+    empty_candidate: JsonObject = {"title": "", "description": "", "approach": "", "assumptions": []}
+    empty_scenario: JsonObject = {"title": "", "description": "", "conditions": [], "severity": ""}
+    return est.PromptSizes(
+        design=est.call_chars(DESIGNER_SYSTEM, design_prompt(problem, candidates), design_schema(candidates)),
+        scenarios=est.call_chars(SCENARIO_SYSTEM, scenarios_prompt(problem, scenarios), scenarios_schema(scenarios)),
+        evaluation=est.call_chars(
+            EVALUATOR_SYSTEM, _evaluation_prompt(problem, empty_candidate, empty_scenario), EVALUATION_SCHEMA
+        ),
+    )
