@@ -122,7 +122,13 @@ async def test_the_run_contract_end_to_end(stack: Stack, http: httpx.AsyncClient
     assert untriggered.json()["reason"] == "TRIGGER_REQUIRED"
     assert (await http.get(f"/api/projects/{project_id}/runs")).json()["runs"] == []
 
-    run = await _create(http, project_id, num_candidates=6, num_scenarios=3)
+    # A budget at preflight's estimate is enough for the run it estimated.
+    sized = {"num_candidates": 6, "num_scenarios": 3}
+    estimate = await http.post(
+        f"/api/projects/{project_id}/runs/preflight", json={"mode": "full_search", "parameters": sized}
+    )
+    budget = estimate.json()["estimated_cost"]["usd"]
+    run = await _create(http, project_id, **sized, budget_usd=budget)
     assert run["status"] == "CREATED"
     assert run["trigger"]["source"] == "integration_test"
     # Nothing runs until it is executed.
@@ -136,6 +142,7 @@ async def test_the_run_contract_end_to_end(stack: Stack, http: httpx.AsyncClient
     assert done["status"] == "COMPLETED", done["failure_reason"]
     assert done["counts"] == {"candidates": 6, "scenarios": 3, "evaluations": 18, "failed_evaluations": 0}
     assert done["usage"]["calls"] == 20
+    assert 0 < done["usage"]["usd"] <= budget
     results = (await http.get(f"/api/runs/{run['id']}/results")).json()
     ranked = results["candidates"]
     assert [c["rank"] for c in ranked] == [1, 2, 3, 4, 5, 6]
