@@ -54,6 +54,7 @@ GiB = 1 << 30
 SANDBOX_USER = "crucible-sandbox"
 FALLBACK_USER = "nobody"
 SETUP_FAILED_MARKER = "crucible-sandbox setup failed:"
+DIED_MARKER = "crucible-sandbox died:"
 # The backstop fires only when this process did not end the run itself.
 BACKSTOP_GRACE_SECONDS = 15.0
 NAMESPACE_TEARDOWN_SECONDS = 2.0
@@ -87,7 +88,7 @@ DEFAULT_LIMITS = SandboxLimits()
 
 
 class SandboxUnavailable(ToolError):
-    """The platform cannot run the tests safely; nothing was run."""
+    """The platform could not run the tests safely, or the sandbox died under them: no outcome to report."""
 
     def __init__(self, message: str) -> None:
         super().__init__("SANDBOX_UNAVAILABLE", message)
@@ -367,8 +368,8 @@ async def _run(
         if exit_code < 0 and not command_ended:
             # The sandbox itself died (bwrap, taking pytest with it): no outcome, so no test failed.
             killed = f"the sandbox was killed by {_signal_name(-exit_code)} before the tests ended"
-            logger.error("sandbox setup failed in %s: %s", workspace, killed)
-            raise SandboxUnavailable(f"{SETUP_FAILED_MARKER} {killed} (its limits: {limits})")
+            logger.error("sandbox died in %s: %s", workspace, killed)
+            raise SandboxUnavailable(f"{DIED_MARKER} {killed} (the limits it ran under: {limits})")
     summary, counts = _summary(output)
     notes = [note for note in (isolation.note, identity.note) if note]
     if timed_out:
