@@ -123,12 +123,13 @@ async def test_the_run_contract_end_to_end(stack: Stack, http: httpx.AsyncClient
     assert (await http.get(f"/api/projects/{project_id}/runs")).json()["runs"] == []
 
     # A budget at preflight's estimate is enough for the run it estimated.
-    sized = {"num_candidates": 6, "num_scenarios": 3}
     estimate = await http.post(
-        f"/api/projects/{project_id}/runs/preflight", json={"mode": "full_search", "parameters": sized}
+        f"/api/projects/{project_id}/runs/preflight",
+        json={"mode": "full_search", "parameters": {"num_candidates": 6, "num_scenarios": 3}},
     )
+    assert estimate.status_code == 200, estimate.text
     budget = estimate.json()["estimated_cost"]["usd"]
-    run = await _create(http, project_id, **sized, budget_usd=budget)
+    run = await _create(http, project_id, num_candidates=6, num_scenarios=3, budget_usd=budget)
     assert run["status"] == "CREATED"
     assert run["trigger"]["source"] == "integration_test"
     # Nothing runs until it is executed.
