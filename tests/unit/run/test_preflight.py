@@ -57,8 +57,32 @@ def test_the_estimate_counts_what_each_call_reads_and_a_pair_for_each_evaluation
 
     design = 4_000 // est.CHARS_PER_TOKEN + est.design_output(2)
     scenarios = 2_000 // est.CHARS_PER_TOKEN + est.scenarios_output(3)
-    evaluation = (1_000 + est.PAIR_CHARS) // est.CHARS_PER_TOKEN + est.EVALUATION_OUTPUT
+    evaluation = (1_000 + est.CANDIDATE_CHARS + est.SCENARIO_CHARS) // est.CHARS_PER_TOKEN + est.EVALUATION_OUTPUT
     assert result.estimate.tokens == design + scenarios + 6 * evaluation
+
+
+def test_seeds_are_estimated_as_they_are_written() -> None:
+    named, latest = str(uuid.uuid4()), str(uuid.uuid4())
+    facts = replace(
+        READY,
+        prompts=PromptSizes(design=4_000, scenarios=2_000, evaluation=1_000),
+        known_seeds=frozenset({named}),
+        latest_run_candidates=(latest,),
+        seed_chars={named: 20_000, latest: 400},
+        draft_chars=(8_000,),
+    )
+    params = RunParameters(num_scenarios=3, seed_candidate_ids=(named,), seed_candidates=(CandidateDraft("long"),))
+
+    result = preflight(RunMode.EVAL_ONLY, params, facts)
+
+    scenarios = 2_000 // est.CHARS_PER_TOKEN + est.scenarios_output(3)
+    evaluations = [(1_000 + size + est.SCENARIO_CHARS) // est.CHARS_PER_TOKEN for size in (20_000, 8_000)]
+    assert result.estimate.calls == 1 + 6
+    assert result.estimate.tokens == scenarios + 3 * sum(evaluations) + 6 * est.EVALUATION_OUTPUT
+    # The latest run's candidates, when they are the seeds, are sized as they were written too.
+    latest_only = preflight(RunMode.EVAL_ONLY, RunParameters(num_scenarios=3), facts)
+    evaluation = (1_000 + 400 + est.SCENARIO_CHARS) // est.CHARS_PER_TOKEN + est.EVALUATION_OUTPUT
+    assert latest_only.estimate.tokens == scenarios + 3 * evaluation
 
 
 def test_an_unpriced_model_is_an_unknown_cost_not_zero() -> None:

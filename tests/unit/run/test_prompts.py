@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from crucible_run.domain import estimates as est
-from crucible_run.domain.model import Candidate, CandidateOrigin, Constraint, ProblemCopy, Scenario
+from crucible_run.domain.model import Candidate, CandidateDraft, CandidateOrigin, Constraint, ProblemCopy, Scenario
 from crucible_run.service_layer import prompts
 
 PROBLEM = ProblemCopy(
@@ -76,9 +76,19 @@ def test_preflight_sizes_leave_only_the_pair_out_of_an_evaluation() -> None:
     read = est.call_chars(
         prompts.EVALUATOR_SYSTEM, prompts.evaluation_prompt(PROBLEM, CANDIDATE, SCENARIO), prompts.EVALUATION_SCHEMA
     )
-    texts = [CANDIDATE.title, CANDIDATE.description, CANDIDATE.approach, *CANDIDATE.assumptions]
-    texts += [SCENARIO.title, SCENARIO.description, *SCENARIO.conditions, SCENARIO.severity]
+    texts = [SCENARIO.title, SCENARIO.description, *SCENARIO.conditions, SCENARIO.severity]
 
-    left_out = read - prompts.sizes(PROBLEM, 3, 2).evaluation
-    # The pair's texts, and the quotes and indentation of its two list items.
-    assert sum(map(len, texts)) <= left_out <= sum(map(len, texts)) + 20
+    left_out = read - prompts.sizes(PROBLEM, 3, 2).evaluation - prompts.candidate_chars(CANDIDATE)
+    # The scenario's texts, and the quotes and indentation of its list's item.
+    assert sum(map(len, texts)) <= left_out <= sum(map(len, texts)) + 10
+
+
+def test_a_written_candidate_is_sized_as_the_evaluation_prompt_holds_it() -> None:
+    blank = replace(CANDIDATE, title="", description="", approach="", assumptions=())
+    holds = len(prompts.evaluation_prompt(PROBLEM, CANDIDATE, SCENARIO)) - len(
+        prompts.evaluation_prompt(PROBLEM, blank, SCENARIO)
+    )
+
+    assert prompts.candidate_chars(CANDIDATE) == holds
+    draft = CandidateDraft(CANDIDATE.title, CANDIDATE.description, CANDIDATE.approach, CANDIDATE.assumptions)
+    assert prompts.candidate_chars(draft) == holds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crucible_run.domain.model import JsonObject
@@ -22,9 +23,10 @@ ANSWER_OVERHEAD = 100
 STRUCTURED_ATTEMPTS = 3
 REASK_ANSWER_FACTOR = 2
 REASK_NOTE_TOKENS = 150
-# Before a run has its candidates and scenarios, an evaluation's pair is estimated at what a designer
-# and a scenario writer are estimated to write for one each.
-PAIR_CHARS = (DESIGN_OUTPUT_PER_CANDIDATE + SCENARIO_OUTPUT_PER_SCENARIO) * CHARS_PER_TOKEN
+# Before they are written, a candidate and a scenario are estimated at what a designer and a scenario
+# writer are estimated to write for one (a seed, already written, is sized as it is).
+CANDIDATE_CHARS = DESIGN_OUTPUT_PER_CANDIDATE * CHARS_PER_TOKEN
+SCENARIO_CHARS = SCENARIO_OUTPUT_PER_SCENARIO * CHARS_PER_TOKEN
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ UNPRICED = ModelPrice(None, None)
 @dataclass(frozen=True)
 class PromptSizes:
     """The characters each kind of call reads (its system prompt, its prompt and its schema), known
-    before the run from the problem: an evaluation's leave its candidate and scenario out."""
+    before the run from the problem; for an evaluation, all but its candidate and its scenario."""
 
     design: int
     scenarios: int
@@ -83,6 +85,7 @@ def call_chars(system: str, prompt: str, schema: JsonObject) -> int:
 
 
 def of_call(system: str, prompt: str, schema: JsonObject, output_tokens: int, price: ModelPrice) -> CallEstimate:
+    """A structured call's estimate, from what it reads."""
     return estimate(call_chars(system, prompt, schema), output_tokens, price)
 
 
@@ -112,13 +115,15 @@ class CostEstimate:
     calls: int
 
 
-def total(calls: list[CallEstimate], *, each: CallEstimate | None = None, times: int = 0) -> CostEstimate:
-    """The cost of ``calls``, and of ``times`` more calls like ``each``: counted, not listed, so that
-    a count far past any limit (which preflight refuses, but still answers) costs no memory."""
+def total(calls: list[CallEstimate], groups: Sequence[tuple[CallEstimate, int]] = ()) -> CostEstimate:
+    """The cost of ``calls``, and of each group's count of calls like its estimate: counted, not
+    listed, so that a count far past any limit (which preflight refuses, but still answers) costs
+    no memory."""
     costs = [c.usd for c in calls]
     tokens = sum(c.tokens for c in calls)
-    if each is not None and times:
-        costs.append(None if each.usd is None else each.usd * times)
-        tokens += each.tokens * times
+    for each, times in groups:
+        if times:
+            costs.append(None if each.usd is None else each.usd * times)
+            tokens += each.tokens * times
     usd = None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
-    return CostEstimate(tokens, usd, len(calls) + (times if each is not None else 0))
+    return CostEstimate(tokens, usd, len(calls) + sum(times for _, times in groups))

@@ -13,6 +13,7 @@ evaluated.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from crucible_run.domain import estimates as est
@@ -76,6 +77,10 @@ class Facts:
     latest_run_candidates: tuple[str, ...]
     designer: ModelPrice = est.UNPRICED
     evaluator: ModelPrice = est.UNPRICED
+    # What each seed adds to an evaluation's prompt: the known candidates' by id, the drafts' in order
+    # (one not sized counts as a designed candidate, ``estimates.CANDIDATE_CHARS``).
+    seed_chars: Mapping[str, int] = field(default_factory=dict)
+    draft_chars: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,11 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
             f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations; "
             f"at most {MAX_EVALUATIONS}",
         )
-    estimate = _estimate(designed, params.num_scenarios, evaluations, facts)
+    seed_sizes = [facts.seed_chars.get(s, est.CANDIDATE_CHARS) for s in seeds]
+    seed_sizes += [
+        facts.draft_chars[i] if i < len(facts.draft_chars) else est.CANDIDATE_CHARS for i in range(len(drafts))
+    ]
+    estimate = _estimate(designed, params.num_scenarios, seed_sizes, facts)
     _warnings(candidates, params, estimate, facts, check)
     check.notes.insert(0, f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations")
     prerequisites = Prerequisites(
@@ -234,15 +243,23 @@ def _drafts(mode: RunMode, p: RunParameters, check: _Check) -> tuple[CandidateDr
     return tuple(replace(d, title=d.title.strip()) for d in p.seed_candidates)
 
 
-def _estimate(designed: int, scenarios: int, evaluations: int, facts: Facts) -> CostEstimate:
+def _estimate(designed: int, scenarios: int, seed_sizes: list[int], facts: Facts) -> CostEstimate:
+    """The design and scenario calls, and every pair's evaluation: a designed candidate's sized as
+    estimated, a seed's as it is written."""
     # A negative count (refused by a blocker, but still estimated) costs nothing, not less than nothing.
-    designed, scenarios, evaluations = max(designed, 0), max(scenarios, 0), max(evaluations, 0)
+    designed, scenarios = max(designed, 0), max(scenarios, 0)
     calls = []
     if designed:
         calls.append(est.estimate(facts.prompts.design, est.design_output(designed), facts.designer))
     calls.append(est.estimate(facts.prompts.scenarios, est.scenarios_output(scenarios), facts.designer))
-    evaluation = est.estimate(facts.prompts.evaluation + est.PAIR_CHARS, est.EVALUATION_OUTPUT, facts.evaluator)
-    return est.total(calls, each=evaluation, times=evaluations)
+
+    def evaluation(candidate_chars: int) -> est.CallEstimate:
+        reads = facts.prompts.evaluation + candidate_chars + est.SCENARIO_CHARS
+        return est.estimate(reads, est.EVALUATION_OUTPUT, facts.evaluator)
+
+    groups = [(evaluation(est.CANDIDATE_CHARS), designed * scenarios)]
+    groups += [(evaluation(size), scenarios) for size in seed_sizes]
+    return est.total(calls, groups)
 
 
 def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: Facts, check: _Check) -> None:

@@ -35,7 +35,6 @@ from crucible_run.domain.model import (
     Evaluation,
     EvaluationStatus,
     JsonObject,
-    ProblemCopy,
     RankedCandidate,
     Run,
     RunStatistics,
@@ -107,8 +106,8 @@ async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Prefligh
     problem = await deps.spec.problem(project_id)
     async with deps.uow(read_only=True) as uow:
         named = [s for s in cmd.parameters.seed_candidate_ids if _is_uuid(s)]
-        known = {x.id for x in await uow.repo.project_candidates(project_id, named)} if named else set()
-        latest = tuple(x.id for x in await uow.repo.latest_completed_candidates(project_id))
+        known = await uow.repo.project_candidates(project_id, named) if named else []
+        latest = await uow.repo.latest_completed_candidates(project_id)
     prices = await deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator])
     facts = rules.Facts(
         problem_spec=problem.has_problem_spec,
@@ -117,14 +116,16 @@ async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Prefligh
         # The counts' digits aside (0 stands for a default), these are the prompts the run will send;
         # with no problem yet (a blocker), what the calls read besides it.
         prompts=prompts.sizes(
-            problem.problem or ProblemCopy((), (), "medium", {}),
+            problem.problem or prompts.NO_PROBLEM,
             cmd.parameters.num_candidates,
             cmd.parameters.num_scenarios,
         ),
-        known_seeds=frozenset(known),
-        latest_run_candidates=latest,
+        known_seeds=frozenset(x.id for x in known),
+        latest_run_candidates=tuple(x.id for x in latest),
         designer=prices[0],
         evaluator=prices[1],
+        seed_chars={x.id: prompts.candidate_chars(x) for x in (*known, *latest)},
+        draft_chars=tuple(prompts.candidate_chars(d) for d in cmd.parameters.seed_candidates),
     )
     result = rules.preflight(cmd.mode, cmd.parameters, facts)
     extra, recommended = await _context_blockers(project_id, cmd.chat_session_id, cmd.recommended_message_id, deps.spec)

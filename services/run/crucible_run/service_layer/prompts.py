@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from crucible_run.domain import estimates as est
-from crucible_run.domain.model import Candidate, JsonObject, ProblemCopy, Scenario
+from crucible_run.domain.model import Candidate, CandidateDraft, JsonObject, ProblemCopy, Scenario
 
 DESIGN_SCHEMA_NAME = "design_candidates"
 SCENARIOS_SCHEMA_NAME = "scenarios"
@@ -169,15 +169,31 @@ def _evaluation_prompt(problem: ProblemCopy, candidate: JsonObject, scenario: Js
     return f"Evaluate the candidate in the scenario.\n\n{json.dumps(context, indent=1)}"
 
 
+_EMPTY_CANDIDATE: JsonObject = {"title": "", "description": "", "approach": "", "assumptions": []}
+_EMPTY_SCENARIO: JsonObject = {"title": "", "description": "", "conditions": [], "severity": ""}
+# A project with no ProblemSpec yet (preflight sizes what its calls read besides one).
+NO_PROBLEM = ProblemCopy((), (), "medium", {})
+
+
 def sizes(problem: ProblemCopy, candidates: int, scenarios: int) -> est.PromptSizes:
-    """What each call of a run on ``problem`` reads, as preflight estimates it: an evaluation's
-    candidate and scenario are left empty (``estimates.PAIR_CHARS`` stands for them)."""
-    empty_candidate: JsonObject = {"title": "", "description": "", "approach": "", "assumptions": []}
-    empty_scenario: JsonObject = {"title": "", "description": "", "conditions": [], "severity": ""}
+    """What each call of a run on ``problem`` reads, as preflight estimates it; an evaluation's
+    without its candidate and scenario (see ``candidate_chars``, ``estimates.SCENARIO_CHARS``)."""
     return est.PromptSizes(
         design=est.call_chars(DESIGNER_SYSTEM, design_prompt(problem, candidates), design_schema(candidates)),
         scenarios=est.call_chars(SCENARIO_SYSTEM, scenarios_prompt(problem, scenarios), scenarios_schema(scenarios)),
         evaluation=est.call_chars(
-            EVALUATOR_SYSTEM, _evaluation_prompt(problem, empty_candidate, empty_scenario), EVALUATION_SCHEMA
+            EVALUATOR_SYSTEM, _evaluation_prompt(problem, _EMPTY_CANDIDATE, _EMPTY_SCENARIO), EVALUATION_SCHEMA
         ),
     )
+
+
+def candidate_chars(candidate: Candidate | CandidateDraft) -> int:
+    """What a written candidate (a seed) adds to an evaluation's prompt."""
+    written: JsonObject = {
+        "title": candidate.title,
+        "description": candidate.description,
+        "approach": candidate.approach,
+        "assumptions": list(candidate.assumptions),
+    }
+    empty = _evaluation_prompt(NO_PROBLEM, _EMPTY_CANDIDATE, _EMPTY_SCENARIO)
+    return len(_evaluation_prompt(NO_PROBLEM, written, _EMPTY_SCENARIO)) - len(empty)
