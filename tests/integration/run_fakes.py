@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.estimates import STRUCTURED_ATTEMPTS, ModelPrice, Pricing
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, LlmUsage, ProblemCopy
@@ -93,6 +93,8 @@ class FakeModels:
     whole_answers: dict[str, str] = field(default_factory=dict)
     # GetLlmCall unanswered: the service away.
     away_for_answers: bool = False
+    # How many times the agent service says it asks a structured call at most.
+    structured_attempts: int = STRUCTURED_ATTEMPTS
 
     def paid_for(self, purpose: str, run_id: str = "") -> int:
         return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
@@ -195,8 +197,8 @@ class FakeModels:
             "explanation": "fine",
         }
 
-    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
-        return [PRICE for _ in models]
+    async def prices(self, models: Sequence[tuple[str, str]]) -> Pricing:
+        return Pricing(tuple(PRICE for _ in models), self.structured_attempts)
 
     async def answer_text(self, llm_call_id: str) -> str | None:
         return None if self.away_for_answers else self.whole_answers.get(llm_call_id)

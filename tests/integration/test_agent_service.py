@@ -443,6 +443,23 @@ async def test_get_llm_call_gives_the_raw_answer_an_error_carries_cut_short(
         await emulator.configure()
 
 
+async def test_model_prices_say_how_many_times_a_structured_call_is_asked(
+    agent_engine: AsyncEngine, emulator: Emulator
+) -> None:
+    settings = agent_settings(emulator, structured_output_retries=4)
+    request = pb.GetModelPricesRequest(
+        models=[
+            pb.ModelRef(provider="openai", model_name="gpt-4o-mini"),
+            pb.ModelRef(provider="openai", model_name="no-such-model"),
+        ]
+    )
+    async with agent_core(agent_engine, settings) as built, agent_stub(built) as stub:
+        answer = await stub.GetModelPrices(request)
+
+    assert answer.structured_attempts == 5
+    assert [p.priced for p in answer.prices] == [True, False]
+
+
 async def test_grpc_errors_are_canonical(agent_engine: AsyncEngine, emulator: Emulator) -> None:
     await emulator.configure()
     settings = agent_settings(emulator, anthropic_api_key=None, anthropic_base_url=None)

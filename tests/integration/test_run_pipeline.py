@@ -343,6 +343,25 @@ async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
     assert short
 
 
+async def test_a_call_holds_no_room_for_re_asks_an_agent_service_asking_once_would_not_make(
+    engine: AsyncEngine,
+) -> None:
+    models = FakeModels(latency=0.01, structured_attempts=1)
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=3, budget_usd=1.0)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    evaluations = [call for call in models.calls if call.purpose == "evaluation"]
+    assert len(evaluations) == 6
+    for call in evaluations:
+        estimate = est.of_call(call.system, call.prompt, call.schema, est.EVALUATION_OUTPUT, PRICE)
+        assert call.allowance is not None
+        assert call.allowance.usd == pytest.approx(estimate.usd)
+
+
 async def test_a_call_the_budget_has_no_room_for_waits_for_the_calls_in_flight_to_give_theirs_back(
     engine: AsyncEngine,
 ) -> None:

@@ -17,6 +17,7 @@ from crucible_run.adapters.agent_client import AgentModels
 from crucible_run.adapters.snapshot_client import SnapshotClient
 from crucible_run.adapters.spec_client import SpecClient
 from crucible_run.domain.budget import CallAllowance
+from crucible_run.domain.estimates import STRUCTURED_ATTEMPTS, UNPRICED, ModelPrice, Pricing
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.service_layer.ports import (
     CallNotRecorded,
@@ -158,6 +159,19 @@ async def test_no_answer_for_usage_or_prices_is_the_agent_service_unavailable(co
         await models(stub).usage("r")
     with pytest.raises(ModelsUnavailable, match="its model prices"):
         await models(stub).prices([("openai", "gpt-4o-mini")])
+
+
+async def test_prices_carry_how_many_times_the_agent_service_asks_a_structured_call() -> None:
+    priced = agent_pb.ModelPrice(priced=True, input_usd_per_mtok=0.15, output_usd_per_mtok=0.6)
+    told = Stub(agent_pb.GetModelPricesResponse(prices=[priced, agent_pb.ModelPrice()], structured_attempts=5))
+    untold = Stub(agent_pb.GetModelPricesResponse(prices=[priced]))
+
+    pricing = await models(told).prices([("openai", "gpt-4o-mini"), ("openai", "unknown")])
+    older = await models(untold).prices([("openai", "gpt-4o-mini")])
+
+    assert pricing == Pricing((ModelPrice(0.15, 0.6), UNPRICED), 5)
+    # An agent service that does not say asks as the default does.
+    assert older.structured_attempts == STRUCTURED_ATTEMPTS
 
 
 async def test_a_settled_usage_is_read_once_the_runs_calls_in_flight_have_ended() -> None:

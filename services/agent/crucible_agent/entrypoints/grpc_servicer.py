@@ -104,7 +104,10 @@ class AgentServicer(pb_grpc.AgentServiceServicer):
 
     async def GetModelPrices(self, request: pb.GetModelPricesRequest, context: Context) -> pb.GetModelPricesResponse:
         cmd = c.GetModelPrices(tuple(m.model_ref(x) for x in request.models))
-        return pb.GetModelPricesResponse(prices=[m.model_price_pb(p) for p in h.model_prices(cmd, self._llm.prices)])
+        return pb.GetModelPricesResponse(
+            prices=[m.model_price_pb(p) for p in h.model_prices(cmd, self._llm.prices)],
+            structured_attempts=self._llm.structured_attempts,
+        )
 
 
 def _complete(request: pb.CompleteRequest) -> c.Complete:

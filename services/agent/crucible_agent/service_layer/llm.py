@@ -183,6 +183,11 @@ class LlmService:
     def prices(self) -> PriceTable:
         return self._prices
 
+    @property
+    def structured_attempts(self) -> int:
+        """How many times a structured call is asked at most: once, and once for each re-ask."""
+        return self._structured_retries + 1
+
     def check_provider(self, provider: str, field: str = "provider") -> None:
         self._pool.check(provider, field)
 

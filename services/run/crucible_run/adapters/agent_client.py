@@ -14,7 +14,7 @@ from crucible.agent.v1 import agent_service_pb2 as pb
 from crucible_common.errors import details_of
 from crucible_common.protobuf import schema_struct, struct_to_dict
 from crucible_run.adapters.calls import patiently, unanswered
-from crucible_run.domain.estimates import UNPRICED, ModelPrice
+from crucible_run.domain.estimates import STRUCTURED_ATTEMPTS, UNPRICED, ModelPrice, Pricing
 from crucible_run.domain.model import LlmUsage
 from crucible_run.service_layer.ports import (
     CallNotRecorded,
@@ -120,15 +120,17 @@ class AgentModels(Models):
             return None
         return response.llm_call.response_text or None
 
-    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]:
+    async def prices(self, models: Sequence[tuple[str, str]]) -> Pricing:
         request = pb.GetModelPricesRequest(models=[pb.ModelRef(provider=p, model_name=m) for p, m in models])
         async with _answered("its model prices"):
             response = await patiently(
                 lambda: self._stub.GetModelPrices(request, timeout=10), wait_seconds=self._wait, what="model prices"
             )
-        return [
+        prices = tuple(
             ModelPrice(p.input_usd_per_mtok, p.output_usd_per_mtok) if p.priced else UNPRICED for p in response.prices
-        ]
+        )
+        # An agent service from before it said so (0) asks as its default does.
+        return Pricing(prices, response.structured_attempts or STRUCTURED_ATTEMPTS)
 
     async def usage(self, run_id: str) -> LlmUsage:
         return _usage(await self._usage(run_id))

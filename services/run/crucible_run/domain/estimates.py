@@ -14,9 +14,10 @@ DESIGN_OUTPUT_PER_CANDIDATE = 220
 SCENARIO_OUTPUT_PER_SCENARIO = 180
 EVALUATION_OUTPUT = 450
 ANSWER_OVERHEAD = 100
-# An answer that does not validate is asked again by the agent service (twice, by its default
-# CRUCIBLE_STRUCTURED_OUTPUT_RETRIES), each re-ask reading the prompt, the answers before it and a
-# note on what was wrong. A budgeted run holds room for those answers (``most``) where its budget
+# An answer that does not validate is asked again by the agent service (as many times as its
+# CRUCIBLE_STRUCTURED_OUTPUT_RETRIES says, which it tells with its prices; twice by default, assumed
+# when it does not), each re-ask reading the prompt, the answers before it and a note on what was
+# wrong. A budgeted run holds room for those answers (``most``) where its budget
 # has it, and the agent service makes no re-ask whose estimate would not fit in what was held. The
 # room is generous (answers twice as long as estimated, a long note), for the re-asks a run with
 # budget to spare can afford never to be refused; near the budget's end the room left caps it.
@@ -47,6 +48,15 @@ class ModelPrice:
 
 
 UNPRICED = ModelPrice(None, None)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What the agent service says calls cost: each model's price, in the order asked, and how many
+    times it asks a structured call at most (the first ask and the re-asks)."""
+
+    prices: tuple[ModelPrice, ...]
+    structured_attempts: int = STRUCTURED_ATTEMPTS
 
 
 @dataclass(frozen=True)

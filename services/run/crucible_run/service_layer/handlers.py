@@ -108,7 +108,7 @@ async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Prefligh
         named = [s for s in cmd.parameters.seed_candidate_ids if _is_uuid(s)]
         known = await uow.repo.project_candidates(project_id, named) if named else []
         latest = await uow.repo.latest_completed_candidates(project_id)
-    prices = await deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator])
+    pricing = await deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator])
     facts = rules.Facts(
         problem_spec=problem.has_problem_spec,
         world_model=problem.has_world_model,
@@ -122,8 +122,8 @@ async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Prefligh
         ),
         known_seeds=frozenset(x.id for x in known),
         latest_run_candidates=tuple(x.id for x in latest),
-        designer=prices[0],
-        evaluator=prices[1],
+        designer=pricing.prices[0],
+        evaluator=pricing.prices[1],
         seed_chars={x.id: prompts.candidate_chars(x) for x in (*known, *latest)},
         draft_chars=tuple(prompts.candidate_chars(d) for d in cmd.parameters.seed_candidates),
     )

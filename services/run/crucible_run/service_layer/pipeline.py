@@ -132,6 +132,7 @@ class RunExecutor:
         self._replay_of = ""
         self._snapshot_test_id = ""
         self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
+        self._attempts = est.STRUCTURED_ATTEMPTS
         # Set (and replaced) whenever a call in flight ends: what it held of the budget is free again.
         self._call_ended = asyncio.Event()
         # How many calls the design and scenario phases make at once (see ``_phases``).
@@ -181,12 +182,13 @@ class RunExecutor:
                 # model call waits for both. What it spent is read once the calls a runner before
                 # left in flight have ended, so that their cost is counted (asked again, their
                 # keys are answered from what they stored, at no new cost).
-                usage, prices = await asyncio.gather(
+                usage, pricing = await asyncio.gather(
                     self._deps.models.settled_usage(run.id),
                     self._deps.models.prices([self._deps.designer, self._deps.evaluator]),
                 )
                 budget = Budget.of(run.parameters, usage)
-                self._prices = (prices[0], prices[1])
+                self._prices = (pricing.prices[0], pricing.prices[1])
+                self._attempts = pricing.structured_attempts
                 async with asyncio.timeout(self._remaining(run)):
                     await self._phases(run, run.problem, budget)
             except BudgetExhausted as stop:
@@ -558,7 +560,7 @@ class RunExecutor:
     ) -> JsonObject:
         """One model call; ``slots``: how many calls may be in flight at once (see ``Budget.reserve``)."""
         estimate = est.of_call(system, prompt, schema, output_tokens, price)
-        reservation = await self._reserve(budget, estimate, est.most(estimate, price), slots)
+        reservation = await self._reserve(budget, estimate, est.most(estimate, price, self._attempts), slots)
         try:
             answer = await self._deps.models.complete(
                 ModelCall(

@@ -17,7 +17,7 @@ from crucible_common.errors import Unavailable
 from crucible_common.leases import LeaseStore
 from crucible_common.updates import Updates, Waiter
 from crucible_run.domain.budget import CallAllowance
-from crucible_run.domain.estimates import ModelPrice
+from crucible_run.domain.estimates import Pricing
 from crucible_run.domain.events import NewRunEvent, RunEvent
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.domain.lineage import ChatMessage
@@ -304,7 +304,7 @@ class Models(Protocol):
         agent service away or refusing): a best-effort read, waiting a few seconds at most."""
         ...
 
-    async def prices(self, models: Sequence[tuple[str, str]]) -> list[ModelPrice]: ...
+    async def prices(self, models: Sequence[tuple[str, str]]) -> Pricing: ...
 
     async def usage(self, run_id: str) -> LlmUsage: ...
 
