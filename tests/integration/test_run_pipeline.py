@@ -331,7 +331,7 @@ async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
         assert call.allowance.tokens is None
         held = call.allowance.usd
         estimate = est.of_call(call.system, call.prompt, call.schema, est.EVALUATION_OUTPUT, PRICE)
-        first, most = estimate.usd, est.most(estimate, PRICE).usd
+        first, most = estimate.usd, est.most(estimate, PRICE, models.structured_attempts).usd
         assert held is not None
         assert first is not None
         assert most is not None

@@ -219,28 +219,31 @@ async def test_answers_that_do_not_report_their_usage_still_count_against_the_al
     assert float(raised.value.metadata["spent_usd"]) > 0  # priced by the estimate, not $0
 
 
-async def test_the_room_a_run_holds_for_a_call_lets_the_agent_make_both_re_asks() -> None:
-    """The run's ``most`` (what a budget with room holds for a call) and this service's re-ask check
-    agree: an evaluation whose answers run longer than the run estimated is still asked again twice."""
+@pytest.mark.parametrize("retries", range(6))  # every setting CRUCIBLE_STRUCTURED_OUTPUT_RETRIES allows
+async def test_the_room_a_run_holds_for_a_call_lets_the_agent_make_every_re_ask(retries: int) -> None:
+    """The run's ``most`` (what a budget with room holds for a call, for the attempts this service
+    says it makes) and this service's re-ask check agree: an evaluation whose answers run longer
+    than the run estimated is still asked again as many times as the setting says."""
     price = est.ModelPrice(0.15, 0.60)  # gpt-4o-mini's, as the run reads it
     prompt = "Evaluate the candidate in the scenario. " * 50
     first = est.of_call(
         run_prompts.EVALUATOR_SYSTEM, prompt, run_prompts.EVALUATION_SCHEMA, est.EVALUATION_OUTPUT, price
     )
-    most = est.most(first, price)
     long_answer = est.EVALUATION_OUTPUT * 3 // 2
+    texts = [f"[{k}]" for k in range(retries)] + ['{"answer": 4}']
     script: list[ProviderResponse | ProviderError] = [
         answer(text, input_tokens=first.input_tokens + k * (long_answer + 40), output_tokens=long_answer)
-        for k, text in enumerate(["[1]", "[2]", '{"answer": 4}'])
+        for k, text in enumerate(texts)
     ]
-    llm, provider, _ = service(script, structured_retries=2)
+    llm, provider, _ = service(script, structured_retries=retries)
+    most = est.most(first, price, llm.structured_attempts)
 
     outcome = await llm.complete(
         request(prompt, json_schema=SCHEMA), CORRELATION, allowance=CallAllowance(usd=most.usd, tokens=most.tokens)
     )
 
     assert outcome.unwrap().structured == {"answer": 4}
-    assert len(provider.requests) == 3
+    assert len(provider.requests) == retries + 1
 
 
 async def test_a_re_ask_the_provider_refuses_still_says_what_the_invalid_answer_before_it_cost() -> None:

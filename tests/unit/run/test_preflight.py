@@ -135,6 +135,19 @@ def test_negative_counts_are_refused_and_cost_nothing() -> None:
     assert result.estimate.usd >= 0
 
 
+def test_a_negative_count_is_counted_as_none_in_the_note_and_the_estimate_alike() -> None:
+    seeds = tuple(str(uuid.uuid4()) for _ in range(3))
+    facts = replace(READY, known_seeds=frozenset(seeds))
+
+    result = preflight(
+        RunMode.SEEDED, RunParameters(num_candidates=-1, num_scenarios=4, seed_candidate_ids=seeds), facts
+    )
+
+    assert "validation_error" in codes(result)
+    assert result.notes[0] == "3 candidates x 4 scenarios = 12 evaluations"
+    assert result.estimate.calls == 1 + 12  # the scenarios call, no design call
+
+
 def test_a_usd_budget_needs_priced_models() -> None:
     result = preflight(RunMode.FULL_SEARCH, RunParameters(budget_usd=1), replace(READY, designer=UNPRICED))
     assert [b.field for b in result.blockers] == ["parameters.budget_usd"]

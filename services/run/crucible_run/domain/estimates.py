@@ -17,10 +17,10 @@ ANSWER_OVERHEAD = 100
 # An answer that does not validate is asked again by the agent service (as many times as its
 # CRUCIBLE_STRUCTURED_OUTPUT_RETRIES says, which it tells with its prices; twice by default, assumed
 # when it does not), each re-ask reading the prompt, the answers before it and a note on what was
-# wrong. A budgeted run holds room for those answers (``most``) where its budget
-# has it, and the agent service makes no re-ask whose estimate would not fit in what was held. The
-# room is generous (answers twice as long as estimated, a long note), for the re-asks a run with
-# budget to spare can afford never to be refused; near the budget's end the room left caps it.
+# wrong. A budgeted run holds room for those answers (``most``) where its budget has it, and the
+# agent service makes no re-ask whose estimate would not fit in what was held. The room is generous
+# (answers twice as long as estimated, a long note), for the re-asks a run with budget to spare can
+# afford never to be refused; near the budget's end the room left caps it.
 STRUCTURED_ATTEMPTS = 3
 REASK_ANSWER_FACTOR = 2
 REASK_NOTE_TOKENS = 150
@@ -99,8 +99,8 @@ def of_call(system: str, prompt: str, schema: JsonObject, output_tokens: int, pr
     return estimate(call_chars(system, prompt, schema), output_tokens, price)
 
 
-def most(first: CallEstimate, price: ModelPrice, attempts: int = STRUCTURED_ATTEMPTS) -> CallEstimate:
-    """What a structured call estimated at ``first`` may cost with its re-asks."""
+def most(first: CallEstimate, price: ModelPrice, attempts: int) -> CallEstimate:
+    """What a structured call estimated at ``first`` may cost when it is asked ``attempts`` times."""
     if attempts <= 1:
         return first
     answer = first.output_tokens * REASK_ANSWER_FACTOR

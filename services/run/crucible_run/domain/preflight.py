@@ -128,22 +128,23 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     seeds = _seeds(mode, params, facts, check)
     drafts = _drafts(mode, params, check)
     params = replace(params, seed_candidate_ids=seeds, seed_candidates=drafts)
-    designed = params.num_candidates if mode is not RunMode.EVAL_ONLY else 0
+    # A negative count (refused by a blocker, but still counted and estimated) is none, not less.
+    designed = max(params.num_candidates, 0) if mode is not RunMode.EVAL_ONLY else 0
+    scenarios = max(params.num_scenarios, 0)
     candidates = designed + len(seeds) + len(drafts)
-    evaluations = candidates * params.num_scenarios
+    evaluations = candidates * scenarios
     if evaluations > MAX_EVALUATIONS:
         check.invalid(
             "parameters.num_scenarios",
-            f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations; "
-            f"at most {MAX_EVALUATIONS}",
+            f"{candidates} candidates x {scenarios} scenarios = {evaluations} evaluations; at most {MAX_EVALUATIONS}",
         )
     seed_sizes = [facts.seed_chars.get(s, est.CANDIDATE_CHARS) for s in seeds]
     seed_sizes += [
         facts.draft_chars[i] if i < len(facts.draft_chars) else est.CANDIDATE_CHARS for i in range(len(drafts))
     ]
-    estimate = _estimate(designed, params.num_scenarios, seed_sizes, facts)
+    estimate = _estimate(designed, scenarios, seed_sizes, facts)
     _warnings(candidates, params, estimate, facts, check)
-    check.notes.insert(0, f"{candidates} candidates x {params.num_scenarios} scenarios = {evaluations} evaluations")
+    check.notes.insert(0, f"{candidates} candidates x {scenarios} scenarios = {evaluations} evaluations")
     prerequisites = Prerequisites(
         facts.problem_spec, facts.world_model, bool(seeds or drafts) or mode is RunMode.FULL_SEARCH
     )
@@ -246,8 +247,6 @@ def _drafts(mode: RunMode, p: RunParameters, check: _Check) -> tuple[CandidateDr
 def _estimate(designed: int, scenarios: int, seed_sizes: list[int], facts: Facts) -> CostEstimate:
     """The design and scenario calls, and every pair's evaluation: a designed candidate's sized as
     estimated, a seed's as it is written."""
-    # A negative count (refused by a blocker, but still estimated) costs nothing, not less than nothing.
-    designed, scenarios = max(designed, 0), max(scenarios, 0)
     calls = []
     if designed:
         calls.append(est.estimate(facts.prompts.design, est.design_output(designed), facts.designer))

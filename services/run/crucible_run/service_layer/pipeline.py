@@ -131,8 +131,8 @@ class RunExecutor:
         self._project_id = ""
         self._replay_of = ""
         self._snapshot_test_id = ""
-        self._prices: tuple[ModelPrice, ModelPrice] = (est.UNPRICED, est.UNPRICED)
-        self._attempts = est.STRUCTURED_ATTEMPTS
+        # The designer's and the evaluator's prices, and how many times a structured call is asked.
+        self._pricing = est.Pricing((est.UNPRICED, est.UNPRICED))
         # Set (and replaced) whenever a call in flight ends: what it held of the budget is free again.
         self._call_ended = asyncio.Event()
         # How many calls the design and scenario phases make at once (see ``_phases``).
@@ -187,8 +187,7 @@ class RunExecutor:
                     self._deps.models.prices([self._deps.designer, self._deps.evaluator]),
                 )
                 budget = Budget.of(run.parameters, usage)
-                self._prices = (pricing.prices[0], pricing.prices[1])
-                self._attempts = pricing.structured_attempts
+                self._pricing = pricing
                 async with asyncio.timeout(self._remaining(run)):
                     await self._phases(run, run.problem, budget)
             except BudgetExhausted as stop:
@@ -319,7 +318,7 @@ class RunExecutor:
                     prompts.design_schema(count),
                     f"run:{run.id}:design",
                     est.design_output(count),
-                    self._prices[0],
+                    self._pricing.prices[0],
                     self._first_phase_calls,
                 )
             finally:
@@ -364,7 +363,7 @@ class RunExecutor:
                 prompts.scenarios_schema(count),
                 f"run:{run.id}:scenarios",
                 est.scenarios_output(count),
-                self._prices[0],
+                self._pricing.prices[0],
                 self._first_phase_calls,
             )
         finally:
@@ -475,7 +474,7 @@ class RunExecutor:
                 prompts.EVALUATION_SCHEMA,
                 f"run:{run.id}:evaluation:{candidate.id}:{scenario.id}",
                 est.EVALUATION_OUTPUT,
-                self._prices[1],
+                self._pricing.prices[1],
                 slots,
             )
         except ModelCallFailed as failed:
@@ -560,7 +559,9 @@ class RunExecutor:
     ) -> JsonObject:
         """One model call; ``slots``: how many calls may be in flight at once (see ``Budget.reserve``)."""
         estimate = est.of_call(system, prompt, schema, output_tokens, price)
-        reservation = await self._reserve(budget, estimate, est.most(estimate, price, self._attempts), slots)
+        reservation = await self._reserve(
+            budget, estimate, est.most(estimate, price, self._pricing.structured_attempts), slots
+        )
         try:
             answer = await self._deps.models.complete(
                 ModelCall(

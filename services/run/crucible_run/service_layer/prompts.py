@@ -7,6 +7,7 @@ and the counts as ``key: N`` lines, where models (and the offline emulator) look
 
 from __future__ import annotations
 
+import functools
 import json
 
 from crucible_run.domain import estimates as est
@@ -195,5 +196,9 @@ def candidate_chars(candidate: Candidate | CandidateDraft) -> int:
         "approach": candidate.approach,
         "assumptions": list(candidate.assumptions),
     }
-    empty = _evaluation_prompt(NO_PROBLEM, _EMPTY_CANDIDATE, _EMPTY_SCENARIO)
-    return len(_evaluation_prompt(NO_PROBLEM, written, _EMPTY_SCENARIO)) - len(empty)
+    return len(_evaluation_prompt(NO_PROBLEM, written, _EMPTY_SCENARIO)) - _empty_evaluation_chars()
+
+
+@functools.cache
+def _empty_evaluation_chars() -> int:
+    return len(_evaluation_prompt(NO_PROBLEM, _EMPTY_CANDIDATE, _EMPTY_SCENARIO))
