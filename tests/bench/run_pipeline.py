@@ -5,7 +5,10 @@ Seconds from ExecuteRun to the run's COMPLETED event on WatchRun, the median of 
 call each), then ⌈200 ÷ 50⌉ waves of evaluations: 5 x 200 ms = 1.0 s, the bound.
 ``run_pipeline_overhead`` is the same run with the emulator answering at once: what Crucible
 itself costs (target ≤ 1.0 s). Both print the CPU each process spent per evaluation over the
-five runs, which other load on a shared machine moves less than it moves their wall times.
+five runs, which other load on a shared machine moves less than it moves their wall times, and
+where the wall time went (medians, by the times the run service gave its phase events; a watcher
+reads at most every 200 ms, so when it sees them says less): until the evaluate phase started
+(bound: one call), the evaluate phase (bound: its waves), and from its end to COMPLETED seen.
 """
 
 from __future__ import annotations
@@ -45,11 +48,16 @@ def _measure(name: str, latency: float) -> list[Result]:
         "CRUCIBLE_LLM_CONCURRENCY": str(CONCURRENCY * 2),
     }
     with stack(extra_env=env) as running:
-        seconds, evaluations, spent = asyncio.run(
+        timings, evaluations, spent = asyncio.run(
             _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
         )
     waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
     bound = latency * (1 + waves) if latency else 1.0
+    phases = [
+        Result(name, "seconds_to_evaluate_phase", _median(timings, "evaluate_started"), "s", latency or None),
+        Result(name, "evaluate_phase_seconds", _median(timings, "evaluate_phase"), "s", latency * waves or None),
+        Result(name, "seconds_after_evaluate_phase", _median(timings, "after_evaluate"), "s"),
+    ]
     # What a run costs each process, per evaluation (its design and scenario calls included): the
     # bound can only be reached when the evaluations' CPU fits into their waves on two cores.
     cpu = [
@@ -57,10 +65,17 @@ def _measure(name: str, latency: float) -> list[Result]:
         for process, seconds_spent in spent.items()
         if process in ("run", "agent", "emulator", "postgres")
     ]
-    return [Result(name, "wall_seconds", seconds, "s", bound), Result(name, "evaluations", evaluations, "count"), *cpu]
+    wall = Result(name, "wall_seconds", _median(timings, "wall"), "s", bound)
+    return [wall, Result(name, "evaluations", evaluations, "count"), *phases, *cpu]
 
 
-async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tuple[float, int, dict[str, float]]:
+def _median(timings: list[dict[str, float]], what: str) -> float:
+    return statistics.median(t[what] for t in timings)
+
+
+async def _one_run(
+    spec_address: str, run_address: str, meter: CpuMeter
+) -> tuple[list[dict[str, float]], int, dict[str, float]]:
     async with (
         grpc.aio.insecure_channel(spec_address) as spec_channel,
         grpc.aio.insecure_channel(run_address) as run_channel,
@@ -75,18 +90,35 @@ async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tupl
         before = meter.read()
         for _ in range(RUNS):
             run_id = await _create(runs, project_id, CANDIDATES, SCENARIOS)
-            started = time.perf_counter()
+            # The services run on this machine: their clock is this one.
+            started, started_at = time.perf_counter(), time.time()
+            seen: dict[str, float] = {}
             await runs.ExecuteRun(rp.ExecuteRunRequest(run_id=run_id))
             async for response in runs.WatchRun(rp.WatchRunRequest(run_id=run_id)):
-                if response.event.type in (rp.RUN_EVENT_TYPE_RUN_COMPLETED, rp.RUN_EVENT_TYPE_RUN_FAILED):
+                event = response.event
+                if event.data.fields.get("phase", struct_pb2.Value()).string_value == "evaluate":
+                    at = event.time.ToNanoseconds() / 1e9 - started_at
+                    if event.type == rp.RUN_EVENT_TYPE_PHASE_STARTED:
+                        seen["evaluate_started"] = at
+                    elif event.type == rp.RUN_EVENT_TYPE_PHASE_COMPLETED:
+                        seen["evaluate_completed"] = at
+                if event.type in (rp.RUN_EVENT_TYPE_RUN_COMPLETED, rp.RUN_EVENT_TYPE_RUN_FAILED):
                     break
-            timings.append(time.perf_counter() - started)
+            wall = time.perf_counter() - started
+            timings.append(
+                {
+                    "wall": wall,
+                    "evaluate_started": seen["evaluate_started"],
+                    "evaluate_phase": seen["evaluate_completed"] - seen["evaluate_started"],
+                    "after_evaluate": wall - seen["evaluate_completed"],
+                }
+            )
             run = (await runs.GetRun(rp.GetRunRequest(run_id=run_id))).run
             if run.status != rp.RUN_STATUS_COMPLETED:
                 raise RuntimeError(f"the benchmark run ended {rp.RunStatus.Name(run.status)}: {run.failure_reason}")
             # The previous run's summary is posted: the next one starts on a quiet stack.
             await _until_over(runs, run_id)
-        return statistics.median(timings), run.counts.evaluations, CpuMeter.spent(before, meter.read())
+        return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read())
 
 
 async def _ready_project(spec: sg.SpecServiceAsyncStub) -> str:
