@@ -143,12 +143,7 @@ def scenarios_prompt(problem: ProblemCopy, count: int) -> str:
 def evaluation_prompt(problem: ProblemCopy, candidate: Candidate, scenario: Scenario) -> str:
     return _evaluation_prompt(
         problem,
-        {
-            "title": candidate.title,
-            "description": candidate.description,
-            "approach": candidate.approach,
-            "assumptions": list(candidate.assumptions),
-        },
+        _candidate_json(candidate),
         {
             "title": scenario.title,
             "description": scenario.description,
@@ -156,6 +151,15 @@ def evaluation_prompt(problem: ProblemCopy, candidate: Candidate, scenario: Scen
             "severity": scenario.severity,
         },
     )
+
+
+def _candidate_json(candidate: Candidate | CandidateDraft) -> JsonObject:
+    return {
+        "title": candidate.title,
+        "description": candidate.description,
+        "approach": candidate.approach,
+        "assumptions": list(candidate.assumptions),
+    }
 
 
 def _evaluation_prompt(problem: ProblemCopy, candidate: JsonObject, scenario: JsonObject) -> str:
@@ -190,13 +194,8 @@ def sizes(problem: ProblemCopy, candidates: int, scenarios: int) -> est.PromptSi
 
 def candidate_chars(candidate: Candidate | CandidateDraft) -> int:
     """What a written candidate (a seed) adds to an evaluation's prompt."""
-    written: JsonObject = {
-        "title": candidate.title,
-        "description": candidate.description,
-        "approach": candidate.approach,
-        "assumptions": list(candidate.assumptions),
-    }
-    return len(_evaluation_prompt(NO_PROBLEM, written, _EMPTY_SCENARIO)) - _empty_evaluation_chars()
+    written = _evaluation_prompt(NO_PROBLEM, _candidate_json(candidate), _EMPTY_SCENARIO)
+    return len(written) - _empty_evaluation_chars()
 
 
 @functools.cache
