@@ -18,6 +18,8 @@ import math
 import statistics
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf import field_mask_pb2, struct_pb2
@@ -54,9 +56,11 @@ def _measure(name: str, latency: float) -> list[Result]:
     waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
     bound = latency * (1 + waves) if latency else 1.0
     phases = [
-        Result(name, "seconds_to_evaluate_phase", _median(timings, "evaluate_started"), "s", latency or None),
-        Result(name, "evaluate_phase_seconds", _median(timings, "evaluate_phase"), "s", latency * waves or None),
-        Result(name, "seconds_after_evaluate_phase", _median(timings, "after_evaluate"), "s"),
+        Result(name, "seconds_to_evaluate_phase", _median(timings, lambda t: t.evaluate_started), "s", latency or None),
+        Result(
+            name, "evaluate_phase_seconds", _median(timings, lambda t: t.evaluate_phase), "s", latency * waves or None
+        ),
+        Result(name, "seconds_after_evaluate_phase", _median(timings, lambda t: t.after_evaluate), "s"),
     ]
     # What a run costs each process, per evaluation (its design and scenario calls included): the
     # bound can only be reached when the evaluations' CPU fits into their waves on two cores.
@@ -65,17 +69,25 @@ def _measure(name: str, latency: float) -> list[Result]:
         for process, seconds_spent in spent.items()
         if process in ("run", "agent", "emulator", "postgres")
     ]
-    wall = Result(name, "wall_seconds", _median(timings, "wall"), "s", bound)
+    wall = Result(name, "wall_seconds", _median(timings, lambda t: t.wall), "s", bound)
     return [wall, Result(name, "evaluations", evaluations, "count"), *phases, *cpu]
 
 
-def _median(timings: list[dict[str, float]], what: str) -> float:
-    return statistics.median(t[what] for t in timings)
+@dataclass(frozen=True)
+class _Timing:
+    """One run's seconds: in all, until the evaluate phase started, in it, and after it."""
+
+    wall: float
+    evaluate_started: float
+    evaluate_phase: float
+    after_evaluate: float
 
 
-async def _one_run(
-    spec_address: str, run_address: str, meter: CpuMeter
-) -> tuple[list[dict[str, float]], int, dict[str, float]]:
+def _median(timings: list[_Timing], what: Callable[[_Timing], float]) -> float:
+    return statistics.median(what(t) for t in timings)
+
+
+async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tuple[list[_Timing], int, dict[str, float]]:
     async with (
         grpc.aio.insecure_channel(spec_address) as spec_channel,
         grpc.aio.insecure_channel(run_address) as run_channel,
@@ -86,7 +98,7 @@ async def _one_run(
         await asyncio.sleep(SETTLE_SECONDS)
         # Warm: a small run opens every connection the big one uses.
         await _complete(runs, project_id, 2, 2)
-        timings = []
+        timings: list[_Timing] = []
         before = meter.read()
         for _ in range(RUNS):
             run_id = await _create(runs, project_id, CANDIDATES, SCENARIOS)
@@ -105,17 +117,13 @@ async def _one_run(
                 if event.type in (rp.RUN_EVENT_TYPE_RUN_COMPLETED, rp.RUN_EVENT_TYPE_RUN_FAILED):
                     break
             wall = time.perf_counter() - started
-            timings.append(
-                {
-                    "wall": wall,
-                    "evaluate_started": seen["evaluate_started"],
-                    "evaluate_phase": seen["evaluate_completed"] - seen["evaluate_started"],
-                    "after_evaluate": wall - seen["evaluate_completed"],
-                }
-            )
             run = (await runs.GetRun(rp.GetRunRequest(run_id=run_id))).run
             if run.status != rp.RUN_STATUS_COMPLETED:
                 raise RuntimeError(f"the benchmark run ended {rp.RunStatus.Name(run.status)}: {run.failure_reason}")
+            evaluate_started, evaluate_completed = seen["evaluate_started"], seen["evaluate_completed"]
+            timings.append(
+                _Timing(wall, evaluate_started, evaluate_completed - evaluate_started, wall - evaluate_completed)
+            )
             # The previous run's summary is posted: the next one starts on a quiet stack.
             await _until_over(runs, run_id)
         return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read())
