@@ -362,6 +362,30 @@ async def test_a_call_holds_no_room_for_re_asks_an_agent_service_asking_once_wou
         assert call.allowance.usd == pytest.approx(estimate.usd)
 
 
+async def test_an_eval_only_runs_lone_scenarios_call_holds_all_its_re_asks_could_cost(engine: AsyncEngine) -> None:
+    # No design call beside it: the room is the scenarios call's alone, not shared with a call
+    # that never starts.
+    models = FakeModels(latency=0.01)
+    harness = Harness.make(engine, models)
+    seeds = (CandidateDraft("Arch", "stone"), CandidateDraft("Beam", "steel"))
+    try:
+        project = harness.spec.project()
+        await harness.run(project, RunMode.EVAL_ONLY, num_scenarios=3, seed_candidates=seeds)
+        (first,) = [call for call in models.calls if call.purpose == "scenarios"]
+        estimate = est.of_call(first.system, first.prompt, first.schema, est.scenarios_output(3), PRICE)
+        most = est.most(estimate, PRICE, models.structured_attempts)
+        assert most.usd is not None
+        models.calls.clear()
+        # Room for the call's re-asks, and less than twice that: a share of it would be less.
+        await harness.run(project, RunMode.EVAL_ONLY, num_scenarios=3, seed_candidates=seeds, budget_usd=most.usd * 1.2)
+    finally:
+        await harness.close()
+
+    (call,) = [call for call in models.calls if call.purpose == "scenarios"]
+    assert call.allowance is not None
+    assert call.allowance.usd == pytest.approx(most.usd)
+
+
 async def test_a_call_the_budget_has_no_room_for_waits_for_the_calls_in_flight_to_give_theirs_back(
     engine: AsyncEngine,
 ) -> None:
