@@ -117,12 +117,16 @@ async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tupl
                 if event.type in (rp.RUN_EVENT_TYPE_RUN_COMPLETED, rp.RUN_EVENT_TYPE_RUN_FAILED):
                     break
             wall = time.perf_counter() - started
+            # COMPLETED seen, on the clock the phase events' times are read on.
+            seen_completed = time.time() - started_at
             run = (await runs.GetRun(rp.GetRunRequest(run_id=run_id))).run
             if run.status != rp.RUN_STATUS_COMPLETED:
                 raise RuntimeError(f"the benchmark run ended {rp.RunStatus.Name(run.status)}: {run.failure_reason}")
             evaluate_started, evaluate_completed = seen["evaluate_started"], seen["evaluate_completed"]
             timings.append(
-                _Timing(wall, evaluate_started, evaluate_completed - evaluate_started, wall - evaluate_completed)
+                _Timing(
+                    wall, evaluate_started, evaluate_completed - evaluate_started, seen_completed - evaluate_completed
+                )
             )
             # The previous run's summary is posted: the next one starts on a quiet stack.
             await _until_over(runs, run_id)

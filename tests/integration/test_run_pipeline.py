@@ -362,7 +362,7 @@ async def test_a_call_holds_no_room_for_re_asks_an_agent_service_asking_once_wou
         assert call.allowance.usd == pytest.approx(estimate.usd)
 
 
-async def test_an_eval_only_runs_lone_scenarios_call_holds_all_its_re_asks_could_cost(engine: AsyncEngine) -> None:
+async def test_an_eval_only_run_s_lone_scenarios_call_holds_all_its_re_asks_could_cost(engine: AsyncEngine) -> None:
     # No design call beside it: the room is the scenarios call's alone, not shared with a call
     # that never starts.
     models = FakeModels(latency=0.01)
@@ -375,6 +375,9 @@ async def test_an_eval_only_runs_lone_scenarios_call_holds_all_its_re_asks_could
         estimate = est.of_call(first.system, first.prompt, first.schema, est.scenarios_output(3), PRICE)
         most = est.most(estimate, PRICE, models.structured_attempts)
         assert most.usd is not None
+        assert estimate.usd is not None
+        # What makes a share of the budget below (two calls' worth) less than ``most``.
+        assert estimate.usd <= 0.2 * most.usd
         models.calls.clear()
         # Room for the call's re-asks, and less than twice that: a share of it would be less.
         await harness.run(project, RunMode.EVAL_ONLY, num_scenarios=3, seed_candidates=seeds, budget_usd=most.usd * 1.2)

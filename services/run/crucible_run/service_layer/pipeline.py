@@ -338,14 +338,16 @@ class RunExecutor:
                 for i, x in enumerate(answer["candidates"][:count])
             ]
         candidates = [*seeds, *designed]
+        # Added and done once the designers have answered, not when they were asked.
+        ended = datetime.now(UTC)
 
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.add_candidates(candidates)
             added = [
                 NewRunEvent(RunEventType.CANDIDATE_ADDED, CandidateAdded(x.id, x.title, x.origin)) for x in candidates
             ]
-            await uow.repo.add_events(run.id, [(event, at) for event in added])
-            await self._done(uow, RunPhase.DESIGN, at)
+            await uow.repo.add_events(run.id, [(event, ended) for event in added])
+            await self._done(uow, RunPhase.DESIGN, ended)
 
         await self._write(store)
 
