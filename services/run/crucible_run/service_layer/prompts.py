@@ -174,7 +174,6 @@ def _evaluation_prompt(problem: ProblemCopy, candidate: JsonObject, scenario: Js
     return f"Evaluate the candidate in the scenario.\n\n{json.dumps(context, indent=1)}"
 
 
-_EMPTY_CANDIDATE: JsonObject = {"title": "", "description": "", "approach": "", "assumptions": []}
 _EMPTY_SCENARIO: JsonObject = {"title": "", "description": "", "conditions": [], "severity": ""}
 # A project with no ProblemSpec yet (preflight sizes what its calls read besides one).
 NO_PROBLEM = ProblemCopy((), (), "medium", {})
@@ -187,7 +186,9 @@ def sizes(problem: ProblemCopy, candidates: int, scenarios: int) -> est.PromptSi
         design=est.call_chars(DESIGNER_SYSTEM, design_prompt(problem, candidates), design_schema(candidates)),
         scenarios=est.call_chars(SCENARIO_SYSTEM, scenarios_prompt(problem, scenarios), scenarios_schema(scenarios)),
         evaluation=est.call_chars(
-            EVALUATOR_SYSTEM, _evaluation_prompt(problem, _EMPTY_CANDIDATE, _EMPTY_SCENARIO), EVALUATION_SCHEMA
+            EVALUATOR_SYSTEM,
+            _evaluation_prompt(problem, _candidate_json(CandidateDraft("")), _EMPTY_SCENARIO),
+            EVALUATION_SCHEMA,
         ),
     )
 
@@ -200,4 +201,4 @@ def candidate_chars(candidate: Candidate | CandidateDraft) -> int:
 
 @functools.cache
 def _empty_evaluation_chars() -> int:
-    return len(_evaluation_prompt(NO_PROBLEM, _EMPTY_CANDIDATE, _EMPTY_SCENARIO))
+    return len(_evaluation_prompt(NO_PROBLEM, _candidate_json(CandidateDraft("")), _EMPTY_SCENARIO))
