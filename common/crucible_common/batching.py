@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
 
@@ -28,15 +29,20 @@ R = TypeVar("R")
 
 class _Rounds(abc.ABC, Generic[T, R]):
     """What both batchers share: items gather while a round is in flight and go in the next one,
-    and the rounds run in a task of their own (``linger`` seconds after the first item).
+    and the rounds run in a task of their own (``linger`` seconds after the first item; with
+    ``quiet``, at once after that many seconds without a round: a lone item does not wait for
+    company that is not coming, and the items of a burst behind it gather behind its round).
 
     A round's failure fails only its own items. A cancelled round (the service stopping) cancels
     every waiter, those still pending too, since nobody is left to serve them. A waiter that left
     (cancelled itself) is skipped.
     """
 
-    def __init__(self, linger: float) -> None:
+    def __init__(self, linger: float, quiet: float | None = None) -> None:
         self._linger = linger
+        self._quiet = quiet
+        # When the last rounds ended (monotonic): none yet is as quiet as can be.
+        self._ended = -float("inf")
         self._flushed = asyncio.Event()
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._rounds: asyncio.Task[None] | None = None
@@ -66,7 +72,7 @@ class _Rounds(abc.ABC, Generic[T, R]):
 
     async def _run_rounds(self) -> None:
         try:
-            if self._linger:
+            if self._linger and not self._after_quiet():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._linger):
                         await self._flushed.wait()
@@ -89,6 +95,10 @@ class _Rounds(abc.ABC, Generic[T, R]):
                         waiting.set_result(result(item))
         finally:
             self._rounds = None
+            self._ended = time.monotonic()
+
+    def _after_quiet(self) -> bool:
+        return self._quiet is not None and time.monotonic() - self._ended >= self._quiet
 
 
 class GroupCommit(_Rounds[T, None]):
@@ -109,10 +119,16 @@ class GroupCommit(_Rounds[T, None]):
 
 class GroupLookup(_Rounds[K, V | None]):
     """Concurrent lookups by key as one query for all the keys asked meanwhile; ``linger`` as
-    ``GroupCommit``'s."""
+    ``GroupCommit``'s; ``quiet``: after that many seconds without a lookup, the next starts at once."""
 
-    def __init__(self, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], *, linger: float = 0.0) -> None:
-        super().__init__(linger)
+    def __init__(
+        self,
+        fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        *,
+        linger: float = 0.0,
+        quiet: float | None = None,
+    ) -> None:
+        super().__init__(linger, quiet)
         self._fetch = fetch
 
     async def get(self, key: K) -> V | None:

@@ -209,3 +209,46 @@ async def test_settled_waits_for_the_rounds_of_callers_that_left() -> None:
     await asyncio.wait_for(settled, 1)
     assert sorted(written) == [0, 1, 2]
     await group.settled()  # nothing in flight: at once
+
+
+async def test_a_lookup_after_a_quiet_spell_starts_at_once_and_a_burst_behind_it_lingers() -> None:
+    queries: list[Sequence[str]] = []
+
+    async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
+        queries.append(keys)
+        await asyncio.sleep(0.01)  # a round in flight: what arrives meanwhile waits for the next
+        return {k: int(k) for k in keys}
+
+    # A linger no test run would sit out: a round that waits for it never ends in time.
+    lookup = GroupLookup(fetch, linger=60, quiet=0.5)
+
+    # Nothing asked before: the first lookup's round does not wait, and those asked while it is
+    # in flight share the one after it.
+    async def later(i: int) -> int | None:
+        await asyncio.sleep(0.002 * i)
+        return await lookup.get(str(i))
+
+    found = await asyncio.wait_for(asyncio.gather(*(later(i) for i in range(3))), timeout=5)
+    assert list(found) == [0, 1, 2]
+    assert queries == [["0"], ["1", "2"]]
+
+    # Within the quiet spell the burst goes on: the next lookup lingers (for company).
+    lookup_in_burst = asyncio.create_task(lookup.get("3"))
+    await asyncio.sleep(0.03)
+    assert not lookup_in_burst.done()
+    lookup.flush()
+    assert await asyncio.wait_for(lookup_in_burst, timeout=5) == 3
+
+
+async def test_a_lookup_after_the_quiet_spell_starts_at_once_again() -> None:
+    queries: list[Sequence[str]] = []
+
+    async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
+        queries.append(keys)
+        return {k: int(k) for k in keys}
+
+    lookup = GroupLookup(fetch, linger=60, quiet=0.02)
+    assert await asyncio.wait_for(lookup.get("1"), timeout=5) == 1
+    await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(lookup.get("2"), timeout=5) == 2
+    assert queries == [["1"], ["2"]]

@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 # run_pipeline). Writes do not wait: they already gather behind the write in flight (1.8 calls
 # each), and a wait before each measured slower on llm_fanout (ratio 1.30-1.39 against 1.18-1.21).
 LOOKUP_LINGER_SECONDS = 0.005
+# ... but only within a burst: a claim asked after this long without a round is not one of fifty
+# (a run's design and scenario calls, a chat turn) and starts its round at once; the calls of a
+# burst behind it gather behind that round, then linger as above.
+LOOKUP_QUIET_SECONDS = 0.05
 # How often a request whose key another process holds looks again: soon at first (most calls
 # take seconds), then at most every second.
 FIRST_LOOK_SECONDS = 0.1
@@ -93,7 +97,9 @@ class CallLog:
         self._claim_seconds = claim_seconds
         self._heartbeat_seconds = heartbeat_seconds
         self._writes = GroupCommit[_Write](self._write)
-        self._claims = GroupLookup[Claim, LlmCall | _Claimed](self._claim, linger=LOOKUP_LINGER_SECONDS)
+        self._claims = GroupLookup[Claim, LlmCall | _Claimed](
+            self._claim, linger=LOOKUP_LINGER_SECONDS, quiet=LOOKUP_QUIET_SECONDS
+        )
         # The claims held here, renewed every heartbeat until their calls end.
         self._held: set[Claim] = set()
         self._releases: set[asyncio.Task[None]] = set()
