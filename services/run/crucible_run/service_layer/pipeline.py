@@ -54,6 +54,7 @@ from crucible_run.domain.model import (
     Evaluation,
     EvaluationStatus,
     JsonObject,
+    LlmUsage,
     ProblemCopy,
     Run,
     RunCounts,
@@ -139,6 +140,9 @@ class RunExecutor:
         self._first_calls = 2
         # The refusal that stops the run: a call the budget had no room for, with none in flight.
         self._exhausted: BudgetExhausted | None = None
+        # The agent service's account of the run, asked for once its last call has ended (see
+        # ``_phases``): read while the ranker works, for ``_finish``.
+        self._final_usage: asyncio.Future[LlmUsage] | None = None
 
     async def run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
@@ -254,7 +258,15 @@ class RunExecutor:
         if RunPhase.EVALUATE in todo:
             await self._phase(RunPhase.EVALUATE, self._evaluate, run, problem, budget)
         if RunPhase.RANK in todo:
-            await self._phase(RunPhase.RANK, self._rank, run, problem, budget)
+            # Every call of the run has ended, and the ranker makes none: what they cost is final,
+            # and is read while the ranker works. Kept only for a run whose phases all ended.
+            usage = asyncio.ensure_future(self._deps.models.usage(run.id))
+            try:
+                await self._phase(RunPhase.RANK, self._rank, run, problem, budget)
+            except BaseException:
+                usage.cancel()
+                raise
+            self._final_usage = usage
 
     async def _phase(
         self,
@@ -652,8 +664,10 @@ class RunExecutor:
             async with self._deps.uow(read_only=True) as uow:
                 return await uow.repo.counts(run.id), await uow.repo.evaluations(run.id, status=EvaluationStatus.FAILED)
 
-        # The agent service's account and the run's own rows, read at once.
-        usage, (counts, failed) = await asyncio.gather(self._deps.models.usage(run.id), stored())
+        # The agent service's account (asked for when the ranker started, if it ran to its end)
+        # and the run's own rows, read at once.
+        usage_read, self._final_usage = self._final_usage or self._deps.models.usage(run.id), None
+        usage, (counts, failed) = await asyncio.gather(usage_read, stored())
         at = datetime.now(UTC)
         whole = await self._whole_answers(failed)
         evaluated = counts.evaluations + counts.failed_evaluations
