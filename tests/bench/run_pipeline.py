@@ -9,6 +9,13 @@ five runs, which other load on a shared machine moves less than it moves their w
 where the wall time went (medians, by the times the run service gave its phase events; a watcher
 reads at most every 200 ms, so when it sees them says less): until the evaluate phase started
 (bound: one call), the evaluate phase (bound: its waves), and from its end to COMPLETED seen.
+
+And where an evaluation call's time went beyond the model's, from the spans the stack itself
+traced (the run service's client span of each evaluation ``Complete``, the agent service's server
+span of it and the ``chat`` span inside), median and 90th percentile over the five runs' calls:
+reaching the agent's handler (sending, and the handler's turn on a busy machine), the handler up to
+the model call (checks, the key's claim), the model call beyond the emulator's latency (SDK,
+emulator, re-asks), storing the call, and the answer's way back.
 """
 
 from __future__ import annotations
@@ -16,12 +23,16 @@ from __future__ import annotations
 import asyncio
 import math
 import statistics
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
+import orjson
 from google.protobuf import field_mask_pb2, struct_pb2
 
 from crucible.run.v1 import run_service_pb2 as rp
@@ -37,6 +48,9 @@ CANDIDATES = 10
 SCENARIOS = 20
 CONCURRENCY = 50
 LATENCY_SECONDS = 0.2
+# The agent service's RPC whose client span (run service) and server span (agent service) an
+# evaluation call is.
+COMPLETE_METHOD = "/crucible.agent.v1.AgentService/Complete"
 
 
 def run() -> list[Result]:
@@ -49,10 +63,14 @@ def _measure(name: str, latency: float) -> list[Result]:
         "CRUCIBLE_RUN_CONCURRENCY": str(CONCURRENCY),
         "CRUCIBLE_LLM_CONCURRENCY": str(CONCURRENCY * 2),
     }
-    with stack(extra_env=env) as running:
-        timings, evaluations, spent = asyncio.run(
-            _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
-        )
+    with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
+        state = Path(tmp) / "state"
+        with stack(state_dir=state, extra_env=env) as running:
+            timings, evaluations, spent, run_ids = asyncio.run(
+                _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
+            )
+        # Read once the stack has stopped: every process has exported its last spans by then.
+        calls = list(_evaluation_calls(state / "traces", run_ids))
     waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
     bound = latency * (1 + waves) if latency else 1.0
     phases = [
@@ -70,7 +88,61 @@ def _measure(name: str, latency: float) -> list[Result]:
         if process in ("run", "agent", "emulator", "postgres")
     ]
     wall = Result(name, "wall_seconds", _median(timings, lambda t: t.wall), "s", bound)
-    return [wall, Result(name, "evaluations", evaluations, "count"), *phases, *cpu]
+    return [wall, Result(name, "evaluations", evaluations, "count"), *phases, *cpu, *_call_parts(name, calls, latency)]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One evaluation call's moments (ns): the run service's client span, the agent service's
+    server span and its ``chat`` span."""
+
+    sent: int
+    answered: int
+    handled: int
+    handler_done: int
+    model_asked: int
+    model_answered: int
+
+
+def _call_parts(name: str, calls: list[_Call], latency: float) -> list[Result]:
+    if not calls:
+        raise RuntimeError("the stack traced none of the benchmark's evaluation calls")
+    parts: dict[str, Callable[[_Call], float]] = {
+        "to_handler": lambda c: c.handled - c.sent,
+        "before_model": lambda c: c.model_asked - c.handled,
+        "model_beyond_latency": lambda c: c.model_answered - c.model_asked - latency * 1e9,
+        "after_model": lambda c: c.handler_done - c.model_answered,
+        "back": lambda c: c.answered - c.handler_done,
+    }
+    results = []
+    for part, of in parts.items():
+        values = sorted(of(c) / 1e6 for c in calls)
+        results.append(Result(name, f"evaluation_call_{part}_ms", statistics.median(values), "ms"))
+        results.append(Result(name, f"evaluation_call_{part}_p90_ms", values[int(0.9 * (len(values) - 1))], "ms"))
+    return results
+
+
+def _evaluation_calls(traces: Path, run_ids: Collection[str]) -> Iterator[_Call]:
+    """The evaluation calls of ``run_ids`` as the run and agent services traced them."""
+    spans = {s["span_id"]: s for s in _spans(traces)}
+    for chat in spans.values():
+        attributes = chat["attributes"]
+        if attributes.get("crucible.purpose") != "evaluation" or attributes.get("crucible.run_id") not in run_ids:
+            continue
+        server = spans.get(chat["parent_span_id"] or "")
+        client = spans.get(server["parent_span_id"] or "") if server else None
+        if server is None or client is None or server["name"] != COMPLETE_METHOD or client["name"] != COMPLETE_METHOD:
+            raise RuntimeError(f"an evaluation call's spans are not client → server → chat: {chat['span_id']}")
+        yield _Call(
+            client["start_ns"], client["end_ns"], server["start_ns"], server["end_ns"], chat["start_ns"], chat["end_ns"]
+        )
+
+
+def _spans(traces: Path) -> Iterator[dict[str, Any]]:
+    for path in sorted(traces.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if line:
+                yield orjson.loads(line)
 
 
 @dataclass(frozen=True)
@@ -87,7 +159,9 @@ def _median(timings: list[_Timing], what: Callable[[_Timing], float]) -> float:
     return statistics.median(what(t) for t in timings)
 
 
-async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tuple[list[_Timing], int, dict[str, float]]:
+async def _one_run(
+    spec_address: str, run_address: str, meter: CpuMeter
+) -> tuple[list[_Timing], int, dict[str, float], list[str]]:
     async with (
         grpc.aio.insecure_channel(spec_address) as spec_channel,
         grpc.aio.insecure_channel(run_address) as run_channel,
@@ -99,9 +173,11 @@ async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tupl
         # Warm: a small run opens every connection the big one uses.
         await _complete(runs, project_id, 2, 2)
         timings: list[_Timing] = []
+        run_ids: list[str] = []
         before = meter.read()
         for _ in range(RUNS):
             run_id = await _create(runs, project_id, CANDIDATES, SCENARIOS)
+            run_ids.append(run_id)
             # The services run on this machine: their clock is this one.
             started, started_at = time.perf_counter(), time.time()
             seen: dict[str, float] = {}
@@ -130,7 +206,7 @@ async def _one_run(spec_address: str, run_address: str, meter: CpuMeter) -> tupl
             )
             # The previous run's summary is posted: the next one starts on a quiet stack.
             await _until_over(runs, run_id)
-        return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read())
+        return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read()), run_ids
 
 
 async def _ready_project(spec: sg.SpecServiceAsyncStub) -> str:
