@@ -265,6 +265,8 @@ class RunExecutor:
                 await self._phase(RunPhase.RANK, self._rank, run, problem, budget)
             except BaseException:
                 usage.cancel()
+                if not usage.cancelled():
+                    usage.exception()  # read already, and failed: not an error never retrieved
                 raise
             self._final_usage = usage
 
