@@ -29,16 +29,15 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
-import orjson
 from google.protobuf import field_mask_pb2, struct_pb2
 
 from crucible.run.v1 import run_service_pb2 as rp
 from crucible.run.v1 import run_service_pb2_grpc as rg
 from crucible.spec.v1 import spec_service_pb2 as sp
 from crucible.spec.v1 import spec_service_pb2_grpc as sg
+from crucible_common.trace_files import read_spans
 from tests.bench.common import CpuMeter, Result, stack
 
 # The stack is measured settled: the agent service imports its provider SDKs just after start.
@@ -66,11 +65,14 @@ def _measure(name: str, latency: float) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="crucible-bench-") as tmp:
         state = Path(tmp) / "state"
         with stack(state_dir=state, extra_env=env) as running:
-            timings, evaluations, spent, run_ids = asyncio.run(
+            timings, evaluations, spent, trace_ids = asyncio.run(
                 _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
             )
         # Read once the stack has stopped: every process has exported its last spans by then.
-        calls = list(_evaluation_calls(state / "traces", run_ids))
+        calls = list(_evaluation_calls(state / "traces", trace_ids))
+    # One Complete a pair: a partial trace would print figures of some calls as if of all.
+    if len(calls) != RUNS * CANDIDATES * SCENARIOS:
+        raise RuntimeError(f"{len(calls)} evaluation calls traced of the runs' {RUNS * CANDIDATES * SCENARIOS}")
     waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
     bound = latency * (1 + waves) if latency else 1.0
     phases = [
@@ -105,8 +107,6 @@ class _Call:
 
 
 def _call_parts(name: str, calls: list[_Call], latency: float) -> list[Result]:
-    if not calls:
-        raise RuntimeError("the stack traced none of the benchmark's evaluation calls")
     parts: dict[str, Callable[[_Call], float]] = {
         "to_handler": lambda c: c.handled - c.sent,
         "before_model": lambda c: c.model_asked - c.handled,
@@ -122,12 +122,11 @@ def _call_parts(name: str, calls: list[_Call], latency: float) -> list[Result]:
     return results
 
 
-def _evaluation_calls(traces: Path, run_ids: Collection[str]) -> Iterator[_Call]:
-    """The evaluation calls of ``run_ids`` as the run and agent services traced them."""
-    spans = {s["span_id"]: s for s in _spans(traces)}
+def _evaluation_calls(traces: Path, trace_ids: Collection[str]) -> Iterator[_Call]:
+    """The evaluation calls in the runs' traces ``trace_ids``, as the run and agent services traced them."""
+    spans = {s["span_id"]: s for s in read_spans(traces, trace_ids)}
     for chat in spans.values():
-        attributes = chat["attributes"]
-        if attributes.get("crucible.purpose") != "evaluation" or attributes.get("crucible.run_id") not in run_ids:
+        if chat["attributes"].get("crucible.purpose") != "evaluation":
             continue
         server = spans.get(chat["parent_span_id"] or "")
         client = spans.get(server["parent_span_id"] or "") if server else None
@@ -136,13 +135,6 @@ def _evaluation_calls(traces: Path, run_ids: Collection[str]) -> Iterator[_Call]
         yield _Call(
             client["start_ns"], client["end_ns"], server["start_ns"], server["end_ns"], chat["start_ns"], chat["end_ns"]
         )
-
-
-def _spans(traces: Path) -> Iterator[dict[str, Any]]:
-    for path in sorted(traces.glob("*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            if line:
-                yield orjson.loads(line)
 
 
 @dataclass(frozen=True)
@@ -173,11 +165,10 @@ async def _one_run(
         # Warm: a small run opens every connection the big one uses.
         await _complete(runs, project_id, 2, 2)
         timings: list[_Timing] = []
-        run_ids: list[str] = []
+        trace_ids: list[str] = []
         before = meter.read()
         for _ in range(RUNS):
             run_id = await _create(runs, project_id, CANDIDATES, SCENARIOS)
-            run_ids.append(run_id)
             # The services run on this machine: their clock is this one.
             started, started_at = time.perf_counter(), time.time()
             seen: dict[str, float] = {}
@@ -196,6 +187,7 @@ async def _one_run(
             # COMPLETED seen, on the clock the phase events' times are read on.
             seen_completed = time.time() - started_at
             run = (await runs.GetRun(rp.GetRunRequest(run_id=run_id))).run
+            trace_ids.append(run.trace_id)
             if run.status != rp.RUN_STATUS_COMPLETED:
                 raise RuntimeError(f"the benchmark run ended {rp.RunStatus.Name(run.status)}: {run.failure_reason}")
             evaluate_started, evaluate_completed = seen["evaluate_started"], seen["evaluate_completed"]
@@ -206,7 +198,7 @@ async def _one_run(
             )
             # The previous run's summary is posted: the next one starts on a quiet stack.
             await _until_over(runs, run_id)
-        return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read()), run_ids
+        return timings, run.counts.evaluations, CpuMeter.spent(before, meter.read()), trace_ids
 
 
 async def _ready_project(spec: sg.SpecServiceAsyncStub) -> str:
