@@ -37,6 +37,7 @@ from crucible_run.domain.model import (
 from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import handlers as h
 from crucible_run.service_layer.pipeline import RAW_ANSWER_KEPT, RunExecutor
+from crucible_run.service_layer.ports import ModelAnswer, ModelCall
 from tests.integration.run_fakes import PRICE, RECKLESS, Crash, FakeModels, FakeSpec
 from tests.integration.run_harness import Harness, run_engine, steal
 
@@ -90,6 +91,35 @@ async def test_a_full_search_ranks_rejects_the_breaker_and_posts_its_summary_onc
     assert statistics.hard_constraint_violations == 1
     assert statistics.top_candidate is not None
     assert statistics.top_candidate.candidate_id == ranking[0].candidate_id
+
+
+async def test_a_run_holds_a_task_for_each_call_in_flight_not_for_each_pair(engine: AsyncEngine) -> None:
+    evaluations: list[int] = []
+
+    class Counting(FakeModels):
+        async def complete(self, call: ModelCall) -> ModelAnswer:
+            if call.purpose == "evaluation":
+                evaluations.append(sum(1 for task in asyncio.all_tasks() if _evaluates_a_pair(task)))
+            return await super().complete(call)
+
+    models = Counting(latency=0.005)
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=10, num_scenarios=20)
+    finally:
+        await harness.close()
+
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+    assert len(evaluations) == 200
+    assert models.most_in_flight == harness.pipeline.concurrency == 8
+    # A pair's task is made once a slot is free: the first call is made with at most 8 of them
+    # (not 200), and an answered pair's task lives on only until its evaluation is stored.
+    assert evaluations[0] <= 8
+    assert max(evaluations) < 200
+
+
+def _evaluates_a_pair(task: asyncio.Task[object]) -> bool:
+    return "_evaluate.<locals>.one" in getattr(task.get_coro(), "__qualname__", "")
 
 
 async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness: Harness) -> None:
