@@ -454,7 +454,8 @@ class RunExecutor:
 
         # Structured: should one evaluation fail unexpectedly (a lost lease, a lost database), the
         # others are cancelled with it rather than left running unowned. A pair's task is made
-        # once a slot is free: a run holds as many tasks as calls in flight, not one a pair.
+        # once a slot is free: a run holds one for each call in flight and each answer not yet
+        # stored, not one for every pair.
         try:
             async with asyncio.TaskGroup() as group:
                 for i, (x, s) in enumerate(pending):
