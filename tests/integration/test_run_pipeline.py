@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -103,11 +104,7 @@ async def test_a_run_holds_a_task_for_each_call_in_flight_not_for_each_pair(engi
             return await super().complete(call)
 
     models = Counting(latency=0.005)
-    harness = Harness.make(engine, models)
-    try:
-        run = await harness.run(harness.spec.project(), num_candidates=10, num_scenarios=20)
-    finally:
-        await harness.close()
+    harness, run = await _run_alone(engine, models, num_candidates=10, num_scenarios=20)
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert len(evaluations) == 200
@@ -116,6 +113,16 @@ async def test_a_run_holds_a_task_for_each_call_in_flight_not_for_each_pair(engi
     # (not 200), and an answered pair's task lives on only until its evaluation is stored.
     assert evaluations[0] <= 8
     assert max(evaluations) < 200
+
+
+async def _run_alone(engine: AsyncEngine, models: FakeModels, **options: Any) -> tuple[Harness, Run]:
+    """One full-search run (``options`` as ``Harness.create`` takes them) on a harness of its own,
+    closed once the run is over."""
+    harness = Harness.make(engine, models)
+    try:
+        return harness, await harness.run(harness.spec.project(), **options)
+    finally:
+        await harness.close()
 
 
 def _evaluates_a_pair(task: asyncio.Task[object]) -> bool:
@@ -312,11 +319,8 @@ async def test_an_evaluation_that_never_validates_fails_alone_with_its_raw_answe
 
 
 async def test_a_run_whose_every_evaluation_fails_fails_with_the_reason(engine: AsyncEngine) -> None:
-    harness = Harness.make(engine, FakeModels(failing_titles=("Design 0", f"{RECKLESS} design")))
-    try:
-        run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=2)
-    finally:
-        await harness.close()
+    models = FakeModels(failing_titles=("Design 0", f"{RECKLESS} design"))
+    harness, run = await _run_alone(engine, models, num_candidates=2, num_scenarios=2)
 
     assert run.status is RunStatus.FAILED
     assert run.failure_reason.startswith("no evaluation succeeded (4 of 4 evaluations failed")
@@ -377,11 +381,7 @@ async def test_a_call_holds_no_room_for_re_asks_an_agent_service_asking_once_wou
     engine: AsyncEngine,
 ) -> None:
     models = FakeModels(latency=0.01, structured_attempts=1)
-    harness = Harness.make(engine, models)
-    try:
-        run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=3, budget_usd=1.0)
-    finally:
-        await harness.close()
+    _, run = await _run_alone(engine, models, num_candidates=2, num_scenarios=3, budget_usd=1.0)
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     evaluations = [call for call in models.calls if call.purpose == "evaluation"]
@@ -656,11 +656,7 @@ async def test_no_answer_from_the_agent_service_fails_no_evaluation_and_pays_for
     # run (its deadline passed): the run waits, goes on from what it stored, and has that answer
     # again under the same key.
     models = FakeModels(unanswered_evaluation=5)
-    harness = Harness.make(engine, models)
-    try:
-        run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=3)
-    finally:
-        await harness.close()
+    _, run = await _run_alone(engine, models, num_candidates=3, num_scenarios=3)
 
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert (run.counts.evaluations, run.counts.failed_evaluations) == (9, 0)
