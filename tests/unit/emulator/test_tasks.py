@@ -319,6 +319,21 @@ def test_evaluation_rankings_are_not_trivial() -> None:
     assert len({r["P"]["overall"] for r in results}) > 40
 
 
+def test_evaluation_candidates_differ_over_many_scenarios() -> None:
+    # What the run's I-ranker sees: each candidate's P and R averaged over its scenarios. Were the
+    # pair alone to decide the scores, every average would sit at the middle (I ≈ 1: UNDER_TEST).
+    scenarios = [(f"Scenario {j}", ("low", "medium", "high")[j % 3]) for j in range(20)]
+    ratios = []
+    for i in range(10):
+        results = [run("evaluation", evaluation_prompt(f"Design {i}", s, severity)) for s, severity in scenarios]
+        p = sum(r["P"]["overall"] for r in results) / len(results)
+        r = sum(r["R"]["overall"] for r in results) / len(results)
+        ratios.append(p / r)
+    assert any(i >= 1.1 for i in ratios), ratios  # PROMISING
+    assert any(i < 0.9 for i in ratios), ratios  # WEAK
+    assert any(0.9 <= i < 1.1 for i in ratios), ratios  # UNDER_TEST
+
+
 def test_evaluation_hard_violations_hold_across_scenarios_of_a_candidate() -> None:
     verdicts = {
         run("evaluation", evaluation_prompt("Design 7", scenario))["constraint_satisfaction"][0]["satisfied"]

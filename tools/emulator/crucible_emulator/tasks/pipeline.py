@@ -150,10 +150,14 @@ def evaluation(ctx: TaskContext) -> JsonObject:
     provider = (ctx.request.provider, ctx.request.model)
 
     def score(name: str, low: float, high: float) -> float:
-        # Mostly the candidate and scenario; a little of the provider, as two real models would differ.
-        base = unit(name, candidate_text, scenario_text)
-        nudge = unit(name, *provider, candidate_text, scenario_text) - 0.5
-        return round(min(high, max(low, low + (high - low) * (0.9 * base + 0.1 * (nudge + 0.5)))), 3)
+        # Mostly the candidate's own merit, which every scenario sees; then the scenario; a little of
+        # the provider, as two real models would differ. Were the pair alone to decide, a candidate's
+        # average over twenty scenarios would come out at the middle for every candidate (I ≈ 1, all
+        # UNDER_TEST), and a run would rank noise.
+        merit = unit(name, candidate_text)
+        fit = unit(name, candidate_text, scenario_text)
+        nudge = unit(name, *provider, candidate_text, scenario_text)
+        return round(min(high, max(low, low + (high - low) * (0.65 * merit + 0.25 * fit + 0.1 * nudge))), 3)
 
     terms = set(key_terms(" ".join(c[0] for c in constraints) + " " + ctx.task_text, 12))
     coverage = len(terms & set(words(candidate_text))) / max(len(terms), 1)
