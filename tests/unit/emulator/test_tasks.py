@@ -240,6 +240,32 @@ def test_architect_answers_a_question_without_patches() -> None:
     assert "budget" in reply["reply"]
 
 
+@pytest.mark.parametrize("message", ["Yes, apply those changes.", "Looks good, thanks!", "ok"])
+def test_architect_takes_an_agreement_as_one_not_as_a_refinement_it_could_not_read(message: str) -> None:
+    spec = {"constraints": [{"name": "budget", "weight": 100}], "goals": []}
+    world = {"model_data": {"actors": [{"name": "user", "description": "d"}]}}
+    reply = run("architect_reply", architect_prompt(message, spec, world))
+    assert reply["intent"] == "refine"
+    assert reply["problem_spec_patch"] is None
+    assert reply["world_model_patch"] is None
+    assert reply["recommended_run_config"] is None
+    assert "in the project" in reply["reply"]
+    assert "did not find" not in reply["reply"]
+    # What the project still lacks before a run is said.
+    without_world = run("architect_reply", architect_prompt(message, spec, None))["reply"]
+    assert "world model" in without_world
+
+
+def test_architect_reads_a_limit_given_as_an_instruction_as_a_constraint() -> None:
+    reply = run("architect_reply", architect_prompt("Keep the budget under 2 million a year."))
+    assert [(c["description"], c["weight"]) for c in reply["problem_spec_patch"]["constraints"]] == [
+        ("Keep the budget under 2 million a year.", 70)
+    ]
+    # A must stays hard.
+    hard = run("architect_reply", architect_prompt("Shifts must not exceed 12 hours."))
+    assert [c["weight"] for c in hard["problem_spec_patch"]["constraints"]] == [100]
+
+
 # ---- problem_spec_refinement and world_model_refinement
 
 

@@ -27,6 +27,14 @@ _RUN_PATTERNS = tuple(
 _NEGATED_RUN_RE = re.compile(
     r"\b(don'?t|do not|not yet|never|no need to)\b[^.!?]{0,25}\b(run|execute|launch|start)\b", re.I
 )
+# A short reply that only agrees or thanks ("yes, apply those", "looks good"): nothing to change.
+_ACKNOWLEDGEMENT_RE = re.compile(
+    r"^\W*(yes|yep|yeah|ok|okay|sure|fine|great|perfect|thanks|thank you|good|correct|right|agreed|"
+    r"looks good|sounds good|that'?s (right|correct|fine|good)|apply|accept|do it)\b",
+    re.IGNORECASE,
+)
+# The labels around the person's words in a prompt ("User message:", "Project state:").
+_LABEL_RE = re.compile(r"^\s*(context|user message|project state)\s*:", re.IGNORECASE | re.MULTILINE)
 _QUESTION_START_RE = re.compile(r"^\s*(what|how|why|which|who|when|where|can|could|is|are|does|do|should)\b", re.I)
 _COUNT_RES = {
     "num_candidates": re.compile(r"\b(\d{1,3})\s+(?:design\s+)?candidates?\b", re.I),
@@ -65,7 +73,12 @@ def architect_reply(ctx: TaskContext) -> JsonObject:
     asks = "?" in text or bool(_QUESTION_START_RE.search(text))
     if spec_patch is None and world_patch is None:
         intent = "question" if asks else "refine"
-        reply = _question_reply(ctx, problem_spec, world_model) if asks else _nothing_found_reply(ctx)
+        if asks:
+            reply = _question_reply(ctx, problem_spec, world_model)
+        elif _acknowledges(text):
+            reply = _acknowledged_reply(ctx, problem_spec, world_model)
+        else:
+            reply = _nothing_found_reply(ctx)
     else:
         intent = "refine"
         reply = _refine_reply(ctx, spec, world_sections)
@@ -172,7 +185,8 @@ def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[Js
                 f"{len(items)} {section} ({', '.join(i['name'] for i in items)})" for section, items in world.items()
             )
         )
-    lead = ctx.pick("I propose these changes. ", "Here is what I took from your message. ")
+    # The service applies a reply's patches as it is stored: they are changes made, not proposed.
+    lead = ctx.pick("I updated the project. ", "Here is what I took from your message and added. ")
     return lead + "; ".join(parts) + ". Tell me if anything is off, or add more detail."
 
 
@@ -201,6 +215,29 @@ def _question_reply(ctx: TaskContext, problem_spec: Any, world_model: Any) -> st
     return ctx.pick(
         f"About {about}: {spec_text} {world_text} Tell me constraints (must/should) or goals to refine them.",
         f"Regarding {about}. {spec_text} {world_text} You can refine either by describing requirements or goals.",
+    )
+
+
+def _acknowledges(text: str) -> bool:
+    said = _LABEL_RE.sub("", text).strip()
+    return len(said) <= 80 and bool(_ACKNOWLEDGEMENT_RE.search(said))
+
+
+def _acknowledged_reply(ctx: TaskContext, problem_spec: Any, world_model: Any) -> str:
+    if not problem_spec and not world_model:
+        return ctx.pick(
+            "Noted. There is nothing in the project yet: describe what must hold, what you want to achieve, "
+            "and who and what is involved.",
+            "Understood. To begin, tell me the requirements (must, should), the goals and who is involved.",
+        )
+    missing = "the world model (who and what is involved)" if not world_model else ""
+    if not problem_spec:
+        missing = "the problem specification (requirements and goals)"
+    if missing:
+        return f"Noted; the changes so far are in the project. It still needs {missing} before a run."
+    return ctx.pick(
+        "Noted; those changes are in the project already. Add more detail, or ask me to recommend a run.",
+        "Good: the project holds those changes. Refine it further, or say when you would like a run recommended.",
     )
 
 

@@ -19,6 +19,15 @@ _SOFT_WEIGHTS = (
     (re.compile(r"\bshould\b", re.IGNORECASE), 70),
     (re.compile(r"\b(prefer|prefers|preferably|preferred)\b", re.IGNORECASE), 60),
     (re.compile(r"\b(ideally|if possible|nice to have|would be nice|try to)\b", re.IGNORECASE), 50),
+    # A limit stated as an instruction ("keep the budget under 2 million") is meant as a "should".
+    (
+        re.compile(
+            r"\b(keep|keeps|stay|stays|remain|remains)\b[^.!?;]{0,40}?\b(under|below|within|above|over)\b|"
+            r"\b(no more than|not more than|at most|not exceed|no less than|at least)\b",
+            re.IGNORECASE,
+        ),
+        70,
+    ),
 )
 _GOAL_RE = re.compile(
     r"\b(want|wants|maximi[sz]e|minimi[sz]e|goal|goals|aim|aims|objective|optimi[sz]e|would like|"
