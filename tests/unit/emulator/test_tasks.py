@@ -330,6 +330,45 @@ def test_scenarios_count_and_severity() -> None:
     assert len({s["title"] for s in scenarios}) == 3
 
 
+def test_candidates_and_scenarios_are_named_after_the_problem_not_the_instruction_around_it() -> None:
+    problem = {
+        "problem_spec": {
+            "constraints": [
+                {"name": "max_wait", "description": "Patients must never wait over 4 hours.", "weight": 100}
+            ],
+            "goals": [{"description": "Reduce waiting time in the emergency department."}],
+        }
+    }
+    state = json.dumps(problem, indent=1)
+    candidates = run(
+        "design_candidates", f"Propose candidate designs for this problem.\n\n{state}\n\nnum_candidates: 8"
+    )
+    scenarios = run("scenarios", f"Write the scenarios to test designs for this problem against.\n\n{state}")
+    named = " ".join(c["title"] for c in candidates["candidates"]) + " ".join(
+        s["title"] for s in scenarios["scenarios"]
+    )
+    assert {"propose", "candidate", "designs", "problem", "never"}.isdisjoint(named.lower().split())
+    assert "waiting" in named.lower().split()
+
+
+def test_one_design_of_three_or_more_counts_on_breaking_a_hard_constraint_and_is_found_out() -> None:
+    problem = {"problem_spec": {"constraints": [{"name": "budget", "weight": 100}], "goals": [{"description": "x"}]}}
+    prompt = f"Propose candidate designs for this problem.\n\n{json.dumps(problem)}\n\nnum_candidates: 4"
+    designs = run("design_candidates", prompt)["candidates"]
+    assert ["budget can be exceeded" in " ".join(d["assumptions"]) for d in designs] == [False, False, False, True]
+    for scenario in ("Baseline", "Demand surge", "Budget cut"):
+        payload = {
+            "candidate": designs[-1],
+            "scenario": {"title": scenario},
+            "constraints": [{"name": "budget", "weight": 100}],
+        }
+        answer = run("evaluation", f"Evaluate the candidate in the scenario.\n{json.dumps(payload)}")
+        assert answer["constraint_satisfaction"][0]["satisfied"] is False
+    # Two designs: no overreach.
+    two = run("design_candidates", prompt.replace("num_candidates: 4", "num_candidates: 2"))["candidates"]
+    assert not any("can be exceeded" in " ".join(d["assumptions"]) for d in two)
+
+
 def test_evaluation_reports_each_constraint_of_the_prompt() -> None:
     result = run("evaluation", PROMPTS["evaluation"])
     assert [c["constraint"] for c in result["constraint_satisfaction"]] == ["max_wait_4h", "budget"]

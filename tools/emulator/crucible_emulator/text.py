@@ -34,7 +34,7 @@ questions user users write writes written create creates want wants wish somethi
 able sure ok okay thanks thank reduce reduces reducing increase increases
 improve improves minimize minimise maximize maximise optimize optimise ensure ensures keep keeps provide provides
 allow allows support supports handle handles build builds implement implements limited lower higher better best
-good new don't doesn't isn't can't won't max_questions num_candidates num_scenarios
+good new don't doesn't isn't can't won't never always max_questions num_candidates num_scenarios
 """
 
 

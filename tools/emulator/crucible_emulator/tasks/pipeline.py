@@ -51,7 +51,14 @@ def _problem_terms(ctx: TaskContext) -> tuple[list[str], list[str], list[str]]:
         for c in spec.get("constraints", [])
         if isinstance(c, dict) and isinstance(c.get("weight"), int | float) and c["weight"] >= 100
     ]
-    source = " ".join([ctx.task_text, *goals]) if goals else ctx.task_text
+    stated = [
+        str(c.get("description") or c.get("name"))
+        for c in spec.get("constraints", [])
+        if isinstance(c, dict) and (c.get("description") or c.get("name"))
+    ]
+    # The problem's own words when the prompt carries it: the instruction around it ("Propose
+    # candidate designs for this problem") would name candidates "… for propose".
+    source = " ".join([*goals, *stated]) if goals or stated else ctx.task_text
     terms = key_terms(source, 8) or ctx.terms or ["system", "resources", "operations"]
     while len(terms) < 3:
         terms.append(("system", "resources", "operations")[len(terms)])
@@ -71,21 +78,38 @@ def design_candidates(ctx: TaskContext) -> JsonObject:
         focus = terms[i % len(terms)]
         suffix = f" (variant {i // len(archetypes) + 1})" if i >= len(archetypes) else ""
         fill = {"t0": terms[0], "t1": terms[1], "t2": terms[2]}
+        assumptions = [
+            f"{focus.capitalize()} behaves as described in the problem statement.",
+            f"The effect of the change on {terms[(i + 1) % len(terms)]} can be measured within one cycle.",
+        ]
+        # As a real designer now and then does, the last of three or more overreaches: it counts on
+        # breaking a hard constraint, which every evaluation of it then finds (the run rejects it).
+        overreaches = bool(hard) and count >= _OVERREACH_FROM and i == count - 1
+        if overreaches:
+            assumptions.append(_OVERREACH.format(constraint=hard[0]))
         candidates.append(
             {
                 "title": f"{title} for {focus}{suffix}",
                 "description": ctx.pick(
                     "{title} design centred on {focus}: it targets '{goal}'{respecting}.",
                     "A {lower} approach, focused on {focus}, aimed at '{goal}'{respecting}.",
-                ).format(title=title, lower=title.lower(), focus=focus, goal=goal, respecting=respecting),
+                ).format(
+                    title=title,
+                    lower=title.lower(),
+                    focus=focus,
+                    goal=goal,
+                    respecting="" if overreaches else respecting,
+                ),
                 "approach": approach.format(**fill),
-                "assumptions": [
-                    f"{focus.capitalize()} behaves as described in the problem statement.",
-                    f"The effect of the change on {terms[(i + 1) % len(terms)]} can be measured within one cycle.",
-                ],
+                "assumptions": assumptions,
             }
         )
     return {"candidates": candidates}
+
+
+# How many candidates a design call asks for before one of them overreaches, and what it assumes.
+_OVERREACH_FROM = 3
+_OVERREACH = "{constraint} can be exceeded for a while at peaks; what that saves is worth it."
 
 
 def scenarios(ctx: TaskContext) -> JsonObject:
@@ -176,7 +200,8 @@ def evaluation(ctx: TaskContext) -> JsonObject:
     for name, weight in constraints:
         hard = weight >= 100
         if hard:
-            fails = unit("violates", candidate_text, name) < _HARD_VIOLATION_RATE
+            overreach = _OVERREACH.format(constraint=name)
+            fails = overreach in candidate_text or unit("violates", candidate_text, name) < _HARD_VIOLATION_RATE
         else:
             fails = unit("violates", candidate_text, scenario_text, name) < _SOFT_VIOLATION_RATE
         level = unit("satisfaction", candidate_text, scenario_text, name)
