@@ -110,8 +110,11 @@ def test_ask_to_run_use_the_settings_run_and_read_the_results(ui: Page, api: htt
     summary.get_by_role("link", name="View results").click()
     expect(page).to_have_url(re.compile(f"/runs/{run['id']}"))
     expect(page.get_by_role("heading", name=re.compile("^Run "))).to_be_visible()
-    look(page, "run-progress")
-    for tab in ("Results", "Matrix", "Candidates", "Scenarios", "Lineage"):
+    # An ended run opens on its results; the header names its project.
+    expect(page.get_by_role("tab", name="Results")).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".run-header").get_by_role("link", name="Bridge")).to_be_visible()
+    look(page, "run-results-opened")
+    for tab in ("Progress", "Results", "Matrix", "Candidates", "Scenarios", "Lineage"):
         page.get_by_role("tab", name=tab).click()
         expect(page.get_by_role("tab", name=tab)).to_have_attribute("aria-selected", "true")
         expect(page.get_by_role("tabpanel")).not_to_contain_text("Loading")

@@ -68,6 +68,11 @@ function useRunRecords(runId: string, enabled: boolean) {
 
 function RunHeader({ run }: { run: Run }) {
   const now = useNow(run.status === "RUNNING" ? 1000 : null);
+  // The project's title, from the cache the workspace shares when it was open.
+  const project = useQuery({
+    queryKey: ["project", run.project_id],
+    queryFn: () => unwrap(api.GET("/api/projects/{project_id}", { params: { path: { project_id: run.project_id } } })),
+  });
   const seconds =
     run.status === "RUNNING" && run.started_at ? (now - new Date(run.started_at).getTime()) / 1000 : run.duration_seconds;
   const trigger = run.trigger;
@@ -108,7 +113,7 @@ function RunHeader({ run }: { run: Run }) {
         <div>
           <dt>Project</dt>
           <dd>
-            <Link to={`/projects/${run.project_id}`}>workspace</Link>
+            <Link to={`/projects/${run.project_id}`}>{project.data?.title ?? shortId(run.project_id)}</Link>
             {run.recommended_message_id && (
               <>
                 {" · "}
@@ -524,12 +529,24 @@ function LineageTab({ run }: { run: Run }) {
 export default function RunView() {
   const { runId = "" } = useParams();
   const [params, setParams] = useSearchParams();
-  const tab = (TABS as readonly string[]).includes(params.get("tab") ?? "") ? (params.get("tab") as Tab) : "progress";
   const run = useQuery({
     queryKey: ["run", runId],
     queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
     refetchInterval: (query) => (query.state.data?.status === "RUNNING" || query.state.data?.status === "CREATED" ? 3000 : false),
   });
+  // The run's link (the chat summary's "View results", a CLI message) opens what it has to show:
+  // the results of a run that has ended, the progress of one that has not. Chosen once, when the
+  // run is first read: someone watching a run end stays on its progress.
+  const [opened, setOpened] = useState<{ runId: string; tab: Tab } | null>(null);
+  if (run.data !== undefined && opened?.runId !== runId) {
+    setOpened({ runId, tab: ["COMPLETED", "FAILED", "CANCELLED"].includes(run.data.status) ? "results" : "progress" });
+  }
+  const asked = params.get("tab") ?? "";
+  const tab: Tab = (TABS as readonly string[]).includes(asked)
+    ? (asked as Tab)
+    : opened?.runId === runId
+      ? opened.tab
+      : "progress";
   const records = useRunRecords(runId, run.data !== undefined && ["results", "matrix", "candidates", "scenarios"].includes(tab));
   if (run.isPending) return <Loading what="the run" />;
   if (run.isError) return <ErrorBox error={run.error} action="Opening the run" />;
