@@ -74,6 +74,14 @@ def test_snapshot_a_run_and_run_a_suite(ui: Page, ui_stack: UiStack, api: httpx.
     look(page, "snapshot-replayed")
 
     page.get_by_role("link", name="Snapshots", exact=True).click()
+    # The tag field takes the filter row's room, up to its button (it stayed narrow once).
+    row = page.get_by_role("search").bounding_box()
+    field = page.get_by_label("Tags").bounding_box()
+    button = page.get_by_role("button", name="Filter").bounding_box()
+    assert row is not None
+    assert field is not None
+    assert button is not None
+    assert field["width"] > 0.8 * (row["width"] - button["width"]), (row, field, button)
     page.get_by_label("Tags").fill("bridge")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"tags=bridge"))
