@@ -21,6 +21,8 @@ export function usePages(): Pages {
 
 /** Previous and Next under a paged list; ``nextToken``: the page's next_page_token ("" on the last). */
 export function Pager({ pages, nextToken }: { pages: Pages; nextToken: string | undefined }) {
+  // A list that fits on its first page has nowhere to go.
+  if (pages.first && !nextToken) return null;
   return (
     <nav className="pager" aria-label="Pages">
       <button type="button" className="button small ghost" disabled={pages.first} onClick={pages.back}>

@@ -16,7 +16,17 @@ function List() {
   );
 }
 
+function Short() {
+  return <Pager pages={usePages()} nextToken="" />;
+}
+
 describe("Pager", () => {
+  it("is not there under a list that fits on one page", () => {
+    render(<Short />);
+    expect(screen.queryByRole("navigation", { name: "Pages" })).toBeNull();
+  });
+
+
   it("goes forward by each page's token and back to the token before", async () => {
     render(<List />);
     const previous = screen.getByRole("button", { name: "Previous" });
