@@ -376,6 +376,13 @@ class SqlRunRepository(AbstractRunRepository):
         rows = await self._conn.execute(query.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
         return [_evaluation(row) for row in rows]
 
+    async def evaluated_pairs(self, run_id: str, status: EvaluationStatus | None = None) -> set[tuple[str, str]]:
+        c = t.evaluations.c
+        query = select(c.candidate_id, c.scenario_id).where(c.run_id == run_id)
+        if status is not None:
+            query = query.where(c.status == status.value)
+        return {(str(x), str(s)) for x, s in await self._conn.execute(query)}
+
     async def set_ranking(self, run_id: str, ranking: Sequence[RankedCandidate]) -> None:
         await self._conn.execute(t.rankings.delete().where(t.rankings.c.run_id == run_id))
         if not ranking:

@@ -353,10 +353,9 @@ async def run_statistics(run_id: str, uow: UowFactory, models: Models) -> RunSta
     async with uow(read_only=True) as unit:
         candidates = await unit.repo.candidates(run.id)
         scenarios = await unit.repo.scenarios(run.id)
-        evaluations = await unit.repo.evaluations(run.id)
+        done = await unit.repo.evaluated_pairs(run.id, EvaluationStatus.SUCCEEDED)
         ranking = await unit.repo.ranking(run.id)
         counts = await unit.repo.counts(run.id)
-    done = {(e.candidate_id, e.scenario_id) for e in evaluations if e.status is EvaluationStatus.SUCCEEDED}
     pairs = [(x.id, s.id) for x in candidates for s in scenarios]
     # A run still going has spent what the agent service recorded so far, and so has a run cancelled
     # while it ran until its executor stores that account (with its summary).

@@ -413,10 +413,10 @@ class RunExecutor:
         async with self._deps.uow(read_only=True) as uow:
             candidates = await uow.repo.candidates(run.id)
             scenarios = await uow.repo.scenarios(run.id)
-            stored = await uow.repo.evaluations(run.id)
+            # The pairs a runner before this one evaluated (a continued run): not their whole rows.
+            seen = await uow.repo.evaluated_pairs(run.id)
         if not candidates or not scenarios:
             raise RunStopped(f"nothing to evaluate: {len(candidates)} candidates, {len(scenarios)} scenarios")
-        seen = {(e.candidate_id, e.scenario_id) for e in stored}
         pending = [(x, s) for x in candidates for s in scenarios if (x.id, s.id) not in seen]
         progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
         gate = asyncio.Semaphore(self._deps.concurrency)

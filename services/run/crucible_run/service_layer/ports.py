@@ -160,6 +160,10 @@ class AbstractRunRepository(abc.ABC):
     ) -> list[Evaluation]: ...
 
     @abc.abstractmethod
+    async def evaluated_pairs(self, run_id: str, status: EvaluationStatus | None = None) -> set[tuple[str, str]]:
+        """The (candidate id, scenario id) pairs the run has an evaluation of (with ``status``, when given)."""
+
+    @abc.abstractmethod
     async def set_ranking(self, run_id: str, ranking: Sequence[RankedCandidate]) -> None: ...
 
     @abc.abstractmethod
