@@ -135,6 +135,13 @@ def test_planning_questions_beyond_the_bank_stay_distinct() -> None:
 # ---- judge_decision
 
 
+def test_planning_questions_ask_about_the_task_s_matter_before_its_tools() -> None:
+    questions = run("planning_questions", "Write a Python function is_prime(n) with pytest tests.\nmax_questions: 10")
+    edge_cases = next(q["question"] for q in questions["questions"] if "edge cases" in q["question"])
+    assert "'is_prime'" in edge_cases
+    assert "'python'" not in edge_cases
+
+
 def test_judge_picks_the_candidate_with_more_distinct_relevant_questions() -> None:
     prompt = judge_prompt(
         ["What should it print?"],

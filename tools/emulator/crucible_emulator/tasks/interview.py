@@ -8,7 +8,7 @@ from typing import Any
 
 from crucible_emulator.conversation import JsonObject
 from crucible_emulator.tasks.context import TaskContext
-from crucible_emulator.text import as_text, key_terms, quote_terms, sentences, task_subject, words
+from crucible_emulator.text import as_text, key_terms, quote_terms, sentences, task_subject, word_set, words
 
 # ---------------------------------------------------------------------------------------------
 # planning_questions
@@ -105,10 +105,21 @@ _QUESTION_BANK: tuple[tuple[str, tuple[str, str], str], ...] = (
 )
 
 
+# Words that name the tools of a task rather than its matter: asked about last ("edge cases around
+# 'python'" asks nothing a person can answer; "around 'is_prime'" does).
+_TOOL_WORDS = word_set(
+    """
+    python pytest unittest function functions script scripts program module modules package code class classes
+    method test tests cli command library file files
+    """
+)
+
+
 def planning_questions(ctx: TaskContext) -> JsonObject:
     count = ctx.count("questions", "max_questions")
     subject = task_subject(ctx.task_text)
-    terms = ctx.terms or ["the task"]
+    found = ctx.terms or ["the task"]
+    terms = [t for t in found if t not in _TOOL_WORDS] + [t for t in found if t in _TOOL_WORDS]
     fill = {
         "subject": subject,
         "terms": quote_terms(terms),
