@@ -230,10 +230,8 @@ def _acknowledged_reply(ctx: TaskContext, problem_spec: Any, world_model: Any) -
             "and who and what is involved.",
             "Understood. To begin, tell me the requirements (must, should), the goals and who is involved.",
         )
-    missing = "the world model (who and what is involved)" if not world_model else ""
-    if not problem_spec:
-        missing = "the problem specification (requirements and goals)"
-    if missing:
+    if not problem_spec or not world_model:
+        missing = "the world model (who and what is involved)" if problem_spec else "the problem specification"
         return f"Noted; the changes so far are in the project. It still needs {missing} before a run."
     return ctx.pick(
         "Noted; those changes are in the project already. Add more detail, or ask me to recommend a run.",
