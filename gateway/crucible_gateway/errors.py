@@ -106,9 +106,18 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
 
 def validation_problem(errors: Sequence[Any], what: str) -> JSONResponse:
     """400 for a body pydantic refused, naming each field (the "body" prefix of FastAPI's locations dropped)."""
-    return violations_problem(
-        [FieldViolation(".".join(str(p) for p in err["loc"] if p != "body"), err["msg"]) for err in errors], what
-    )
+    return violations_problem([_violation(err) for err in errors], what)
+
+
+def _violation(err: Mapping[str, Any]) -> FieldViolation:
+    if err.get("type") == "json_invalid":
+        # A body that is no JSON names no field (as for a chat frame). FastAPI locates it at
+        # ("body", <character offset>), which read as a field "1"; the decoder's words say what is
+        # wrong, and the offset where.
+        offset = next((p for p in err["loc"] if isinstance(p, int)), None)
+        where = f" (at character {offset})" if offset is not None else ""
+        return FieldViolation("", f"not valid JSON: {err.get('ctx', {}).get('error') or err['msg']}{where}")
+    return FieldViolation(".".join(str(p) for p in err["loc"] if p != "body"), err["msg"])
 
 
 def violations_problem(violations: Sequence[FieldViolation], what: str) -> JSONResponse:

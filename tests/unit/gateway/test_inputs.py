@@ -107,6 +107,19 @@ async def test_a_body_that_cannot_be_stored_is_refused_naming_the_field(
     assert violation(response, field) == description
 
 
+@pytest.mark.parametrize("body", ['{"title": "a",', "{", "title=a"])
+async def test_a_body_that_is_no_json_is_refused_saying_what_is_wrong_and_where(
+    fakes: Fakes, http: httpx.AsyncClient, body: str
+) -> None:
+    response = await http.post("/api/projects", content=body, headers=JSON)
+
+    # The whole body is at fault: no field is named (FastAPI's location read as a field "1").
+    assert_refused(response, fakes, "")
+    assert violation(response, "").startswith("not valid JSON: ")
+    assert "(at character " in violation(response, "")
+    assert response.json()["detail"].startswith("invalid request: not valid JSON: ")
+
+
 async def test_json_at_the_depth_limit_passes(fakes: Fakes, http: httpx.AsyncClient) -> None:
     # The body is level 1, model_data level 2, the actors list level 3.
     body = {"model_data": {"actors": [nested(MAX_JSON_DEPTH - 3)]}}
