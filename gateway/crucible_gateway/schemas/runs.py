@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field, FiniteFloat
+from pydantic import BaseModel, Field, FiniteFloat, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from crucible.run.v1 import run_service_pb2 as pb
 from crucible_common.enums import dotted, upper
@@ -127,8 +128,21 @@ class RunCreate(RunPreflightBody):
     ui_trigger_metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+def _phases(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``["all"]`` is "all"; anything else refused gets one message saying what is taken, not one for
+    each member of the union under pydantic's names for them (``phases.literal['all']``)."""
+    if value == ["all"]:
+        value = "all"
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "phases", '"all", or a list of some of: {phases}', {"phases": ", ".join(RUN_PHASE.names)}
+        ) from None
+
+
 class RunExecute(Body):
-    phases: Literal["all"] | Annotated[list[RunPhase], Field(min_length=1)] = Field(
+    phases: Annotated[Literal["all"] | Annotated[list[RunPhase], Field(min_length=1)], WrapValidator(_phases)] = Field(
         default="all", description='"all", or some of the phases (the ones they need are added)'
     )
 

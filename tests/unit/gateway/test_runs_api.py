@@ -242,10 +242,13 @@ INVALID = [
     ),
     pytest.param("POST", "/api/runs", {"json": {**CREATE, "execute": True}}, "execute", id="create-unknown-field"),
     # execute
-    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": "some"}}, None, id="execute-phases-word"),
-    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": []}}, None, id="execute-no-phases"),
-    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": ["design", "deploy"]}}, None, id="execute-bad-phase"),
-    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": ["DESIGN"]}}, None, id="execute-phase-in-capitals"),
+    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": "some"}}, "phases", id="execute-phases-word"),
+    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": []}}, "phases", id="execute-no-phases"),
+    pytest.param(
+        "POST", f"{RUN}/execute", {"json": {"phases": ["design", "deploy"]}}, "phases", id="execute-bad-phase"
+    ),
+    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": ["DESIGN"]}}, "phases", id="execute-phase-in-capitals"),
+    pytest.param("POST", f"{RUN}/execute", {"json": {"phases": ["all", "rank"]}}, "phases", id="execute-all-and-more"),
     pytest.param("POST", f"{RUN}/execute", {"json": {"force": True}}, "force", id="execute-unknown-field"),
     # list
     pytest.param("GET", f"{RUNS}?status=completed", {}, "query.status", id="list-status-lower-case"),
@@ -263,6 +266,15 @@ INVALID = [
     ),
     pytest.param("GET", f"{RUN}/evaluations?page_size=x", {}, "query.page_size", id="evaluations-page-size"),
 ]
+
+
+async def test_phases_refused_say_what_is_taken_in_one_message(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    response = await http.post(f"{RUN}/execute", json={"phases": ["design", "deploy"]})
+
+    assert_refused(response, fakes, "phases")
+    assert response.json()["field_violations"] == [
+        {"field": "phases", "description": '"all", or a list of some of: design, scenarios, evaluate, rank'}
+    ]
 
 
 @pytest.mark.parametrize(("method", "url", "kwargs", "field"), INVALID)
@@ -452,6 +464,7 @@ async def test_a_blocked_run_is_412_with_each_blocker(fakes: Fakes, http: httpx.
         pytest.param("execute", {}, [], id="no-body"),
         pytest.param("execute", {"json": {}}, [], id="empty-body"),
         pytest.param("execute", {"json": {"phases": "all"}}, [], id="all"),
+        pytest.param("execute", {"json": {"phases": ["all"]}}, [], id="all-in-a-list"),
         pytest.param(
             "execute",
             {"json": {"phases": ["evaluate", "rank"]}},
