@@ -113,6 +113,8 @@ def test_ask_to_run_use_the_settings_run_and_read_the_results(ui: Page, api: htt
     # An ended run opens on its results; the header names its project.
     expect(page.get_by_role("tab", name="Results")).to_have_attribute("aria-selected", "true")
     expect(page.locator(".run-header").get_by_role("link", name="Bridge")).to_be_visible()
+    # The emulator's last design of three counts on breaking the hard budget: rejected, saying where.
+    expect(page.locator(".row-rejected").first).to_contain_text(re.compile(r"broke \S+ in 3 of 3 scenarios"))
     look(page, "run-results-opened")
     for tab in ("Progress", "Results", "Matrix", "Candidates", "Scenarios", "Lineage"):
         page.get_by_role("tab", name=tab).click()

@@ -280,7 +280,12 @@ function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof use
                   {c.title}
                 </button>
                 {c.rejected && c.violated_constraints.length > 0 && (
-                  <div className="small warning-text">broke {c.violated_constraints.map((v) => v.constraint).join(", ")}</div>
+                  <div className="small warning-text">
+                    broke{" "}
+                    {c.violated_constraints
+                      .map((v) => `${v.constraint} in ${v.scenarios} of ${c.evaluations} scenario${c.evaluations === 1 ? "" : "s"}`)
+                      .join("; ")}
+                  </div>
                 )}
               </td>
               <td>{num(c.I)}</td>
