@@ -25,7 +25,10 @@ Int64 = Annotated[int, Field(ge=0, le=MAX_EXACT_INTEGER)]
 
 def _digits(value: object) -> object:
     # A query string's integer is written in digits: pydantic would also read "1.0" and " 1 ".
+    # Every such parameter counts from 0, so a negative one is told so rather than "not digits".
     if isinstance(value, str) and not re.fullmatch(r"[0-9]+", value):
+        if re.fullmatch(r"-[0-9]+", value):
+            raise PydanticCustomError("greater_than_equal", "must be 0 or more")
         raise PydanticCustomError("int_parsing", "must be a whole number written in digits")
     return value
 

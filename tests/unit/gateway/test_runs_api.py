@@ -268,6 +268,19 @@ INVALID = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("query", "description"),
+    [("page_size=-1", "must be 0 or more"), ("page_size=1.0", "must be a whole number written in digits")],
+)
+async def test_a_page_size_refused_says_why(
+    fakes: Fakes, http: httpx.AsyncClient, query: str, description: str
+) -> None:
+    response = await http.get(f"{RUN}/candidates?{query}")
+
+    assert_refused(response, fakes, "query.page_size")
+    assert response.json()["field_violations"] == [{"field": "query.page_size", "description": description}]
+
+
 async def test_phases_refused_say_what_is_taken_in_one_message(fakes: Fakes, http: httpx.AsyncClient) -> None:
     response = await http.post(f"{RUN}/execute", json={"phases": ["design", "deploy"]})
 
