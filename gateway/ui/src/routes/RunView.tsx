@@ -18,6 +18,11 @@ const TABS = ["progress", "results", "matrix", "candidates", "scenarios", "linea
 type Tab = (typeof TABS)[number];
 const HARD = 100;
 
+/** Whether a run has ended: nothing more will run in it. */
+function ended(run: Run): boolean {
+  return ["COMPLETED", "FAILED", "CANCELLED"].includes(run.status);
+}
+
 async function pages<T>(fetchPage: (token: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
   const all: T[] = [];
   let token = "";
@@ -124,7 +129,7 @@ function RunHeader({ run }: { run: Run }) {
         </div>
       </dl>
       {run.failure_reason && <p className="warning-text">{run.failure_reason}</p>}
-      {["COMPLETED", "FAILED", "CANCELLED"].includes(run.status) && (
+      {ended(run) && (
         <Link className="button small" to={`/snapshots/new?run=${run.id}`}>
           Snapshot this run
         </Link>
@@ -544,7 +549,7 @@ export default function RunView() {
   // run is first read: someone watching a run end stays on its progress.
   const [opened, setOpened] = useState<{ runId: string; tab: Tab } | null>(null);
   if (run.data !== undefined && opened?.runId !== runId) {
-    setOpened({ runId, tab: ["COMPLETED", "FAILED", "CANCELLED"].includes(run.data.status) ? "results" : "progress" });
+    setOpened({ runId, tab: ended(run.data) ? "results" : "progress" });
   }
   const asked = params.get("tab") ?? "";
   const tab: Tab = (TABS as readonly string[]).includes(asked)
