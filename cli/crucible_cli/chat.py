@@ -26,6 +26,7 @@ from crucible_cli.api_client import problem_text
 from crucible_cli.output import (
     Format,
     FormatOption,
+    broke,
     call,
     compact_table,
     console,
@@ -302,7 +303,8 @@ def _show_panels(message: dict[str, Any], project_id: str) -> None:
             console.print(Text(_start_command(recommendation, message, project_id), "bold"), soft_wrap=True)
     summary = metadata.get("run_summary")
     if isinstance(summary, dict):
-        console.print(summary_panel(summary))
+        rejections = metadata.get("run_rejections")
+        console.print(summary_panel(summary, rejections if isinstance(rejections, list) else []))
 
 
 def recommendation_panel(config: dict[str, Any]) -> Panel:
@@ -334,8 +336,9 @@ def recommendation_panel(config: dict[str, Any]) -> Panel:
     return Panel(Group(*parts), title="Run recommendation", title_align="left", border_style=colour)
 
 
-def summary_panel(summary: dict[str, Any]) -> Panel:
-    """A post-run summary (``run_summary``): how the run ended and its best candidates."""
+def summary_panel(summary: dict[str, Any], rejections: list[dict[str, Any]] | None = None) -> Panel:
+    """A post-run summary (``run_summary``): how the run ended, its best candidates, and those it
+    rejected (``run_rejections``) with where they broke a hard constraint."""
     run_id = str(summary.get("run_id", ""))
     status = str(summary.get("status", ""))
     counts = summary.get("counts") or {}
@@ -369,6 +372,10 @@ def summary_panel(summary: dict[str, Any]) -> Panel:
         parts.append(table)
     else:
         parts.append(Text("No candidate could be ranked."))
+    for r in rejections or []:
+        if isinstance(r, dict) and isinstance(r.get("violated_constraints"), list):
+            where = broke(r["violated_constraints"], int(r.get("evaluations", 0)))
+            parts.append(Text.assemble("rejected: ", (str(r.get("title", "")), "bold"), f", {where}", style="red"))
     link = (summary.get("links") or {}).get("results_view")
     parts.append(Text(f"results: crucible run results {run_id}" + (f" · {link}" if link else "")))
     title = str(summary.get("summary_label") or f"Run {run_id[:8]} summary")

@@ -184,6 +184,12 @@ def score(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def broke(violated: list[dict[str, Any]], evaluations: int) -> str:
+    """Where a rejected candidate broke its hard constraints: "broke budget in 3 of 4 scenarios; …"."""
+    scenarios = "scenario" if evaluations == 1 else "scenarios"
+    return "broke " + "; ".join(f"{v['constraint']} in {v['scenarios']} of {evaluations} {scenarios}" for v in violated)
+
+
 def compact_table(*columns: Column | str) -> Table:
     """A table with no edges and single padding: a whole id and its neighbours fit in 80 columns."""
     return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)

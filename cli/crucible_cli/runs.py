@@ -24,6 +24,7 @@ from rich.text import Text
 from crucible_cli.output import (
     Format,
     FormatOption,
+    broke,
     call,
     compact_table,
     console,
@@ -185,8 +186,8 @@ def _show_results(results: dict[str, Any]) -> None:
     )
     for c in results["candidates"]:
         cell = Text.assemble((c["title"], "bold"), "\n", c["candidate_id"])
-        for v in c["violated_constraints"]:
-            cell.append(f"\nbroke {v['constraint']} in {v['scenarios']} scenario(s)", "red")
+        if c["violated_constraints"]:
+            cell.append(f"\n{broke(c['violated_constraints'], c['evaluations'])}", "red")
         label = Text(c["label"], "red" if c["rejected"] else "")
         table.add_row(str(c["rank"]), cell, score(c["I"]), score(c["P"]), score(c["R"]), label)
     console.print(table)

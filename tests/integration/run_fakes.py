@@ -223,7 +223,13 @@ class Posted:
     target: ChatTarget
     message_id: str
     content: str
-    summary: JsonObject
+    metadata: JsonObject
+
+    @property
+    def summary(self) -> JsonObject:
+        summary = self.metadata["run_summary"]
+        assert isinstance(summary, dict)
+        return summary
 
 
 @dataclass
@@ -286,21 +292,21 @@ class FakeSpec:
     async def chat_session_project(self, chat_session_id: str) -> str | None:
         return self.sessions.get(chat_session_id)
 
-    async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
+    async def post_summary(self, target: ChatTarget, message_id: str, content: str, metadata: JsonObject) -> str:
         if self.down:
             raise ConnectionError("the spec service is unavailable")
         if self.refusing_summaries:
             self.summaries_refused += 1
             raise SummaryRefused("INVALID_ARGUMENT: the message is not valid")
         if all(p.message_id != message_id for p in self.posted):
-            self.posted.append(Posted(target, message_id, content, summary))
+            self.posted.append(Posted(target, message_id, content, metadata))
             self.messages[message_id] = ChatMessage(
                 message_id,
                 target.project_id,
                 target.chat_session_id,
                 True,
                 content,
-                {"run_summary": summary},
+                metadata,
                 datetime.now(UTC),
             )
         return message_id

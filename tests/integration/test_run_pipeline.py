@@ -86,6 +86,16 @@ async def test_a_full_search_ranks_rejects_the_breaker_and_posts_its_summary_onc
     assert summary["links"] == {"results_view": f"/runs/{run.id}"}
     assert summary["summary_label"] in posted.content
     assert posted.target.project_id == project
+    # Beside the seed's summary: what was rejected and why, in the metadata and in the text.
+    assert posted.metadata["run_rejections"] == [
+        {
+            "candidate_id": rejected.candidate_id,
+            "title": f"{RECKLESS} design",
+            "evaluations": 3,
+            "violated_constraints": [{"constraint": "budget", "weight": 100, "scenarios": 3}],
+        }
+    ]
+    assert f"Rejected: {RECKLESS} design, broke budget in 3 of 3 scenarios" in posted.content
     statistics = await h.run_statistics(run.id, harness.deps.uow, harness.models)
     assert statistics.coverage == 1.0
     assert statistics.missing_pairs == ()

@@ -166,6 +166,10 @@ async def test_the_run_contract_end_to_end(stack: Stack, http: httpx.AsyncClient
     assert summary["links"]["results_view"] == f"/runs/{run['id']}"
     assert summary["summary_label"] in summaries[0]["content"]
     assert [t["candidate_id"] for t in summary["top_candidates"]] == [c["candidate_id"] for c in ranked[:3]]
+    # Beside the seed's summary, the rejected candidates and where they broke the hard constraint.
+    rejections = summaries[0]["metadata"]["run_rejections"]
+    assert [r["candidate_id"] for r in rejections] == [c["candidate_id"] for c in rejected]
+    assert all(f"Rejected: {r['title']}, broke budget in " in summaries[0]["content"] for r in rejections)
 
     statistics = (await http.get(f"/api/runs/{run['id']}/statistics")).json()
     assert statistics["coverage"] == 1.0

@@ -151,6 +151,21 @@ class RunSummary(_Shape):
     summary_label: str
 
 
+class RunRejectionViolation(_Shape):
+    constraint: str
+    weight: int
+    scenarios: int = Field(description="In how many of the candidate's evaluated scenarios it was broken")
+
+
+class RunRejection(_Shape):
+    """A candidate the run rejected (it broke a hard constraint), beside the seed's ``run_summary``."""
+
+    candidate_id: str
+    title: str
+    evaluations: int = Field(description="How many of its scenarios were evaluated")
+    violated_constraints: list[RunRejectionViolation]
+
+
 class ChatMessageMetadata(BaseModel):
     """What a ChatMessage's ``metadata`` may hold; any other key is the writer's own."""
 
@@ -158,6 +173,10 @@ class ChatMessageMetadata(BaseModel):
 
     recommended_run_config: RecommendedRunConfig | None = None
     run_summary: RunSummary | None = None
+    run_rejections: list[RunRejection] | None = Field(
+        default=None,
+        description="With a run_summary: the run's rejected candidates and the hard constraints they broke",
+    )
     architect: dict[str, Any] | None = Field(default=None, description="The turn's intent and what was applied")
 
 

@@ -47,3 +47,9 @@ export function shortId(id: string): string {
 export function humanize(code: string): string {
   return code.replace(/[_.]/g, " ");
 }
+
+/** Where a rejected candidate broke its hard constraints: "broke budget in 3 of 4 scenarios; …". */
+export function broke(violated: { constraint: string; scenarios: number }[], evaluations: number): string {
+  const scenarios = `scenario${evaluations === 1 ? "" : "s"}`;
+  return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${evaluations} ${scenarios}`).join("; ")}`;
+}

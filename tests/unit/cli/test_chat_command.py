@@ -86,6 +86,14 @@ SUMMARY = {
 }
 
 
+REJECTION = {
+    "candidate_id": "c-2",
+    "title": "Diesel backup",
+    "evaluations": 3,
+    "violated_constraints": [{"constraint": "safety", "weight": 100, "scenarios": 3}],
+}
+
+
 class InProcessSocket:
     """The chat CLI's socket over the in-process gateway's WebSocket."""
 
@@ -263,7 +271,7 @@ def test_history_shows_the_last_messages_and_summaries_as_panels(fakes: Fakes, g
         sequence=9,
         role=spec_pb.MESSAGE_ROLE_AGENT,
         content="**Run 5a5cbf13 summary** (full_search): completed",
-        metadata=struct({"run_summary": SUMMARY}),
+        metadata=struct({"run_summary": SUMMARY, "run_rejections": [REJECTION]}),
         create_time=timestamp(CREATED),
     )
     first, second = chat_message(spec_pb.MESSAGE_ROLE_USER), chat_message()
@@ -284,6 +292,7 @@ def test_history_shows_the_last_messages_and_summaries_as_panels(fakes: Fakes, g
     assert f"run {RUN_ID} mode full_search status COMPLETED duration 61.0 s" in said
     assert "5 candidates x 3 scenarios, 15 evaluations" in said
     assert "1 Battery buffer 3.00 0.75 0.25 c-1 promising" in said
+    assert "rejected: Diesel backup, broke safety in 3 of 3 scenarios" in said
     assert f"results: crucible run results {RUN_ID} · /runs/{RUN_ID}" in said
     assert requests_of(fakes, "ListChatMessages") == [
         spec_pb.ListChatMessagesRequest(chat_session_id=SESSION_ID, page_size=1000)

@@ -162,7 +162,7 @@ def test_results_as_a_table_keep_whole_ids_within_80_columns(fakes: Fakes, gatew
     assert result.exit_code == 0, result.output
     assert CANDIDATE_ID in result.stdout
     assert AGENT_RUN_ID in result.stdout
-    assert "broke safety in 2 scenario(s)" in result.stdout
+    assert "broke safety in 2 of 2 scenarios" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
 
 

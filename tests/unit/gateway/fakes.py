@@ -490,8 +490,8 @@ def run_results() -> run_pb.GetRunResultsResponse:
                 label=run_pb.CANDIDATE_LABEL_REJECTED,
                 rejected=True,
                 violated_constraints=[run_pb.ConstraintViolation(constraint="safety", weight=100, scenarios=2)],
-                evaluations=0,
-                failed_evaluations=3,
+                evaluations=2,
+                failed_evaluations=1,
             ),
         ],
     )

@@ -13,8 +13,8 @@ from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible_gateway import errors
 from crucible_gateway.schemas import chat, documented, runs, sprints
-from crucible_run.domain.model import CandidateLabel, RankedCandidate, RunCounts, RunStatus
-from crucible_run.domain.summary import run_summary
+from crucible_run.domain.model import CandidateLabel, ConstraintViolation, RankedCandidate, RunCounts, RunStatus
+from crucible_run.domain.summary import run_rejections, run_summary, summary_metadata
 from crucible_spec.domain.architect import Blocker, Preflight, RecommendationSource, RunWish, recommend
 from crucible_spec.domain.model import InterviewMode, PlanningQuestion, RunMode
 from crucible_spec.service_layer.planning import (
@@ -76,12 +76,19 @@ def test_a_recommendation_as_the_architect_writes_it_matches() -> None:
 
 def test_a_run_summary_as_the_run_service_writes_it_matches() -> None:
     ranked = RankedCandidate("c1", "Arch bridge", 1, CandidateLabel.PROMISING, 1.5, 0.6, 0.4, (), 4, 0)
+    broken = (ConstraintViolation("budget", 100, 2),)
+    rejected = RankedCandidate("c2", "Gold bridge", 2, CandidateLabel.REJECTED, 2.0, 0.8, 0.4, broken, 2, 0)
     run = a_run(RunStatus.COMPLETED, started_at=AT)
 
-    summary = run_summary(run, RunCounts(2, 2, 4), [ranked], AT)
+    summary = run_summary(run, RunCounts(2, 2, 4), [ranked, rejected], AT)
+    metadata = documented.ChatMessageMetadata.model_validate(
+        summary_metadata(summary, run_rejections([ranked, rejected]))
+    )
 
-    parsed = documented.RunSummary.model_validate(summary)
-    assert parsed.top_candidates[0].I == 1.5
+    assert metadata.run_summary is not None
+    assert [c.I for c in metadata.run_summary.top_candidates] == [1.5]
+    assert metadata.run_rejections is not None
+    assert [(r.title, r.violated_constraints[0].scenarios) for r in metadata.run_rejections] == [("Gold bridge", 2)]
 
 
 def test_the_interview_record_matches() -> None:

@@ -601,8 +601,8 @@ async def test_results_are_best_first_with_capital_scores(fakes: Fakes, http: ht
                 "label": "rejected",
                 "rejected": True,
                 "violated_constraints": [{"constraint": "safety", "weight": 100, "scenarios": 2}],
-                "evaluations": 0,
-                "failed_evaluations": 3,
+                "evaluations": 2,
+                "failed_evaluations": 1,
             },
         ],
     }

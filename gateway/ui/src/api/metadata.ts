@@ -10,6 +10,7 @@ export type RunMode = Schemas["RunCreate"]["mode"];
 export type RunParameters = Schemas["RunParameters"];
 export type RecommendedRunConfig = Schemas["RecommendedRunConfig"];
 export type RunSummary = Schemas["RunSummary"];
+export type RunRejection = Schemas["RunRejection"];
 type Metadata = Schemas["ChatMessageMetadata"];
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -24,4 +25,12 @@ export function recommendationOf(metadata: Record<string, unknown>): Recommended
 export function summaryOf(metadata: Record<string, unknown>): RunSummary | null {
   const summary = (metadata as Metadata).run_summary;
   return isObject(summary) && typeof summary.run_id === "string" && isObject(summary.counts) ? summary : null;
+}
+
+/** The candidates a run rejected, posted beside its summary (none in a summary from before they were). */
+export function rejectionsOf(metadata: Record<string, unknown>): RunRejection[] {
+  const rejections = (metadata as Metadata).run_rejections;
+  return Array.isArray(rejections)
+    ? rejections.filter((r) => isObject(r) && typeof r.title === "string" && Array.isArray(r.violated_constraints))
+    : [];
 }

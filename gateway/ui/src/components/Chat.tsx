@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from "react";
 import { useLocation } from "react-router";
 import type { Schemas } from "../api/client";
 import { wsUrl } from "../api/events";
-import { recommendationOf, summaryOf } from "../api/metadata";
+import { recommendationOf, rejectionsOf, summaryOf } from "../api/metadata";
 import { localProblem, type Problem } from "../api/problem";
 import { when } from "../format";
 import { RecommendationCard } from "./RecommendationCard";
@@ -32,7 +32,7 @@ function MessageView({
         <strong>{who}</strong> <time dateTime={message.created_at}>{when(message.created_at)}</time>
       </div>
       {summary ? (
-        <SummaryCard summary={summary} />
+        <SummaryCard summary={summary} rejections={rejectionsOf(message.metadata)} />
       ) : (
         <>
           <div className="message-text">{message.content}</div>

@@ -1,14 +1,15 @@
 import { Link } from "react-router";
-import type { RunSummary } from "../api/metadata";
-import { duration, humanize, num } from "../format";
+import type { RunRejection, RunSummary } from "../api/metadata";
+import { broke, duration, humanize, num } from "../format";
 import { Status } from "./ui";
 
-/** The post-run summary the run service posts to the chat, labelled as such, with "View results". */
-export function SummaryCard({ summary }: { summary: RunSummary }) {
+/** The post-run summary the run service posts to the chat, labelled as such, with "View results":
+ *  its best candidates, and the ones it rejected with the hard constraints they broke. */
+export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary; rejections?: RunRejection[] }) {
   return (
     <section className="card card-summary" aria-label={summary.summary_label}>
       <header className="card-head">
-        <span className="card-kind">Post-run summary · {summary.summary_label}</span>
+        <span className="card-kind">{summary.summary_label}</span>
         <Status value={summary.status} />
       </header>
       <p className="muted">
@@ -31,7 +32,10 @@ export function SummaryCard({ summary }: { summary: RunSummary }) {
             {summary.top_candidates.slice(0, 3).map((c, index) => (
               <tr key={c.candidate_id}>
                 <td>{index + 1}</td>
-                <td>{c.label}</td>
+                <td>
+                  {c.label}
+                  {c.notes && <div className="small muted">{humanize(c.notes)}</div>}
+                </td>
                 <td>{num(c.I)}</td>
                 <td>{num(c.P)}</td>
                 <td>{num(c.R)}</td>
@@ -41,6 +45,15 @@ export function SummaryCard({ summary }: { summary: RunSummary }) {
         </table>
       ) : (
         <p>No candidate could be ranked.</p>
+      )}
+      {rejections.length > 0 && (
+        <ul className="rejections small warning-text" aria-label="Rejected candidates">
+          {rejections.map((r) => (
+            <li key={r.candidate_id}>
+              Rejected: <strong>{r.title}</strong>, {broke(r.violated_constraints, r.evaluations)}
+            </li>
+          ))}
+        </ul>
       )}
       <div className="card-actions">
         <Link className="button" to={summary.links.results_view.startsWith("/") ? summary.links.results_view : `/runs/${summary.run_id}`}>

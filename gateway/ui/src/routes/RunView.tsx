@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
-import { duration, humanize, num, shortId, usd, when } from "../format";
+import { broke, duration, humanize, num, shortId, usd, when } from "../format";
 import { useNow } from "../hooks";
 import { useRunProgress } from "../runProgress";
 
@@ -285,12 +285,7 @@ function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof use
                   {c.title}
                 </button>
                 {c.rejected && c.violated_constraints.length > 0 && (
-                  <div className="small warning-text">
-                    broke{" "}
-                    {c.violated_constraints
-                      .map((v) => `${v.constraint} in ${v.scenarios} of ${c.evaluations} scenario${c.evaluations === 1 ? "" : "s"}`)
-                      .join("; ")}
-                  </div>
+                  <div className="small warning-text">{broke(c.violated_constraints, c.evaluations)}</div>
                 )}
               </td>
               <td>{num(c.I)}</td>

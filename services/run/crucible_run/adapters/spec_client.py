@@ -105,7 +105,7 @@ class SpecClient(SpecService):
         )
         return response.chat_session.project_id if response is not None else None
 
-    async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
+    async def post_summary(self, target: ChatTarget, message_id: str, content: str, metadata: JsonObject) -> str:
         session_id = target.chat_session_id
         if session_id and await self.chat_session_project(session_id) != target.project_id:
             session_id = ""
@@ -118,7 +118,7 @@ class SpecClient(SpecService):
             chat_session_id=session_id,
             role=pb.MESSAGE_ROLE_AGENT,
             content=content,
-            metadata=struct({"run_summary": summary}),
+            metadata=struct(metadata),
             chat_message_id=message_id,
         )
         try:

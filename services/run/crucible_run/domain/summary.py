@@ -1,4 +1,6 @@
-"""The post-run summary: a labelled message in the project's chat, its metadata as seed 001 lists it."""
+"""The post-run summary: a labelled message in the project's chat, its ``run_summary`` as seed 001
+lists it, and beside it (``run_rejections``) the candidates the run rejected and why, which the
+seed's top candidates leave out."""
 
 from __future__ import annotations
 
@@ -52,11 +54,34 @@ def run_summary(run: Run, counts: RunCounts, ranking: Sequence[RankedCandidate],
     }
 
 
+def run_rejections(ranking: Sequence[RankedCandidate]) -> list[JsonObject]:
+    """``metadata.run_rejections``: each rejected candidate, the hard constraints it broke and in how
+    many of its evaluated scenarios."""
+    return [
+        {
+            "candidate_id": r.candidate_id,
+            "title": r.title,
+            "evaluations": r.evaluations,
+            "violated_constraints": [
+                {"constraint": v.constraint, "weight": v.weight, "scenarios": v.scenarios}
+                for v in r.violated_constraints
+            ],
+        }
+        for r in ranking
+        if r.rejected
+    ]
+
+
+def summary_metadata(summary: JsonObject, rejections: list[JsonObject]) -> JsonObject:
+    """The summary message's metadata."""
+    return {"run_summary": summary, "run_rejections": rejections}
+
+
 def summary_label(run_id: str) -> str:
     return f"Run {run_id[:8]} summary"
 
 
-def summary_text(summary: JsonObject, failure_reason: str) -> str:
+def summary_text(summary: JsonObject, rejections: list[JsonObject], failure_reason: str) -> str:
     """The message a person reads in the chat; the card is drawn from the metadata."""
     counts = summary["counts"]
     lines = [
@@ -70,5 +95,17 @@ def summary_text(summary: JsonObject, failure_reason: str) -> str:
         lines.append(f"{position}. {top['label']}: I {top['I']:.2f} (P {top['P']:.2f}, R {top['R']:.2f})")
     if not summary["top_candidates"]:
         lines.append("No candidate could be ranked.")
+    for rejected in rejections:
+        lines.append(f"Rejected: {rejected['title']}, {broke(rejected)}")
     lines.append(f"Results: {summary['links']['results_view']}")
     return "\n".join(lines)
+
+
+def broke(rejection: JsonObject) -> str:
+    """ "broke budget in 3 of 4 scenarios; …": where a rejected candidate broke each hard constraint."""
+    evaluated = int(rejection["evaluations"])
+    where = [
+        f"{v['constraint']} in {v['scenarios']} of {evaluated} scenario{'' if evaluated == 1 else 's'}"
+        for v in rejection["violated_constraints"]
+    ]
+    return "broke " + "; ".join(where) if where else "broke a hard constraint"

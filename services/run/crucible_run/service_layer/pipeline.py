@@ -65,7 +65,13 @@ from crucible_run.domain.model import (
     Score,
 )
 from crucible_run.domain.ranking import rank
-from crucible_run.domain.summary import run_summary, summary_message_id, summary_text
+from crucible_run.domain.summary import (
+    run_rejections,
+    run_summary,
+    summary_message_id,
+    summary_metadata,
+    summary_text,
+)
 from crucible_run.service_layer import prompts, tracing
 from crucible_run.service_layer.ports import (
     CallNotRecorded,
@@ -776,13 +782,14 @@ class RunExecutor:
                 ranking = await uow.repo.ranking(run.id)
                 counts = await uow.repo.counts(run.id)
             summary = run_summary(run, counts, ranking, run.ended_at or datetime.now(UTC))
+            rejections = run_rejections(ranking)
             try:
                 message_id = await _tried(
                     lambda: self._deps.spec.post_summary(
                         ChatTarget(run.project_id, run.chat_session_id),
                         summary_message_id(run.id),
-                        summary_text(summary, run.failure_reason),
-                        summary,
+                        summary_text(summary, rejections, run.failure_reason),
+                        summary_metadata(summary, rejections),
                     )
                 )
             except OSError:

@@ -214,8 +214,9 @@ class SpecService(Protocol):
         """The project of a chat session, None when there is no such session."""
         ...
 
-    async def post_summary(self, target: ChatTarget, message_id: str, content: str, summary: JsonObject) -> str:
-        """Post (once: ``message_id`` makes it idempotent) the run's summary; returns the message id,
+    async def post_summary(self, target: ChatTarget, message_id: str, content: str, metadata: JsonObject) -> str:
+        """Post (once: ``message_id`` makes it idempotent) the run's summary (``metadata``: see
+        ``domain.summary.summary_metadata``); returns the message id,
         or "" when there is no chat to post to (the project or its session is gone). Raises OSError
         while the service is away, ``SummaryRefused`` when it will not take this summary."""
         ...

@@ -1,7 +1,7 @@
 import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { recommendationOf, summaryOf, type RecommendedRunConfig, type RunSummary } from "../../api/metadata";
+import { recommendationOf, rejectionsOf, summaryOf, type RecommendedRunConfig, type RunSummary } from "../../api/metadata";
 import { renderWithProviders } from "../../test/render";
 import { RecommendationCard } from "../RecommendationCard";
 import { SummaryCard } from "../SummaryCard";
@@ -104,13 +104,39 @@ describe("SummaryCard", () => {
 
   it("is labelled as a post-run summary, shows counts and the top three, and links to the results", () => {
     renderWithProviders(<SummaryCard summary={summary} />);
-    expect(screen.getByText(/Post-run summary · Run 01234567 summary/)).toBeInTheDocument();
+    expect(screen.getByRole("region", { name: "Run 01234567 summary" })).toBeInTheDocument();
+    expect(screen.getByText("Run 01234567 summary")).toBeInTheDocument();
     expect(screen.getByText("completed")).toBeInTheDocument();
     expect(screen.getByText(/5 candidates × 8 scenarios · 40 evaluations/)).toBeInTheDocument();
     expect(screen.getByText("Suspension bridge")).toBeInTheDocument();
     expect(screen.getByText("Tunnel")).toBeInTheDocument();
     expect(screen.queryByText("Ford")).not.toBeInTheDocument();
     expect(screen.getByText("1.80")).toBeInTheDocument();
+    expect(screen.getByText("under test; 8 evaluations")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "View results" })).toHaveAttribute("href", "/runs/0123456789abcdef");
+    expect(screen.queryByRole("list", { name: "Rejected candidates" })).not.toBeInTheDocument();
+  });
+
+  it("names each rejected candidate and where it broke a hard constraint", () => {
+    const metadata = {
+      run_summary: summary,
+      run_rejections: [
+        {
+          candidate_id: "e",
+          title: "Gold bridge",
+          evaluations: 8,
+          violated_constraints: [
+            { constraint: "budget", weight: 100, scenarios: 8 },
+            { constraint: "safety", weight: 100, scenarios: 1 },
+          ],
+        },
+        { nonsense: true },
+      ],
+    };
+    renderWithProviders(<SummaryCard summary={summaryOf(metadata)!} rejections={rejectionsOf(metadata)} />);
+    const rejected = screen.getByRole("list", { name: "Rejected candidates" });
+    expect(rejected).toHaveTextContent("Rejected: Gold bridge, broke budget in 8 of 8 scenarios; safety in 1 of 8 scenarios");
+    expect(rejected.querySelectorAll("li")).toHaveLength(1);
+    expect(rejectionsOf({ run_summary: summary })).toEqual([]);
   });
 });
