@@ -168,26 +168,31 @@ def _run_reply(ctx: TaskContext, config: JsonObject) -> str:
 
 
 def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[JsonObject]]) -> str:
+    # One line per part of the project, as a person would list what they changed.
     parts: list[str] = []
     if spec.constraints:
         described = ", ".join(f"{c['name']} ({_weight_label(c['weight'])})" for c in spec.constraints)
-        parts.append(f"constraints: {described}")
+        parts.append(f"Constraints: {described}")
     if spec.goals:
-        parts.append("goals: " + "; ".join(g["description"] for g in spec.goals))
+        parts.append("Goals: " + "; ".join(f'"{g["description"].rstrip(".")}"' for g in spec.goals))
     if spec.resolution:
-        parts.append(f"resolution {spec.resolution}")
+        parts.append(f"Resolution: {spec.resolution}")
     if spec.mode:
-        parts.append(f"mode {spec.mode}")
+        parts.append(f"Mode: {spec.mode}")
     if world:
         parts.append(
-            "world model: "
+            "World model: "
             + ", ".join(
-                f"{len(items)} {section} ({', '.join(i['name'] for i in items)})" for section, items in world.items()
+                # The sections are plural nouns ("actors", "resources"): one item takes the singular.
+                f"{len(items)} {section if len(items) != 1 else section.removesuffix('s')} "
+                f"({', '.join(i['name'] for i in items)})"
+                for section, items in world.items()
             )
         )
     # The service applies a reply's patches as it is stored: they are changes made, not proposed.
-    lead = ctx.pick("I updated the project. ", "Here is what I took from your message and added. ")
-    return lead + "; ".join(parts) + ". Tell me if anything is off, or add more detail."
+    lead = ctx.pick("I updated the project:", "Here is what I took from your message and added:")
+    lines = "\n".join(f"- {part}" for part in parts)
+    return f"{lead}\n{lines}\nTell me if anything is off, or add more detail."
 
 
 def _weight_label(weight: int) -> str:
