@@ -23,7 +23,7 @@ from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
 from crucible_run.domain import estimates as est
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
-from crucible_run.domain.events import EvaluationDone, RunEventType
+from crucible_run.domain.events import EvaluationDone, PhaseChanged, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
     CandidateLabel,
@@ -631,6 +631,37 @@ async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Har
     assert types[-2:] == [RunEventType.RUN_COMPLETED, RunEventType.SUMMARY_POSTED]
     assert types.count(RunEventType.EVALUATION_COMPLETED) == 4
     assert types.count(RunEventType.CANDIDATE_ADDED) == 2
+
+
+async def test_each_phase_starts_in_the_events_before_its_work_and_ends_after_it(harness: Harness) -> None:
+    """A phase's start is written while its work begins, not before: the events keep their order."""
+    run = await harness.run(harness.spec.project(), num_candidates=3, num_scenarios=2)
+    assert run.status is RunStatus.COMPLETED, run.failure_reason
+
+    async with harness.deps.uow(read_only=True) as uow:
+        events = await uow.repo.events(run.id, 0, 1000)
+
+    def at(kind: RunEventType, phase: RunPhase) -> int:
+        (position,) = [i for i, e in enumerate(events) if e.type is kind and e.data == PhaseChanged(phase)]
+        return position
+
+    work = {
+        RunPhase.DESIGN: {RunEventType.CANDIDATE_ADDED},
+        RunPhase.SCENARIOS: {RunEventType.SCENARIO_ADDED},
+        RunPhase.EVALUATE: {RunEventType.EVALUATION_COMPLETED, RunEventType.EVALUATION_FAILED},
+        RunPhase.RANK: {RunEventType.RUN_RANKED},
+    }
+    for phase, kinds in work.items():
+        started, completed = at(RunEventType.PHASE_STARTED, phase), at(RunEventType.PHASE_COMPLETED, phase)
+        done = [i for i, e in enumerate(events) if e.type in kinds]
+        assert done, phase
+        assert started < min(done), phase
+        assert max(done) < completed, phase
+    # Evaluating starts once designing and making scenarios have both ended; ranking once evaluating has.
+    assert at(RunEventType.PHASE_STARTED, RunPhase.EVALUATE) > max(
+        at(RunEventType.PHASE_COMPLETED, RunPhase.DESIGN), at(RunEventType.PHASE_COMPLETED, RunPhase.SCENARIOS)
+    )
+    assert at(RunEventType.PHASE_STARTED, RunPhase.RANK) > at(RunEventType.PHASE_COMPLETED, RunPhase.EVALUATE)
 
 
 async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_counted(engine: AsyncEngine) -> None:

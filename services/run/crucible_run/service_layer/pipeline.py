@@ -149,8 +149,17 @@ class RunExecutor:
         # The agent service's account of the run, asked for once its last call has ended (see
         # ``_phases``): read while the ranker works, for ``_finish``.
         self._final_usage: asyncio.Future[LlmUsage] | None = None
+        # PHASE_STARTED writes in flight (see ``_announce``); a failed one stays, for the next write to raise.
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            for announcing in self._announcing:
+                announcing.cancel()
+
+    async def _run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
             run = await uow.repo.get_run(self._run_id)
         if run is None:
@@ -187,6 +196,7 @@ class RunExecutor:
             },
         ):
             status, reason = RunStatus.COMPLETED, ""
+            self._announce(_first_phases(run))
             try:
                 # Two independent questions to the agent service, asked at once: the run's first
                 # model call waits for both. What it spent is read once the calls a runner before
@@ -248,8 +258,9 @@ class RunExecutor:
         return max(0.0, run.parameters.max_runtime_s - elapsed)
 
     async def _phases(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
+        """The run's phases not done yet; the first ones' start was announced by ``_execute``."""
         todo = [p for p in run.phases if p not in run.phases_done]
-        first = [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in todo]
+        first = _first_phases(run)
         designs = RunPhase.DESIGN in first and run.mode is not RunMode.EVAL_ONLY and run.parameters.num_candidates > 0
         # The design and scenario calls are made at the same time: they share the budget's room.
         self._first_calls = int(designs) + int(RunPhase.SCENARIOS in first)
@@ -258,7 +269,7 @@ class RunExecutor:
             async with asyncio.TaskGroup() as group:
                 for phase in first:
                     work = self._design if phase is RunPhase.DESIGN else self._scenarios
-                    group.create_task(self._phase(phase, work, run, problem, budget))
+                    group.create_task(self._phase(phase, work, run, problem, budget, announced=True))
         except BaseExceptionGroup as failed:
             raise _first(failed) from None
         if RunPhase.EVALUATE in todo:
@@ -283,8 +294,11 @@ class RunExecutor:
         run: Run,
         problem: ProblemCopy,
         budget: Budget,
+        *,
+        announced: bool = False,
     ) -> None:
-        await self._emit(NewRunEvent(RunEventType.PHASE_STARTED, PhaseChanged(phase)))
+        if not announced:
+            self._announce([phase])
         with tracer.start_as_current_span(f"phase {phase.value}", attributes={"crucible.run.phase": phase.value}):
             try:
                 await work(run, problem, budget)
@@ -662,15 +676,40 @@ class RunExecutor:
                 await self._call_ended.wait()
 
     async def _write(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
+        # After the PHASE_STARTED events in flight: in the run's events a phase starts before its work.
+        # Shielded: a writer cancelled while it waits does not cancel the announcement it waits for.
+        for announcing in list(self._announcing):
+            await asyncio.shield(announcing)
+        await self._write_now(store)
+
+    async def _write_now(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
         async with self._deps.uow(lease=self._lease) as uow:
             await store(uow)
             await uow.commit()
 
-    async def _emit(self, event: NewRunEvent) -> None:
-        async def store(uow: AbstractUnitOfWork) -> None:
-            await uow.repo.add_event(self._run_id, event, datetime.now(UTC))
+    def _announce(self, phases: Sequence[RunPhase]) -> None:
+        """PHASE_STARTED for ``phases`` (the first two at once), written while their work begins.
 
-        await self._write(store)
+        Written before it, as it was, it held each phase's first model call for a commit, and the
+        design and scenario phases for two, one after the other (a run's writes take its lease's
+        row lock in turn). The run's next write waits for it; one that failed (a lost lease, the
+        database away) fails that write, as it would have failed the phase.
+        """
+        if not phases:
+            return
+        at = datetime.now(UTC)
+        events = [(NewRunEvent(RunEventType.PHASE_STARTED, PhaseChanged(phase)), at) for phase in phases]
+
+        async def store(uow: AbstractUnitOfWork) -> None:
+            await uow.repo.add_events(self._run_id, events)
+
+        task = asyncio.ensure_future(self._write_now(store))
+        self._announcing.add(task)
+        task.add_done_callback(self._announced)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            self._announcing.discard(task)
 
     async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime) -> None:
         await uow.repo.phase_done(self._run_id, phase)
@@ -879,6 +918,11 @@ def _evaluation(
         constraint_satisfaction=tuple(results),
         explanation=str(answer["explanation"]),
     )
+
+
+def _first_phases(run: Run) -> list[RunPhase]:
+    """The phases not done yet that start the run, at the same time: design and scenarios."""
+    return [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in run.phases and p not in run.phases_done]
 
 
 def _error_summary(failed: Sequence[Evaluation], total: int) -> str:
