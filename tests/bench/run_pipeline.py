@@ -8,7 +8,8 @@ itself costs (target ≤ 1.0 s). Both print the CPU each process spent per evalu
 five runs, which other load on a shared machine moves less than it moves their wall times, and
 where the wall time went (medians, by the times the run service gave its phase events; a watcher
 reads at most every 200 ms, so when it sees them says less): until the evaluate phase started
-(bound: one call), the evaluate phase (bound: its waves), and from its end to COMPLETED seen.
+(bound: one call), the evaluate phase (bound: its waves), and from its end to COMPLETED seen; and
+each wave of the evaluate phase (bound: one call), which shows where the phase's time goes over.
 
 And where an evaluation call's time went beyond the model's, from the spans the stack itself
 traced (the run service's client span of each evaluation ``Complete``, the agent service's server
@@ -69,7 +70,8 @@ def _measure(name: str, latency: float) -> list[Result]:
                 _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
             )
         # Read once the stack has stopped: every process has exported its last spans by then.
-        calls = list(_evaluation_calls(state / "traces", trace_ids))
+        runs_calls = [list(_evaluation_calls(state / "traces", [trace_id])) for trace_id in trace_ids]
+    calls = [call for run_calls in runs_calls for call in run_calls]
     # One Complete a pair: a partial trace would print figures of some calls as if of all.
     if len(calls) != RUNS * CANDIDATES * SCENARIOS:
         raise RuntimeError(f"{len(calls)} evaluation calls traced of the runs' {RUNS * CANDIDATES * SCENARIOS}")
@@ -90,7 +92,35 @@ def _measure(name: str, latency: float) -> list[Result]:
         if process in ("run", "agent", "emulator", "postgres")
     ]
     wall = Result(name, "wall_seconds", _median(timings, lambda t: t.wall), "s", bound)
-    return [wall, Result(name, "evaluations", evaluations, "count"), *phases, *cpu, *_call_parts(name, calls, latency)]
+    return [
+        wall,
+        Result(name, "evaluations", evaluations, "count"),
+        *phases,
+        *_waves(name, runs_calls, latency),
+        *cpu,
+        *_call_parts(name, calls, latency),
+    ]
+
+
+def _waves(name: str, runs_calls: list[list[_Call]], latency: float) -> list[Result]:
+    """Each wave's seconds (median over the runs): from the previous wave's last answer (the first
+    wave: from the first call sent) to this one's last answer, a wave being the next CONCURRENCY
+    calls in the order they were sent. Bound: one model call each. Calls sent together come back
+    together, and the services' work on a wave's answers and on the next wave's calls then queues
+    on two cores: the first waves pay for it most, until the calls have spread out."""
+    waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
+    seconds: list[list[float]] = [[] for _ in range(waves)]
+    for run_calls in runs_calls:
+        in_order = sorted(run_calls, key=lambda c: c.sent)
+        before = in_order[0].sent
+        for wave in range(waves):
+            ended = max(c.answered for c in in_order[wave * CONCURRENCY : (wave + 1) * CONCURRENCY])
+            seconds[wave].append((ended - before) / 1e9)
+            before = ended
+    return [
+        Result(name, f"evaluate_wave_{wave + 1}_seconds", statistics.median(values), "s", latency or None)
+        for wave, values in enumerate(seconds)
+    ]
 
 
 @dataclass(frozen=True)
