@@ -127,9 +127,12 @@ def test_ask_to_run_use_the_settings_run_and_read_the_results(ui: Page, api: htt
         look(page, f"run-{tab.lower()}")
 
     page.get_by_role("tab", name="Results").click()
+    ranked = page.locator(".results tbody tr td:nth-child(2) button").all_inner_texts()
     page.locator(".results tbody button").first.click()
     expect(page.get_by_role("heading", name="Evaluations")).to_be_visible()
     page.get_by_role("tab", name="Matrix").click()
+    # The matrix lists the candidates as Results ranks them, best first.
+    expect(page.locator(".matrix tbody th")).to_have_text(ranked)
     page.locator(".matrix .cell:not([disabled])").first.click()
     expect(page.get_by_text("Raw answer")).to_be_visible()
 

@@ -249,12 +249,17 @@ function CandidateDetail({
   );
 }
 
+/** The run's ranking, best first (refreshed with the run, see ``useLiveRun``). */
+function useRunResults(runId: string) {
+  return useQuery({
+    queryKey: ["run-results", runId],
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/results", { params: { path: { run_id: runId } } })),
+  });
+}
+
 function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
   const [selected, setSelected] = useState<string | null>(null);
-  const results = useQuery({
-    queryKey: ["run-results", run.id],
-    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/results", { params: { path: { run_id: run.id } } })),
-  });
+  const results = useRunResults(run.id);
   const scenarios = useMemo(() => new Map((records.scenarios.data ?? []).map((s) => [s.id, s])), [records.scenarios.data]);
   if (results.isPending) return <Loading what="results" />;
   if (results.isError) return <ErrorBox error={results.error} action="Loading results" />;
@@ -330,11 +335,18 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
   const [metric, setMetric] = useState<Metric>("P");
   const [cell, setCell] = useState<Evaluation | null>(null);
   const { candidates, scenarios, evaluations } = records;
+  const results = useRunResults(run.id);
   const byPair = useMemo(() => {
     const map = new Map<string, Evaluation>();
     for (const e of evaluations.data ?? []) map.set(`${e.candidate_id}:${e.scenario_id}`, e);
     return map;
   }, [evaluations.data]);
+  // Best first once the run is ranked, as on Results; until then in the order they were designed.
+  const rows = useMemo(() => {
+    const rank = new Map((results.data?.candidates ?? []).map((c) => [c.candidate_id, c.rank]));
+    const order = (id: string) => rank.get(id) ?? Number.MAX_SAFE_INTEGER;
+    return [...(candidates.data ?? [])].sort((a, b) => order(a.id) - order(b.id));
+  }, [candidates.data, results.data]);
   if (candidates.isPending || scenarios.isPending || evaluations.isPending) return <Loading what="the matrix" />;
   const error = candidates.error ?? scenarios.error ?? evaluations.error;
   if (error) return <ErrorBox error={error} action="Loading the matrix" />;
@@ -349,6 +361,10 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
           </label>
         ))}
       </fieldset>
+      <p className="small muted">
+        {results.data?.candidates.length ? "Candidates best first. " : ""}A red outline marks a scenario in which the
+        candidate broke a hard constraint. Point at a column for its scenario; choose a cell for its evaluation.
+      </p>
       <div className="matrix-wrap" role="region" aria-label="Results matrix" tabIndex={0}>
         <table className="matrix">
           <caption className="sr-only">Candidates by scenarios, coloured by {metric}; a red outline marks a broken hard constraint</caption>
@@ -363,7 +379,7 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
             </tr>
           </thead>
           <tbody>
-            {candidates.data.map((c) => (
+            {rows.map((c) => (
               <tr key={c.id}>
                 <th scope="row" title={c.title}>
                   {c.title}
