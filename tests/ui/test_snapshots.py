@@ -67,6 +67,7 @@ def test_snapshot_a_run_and_run_a_suite(ui: Page, ui_stack: UiStack, api: httpx.
     look(page, "snapshot-show")
 
     # A recorded replay answers from the source run's calls, at $0, and checks the invariants.
+    expect(page.get_by_label("Model answers")).to_have_value("recorded")
     page.get_by_role("button", name="Replay into a new project").click()
     replayed = page.locator(".replay-result")
     expect(replayed).to_contain_text("both designs survive", timeout=60_000)

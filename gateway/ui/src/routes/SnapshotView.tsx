@@ -61,10 +61,10 @@ function Replay({ snapshot }: { snapshot: Schemas["SnapshotRead"] }) {
           replay.mutate();
         }}
       >
-        <Field label="Replay">
+        <Field label="Model answers">
           <select value={mode} onChange={(e) => setMode(e.target.value as ReplayMode)}>
-            <option value="recorded">recorded (the source run's answers, $0)</option>
-            <option value="live">live (calls the models)</option>
+            <option value="recorded">recorded: the source run's answers, $0</option>
+            <option value="live">live: the models are called again</option>
           </select>
         </Field>
         <button type="submit" className="button" disabled={replay.isPending}>
@@ -138,7 +138,7 @@ export default function SnapshotView() {
       </dialog>
       {s.description && <p>{s.description}</p>}
       <p className="muted small">
-        {when(s.created_at)} · version {s.version}
+        {when(s.created_at)} · snapshot format {s.version}
         {s.project_id && (
           <>
             {" · "}

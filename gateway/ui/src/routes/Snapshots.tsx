@@ -65,10 +65,10 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
         <Field label="Repetitions" hint="More than one: pass rates and intervals">
           <input type="number" min={1} max={20} value={repetitions} onChange={(e) => setRepetitions(e.target.value)} />
         </Field>
-        <Field label="Replay">
+        <Field label="Model answers">
           <select value={mode} onChange={(e) => setMode(e.target.value as ReplayMode)}>
-            <option value="live">live (calls the models)</option>
-            <option value="recorded">recorded (the source run's answers, $0)</option>
+            <option value="live">live: the models are called again</option>
+            <option value="recorded">recorded: the source run's answers, $0</option>
           </select>
         </Field>
       </div>
