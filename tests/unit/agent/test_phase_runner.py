@@ -21,6 +21,8 @@ from crucible_agent.domain.sprints import (
     SprintStatus,
     ToolCalled,
     Trigger,
+    Verdict,
+    VerdictOutcome,
 )
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.agent_runs import AgentRunner
@@ -235,7 +237,9 @@ async def test_tests_that_fail_in_the_sandbox_fail_verification_whatever_the_age
     first = sprint.attempt(Phase.VERIFICATION, 1)
     assert first is not None
     assert first.status is PhaseAttemptStatus.FAILED
-    assert first.summary.startswith("tests: 1 failed; agent: VERIFICATION_SUCCESS")
+    # The agent's verdict in words, not its token.
+    assert first.summary.startswith("tests: 1 failed; agent: success")
+    assert "VERIFICATION_SUCCESS" not in first.summary
     assert sprint.status is SprintStatus.COMPLETED
     assert phases(sprint)[-1] == ("verification", 2, "completed")
 
@@ -505,3 +509,29 @@ async def test_cancel_revokes_the_lease_and_stops_the_local_runner() -> None:
     # The coding call in flight was cancelled with the phase, and is stored so (it may be billed).
     coding_calls = [c for c in h.uow.state.llm_calls if c.correlation.purpose == "sprint.coding"]
     assert [(c.provider, c.status, c.usd) for c in coding_calls] == [("anthropic", LlmCallStatus.CANCELLED, None)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome", "said"),
+    [
+        (
+            "VERIFICATION_SUCCESS: hello.py prints 'hello world'",
+            VerdictOutcome.SUCCESS,
+            "hello.py prints 'hello world'",
+        ),
+        ("Ran the tests, 2 passed.\nVERIFICATION_SUCCESS", VerdictOutcome.SUCCESS, "Ran the tests, 2 passed."),
+        ("VERIFICATION_SUCCESS", VerdictOutcome.SUCCESS, ""),
+        ("VERIFICATION_FAILED - test_edge fails", VerdictOutcome.FAILURE, "test_edge fails"),
+        # Both tokens: not a success.
+        ("VERIFICATION_SUCCESS? no: VERIFICATION_FAILED", VerdictOutcome.FAILURE, "? no"),
+        ("I could not finish.", VerdictOutcome.NONE, "I could not finish."),
+    ],
+)
+def test_an_agent_s_verdict_is_read_from_its_tokens_and_said_without_them(
+    answer: str, outcome: VerdictOutcome, said: str
+) -> None:
+    verdict = Verdict.of(answer)
+
+    assert (verdict.outcome, verdict.said) == (outcome, said)
+    assert verdict.succeeded is (outcome is VerdictOutcome.SUCCESS)
+    assert verdict.describe() == (f"{outcome}: {said}" if said else str(outcome))

@@ -11,6 +11,43 @@ from crucible_agent.domain.model import CandidateMetrics, ChatMessage, Decision,
 MAX_RETRIES = 3
 SUCCESS_TOKEN = "VERIFICATION_SUCCESS"
 FAILURE_TOKEN = "VERIFICATION_FAILED"
+# How much of the agent's last answer a phase's summary keeps.
+SAID_CHARACTERS = 300
+
+
+class VerdictOutcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NONE = "no verdict"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a coding or verifying agent's last answer says: success only with the success token and
+    without the failure one; and in its own words, its first lines without the tokens, which are
+    for the loop and not for a person reading the phase's summary."""
+
+    outcome: VerdictOutcome
+    said: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome is VerdictOutcome.SUCCESS
+
+    @classmethod
+    def of(cls, text: str) -> Verdict:
+        if FAILURE_TOKEN in text:
+            outcome = VerdictOutcome.FAILURE
+        elif SUCCESS_TOKEN in text:
+            outcome = VerdictOutcome.SUCCESS
+        else:
+            outcome = VerdictOutcome.NONE
+        first = " ".join(text.strip().splitlines()[:3]).replace(SUCCESS_TOKEN, " ").replace(FAILURE_TOKEN, " ")
+        return cls(outcome, " ".join(first.split()).strip(" :;,-")[:SAID_CHARACTERS])
+
+    def describe(self) -> str:
+        """ "success: ran the tests, 1 passed", "failure: …", "no verdict: …"."""
+        return f"{self.outcome}: {self.said}" if self.said else str(self.outcome)
 
 
 class SprintStatus(enum.StrEnum):

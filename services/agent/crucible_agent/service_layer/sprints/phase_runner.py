@@ -20,9 +20,7 @@ from dataclasses import replace
 from crucible_agent.domain.errors import AgentRunNotFound
 from crucible_agent.domain.model import AgentRunResult, AgentRunStatus, Correlation, SubagentConfig
 from crucible_agent.domain.sprints import (
-    FAILURE_TOKEN,
     MAX_RETRIES,
-    SUCCESS_TOKEN,
     CandidateCompleted,
     CandidateFailed,
     JudgeDecided,
@@ -35,6 +33,7 @@ from crucible_agent.domain.sprints import (
     SprintEventType,
     SprintPlan,
     SprintStatus,
+    Verdict,
 )
 from crucible_agent.service_layer import commands as c
 from crucible_agent.service_layer.ports import SprintWorkspace
@@ -190,11 +189,12 @@ class PhaseRunner:
         task = LoopTask(Phase.CODING, number, coder, prompts.coder_system(plan, number, feedback), prompts.CODER_TOOLS)
         final = await ToolLoop(self._deps, self._records, workspace, sprint, task).run(existing)
         output = PhaseOutput(messages=final.messages)
-        said = prompts.first_lines(final.text)
-        if SUCCESS_TOKEN not in final.text or FAILURE_TOKEN in final.text:
-            await self._records.end(final.attempt, False, said or "the agent did not report success", output)
-            raise PhaseFailed(f"coding attempt {number}: {said or 'no success reported'}")
-        await self._records.end(final.attempt, True, said, output)
+        verdict = Verdict.of(final.text)
+        if not verdict.succeeded:
+            summary = f"the agent did not report success ({verdict.describe()})"
+            await self._records.end(final.attempt, False, summary, output)
+            raise PhaseFailed(f"coding attempt {number}: {summary}")
+        await self._records.end(final.attempt, True, verdict.said or "the agent reported success", output)
 
     async def _verification(
         self, sprint: Sprint, workspace: SprintWorkspace, number: int, coder: SubagentConfig
@@ -207,8 +207,9 @@ class PhaseRunner:
         task = LoopTask(Phase.VERIFICATION, number, verifier, prompts.VERIFIER_SYSTEM, prompts.VERIFIER_TOOLS)
         final = await ToolLoop(self._deps, self._records, workspace, sprint, task).run(existing)
         output = PhaseOutput(messages=final.messages, test_report=report)
-        ok = report.passed and SUCCESS_TOKEN in final.text and FAILURE_TOKEN not in final.text
-        summary = f"tests: {report.summary}; agent: {prompts.first_lines(final.text)}"
+        verdict = Verdict.of(final.text)
+        ok = report.passed and verdict.succeeded
+        summary = f"tests: {report.summary}; agent: {verdict.describe()}"
         await self._records.end(final.attempt, ok, summary, output)
         if not ok:
             raise PhaseFailed(f"verification attempt {number}: {summary}\n{report.output[-2000:]}")

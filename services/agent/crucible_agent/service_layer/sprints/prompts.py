@@ -56,7 +56,3 @@ def coder_system(plan: str, attempt: int, feedback: str) -> str:
     if feedback:
         system += f"\n\nAttempt {attempt} of {MAX_RETRIES}. The previous attempt failed:\n{feedback}\nFix it."
     return system
-
-
-def first_lines(text: str, limit: int = 300) -> str:
-    return " ".join(text.strip().splitlines()[:3])[:limit]
