@@ -90,8 +90,9 @@ async def serve_stdio() -> None:
 def mcp() -> None:
     """Serve Crucible's MCP tools (snapshots, suites, run reads) over stdio; they run in the gateway.
 
-    For an MCP client's configuration: command `crucible`, args ["mcp"], and CRUCIBLE_URL /
-    CRUCIBLE_API_TOKEN in its environment when the gateway is not at http://127.0.0.1:8080.
+    For an MCP client's configuration: command `crucible`, args ["mcp"].
+
+    When the gateway is not at http://127.0.0.1:8080: CRUCIBLE_URL and CRUCIBLE_API_TOKEN in its environment.
     """
     try:
         anyio.run(serve_stdio)

@@ -319,8 +319,9 @@ def start(
 ) -> None:
     """Preflight, create, execute and follow a run; exits 0 when it completes, 1 otherwise.
 
-    With --format json the progress goes to stderr and stdout gets the finished run's JSON (or,
-    when something blocks the run, the preflight's, which says what).
+    With --format json, the progress goes to stderr and stdout gets the finished run's JSON.
+
+    When something blocks the run, stdout gets the preflight's JSON instead, which says what.
     """
     config = _config(
         mode=mode,

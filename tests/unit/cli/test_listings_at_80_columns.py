@@ -6,7 +6,10 @@ they are what has to give way.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
+import typer
 from starlette.testclient import TestClient
 from typer.testing import CliRunner, Result
 
@@ -123,3 +126,25 @@ def test_the_texts_that_give_way_are_folded_not_lost(long_texts: Fakes, rest_gat
     result = at_80_columns("project", "list")
 
     assert " ".join(result.output.split()).count("heat wave") == 3
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None:
+        return [path]
+    return [p for name, sub in subcommands.items() for p in _commands(sub, (*path, name))]
+
+
+@pytest.mark.parametrize("path", _commands(typer.main.get_command(app)), ids=" ".join)
+def test_each_command_s_help_flows_its_paragraphs_to_the_terminal(path: tuple[str, ...]) -> None:
+    """Typer keeps a docstring's line breaks after its first paragraph: one would cut a sentence
+    short in the middle of an 80-column line. Each paragraph is written on one line."""
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=WIDTH, env={"COLUMNS": str(WIDTH)})
+
+    assert result.exit_code == 0, result.output
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    _, *paragraphs = inspect.cleandoc(command.help or "").split("\n\n")
+    assert all("\n" not in paragraph.strip() for paragraph in paragraphs), paragraphs
+    assert max(len(line) for line in result.output.splitlines()) <= WIDTH
