@@ -355,6 +355,9 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     assert len(ranking) == 5
     assert sum(r.evaluations for r in ranking) == run.counts.evaluations
     assert harness.spec.posted[0].summary["top_candidates"]
+    # Evaluated scenario by scenario: every candidate in as many scenarios as the others, give or take one.
+    per_candidate = [r.evaluations for r in ranking]
+    assert max(per_candidate) - min(per_candidate) <= 1, per_candidate
 
 
 async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(

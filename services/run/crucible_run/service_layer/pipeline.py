@@ -437,7 +437,10 @@ class RunExecutor:
             seen = await uow.repo.evaluated_pairs(run.id)
         if not candidates or not scenarios:
             raise RunStopped(f"nothing to evaluate: {len(candidates)} candidates, {len(scenarios)} scenarios")
-        pending = [(x, s) for x in candidates for s in scenarios if (x.id, s.id) not in seen]
+        # Scenario by scenario, every candidate in each: a run stopped early (its budget, its
+        # max_runtime_s) has evaluated each candidate in as many scenarios as it could, so that all
+        # are ranked on the same ground, rather than the first few in every scenario and the rest in none.
+        pending = [(x, s) for s in scenarios for x in candidates if (x.id, s.id) not in seen]
         progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
         gate = asyncio.Semaphore(self._deps.concurrency)
         stop: list[BudgetExhausted] = []
