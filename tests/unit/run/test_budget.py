@@ -35,6 +35,16 @@ def test_calls_in_flight_count_against_the_budget() -> None:
     assert budget.reserved_usd == pytest.approx(0.02)
 
 
+def test_a_refusal_with_no_call_in_flight_does_not_name_any() -> None:
+    budget = Budget(limit_usd=0.015)
+    budget.settle(budget.reserve(call()), 1_000, 0.01)
+
+    with pytest.raises(BudgetExhausted) as refused:
+        budget.reserve(call())
+
+    assert str(refused.value) == ("budget_usd 0.015 would be crossed: $0.0100 spent, about $0.0100 for the next call")
+
+
 def test_a_token_budget_counts_tokens() -> None:
     budget = Budget(limit_tokens=2_500)
     budget.reserve(call(1_000))

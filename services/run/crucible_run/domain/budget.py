@@ -86,17 +86,20 @@ class Budget:
         if self.limit_tokens is not None:
             room = self.limit_tokens - self.spent_tokens - self.reserved_tokens
             if estimate.tokens > room:
+                held = f"{self.reserved_tokens} in flight, " if self._reserved else ""
                 raise BudgetExhausted(
                     f"budget_tokens {self.limit_tokens} would be crossed: {self.spent_tokens} spent, "
-                    f"{self.reserved_tokens} in flight, about {estimate.tokens} for the next call"
+                    f"{held}about {estimate.tokens} for the next call"
                 )
             tokens = allowed_tokens = tokens + max(0, min(most.tokens - tokens, (room - slots * tokens) // slots))
         if self.limit_usd is not None:
             room_usd = self.limit_usd - self.spent_usd - self.reserved_usd
             if usd > room_usd:
+                # A run stops on a refusal only once no call is in flight (then there is none to name).
+                held = f"${self.reserved_usd:.4f} in flight, " if self._reserved else ""
                 raise BudgetExhausted(
                     f"budget_usd {self.limit_usd:g} would be crossed: ${self.spent_usd:.4f} spent, "
-                    f"${self.reserved_usd:.4f} in flight, about ${usd:.4f} for the next call"
+                    f"{held}about ${usd:.4f} for the next call"
                 )
             if estimate.usd is not None:  # an unpriced call's cost is unknown: no usd can hold it
                 usd = allowed_usd = usd + max(0.0, min((most.usd or usd) - usd, (room_usd - slots * usd) / slots))
