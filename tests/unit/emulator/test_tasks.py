@@ -211,6 +211,7 @@ def test_architect_run_request_without_spec_is_blocked_and_says_what_is_missing(
     assert "$" not in reply["reply"].replace("$10k", "")
     assert "problem specification" in reply["reply"]
     assert "world model" in reply["reply"]
+    assert config["rationale"].endswith("Blocked until the project has a problem spec and a world model.")
 
 
 def test_architect_run_request_with_spec_and_world_model_is_ready() -> None:

@@ -132,8 +132,8 @@ def recommend_run(text: str, problem_spec: Any, world_model: Any) -> JsonObject:
         f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}."
     )
     if blockers:
-        rationale += " Blocked until " + " and ".join(b.replace("_", " ").replace("missing ", "a ") for b in blockers)
-        rationale += " exists."
+        missing = " and ".join(b.replace("_", " ").replace("missing ", "a ") for b in blockers)
+        rationale += f" Blocked until the project has {missing}."
     return {
         "status": "blocked" if blockers else "ready",
         "blockers": blockers,
