@@ -8,19 +8,39 @@ import { when } from "../format";
 
 const PAGE_SIZE = 20;
 
-function LatestRun({ projectId }: { projectId: string }) {
+/** A project's row: its last activity is its own last change or its latest run's, whichever is later
+ *  (a run ending changes nothing of the project itself, yet it is what happened to it last). */
+function ProjectRow({ project }: { project: Schemas["Project"] }) {
   const runs = useQuery({
-    queryKey: ["runs", projectId, "latest"],
+    queryKey: ["runs", project.id, "latest"],
     queryFn: () =>
-      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 1 } } })),
+      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: project.id }, query: { page_size: 1 } } })),
   });
   const latest = runs.data?.runs[0];
-  if (runs.isPending) return <span className="muted">…</span>;
-  if (!latest) return <span className="muted">no runs</span>;
+  const ran = latest ? (latest.ended_at ?? latest.started_at ?? latest.created_at) : null;
+  const activity = ran && Date.parse(ran) > Date.parse(project.updated_at) ? ran : project.updated_at;
   return (
-    <Link to={`/runs/${latest.id}`} aria-label={`Latest run: ${latest.status.toLowerCase()}`}>
-      <Status value={latest.status} />
-    </Link>
+    <tr>
+      <td>
+        <Link to={`/projects/${project.id}`}>{project.title}</Link>
+      </td>
+      <td className="muted">{project.description}</td>
+      <td>{when(activity)}</td>
+      <td>
+        {runs.isPending ? (
+          <span className="muted">…</span>
+        ) : latest ? (
+          <Link to={`/runs/${latest.id}`} aria-label={`Latest run: ${latest.status.toLowerCase()}`}>
+            <Status value={latest.status} />
+          </Link>
+        ) : (
+          <span className="muted">no runs</span>
+        )}
+      </td>
+      <td>
+        <DeleteButton project={project} />
+      </td>
+    </tr>
   );
 }
 
@@ -137,19 +157,7 @@ export default function Projects() {
           </thead>
           <tbody>
             {projects.data.projects.map((p) => (
-              <tr key={p.id}>
-                <td>
-                  <Link to={`/projects/${p.id}`}>{p.title}</Link>
-                </td>
-                <td className="muted">{p.description}</td>
-                <td>{when(p.updated_at)}</td>
-                <td>
-                  <LatestRun projectId={p.id} />
-                </td>
-                <td>
-                  <DeleteButton project={p} />
-                </td>
-              </tr>
+              <ProjectRow key={p.id} project={p} />
             ))}
           </tbody>
         </table>
