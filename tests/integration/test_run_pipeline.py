@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
+from crucible_run.adapters.repository import SqlRunRepository
 from crucible_run.domain import estimates as est
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
-from crucible_run.domain.events import EvaluationDone, PhaseChanged, RunEventType
+from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseChanged, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
     CandidateLabel,
@@ -355,9 +356,11 @@ async def test_a_budget_stops_the_run_before_a_call_would_cross_it(engine: Async
     assert len(ranking) == 5
     assert sum(r.evaluations for r in ranking) == run.counts.evaluations
     assert harness.spec.posted[0].summary["top_candidates"]
-    # Evaluated scenario by scenario: every candidate in as many scenarios as the others, give or take one.
+    # Evaluated scenario by scenario: every candidate in about as many scenarios as the others. Of
+    # the 8 calls in flight at a time, the ones refused at the stop may be anywhere among them, so
+    # the candidates' counts may differ by up to ⌈8 / 5⌉.
     per_candidate = [r.evaluations for r in ranking]
-    assert max(per_candidate) - min(per_candidate) <= 1, per_candidate
+    assert max(per_candidate) - min(per_candidate) <= 2, per_candidate
 
 
 async def test_a_budgeted_call_holds_a_share_of_the_room_left_for_its_re_asks(
@@ -665,6 +668,26 @@ async def test_each_phase_starts_in_the_events_before_its_work_and_ends_after_it
         at(RunEventType.PHASE_COMPLETED, RunPhase.DESIGN), at(RunEventType.PHASE_COMPLETED, RunPhase.SCENARIOS)
     )
     assert at(RunEventType.PHASE_STARTED, RunPhase.RANK) > at(RunEventType.PHASE_COMPLETED, RunPhase.EVALUATE)
+
+
+async def test_a_phase_start_that_could_not_be_recorded_fails_the_run_which_still_ends(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write waiting for it fails, as the phase would have; the run's end is written after it."""
+    add_events = SqlRunRepository.add_events
+
+    async def refusing(self: SqlRunRepository, run_id: str, events: Sequence[tuple[NewRunEvent, datetime]]) -> None:
+        if any(e.type is RunEventType.PHASE_STARTED and e.data == PhaseChanged(RunPhase.EVALUATE) for e, _ in events):
+            raise ValueError("not this one")
+        await add_events(self, run_id, events)
+
+    monkeypatch.setattr(SqlRunRepository, "add_events", refusing)
+
+    run = await asyncio.wait_for(harness.run(harness.spec.project(), num_candidates=2, num_scenarios=2), 30)
+
+    assert run.status is RunStatus.FAILED
+    assert run.failure_reason == "internal error: ValueError"
+    assert len(harness.spec.posted) == 1
 
 
 async def test_max_runtime_stops_the_run_with_its_reason_and_what_it_stored_counted(engine: AsyncEngine) -> None:

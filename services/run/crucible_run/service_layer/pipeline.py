@@ -149,15 +149,14 @@ class RunExecutor:
         # The agent service's account of the run, asked for once its last call has ended (see
         # ``_phases``): read while the ranker works, for ``_finish``.
         self._final_usage: asyncio.Future[LlmUsage] | None = None
-        # PHASE_STARTED writes in flight (see ``_announce``); a failed one stays, for the next write to raise.
+        # PHASE_STARTED writes (see ``_announce``) that no write of the run has waited for yet.
         self._announcing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         try:
             await self._run()
         finally:
-            for announcing in self._announcing:
-                announcing.cancel()
+            await self._drop_announcements()
 
     async def _run(self) -> None:
         async with self._deps.uow(read_only=True) as uow:
@@ -196,7 +195,6 @@ class RunExecutor:
             },
         ):
             status, reason = RunStatus.COMPLETED, ""
-            self._announce(_first_phases(run))
             try:
                 # Two independent questions to the agent service, asked at once: the run's first
                 # model call waits for both. What it spent is read once the calls a runner before
@@ -243,6 +241,7 @@ class RunExecutor:
             if current is None or RunPhase.RANK not in current.phases or RunPhase.RANK in current.phases_done:
                 return
             if counts.evaluations:
+                self._announce([RunPhase.RANK])
                 await self._phase(RunPhase.RANK, self._rank, run, run.problem, budget)
         except LeaseLost:
             raise
@@ -258,27 +257,30 @@ class RunExecutor:
         return max(0.0, run.parameters.max_runtime_s - elapsed)
 
     async def _phases(self, run: Run, problem: ProblemCopy, budget: Budget) -> None:
-        """The run's phases not done yet; the first ones' start was announced by ``_execute``."""
         todo = [p for p in run.phases if p not in run.phases_done]
-        first = _first_phases(run)
+        first = [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in todo]
         designs = RunPhase.DESIGN in first and run.mode is not RunMode.EVAL_ONLY and run.parameters.num_candidates > 0
         # The design and scenario calls are made at the same time: they share the budget's room.
         self._first_calls = int(designs) + int(RunPhase.SCENARIOS in first)
         # Designers and the scenario generator work at the same time; the first failure stops both.
+        # Their starts in one write: two would take the run's lease row one after the other.
+        self._announce(first)
         try:
             async with asyncio.TaskGroup() as group:
                 for phase in first:
                     work = self._design if phase is RunPhase.DESIGN else self._scenarios
-                    group.create_task(self._phase(phase, work, run, problem, budget, announced=True))
+                    group.create_task(self._phase(phase, work, run, problem, budget))
         except BaseExceptionGroup as failed:
             raise _first(failed) from None
         if RunPhase.EVALUATE in todo:
+            self._announce([RunPhase.EVALUATE])
             await self._phase(RunPhase.EVALUATE, self._evaluate, run, problem, budget)
         if RunPhase.RANK in todo:
             # Every call of the run has ended, and the ranker makes none: what they cost is final,
             # and is read while the ranker works. Kept only for a run whose phases all ended.
             usage = asyncio.ensure_future(self._deps.models.usage(run.id))
             try:
+                self._announce([RunPhase.RANK])
                 await self._phase(RunPhase.RANK, self._rank, run, problem, budget)
             except BaseException:
                 usage.cancel()
@@ -294,11 +296,8 @@ class RunExecutor:
         run: Run,
         problem: ProblemCopy,
         budget: Budget,
-        *,
-        announced: bool = False,
     ) -> None:
-        if not announced:
-            self._announce([phase])
+        """A phase's work; its caller announces its start (``_announce``)."""
         with tracer.start_as_current_span(f"phase {phase.value}", attributes={"crucible.run.phase": phase.value}):
             try:
                 await work(run, problem, budget)
@@ -680,9 +679,15 @@ class RunExecutor:
 
     async def _write(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
         # After the PHASE_STARTED events in flight: in the run's events a phase starts before its work.
-        # Shielded: a writer cancelled while it waits does not cancel the announcement it waits for.
         for announcing in list(self._announcing):
-            await asyncio.shield(announcing)
+            try:
+                # Shielded: a writer cancelled while it waits does not cancel what it waits for.
+                await asyncio.shield(announcing)
+            finally:
+                # Waited for once: a failed one fails this write (as it would have failed its phase),
+                # not every write after it, the run's end among them.
+                if announcing.done():
+                    self._announcing.discard(announcing)
         await self._write_now(store)
 
     async def _write_now(self, store: Callable[[AbstractUnitOfWork], Awaitable[None]]) -> None:
@@ -696,7 +701,7 @@ class RunExecutor:
         Written before it, as it was, it held each phase's first model call for a commit, and the
         design and scenario phases for two, one after the other (a run's writes take its lease's
         row lock in turn). The run's next write waits for it; one that failed (a lost lease, the
-        database away) fails that write, as it would have failed the phase.
+        database away) fails that write, as it would have failed the phase, and no other.
         """
         if not phases:
             return
@@ -706,13 +711,17 @@ class RunExecutor:
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.add_events(self._run_id, events)
 
-        task = asyncio.ensure_future(self._write_now(store))
-        self._announcing.add(task)
-        task.add_done_callback(self._announced)
+        self._announcing.add(asyncio.ensure_future(self._write_now(store)))
 
-    def _announced(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
-            self._announcing.discard(task)
+    async def _drop_announcements(self) -> None:
+        """As the executor ends: the announcements no write waited for (a phase that failed before
+        its first write) end too; one that failed is logged, since nothing else will report it."""
+        announcing, self._announcing = list(self._announcing), set()
+        for task in announcing:
+            task.cancel()
+        for outcome in await asyncio.gather(*announcing, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.warning("run %s: a phase's start was not recorded: %s", self._run_id, outcome)
 
     async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime) -> None:
         await uow.repo.phase_done(self._run_id, phase)
@@ -824,14 +833,13 @@ class RunExecutor:
                 ranking = await uow.repo.ranking(run.id)
                 counts = await uow.repo.counts(run.id)
             summary = run_summary(run, counts, ranking, run.ended_at or datetime.now(UTC))
-            rejections = run_rejections(ranking)
             try:
                 message_id = await _tried(
                     lambda: self._deps.spec.post_summary(
                         ChatTarget(run.project_id, run.chat_session_id),
                         summary_message_id(run.id),
-                        summary_text(summary, rejections, run.failure_reason),
-                        summary_metadata(summary, rejections),
+                        summary_text(summary, ranking, run.failure_reason),
+                        summary_metadata(summary, run_rejections(ranking)),
                     )
                 )
             except OSError:
@@ -921,11 +929,6 @@ def _evaluation(
         constraint_satisfaction=tuple(results),
         explanation=str(answer["explanation"]),
     )
-
-
-def _first_phases(run: Run) -> list[RunPhase]:
-    """The phases not done yet that start the run, at the same time: design and scenarios."""
-    return [p for p in (RunPhase.DESIGN, RunPhase.SCENARIOS) if p in run.phases and p not in run.phases_done]
 
 
 def _error_summary(failed: Sequence[Evaluation], total: int) -> str:
