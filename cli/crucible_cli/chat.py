@@ -26,7 +26,6 @@ from crucible_cli.api_client import problem_text
 from crucible_cli.output import (
     Format,
     FormatOption,
-    broke,
     call,
     compact_table,
     console,
@@ -34,6 +33,7 @@ from crucible_cli.output import (
     parameters_text,
     score,
     usd,
+    violations_text,
     websocket_address,
     wide_id_column,
 )
@@ -372,10 +372,13 @@ def summary_panel(summary: dict[str, Any], rejections: list[dict[str, Any]] | No
         parts.append(table)
     else:
         parts.append(Text("No candidate could be ranked."))
+    # Metadata any writer may have put there: what is not shaped as the run service writes it is left out.
     for r in rejections or []:
-        if isinstance(r, dict) and isinstance(r.get("violated_constraints"), list):
-            where = broke(r["violated_constraints"], int(r.get("evaluations", 0)))
-            parts.append(Text.assemble("rejected: ", (str(r.get("title", "")), "bold"), f", {where}", style="red"))
+        if not (isinstance(r, dict) and isinstance(r.get("violated_constraints"), list)):
+            continue
+        if isinstance(r.get("title"), str) and isinstance(r.get("evaluations"), int):
+            where = violations_text(r["violated_constraints"], r["evaluations"])
+            parts.append(Text.assemble("rejected: ", (r["title"], "bold"), f", {where}", style="red"))
     link = (summary.get("links") or {}).get("results_view")
     parts.append(Text(f"results: crucible run results {run_id}" + (f" · {link}" if link else "")))
     title = str(summary.get("summary_label") or f"Run {run_id[:8]} summary")

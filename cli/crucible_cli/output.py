@@ -184,10 +184,16 @@ def score(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def broke(violated: list[dict[str, Any]], evaluations: int) -> str:
-    """Where a rejected candidate broke its hard constraints: "broke budget in 3 of 4 scenarios; …"."""
+def violations_text(violated: list[Any], evaluations: int) -> str:
+    """Where a rejected candidate broke its hard constraints, as the run service says it in the chat:
+    "broke budget in 3 of 4 scenarios; …". An entry that is not a violation is left out."""
     scenarios = "scenario" if evaluations == 1 else "scenarios"
-    return "broke " + "; ".join(f"{v['constraint']} in {v['scenarios']} of {evaluations} {scenarios}" for v in violated)
+    where = [
+        f"{v['constraint']} in {v['scenarios']} of {evaluations} {scenarios}"
+        for v in violated
+        if isinstance(v, dict) and "constraint" in v and "scenarios" in v
+    ]
+    return "broke " + "; ".join(where)
 
 
 def compact_table(*columns: Column | str) -> Table:

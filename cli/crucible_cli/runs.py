@@ -24,7 +24,6 @@ from rich.text import Text
 from crucible_cli.output import (
     Format,
     FormatOption,
-    broke,
     call,
     compact_table,
     console,
@@ -36,6 +35,7 @@ from crucible_cli.output import (
     print_json,
     score,
     usd,
+    violations_text,
     websocket_events,
     when,
     wide_id_column,
@@ -187,7 +187,7 @@ def _show_results(results: dict[str, Any]) -> None:
     for c in results["candidates"]:
         cell = Text.assemble((c["title"], "bold"), "\n", c["candidate_id"])
         if c["violated_constraints"]:
-            cell.append(f"\n{broke(c['violated_constraints'], c['evaluations'])}", "red")
+            cell.append(f"\n{violations_text(c['violated_constraints'], c['evaluations'])}", "red")
         label = Text(c["label"], "red" if c["rejected"] else "")
         table.add_row(str(c["rank"]), cell, score(c["I"]), score(c["P"]), score(c["R"]), label)
     console.print(table)

@@ -48,8 +48,9 @@ export function humanize(code: string): string {
   return code.replace(/[_.]/g, " ");
 }
 
-/** Where a rejected candidate broke its hard constraints: "broke budget in 3 of 4 scenarios; …". */
-export function broke(violated: { constraint: string; scenarios: number }[], evaluations: number): string {
+/** Where a rejected candidate broke its hard constraints, as the run service says it in the chat:
+ *  "broke budget in 3 of 4 scenarios; …". */
+export function violationsText(violated: { constraint: string; scenarios: number }[], evaluations: number): string {
   const scenarios = `scenario${evaluations === 1 ? "" : "s"}`;
   return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${evaluations} ${scenarios}`).join("; ")}`;
 }

@@ -271,7 +271,13 @@ def test_history_shows_the_last_messages_and_summaries_as_panels(fakes: Fakes, g
         sequence=9,
         role=spec_pb.MESSAGE_ROLE_AGENT,
         content="**Run 5a5cbf13 summary** (full_search): completed",
-        metadata=struct({"run_summary": SUMMARY, "run_rejections": [REJECTION]}),
+        metadata=struct(
+            {
+                "run_summary": SUMMARY,
+                # What is not shaped as the run service writes it is left out, not a crash.
+                "run_rejections": [REJECTION, {"title": "x", "evaluations": "3", "violated_constraints": []}, "junk"],
+            }
+        ),
         create_time=timestamp(CREATED),
     )
     first, second = chat_message(spec_pb.MESSAGE_ROLE_USER), chat_message()

@@ -266,7 +266,7 @@ def _status(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
 
 async def _post(code: grpc.StatusCode) -> str:
     spec = SpecClient(SpecStub(_status(code)), timeout=1, wait_seconds=0)  # type: ignore[arg-type]
-    return await spec.post_summary(ChatTarget("p", "s"), "m", "Run r summary", {"run_id": "r"})
+    return await spec.post_summary(ChatTarget("p", "s"), "m", "Run r summary", {"run_summary": {"run_id": "r"}})
 
 
 async def test_a_summary_the_spec_service_did_not_answer_in_time_is_posted_later() -> None:

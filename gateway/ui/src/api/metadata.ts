@@ -27,10 +27,20 @@ export function summaryOf(metadata: Record<string, unknown>): RunSummary | null 
   return isObject(summary) && typeof summary.run_id === "string" && isObject(summary.counts) ? summary : null;
 }
 
-/** The candidates a run rejected, posted beside its summary (none in a summary from before they were). */
+function isRejection(value: unknown): value is RunRejection {
+  return (
+    isObject(value) &&
+    typeof value.candidate_id === "string" &&
+    typeof value.title === "string" &&
+    typeof value.evaluations === "number" &&
+    Array.isArray(value.violated_constraints) &&
+    value.violated_constraints.every((v) => isObject(v) && typeof v.constraint === "string" && typeof v.scenarios === "number")
+  );
+}
+
+/** The candidates a run rejected, posted beside its summary (none in a summary from before they
+ *  were); an entry not shaped as the run service writes it is left out. */
 export function rejectionsOf(metadata: Record<string, unknown>): RunRejection[] {
-  const rejections = (metadata as Metadata).run_rejections;
-  return Array.isArray(rejections)
-    ? rejections.filter((r) => isObject(r) && typeof r.title === "string" && Array.isArray(r.violated_constraints))
-    : [];
+  const rejections: unknown = (metadata as Metadata).run_rejections;
+  return Array.isArray(rejections) ? rejections.filter(isRejection) : [];
 }

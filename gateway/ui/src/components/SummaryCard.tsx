@@ -1,6 +1,6 @@
 import { Link } from "react-router";
 import type { RunRejection, RunSummary } from "../api/metadata";
-import { broke, duration, humanize, num } from "../format";
+import { duration, humanize, num, violationsText } from "../format";
 import { Status } from "./ui";
 
 /** The post-run summary the run service posts to the chat, labelled as such, with "View results":
@@ -50,7 +50,7 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
         <ul className="rejections small warning-text" aria-label="Rejected candidates">
           {rejections.map((r) => (
             <li key={r.candidate_id}>
-              Rejected: <strong>{r.title}</strong>, {broke(r.violated_constraints, r.evaluations)}
+              Rejected: <strong>{r.title}</strong>, {violationsText(r.violated_constraints, r.evaluations)}
             </li>
           ))}
         </ul>

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from crucible_run.domain.model import JsonObject, RankedCandidate, Run, RunCounts
+from crucible_run.domain.model import ConstraintViolation, JsonObject, RankedCandidate, Run, RunCounts
 
 TOP = 3
 # A run's summary message has an id derived from the run's: posting it again (after a restart)
@@ -81,8 +81,9 @@ def summary_label(run_id: str) -> str:
     return f"Run {run_id[:8]} summary"
 
 
-def summary_text(summary: JsonObject, rejections: list[JsonObject], failure_reason: str) -> str:
-    """The message a person reads in the chat; the card is drawn from the metadata."""
+def summary_text(summary: JsonObject, ranking: Sequence[RankedCandidate], failure_reason: str) -> str:
+    """The message a person reads in the chat (``ranking`` for what it rejected); the card is drawn
+    from the metadata."""
     counts = summary["counts"]
     lines = [
         f"**{summary['summary_label']}** ({summary['mode']}): {summary['status'].lower()} in "
@@ -95,17 +96,16 @@ def summary_text(summary: JsonObject, rejections: list[JsonObject], failure_reas
         lines.append(f"{position}. {top['label']}: I {top['I']:.2f} (P {top['P']:.2f}, R {top['R']:.2f})")
     if not summary["top_candidates"]:
         lines.append("No candidate could be ranked.")
-    for rejected in rejections:
-        lines.append(f"Rejected: {rejected['title']}, {broke(rejected)}")
+    for rejected in (r for r in ranking if r.rejected):
+        lines.append(
+            f"Rejected: {rejected.title}, {violations_text(rejected.violated_constraints, rejected.evaluations)}"
+        )
     lines.append(f"Results: {summary['links']['results_view']}")
     return "\n".join(lines)
 
 
-def broke(rejection: JsonObject) -> str:
-    """ "broke budget in 3 of 4 scenarios; …": where a rejected candidate broke each hard constraint."""
-    evaluated = int(rejection["evaluations"])
-    where = [
-        f"{v['constraint']} in {v['scenarios']} of {evaluated} scenario{'' if evaluated == 1 else 's'}"
-        for v in rejection["violated_constraints"]
-    ]
-    return "broke " + "; ".join(where) if where else "broke a hard constraint"
+def violations_text(violations: Sequence[ConstraintViolation], evaluated: int) -> str:
+    """Where a rejected candidate broke each hard constraint, of the ``evaluated`` scenarios it was
+    evaluated in: "broke budget in 3 of 4 scenarios; …" (the CLI and the web UI say it alike)."""
+    scenarios = "scenario" if evaluated == 1 else "scenarios"
+    return "broke " + "; ".join(f"{v.constraint} in {v.scenarios} of {evaluated} {scenarios}" for v in violations)

@@ -131,6 +131,7 @@ describe("SummaryCard", () => {
           ],
         },
         { nonsense: true },
+        { candidate_id: "f", title: "Half a bridge", evaluations: 8, violated_constraints: [{ constraint: "budget" }] },
       ],
     };
     renderWithProviders(<SummaryCard summary={summaryOf(metadata)!} rejections={rejectionsOf(metadata)} />);
