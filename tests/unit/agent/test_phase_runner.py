@@ -523,7 +523,11 @@ async def test_cancel_revokes_the_lease_and_stops_the_local_runner() -> None:
         ("VERIFICATION_SUCCESS", VerdictOutcome.SUCCESS, ""),
         ("VERIFICATION_FAILED - test_edge fails", VerdictOutcome.FAILURE, "test_edge fails"),
         # Both tokens: not a success.
-        ("VERIFICATION_SUCCESS? no: VERIFICATION_FAILED", VerdictOutcome.FAILURE, "? no"),
+        (
+            "VERIFICATION_SUCCESS was premature: VERIFICATION_FAILED, test_edge fails",
+            VerdictOutcome.FAILURE,
+            "was premature; test_edge fails",
+        ),
         ("I could not finish.", VerdictOutcome.NONE, "I could not finish."),
     ],
 )

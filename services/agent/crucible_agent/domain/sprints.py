@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,8 +43,10 @@ class Verdict:
             outcome = VerdictOutcome.SUCCESS
         else:
             outcome = VerdictOutcome.NONE
-        first = " ".join(text.strip().splitlines()[:3]).replace(SUCCESS_TOKEN, " ").replace(FAILURE_TOKEN, " ")
-        return cls(outcome, " ".join(first.split()).strip(" :;,-")[:SAID_CHARACTERS])
+        first = " ".join(text.strip().splitlines()[:3])
+        # What is around the tokens, each part without the punctuation that tied it to one.
+        parts = (" ".join(p.split()).strip(" :;,-") for p in re.split(f"{SUCCESS_TOKEN}|{FAILURE_TOKEN}", first))
+        return cls(outcome, "; ".join(p for p in parts if p)[:SAID_CHARACTERS])
 
     def describe(self) -> str:
         """ "success: ran the tests, 1 passed", "failure: …", "no verdict: …"."""
