@@ -27,9 +27,10 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import field_mask_pb2, struct_pb2
@@ -70,11 +71,15 @@ def _measure(name: str, latency: float) -> list[Result]:
                 _one_run(running.env["CRUCIBLE_SPEC_ADDR"], running.env["CRUCIBLE_RUN_ADDR"], CpuMeter(running))
             )
         # Read once the stack has stopped: every process has exported its last spans by then.
-        runs_calls = [list(_evaluation_calls(state / "traces", [trace_id])) for trace_id in trace_ids]
-    calls = [call for run_calls in runs_calls for call in run_calls]
+        spans = read_spans(state / "traces", trace_ids)
+    runs_calls = [list(_evaluation_calls([s for s in spans if s["trace_id"] == trace_id])) for trace_id in trace_ids]
     # One Complete a pair: a partial trace would print figures of some calls as if of all.
-    if len(calls) != RUNS * CANDIDATES * SCENARIOS:
-        raise RuntimeError(f"{len(calls)} evaluation calls traced of the runs' {RUNS * CANDIDATES * SCENARIOS}")
+    for trace_id, run_calls in zip(trace_ids, runs_calls, strict=True):
+        if len(run_calls) != CANDIDATES * SCENARIOS:
+            raise RuntimeError(
+                f"{len(run_calls)} evaluation calls traced in trace {trace_id}, of {CANDIDATES * SCENARIOS}"
+            )
+    calls = [call for run_calls in runs_calls for call in run_calls]
     waves = math.ceil(CANDIDATES * SCENARIOS / CONCURRENCY)
     bound = latency * (1 + waves) if latency else 1.0
     phases = [
@@ -152,9 +157,9 @@ def _call_parts(name: str, calls: list[_Call], latency: float) -> list[Result]:
     return results
 
 
-def _evaluation_calls(traces: Path, trace_ids: Collection[str]) -> Iterator[_Call]:
-    """The evaluation calls in the runs' traces ``trace_ids``, as the run and agent services traced them."""
-    spans = {s["span_id"]: s for s in read_spans(traces, trace_ids)}
+def _evaluation_calls(run_spans: list[dict[str, Any]]) -> Iterator[_Call]:
+    """The evaluation calls among one run's spans, as the run and agent services traced them."""
+    spans = {s["span_id"]: s for s in run_spans}
     for chat in spans.values():
         if chat["attributes"].get("crucible.purpose") != "evaluation":
             continue
