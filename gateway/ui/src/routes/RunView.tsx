@@ -1,11 +1,11 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
-import { broke, duration, humanize, num, shortId, usd, when } from "../format";
+import { duration, humanize, num, shortId, usd, violationsText, when } from "../format";
 import { useNow } from "../hooks";
 import { useRunProgress } from "../runProgress";
 
@@ -34,10 +34,15 @@ async function pages<T>(fetchPage: (token: string) => Promise<{ items: T[]; next
   return all;
 }
 
-function useRunRecords(runId: string, enabled: boolean) {
+// How often a run's records and ranking are read again while it runs, whichever tab shows them.
+const LIVE_MS = 2000;
+
+function useRunRecords(runId: string, enabled: boolean, live: boolean) {
+  const refetchInterval = live ? LIVE_MS : false;
   const candidates = useQuery({
     queryKey: ["run-candidates", runId],
     enabled,
+    refetchInterval,
     queryFn: () =>
       pages<Candidate>(async (token) => {
         const page = await unwrap(
@@ -49,6 +54,7 @@ function useRunRecords(runId: string, enabled: boolean) {
   const scenarios = useQuery({
     queryKey: ["run-scenarios", runId],
     enabled,
+    refetchInterval,
     queryFn: () =>
       pages<Scenario>(async (token) => {
         const page = await unwrap(
@@ -60,6 +66,7 @@ function useRunRecords(runId: string, enabled: boolean) {
   const evaluations = useQuery({
     queryKey: ["run-evaluations", runId],
     enabled,
+    refetchInterval,
     queryFn: () =>
       pages<Evaluation>(async (token) => {
         const page = await unwrap(
@@ -249,17 +256,18 @@ function CandidateDetail({
   );
 }
 
-/** The run's ranking, best first (refreshed with the run, see ``useLiveRun``). */
-function useRunResults(runId: string) {
+/** The run's ranking, best first: read again while the run runs, and once it has ended (RunView). */
+function useRunResults(run: Run) {
   return useQuery({
-    queryKey: ["run-results", runId],
-    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/results", { params: { path: { run_id: runId } } })),
+    queryKey: ["run-results", run.id],
+    refetchInterval: ended(run) ? false : LIVE_MS,
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/results", { params: { path: { run_id: run.id } } })),
   });
 }
 
 function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
   const [selected, setSelected] = useState<string | null>(null);
-  const results = useRunResults(run.id);
+  const results = useRunResults(run);
   const scenarios = useMemo(() => new Map((records.scenarios.data ?? []).map((s) => [s.id, s])), [records.scenarios.data]);
   if (results.isPending) return <Loading what="results" />;
   if (results.isError) return <ErrorBox error={results.error} action="Loading results" />;
@@ -290,7 +298,7 @@ function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof use
                   {c.title}
                 </button>
                 {c.rejected && c.violated_constraints.length > 0 && (
-                  <div className="small warning-text">{broke(c.violated_constraints, c.evaluations)}</div>
+                  <div className="small warning-text">{violationsText(c.violated_constraints, c.evaluations)}</div>
                 )}
               </td>
               <td>{num(c.I)}</td>
@@ -335,7 +343,7 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
   const [metric, setMetric] = useState<Metric>("P");
   const [cell, setCell] = useState<Evaluation | null>(null);
   const { candidates, scenarios, evaluations } = records;
-  const results = useRunResults(run.id);
+  const results = useRunResults(run);
   const byPair = useMemo(() => {
     const map = new Map<string, Evaluation>();
     for (const e of evaluations.data ?? []) map.set(`${e.candidate_id}:${e.scenario_id}`, e);
@@ -568,7 +576,19 @@ export default function RunView() {
     : opened?.runId === runId
       ? opened.tab
       : "progress";
-  const records = useRunRecords(runId, run.data !== undefined && ["results", "matrix", "candidates", "scenarios"].includes(tab));
+  const live = run.data !== undefined && !ended(run.data);
+  const records = useRunRecords(runId, run.data !== undefined && ["results", "matrix", "candidates", "scenarios"].includes(tab), live);
+  // The run has just ended: what the tabs show is read once more, as it ended.
+  const queryClient = useQueryClient();
+  const wasLive = useRef(live);
+  useEffect(() => {
+    if (wasLive.current && !live) {
+      for (const key of ["run-candidates", "run-scenarios", "run-evaluations", "run-results"]) {
+        void queryClient.invalidateQueries({ queryKey: [key, runId] });
+      }
+    }
+    wasLive.current = live;
+  }, [live, queryClient, runId]);
   if (run.isPending) return <Loading what="the run" />;
   if (run.isError) return <ErrorBox error={run.error} action="Opening the run" />;
   return (
