@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import jsonschema
 import pytest
 
 from crucible_emulator.config import Provider
+from crucible_emulator.conversation import Message
 from crucible_emulator.offline_model import answer
 from crucible_emulator.tasks import TASKS, wants_to_run
 from tests.unit.emulator import task_schemas
@@ -445,3 +447,65 @@ def test_architect_run_request_keeps_the_other_statements_as_patches() -> None:
     assert reply["intent"] == "run_request"
     assert [c["weight"] for c in reply["problem_spec_patch"]["constraints"]] == [100]
     assert reply["problem_spec_patch"]["goals"] == []
+
+
+def _architect_with(history: tuple[Message, ...], message: str, runs: Any = None) -> Any:
+    state: dict[str, Any] = {"problem_spec": {"constraints": [], "goals": []}, "world_model": None}
+    if runs is not None:
+        state["runs"] = runs
+    request = structured("architect_reply", task_schemas.BY_TASK["architect_reply"], "")
+    request = replace(
+        request, messages=(*history, Message("user", f"{message}\n\nProject state:\n{json.dumps(state)}"))
+    )
+    return answer(request).structured
+
+
+def test_architect_answers_a_question_about_the_runs_from_the_runs_it_was_given() -> None:
+    runs = [
+        {
+            "run_id": "3f70698f-0456",
+            "mode": "full_search",
+            "status": "COMPLETED",
+            "counts": {"candidates": 3, "scenarios": 4, "evaluations": 12, "failed_evaluations": 0},
+            "top_candidates": [
+                {"title": "Cost minimal", "label": "promising", "I": 1.41, "P": 0.63, "R": 0.44, "rejected": False},
+                {
+                    "title": "Capacity buffer",
+                    "label": "rejected",
+                    "I": 1.2,
+                    "P": 0.5,
+                    "R": 0.4,
+                    "rejected": True,
+                    "violated_constraints": ["patients_wait_hours"],
+                },
+            ],
+        }
+    ]
+
+    reply = _architect_with((), "Which candidate did best, and why was one rejected?", runs)
+
+    assert reply["intent"] == "question"
+    assert reply["reply"].startswith(
+        "In run 3f70698f (full_search, completed: 3 candidates x 4 scenarios), the best was 'Cost minimal' with I 1.41"
+    )
+    assert "'Capacity buffer' was rejected: it broke patients_wait_hours." in reply["reply"]
+    assert "no runs yet" in _architect_with((), "Which candidate is best?", [])["reply"]
+
+
+def test_architect_answers_a_question_about_the_last_run_from_its_summary_in_the_chat() -> None:
+    summary = Message(
+        "assistant",
+        "**Run 5eb12897 summary** (full_search): completed in 0.7 s, 3 candidates x 4 scenarios, 12 evaluations.\n"
+        "1. Cost minimal: I 1.41 (P 0.63, R 0.44)\n"
+        "Rejected: Capacity buffer, broke patients_wait_hours in 4 of 4 scenarios\n"
+        "Results: /runs/5eb12897",
+    )
+
+    reply = _architect_with((Message("user", "Let's run it."), summary), "Which candidate did best?")["reply"]
+
+    assert reply == (
+        "From Run 5eb12897 summary: 1. Cost minimal: I 1.41 (P 0.63, R 0.44); "
+        "Rejected: Capacity buffer, broke patients_wait_hours in 4 of 4 scenarios"
+    )
+    # Without a run in sight, a question is answered about the project as before.
+    assert "problem specification" in _architect_with((), "Which candidate did best?")["reply"]

@@ -36,6 +36,10 @@ _ACKNOWLEDGEMENT_RE = re.compile(
 # The labels around the person's words in a prompt ("User message:", "Project state:").
 _LABEL_RE = re.compile(r"^\s*(context|user message|project state)\s*:", re.IGNORECASE | re.MULTILINE)
 _QUESTION_START_RE = re.compile(r"^\s*(what|how|why|which|who|when|where|can|could|is|are|does|do|should)\b", re.I)
+# A question about what the runs found ("which candidate did best?", "why was one rejected?").
+_ABOUT_RUNS_RE = re.compile(r"\b(runs?|results?|candidates?|best|winners?|won|rank\w*|rejected|scores?)\b", re.I)
+# The first line of the post-run summary the run service posts to the chat.
+_SUMMARY_HEAD_RE = re.compile(r"^\*\*(Run \w+ summary)\*\*")
 _COUNT_RES = {
     "num_candidates": re.compile(r"\b(\d{1,3})\s+(?:design\s+)?candidates?\b", re.I),
     "num_scenarios": re.compile(r"\b(\d{1,3})\s+scenarios?\b", re.I),
@@ -74,7 +78,8 @@ def architect_reply(ctx: TaskContext) -> JsonObject:
     if spec_patch is None and world_patch is None:
         intent = "question" if asks else "refine"
         if asks:
-            reply = _question_reply(ctx, problem_spec, world_model)
+            about_runs = _about_runs(ctx, context.get("runs")) if _ABOUT_RUNS_RE.search(text) else None
+            reply = about_runs or _question_reply(ctx, problem_spec, world_model)
         elif _acknowledges(text):
             reply = _acknowledged_reply(ctx, problem_spec, world_model)
         else:
@@ -193,6 +198,46 @@ def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[Js
     lead = ctx.pick("I updated the project:", "Here is what I took from your message and added:")
     lines = "\n".join(f"- {part}" for part in parts)
     return f"{lead}\n{lines}\nTell me if anything is off, or add more detail."
+
+
+def _about_runs(ctx: TaskContext, runs: Any) -> str | None:
+    """What the runs found, as a model would say it from what it was given: in an analysis session
+    the project's runs (newest first), otherwise the latest post-run summary in the conversation.
+    None when it was given neither."""
+    if isinstance(runs, list):
+        latest = next((r for r in runs if isinstance(r, dict)), None)
+        return _from_digest(latest) if latest else "This project has no runs yet: there is nothing to compare."
+    for message in reversed(ctx.request.messages):
+        head = _SUMMARY_HEAD_RE.match(message.text) if message.role == "assistant" else None
+        if head:
+            found = [
+                line for line in message.text.splitlines()[1:] if re.match(r"^(\d+\.|Rejected:|Why it stopped:)", line)
+            ]
+            return f"From {head.group(1)}: " + "; ".join(found) if found else None
+    return None
+
+
+def _from_digest(run: JsonObject) -> str:
+    counts = run.get("counts") if isinstance(run.get("counts"), dict) else {}
+    ranked = [c for c in run.get("top_candidates", []) if isinstance(c, dict)]
+    kept = [c for c in ranked if not c.get("rejected") and isinstance(c.get("I"), int | float)]
+    rejected = [c for c in ranked if c.get("rejected")]
+    said = [
+        f"In run {str(run.get('run_id', ''))[:8]} ({run.get('mode')}, {str(run.get('status', '')).lower()}: "
+        f"{counts.get('candidates', 0)} candidates x {counts.get('scenarios', 0)} scenarios)"
+    ]
+    if kept:
+        best = kept[0]
+        said[0] += (
+            f", the best was '{best.get('title')}' with I {best['I']:.2f} (P {best.get('P') or 0:.2f}, "
+            f"R {best.get('R') or 0:.2f}), labelled {best.get('label')}."
+        )
+    else:
+        said[0] += ", no candidate could be ranked."
+    for c in rejected:
+        broke = ", ".join(str(v) for v in c.get("violated_constraints", [])) or "a hard constraint"
+        said.append(f"'{c.get('title')}' was rejected: it broke {broke}.")
+    return " ".join(said)
 
 
 def _weight_label(weight: int) -> str:
