@@ -218,7 +218,9 @@ def _about_runs(ctx: TaskContext, runs: Any) -> str | None:
 
 
 def _from_digest(run: JsonObject) -> str:
-    counts = run.get("counts") if isinstance(run.get("counts"), dict) else {}
+    counts = run.get("counts")
+    if not isinstance(counts, dict):
+        counts = {}
     ranked = [c for c in run.get("top_candidates", []) if isinstance(c, dict)]
     kept = [c for c in ranked if not c.get("rejected") and isinstance(c.get("I"), int | float)]
     rejected = [c for c in ranked if c.get("rejected")]
