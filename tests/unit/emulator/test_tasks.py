@@ -365,7 +365,10 @@ def test_candidates_and_scenarios_are_named_after_the_problem_not_the_instructio
         s["title"] for s in scenarios["scenarios"]
     )
     assert {"propose", "candidate", "designs", "problem", "never"}.isdisjoint(named.lower().split())
-    assert "waiting" in named.lower().split()
+    # After what the problem is about, as noun phrases, not single words ("for waiting", "for hours").
+    titles = [c["title"] for c in candidates["candidates"]]
+    assert {t.partition(" for ")[2] for t in titles} == {"the emergency department", "patients", "the waiting time"}
+    assert {s["title"].partition(": ")[2] for s in scenarios["scenarios"]} >= {"emergency department", "patients"}
 
 
 def test_one_design_of_three_or_more_counts_on_breaking_a_hard_constraint_and_is_found_out() -> None:

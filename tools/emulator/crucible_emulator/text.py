@@ -67,6 +67,70 @@ def key_terms(text: str, limit: int = 8) -> list[str]:
     return ranked[:limit]
 
 
+# What a noun phrase follows: a determiner or a preposition for the things a problem is about ("the
+# budget", "in a hospital emergency department"), a verb for what is to change of them ("reduce
+# waiting time"); and what follows a sentence's subject ("Patients must ...").
+_BEFORE_THING = word_set(
+    """a an the our their its this that these those each every any some of in for on at to with from into onto
+    per by under over about around between within without across along through toward towards beyond near
+    behind beside inside outside past"""
+)
+_BEFORE_MEASURE = word_set(
+    "reduce increase improve minimize minimise maximize maximise optimize optimise keep provide support cut lower raise"
+)
+_AFTER_SUBJECT = word_set("must should can could will would may might need needs are is have has cannot never")
+# Heads that are units of a quantity, not what a problem is about ("4 hours", "2 million a year").
+_UNIT_WORDS = word_set(
+    """second seconds minute minutes hour hours day days week weeks month months year years time times percent
+    thousand thousands million millions billion billions euro euros dollar dollars unit units"""
+)
+_TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:['-][A-Za-z0-9_]+)*|\S")
+
+
+def noun_phrases(text: str, limit: int = 8) -> list[str]:
+    """What the text is about, as short noun phrases ("emergency department", "patients"): runs of
+    content words after a determiner or a preposition, or a sentence's subject, then those after a
+    verb ("waiting time", what is to change of them), each cut to its last two words; within each,
+    most mentioned first, then by first appearance."""
+    counts: Counter[str] = Counter()
+    first_seen: dict[str, int] = {}
+    measures: set[str] = set()
+    position = 0
+    for sentence in sentences(text):
+        tokens = [t.lower() for t in _TOKEN_RE.findall(sentence)]
+        i = 0
+        while i < len(tokens):
+            if not _is_content(tokens[i]):
+                i += 1
+                continue
+            start = i
+            while i < len(tokens) and _is_content(tokens[i]):
+                i += 1
+            run = tokens[start:i]
+            before = tokens[start - 1] if start else ""
+            after = tokens[i] if i < len(tokens) else ""
+            thing = before in _BEFORE_THING or (start == 0 and after in _AFTER_SUBJECT)
+            # A unit alone is a quantity's ("a year"), not a subject; "waiting time" is one.
+            if (thing or before in _BEFORE_MEASURE) and not (len(run) == 1 and run[0] in _UNIT_WORDS):
+                phrase = " ".join(run[-2:])
+                counts[phrase] += 1
+                first_seen.setdefault(phrase, position)
+                if not thing:
+                    measures.add(phrase)
+            position += 1
+    return sorted(counts, key=lambda p: (p in measures, -counts[p], first_seen[p]))[:limit]
+
+
+def _is_content(token: str) -> bool:
+    return token[:1].isalpha() and len(token) >= 3 and token not in STOPWORDS and token not in _BEFORE_THING
+
+
+def with_article(phrase: str) -> str:
+    """ "the budget", "the emergency department", but "patients": how a sentence names a phrase."""
+    plural = phrase.endswith("s") and not phrase.endswith("ss")
+    return phrase if plural else f"the {phrase}"
+
+
 def task_subject(text: str, limit: int = 80) -> str:
     """How a question refers to the task: "a script that prints 'hi'" or "the task 'Fix the build'"."""
     first = summary(text, limit)

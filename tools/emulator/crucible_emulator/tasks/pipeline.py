@@ -6,7 +6,7 @@ from typing import Any
 
 from crucible_emulator.conversation import JsonObject
 from crucible_emulator.tasks.context import TaskContext
-from crucible_emulator.text import as_text, key_terms, summary, unit, words
+from crucible_emulator.text import as_text, key_terms, noun_phrases, summary, unit, with_article, words
 
 # ---------------------------------------------------------------------------------------------
 # design_candidates and scenarios
@@ -21,7 +21,7 @@ _CANDIDATE_ARCHETYPES = (
     ("Demand shaping", "Influence when and how {t0} is requested so the load stays within limits."),
     ("Automation first", "Automate the repetitive parts of {t0} with explicit rules and scheduled checks."),
     ("Adaptive feedback", "Measure {t1} continuously and adjust parameters with simple feedback rules."),
-    ("Decentralised", "Let each {t2} decide locally under shared rules instead of one central planner."),
+    ("Decentralised", "Let each part of {t2} decide locally under shared rules instead of one central planner."),
     ("Conservative robust", "Design for the worst plausible case of {t0} first and accept a higher cost."),
     ("Cost minimal", "Meet the hard constraints with the fewest resources and nothing more."),
     ("Hybrid staged", "Combine a conservative core for {t0} with an adaptive layer switched on in stages."),
@@ -29,11 +29,11 @@ _CANDIDATE_ARCHETYPES = (
 )
 
 _SCENARIO_ARCHETYPES = (
-    ("Baseline operations", "low", "{t0} runs under normal conditions for {d} days."),
+    ("Baseline operations", "low", "Normal conditions for {t0} for {d} days."),
     ("Demand surge", "high", "Demand for {t0} rises {p}% above normal for {d} days."),
-    ("Resource shortage", "high", "Available {t1} drops by {p}% for {d} days."),
+    ("Resource shortage", "high", "The capacity available for {t1} drops by {p}% for {d} days."),
     ("Partial failure", "medium", "One component handling {t0} fails and recovers after {d} days."),
-    ("Budget cut", "medium", "The budget for {t1} is reduced by {p}%."),
+    ("Budget cut", "medium", "The money for {t1} is reduced by {p}%."),
     ("Slow degradation", "low", "Quality of {t2} declines by {p}% over {d} days before anyone notices."),
     ("Rule change", "medium", "A new rule restricts how {t0} may be used, effective in {d} days."),
     ("Bad data", "medium", "{p}% of the measurements about {t1} are missing or wrong."),
@@ -57,12 +57,21 @@ def _problem_terms(ctx: TaskContext) -> tuple[list[str], list[str], list[str]]:
         if isinstance(c, dict) and (c.get("description") or c.get("name"))
     ]
     # The problem's own words when the prompt carries it: the instruction around it ("Propose
-    # candidate designs for this problem") would name candidates "… for propose".
+    # candidate designs for this problem") would name candidates "… for propose". What it is about
+    # as noun phrases ("emergency department", "patients"), the few most mentioned; its key words
+    # when it has none ("waiting", "hours" read badly as names, so only then).
     source = " ".join([*goals, *stated]) if goals or stated else ctx.task_text
-    terms = key_terms(source, 8) or ctx.terms or ["system", "resources", "operations"]
-    while len(terms) < 3:
-        terms.append(("system", "resources", "operations")[len(terms)])
+    terms = noun_phrases(source, _FOCUS_PHRASES) or key_terms(source, 8) or ctx.terms or []
+    for fallback in ("system", "resources", "operations"):
+        if len(terms) >= 3:
+            break
+        terms.append(fallback)
     return terms, goals, hard
+
+
+# How many of the problem's noun phrases name candidates and scenarios: the less mentioned ones
+# are the likelier to be misread ("river open" from "keep the river open").
+_FOCUS_PHRASES = 4
 
 
 def design_candidates(ctx: TaskContext) -> JsonObject:
@@ -75,12 +84,13 @@ def design_candidates(ctx: TaskContext) -> JsonObject:
     candidates: list[JsonObject] = []
     for i in range(count):
         title, approach = archetypes[i % len(archetypes)]
-        focus = terms[i % len(terms)]
+        focus = with_article(terms[i % len(terms)])
         suffix = f" (variant {i // len(archetypes) + 1})" if i >= len(archetypes) else ""
-        fill = {"t0": terms[0], "t1": terms[1], "t2": terms[2]}
+        fill = {"t0": with_article(terms[0]), "t1": with_article(terms[1]), "t2": with_article(terms[2])}
+        other = with_article(terms[(i + 1) % len(terms)])
         assumptions = [
-            f"{focus.capitalize()} behaves as described in the problem statement.",
-            f"The effect of the change on {terms[(i + 1) % len(terms)]} can be measured within one cycle.",
+            f"What the problem statement says of {focus} holds.",
+            f"The effect of the change on {other} can be measured within one cycle.",
         ]
         # As a real designer now and then does, the last of three or more overreaches: it counts on
         # breaking a hard constraint, which every evaluation of it then finds (the run rejects it).
@@ -124,7 +134,13 @@ def scenarios(ctx: TaskContext) -> JsonObject:
         title, severity, condition = archetypes[i % len(archetypes)]
         percent = ctx.rng.choice((10, 20, 30, 40, 50))
         days = ctx.rng.choice((2, 3, 7, 14, 30))
-        fill = {"t0": terms[0], "t1": terms[1], "t2": terms[2], "p": percent, "d": days}
+        fill = {
+            "t0": with_article(terms[0]),
+            "t1": with_article(terms[1]),
+            "t2": with_article(terms[2]),
+            "p": percent,
+            "d": days,
+        }
         stated = _upper_first(condition.format(**fill))
         suffix = f" (variant {i // len(archetypes) + 1})" if i >= len(archetypes) else ""
         out.append(
@@ -133,10 +149,10 @@ def scenarios(ctx: TaskContext) -> JsonObject:
                 "description": ctx.pick(
                     "Stress test of how designs for {t0} cope when: {c}",
                     "What happens to {t0} if {c_lower}",
-                ).format(t0=terms[0], c=stated, c_lower=_lower_first(stated)),
+                ).format(t0=fill["t0"], c=stated, c_lower=_lower_first(stated)),
                 "conditions": [
                     stated,
-                    f"All other conditions around {terms[(i + 1) % len(terms)]} stay at their baseline.",
+                    f"All other conditions around {with_article(terms[(i + 1) % len(terms)])} stay at their baseline.",
                 ],
                 "severity": severity,
             }
