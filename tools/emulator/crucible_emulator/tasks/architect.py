@@ -221,7 +221,8 @@ def _from_digest(run: JsonObject) -> str:
     counts = run.get("counts")
     if not isinstance(counts, dict):
         counts = {}
-    ranked = [c for c in run.get("top_candidates", []) if isinstance(c, dict)]
+    top = run.get("top_candidates")
+    ranked = [c for c in top if isinstance(c, dict)] if isinstance(top, list) else []
     kept = [c for c in ranked if not c.get("rejected") and isinstance(c.get("I"), int | float)]
     rejected = [c for c in ranked if c.get("rejected")]
     said = [
@@ -237,7 +238,8 @@ def _from_digest(run: JsonObject) -> str:
     else:
         said[0] += ", no candidate could be ranked."
     for c in rejected:
-        broke = ", ".join(str(v) for v in c.get("violated_constraints", [])) or "a hard constraint"
+        violated = c.get("violated_constraints")
+        broke = ", ".join(str(v) for v in violated) if isinstance(violated, list) and violated else "a hard constraint"
         said.append(f"'{c.get('title')}' was rejected: it broke {broke}.")
     return " ".join(said)
 
