@@ -74,6 +74,9 @@ def test_ask_to_run_use_the_settings_run_and_read_the_results(ui: Page, api: htt
     history = problem.get_by_role("list", name="ProblemSpec history")
     expect(history).to_contain_text("edited in the web UI")
     expect(history).to_contain_text("Architect")
+    # A change's note is shown as it is: the Architect's quotes the message once, not inside quotes.
+    expect(history).to_contain_text("Architect, from the chat: “We need a bridge")
+    expect(history).not_to_contain_text("””")
     look(page, "workspace-history")
     say(page, "Great, let's run it.")
 

@@ -28,7 +28,8 @@ function History({ entries, label }: { entries: Entry[]; label: string }) {
             {humanize(e.action)} <span className="muted">v{e.version}</span>
             {e.changed_fields.length > 0 && <> · {e.changed_fields.join(", ")}</>}
           </div>
-          {e.reason && <div className="muted">“{e.reason}”</div>}
+          {/* A note on the change, not a quotation: the Architect's quotes the message itself. */}
+          {e.reason && <div className="muted">{e.reason}</div>}
           <div className="muted small">
             <time dateTime={e.created_at}>{when(e.created_at)}</time>
             {e.chat_message_id && (
