@@ -316,6 +316,9 @@ def test_world_model_has_every_section_with_named_items() -> None:
     assert all(items and all(item["name"] and item["description"] for item in items) for items in model.values())
     assert any(item["name"] == "ignore_weather" for item in model["simplifications"])
     assert any("traffic" in item["description"] for item in model["assumptions"])
+    # "never exceed 8 hours per shift" bounds a shift: an hour is not a resource of the system.
+    assert "hour" not in {item["name"] for item in model["resources"]}
+    assert {"fuel", "truck"} <= {item["name"] for item in model["resources"]}
 
 
 # ---- candidates, scenarios, evaluation, sprint plan

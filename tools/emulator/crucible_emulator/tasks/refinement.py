@@ -160,9 +160,10 @@ _ACTOR_WORDS = word_set(
     hospitals school schools company companies
     """
 )
+# Resources a system has or spends; not units ("4 hours" bounds a wait, it is not a resource).
 _RESOURCE_WORDS = word_set(
     """
-    budget money funds funding cash cost costs time hours days weeks servers server cpu cpus gpu gpus memory
+    budget money funds funding cash cost costs time servers server cpu cpus gpu gpus memory
     storage bandwidth capacity inventory stock fuel energy electricity water land vehicle vehicles truck
     trucks machine machines equipment material materials beds rooms seats data compute warehouse warehouses
     space
