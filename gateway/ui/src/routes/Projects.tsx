@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { useLatestRun } from "../api/runs";
 import { Pager, usePages } from "../components/Pager";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { when } from "../format";
@@ -11,11 +12,7 @@ const PAGE_SIZE = 20;
 /** A project's row: its last activity is its own last change or its latest run's, whichever is later
  *  (a run ending changes nothing of the project itself, yet it is what happened to it last). */
 function ProjectRow({ project }: { project: Schemas["Project"] }) {
-  const runs = useQuery({
-    queryKey: ["runs", project.id, "latest"],
-    queryFn: () =>
-      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: project.id }, query: { page_size: 1 } } })),
-  });
+  const runs = useLatestRun(project.id);
   const latest = runs.data?.runs[0];
   const ran = latest ? (latest.ended_at ?? latest.started_at ?? latest.created_at) : null;
   const activity = ran && Date.parse(ran) > Date.parse(project.updated_at) ? ran : project.updated_at;

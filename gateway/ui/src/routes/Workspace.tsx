@@ -2,6 +2,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useMemo, useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { useLatestRun } from "../api/runs";
 import type { StreamEvent } from "../api/events";
 import { recommendationOf } from "../api/metadata";
 import { Chat } from "../components/Chat";
@@ -74,11 +75,7 @@ export default function Workspace() {
     queryFn: () => allMessages(sessionId ?? ""),
     enabled: sessionId !== null,
   });
-  const latestRun = useQuery({
-    queryKey: ["runs", projectId, "latest"],
-    queryFn: () =>
-      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { page_size: 1 } } })),
-  });
+  const latestRun = useLatestRun(projectId);
   const [startedRun, setStartedRun] = useState<Schemas["RunRead"] | null>(null);
   const run = startedRun ?? latestRun.data?.runs[0] ?? null;
 
