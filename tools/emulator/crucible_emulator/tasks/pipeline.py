@@ -61,7 +61,8 @@ def _problem_terms(ctx: TaskContext) -> tuple[list[str], list[str], list[str]]:
     # as noun phrases ("emergency department", "patients"), the few most mentioned; its key words
     # when it has none ("waiting", "hours" read badly as names, so only then).
     source = " ".join([*goals, *stated]) if goals or stated else ctx.task_text
-    terms = noun_phrases(source, _FOCUS_PHRASES) or key_terms(source, 8) or ctx.terms or []
+    # A copy: the fallbacks are appended, and ctx.terms is the context's own.
+    terms = list(noun_phrases(source, _FOCUS_PHRASES) or key_terms(source, 8) or ctx.terms)
     for fallback in ("system", "resources", "operations"):
         if len(terms) >= 3:
             break
