@@ -219,6 +219,14 @@ def _show_snapshot(s: dict[str, Any]) -> None:
         console.print(
             Text.assemble(("• ", "cyan"), (i["type"], "bold"), f" {json.dumps(i['value'])}  {i['description']}")
         )
+    reference = s.get("reference_results") or []
+    if reference:
+        # An invariant the source run broke fails every replay that behaves like it: said here, not
+        # first in a suite's report.
+        broken = sum(1 for r in reference if r["status"] != "passed")
+        console.print(Text(f"on the reference run: {len(reference) - broken} of {len(reference)} hold"))
+        for line in _invariant_lines(reference, only_failures=True):
+            console.print(line)
 
 
 @snapshot_app.command("show")

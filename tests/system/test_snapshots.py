@@ -127,6 +127,10 @@ async def test_a_snapshot_lists_by_tag_reads_back_whole_and_cannot_change(
     assert (metrics["candidates"], metrics["scenarios"], metrics["evaluations"]) == (3, 3, 9)
     assert metrics["usd"] > 0
     assert metrics["top_i"] is not None
+    # Each invariant checked against the source run, in their order: its run kept them all.
+    reference = snapshot["reference_results"]
+    assert [(r["type"], r["status"]) for r in reference] == [(i["type"], "passed") for i in INVARIANTS]
+    assert reference[0]["actual"] == 3
 
     # No API changes a snapshot, and the database refuses an UPDATE whoever sends it.
     assert (await http.patch(f"/api/snapshots/{snapshot_id}", json={"tags": []})).status_code == 405

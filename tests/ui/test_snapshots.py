@@ -63,6 +63,10 @@ def test_snapshot_a_run_and_run_a_suite(ui: Page, ui_stack: UiStack, api: httpx.
 
     expect(page.get_by_role("heading", name=f"Snapshot: {name}")).to_be_visible()
     expect(page.get_by_text("min_candidates")).to_be_visible()
+    # Each invariant says whether the run it was made from kept it: this one's 2 candidates do.
+    expect(page.get_by_role("listitem").filter(has_text="both designs survive")).to_contain_text(
+        "reference run: passed"
+    )
     expect(page.get_by_role("heading", name="Frozen copies")).to_be_visible()
     look(page, "snapshot-show")
 

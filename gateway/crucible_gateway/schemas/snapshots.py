@@ -317,52 +317,6 @@ class SnapshotTestRun(Body):
 # ---------------------------------------------------------------- snapshots
 
 
-class SnapshotRead(BaseModel):
-    id: str
-    name: str
-    description: str
-    tags: list[str]
-    project_id: str
-    run_id: str = Field(description="The source run, when made from one")
-    snapshot_data: dict[str, Any] | None = Field(
-        description="Full copies: {version, problem_spec, world_model, run_config, chat_context}; null in lists"
-    )
-    reference_metrics: RunMetricsRead | None = Field(description="The source run's metrics; null without a run")
-    invariants: list[InvariantBody]
-    version: str = Field(description="The schema version of snapshot_data")
-    parent_id: str = Field(description="The snapshot this one was made from, if any")
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_proto(cls, s: pb.Snapshot) -> SnapshotRead:
-        return cls(
-            id=s.id,
-            name=s.name,
-            description=s.description,
-            tags=list(s.tags),
-            project_id=s.project_id,
-            run_id=s.run_id,
-            snapshot_data=struct_to_dict(s.snapshot_data) if s.HasField("snapshot_data") else None,
-            reference_metrics=RunMetricsRead.from_proto(s.reference_metrics)
-            if s.HasField("reference_metrics")
-            else None,
-            invariants=[InvariantBody.from_proto(i) for i in s.invariants],
-            version=s.version,
-            parent_id=s.parent_id,
-            created_at=to_datetime(s.create_time),
-            updated_at=to_datetime(s.update_time),
-        )
-
-
-class SnapshotList(BaseModel):
-    snapshots: list[SnapshotRead] = Field(description="Newest first, without snapshot_data")
-    next_page_token: str
-
-
-# ---------------------------------------------------------------- replays and reports
-
-
 class InvariantResultRead(BaseModel):
     type: str
     description: str
@@ -383,6 +337,57 @@ class InvariantResultRead(BaseModel):
             pass_rate=r.pass_rate,
             message=r.message,
         )
+
+
+class SnapshotRead(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    project_id: str
+    run_id: str = Field(description="The source run, when made from one")
+    snapshot_data: dict[str, Any] | None = Field(
+        description="Full copies: {version, problem_spec, world_model, run_config, chat_context}; null in lists"
+    )
+    reference_metrics: RunMetricsRead | None = Field(description="The source run's metrics; null without a run")
+    invariants: list[InvariantBody]
+    reference_results: list[InvariantResultRead] = Field(
+        description="Each invariant checked against reference_metrics, as a replay's are: one the source run did "
+        "not keep fails on every replay that behaves like it. Empty without a reference"
+    )
+    version: str = Field(description="The schema version of snapshot_data")
+    parent_id: str = Field(description="The snapshot this one was made from, if any")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_proto(cls, s: pb.Snapshot) -> SnapshotRead:
+        return cls(
+            id=s.id,
+            name=s.name,
+            description=s.description,
+            tags=list(s.tags),
+            project_id=s.project_id,
+            run_id=s.run_id,
+            snapshot_data=struct_to_dict(s.snapshot_data) if s.HasField("snapshot_data") else None,
+            reference_metrics=RunMetricsRead.from_proto(s.reference_metrics)
+            if s.HasField("reference_metrics")
+            else None,
+            invariants=[InvariantBody.from_proto(i) for i in s.invariants],
+            reference_results=[InvariantResultRead.from_proto(r) for r in s.reference_results],
+            version=s.version,
+            parent_id=s.parent_id,
+            created_at=to_datetime(s.create_time),
+            updated_at=to_datetime(s.update_time),
+        )
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotRead] = Field(description="Newest first, without snapshot_data")
+    next_page_token: str
+
+
+# ---------------------------------------------------------------- replays and reports
 
 
 class ReplayResult(BaseModel):

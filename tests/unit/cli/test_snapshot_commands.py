@@ -182,6 +182,23 @@ def test_show_reads_the_reference_and_the_invariants(fakes: Fakes, gateway: Test
     assert "COMPLETED: 3 candidates, 5 scenarios, 15 evaluations" in result.stdout
     assert "min_candidates 3" in result.stdout
     assert "1 constraints, 1 goals" in result.stdout
+    assert "on the reference run: 2 of 2 hold" in result.stdout
+
+
+def test_show_names_an_invariant_the_reference_run_did_not_keep(fakes: Fakes, gateway: TestClient) -> None:
+    shown = snapshot()
+    shown.reference_results[1].CopyFrom(
+        invariant_result("run_status", "COMPLETED", "FAILED", snap_pb.RESULT_STATUS_FAILED)
+    )
+    fakes.snapshots.responses["GetSnapshot"] = snap_pb.GetSnapshotResponse(snapshot=shown)
+
+    result = crucible("show", SNAPSHOT_ID)
+
+    assert result.exit_code == 0, result.output
+    assert "on the reference run: 1 of 2 hold" in result.stdout
+    assert 'run_status  expected "COMPLETED", actual "FAILED"' in result.stdout
+    # Only what did not hold is listed under it.
+    assert "min_candidates  expected" not in result.stdout
 
 
 def test_delete_asks_first_and_a_no_deletes_nothing(fakes: Fakes, gateway: TestClient) -> None:

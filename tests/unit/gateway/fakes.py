@@ -999,6 +999,7 @@ def snapshot(snapshot_id: str = SNAPSHOT_ID, name: str = "Grid baseline", *, dat
         run_id=RUN_ID,
         reference_metrics=run_metrics(),
         invariants=[invariant(), invariant("run_status", "COMPLETED")],
+        reference_results=[invariant_result(), invariant_result("run_status", "COMPLETED", "COMPLETED")],
         version="2.0",
         create_time=timestamp(CREATED),
         update_time=timestamp(CREATED),

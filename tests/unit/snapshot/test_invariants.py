@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crucible_snapshot.domain import invariants as inv
 from crucible_snapshot.domain.model import Invariant, ResultStatus
-from tests.unit.snapshot.fakes import good_metrics
+from tests.unit.snapshot.fakes import good_metrics, snapshot
 
 GOOD = [
     Invariant("min_candidates", 3, "at least 3"),
@@ -109,6 +111,19 @@ def test_hard_constraint_violations_say_how_many() -> None:
 
     assert (result.status, result.expected, result.actual) == (ResultStatus.FAILED, True, False)
     assert "2 candidate(s) rejected" in result.message
+
+
+def test_a_snapshot_says_which_of_its_invariants_its_own_run_broke() -> None:
+    invariants = (Invariant("run_status", "COMPLETED"), Invariant("no_hard_constraint_violations", True))
+    made = snapshot(invariants=invariants, reference_metrics=good_metrics(hard_constraint_violations=1))
+
+    kept, broken = inv.on_reference(made)
+
+    assert (kept.type, kept.status) == ("run_status", ResultStatus.PASSED)
+    assert (broken.type, broken.status) == ("no_hard_constraint_violations", ResultStatus.FAILED)
+    assert "1 candidate(s) rejected" in broken.message
+    # Without a source run there is nothing to check them against.
+    assert inv.on_reference(replace(made, reference_metrics=None)) == ()
 
 
 def test_a_missing_top_candidate_fails_a_bound_and_a_custom_expression_that_cannot_evaluate_is_an_error() -> None:

@@ -7,6 +7,11 @@ import { duration, num, shortId, usd, when } from "../format";
 
 type ReplayMode = NonNullable<Schemas["SnapshotReplay"]["replay_mode"]>;
 
+// snapshot_data arrives as a protobuf Struct, whose keys keep no order: the copies are listed in the
+// contract's (other keys after them), not differently at each load.
+const COPY_ORDER = ["version", "problem_spec", "world_model", "run_config", "chat_context"];
+const copyRank = (key: string) => (COPY_ORDER.includes(key) ? COPY_ORDER.indexOf(key) : COPY_ORDER.length);
+
 function Metrics({ metrics }: { metrics: Schemas["RunMetricsRead"] }) {
   return (
     <dl className="facts">
@@ -108,6 +113,7 @@ export default function SnapshotView() {
   if (snapshot.isError) return <ErrorBox error={snapshot.error} action="Opening the snapshot" />;
   const s = snapshot.data;
   const data = (s.snapshot_data ?? {}) as Record<string, unknown>;
+  const broken = s.reference_results.filter((r) => r.status !== "passed").length;
   return (
     <div className="page">
       <header className="page-head">
@@ -160,15 +166,32 @@ export default function SnapshotView() {
       )}
       <section aria-labelledby="invariants-title">
         <h2 id="invariants-title">Invariants</h2>
+        {broken > 0 && (
+          <p className="warnings" role="note">
+            The reference run did not keep {broken === 1 ? "one of these" : `${broken} of these`}: a replay that behaves like it fails{" "}
+            {broken === 1 ? "it" : "them"} too.
+          </p>
+        )}
         {s.invariants.length === 0 ? (
           <p className="muted">None.</p>
         ) : (
           <ul>
-            {s.invariants.map((i, index) => (
-              <li key={index}>
-                <code>{i.type}</code> {i.value !== null && i.value !== undefined && JSON.stringify(i.value)} {i.description && `— ${i.description}`}
-              </li>
-            ))}
+            {s.invariants.map((i, index) => {
+              // In the invariants' order, checked against the reference metrics (none without a source run).
+              const reference = s.reference_results[index];
+              return (
+                <li key={index}>
+                  <code>{i.type}</code> {i.value !== null && i.value !== undefined && JSON.stringify(i.value)} {i.description && `— ${i.description}`}
+                  {reference && (
+                    <span className="muted small">
+                      {" · reference run: "}
+                      <Status value={reference.status} />
+                      {reference.status !== "passed" && ` ${reference.message || `got ${JSON.stringify(reference.actual)}`}`}
+                    </span>
+                  )}
+                </li>
+              );
+            })}
           </ul>
         )}
       </section>
@@ -176,7 +199,7 @@ export default function SnapshotView() {
       <section aria-labelledby="copies-title">
         <h2 id="copies-title">Frozen copies</h2>
         {Object.keys(data).length === 0 && <p className="muted">No data.</p>}
-        {Object.entries(data).map(([key, value]) => (
+        {Object.entries(data).sort(([a], [b]) => copyRank(a) - copyRank(b) || a.localeCompare(b)).map(([key, value]) => (
           <details key={key}>
             <summary>{key}</summary>
             <pre className="json" tabIndex={0}>

@@ -28,6 +28,7 @@ from crucible_snapshot.domain.model import (
     JsonValue,
     ResultStatus,
     RunMetrics,
+    Snapshot,
 )
 
 MAX_INVARIANTS = 50
@@ -300,6 +301,19 @@ def check_all(
     invariants: Sequence[Invariant], replays: Sequence[RunMetrics], min_pass_rate: float = 1.0
 ) -> tuple[InvariantResult, ...]:
     return tuple(check(i, replays, min_pass_rate) for i in invariants)
+
+
+def on_reference(snapshot: Snapshot) -> tuple[InvariantResult, ...]:
+    """The snapshot's invariants checked against its source run's metrics, as a replay's are.
+
+    What the New snapshot form proposes need not hold on the run it is made from (a run that
+    rejected a candidate breaks ``no_hard_constraint_violations``); an invariant that does not
+    fails on every replay that behaves like the source, which its author should see before a suite
+    does. None without a reference (a snapshot of a project without a run).
+    """
+    if snapshot.reference_metrics is None:
+        return ()
+    return check_all(snapshot.invariants, [snapshot.reference_metrics])
 
 
 def passed(results: Sequence[InvariantResult]) -> bool:

@@ -1,4 +1,5 @@
-"""Proto ⇄ domain conversions for the snapshot service (translation only; enum names come from the protos)."""
+"""Proto ⇄ domain conversions for the snapshot service (translation, and the reference check a
+snapshot carries; enum names come from the protos)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible_common.enums import ProtoEnum
 from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.protobuf import struct, struct_to_dict, timestamp, value, value_to_python
+from crucible_snapshot.domain import invariants as inv
 from crucible_snapshot.domain import snapshot_data
 from crucible_snapshot.domain.model import (
     Invariant,
@@ -115,6 +117,8 @@ def snapshot_pb(s: Snapshot) -> pb.Snapshot:
         parent_id=s.parent_id,
         create_time=timestamp(s.created_at),
         update_time=timestamp(s.updated_at),
+        # Derived, never stored: checked with the invariant rules of the service that answers.
+        reference_results=[invariant_result_pb(r) for r in inv.on_reference(s)],
     )
     if s.data is not None:
         message.snapshot_data.CopyFrom(struct(snapshot_data.dump(s.data)))

@@ -1,0 +1,70 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render, screen, within } from "@testing-library/react";
+import { MemoryRouter, Route, Routes } from "react-router";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Schemas } from "../../api/client";
+import { fakeFetch } from "../../test/render";
+import SnapshotView from "../SnapshotView";
+
+type Result = Schemas["InvariantResultRead"];
+
+function result(type: string, status: Result["status"], expected: unknown, actual: unknown, message = ""): Result {
+  return { type, description: "", status, expected, actual, pass_rate: status === "passed" ? 1 : 0, message };
+}
+
+function snapshot(): Schemas["SnapshotRead"] {
+  return {
+    id: "s1",
+    name: "bridge baseline",
+    description: "",
+    tags: ["regression"],
+    project_id: "p1",
+    run_id: "r1",
+    // In the order a protobuf Struct may give them: shown in the contract's.
+    snapshot_data: { chat_context: [], run_config: {}, version: "3.0", world_model: {}, problem_spec: {} },
+    reference_metrics: null,
+    invariants: [
+      { type: "run_status", value: "COMPLETED", description: "" },
+      { type: "no_hard_constraint_violations", value: true, description: "" },
+    ],
+    reference_results: [
+      result("run_status", "passed", "COMPLETED", "COMPLETED"),
+      result("no_hard_constraint_violations", "failed", true, false, "2 candidate(s) rejected for breaking a hard constraint"),
+    ],
+    version: "3.0",
+    parent_id: "",
+    created_at: "2026-11-29T11:27:00Z",
+    updated_at: "2026-11-29T11:27:00Z",
+  };
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("SnapshotView", () => {
+  it("says which invariants the run it was made from did not keep, and lists the copies in the contract's order", async () => {
+    vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshots/s1": () => snapshot() }).fetch);
+    const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+    render(
+      <QueryClientProvider client={client}>
+        <MemoryRouter initialEntries={["/snapshots/s1"]}>
+          <Routes>
+            <Route path="/snapshots/:snapshotId" element={<SnapshotView />} />
+          </Routes>
+        </MemoryRouter>
+      </QueryClientProvider>,
+    );
+
+    expect(await screen.findByRole("note")).toHaveTextContent("The reference run did not keep one of these");
+    const [kept, broken] = within(screen.getByRole("region", { name: "Invariants" })).getAllByRole("listitem");
+    expect(kept).toHaveTextContent("reference run: passed");
+    expect(broken).toHaveTextContent("reference run: failed 2 candidate(s) rejected for breaking a hard constraint");
+    const copies = within(screen.getByRole("region", { name: "Frozen copies" }));
+    expect(copies.getAllByText(/^[a-z_]+$/).map((summary) => summary.textContent)).toEqual([
+      "version",
+      "problem_spec",
+      "world_model",
+      "run_config",
+      "chat_context",
+    ]);
+  });
+});
