@@ -13,7 +13,7 @@ export const INVARIANT_TYPES: { type: string; label: string; kind: Kind; initial
   { type: "max_scenarios", label: "At most N scenarios", kind: "count", initial: 10 },
   { type: "min_top_i_score", label: "Top I at least", kind: "number", initial: 1 },
   { type: "max_top_i_score", label: "Top I at most", kind: "number", initial: 10 },
-  { type: "no_hard_constraint_violations", label: "No hard constraint broken", kind: "flag", initial: true },
+  { type: "no_hard_constraint_violations", label: "No candidate rejected for a hard constraint", kind: "flag", initial: true },
   { type: "max_duration_seconds", label: "Duration at most (s)", kind: "number", initial: 600 },
   { type: "min_evaluation_coverage", label: "Evaluation coverage at least (0–1)", kind: "fraction", initial: 1 },
   { type: "custom", label: "Custom (CEL over the metrics)", kind: "expression", initial: "evaluations == candidates * scenarios" },
