@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -441,7 +441,7 @@ class RunExecutor:
         # are ranked on the same ground, rather than the first few in every scenario and the rest in none.
         pending = [(x, s) for s in scenarios for x in candidates if (x.id, s.id) not in seen]
         progress = _Progress(done=len(seen), total=len(candidates) * len(scenarios))
-        gate = asyncio.Semaphore(self._deps.concurrency)
+        queue = deque(pending)
         stop: list[BudgetExhausted] = []
         # Evaluations arrive a few milliseconds apart; a write waits 20 ms for the ones behind it.
         # What a crash loses in that window is answered again from the agent service's stored
@@ -456,37 +456,38 @@ class RunExecutor:
             """How many evaluation calls may be in flight at once from now on."""
             return min(self._deps.concurrency, unanswered)
 
-        async def one(candidate: Candidate, scenario: Scenario) -> None:
-            """One pair's evaluation, started holding a slot of ``gate``, which it gives back."""
+        async def evaluator(group: asyncio.TaskGroup) -> None:
+            """One of ``concurrency`` callers: the next pair as soon as its last answer is in.
+
+            An answer's own task sends the next call: a slot handed back to a loop that then made a
+            task for the next pair cost the call two turns of the event loop, each behind whatever
+            else was ready (fifty answers' work, at its busiest).
+            """
             nonlocal unanswered
-            try:
+            while queue and not stop:
+                candidate, scenario = queue.popleft()
                 try:
                     evaluation = await self._evaluate_pair(run, problem, candidate, scenario, budget, slots)
                 except BudgetExhausted as exhausted:
                     # No new call starts; the calls in flight finish and are stored.
                     stop.append(exhausted)
+                    unanswered -= len(queue)
+                    queue.clear()
                     return
                 finally:
-                    gate.release()
-            finally:
-                unanswered -= 1
-                if unanswered == 0:
-                    writer.flush()  # the last answers have no one behind them to wait for
-            await writer.store(evaluation)
+                    unanswered -= 1
+                    if unanswered == 0:
+                        writer.flush()  # the last answers have no one behind them to wait for
+                # Stored in the background, so that the next call is not held for the write; a
+                # write that fails (a lost lease) fails the group, as the call would have.
+                group.create_task(writer.store(evaluation))
 
         # Structured: should one evaluation fail unexpectedly (a lost lease, a lost database), the
-        # others are cancelled with it rather than left running unowned. A pair's task is made
-        # once a slot is free: a run holds one for each call in flight and each answer not yet
-        # stored, not one for every pair.
+        # others are cancelled with it rather than left running unowned.
         try:
             async with asyncio.TaskGroup() as group:
-                for i, (x, s) in enumerate(pending):
-                    await gate.acquire()
-                    if stop:
-                        gate.release()
-                        unanswered -= len(pending) - i
-                        break
-                    group.create_task(one(x, s))
+                for _ in range(min(self._deps.concurrency, len(pending))):
+                    group.create_task(evaluator(group))
                     # The call is sent by a task of the gRPC channel's own, queued behind whatever
                     # is ready when the call is made: without this turn, a burst of fifty calls
                     # went out only once all fifty were made, and the agent service, idle
