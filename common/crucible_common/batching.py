@@ -64,11 +64,15 @@ class _Rounds(abc.ABC, Generic[T, R]):
         """One round's work; what it returns gives each item its result."""
 
     async def _join(self, item: T) -> R:
+        return await self._enqueue(item)
+
+    def _enqueue(self, item: T) -> asyncio.Future[R]:
+        """``item`` in the next round, now; the future its round settles."""
         settled: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, settled))
         if self._rounds is None:
             self._rounds = asyncio.get_running_loop().create_task(self._run_rounds())
-        return await settled
+        return settled
 
     async def _run_rounds(self) -> None:
         try:
@@ -133,6 +137,11 @@ class GroupLookup(_Rounds[K, V | None]):
 
     async def get(self, key: K) -> V | None:
         return await self._join(key)
+
+    def ask(self, key: K) -> asyncio.Future[V | None]:
+        """``get`` as a future, asked at once: one its asker can shield and leave (the round goes on
+        and settles it) without a task of its own to wrap the wait."""
+        return self._enqueue(key)
 
     async def _serve(self, keys: list[K]) -> Callable[[K], V | None]:
         return (await self._fetch(list(dict.fromkeys(keys)))).get

@@ -124,7 +124,7 @@ class CallLog:
             ask = Claim(idempotency_key, f"{self._owner}:{next(self._numbers)}", run_id)
             # The round goes on when its asker leaves: a claim it wins then is let go, not held
             # by nobody until it lapses (and kept by every renewal meanwhile).
-            round_ = asyncio.ensure_future(self._claims.get(ask))
+            round_ = self._claims.ask(ask)
             try:
                 found = await asyncio.shield(round_)
             except asyncio.CancelledError:
