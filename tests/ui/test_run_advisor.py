@@ -193,3 +193,7 @@ def test_usage_breaks_the_cost_down_by_project_then_by_run(ui: Page, api: httpx.
     by_run = page.get_by_role("table", name="Usage by run")
     expect(by_run).to_contain_text(runs[0]["id"][:8])
     look(page, "usage-by-run")
+    # Each of the latest calls names what it was made for, and leads there.
+    calls = page.get_by_role("table", name="Latest calls")
+    calls.get_by_role("link", name=f"run {runs[0]['id'][:8]}").first.click()
+    expect(page).to_have_url(re.compile(f"/runs/{runs[0]['id']}$"))

@@ -5,6 +5,14 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { cost, int, shortId, usd, when } from "../format";
 
+/** What a call was made for: its run, its sprint, or (an Architect turn) its project. */
+function CallFor({ correlation: c, titles }: { correlation: Schemas["CorrelationRead"]; titles: Map<string, string> }) {
+  if (c.run_id) return <Link to={`/runs/${encodeURIComponent(c.run_id)}`}>run {shortId(c.run_id)}</Link>;
+  if (c.sprint_id) return <Link to={`/sprints/${encodeURIComponent(c.sprint_id)}`}>sprint {shortId(c.sprint_id)}</Link>;
+  if (c.project_id) return <Link to={`/projects/${encodeURIComponent(c.project_id)}`}>{titles.get(c.project_id) ?? `project ${shortId(c.project_id)}`}</Link>;
+  return <span className="muted">—</span>;
+}
+
 function ByProject({
   groups,
   projects,
@@ -122,6 +130,7 @@ export default function Usage() {
     queryKey: ["llm-calls", filter],
     queryFn: () => unwrap(api.GET("/api/llm-calls", { params: { query: { ...filter, page_size: 50 } } })),
   });
+  const titles = new Map((projects.data?.projects ?? []).map((p) => [p.id, p.title]));
   return (
     <div className="page">
       <header className="page-head">
@@ -231,11 +240,13 @@ export default function Usage() {
       {calls.data && calls.data.llm_calls.length === 0 && <Empty>No calls.</Empty>}
       {calls.data && calls.data.llm_calls.length > 0 && (
         <table className="table compact">
+          <caption className="sr-only">Latest calls</caption>
           <thead>
             <tr>
               <th scope="col">When</th>
               <th scope="col">Model</th>
               <th scope="col">Purpose</th>
+              <th scope="col">For</th>
               <th scope="col">Status</th>
               <th scope="col">Tokens</th>
               <th scope="col">USD</th>
@@ -248,6 +259,9 @@ export default function Usage() {
                 <td>{when(c.created_at)}</td>
                 <td>{c.model_name}</td>
                 <td>{c.correlation.purpose}</td>
+                <td>
+                  <CallFor correlation={c.correlation} titles={titles} />
+                </td>
                 <td>{c.status.toLowerCase()}</td>
                 <td>
                   {int(c.input_tokens)} / {int(c.output_tokens)}
