@@ -54,3 +54,10 @@ export function violationsText(violated: { constraint: string; scenarios: number
   const scenarios = `scenario${evaluations === 1 ? "" : "s"}`;
   return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${evaluations} ${scenarios}`).join("; ")}`;
 }
+
+/** Each project's name in a list to pick from: its title, and when it was made if another has the same title. */
+export function projectLabels(projects: { id: string; title: string; created_at: string }[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const p of projects) count.set(p.title, (count.get(p.title) ?? 0) + 1);
+  return new Map(projects.map((p) => [p.id, (count.get(p.title) ?? 0) > 1 ? `${p.title} · ${when(p.created_at)}` : p.title]));
+}

@@ -4,7 +4,7 @@ import { useNavigate, useSearchParams } from "react-router";
 import { api, unwrap } from "../api/client";
 import { InvariantsEditor, type Invariant } from "../components/InvariantsEditor";
 import { ErrorBox, Field } from "../components/ui";
-import { when } from "../format";
+import { projectLabels, when } from "../format";
 
 /** Snapshot a finished run: its project's state frozen, its metrics the reference, invariants to hold. */
 export default function SnapshotNew() {
@@ -27,6 +27,7 @@ export default function SnapshotNew() {
     queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: 200 } } })),
     enabled: !params.get("run"),
   });
+  const labels = projectLabels(projects.data?.projects ?? []);
   const runs = useQuery({
     queryKey: ["runs", projectId, "for-snapshot"],
     enabled: projectId !== "",
@@ -71,7 +72,7 @@ export default function SnapshotNew() {
                 <option value="">Choose a project</option>
                 {projects.data?.projects.map((p) => (
                   <option key={p.id} value={p.id}>
-                    {p.title}
+                    {labels.get(p.id)}
                   </option>
                 ))}
               </select>

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
-import { cost, int, shortId, usd, when } from "../format";
+import { cost, int, projectLabels, shortId, usd, when } from "../format";
 
 /** What a call was made for: its run, its sprint, or (an Architect turn) its project. */
 function CallFor({ correlation: c, titles }: { correlation: Schemas["CorrelationRead"]; titles: Map<string, string> }) {
@@ -131,6 +131,7 @@ export default function Usage() {
     queryFn: () => unwrap(api.GET("/api/llm-calls", { params: { query: { ...filter, page_size: 50 } } })),
   });
   const titles = new Map((projects.data?.projects ?? []).map((p) => [p.id, p.title]));
+  const labels = projectLabels(projects.data?.projects ?? []);
   return (
     <div className="page">
       <header className="page-head">
@@ -148,7 +149,7 @@ export default function Usage() {
             <option value="">All projects</option>
             {projects.data?.projects.map((p) => (
               <option key={p.id} value={p.id}>
-                {p.title}
+                {labels.get(p.id)}
               </option>
             ))}
           </select>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cost, usd } from "../format";
+import { cost, projectLabels, usd, when } from "../format";
 
 describe("cost", () => {
   it("never shows an unknown cost as $0", () => {
@@ -11,5 +11,18 @@ describe("cost", () => {
   it("names the calls abandoned mid-answer apart from the sum", () => {
     expect(cost({ usd: 0.5, calls: 3, unpriced_calls: 0, cancelled_calls: 2 })).toBe("$0.50 + 2 cancelled (cost unknown)");
     expect(cost({ usd: 0.5, calls: 3, unpriced_calls: 0, cancelled_calls: 0 })).toBe("$0.50");
+  });
+});
+
+describe("projectLabels", () => {
+  it("tells projects of the same title apart by when each was made, and leaves the others as they are", () => {
+    const labels = projectLabels([
+      { id: "a", title: "Emergency department", created_at: "2026-11-29T09:00:00Z" },
+      { id: "b", title: "Emergency department", created_at: "2026-11-29T10:00:00Z" },
+      { id: "c", title: "Bridge", created_at: "2026-11-29T11:00:00Z" },
+    ]);
+    expect(labels.get("a")).toBe(`Emergency department · ${when("2026-11-29T09:00:00Z")}`);
+    expect(labels.get("b")).toBe(`Emergency department · ${when("2026-11-29T10:00:00Z")}`);
+    expect(labels.get("c")).toBe("Bridge");
   });
 });
