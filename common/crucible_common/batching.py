@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -74,6 +74,14 @@ class _Rounds(abc.ABC, Generic[T, R]):
             self._rounds = asyncio.get_running_loop().create_task(self._run_rounds())
         return settled
 
+    def _handed_in(self, item: T) -> asyncio.Future[R]:
+        """``_enqueue`` for a caller that may not await the result: a round's failure is read here
+        too, so a future nobody awaits (its asker left; ``shield`` lets go of it then) is not
+        logged as "exception was never retrieved". Whoever awaits it still gets the failure."""
+        settled = self._enqueue(item)
+        settled.add_done_callback(_retrieved)
+        return settled
+
     async def _run_rounds(self) -> None:
         try:
             if self._linger and not self._after_quiet():
@@ -116,6 +124,11 @@ class GroupCommit(_Rounds[T, None]):
         """Return once ``item`` is written (with whatever else was pending); raise if its write failed."""
         await self._join(item)
 
+    def submit(self, item: T) -> asyncio.Future[None]:
+        """``store`` without the wait: ``item`` is handed in now, and written even if nobody awaits
+        the future its write settles."""
+        return self._handed_in(item)
+
     async def _serve(self, items: list[T]) -> Callable[[T], None]:
         await self._write(items)
         return lambda _: None
@@ -139,9 +152,14 @@ class GroupLookup(_Rounds[K, V | None]):
         return await self._join(key)
 
     def ask(self, key: K) -> asyncio.Future[V | None]:
-        """``get`` as a future, asked at once: one its asker can shield and leave (the round goes on
+        """``get`` as a future, asked at once: its asker can shield it and leave (the round goes on
         and settles it) without a task of its own to wrap the wait."""
-        return self._enqueue(key)
+        return self._handed_in(key)
 
     async def _serve(self, keys: list[K]) -> Callable[[K], V | None]:
         return (await self._fetch(list(dict.fromkeys(keys)))).get
+
+
+def _retrieved(settled: asyncio.Future[Any]) -> None:
+    if not settled.cancelled():
+        settled.exception()

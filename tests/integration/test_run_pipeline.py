@@ -120,9 +120,8 @@ async def test_a_run_holds_a_task_for_each_call_in_flight_not_for_each_pair(engi
     assert run.status is RunStatus.COMPLETED, run.failure_reason
     assert len(evaluations) == 200
     assert models.most_in_flight == harness.pipeline.concurrency == 8
-    # A pair's task is made once a slot is free: the first call is made with at most 8 of them
-    # (not 200), and an answered pair's task lives on only until its evaluation is stored.
-    assert evaluations[0] <= 8
+    # A run holds an evaluator a call in flight (8, not 200), and a waiter an answer not yet stored.
+    assert 1 <= evaluations[0] <= 8
     assert max(evaluations) < 200
 
 
@@ -137,7 +136,41 @@ async def _run_alone(engine: AsyncEngine, models: FakeModels, **options: Any) ->
 
 
 def _evaluates_a_pair(task: asyncio.Task[object]) -> bool:
-    return "_evaluate.<locals>.one" in getattr(task.get_coro(), "__qualname__", "")
+    """An evaluator, or a waiter for an evaluation's write: the tasks an evaluate phase holds."""
+    return getattr(task.get_coro(), "__qualname__", "") in ("RunExecutor._evaluate.<locals>.evaluator", "_written")
+
+
+async def test_an_answer_in_as_the_runner_stops_is_stored(engine: AsyncEngine) -> None:
+    """The fifth evaluation's answer arrives, and in that same turn the runner is stopped (its
+    process shutting down): the answer, paid for, is stored all the same."""
+    stopped: list[str] = []
+    runner: asyncio.Task[None] | None = None
+
+    class StoppedAtAnAnswer(FakeModels):
+        async def complete(self, call: ModelCall) -> ModelAnswer:
+            answer = await super().complete(call)
+            if call.schema_name == "evaluation" and self.paid_for("evaluation") == 5 and not stopped:
+                stopped.append(call.idempotency_key)
+                assert runner is not None
+                # The runner hears of it before this answer's evaluator goes on with the answer.
+                runner.cancel()
+            return answer
+
+    spec = FakeSpec()
+    harness = Harness.make(engine, StoppedAtAnAnswer(latency=0.01), spec=spec, launch=False)
+    try:
+        run = await harness.create(spec.project(), num_candidates=4, num_scenarios=4)
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        runner = asyncio.create_task(RunExecutor(harness.pipeline, await steal(engine, run.id, "p1")).run())
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        async with harness.deps.uow(read_only=True) as uow:
+            stored = await uow.repo.evaluations(run.id)
+    finally:
+        await harness.close()
+
+    (key,) = stopped
+    assert key in {f"run:{run.id}:evaluation:{e.candidate_id}:{e.scenario_id}" for e in stored}, key
 
 
 async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness: Harness) -> None:

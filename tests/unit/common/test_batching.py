@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -252,3 +253,49 @@ async def test_a_lookup_after_the_quiet_spell_starts_at_once_again() -> None:
     await asyncio.sleep(0.05)
     assert await asyncio.wait_for(lookup.get("2"), timeout=5) == 2
     assert queries == [["1"], ["2"]]
+
+
+async def test_an_item_handed_in_is_in_the_next_write_at_once_and_a_failure_nobody_awaits_is_not_logged() -> None:
+    """``submit`` / ``ask``: the item is in before the caller's next await (a caller stopped in that
+    turn loses nothing), and the future of a failed round that nobody awaits (its asker left) is read,
+    not reported by asyncio as "exception was never retrieved"."""
+    written: list[list[int]] = []
+    failing = True
+
+    async def write(items: list[int]) -> None:
+        if failing:
+            raise RuntimeError("database away")
+        written.append(items)
+
+    async def fetch(keys: Sequence[str]) -> Mapping[str, int]:
+        raise RuntimeError("database away")
+
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        commit, lookup = GroupCommit(write), GroupLookup(fetch)
+        unawaited = [commit.submit(1), lookup.ask("a")]
+
+        async def asks() -> None:
+            await asyncio.shield(lookup.ask("b"))
+
+        asker = asyncio.create_task(asks())
+        await asyncio.sleep(0)
+        asker.cancel()  # shield lets go of the future it guarded
+        await commit.settled()
+        await lookup.settled()
+        await asyncio.sleep(0)
+        del unawaited
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+
+        failing = False
+        handed = commit.submit(2)
+        # Already waiting for its write: nothing has run since.
+        assert commit._pending[0][0] == 2
+        await handed
+        assert written == [[2]]
+    finally:
+        loop.set_exception_handler(None)

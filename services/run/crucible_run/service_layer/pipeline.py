@@ -457,7 +457,8 @@ class RunExecutor:
             return min(self._deps.concurrency, unanswered)
 
         async def evaluator(group: asyncio.TaskGroup) -> None:
-            """One of ``concurrency`` callers: the next pair as soon as its last answer is in.
+            """One of the phase's callers (``concurrency`` of them, fewer for fewer pairs): the next
+            pair as soon as its last answer is in.
 
             An answer's own task sends the next call: a slot handed back to a loop that then made a
             task for the next pair cost the call two turns of the event loop, each behind whatever
@@ -478,9 +479,10 @@ class RunExecutor:
                     unanswered -= 1
                     if unanswered == 0:
                         writer.flush()  # the last answers have no one behind them to wait for
-                # Stored in the background, so that the next call is not held for the write; a
+                # Handed to the writer now (a phase stopped in this very turn still stores it), its
+                # write awaited in the background, so that the next call is not held for it; a
                 # write that fails (a lost lease) fails the group, as the call would have.
-                group.create_task(writer.store(evaluation))
+                group.create_task(_written(writer.submit(evaluation)))
 
         # Structured: should one evaluation fail unexpectedly (a lost lease, a lost database), the
         # others are cancelled with it rather than left running unowned.
@@ -879,6 +881,11 @@ class RunExecutor:
                 logger.warning("run %s: the snapshot service refused its failure snapshot: %s", run.id, refused)
                 span.set_status(Status(StatusCode.ERROR, str(refused)))
         await self._write(lambda uow: uow.repo.snapshot_done(run.id))
+
+
+async def _written(write: asyncio.Future[None]) -> None:
+    # Shielded: should the phase be stopped, this waiter goes, the write it waits for stays.
+    await asyncio.shield(write)
 
 
 async def _tried(action: Callable[[], Awaitable[T]]) -> T:
