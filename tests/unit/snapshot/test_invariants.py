@@ -124,6 +124,10 @@ def test_a_snapshot_says_which_of_its_invariants_its_own_run_broke() -> None:
     assert "1 candidate(s) rejected" in broken.message
     # Without a source run there is nothing to check them against.
     assert inv.on_reference(replace(made, reference_metrics=None)) == ()
+    # One stored under rules since retired is an error of its own; the snapshot still reads.
+    (retired,) = inv.on_reference(replace(made, invariants=(Invariant("min_budget", 3),)))
+    assert (retired.status, retired.expected) == (ResultStatus.ERROR, 3)
+    assert retired.message.startswith("cannot be checked")
 
 
 def test_a_missing_top_candidate_fails_a_bound_and_a_custom_expression_that_cannot_evaluate_is_an_error() -> None:

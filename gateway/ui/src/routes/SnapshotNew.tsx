@@ -14,9 +14,10 @@ export default function SnapshotNew() {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [tags, setTags] = useState("regression");
-  // What a correct Crucible always does (docs/snapshot-testing.md): it completes and covers the pairs.
-  // Not "no candidate rejected": whether a model proposes a breaker is the model's, and rejecting it
-  // is the pipeline working, so a default of it failed replays of sound runs.
+  // What a correct Crucible always does (docs/snapshot-testing.md): it completes and covers the pairs,
+  // all but the odd evaluation whose answer never validated (0.9, the seed's example). Not "no
+  // candidate rejected": whether a model proposes a breaker is the model's, and rejecting it is the
+  // pipeline working, so a default of it failed replays of sound runs.
   const [invariants, setInvariants] = useState<Invariant[]>([
     { type: "run_status", value: "COMPLETED", description: "" },
     { type: "min_evaluation_coverage", value: 0.9, description: "" },

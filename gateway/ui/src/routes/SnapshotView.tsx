@@ -177,8 +177,10 @@ export default function SnapshotView() {
         ) : (
           <ul>
             {s.invariants.map((i, index) => {
-              // In the invariants' order, checked against the reference metrics (none without a source run).
-              const reference = s.reference_results[index];
+              // In the invariants' order, checked against the reference metrics (none without a source run);
+              // matched by type too, so that a service that sent none or other ones shows nothing wrong.
+              const checked = s.reference_results[index];
+              const reference = checked?.type === i.type ? checked : undefined;
               return (
                 <li key={index}>
                   <code>{i.type}</code> {i.value !== null && i.value !== undefined && JSON.stringify(i.value)} {i.description && `— ${i.description}`}

@@ -9,7 +9,8 @@ import grpc
 
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible.snapshot.v1 import snapshot_service_pb2_grpc as pb_grpc
-from crucible_snapshot.domain.model import TestReport
+from crucible_snapshot.domain import invariants as inv
+from crucible_snapshot.domain.model import Snapshot, TestReport
 from crucible_snapshot.entrypoints import proto_mapping as m
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
@@ -45,17 +46,17 @@ class SnapshotServicer(pb_grpc.SnapshotServiceServicer):
             data=m.imported_data(request.snapshot_data) if request.HasField("snapshot_data") else None,
             reference_metrics=m.metrics(request.reference_metrics) if request.HasField("reference_metrics") else None,
         )
-        return pb.CreateSnapshotResponse(snapshot=m.snapshot_pb(await h.create_snapshot(cmd, self._deps)))
+        return pb.CreateSnapshotResponse(snapshot=_snapshot_pb(await h.create_snapshot(cmd, self._deps)))
 
     async def ListSnapshots(self, request: pb.ListSnapshotsRequest, context: Context) -> pb.ListSnapshotsResponse:
         cmd = c.ListSnapshots(
             tuple(request.tags), request.project_id, request.name, request.page_size, request.page_token
         )
         found, token = await h.list_snapshots(cmd, self._deps.uow)
-        return pb.ListSnapshotsResponse(snapshots=[m.snapshot_pb(s) for s in found], next_page_token=token)
+        return pb.ListSnapshotsResponse(snapshots=[_snapshot_pb(s) for s in found], next_page_token=token)
 
     async def GetSnapshot(self, request: pb.GetSnapshotRequest, context: Context) -> pb.GetSnapshotResponse:
-        return pb.GetSnapshotResponse(snapshot=m.snapshot_pb(await h.get_snapshot(request.snapshot_id, self._deps.uow)))
+        return pb.GetSnapshotResponse(snapshot=_snapshot_pb(await h.get_snapshot(request.snapshot_id, self._deps.uow)))
 
     async def DeleteSnapshot(self, request: pb.DeleteSnapshotRequest, context: Context) -> pb.DeleteSnapshotResponse:
         await h.delete_snapshot(c.DeleteSnapshot(request.snapshot_id, request.confirm), self._deps.uow)
@@ -98,3 +99,8 @@ class SnapshotServicer(pb_grpc.SnapshotServiceServicer):
     async def ListTestReports(self, request: pb.ListTestReportsRequest, context: Context) -> pb.ListTestReportsResponse:
         found, token = await h.list_reports(c.ListTestReports(request.page_size, request.page_token), self._deps.uow)
         return pb.ListTestReportsResponse(reports=[m.report_pb(r) for r in found], next_page_token=token)
+
+
+def _snapshot_pb(snapshot: Snapshot) -> pb.Snapshot:
+    # The reference check is derived on each read, never stored: by the rules of the service answering.
+    return m.snapshot_pb(snapshot, inv.on_reference(snapshot))

@@ -1,8 +1,8 @@
-"""Proto ⇄ domain conversions for the snapshot service (translation, and the reference check a
-snapshot carries; enum names come from the protos)."""
+"""Proto ⇄ domain conversions for the snapshot service (translation only; enum names come from the protos)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from google.protobuf import struct_pb2
@@ -11,7 +11,6 @@ from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible_common.enums import ProtoEnum
 from crucible_common.errors import FieldViolation, ValidationFailed
 from crucible_common.protobuf import struct, struct_to_dict, timestamp, value, value_to_python
-from crucible_snapshot.domain import invariants as inv
 from crucible_snapshot.domain import snapshot_data
 from crucible_snapshot.domain.model import (
     Invariant,
@@ -104,7 +103,7 @@ def metrics_pb(m: RunMetrics) -> pb.RunMetrics:
     return pb.RunMetrics(**{k: v for k, v in fields.items() if v is not None})
 
 
-def snapshot_pb(s: Snapshot) -> pb.Snapshot:
+def snapshot_pb(s: Snapshot, reference_results: Sequence[InvariantResult] = ()) -> pb.Snapshot:
     message = pb.Snapshot(
         id=s.id,
         name=s.name,
@@ -117,8 +116,7 @@ def snapshot_pb(s: Snapshot) -> pb.Snapshot:
         parent_id=s.parent_id,
         create_time=timestamp(s.created_at),
         update_time=timestamp(s.updated_at),
-        # Derived, never stored: checked with the invariant rules of the service that answers.
-        reference_results=[invariant_result_pb(r) for r in inv.on_reference(s)],
+        reference_results=[invariant_result_pb(r) for r in reference_results],
     )
     if s.data is not None:
         message.snapshot_data.CopyFrom(struct(snapshot_data.dump(s.data)))
