@@ -66,6 +66,20 @@ METRICS_JSON: dict[str, Any] = {
     "failure_reason": "",
 }
 
+
+def passed_json(kind: str, value: object) -> dict[str, Any]:
+    """A passed invariant result as the API writes it (``fakes.invariant_result`` in JSON)."""
+    return {
+        "type": kind,
+        "description": f"{kind} {value}",
+        "status": "passed",
+        "expected": value,
+        "actual": value,
+        "pass_rate": 1.0,
+        "message": "",
+    }
+
+
 SNAPSHOT_JSON: dict[str, Any] = {
     "id": SNAPSHOT_ID,
     "name": "Grid baseline",
@@ -80,26 +94,7 @@ SNAPSHOT_JSON: dict[str, Any] = {
         {"type": "min_candidates", "value": 3, "description": "min_candidates 3"},
         {"type": "run_status", "value": "COMPLETED", "description": "run_status COMPLETED"},
     ],
-    "reference_results": [
-        {
-            "type": "min_candidates",
-            "description": "min_candidates 3",
-            "status": "passed",
-            "expected": 3,
-            "actual": 3,
-            "pass_rate": 1.0,
-            "message": "",
-        },
-        {
-            "type": "run_status",
-            "description": "run_status COMPLETED",
-            "status": "passed",
-            "expected": "COMPLETED",
-            "actual": "COMPLETED",
-            "pass_rate": 1.0,
-            "message": "",
-        },
-    ],
+    "reference_results": [passed_json("min_candidates", 3), passed_json("run_status", "COMPLETED")],
     "version": "2.0",
     "parent_id": "",
     "created_at": CREATED_AT,
@@ -286,17 +281,7 @@ async def test_replay_waits_by_default_with_a_fresh_trigger(fakes: Fakes, http: 
         "run_id": REPLAY_RUN_ID,
         "status": "COMPLETED",
         "metrics": {**METRICS_JSON, "run_id": REPLAY_RUN_ID},
-        "invariants": [
-            {
-                "type": "min_candidates",
-                "description": "min_candidates 3",
-                "status": "passed",
-                "expected": 3,
-                "actual": 3,
-                "pass_rate": 1.0,
-                "message": "",
-            }
-        ],
+        "invariants": [passed_json("min_candidates", 3)],
     }
     (call,) = fakes.snapshots.calls
     request = call.request
