@@ -197,3 +197,27 @@ def test_usage_breaks_the_cost_down_by_project_then_by_run(ui: Page, api: httpx.
     calls = page.get_by_role("table", name="Latest calls")
     calls.get_by_role("link", name=f"run {runs[0]['id'][:8]}").first.click()
     expect(page).to_have_url(re.compile(f"/runs/{runs[0]['id']}$"))
+
+
+def test_the_runs_are_asked_about_in_an_analysis_session_beside_the_setup_chat(ui: Page, api: httpx.Client) -> None:
+    """After the run above: the workspace's chat switches to an analysis session, where the Architect
+    is given the project's runs, and back to the setup conversation, which is where it was."""
+    page = ui
+    project = next(p for p in api.get("/api/projects").json()["projects"] if p["title"] == "Bridge")
+    (run,) = api.get(f"/api/projects/{project['id']}/runs").json()["runs"]
+    page.get_by_role("link", name="Projects", exact=True).click()
+    page.get_by_role("link", name="Bridge", exact=True).click()
+    chat = page.get_by_role("region", name="Chat with the Architect")
+    expect(chat.locator(".card-summary")).to_be_visible()
+
+    chat.get_by_label("Analysis").check()
+    expect(chat.get_by_text("Ask about the project's runs")).to_be_visible()
+    say(page, "Which candidate was best in the last run?")
+    expect(chat.locator(".message-agent").last).to_contain_text(f"In run {run['id'][:8]}")
+    expect(chat.locator(".card-summary")).to_have_count(0)
+    look(page, "workspace-analysis")
+
+    chat.get_by_label("Setup").check()
+    expect(chat.locator(".card-summary")).to_be_visible()
+    sessions = api.get(f"/api/projects/{project['id']}/chat-sessions").json()["chat_sessions"]
+    assert sorted(s["mode"] for s in sessions) == ["analysis", "setup"]

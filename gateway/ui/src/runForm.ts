@@ -24,6 +24,8 @@ export const EMPTY_FORM: RunForm = {
 /** An Architect recommendation, as the panel uses it: the message that made it and its form. */
 export interface Suggestion {
   messageId: string;
+  // The chat session the recommendation was made in: a run started from it names that session.
+  sessionId: string;
   form: RunForm;
 }
 

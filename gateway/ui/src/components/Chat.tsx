@@ -53,6 +53,14 @@ function MessageView({
  * The conversation with the Architect: one WebSocket per turn, the reply drawn as it streams.
  * A turn never starts a run; a recommendation's "Use these settings" only fills the Run Config panel.
  */
+/** A project's two kinds of chat session: setting the problem up, and asking about its runs. */
+export type ChatMode = "setup" | "analysis";
+
+const MODES: [ChatMode, string][] = [
+  ["setup", "Setup"],
+  ["analysis", "Analysis"],
+];
+
 export function Chat({
   sessionId,
   messages,
@@ -60,6 +68,8 @@ export function Chat({
   onUse,
   activeSuggestion,
   onTurnDone,
+  mode = "setup",
+  onMode,
 }: {
   onTurnDone: () => void;
   sessionId: string | null;
@@ -67,6 +77,8 @@ export function Chat({
   ensureSession: () => Promise<string>;
   onUse: (message: Message) => void;
   activeSuggestion: string | null;
+  mode?: ChatMode;
+  onMode?: (mode: ChatMode) => void;
 }) {
   const queryClient = useQueryClient();
   const [draft, setDraft] = useState("");
@@ -153,12 +165,28 @@ export function Chat({
     <section className="pane chat" aria-labelledby="chat-title">
       <header className="pane-head">
         <h2 id="chat-title">Chat with the Architect</h2>
+        {onMode && (
+          <fieldset className="segmented chat-mode">
+            <legend className="sr-only">Session</legend>
+            {MODES.map(([value, label]) => (
+              <label key={value}>
+                <input type="radio" name="chat-mode" value={value} checked={mode === value} onChange={() => onMode(value)} /> {label}
+              </label>
+            ))}
+          </fieldset>
+        )}
       </header>
       <ol className="messages" ref={list} aria-live="polite" aria-label="Messages" tabIndex={0}>
-        {messages.length === 0 && !pending && (
+        {messages.length === 0 && !pending && mode === "setup" && (
           <li className="empty">
             Describe your problem: what must hold, what you want, what the world looks like. The Architect turns it into
             a ProblemSpec and a WorldModel, and recommends runs — only the Run button starts one.
+          </li>
+        )}
+        {messages.length === 0 && !pending && mode === "analysis" && (
+          <li className="empty">
+            Ask about the project's runs: why a candidate was rejected, what its scores rest on, what to try next. The
+            Architect reads the latest runs and their results; only the Run button starts one.
           </li>
         )}
         {messages.map((m) => (
@@ -192,7 +220,7 @@ export function Chat({
           id="chat-input"
           rows={2}
           value={draft}
-          placeholder={sessionId ? "Message the Architect…" : "Describe your problem to start…"}
+          placeholder={sessionId || mode === "analysis" ? "Message the Architect…" : "Describe your problem to start…"}
           onChange={(event) => setDraft(event.target.value)}
           onKeyDown={(event) => {
             if (event.key === "Enter" && !event.shiftKey) {

@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { useLatestRun } from "../api/runs";
 import type { StreamEvent } from "../api/events";
 import { recommendationOf } from "../api/metadata";
-import { Chat } from "../components/Chat";
+import { Chat, type ChatMode } from "../components/Chat";
 import { ProblemPane } from "../components/ProblemPane";
 import { RunConfigPanel } from "../components/RunConfigPanel";
 import { RunProgressView } from "../components/RunProgress";
@@ -33,7 +33,15 @@ async function allMessages(sessionId: string): Promise<Message[]> {
 
 function suggestionOf(message: Message): Suggestion | null {
   const config = recommendationOf(message.metadata);
-  return config?.mode ? { messageId: message.id, form: formFromRecommendation(config) } : null;
+  return config?.mode ? { messageId: message.id, sessionId: message.chat_session_id, form: formFromRecommendation(config) } : null;
+}
+
+function useMessages(sessionId: string | null) {
+  return useQuery({
+    queryKey: ["messages", sessionId],
+    queryFn: () => allMessages(sessionId ?? ""),
+    enabled: sessionId !== null,
+  });
 }
 
 function LiveRun({ run, onEvent }: { run: Schemas["RunRead"]; onEvent: (event: StreamEvent) => void }) {
@@ -67,14 +75,15 @@ export default function Workspace() {
     queryFn: () =>
       unwrap(api.GET("/api/projects/{project_id}/chat-sessions", { params: { path: { project_id: projectId }, query: { page_size: 100 } } })),
   });
-  const session =
-    sessions.data?.chat_sessions.find((s) => s.mode === "setup") ?? sessions.data?.chat_sessions[0] ?? null;
-  const sessionId = session?.id ?? null;
-  const messages = useQuery({
-    queryKey: ["messages", sessionId],
-    queryFn: () => allMessages(sessionId ?? ""),
-    enabled: sessionId !== null,
-  });
+  // The setup session holds the recommendations the Run Config panel follows and, unless a run names
+  // another, the post-run summaries; the analysis session is where the runs are asked about.
+  const [mode, setMode] = useState<ChatMode>("setup");
+  const setupId =
+    (sessions.data?.chat_sessions.find((s) => s.mode === "setup") ?? sessions.data?.chat_sessions[0] ?? null)?.id ?? null;
+  const analysisId = sessions.data?.chat_sessions.find((s) => s.mode === "analysis")?.id ?? null;
+  const sessionId = mode === "setup" ? setupId : analysisId;
+  const messages = useMessages(setupId);
+  const shown = useMessages(sessionId);
   const latestRun = useLatestRun(projectId);
   const [startedRun, setStartedRun] = useState<Schemas["RunRead"] | null>(null);
   const run = startedRun ?? latestRun.data?.runs[0] ?? null;
@@ -84,13 +93,13 @@ export default function Workspace() {
     const created = await unwrap(
       api.POST("/api/projects/{project_id}/chat-sessions", {
         params: { path: { project_id: projectId } },
-        body: { mode: "setup", title: "Setup" },
+        body: { mode, title: mode === "setup" ? "Setup" : "Analysis" },
       }),
     );
     queryClient.setQueryData(["messages", created.id], []);
     await queryClient.invalidateQueries({ queryKey: ["chat-sessions", projectId] });
     return created.id;
-  }, [sessionId, projectId, queryClient]);
+  }, [sessionId, mode, projectId, queryClient]);
 
   // The form follows the latest recommendation until the user edits it or picks another card.
   const latest = useMemo(() => {
@@ -131,13 +140,17 @@ export default function Workspace() {
       <div className="workspace">
         <div className="workspace-chat">
           {sessions.isError && <ErrorBox error={sessions.error} action="Loading the chat" />}
-          {messages.isError && <ErrorBox error={messages.error} action="Loading messages" />}
-          {sessions.isPending || (sessionId && messages.isPending) ? (
+          {shown.isError && <ErrorBox error={shown.error} action="Loading messages" />}
+          {sessions.isPending || (sessionId && shown.isPending) ? (
             <Loading what="the chat" />
           ) : (
             <Chat
+              // A session of its own each: what is typed or streaming in one does not show in the other.
+              key={mode}
+              mode={mode}
+              onMode={setMode}
               sessionId={sessionId}
-              messages={messages.data ?? []}
+              messages={shown.data ?? []}
               ensureSession={ensureSession}
               activeSuggestion={suggestion?.messageId ?? null}
               onUse={(message) => {
@@ -154,7 +167,8 @@ export default function Workspace() {
         <div className="workspace-run">
           <RunConfigPanel
             projectId={projectId}
-            chatSessionId={sessionId ?? undefined}
+            // A recommendation is checked against the session it was made in.
+            chatSessionId={suggestion?.sessionId ?? setupId ?? undefined}
             form={form}
             suggestion={suggestion}
             onChange={(next) => setChosen({ form: next, suggestion })}

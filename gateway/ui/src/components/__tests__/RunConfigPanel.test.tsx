@@ -24,7 +24,7 @@ function preflight(ready: boolean): Schemas["RunPreflight"] {
 }
 
 const SUGGESTED: RunForm = { ...EMPTY_FORM, num_candidates: "4", num_scenarios: "6" };
-const SUGGESTION: Suggestion = { messageId: "msg-9", form: SUGGESTED };
+const SUGGESTION: Suggestion = { messageId: "msg-9", sessionId: "session-1", form: SUGGESTED };
 
 function Harness({ initial, suggestion, onStarted }: { initial: RunForm; suggestion: Suggestion | null; onStarted?: () => void }) {
   const [form, setForm] = useState(initial);
