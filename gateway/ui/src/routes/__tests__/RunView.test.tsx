@@ -1,8 +1,6 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
-import { MemoryRouter, Route, Routes } from "react-router";
+import { screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fakeFetch } from "../../test/render";
+import { fakeFetch, renderRoute } from "../../test/render";
 import RunView from "../RunView";
 
 const AT = "2026-11-29T09:00:00Z";
@@ -83,16 +81,7 @@ describe("RunView's matrix", () => {
         }),
       }).fetch,
     );
-    const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-    render(
-      <QueryClientProvider client={client}>
-        <MemoryRouter initialEntries={["/runs/r1?tab=matrix"]}>
-          <Routes>
-            <Route path="/runs/:runId" element={<RunView />} />
-          </Routes>
-        </MemoryRouter>
-      </QueryClientProvider>,
-    );
+    renderRoute("/runs/r1?tab=matrix", "/runs/:runId", <RunView />);
 
     // Once the ranking is read, the key says so and the rows follow it.
     expect(await screen.findByText(/Candidates best first/)).toBeInTheDocument();

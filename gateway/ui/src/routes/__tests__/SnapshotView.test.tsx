@@ -1,9 +1,7 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { render, screen, within } from "@testing-library/react";
-import { MemoryRouter, Route, Routes } from "react-router";
+import { screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
-import { fakeFetch } from "../../test/render";
+import { fakeFetch, renderRoute } from "../../test/render";
 import SnapshotView from "../SnapshotView";
 
 type Result = Schemas["InvariantResultRead"];
@@ -64,16 +62,7 @@ afterEach(() => vi.unstubAllGlobals());
 describe("SnapshotView", () => {
   it("says which invariants the run it was made from did not keep, and lists the copies in the contract's order", async () => {
     vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshots/s1": () => snapshot() }).fetch);
-    const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-    render(
-      <QueryClientProvider client={client}>
-        <MemoryRouter initialEntries={["/snapshots/s1"]}>
-          <Routes>
-            <Route path="/snapshots/:snapshotId" element={<SnapshotView />} />
-          </Routes>
-        </MemoryRouter>
-      </QueryClientProvider>,
-    );
+    renderRoute("/snapshots/s1", "/snapshots/:snapshotId", <SnapshotView />);
 
     expect(await screen.findByRole("note")).toHaveTextContent("The reference run did not keep one of these");
     const [kept, broken] = within(screen.getByRole("region", { name: "Invariants" })).getAllByRole("listitem");
