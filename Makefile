@@ -48,7 +48,9 @@ $(UV):
 	$(STATE)/tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	# Bytecode compiled once here: uv installs none, and a process that may not write it (as under
+	# PYTHONDONTWRITEBYTECODE) would otherwise compile every module it imports on each start.
+	$(UV) sync --frozen --python $(PYTHON) --quiet --compile-bytecode
 	@touch $@
 
 # Generated code lands beside each .proto (package crucible.<context>.v1) and is git-ignored.
