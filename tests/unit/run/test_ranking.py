@@ -124,6 +124,19 @@ def test_failed_evaluations_score_nothing_and_an_unevaluated_candidate_stays_und
     assert (none.evaluations, none.failed_evaluations) == (0, 1)
 
 
+def test_a_candidate_evaluated_in_too_few_scenarios_ranks_after_those_that_held_up_in_enough() -> None:
+    # "lucky" has the higher I, from one answer of four: "steady" held up in all four.
+    steady = [ev("steady", f"s{n}", 0.6, 0.4) for n in range(4)]
+    lucky = [ev("lucky", "s0", 0.9, 0.3), failed("lucky", "s1"), failed("lucky", "s2"), failed("lucky", "s3")]
+    ranking = rank([candidate("lucky"), candidate("steady"), candidate("none")], 4, [*lucky, *steady])
+
+    assert [r.candidate_id for r in ranking] == ["steady", "lucky", "none"]
+    assert ranking[0].i == pytest.approx(1.5)
+    assert ranking[1].i == pytest.approx(3.0)
+    assert ranking[1].label is CandidateLabel.UNDER_TEST
+    assert [r.rank for r in ranking] == [1, 2, 3]
+
+
 def test_ties_are_broken_by_p_then_title() -> None:
     ranking = rank(
         [candidate("x", "Zeta"), candidate("y", "Alpha"), candidate("z", "Mid")],

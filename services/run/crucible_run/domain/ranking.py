@@ -9,7 +9,10 @@ labelled by I:
   or not at all;
 - WEAK: I < 0.9 (it costs or risks clearly more than it performs).
 
-Order: by I, best first (then P, then title); candidates without I after them; rejected last.
+Order: by I, best first (then P, then title), among the candidates evaluated in at least half of
+the run's scenarios; then, the same way, those evaluated in fewer (an I from one scenario of twenty
+is not evidence enough to rank, or to summarise, a candidate above one that held up in all
+twenty); then candidates without I; rejected last.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def rank(
     for evaluation in evaluations:
         by_candidate.setdefault(evaluation.candidate_id, []).append(evaluation)
     scored = [_score(c, by_candidate[c.id], scenario_count) for c in candidates]
-    ordered = sorted(scored, key=_order)
+    ordered = sorted(scored, key=lambda r: _order(r, scenario_count))
     return [replace(r, rank=position) for position, r in enumerate(ordered, start=1)]
 
 
@@ -74,7 +77,7 @@ def _score(candidate: Candidate, evaluations: list[Evaluation], scenario_count: 
 def _label(i: float | None, evaluated: int, scenario_count: int, rejected: bool) -> CandidateLabel:
     if rejected:
         return CandidateLabel.REJECTED
-    if i is None or evaluated < MIN_SCENARIO_SHARE * scenario_count:
+    if i is None or _too_few(evaluated, scenario_count):
         return CandidateLabel.UNDER_TEST
     if i >= PROMISING_I:
         return CandidateLabel.PROMISING
@@ -83,6 +86,15 @@ def _label(i: float | None, evaluated: int, scenario_count: int, rejected: bool)
     return CandidateLabel.WEAK
 
 
-def _order(r: RankedCandidate) -> tuple[int, float, float, str]:
-    group = 2 if r.rejected else (1 if r.i is None else 0)
+def _too_few(evaluated: int, scenario_count: int) -> bool:
+    return evaluated < MIN_SCENARIO_SHARE * scenario_count
+
+
+def _order(r: RankedCandidate, scenario_count: int) -> tuple[int, float, float, str]:
+    if r.rejected:
+        group = 3
+    elif r.i is None:
+        group = 2
+    else:
+        group = 1 if _too_few(r.evaluations, scenario_count) else 0
     return group, -(r.i or 0.0), -(r.p or 0.0), r.title
