@@ -415,7 +415,9 @@ def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
         problem = event.get("problem", {})
         say(Text(f"error: {problem.get('detail', problem)}", "red"))
     elif kind == "phase.started":
-        say(Text(f"▶ {data.get('phase', '')}", "bold"))
+        # A phase continued by another runner (the one before it stopped) is not a second phase.
+        continued = " (continued after its runner stopped)" if data.get("continued") else ""
+        say(Text(f"▶ {data.get('phase', '')}{continued}", "bold"))
     elif kind == "phase.completed":
         say(Text(f"✔ {data.get('phase', '')}", "green"))
     elif kind == "candidate.added":

@@ -24,7 +24,7 @@ from crucible_run.adapters import tables as t
 from crucible_run.adapters.repository import SqlRunRepository
 from crucible_run.domain import estimates as est
 from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
-from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseChanged, RunEventType
+from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseStarted, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
     CandidateLabel,
@@ -562,6 +562,18 @@ async def test_a_run_cut_short_is_continued_by_another_process_paying_for_nothin
     assert models.paid_for("evaluation", run.id) == 16
     assert models.paid_for("design", run.id) == models.paid_for("scenarios", run.id) == 1
     assert len(spec.posted) == 1
+    # The evaluate phase began once and was continued once, and its events say so; the phases the
+    # first process ended began once.
+    async with second.deps.uow(read_only=True) as uow:
+        events = await uow.repo.events(run.id, 0, 1000)
+    starts = [e.data for e in events if e.type is RunEventType.PHASE_STARTED]
+    assert starts == [
+        PhaseStarted(RunPhase.DESIGN),
+        PhaseStarted(RunPhase.SCENARIOS),
+        PhaseStarted(RunPhase.EVALUATE),
+        PhaseStarted(RunPhase.EVALUATE, continued=True),
+        PhaseStarted(RunPhase.RANK),
+    ]
 
 
 async def test_a_runner_that_lost_its_lease_stores_nothing_more(engine: AsyncEngine) -> None:
@@ -681,7 +693,7 @@ async def test_each_phase_starts_in_the_events_before_its_work_and_ends_after_it
         events = await uow.repo.events(run.id, 0, 1000)
 
     def at(kind: RunEventType, phase: RunPhase) -> int:
-        (position,) = [i for i, e in enumerate(events) if e.type is kind and e.data == PhaseChanged(phase)]
+        (position,) = [i for i, e in enumerate(events) if e.type is kind and getattr(e.data, "phase", None) == phase]
         return position
 
     work = {
@@ -710,7 +722,7 @@ async def test_a_phase_start_that_could_not_be_recorded_fails_the_run_which_stil
     add_events = SqlRunRepository.add_events
 
     async def refusing(self: SqlRunRepository, run_id: str, events: Sequence[tuple[NewRunEvent, datetime]]) -> None:
-        if any(e.type is RunEventType.PHASE_STARTED and e.data == PhaseChanged(RunPhase.EVALUATE) for e, _ in events):
+        if any(e.type is RunEventType.PHASE_STARTED and e.data == PhaseStarted(RunPhase.EVALUATE) for e, _ in events):
             raise ValueError("not this one")
         await add_events(self, run_id, events)
 

@@ -221,6 +221,22 @@ def test_a_run_that_does_not_complete_exits_1_without_results(fakes: Fakes, gate
     assert "GetRunResults" not in [c.method for c in fakes.runs.calls]
 
 
+def test_watch_says_when_a_phase_is_continued_by_another_runner(fakes: Fakes, gateway: TestClient) -> None:
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+    fakes.runs.events = [
+        run_event(2, run_pb.RUN_EVENT_TYPE_PHASE_STARTED, {"phase": "evaluate"}),
+        run_event(3, run_pb.RUN_EVENT_TYPE_PHASE_STARTED, {"phase": "evaluate", "continued": True}),
+        run_event(4, run_pb.RUN_EVENT_TYPE_RUN_COMPLETED, {"status": "COMPLETED", "reason": ""}),
+    ]
+
+    result = crucible("watch", RUN_ID)
+
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert "▶ evaluate" in lines
+    assert "▶ evaluate (continued after its runner stopped)" in lines
+
+
 def test_a_problem_answer_is_printed_and_exits_1(fakes: Fakes, gateway: TestClient) -> None:
     fakes.runs.fail("GetRun", rpc_error(NotFound(f"run {RUN_ID} not found", reason="RUN_NOT_FOUND"), "run.crucible"))
 

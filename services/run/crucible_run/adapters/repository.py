@@ -476,6 +476,15 @@ class SqlRunRepository(AbstractRunRepository):
         )
         return [_event(row) for row in rows]
 
+    async def phases_started(self, run_id: str) -> set[RunPhase]:
+        e = t.run_events.c
+        rows = await self._conn.execute(
+            select(e.data["phase"].astext)
+            .where(e.run_id == run_id, e.type == RunEventType.PHASE_STARTED.value)
+            .distinct()
+        )
+        return {RunPhase(phase) for phase in rows.scalars()}
+
 
 def _released_unless(pending: ColumnElement[bool]) -> ColumnElement[Any]:
     """The lease's expiry once one step after the end is done: kept while the other is ``pending``.

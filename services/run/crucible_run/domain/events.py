@@ -38,6 +38,14 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class PhaseStarted:
+    phase: RunPhase
+    # Begun before by the runner this one took the run over from (it stopped: a crash, a lost
+    # lease): this start continues that phase from what it stored, it is not a second phase.
+    continued: bool = False
+
+
+@dataclass(frozen=True)
 class PhaseChanged:
     phase: RunPhase
 
@@ -93,6 +101,7 @@ class RunEnded:
 RunEventData = (
     RunCreated
     | RunStarted
+    | PhaseStarted
     | PhaseChanged
     | CandidateAdded
     | ScenarioAdded
@@ -105,7 +114,7 @@ RunEventData = (
 EVENT_DATA: dict[RunEventType, type[RunEventData]] = {
     RunEventType.RUN_CREATED: RunCreated,
     RunEventType.RUN_STARTED: RunStarted,
-    RunEventType.PHASE_STARTED: PhaseChanged,
+    RunEventType.PHASE_STARTED: PhaseStarted,
     RunEventType.PHASE_COMPLETED: PhaseChanged,
     RunEventType.CANDIDATE_ADDED: CandidateAdded,
     RunEventType.SCENARIO_ADDED: ScenarioAdded,

@@ -40,6 +40,7 @@ from crucible_run.domain.events import (
     EvaluationDone,
     NewRunEvent,
     PhaseChanged,
+    PhaseStarted,
     RunEnded,
     RunEventType,
     RunRanked,
@@ -151,6 +152,8 @@ class RunExecutor:
         self._final_usage: asyncio.Future[LlmUsage] | None = None
         # PHASE_STARTED writes (see ``_announce``) that no write of the run has waited for yet.
         self._announcing: set[asyncio.Task[None]] = set()
+        # The phases a runner before this one began (a continued run): their starts say so.
+        self._started_before: set[RunPhase] = set()
 
     async def run(self) -> None:
         try:
@@ -167,6 +170,10 @@ class RunExecutor:
         self._replay_of = run.replay_of_run_id
         self._snapshot_test_id = run.snapshot_test_id
         if run.status is RunStatus.RUNNING:
+            if self._lease.token > 1:
+                # ExecuteRun takes the first lease: a later one continues what another runner began.
+                async with self._deps.uow(read_only=True) as uow:
+                    self._started_before = await uow.repo.phases_started(run.id)
             run = await self._execute(run)
         if run.status.finished and run.summary_pending:
             if run.status is RunStatus.CANCELLED:
@@ -709,7 +716,10 @@ class RunExecutor:
         if not phases:
             return
         at = datetime.now(UTC)
-        events = [(NewRunEvent(RunEventType.PHASE_STARTED, PhaseChanged(phase)), at) for phase in phases]
+        events = [
+            (NewRunEvent(RunEventType.PHASE_STARTED, PhaseStarted(phase, phase in self._started_before)), at)
+            for phase in phases
+        ]
 
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.add_events(self._run_id, events)

@@ -181,6 +181,10 @@ class AbstractRunRepository(abc.ABC):
     @abc.abstractmethod
     async def events(self, run_id: str, after_sequence: int, limit: int) -> list[RunEvent]: ...
 
+    @abc.abstractmethod
+    async def phases_started(self, run_id: str) -> set[RunPhase]:
+        """The phases whose PHASE_STARTED event the run has."""
+
 
 @dataclass(frozen=True)
 class ProjectProblem:
