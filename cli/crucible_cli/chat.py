@@ -37,6 +37,7 @@ from crucible_cli.output import (
     websocket_address,
     wide_id_column,
 )
+from crucible_common.wording import counted, pairs
 
 Mode = Literal["setup", "analysis"]
 # A turn whose connection drops is sent again, with the same message id, this many times at most.
@@ -350,8 +351,8 @@ def summary_panel(summary: dict[str, Any], rejections: list[dict[str, Any]] | No
         ("duration", f"{duration:.1f} s" if isinstance(duration, int | float) else None),
         (
             "counts",
-            f"{counts.get('candidates', 0)} candidates x {counts.get('scenarios', 0)} scenarios, "
-            f"{counts.get('evaluations', 0)} evaluations",
+            f"{pairs(counts.get('candidates', 0), counts.get('scenarios', 0))}, "
+            f"{counted(counts.get('evaluations', 0), 'evaluation')}",
         ),
     )
     parts: list[RenderableType] = [rows]

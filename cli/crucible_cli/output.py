@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidHandshake
 from websockets.sync.client import connect
 
 from crucible_cli.api_client import ApiClient, ApiError
+from crucible_common.wording import counted
 
 console = Console()
 errors = Console(stderr=True)
@@ -241,9 +242,9 @@ def text_column(header: str) -> Column:
 
 def parameters_text(p: dict[str, Any]) -> str:
     """A run's parameters in words; a recommendation's may leave some out."""
-    words = [f"{p.get('num_candidates', 0)} candidates", f"{p.get('num_scenarios', 0)} scenarios"]
+    words = [counted(p.get("num_candidates", 0), "candidate"), counted(p.get("num_scenarios", 0), "scenario")]
     if p.get("seed_candidate_ids"):
-        words.append(f"{len(p['seed_candidate_ids'])} seeds")
+        words.append(counted(len(p["seed_candidate_ids"]), "seed"))
     if p.get("budget_usd") is not None:
         words.append(f"budget ${p['budget_usd']:g}")
     if p.get("budget_tokens") is not None:

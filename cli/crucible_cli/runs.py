@@ -40,6 +40,7 @@ from crucible_cli.output import (
     when,
     wide_id_column,
 )
+from crucible_common.wording import counted, pairs
 
 run_app = typer.Typer(
     help="Runs: candidates designed, tried in scenarios, evaluated and ranked by I = P / R.", no_args_is_help=True
@@ -157,8 +158,8 @@ def _show_run(run: dict[str, Any]) -> None:
         ("summary message", run["run_summary_message_id"] or "—"),
         (
             "counts",
-            f"{counts['candidates']} candidates, {counts['scenarios']} scenarios, "
-            f"{counts['evaluations']} evaluations ({counts['failed_evaluations']} failed)",
+            f"{pairs(counts['candidates'], counts['scenarios'])}, "
+            f"{counted(counts['evaluations'], 'evaluation')} ({counts['failed_evaluations']} failed)",
         ),
         ("cost", _usage(run["usage"])),
         ("created", when(run["created_at"])),
@@ -429,7 +430,7 @@ def _render(event: dict[str, Any], progress: Progress, task: TaskID) -> None:
         if kind == "evaluation.failed":
             say(Text(f"  evaluation failed: {data.get('reason', '')}", "red"))
     elif kind == "run.ranked":
-        say(Text(f"ranked {data.get('ranked', 0)} candidates, {data.get('rejected', 0)} rejected"))
+        say(Text(f"ranked {counted(data.get('ranked', 0), 'candidate')}, {data.get('rejected', 0)} rejected"))
     elif kind in ("run.completed", "run.failed", "run.cancelled"):
         colour = "green" if kind == "run.completed" else "red"
         say(Text(f"{kind} {data.get('reason', '')}".rstrip(), colour))

@@ -43,6 +43,7 @@ from crucible_cli.output import (
     when,
     wide_id_column,
 )
+from crucible_common.wording import counted, pairs
 
 snapshot_app = typer.Typer(
     help="Snapshots: a project's state frozen with the invariants its replays must keep; suites of replays.",
@@ -184,7 +185,7 @@ def _metrics_text(m: dict[str, Any] | None) -> str:
     top = "—" if m["top_i"] is None else f"I {m['top_i']:.2f} (P {m['top_p']:.2f}, R {m['top_r']:.2f})"
     duration = "—" if m["duration_seconds"] is None else f"{m['duration_seconds']:.1f} s"
     return (
-        f"{m['status']}: {m['candidates']} candidates, {m['scenarios']} scenarios, {m['evaluations']} evaluations "
+        f"{m['status']}: {pairs(m['candidates'], m['scenarios'])}, {counted(m['evaluations'], 'evaluation')} "
         f"({m['failed_evaluations']} failed), coverage {m['coverage']:.0%}, top {top}, {duration}, ${m['usd']:.4f}"
     )
 

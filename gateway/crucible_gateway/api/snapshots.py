@@ -17,6 +17,7 @@ from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
+from crucible_common.wording import counted, pairs
 from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
@@ -214,8 +215,8 @@ async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | N
 def _run_description(run: run_pb.Run) -> str:
     counts = run.counts
     text = (
-        f"Run {run.id} ({RUN_MODE.name(run.mode)}: {counts.candidates} candidates, {counts.scenarios} scenarios, "
-        f"{counts.evaluations} evaluations) ended {RUN_STATUS.name(run.status)}."
+        f"Run {run.id} ({RUN_MODE.name(run.mode)}: {pairs(counts.candidates, counts.scenarios)}, "
+        f"{counted(counts.evaluations, 'evaluation')}) ended {RUN_STATUS.name(run.status)}."
     )
     failure = "; ".join(part for part in (run.failure_reason, run.error_summary) if part)
     return f"{text} {failure}" if failure else text

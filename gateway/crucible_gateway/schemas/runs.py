@@ -527,7 +527,7 @@ class RunStatistics(BaseModel):
     run_id: str
     status: RunStatus
     counts: RunCounts
-    coverage: float = Field(description="Successful evaluations / (candidates x scenarios)")
+    coverage: float = Field(description="Successful evaluations / (candidates × scenarios)")
     missing_pairs: list[CandidateScenarioPair] = Field(description="Pairs without a successful evaluation")
     duration_seconds: float
     usage: RunUsage

@@ -73,7 +73,7 @@ class RunMetricsRead(BaseModel):
     scenarios: int
     evaluations: int
     failed_evaluations: int
-    coverage: float = Field(description="evaluations / (candidates x scenarios)")
+    coverage: float = Field(description="evaluations / (candidates × scenarios)")
     hard_constraint_violations: int
     duration_seconds: float | None
     input_tokens: int

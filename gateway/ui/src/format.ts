@@ -44,6 +44,11 @@ export function shortId(id: string): string {
   return id.slice(0, 8);
 }
 
+/** A count with its noun in the number it takes: "1 candidate", "3 candidates" (crucible_common.wording). */
+export function counted(count: number, noun: string, plural = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : plural}`;
+}
+
 export function humanize(code: string): string {
   return code.replace(/[_.]/g, " ");
 }
@@ -51,8 +56,7 @@ export function humanize(code: string): string {
 /** Where a rejected candidate broke its hard constraints, as the run service says it in the chat:
  *  "broke budget in 3 of 4 scenarios; …". */
 export function violationsText(violated: { constraint: string; scenarios: number }[], evaluations: number): string {
-  const scenarios = `scenario${evaluations === 1 ? "" : "s"}`;
-  return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${evaluations} ${scenarios}`).join("; ")}`;
+  return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${counted(evaluations, "scenario")}`).join("; ")}`;
 }
 
 /** Each project's name in a list to pick from: its title, and when it was made if another has the same title. */

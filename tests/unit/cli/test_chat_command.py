@@ -52,7 +52,7 @@ READY = {
     },
     "prerequisites": {"problem_spec": True, "world_model": True, "seed_candidates": True},
     "estimated_cost": {"tokens": 120000, "usd": 0.12},
-    "rationale": "5 candidates x 3 scenarios = 15 evaluations.",
+    "rationale": "5 candidates × 3 scenarios = 15 evaluations.",
     "notes": ["the estimate assumes list prices"],
     "blockers": [],
     "blocker_details": [],
@@ -236,7 +236,7 @@ def test_a_ready_recommendation_is_a_panel_and_the_command_that_would_start_it(
     assert "estimated cost $0.1200, 120000 tokens" in said
     assert "prerequisites problem_spec ✔, world_model ✔, seed_candidates ✔" in said
     assert "expires 2025-01-02 03:20:06" in said
-    assert "5 candidates x 3 scenarios = 15 evaluations. · the estimate assumes list prices" in said
+    assert "5 candidates × 3 scenarios = 15 evaluations. · the estimate assumes list prices" in said
     assert chat.NO_RUN_FROM_CHAT in said
     # Unwrapped below the panel, to be copied whole.
     assert "to start it yourself:" in said
@@ -296,7 +296,7 @@ def test_history_shows_the_last_messages_and_summaries_as_panels(fakes: Fakes, g
     assert f"Run {RUN_ID[:8]} summary" in said
     assert "(full_search): completed" not in said
     assert f"run {RUN_ID} mode full_search status COMPLETED duration 61.0 s" in said
-    assert "5 candidates x 3 scenarios, 15 evaluations" in said
+    assert "5 candidates × 3 scenarios, 15 evaluations" in said
     assert "1 Battery buffer 3.00 0.75 0.25 c-1 promising" in said
     assert "rejected: Diesel backup, broke safety in 3 of 3 scenarios" in said
     assert f"results: crucible run results {RUN_ID} · /runs/{RUN_ID}" in said

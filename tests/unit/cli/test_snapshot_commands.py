@@ -179,7 +179,7 @@ def test_show_reads_the_reference_and_the_invariants(fakes: Fakes, gateway: Test
     result = crucible("show", SNAPSHOT_ID)
 
     assert result.exit_code == 0, result.output
-    assert "COMPLETED: 3 candidates, 5 scenarios, 15 evaluations" in result.stdout
+    assert "COMPLETED: 3 candidates × 5 scenarios, 15 evaluations" in result.stdout
     assert "min_candidates 3" in result.stdout
     assert "1 constraints, 1 goals" in result.stdout
     assert "on the reference run: 2 of 2 hold" in result.stdout

@@ -492,7 +492,7 @@ def test_architect_answers_a_question_about_the_runs_from_the_runs_it_was_given(
 
     assert reply["intent"] == "question"
     assert reply["reply"].startswith(
-        "In run 3f70698f (full_search, completed: 3 candidates x 4 scenarios), the best was 'Cost minimal' with I 1.41"
+        "In run 3f70698f (full_search, completed: 3 candidates × 4 scenarios), the best was 'Cost minimal' with I 1.41"
     )
     assert "'Capacity buffer' was rejected: it broke patients_wait_hours." in reply["reply"]
     assert "no runs yet" in _architect_with((), "Which candidate is best?", [])["reply"]
@@ -501,7 +501,7 @@ def test_architect_answers_a_question_about_the_runs_from_the_runs_it_was_given(
 def test_architect_answers_a_question_about_the_last_run_from_its_summary_in_the_chat() -> None:
     summary = Message(
         "assistant",
-        "**Run 5eb12897 summary** (full_search): completed in 0.7 s, 3 candidates x 4 scenarios, 12 evaluations.\n"
+        "**Run 5eb12897 summary** (full_search): completed in 0.7 s, 3 candidates × 4 scenarios, 12 evaluations.\n"
         "1. Cost minimal: I 1.41 (P 0.63, R 0.44)\n"
         "Rejected: Capacity buffer, broke patients_wait_hours in 4 of 4 scenarios\n"
         "Results: /runs/5eb12897",

@@ -407,7 +407,7 @@ def preflight(*, ready: bool = True) -> run_pb.PreflightRunResponse:
         warnings=[run_pb.Warning(code=run_pb.WARNING_CODE_HIGH_BUDGET, message="about $1.20")],
         normalized_config=run_pb.RunConfig(mode=run_pb.RUN_MODE_FULL_SEARCH, parameters=run_parameters()),
         prerequisites=run_pb.Prerequisites(problem_spec=True, world_model=ready, seed_candidates=True),
-        notes=["5 candidates x 3 scenarios = 15 evaluations"],
+        notes=["5 candidates × 3 scenarios = 15 evaluations"],
         estimated_cost=run_pb.CostEstimate(tokens=120_000, calls=22),
     )
 

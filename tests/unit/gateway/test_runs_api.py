@@ -370,7 +370,7 @@ async def test_preflight_sends_the_configuration_and_reads_codes_and_words(
             },
         },
         "prerequisites": {"problem_spec": True, "world_model": False, "seed_candidates": True},
-        "notes": ["5 candidates x 3 scenarios = 15 evaluations"],
+        "notes": ["5 candidates × 3 scenarios = 15 evaluations"],
         "estimated_cost": {"tokens": 120_000, "usd": None, "calls": 22},
     }
 

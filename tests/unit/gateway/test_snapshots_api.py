@@ -546,7 +546,7 @@ async def test_a_failed_run_is_snapshotted_with_the_failure_tag_and_its_words(
     assert list(request.tags) == ["failure", "grid"]
     assert request.name == f"run {RUN_ID} FAILED"
     assert request.description == (
-        f"Run {RUN_ID} (full_search: 5 candidates, 3 scenarios, 14 evaluations) ended FAILED. budget_usd reached"
+        f"Run {RUN_ID} (full_search: 5 candidates × 3 scenarios, 14 evaluations) ended FAILED. budget_usd reached"
     )
 
 

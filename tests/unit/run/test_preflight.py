@@ -47,7 +47,7 @@ def test_a_ready_project_gets_defaults_from_its_resolution_and_an_estimate() -> 
     assert result.estimate.calls == 66
     assert result.estimate.usd is not None
     assert 0 < result.estimate.usd < 0.1
-    assert result.notes[0] == "8 candidates x 8 scenarios = 64 evaluations"
+    assert result.notes[0] == "8 candidates × 8 scenarios = 64 evaluations"
 
 
 def test_the_estimate_counts_what_each_call_reads_and_a_pair_for_each_evaluation() -> None:
@@ -144,7 +144,7 @@ def test_a_negative_count_is_counted_as_none_in_the_note_and_the_estimate_alike(
     )
 
     assert "validation_error" in codes(result)
-    assert result.notes[0] == "3 candidates x 4 scenarios = 12 evaluations"
+    assert result.notes[0] == "3 candidates × 4 scenarios = 12 evaluations"
     assert result.estimate.calls == 1 + 12  # the scenarios call, no design call
 
 
@@ -170,7 +170,7 @@ def test_eval_only_takes_the_latest_completed_runs_candidates_and_names_them() -
     assert result.config.parameters.num_candidates == 0
     assert result.prerequisites.seed_candidates
     assert "num_candidates is ignored" in " ".join(result.notes)
-    assert result.notes[0] == "2 candidates x 5 scenarios = 10 evaluations"
+    assert result.notes[0] == "2 candidates × 5 scenarios = 10 evaluations"
 
 
 def test_named_seeds_must_be_this_projects_candidates() -> None:
@@ -183,7 +183,7 @@ def test_named_seeds_must_be_this_projects_candidates() -> None:
 
     assert ok.ready
     assert ok.config.parameters.seed_candidate_ids == (known,)
-    assert ok.notes[0] == "3 candidates x 5 scenarios = 15 evaluations"
+    assert ok.notes[0] == "3 candidates × 5 scenarios = 15 evaluations"
     assert codes(bad) == ["validation_error"]
     assert stranger in bad.blockers[0].message
     assert codes(malformed) == ["validation_error"]
@@ -213,9 +213,9 @@ def test_seeds_given_whole_count_with_the_named_ones_and_replace_the_latest_runs
     assert whole.ready
     assert whole.prerequisites.seed_candidates
     assert whole.config.parameters.seed_candidates == (replace(arch, title="Arch"),)
-    assert whole.notes[0] == "1 candidates x 2 scenarios = 2 evaluations"
+    assert whole.notes[0] == "1 candidate × 2 scenarios = 2 evaluations"
     assert both.ready
-    assert both.notes[0] == "3 candidates x 2 scenarios = 6 evaluations"
+    assert both.notes[0] == "3 candidates × 2 scenarios = 6 evaluations"
     # Seeds given whole are the seeds: the latest run's candidates are not added.
     assert alone.config.parameters.seed_candidate_ids == ()
     assert ignored.config.parameters.seed_candidates == ()

@@ -1,5 +1,5 @@
 import type { StreamState } from "../api/events";
-import { duration, humanize, usd } from "../format";
+import { counted, duration, humanize, usd } from "../format";
 import type { RunProgressState } from "../runProgress";
 import { ProgressBar, Status } from "./ui";
 
@@ -41,8 +41,8 @@ export function RunProgressView({
       </ol>
       <ProgressBar done={progress.done} total={progress.total} label="Evaluations" />
       <p className="muted small">
-        {progress.candidates} candidates · {progress.scenarios} scenarios
-        {progress.failed > 0 && ` · ${progress.failed} evaluations failed`}
+        {counted(progress.candidates, "candidate")} · {counted(progress.scenarios, "scenario")}
+        {progress.failed > 0 && ` · ${counted(progress.failed, "evaluation")} failed`}
       </p>
       {progress.reason && <p className="warning-text">{progress.reason}</p>}
     </div>

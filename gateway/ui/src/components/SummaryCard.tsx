@@ -1,6 +1,6 @@
 import { Link } from "react-router";
 import type { RunRejection, RunSummary } from "../api/metadata";
-import { duration, humanize, num, violationsText } from "../format";
+import { counted, duration, humanize, num, violationsText } from "../format";
 import { Status } from "./ui";
 
 /** The post-run summary the run service posts to the chat, labelled as such, with "View results":
@@ -13,8 +13,8 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
         <Status value={summary.status} />
       </header>
       <p className="muted">
-        {humanize(summary.mode)} · {summary.counts.candidates} candidates × {summary.counts.scenarios} scenarios ·{" "}
-        {summary.counts.evaluations} evaluations · {duration(summary.duration_seconds)}
+        {humanize(summary.mode)} · {counted(summary.counts.candidates, "candidate")} × {counted(summary.counts.scenarios, "scenario")} ·{" "}
+        {counted(summary.counts.evaluations, "evaluation")} · {duration(summary.duration_seconds)}
       </p>
       {summary.top_candidates.length > 0 ? (
         <table className="table compact">

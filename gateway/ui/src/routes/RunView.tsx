@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
-import { duration, humanize, num, shortId, usd, violationsText, when } from "../format";
+import { counted, duration, humanize, num, shortId, usd, violationsText, when } from "../format";
 import { useNow } from "../hooks";
 import { useRunProgress } from "../runProgress";
 
@@ -107,7 +107,7 @@ function RunHeader({ run }: { run: Run }) {
         <div>
           <dt>Counts</dt>
           <dd>
-            {run.counts.candidates} × {run.counts.scenarios} · {run.counts.evaluations} evaluations
+            {run.counts.candidates} × {run.counts.scenarios} · {counted(run.counts.evaluations, "evaluation")}
           </dd>
         </div>
         <div>
@@ -202,7 +202,7 @@ function CandidateDetail({
       </header>
       {ranked && (
         <p>
-          <Status value={ranked.label} /> I {num(ranked.I)} · P {num(ranked.P)} · R {num(ranked.R)} · {ranked.evaluations} evaluations
+          <Status value={ranked.label} /> I {num(ranked.I)} · P {num(ranked.P)} · R {num(ranked.R)} · {counted(ranked.evaluations, "evaluation")}
         </p>
       )}
       {ranked && ranked.violated_constraints.length > 0 && (

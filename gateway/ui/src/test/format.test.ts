@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cost, projectLabels, usd, when } from "../format";
+import { cost, counted, projectLabels, usd, when } from "../format";
 
 describe("cost", () => {
   it("never shows an unknown cost as $0", () => {
@@ -24,5 +24,13 @@ describe("projectLabels", () => {
     expect(labels.get("a")).toBe(`Emergency department · ${when("2026-11-29T09:00:00Z")}`);
     expect(labels.get("b")).toBe(`Emergency department · ${when("2026-11-29T10:00:00Z")}`);
     expect(labels.get("c")).toBe("Bridge");
+  });
+});
+
+describe("counted", () => {
+  it("gives a count its noun in the number it takes", () => {
+    expect(counted(1, "candidate")).toBe("1 candidate");
+    expect(counted(0, "scenario")).toBe("0 scenarios");
+    expect(counted(3, "analysis", "analyses")).toBe("3 analyses");
   });
 });

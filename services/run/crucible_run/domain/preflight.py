@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from crucible_common.wording import counted, pairs
 from crucible_run.domain import estimates as est
 from crucible_run.domain.estimates import CostEstimate, ModelPrice, PromptSizes
 from crucible_run.domain.model import BlockerCode, CandidateDraft, RunConfig, RunMode, RunParameters, WarningCode
@@ -136,7 +137,7 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     if evaluations > MAX_EVALUATIONS:
         check.invalid(
             "parameters.num_scenarios",
-            f"{candidates} candidates x {scenarios} scenarios = {evaluations} evaluations; at most {MAX_EVALUATIONS}",
+            f"{pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}; at most {MAX_EVALUATIONS}",
         )
     seed_sizes = [facts.seed_chars.get(s, est.CANDIDATE_CHARS) for s in seeds]
     seed_sizes += [
@@ -144,7 +145,7 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     ]
     estimate = _estimate(designed, scenarios, seed_sizes, facts)
     _warnings(candidates, params, estimate, facts, check)
-    check.notes.insert(0, f"{candidates} candidates x {scenarios} scenarios = {evaluations} evaluations")
+    check.notes.insert(0, f"{pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}")
     prerequisites = Prerequisites(
         facts.problem_spec, facts.world_model, bool(seeds or drafts) or mode is RunMode.FULL_SEARCH
     )

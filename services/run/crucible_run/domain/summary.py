@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from crucible_common.wording import counted, pairs
 from crucible_run.domain.model import ConstraintViolation, JsonObject, RankedCandidate, Run, RunCounts
 
 TOP = 3
@@ -87,8 +88,8 @@ def summary_text(summary: JsonObject, ranking: Sequence[RankedCandidate], failur
     counts = summary["counts"]
     lines = [
         f"**{summary['summary_label']}** ({summary['mode']}): {summary['status'].lower()} in "
-        f"{summary['duration_seconds']:.1f} s, {counts['candidates']} candidates x {counts['scenarios']} scenarios, "
-        f"{counts['evaluations']} evaluations."
+        f"{summary['duration_seconds']:.1f} s, {pairs(counts['candidates'], counts['scenarios'])}, "
+        f"{counted(counts['evaluations'], 'evaluation')}."
     ]
     if failure_reason:
         lines.append(f"Why it stopped: {failure_reason}")

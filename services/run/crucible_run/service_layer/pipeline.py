@@ -31,6 +31,7 @@ from crucible_common.batching import GroupCommit
 from crucible_common.database import database_unavailable
 from crucible_common.errors import Unavailable
 from crucible_common.leases import HEARTBEAT_SECONDS, Lease, LeaseLost
+from crucible_common.wording import counted
 from crucible_run.domain import estimates as est
 from crucible_run.domain.budget import Budget, BudgetExhausted, Reservation
 from crucible_run.domain.estimates import ModelPrice
@@ -442,7 +443,9 @@ class RunExecutor:
             # The pairs a runner before this one evaluated (a continued run): not their whole rows.
             seen = await uow.repo.evaluated_pairs(run.id)
         if not candidates or not scenarios:
-            raise RunStopped(f"nothing to evaluate: {len(candidates)} candidates, {len(scenarios)} scenarios")
+            raise RunStopped(
+                f"nothing to evaluate: {counted(len(candidates), 'candidate')}, {counted(len(scenarios), 'scenario')}"
+            )
         # Scenario by scenario, every candidate in each: a run stopped early (its budget, its
         # max_runtime_s) has evaluated each candidate in as many scenarios as it could, so that all
         # are ranked on the same ground, rather than the first few in every scenario and the rest in none.

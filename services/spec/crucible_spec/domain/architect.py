@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from crucible_common.wording import pairs
 from crucible_spec.domain.model import (
     WORLD_MODEL_SECTIONS,
     Constraint,
@@ -285,7 +286,7 @@ def contract_text(recommendation: Recommendation | None) -> str:
     params = recommendation.parameters
     shape = f"{recommendation.mode.value if recommendation.mode else 'the'} run"
     if params.get("num_candidates") or params.get("num_scenarios"):
-        shape += f" of {params.get('num_candidates')} candidates x {params.get('num_scenarios')} scenarios"
+        shape += f" of {pairs(int(params.get('num_candidates') or 0), int(params.get('num_scenarios') or 0))}"
     cost = recommendation.estimated_cost.get("usd")
     estimate = f", estimated at ${cost:.4f}" if isinstance(cost, int | float) else ""
     return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from crucible_common.wording import counted, pairs
 from crucible_emulator.conversation import JsonObject
 from crucible_emulator.tasks.context import MAX_ITEMS, TaskContext
 from crucible_emulator.tasks.refinement import MODE_RES, MODES, RESOLUTIONS, SpecFindings, find_spec, find_world, one_of
@@ -133,7 +134,7 @@ def recommend_run(text: str, problem_spec: Any, world_model: Any) -> JsonObject:
     cost = round(0.0025 * evaluations + 0.004 * (candidates + scenarios), 4)
     constraints = spec.get("constraints") if isinstance(spec.get("constraints"), list) else []
     rationale = (
-        f"Mode {mode}: {candidates} candidates x {scenarios} scenarios = {evaluations} evaluations"
+        f"Mode {mode}: {pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}"
         f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}."
     )
     if blockers:
@@ -162,7 +163,10 @@ def _run_reply(ctx: TaskContext, config: JsonObject) -> str:
     # As the Architect's prompt asks: the plan and what blocks it, but no price and no word on how
     # to start it; the service adds both from the run service's preflight, which a model cannot know.
     params = config["parameters"]
-    plan = f"mode {config['mode']} with {params['num_candidates']} candidates and {params['num_scenarios']} scenarios"
+    plan = (
+        f"mode {config['mode']} with {counted(params['num_candidates'], 'candidate')} and "
+        f"{counted(params['num_scenarios'], 'scenario')}"
+    )
     if config["status"] == "blocked":
         problems = "; ".join(_BLOCKER_HELP[b] for b in config["blockers"])
         return ctx.pick(
@@ -227,7 +231,7 @@ def _from_digest(run: JsonObject) -> str:
     rejected = [c for c in ranked if c.get("rejected")]
     said = [
         f"In run {str(run.get('run_id', ''))[:8]} ({run.get('mode')}, {str(run.get('status', '')).lower()}: "
-        f"{counts.get('candidates', 0)} candidates x {counts.get('scenarios', 0)} scenarios)"
+        f"{pairs(counts.get('candidates', 0), counts.get('scenarios', 0))})"
     ]
     if kept:
         best = kept[0]
