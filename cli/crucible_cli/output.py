@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidHandshake
 from websockets.sync.client import connect
 
 from crucible_cli.api_client import ApiClient, ApiError
-from crucible_common.wording import counted
+from crucible_common.wording import broke, counted
 
 console = Console()
 errors = Console(stderr=True)
@@ -188,13 +188,12 @@ def score(value: float | None) -> str:
 def violations_text(violated: list[Any], evaluations: int) -> str:
     """Where a rejected candidate broke its hard constraints, as the run service says it in the chat:
     "broke budget in 3 of 4 scenarios; …". An entry that is not a violation is left out."""
-    scenarios = "scenario" if evaluations == 1 else "scenarios"
     where = [
-        f"{v['constraint']} in {v['scenarios']} of {evaluations} {scenarios}"
+        (v["constraint"], v["scenarios"])
         for v in violated
         if isinstance(v, dict) and "constraint" in v and "scenarios" in v
     ]
-    return "broke " + "; ".join(where)
+    return broke(where, evaluations)
 
 
 def compact_table(*columns: Column | str) -> Table:

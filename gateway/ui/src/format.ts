@@ -53,7 +53,7 @@ export function humanize(code: string): string {
   return code.replace(/[_.]/g, " ");
 }
 
-/** Where a rejected candidate broke its hard constraints, as the run service says it in the chat:
+/** Where a rejected candidate broke its hard constraints, as the run service says it in the chat (crucible_common.wording.broke):
  *  "broke budget in 3 of 4 scenarios; …". */
 export function violationsText(violated: { constraint: string; scenarios: number }[], evaluations: number): string {
   return `broke ${violated.map((v) => `${v.constraint} in ${v.scenarios} of ${counted(evaluations, "scenario")}`).join("; ")}`;

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from crucible_common.wording import counted, pairs
+from crucible_common.wording import broke, counted, pairs
 from crucible_run.domain.model import ConstraintViolation, JsonObject, RankedCandidate, Run, RunCounts
 
 TOP = 3
@@ -107,6 +107,5 @@ def summary_text(summary: JsonObject, ranking: Sequence[RankedCandidate], failur
 
 def violations_text(violations: Sequence[ConstraintViolation], evaluated: int) -> str:
     """Where a rejected candidate broke each hard constraint, of the ``evaluated`` scenarios it was
-    evaluated in: "broke budget in 3 of 4 scenarios; …" (the CLI and the web UI say it alike)."""
-    scenarios = "scenario" if evaluated == 1 else "scenarios"
-    return "broke " + "; ".join(f"{v.constraint} in {v.scenarios} of {evaluated} {scenarios}" for v in violations)
+    evaluated in: "broke budget in 3 of 4 scenarios; …"."""
+    return broke(((v.constraint, v.scenarios) for v in violations), evaluated)
