@@ -127,7 +127,7 @@ def _show_preflight(result: dict[str, Any], out: Console) -> None:
     if result["ready"]:
         out.print("[green]ready[/green]: nothing stands in the way")
     else:
-        out.print(f"[red]blocked[/red]: {len(result['blockers'])} blocker(s)")
+        out.print(f"[red]blocked[/red]: {counted(len(result['blockers']), 'blocker')}")
     # Messages come from the service: shown as they are, never read as rich markup.
     for b in result["blocker_details"]:
         where = f" ({b['field']})" if b["field"] else ""

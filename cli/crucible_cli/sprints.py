@@ -29,6 +29,7 @@ from crucible_cli.output import (
     when,
     wide_id_column,
 )
+from crucible_common.wording import counted
 
 sprint_app = typer.Typer(help="Sprints: a spec planned, coded and verified by an agent.", no_args_is_help=True)
 
@@ -220,7 +221,7 @@ def _download(sprint_id: str, directory: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(fetch(f"/api/sprints/{sprint_id}/artifacts/{artifact['path']}"))
         console.print(Text(f"saved {target}"))
-    console.print(Text(f"{len(listing['artifacts'])} artifact(s) in {directory}"))
+    console.print(Text(f"{counted(len(listing['artifacts']), 'artifact')} in {directory}"))
 
 
 def _all_artifacts(sprint_id: str) -> dict[str, Any]:

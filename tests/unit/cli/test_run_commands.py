@@ -71,7 +71,7 @@ def test_preflight_prints_each_blocker_in_words_and_exits_1(fakes: Fakes, gatewa
     result = crucible("preflight", PROJECT_ID, *options.split())
 
     assert result.exit_code == 1, result.output
-    assert "blocked: 2 blocker(s)" in result.stdout
+    assert "blocked: 2 blockers" in result.stdout
     assert "missing_world_model" in result.stdout
     assert "The project has no WorldModel yet: describe it." in result.stdout
     assert "validation_error (parameters.num_candidates)" in result.stdout

@@ -73,7 +73,7 @@ def test_download_goes_outside_the_working_tree_by_default(
     assert sprints.default_download_dir(SPRINT_ID) == target
     assert (target / "pkg" / "hello.py").read_text() == "print('hello world')\n"
     assert list(work.iterdir()) == []
-    assert "1 artifact(s) in" in result.output
+    assert "1 artifact in" in result.output
 
 
 def test_download_to_a_chosen_directory(fakes: Fakes, rest_gateway: TestClient, tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def test_hard_constraint_violations_say_how_many() -> None:
     result = inv.check(Invariant("no_hard_constraint_violations", True), [good_metrics(hard_constraint_violations=2)])
 
     assert (result.status, result.expected, result.actual) == (ResultStatus.FAILED, True, False)
-    assert "2 candidate(s) rejected" in result.message
+    assert "2 candidates rejected" in result.message
 
 
 def test_a_snapshot_says_which_of_its_invariants_its_own_run_broke() -> None:
@@ -121,7 +121,7 @@ def test_a_snapshot_says_which_of_its_invariants_its_own_run_broke() -> None:
 
     assert (kept.type, kept.status) == ("run_status", ResultStatus.PASSED)
     assert (broken.type, broken.status) == ("no_hard_constraint_violations", ResultStatus.FAILED)
-    assert "1 candidate(s) rejected" in broken.message
+    assert "1 candidate rejected" in broken.message
     # Without a source run there is nothing to check them against.
     assert inv.on_reference(replace(made, reference_metrics=None)) == ()
     # One stored under rules since retired is an error of its own; the snapshot still reads.

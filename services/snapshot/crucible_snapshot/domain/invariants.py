@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cel
 
 from crucible_common.errors import FieldViolation
+from crucible_common.wording import counted
 from crucible_snapshot.domain.model import (
     Invariant,
     InvariantResult,
@@ -246,7 +247,7 @@ _CHECKS: dict[InvariantType, Callable[[JsonScalar, RunMetrics], Outcome]] = {
     InvariantType.NO_HARD_CONSTRAINT_VIOLATIONS: lambda v, m: Outcome(
         m.hard_constraint_violations == 0 or v is False,
         m.hard_constraint_violations == 0,
-        f"{m.hard_constraint_violations} candidate(s) rejected for breaking a hard constraint"
+        f"{counted(m.hard_constraint_violations, 'candidate')} rejected for breaking a hard constraint"
         if m.hard_constraint_violations
         else "",
     ),

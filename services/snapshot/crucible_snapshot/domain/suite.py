@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from crucible_common.errors import FieldViolation
+from crucible_common.wording import counted
 from crucible_snapshot.domain import invariants as inv
 from crucible_snapshot.domain.model import ResultStatus, RunMetrics, Snapshot, SnapshotTestResult, TestOptions
 from crucible_snapshot.domain.statistics import metric_deltas
@@ -76,7 +77,7 @@ def snapshot_result(
     skipped (cost) or an error, with why; otherwise the reason says what was left out.
     """
     measured = [e for e in ends if e.metrics is not None and not e.stopped_by_cost]
-    notes = [f"{sum(1 for e in ends if e.stopped_by_cost)} replay(s) stopped at their share of the cost limit"]
+    notes = [f"{counted(sum(1 for e in ends if e.stopped_by_cost), 'replay')} stopped at their share of the cost limit"]
     notes = notes if any(e.stopped_by_cost for e in ends) else []
     notes += list(dict.fromkeys(e.error for e in ends if e.error))
     if not_started:

@@ -13,6 +13,7 @@ from crucible_common.errors import (
     NotFound,
     Unavailable,
 )
+from crucible_common.wording import counted
 
 
 class ProjectNotFound(NotFound):
@@ -95,7 +96,7 @@ class UnknownQuestions(InvalidArgument):
 
     def __init__(self, violations: list[FieldViolation]) -> None:
         super().__init__(
-            f"{len(violations)} answer(s) name a question the spec does not have; "
+            f"{counted(len(violations), 'answer')} name a question the spec does not have; "
             "send each question exactly as the spec states it",
             violations=violations,
             reason="UNKNOWN_QUESTION",
@@ -119,7 +120,8 @@ class PlanningInterviewUnavailable(Unavailable):
 class SpecNotAnswered(FailedPrecondition):
     def __init__(self, spec_id: str, unanswered: int) -> None:
         super().__init__(
-            f"spec {spec_id} has {unanswered} unanswered planning question(s); answer them before creating a sprint",
+            f"spec {spec_id} has {counted(unanswered, 'unanswered planning question')}; "
+            "answer them before creating a sprint",
             reason="SPEC_NOT_ANSWERED",
             metadata={"spec_id": spec_id, "unanswered": str(unanswered)},
         )

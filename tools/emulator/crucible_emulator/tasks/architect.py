@@ -133,10 +133,8 @@ def recommend_run(text: str, problem_spec: Any, world_model: Any) -> JsonObject:
     evaluations = candidates * scenarios
     cost = round(0.0025 * evaluations + 0.004 * (candidates + scenarios), 4)
     constraints = spec.get("constraints") if isinstance(spec.get("constraints"), list) else []
-    rationale = (
-        f"Mode {mode}: {pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}"
-        f"{f', checked against {len(constraints)} constraint(s)' if constraints else ''}."
-    )
+    checked = f", checked against {counted(len(constraints), 'constraint')}" if constraints else ""
+    rationale = f"Mode {mode}: {pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}{checked}."
     if blockers:
         missing = " and ".join(b.replace("_", " ").replace("missing ", "a ") for b in blockers)
         rationale += f" Blocked until the project has {missing}."
@@ -257,9 +255,10 @@ def _question_reply(ctx: TaskContext, problem_spec: Any, world_model: Any) -> st
     constraints = [c.get("name") for c in spec.get("constraints", []) if isinstance(c, dict)]
     goals = [g.get("description") for g in spec.get("goals", []) if isinstance(g, dict)]
     if spec:
+        named = f" ({', '.join(map(str, constraints[:5]))})" if constraints else ""
         spec_text = (
-            f"The problem specification has {len(constraints)} constraint(s)"
-            f"{' (' + ', '.join(map(str, constraints[:5])) + ')' if constraints else ''} and {len(goals)} goal(s)."
+            f"The problem specification has {counted(len(constraints), 'constraint')}{named} and "
+            f"{counted(len(goals), 'goal')}."
         )
     else:
         spec_text = "There is no problem specification yet."

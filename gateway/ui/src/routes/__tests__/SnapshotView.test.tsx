@@ -48,7 +48,7 @@ function snapshot(): Schemas["SnapshotRead"] {
     ],
     reference_results: [
       result("run_status", "passed", "COMPLETED", "COMPLETED"),
-      result("no_hard_constraint_violations", "failed", true, false, "2 candidate(s) rejected for breaking a hard constraint"),
+      result("no_hard_constraint_violations", "failed", true, false, "2 candidates rejected for breaking a hard constraint"),
     ],
     version: "3.0",
     parent_id: "",
@@ -67,7 +67,7 @@ describe("SnapshotView", () => {
     expect(await screen.findByRole("note")).toHaveTextContent("The reference run did not keep one of these");
     const [kept, broken] = within(screen.getByRole("region", { name: "Invariants" })).getAllByRole("listitem");
     expect(kept).toHaveTextContent("reference run: passed");
-    expect(broken).toHaveTextContent("reference run: failed 2 candidate(s) rejected for breaking a hard constraint");
+    expect(broken).toHaveTextContent("reference run: failed 2 candidates rejected for breaking a hard constraint");
     const copies = within(screen.getByRole("region", { name: "Frozen copies" }));
     expect(copies.getAllByText(/^[a-z_]+$/).map((summary) => summary.textContent)).toEqual([
       "version",
