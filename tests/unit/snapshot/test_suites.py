@@ -208,7 +208,7 @@ async def test_each_replay_runs_with_its_reservation_as_budget_and_one_stopped_b
 
     assert [r.new.config.parameters.budget_usd for r in world.runs.runs] == [0.125, 0.125]
     assert statuses(report) == [ResultStatus.SKIPPED, ResultStatus.SKIPPED]
-    assert "stopped at their share of the cost limit" in report.results[0].reason
+    assert report.results[0].reason == "1 replay stopped at its share of the cost limit"
     assert report.total_cost_usd == pytest.approx(0.25)
 
 

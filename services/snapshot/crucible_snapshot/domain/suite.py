@@ -77,8 +77,9 @@ def snapshot_result(
     skipped (cost) or an error, with why; otherwise the reason says what was left out.
     """
     measured = [e for e in ends if e.metrics is not None and not e.stopped_by_cost]
-    notes = [f"{counted(sum(1 for e in ends if e.stopped_by_cost), 'replay')} stopped at their share of the cost limit"]
-    notes = notes if any(e.stopped_by_cost for e in ends) else []
+    stopped = sum(1 for e in ends if e.stopped_by_cost)
+    their = "its" if stopped == 1 else "their"
+    notes = [f"{counted(stopped, 'replay')} stopped at {their} share of the cost limit"] if stopped else []
     notes += list(dict.fromkeys(e.error for e in ends if e.error))
     if not_started:
         notes.append(not_started)
