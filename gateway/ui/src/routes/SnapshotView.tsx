@@ -113,7 +113,10 @@ export default function SnapshotView() {
   if (snapshot.isError) return <ErrorBox error={snapshot.error} action="Opening the snapshot" />;
   const s = snapshot.data;
   const data = (s.snapshot_data ?? {}) as Record<string, unknown>;
-  const broken = s.reference_results.filter((r) => r.status !== "passed").length;
+  const broken = s.reference_results.filter((r) => r.status === "failed").length;
+  // An invariant these rules cannot check on the reference metrics (a custom expression that does not
+  // evaluate on them) was not broken by the run: it errs on every replay alike.
+  const unchecked = s.reference_results.filter((r) => r.status === "error").length;
   return (
     <div className="page">
       <header className="page-head">
@@ -170,6 +173,12 @@ export default function SnapshotView() {
           <p className="warnings" role="note">
             The reference run did not keep {broken === 1 ? "one of these" : `${broken} of these`}: a replay that behaves like it fails{" "}
             {broken === 1 ? "it" : "them"} too.
+          </p>
+        )}
+        {unchecked > 0 && (
+          <p className="warnings" role="note">
+            {unchecked === 1 ? "One of these cannot" : `${unchecked} of these cannot`} be checked on the reference run's metrics: every replay
+            will report {unchecked === 1 ? "it" : "them"} as an error.
           </p>
         )}
         {s.invariants.length === 0 ? (

@@ -77,4 +77,21 @@ describe("SnapshotView", () => {
       "chat_context",
     ]);
   });
+
+  it("tells an invariant the reference run broke from one that cannot be checked on its metrics", async () => {
+    const base = snapshot();
+    const custom = { type: "custom", value: "top_x > 1", description: "" };
+    const erring = result("custom", "error", null, null, "undeclared reference to 'top_x'");
+    const s = { ...base, invariants: [...base.invariants, custom], reference_results: [...base.reference_results, erring] };
+    vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshots/s1": () => s }).fetch);
+    renderRoute("/snapshots/s1", "/snapshots/:snapshotId", <SnapshotView />);
+
+    const notes = await screen.findAllByRole("note");
+    expect(notes.map((n) => n.textContent)).toEqual([
+      "The reference run did not keep one of these: a replay that behaves like it fails it too.",
+      "One of these cannot be checked on the reference run's metrics: every replay will report it as an error.",
+    ]);
+    const items = within(screen.getByRole("region", { name: "Invariants" })).getAllByRole("listitem");
+    expect(items[2]).toHaveTextContent("reference run: error undeclared reference to 'top_x'");
+  });
 });
