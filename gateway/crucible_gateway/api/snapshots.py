@@ -23,6 +23,7 @@ from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.runs import RUN_MODE, RUN_STATUS
 from crucible_gateway.schemas.snapshots import (
+    MAX_NAME,
     ReplayResult,
     ReportList,
     ReportRead,
@@ -200,10 +201,23 @@ async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | N
     failed = run.status == run_pb.RUN_STATUS_FAILED
     tags = [FAILURE_TAG] if failed else []
     tags += [t for t in body.tags if t not in tags]
+    if body.name:
+        name = body.name
+    else:
+        # What a list of snapshots needs to tell them apart: the project's title, which run, how it ended.
+        project = await clients.projects.get(run.project_id, clients.timeout)
+        which = f" · run {run.id[:8]} · {RUN_STATUS.name(run.status).lower()}"
+        # A title may take a name's whole length: it is shortened, the run never left out.
+        title = (
+            project.title
+            if len(project.title) + len(which) <= MAX_NAME
+            else project.title[: MAX_NAME - len(which) - 1] + "…"
+        )
+        name = title + which
     request = SnapshotCreate(
         project_id=run.project_id,
         run_id=run.id,
-        name=body.name or f"run {run.id} {RUN_STATUS.name(run.status)}",
+        name=name,
         description=body.description or _run_description(run),
         tags=tags,
         invariants=body.invariants,

@@ -202,7 +202,9 @@ class SnapshotCreate(Body):
 class RunSnapshotCreate(Body):
     """Snapshot a run in one call: every field defaults from the run."""
 
-    name: str = Field(default="", max_length=MAX_NAME, description="Default: the run's id and final status")
+    name: str = Field(
+        default="", max_length=MAX_NAME, description="Default: the project's title, the run's short id and how it ended"
+    )
     description: str = Field(
         default="", max_length=MAX_DESCRIPTION, description="Default: the run's mode, parameters and failure"
     )

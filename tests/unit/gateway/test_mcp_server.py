@@ -162,7 +162,7 @@ async def test_create_snapshot_with_a_run_alone_snapshots_the_run(fakes: Fakes) 
     (request,) = [c.request for c in fakes.snapshots.calls]
     assert isinstance(request, snap_pb.CreateSnapshotRequest)
     assert (request.project_id, request.run_id, list(request.tags)) == (PROJECT_ID, RUN_ID, ["failure", "nightly"])
-    assert request.name == f"run {RUN_ID} FAILED"
+    assert request.name == f"Grid · run {RUN_ID[:8]} · failed"
 
 
 async def test_create_snapshot_of_a_project_with_invariants(fakes: Fakes) -> None:

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import FieldViolation, NotFound, ValidationFailed
 from crucible_common.protobuf import struct_to_dict
 from crucible_gateway.schemas import snapshots as schemas
@@ -26,6 +27,7 @@ from tests.unit.gateway.fakes import (
     Fakes,
     FakeSuite,
     plain_error,
+    project,
     rpc_error,
     run,
     snapshot,
@@ -544,10 +546,23 @@ async def test_a_failed_run_is_snapshotted_with_the_failure_tag_and_its_words(
     (request,) = requests_of(fakes, "CreateSnapshot")
     assert (request.project_id, request.run_id) == (PROJECT_ID, RUN_ID)
     assert list(request.tags) == ["failure", "grid"]
-    assert request.name == f"run {RUN_ID} FAILED"
+    assert request.name == f"Grid · run {RUN_ID[:8]} · failed"
     assert request.description == (
         f"Run {RUN_ID} (full_search: 5 candidates × 3 scenarios, 14 evaluations) ended FAILED. budget_usd reached"
     )
+
+
+async def test_a_run_snapshot_s_default_name_keeps_the_run_when_the_title_takes_the_whole_length(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+    fakes.spec.answer("GetProject", spec_pb.GetProjectResponse(project=project("T" * 200)))
+
+    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
+
+    (request,) = requests_of(fakes, "CreateSnapshot")
+    assert len(request.name) == 200
+    assert request.name.endswith(f"T… · run {RUN_ID[:8]} · completed")
 
 
 async def test_a_completed_run_keeps_the_names_given_and_no_failure_tag(fakes: Fakes, http: httpx.AsyncClient) -> None:

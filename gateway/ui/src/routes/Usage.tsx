@@ -24,7 +24,8 @@ function ByProject({
   truncated: boolean;
   onPick: (id: string) => void;
 }) {
-  const titles = new Map(projects.map((p) => [p.id, p.title]));
+  // Projects sharing a title are told apart by when they were made, as in the project picker.
+  const titles = projectLabels(projects);
   if (groups.length === 0) return <Empty>No project has made a model call yet.</Empty>;
   return (
     <>
@@ -130,7 +131,6 @@ export default function Usage() {
     queryKey: ["llm-calls", filter],
     queryFn: () => unwrap(api.GET("/api/llm-calls", { params: { query: { ...filter, page_size: 50 } } })),
   });
-  const titles = new Map((projects.data?.projects ?? []).map((p) => [p.id, p.title]));
   const labels = projectLabels(projects.data?.projects ?? []);
   return (
     <div className="page">
@@ -261,7 +261,7 @@ export default function Usage() {
                 <td>{c.model_name}</td>
                 <td>{c.correlation.purpose}</td>
                 <td>
-                  <CallFor correlation={c.correlation} titles={titles} />
+                  <CallFor correlation={c.correlation} titles={labels} />
                 </td>
                 <td>{c.status.toLowerCase()}</td>
                 <td>
