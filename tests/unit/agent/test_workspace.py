@@ -209,7 +209,8 @@ def test_a_symlink_loop_is_refused(workspace: Workspace) -> None:
     with pytest.raises(WorkspaceError) as excinfo:
         workspace.read_file("a")
 
-    assert refusal(excinfo) in ("ESCAPES_WORKSPACE", "NOT_FOUND")
+    # The same refusal whichever Python (3.11 raises on the loop, 3.13 leaves the link unresolved).
+    assert refusal(excinfo) == "ESCAPES_WORKSPACE"
 
 
 def test_symlinks_are_not_artifacts_and_are_marked_in_listings(workspace: Workspace, outside: Path) -> None:
