@@ -30,6 +30,7 @@ from crucible_cli.snapshots import snapshot_app
 from crucible_cli.specs import spec_app
 from crucible_cli.sprints import sprint_app
 from crucible_common.settings import Settings
+from crucible_common.wording import counted
 
 app = typer.Typer(help="Crucible: an AI-first workbench.", no_args_is_help=True, add_completion=False)
 project_app = typer.Typer(help="Projects.", no_args_is_help=True)
@@ -200,7 +201,11 @@ def usage(
     )
     for row in report["by_model"]:
         u = row["usage"]
-        cost = f"{u['usd']:.6f}" if row["priced"] else f"{u['usd']:.6f} + unpriced ({u['unpriced_calls']} calls)"
+        cost = (
+            f"{u['usd']:.6f}"
+            if row["priced"]
+            else f"{u['usd']:.6f} + unpriced ({counted(u['unpriced_calls'], 'call')})"
+        )
         table.add_row(
             row["provider"],
             row["model_name"],
@@ -218,7 +223,7 @@ def usage(
 def _cancelled(usage: dict[str, Any]) -> str:
     """Calls abandoned mid-answer: maybe billed, for a cost that is not in the USD figure."""
     count = usage.get("cancelled_calls", 0)
-    return f" + cancelled ({count} calls, cost unknown)" if count else ""
+    return f" + cancelled ({counted(count, 'call')}, cost unknown)" if count else ""
 
 
 if __name__ == "__main__":

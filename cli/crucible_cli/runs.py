@@ -117,8 +117,8 @@ def _seed_candidates(path: Path | None) -> list[dict[str, Any]]:
 def _usage(u: dict[str, Any]) -> str:
     cost = f"${u['usd']:.4f}"
     if u["unpriced_calls"]:
-        cost += f" + unpriced ({u['unpriced_calls']} calls)"
-    return f"{cost}, {u['calls']} calls, {u['input_tokens'] + u['output_tokens']} tokens"
+        cost += f" + unpriced ({counted(u['unpriced_calls'], 'call')})"
+    return f"{cost}, {counted(u['calls'], 'call')}, {counted(u['input_tokens'] + u['output_tokens'], 'token')}"
 
 
 def _show_preflight(result: dict[str, Any], out: Console) -> None:
@@ -135,7 +135,9 @@ def _show_preflight(result: dict[str, Any], out: Console) -> None:
     for w in result["warning_details"]:
         out.print(Text.assemble(("! ", "yellow"), (w["code"], "bold"), "\n  ", w["message"]))
     out.print(Text(f"mode {config['mode']}: {parameters_text(config['parameters'])}"))
-    out.print(Text(f"estimated cost {usd(cost['usd'])}, {cost['calls']} calls, {cost['tokens']} tokens"))
+    out.print(
+        Text(f"estimated cost {usd(cost['usd'])}, {counted(cost['calls'], 'call')}, {counted(cost['tokens'], 'token')}")
+    )
     for note in result["notes"]:
         out.print(Text(f"· {note}"))
 

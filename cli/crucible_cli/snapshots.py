@@ -208,11 +208,10 @@ def _show_snapshot(s: dict[str, Any]) -> None:
     if data:
         spec = data.get("problem_spec", {})
         config = data.get("run_config", {})
-        rows.append(
-            ("problem spec", f"{len(spec.get('constraints', []))} constraints, {len(spec.get('goals', []))} goals")
-        )
+        constraints, goals = len(spec.get("constraints", [])), len(spec.get("goals", []))
+        rows.append(("problem spec", f"{counted(constraints, 'constraint')}, {counted(goals, 'goal')}"))
         rows.append(("run config", json.dumps(config) if config else "—"))
-        rows.append(("chat context", f"{len(data.get('chat_context', []))} messages"))
+        rows.append(("chat context", counted(len(data.get("chat_context", [])), "message")))
     for key, value in rows:
         table.add_row(key, Text(str(value)))
     console.print(table)
@@ -377,7 +376,7 @@ def _show_report(report: dict[str, Any]) -> None:
     colour = "green" if exit_code(report) == EXIT_PASSED else "red"
     head = f"{report['status']}: {s['passed']} passed, {s['failed']} failed, {s['skipped']} skipped"
     if s["errors"]:
-        head += f", {s['errors']} errors"
+        head += f", {counted(s['errors'], 'error')}"
     console.print(Text(f"{head} of {s['total']}; total {usd(report['total_cost_usd'])}", colour))
     if report["error"]:
         console.print(Text(f"harness failure: {report['error']}", "red"))
@@ -467,7 +466,7 @@ def run_tests(
     }
     out = errors if fmt is Format.json else console
     started = call("POST", "/api/snapshots/run-tests", json=body, exit_code=EXIT_HARNESS)
-    out.print(Text(f"suite {started['report_id']}: {len(started['snapshot_ids'])} snapshot(s)"))
+    out.print(Text(f"suite {started['report_id']}: {counted(len(started['snapshot_ids']), 'snapshot')}"))
     report = _follow_suite(started["report_id"], len(started["snapshot_ids"]), out)
     if junit_xml is not None:
         write_junit(report, junit_xml)
@@ -637,7 +636,7 @@ def export(
     except OSError as exc:
         errors.print(Text(f"error: cannot write {path}: {exc}", "red"))
         raise typer.Exit(1) from exc
-    console.print(Text(f"exported {len(chosen)} snapshot(s) to {path}"))
+    console.print(Text(f"exported {counted(len(chosen), 'snapshot')} to {path}"))
 
 
 def _read_file(path: Path) -> SnapshotFile:

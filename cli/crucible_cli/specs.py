@@ -23,6 +23,7 @@ from crucible_cli.output import (
     id_column,
     when,
 )
+from crucible_common.wording import counted
 
 spec_app = typer.Typer(
     help="Specs: a task, clarifying questions from a planning interview, answers.", no_args_is_help=True
@@ -113,7 +114,9 @@ def spec_answer(
         return
     _show(result["spec"], fmt)
     remaining = result["unanswered_questions"]
-    console.print(f"{len(remaining)} question(s) still unanswered" if remaining else "every question is answered")
+    console.print(
+        f"{counted(len(remaining), 'question')} still unanswered" if remaining else "every question is answered"
+    )
 
 
 @spec_app.command("show")

@@ -272,7 +272,8 @@ def _run_reads(clients: ServiceClients) -> list[Tool]:
             return await runs.get_run(run_id, clients)
 
     async def get_run_results(run_id: RunId) -> RunResults:
-        """A run's ranking: candidates best first by I = P / R, rejected ones last with the constraints they broke."""
+        """A run's ranking: candidates best first by I = P / R (those evaluated in fewer than half of the
+        scenarios after the others), rejected ones last with the constraints they broke."""
         with _problems():
             return await runs.get_run_results(run_id, clients)
 

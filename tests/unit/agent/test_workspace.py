@@ -213,6 +213,17 @@ def test_a_symlink_loop_is_refused(workspace: Workspace) -> None:
     assert refusal(excinfo) == "ESCAPES_WORKSPACE"
 
 
+def test_a_symlink_loop_inside_a_path_is_refused(workspace: Workspace) -> None:
+    os.symlink("a", workspace.path / "a")
+
+    with pytest.raises(WorkspaceError) as reading:
+        workspace.read_file("a/x")
+    with pytest.raises(WorkspaceError) as writing:
+        workspace.write_file("a/x", "x")
+
+    assert refusal(reading) == refusal(writing) == "ESCAPES_WORKSPACE"
+
+
 def test_symlinks_are_not_artifacts_and_are_marked_in_listings(workspace: Workspace, outside: Path) -> None:
     workspace.write_file("real.txt", "x")
     os.symlink(outside / "secret.txt", workspace.path / "link.txt")

@@ -181,7 +181,7 @@ def test_show_reads_the_reference_and_the_invariants(fakes: Fakes, gateway: Test
     assert result.exit_code == 0, result.output
     assert "COMPLETED: 3 candidates × 5 scenarios, 15 evaluations" in result.stdout
     assert "min_candidates 3" in result.stdout
-    assert "1 constraints, 1 goals" in result.stdout
+    assert "1 constraint, 1 goal" in result.stdout
     assert "on the reference run: 2 of 2 hold" in result.stdout
 
 
@@ -274,7 +274,7 @@ def test_a_passing_suite_follows_progress_and_exits_0(fakes: Fakes, gateway: Tes
     )
 
     assert result.exit_code == 0, result.output
-    assert f"suite {REPORT_ID}: 2 snapshot(s)" in result.stdout
+    assert f"suite {REPORT_ID}: 2 snapshots" in result.stdout
     assert "✔ Grid baseline passed" in result.stdout
     assert f"✔ {HEAVY} passed" in result.stdout
     assert "completed: 2 passed, 0 failed, 0 skipped of 2" in result.stdout

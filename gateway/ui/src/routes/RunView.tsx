@@ -207,7 +207,7 @@ function CandidateDetail({
       )}
       {ranked && ranked.violated_constraints.length > 0 && (
         <p className="warning-text">
-          Broke {ranked.violated_constraints.map((v) => `${v.constraint} (weight ${v.weight}, ${v.scenarios} scenarios)`).join("; ")}
+          Broke {ranked.violated_constraints.map((v) => `${v.constraint} (weight ${v.weight}, ${counted(v.scenarios, "scenario")})`).join("; ")}
         </p>
       )}
       {candidate && (

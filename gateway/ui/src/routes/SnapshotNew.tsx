@@ -91,7 +91,7 @@ export default function SnapshotNew() {
           </div>
         )}
         <div className="form-row">
-          <Field label="Name" hint="empty: the run's id and status">
+          <Field label="Name" hint="empty: the project's title, the run and how it ended">
             <input value={name} onChange={(e) => setName(e.target.value)} />
           </Field>
           <Field label="Tags" hint="comma-separated">

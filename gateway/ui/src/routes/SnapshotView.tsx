@@ -177,8 +177,8 @@ export default function SnapshotView() {
         )}
         {unchecked > 0 && (
           <p className="warnings" role="note">
-            {unchecked === 1 ? "One of these cannot" : `${unchecked} of these cannot`} be checked on the reference run's metrics: every replay
-            will report {unchecked === 1 ? "it" : "them"} as an error.
+            {unchecked === 1 ? "One of these could not" : `${unchecked} of these could not`} be checked on the reference run's metrics
+            (see why below): a replay that behaves like it reports {unchecked === 1 ? "it" : "them"} as an error too.
           </p>
         )}
         {s.invariants.length === 0 ? (

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
-import { when } from "../format";
+import { counted, when } from "../format";
 
 type InterviewRecord = Schemas["InterviewRecord"];
 
@@ -92,7 +92,9 @@ function Answers({ spec }: { spec: Schemas["SpecRead"] }) {
       ))}
       {save.isError && <ErrorBox error={save.error} action="Answers not saved" />}
       {save.data && save.data.unanswered_questions.length > 0 && (
-        <p className="warning-text">{save.data.unanswered_questions.length} questions still need an answer.</p>
+        <p className="warning-text">
+          {counted(save.data.unanswered_questions.length, "question")} still {save.data.unanswered_questions.length === 1 ? "needs" : "need"} an answer.
+        </p>
       )}
       <button type="submit" className="button" disabled={save.isPending}>
         Save answers

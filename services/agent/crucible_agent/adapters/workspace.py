@@ -98,9 +98,13 @@ def jail(root: Path, path: object, *, operation: str, must_exist: bool = False) 
         resolved = (root / rel).resolve(strict=False)
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, on Python 3.11
         raise _refused(root, operation, path, "ESCAPES_WORKSPACE", f"path {_shown(path)} does not resolve") from exc
-    if os.path.islink(resolved):
-        # A symlink loop, from Python 3.13 on: resolve() leaves the link where it gave up instead of raising.
-        raise _refused(root, operation, path, "ESCAPES_WORKSPACE", f"path {_shown(path)} does not resolve")
+    try:
+        os.stat(resolved)
+    except OSError as exc:
+        # A symlink loop anywhere on the path, from Python 3.13 on: resolve() leaves the links where it
+        # gave up instead of raising. Any other error (a path not made yet) is for the operation to meet.
+        if exc.errno == errno.ELOOP:
+            raise _refused(root, operation, path, "ESCAPES_WORKSPACE", f"path {_shown(path)} does not resolve") from exc
     if not _inside(str(resolved), root_text):
         raise _refused(root, operation, path, "ESCAPES_WORKSPACE", f"path {_shown(path)} leaves the workspace")
     if must_exist and not resolved.exists():

@@ -210,7 +210,8 @@ def _seeds(mode: RunMode, p: RunParameters, facts: Facts, check: _Check) -> tupl
         return named
     if facts.latest_run_candidates:
         check.notes.append(
-            f"the {len(facts.latest_run_candidates)} candidates of the project's latest completed run are the seeds"
+            f"the {counted(len(facts.latest_run_candidates), 'candidate')} of the project's latest completed run "
+            f"{'is the seed' if len(facts.latest_run_candidates) == 1 else 'are the seeds'}"
         )
         return facts.latest_run_candidates
     check.blockers.append(

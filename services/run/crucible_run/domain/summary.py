@@ -45,7 +45,7 @@ def run_summary(run: Run, counts: RunCounts, ranking: Sequence[RankedCandidate],
                 "I": round(r.i, 4) if r.i is not None else None,
                 "P": round(r.p, 4) if r.p is not None else None,
                 "R": round(r.r, 4) if r.r is not None else None,
-                "notes": f"{r.label.value}; {r.evaluations} evaluations"
+                "notes": f"{r.label.value}; {counted(r.evaluations, 'evaluation')}"
                 + (f", {r.failed_evaluations} failed" if r.failed_evaluations else ""),
             }
             for r in top

@@ -957,7 +957,7 @@ def _error_summary(failed: Sequence[Evaluation], total: int) -> str:
         return ""
     reasons = Counter(e.failure_reason.split(":", 1)[0] for e in failed)
     listed = ", ".join(f"{reason}: {n}" for reason, n in reasons.most_common())
-    return f"{len(failed)} of {total} evaluations failed ({listed})"
+    return f"{len(failed)} of {counted(total, 'evaluation')} failed ({listed})"
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crucible_common.wording import pairs
+from crucible_common.wording import counted, pairs
 from crucible_spec.domain.model import (
     WORLD_MODEL_SECTIONS,
     Constraint,
@@ -285,8 +285,12 @@ def contract_text(recommendation: Recommendation | None) -> str:
         )
     params = recommendation.parameters
     shape = f"{recommendation.mode.value if recommendation.mode else 'the'} run"
-    if params.get("num_candidates") or params.get("num_scenarios"):
-        shape += f" of {pairs(int(params.get('num_candidates') or 0), int(params.get('num_scenarios') or 0))}"
+    candidates, scenarios = int(params.get("num_candidates") or 0), int(params.get("num_scenarios") or 0)
+    if candidates and scenarios:
+        shape += f" of {pairs(candidates, scenarios)}"
+    elif candidates or scenarios:
+        # A recommendation may leave one count to the run's default: only the one it gives is said.
+        shape += f" of {counted(candidates, 'candidate') if candidates else counted(scenarios, 'scenario')}"
     cost = recommendation.estimated_cost.get("usd")
     estimate = f", estimated at ${cost:.4f}" if isinstance(cost, int | float) else ""
     return (

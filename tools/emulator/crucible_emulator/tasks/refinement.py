@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from crucible_common.wording import counted
 from crucible_emulator.conversation import JsonObject
 from crucible_emulator.tasks.context import TaskContext
 from crucible_emulator.text import quote_terms, sentences, snake, summary, word_set, words
@@ -110,14 +111,16 @@ def problem_spec_refinement(ctx: TaskContext) -> JsonObject:
     hard = sum(1 for c in found.constraints if c["weight"] == 100)
     soft = len(found.constraints) - hard
     rationale = ctx.pick(
-        "From the message: {hard} hard constraint(s) (must/cannot/never/required, weight 100), {soft} "
-        "preference(s) (should/prefer, weight 50-80) and {goals} goal(s){derived}. Resolution {res}, mode {mode}.",
-        "I read {hard} hard requirement(s) and {soft} soft preference(s), and {goals} goal(s){derived}; "
+        "From the message: {hard_constraints} (must/cannot/never/required, weight 100), {preferences} "
+        "(should/prefer, weight 50-80) and {goals}{derived}. Resolution {res}, mode {mode}.",
+        "I read {hard_requirements} and {soft_preferences}, and {goals}{derived}; "
         "resolution is {res} and the run mode {mode}.",
     ).format(
-        hard=hard,
-        soft=soft,
-        goals=len(found.goals),
+        hard_constraints=counted(hard, "hard constraint"),
+        hard_requirements=counted(hard, "hard requirement"),
+        preferences=counted(soft, "preference"),
+        soft_preferences=counted(soft, "soft preference"),
+        goals=counted(len(found.goals), "goal"),
         derived=" (one goal derived from the description, since none was stated)" if derived_goal else "",
         res=resolution,
         mode=mode,
@@ -248,9 +251,9 @@ def world_model_refinement(ctx: TaskContext) -> JsonObject:
         stated += len(found[section])
         model_data[section] = items or [defaults[section]]
     rationale = ctx.pick(
-        "{stated} item(s) come straight from the message ({counts}); empty sections got one conservative default "
+        "{stated} taken straight from the message ({counts}); empty sections got one conservative default "
         "so the model is complete.",
-        "I extracted {stated} item(s) from your description ({counts}) and filled each remaining section with a "
+        "I extracted {stated} from your description ({counts}) and filled each remaining section with a "
         "single explicit default.",
-    ).format(stated=stated, counts=", ".join(f"{s}: {len(found[s])}" for s in WORLD_SECTIONS))
+    ).format(stated=counted(stated, "item"), counts=", ".join(f"{s}: {len(found[s])}" for s in WORLD_SECTIONS))
     return {"model_data": model_data, "rationale": rationale}

@@ -89,7 +89,7 @@ describe("SnapshotView", () => {
     const notes = await screen.findAllByRole("note");
     expect(notes.map((n) => n.textContent)).toEqual([
       "The reference run did not keep one of these: a replay that behaves like it fails it too.",
-      "One of these cannot be checked on the reference run's metrics: every replay will report it as an error.",
+      "One of these could not be checked on the reference run's metrics (see why below): a replay that behaves like it reports it as an error too.",
     ]);
     const items = within(screen.getByRole("region", { name: "Invariants" })).getAllByRole("listitem");
     expect(items[2]).toHaveTextContent("reference run: error undeclared reference to 'top_x'");
