@@ -277,7 +277,8 @@ class FakeSpec:
         return project_id in self.problems
 
     async def problem(self, project_id: str) -> ProjectProblem:
-        return self.problems[project_id]
+        # As the spec service's client: a project it does not know has no problem (see the port).
+        return self.problems.get(project_id, ProjectProblem(None, has_problem_spec=False, has_world_model=False))
 
     async def chat_message(self, message_id: str) -> ChatMessage | None:
         self.message_reads += 1

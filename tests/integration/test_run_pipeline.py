@@ -23,7 +23,13 @@ from crucible_common.errors import InvalidArgument
 from crucible_run.adapters import tables as t
 from crucible_run.adapters.repository import SqlRunRepository
 from crucible_run.domain import estimates as est
-from crucible_run.domain.errors import RecommendationInvalid, RunBlocked, RunNotCreated, TriggerReused
+from crucible_run.domain.errors import (
+    ProjectNotFound,
+    RecommendationInvalid,
+    RunBlocked,
+    RunNotCreated,
+    TriggerReused,
+)
 from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseStarted, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
@@ -225,6 +231,11 @@ async def test_a_blocked_configuration_is_refused_naming_each_blocker(harness: H
         "validation_error",
     ]
     assert blocked.value.violations[2].subject == "parameters.num_candidates"
+
+
+async def test_a_run_of_a_project_that_does_not_exist_is_refused_as_not_found(harness: Harness) -> None:
+    with pytest.raises(ProjectNotFound):
+        await harness.create(str(uuid.uuid4()))
 
 
 async def test_a_recommendation_must_be_an_architect_message_of_the_same_project(harness: Harness) -> None:

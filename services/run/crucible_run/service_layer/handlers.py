@@ -101,14 +101,19 @@ async def preflight_run(cmd: c.PreflightRun, deps: RunDeps) -> rules.Preflight:
 async def _preflight(cmd: c.PreflightRun, deps: RunDeps) -> tuple[rules.Preflight, JsonObject | None]:
     """The preflight, and the recommendation's config it checked (None without one, or an invalid one)."""
     project_id = parse_id(cmd.project_id, "project_id")
-    if not await deps.spec.project_exists(project_id):
+    # Three questions to two services that do not depend on one another, asked at once (one after
+    # the other, they were most of a preflight's time): a missing project has no problem to read.
+    exists, problem, pricing = await asyncio.gather(
+        deps.spec.project_exists(project_id),
+        deps.spec.problem(project_id),
+        deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator]),
+    )
+    if not exists:
         raise ProjectNotFound(project_id)
-    problem = await deps.spec.problem(project_id)
     async with deps.uow(read_only=True) as uow:
         named = [s for s in cmd.parameters.seed_candidate_ids if _is_uuid(s)]
         known = await uow.repo.project_candidates(project_id, named) if named else []
         latest = await uow.repo.latest_completed_candidates(project_id)
-    pricing = await deps.models.prices([deps.pipeline_models.designer, deps.pipeline_models.evaluator])
     facts = rules.Facts(
         problem_spec=problem.has_problem_spec,
         world_model=problem.has_world_model,

@@ -208,7 +208,10 @@ class SpecService(Protocol):
 
     async def project_exists(self, project_id: str) -> bool: ...
 
-    async def problem(self, project_id: str) -> ProjectProblem: ...
+    async def problem(self, project_id: str) -> ProjectProblem:
+        """The project's problem; an empty one (None, no spec, no model) when it has none, or when
+        there is no such project (asked alongside ``project_exists``, which says which)."""
+        ...
 
     async def chat_message(self, message_id: str) -> ChatMessage | None:
         """A message of the project's chat (a recommendation, a summary); None when there is no such message."""
