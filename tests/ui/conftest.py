@@ -54,6 +54,16 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
+def base_url() -> str | None:
+    """None: each module's stack has its own address (``ui_stack.url``), and the tests use it whole.
+
+    Ours, so that pytest-playwright's fallback for it (a fixture on a plugin instance, which pytest 9
+    deprecates with a warning in every run) is not the one used.
+    """
+    return None
+
+
+@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": 1280, "height": 800}, "accept_downloads": True}
 
