@@ -43,6 +43,7 @@ from crucible_cli.output import (
     when,
     wide_id_column,
 )
+from crucible_common.errors import field_path
 from crucible_common.wording import counted, pairs
 
 snapshot_app = typer.Typer(
@@ -646,7 +647,7 @@ def _read_file(path: Path) -> SnapshotFile:
         errors.print(Text(f"error: cannot read {path}: {exc}", "red"))
         raise typer.Exit(EXIT_HARNESS) from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        problems = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         errors.print(Text(f"error: {path} is no snapshot file ({problems})", "red"))
         raise typer.Exit(EXIT_HARNESS) from exc
 

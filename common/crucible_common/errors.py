@@ -7,7 +7,7 @@ applies, ``BadRequest`` field violations or a ``PreconditionFailure``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -20,6 +20,15 @@ from grpc_status import rpc_status
 class FieldViolation:
     field: str
     description: str
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """A field's path as every error names it: ``constraints[0].weight``, whoever found it wrong
+    (a validator's location tuple, a service's own checks)."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
 
 
 @dataclass(frozen=True)

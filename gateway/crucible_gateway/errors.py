@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketState
 
-from crucible_common.errors import FieldViolation, details_of
+from crucible_common.errors import FieldViolation, details_of, field_path
 from crucible_common.settings import Settings
 from crucible_gateway.auth import UNAUTHORIZED_DETAIL, websocket_token_ok
 from crucible_gateway.openapi import match_path
@@ -117,7 +117,7 @@ def _violation(err: Mapping[str, Any]) -> FieldViolation:
         offset = next((p for p in err["loc"] if isinstance(p, int)), None)
         where = f" (at character {offset})" if offset is not None else ""
         return FieldViolation("", f"not valid JSON: {err.get('ctx', {}).get('error') or err['msg']}{where}")
-    return FieldViolation(".".join(str(p) for p in err["loc"] if p != "body"), err["msg"])
+    return FieldViolation(field_path(p for p in err["loc"] if p != "body"), err["msg"])
 
 
 def violations_problem(violations: Sequence[FieldViolation], what: str) -> JSONResponse:

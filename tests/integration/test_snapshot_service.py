@@ -246,6 +246,12 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     unreadable = pb.CreateSnapshotRequest(name=f"{name} 2")
     unreadable.snapshot_data.CopyFrom(struct({**SEED_1_0, "version": "9.0"}))
     refused = await _error(stub.CreateSnapshot(unreadable))
+    misshapen = pb.CreateSnapshotRequest(name=f"{name} 4")
+    misshapen.snapshot_data.CopyFrom(struct({**SEED_1_0, "problem_spec": {"goals": 5}, "run_config": 5}))
+    wrong_shape = await _error(stub.CreateSnapshot(misshapen))
+    second = pb.CreateSnapshotRequest(name=f"{name} 5")
+    second.snapshot_data.CopyFrom(struct(SEED_1_0))
+    second_created = (await stub.CreateSnapshot(second)).snapshot
     with_project = pb.CreateSnapshotRequest(name=f"{name} 3", project_id=harness.neighbours.spec.project())
     with_project.snapshot_data.CopyFrom(struct(SEED_1_0))
     mixed = await _error(stub.CreateSnapshot(with_project))
@@ -258,6 +264,8 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     )
 
     assert read == created
+    # Each import keeps the name it was given (a second one included).
+    assert (read.name, second_created.name) == (name, f"{name} 5")
     assert (read.project_id, read.run_id, read.version) == ("", "", "3.0")
     data = struct_to_dict(read.snapshot_data)
     # Migrated from 1.0: goals are objects, run_config.config became parameters.
@@ -265,5 +273,10 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     assert data["run_config"]["parameters"]["num_candidates"] == 3
     assert read.reference_metrics == reference
     assert [v.field for v in refused.field_violations] == ["snapshot_data"]
+    assert wrong_shape.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in wrong_shape.field_violations] == [
+        "snapshot_data.problem_spec.goals",
+        "snapshot_data.run_config",
+    ]
     assert [v.field for v in mixed.field_violations] == ["project_id"]
     assert [v.field for v in into_nothing.field_violations] == ["options.reuse_project"]

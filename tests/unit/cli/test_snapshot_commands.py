@@ -581,7 +581,7 @@ def test_a_file_that_is_no_snapshot_file_exits_2(fakes: Fakes, gateway: TestClie
     result = crucible("import", str(path))
 
     assert result.exit_code == 2
-    assert "snapshots.0.snapshot_data" in result.stderr
+    assert "snapshots[0].snapshot_data" in result.stderr
     assert fakes.calls() == []
 
 

@@ -136,7 +136,7 @@ async def test_field_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncCl
             {"project_id": PROJECT_ID, "mode": "full_search", "chat_session_id": "x"},
             "chat_session_id",
         ),
-        ("POST", "/api/snapshots/run-tests", {"snapshot_ids": [SPEC_ID, "x"]}, "snapshot_ids.1"),
+        ("POST", "/api/snapshots/run-tests", {"snapshot_ids": [SPEC_ID, "x"]}, "snapshot_ids[1]"),
         ("POST", "/api/agent-runs", {"message": "m", "correlation": {"run_id": "r1"}}, "correlation.run_id"),
     ],
 )

@@ -23,10 +23,10 @@ INVALID = [
     pytest.param("PATCH", SPEC, {"json": {"mode": "sideways"}}, "mode", id="patch-unknown-mode"),
     pytest.param("PATCH", SPEC, {"json": {"mode": "unspecified"}}, "mode", id="patch-mode-unspecified"),
     pytest.param(
-        "PATCH", SPEC, {"json": {"constraints": [{"name": "c", "weight": 2**31}]}}, "constraints.0.weight", id="weight"
+        "PATCH", SPEC, {"json": {"constraints": [{"name": "c", "weight": 2**31}]}}, "constraints[0].weight", id="weight"
     ),
-    pytest.param("PATCH", SPEC, {"json": {"constraints": [{"weight": 1}]}}, "constraints.0.name", id="no-name"),
-    pytest.param("PATCH", SPEC, {"json": {"goals": [{}]}}, "goals.0.description", id="goal-without-description"),
+    pytest.param("PATCH", SPEC, {"json": {"constraints": [{"weight": 1}]}}, "constraints[0].name", id="no-name"),
+    pytest.param("PATCH", SPEC, {"json": {"goals": [{}]}}, "goals[0].description", id="goal-without-description"),
     pytest.param("PATCH", SPEC, {"json": {"expected_version": -1}}, "expected_version", id="negative-version"),
     pytest.param("PATCH", SPEC, {"json": {"expected_version": 2**63}}, "expected_version", id="version-too-big"),
     pytest.param("PATCH", SPEC, {"json": {"actor": {"kind": "robot"}}}, "actor.kind", id="unknown-actor-kind"),

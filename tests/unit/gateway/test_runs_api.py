@@ -188,7 +188,7 @@ INVALID = [
         "POST",
         PREFLIGHT,
         {"json": {"mode": "eval_only", "parameters": {"seed_candidates": [{"title": "t" * 201}]}}},
-        "parameters.seed_candidates.0.title",
+        "parameters.seed_candidates[0].title",
         id="preflight-seed-title-too-long",
     ),
     pytest.param(

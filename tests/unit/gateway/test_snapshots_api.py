@@ -176,7 +176,7 @@ async def test_a_snapshot_from_a_parent_names_it(fakes: Fakes, http: httpx.Async
     [
         ({"project_id": PROJECT_ID}, "name"),
         ({"name": "x", "project_id": PROJECT_ID, "colour": "red"}, "colour"),
-        ({"name": "x", "project_id": PROJECT_ID, "invariants": [{"value": 3}]}, "invariants.0.type"),
+        ({"name": "x", "project_id": PROJECT_ID, "invariants": [{"value": 3}]}, "invariants[0].type"),
         ({"name": "x", "project_id": PROJECT_ID, "tags": "a,b"}, "tags"),
     ],
 )

@@ -25,7 +25,7 @@ INVALID = [
         "POST",
         f"{SPECS}/{SPEC_ID}/answers",
         {"json": {"answers": [{"question": "q"}]}},
-        "answers.0.answer",
+        "answers[0].answer",
         id="no-answer",
     ),
     pytest.param("POST", f"{SPECS}/{SPEC_ID}/answers", {"json": {"answers": "all"}}, "answers", id="answers-text"),

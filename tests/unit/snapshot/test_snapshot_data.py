@@ -84,3 +84,38 @@ def test_an_unknown_version_or_shape_is_refused() -> None:
         snapshot_data.load({**SEED_1_0, "version": "9.0"})
     with pytest.raises(UnreadableSnapshotData, match="shape"):
         snapshot_data.load({**snapshot_data.dump(DATA), "run_config": {"mode": 3, "parameters": "many"}})
+
+
+@pytest.mark.parametrize(
+    ("document", "fields"),
+    [
+        pytest.param(
+            {"run_config": 5},
+            ["snapshot_data.problem_spec", "snapshot_data.world_model", "snapshot_data.run_config"],
+            id="1.0-run-config-a-number",
+        ),
+        pytest.param(
+            {**SEED_1_0, "problem_spec": {"goals": 5}}, ["snapshot_data.problem_spec.goals"], id="1.0-goals-a-number"
+        ),
+        pytest.param(
+            {**SEED_1_0, "problem_spec": {"goals": ["a", 7]}},
+            ["snapshot_data.problem_spec.goals[1]"],
+            id="1.0-goal-a-number",
+        ),
+        pytest.param(
+            {"version": "2.0", "run_config": "x", "problem_spec": None, "world_model": None},
+            ["snapshot_data.run_config"],
+            id="2.0-run-config-a-string",
+        ),
+    ],
+)
+def test_a_document_of_the_wrong_shape_is_refused_naming_each_wrong_part(
+    document: dict[str, object], fields: list[str]
+) -> None:
+    """Whatever an import sends: the migration steps leave what they do not know to the validation,
+    which names each part, rather than failing on it themselves."""
+    with pytest.raises(UnreadableSnapshotData) as refused:
+        snapshot_data.load(document)
+
+    assert [p.field for p in refused.value.problems] == fields
+    assert all("pydantic" not in p.description and "\n" not in p.description for p in refused.value.problems)

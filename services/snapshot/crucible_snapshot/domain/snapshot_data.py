@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from crucible_common import jsonb
+from crucible_common.errors import FieldViolation, field_path
 
 CURRENT_VERSION = "3.0"
 
@@ -141,23 +142,35 @@ class SnapshotData:
 
 
 class UnreadableSnapshotData(ValueError):
-    """A stored document of an unknown version, or one its version's shape does not describe."""
+    """A stored document of an unknown version, or one its version's shape does not describe:
+    ``problems`` names each part of it that is wrong (``snapshot_data.problem_spec.goals[0]``)."""
+
+    def __init__(self, message: str, problems: tuple[FieldViolation, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (FieldViolation("snapshot_data", message),)
+
+
+# A step changes only the parts that have the shape it knows; any other part is left as it is, for
+# the current version's validation to name (an import is anybody's document).
 
 
 def _from_1_0(document: Document) -> Document:
     """1.0 → 2.0: goals become objects, run_config.config becomes parameters, provenance lists appear."""
     problem = document.get("problem_spec")
     if isinstance(problem, dict):
-        problem["goals"] = [{"description": g} if isinstance(g, str) else g for g in problem.get("goals", [])]
+        goals = problem.get("goals", [])
+        if isinstance(goals, list):
+            problem["goals"] = [{"description": g} if isinstance(g, str) else g for g in goals]
         problem.setdefault("provenance_log", [])
     world = document.get("world_model")
     if isinstance(world, dict):
         world.setdefault("provenance", [])
     config = document.get("run_config") or {}
-    document["run_config"] = {
-        "mode": config.get("mode") or "full_search",
-        "parameters": config.get("parameters", config.get("config", {})),
-    }
+    if isinstance(config, dict):
+        document["run_config"] = {
+            "mode": config.get("mode") or "full_search",
+            "parameters": config.get("parameters", config.get("config", {})),
+        }
     document["chat_context"] = document.get("chat_context") or []
     document["version"] = "2.0"
     return document
@@ -165,7 +178,8 @@ def _from_1_0(document: Document) -> Document:
 
 def _from_2_0(document: Document) -> Document:
     """2.0 → 3.0: seeds whole. A 2.0 document named its seeds only, so it has none whole."""
-    parameters = (document.get("run_config") or {}).get("parameters")
+    config = document.get("run_config")
+    parameters = config.get("parameters") if isinstance(config, dict) else None
     if isinstance(parameters, dict):
         parameters.setdefault("seed_candidates", [])
     document["version"] = "3.0"
@@ -194,7 +208,12 @@ def load(document: Document) -> SnapshotData:
     try:
         return jsonb.load(SnapshotData, migrate(document))
     except ValidationError as exc:
-        raise UnreadableSnapshotData(f"snapshot_data does not have its version's shape: {exc}") from exc
+        problems = tuple(
+            FieldViolation(field_path(("snapshot_data", *error["loc"])), error["msg"])
+            for error in exc.errors(include_url=False)
+        )
+        said = "; ".join(f"{p.field}: {p.description}" for p in problems[:3])
+        raise UnreadableSnapshotData(f"snapshot_data does not have its version's shape ({said})", problems) from exc
 
 
 def dump(data: SnapshotData) -> Document:

@@ -61,7 +61,7 @@ def imported_data(data: struct_pb2.Struct) -> SnapshotData:
     try:
         return snapshot_data.load(struct_to_dict(data))
     except snapshot_data.UnreadableSnapshotData as exc:
-        raise ValidationFailed([FieldViolation("snapshot_data", str(exc))], "snapshot") from exc
+        raise ValidationFailed(list(exc.problems), "snapshot") from exc
 
 
 def metrics(m: pb.RunMetrics) -> RunMetrics:

@@ -80,9 +80,9 @@ def _validated(cmd: c.CreateSnapshot) -> c.CreateSnapshot:
     if cmd.parent_snapshot_id and cmd.run_id:
         problems.append(FieldViolation("run_id", "a snapshot made from a parent takes the parent's run"))
     if cmd.data is not None:
-        for name in ("project_id", "run_id", "parent_snapshot_id"):
-            if getattr(cmd, name):
-                problems.append(FieldViolation(name, "an import (snapshot_data) takes no project, run or parent"))
+        for field in ("project_id", "run_id", "parent_snapshot_id"):
+            if getattr(cmd, field):
+                problems.append(FieldViolation(field, "an import (snapshot_data) takes no project, run or parent"))
     elif cmd.reference_metrics is not None:
         problems.append(FieldViolation("reference_metrics", "only with snapshot_data (an import)"))
     elif not cmd.parent_snapshot_id and not cmd.project_id:
