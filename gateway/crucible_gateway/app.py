@@ -71,6 +71,28 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class HeadAsGet:
+    """HEAD answered wherever GET is, as HTTP asks of every server: the GET's status and headers
+    (its Content-Length included), without its body. FastAPI's routes answer only the methods they
+    name, and a health check or a link checker sends HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     """A receive that returns ``messages`` first, then defers to ``then`` (for disconnects)."""
     pending = list(messages)
@@ -137,7 +159,8 @@ def create_app(settings: Settings, clients: ServiceClients | None = None) -> ASG
 
     # Last: the web UI answers every path no route or mount above has taken (but never /api, /mcp, /healthz).
     ui.install(app)
-    # Outermost first: the body's time limit covers every read of it; an oversized body is refused
-    # before anything reads it; text no service can store is refused before any route sees it.
+    # Outermost first: a HEAD is the GET without its body; the body's time limit covers every read
+    # of it; an oversized body is refused before anything reads it; text no service can store is
+    # refused before any route sees it.
     guarded = InputGuard(app, lambda: app.openapi(), settings.api_token)
-    return BodyReadTimeout(BodySizeLimit(guarded, MAX_BODY_BYTES), settings.gateway_body_timeout_seconds)
+    return HeadAsGet(BodyReadTimeout(BodySizeLimit(guarded, MAX_BODY_BYTES), settings.gateway_body_timeout_seconds))

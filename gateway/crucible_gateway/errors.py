@@ -80,6 +80,10 @@ def problem_json(error: grpc.aio.AioRpcError) -> dict[str, Any]:
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JSONResponse:
     details = details_of(error)
     status = HTTP_STATUS.get(details.code, 500)
+    if details.code is grpc.StatusCode.RESOURCE_EXHAUSTED and not details.reason:
+        # gRPC's own, not a service's (which names its reason): a message over the size limit is
+        # the system's failure, not a rate the client should wait out and try again.
+        status = 500
     if status == 500 and details.reason not in ("", "INTERNAL"):
         # A named upstream failure (a model's invalid answer, ...) is a bad gateway, and says so.
         status = 502
@@ -185,7 +189,7 @@ def allowed_methods(request: Request) -> str | None:
     documented = match_path(request.app.openapi(), request.url.path)
     if documented is None:
         return None
-    # Starlette answers HEAD wherever it answers GET.
+    # HEAD is answered wherever GET is (app.HeadAsGet).
     return ", ".join(sorted(documented.methods | ({"HEAD"} if "GET" in documented.methods else set())))
 
 

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crucible_common.errors import InvalidArgument
+from crucible_common.errors import InvalidArgument, ValidationFailed
 from crucible_run.adapters import tables as t
 from crucible_run.adapters.repository import SqlRunRepository
 from crucible_run.domain import estimates as est
@@ -196,10 +196,27 @@ async def test_a_run_is_created_only_with_a_trigger_and_once_per_trigger(harness
     assert again.id == first.id
     assert first.status is RunStatus.CREATED
     assert (first.trigger.id, first.trigger.source) == (trigger, TriggerSource.RUN_CONFIG_PANEL)
-    runs, _ = await h.list_runs(c.ListRuns(project), harness.deps.uow)
+    runs, _ = await h.list_runs(c.ListRuns(project), harness.deps)
     assert [r.id for r in runs] == [first.id]
     # Nothing ran: no model was asked.
     assert harness.models.calls == []
+
+
+async def test_a_trigger_s_metadata_is_bounded_in_keys_and_in_size(harness: Harness) -> None:
+    """Every read of a run carries its metadata: unbounded, a project's list of runs outgrew a message."""
+    project = harness.spec.project()
+
+    def request(metadata: dict[str, object]) -> c.CreateRun:
+        return c.CreateRun(project, RunMode.FULL_SEARCH, ui_trigger_id=str(uuid.uuid4()), ui_trigger_metadata=metadata)
+
+    too_many: dict[str, object] = {f"k{i}": i for i in range(51)}
+    too_big: dict[str, object] = {"note": "x" * (16 * 1024)}
+    for metadata in (too_many, too_big):
+        with pytest.raises(ValidationFailed) as refused:
+            await h.create_run(request(metadata), harness.deps)
+        assert [v.field for v in refused.value.violations] == ["ui_trigger_metadata"]
+    run = await h.create_run(request({"note": "x" * 8000, "button": "Start run"}), harness.deps)
+    assert run.trigger.metadata["button"] == "Start run"
 
 
 async def test_two_projects_racing_for_one_trigger_get_one_run_and_one_refusal(harness: Harness) -> None:
@@ -236,6 +253,21 @@ async def test_a_blocked_configuration_is_refused_naming_each_blocker(harness: H
 async def test_a_run_of_a_project_that_does_not_exist_is_refused_as_not_found(harness: Harness) -> None:
     with pytest.raises(ProjectNotFound):
         await harness.create(str(uuid.uuid4()))
+    with pytest.raises(ProjectNotFound):
+        await h.list_runs(c.ListRuns(str(uuid.uuid4())), harness.deps)
+
+
+async def test_a_run_whose_project_was_deleted_since_is_neither_listed_nor_executed(harness: Harness) -> None:
+    """Not blocked for a missing ProblemSpec and WorldModel, which the project had: its project is gone."""
+    project = harness.spec.project()
+    run = await harness.create(project)
+    del harness.spec.problems[project]
+
+    with pytest.raises(ProjectNotFound):
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+    with pytest.raises(ProjectNotFound):
+        await h.list_runs(c.ListRuns(project), harness.deps)
+    assert (await h.get_run(run.id, harness.deps.uow)).status is RunStatus.CREATED
 
 
 async def test_a_recommendation_must_be_an_architect_message_of_the_same_project(harness: Harness) -> None:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocketDisconnect
 
 from crucible_common.settings import Settings
-from crucible_gateway.app import BodySizeLimit, create_app
+from crucible_gateway.app import BodySizeLimit, HeadAsGet, create_app
 from crucible_gateway.inputs import InputGuard
 from crucible_gateway.slow_clients import BodyReadTimeout
 from tests.unit.gateway.fakes import Fakes
@@ -28,7 +28,7 @@ def build_app(fakes: Fakes, token: str | None = None, **settings: Any) -> tuple[
     app = create_app(Settings(api_token=token, **settings), fakes.clients())
     inner = app
     while not isinstance(inner, FastAPI):
-        assert isinstance(inner, BodyReadTimeout | BodySizeLimit | InputGuard)
+        assert isinstance(inner, HeadAsGet | BodyReadTimeout | BodySizeLimit | InputGuard)
         inner = inner.app
     return app, inner
 

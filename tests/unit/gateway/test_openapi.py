@@ -206,3 +206,19 @@ async def test_a_405_allows_every_method_of_the_path(token: str | None) -> None:
             assert response.status_code == 405, (unsupported, path, response.text)
             allowed = set(response.headers["Allow"].split(", "))
             assert allowed == documented | ({"HEAD"} if "GET" in documented else set()), path
+
+
+async def test_head_answers_as_get_does_without_the_body() -> None:
+    """Every path that answers GET answers HEAD with the GET's status and headers and no body (a
+    health check, a link checker); a path that does not answer GET refuses HEAD as it refuses GET."""
+    doc = document(None)
+    async with serve(Fakes(), None) as http:
+        for url in ["/healthz", "/", "/projects", *(re.sub(r"\{[^}]+\}", UUID, p) for p in doc["paths"])]:
+            got: httpx.Response = await http.get(url)
+            head: httpx.Response = await http.head(url)
+
+            assert head.status_code == got.status_code, url
+            assert head.content == b"", url
+            assert head.headers.get("content-type") == got.headers.get("content-type"), url
+            if got.status_code == 405:
+                assert head.headers["Allow"] == got.headers["Allow"], url

@@ -112,6 +112,22 @@ async def test_a_status_without_details_is_named_by_its_code(
     assert body["grpc_code"] == code.name
 
 
+async def test_grpc_s_own_resource_exhausted_is_a_server_fault_not_a_rate_limit(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    """A response over gRPC's message size limit comes with no reason: not a 429 (which tells the
+    client to wait and try again, to the same end), but the system's own failure."""
+    fakes.runs.fail(
+        "ListRuns",
+        plain_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER: Sent message larger than max (13301079 vs. 8388608)"),
+    )
+
+    response = await http.get(f"/api/projects/{PROJECT_ID}/runs")
+
+    body = assert_problem(response, 500, "RESOURCE_EXHAUSTED")
+    assert body["detail"] == "internal error"
+
+
 async def test_field_violations_reach_the_body(fakes: Fakes, http: httpx.AsyncClient) -> None:
     fakes.spec.fail("CreateProject", rpc_error(ValidationFailed([FieldViolation("title", "must not be empty")])))
 

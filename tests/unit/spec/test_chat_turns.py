@@ -227,8 +227,10 @@ async def test_a_turn_sent_again_is_not_answered_twice() -> None:
     assert again == first
     assert len(t.architect.requests) == 1
     assert len(t.messages(session_id)) == 2
-    with pytest.raises(ChatMessageIdTaken):
+    with pytest.raises(ChatMessageIdTaken) as taken:
         await t.turn(session_id, "something else", message_id)
+    # Of this very session: not blamed on another one.
+    assert "of this session" in taken.value.message
 
 
 async def test_a_patch_that_does_not_validate_is_left_out_whole_and_said_so() -> None:

@@ -71,7 +71,7 @@ class RunFinished(FailedPrecondition):
 class TriggerReused(FailedPrecondition):
     def __init__(self, trigger_id: str, run_id: str) -> None:
         super().__init__(
-            f"ui_trigger_id {trigger_id!r} already created run {run_id} for another project or configuration",
+            f"ui_trigger_id {trigger_id!r} already created run {run_id}, of another project",
             reason="TRIGGER_REUSED",
             metadata={"ui_trigger_id": trigger_id, "run_id": run_id},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TRIGGER_ID = 200
 MAX_TRIGGER_METADATA_KEYS = 50
+MAX_TRIGGER_METADATA_BYTES = 16 * 1024
 # What the agent service's correlation ids hold.
 MAX_SNAPSHOT_TEST_ID = 100
 # A watcher is woken by each commit of the run's events; it also looks this often regardless.
@@ -158,6 +160,11 @@ async def create_run(cmd: c.CreateRun, deps: RunDeps) -> Run:
         problems.append(FieldViolation("ui_trigger_id", f"at most {MAX_TRIGGER_ID} characters"))
     if len(cmd.ui_trigger_metadata) > MAX_TRIGGER_METADATA_KEYS:
         problems.append(FieldViolation("ui_trigger_metadata", f"at most {MAX_TRIGGER_METADATA_KEYS} keys"))
+    elif len(json.dumps(cmd.ui_trigger_metadata).encode()) > MAX_TRIGGER_METADATA_BYTES:
+        # Every read of the run carries it: a list of runs must still fit in one message.
+        problems.append(
+            FieldViolation("ui_trigger_metadata", f"at most {MAX_TRIGGER_METADATA_BYTES // 1024} KiB as JSON")
+        )
     if len(cmd.snapshot_test_id) > MAX_SNAPSHOT_TEST_ID:
         problems.append(FieldViolation("snapshot_test_id", f"at most {MAX_SNAPSHOT_TEST_ID} characters"))
     if problems:
@@ -234,7 +241,10 @@ async def execute_run(cmd: c.ExecuteRun, deps: RunDeps) -> Run:
     run = await get_run(cmd.run_id, deps.uow)
     if run.status is not RunStatus.CREATED:
         raise RunNotCreated(run.id, run.status.value)
-    problem = await deps.spec.problem(run.project_id)
+    # Its project may have been deleted since the run was created: then it has no problem to run.
+    exists, problem = await asyncio.gather(deps.spec.project_exists(run.project_id), deps.spec.problem(run.project_id))
+    if not exists:
+        raise ProjectNotFound(run.project_id)
     missing = [
         PreconditionViolation(code, run.project_id, message)
         for code, message, ok in (
@@ -306,14 +316,21 @@ async def get_run(run_id: str, uow: UowFactory) -> Run:
     return run
 
 
-async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
+async def list_runs(cmd: c.ListRuns, deps: RunDeps) -> tuple[list[Run], str]:
+    """A project's runs, newest first; a project that does not exist (or was deleted) has none to list."""
     project_id = parse_id(cmd.project_id, "project_id")
     scope = f"runs:{project_id}:{cmd.status.value if cmd.status else ''}"
     page = page_request(cmd.page_size, cmd.page_token, scope=scope)
-    async with uow(read_only=True) as unit:
-        rows = await unit.repo.list_runs(
-            project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
-        )
+
+    async def listed() -> list[Run]:
+        async with deps.uow(read_only=True) as unit:
+            return await unit.repo.list_runs(
+                project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
+            )
+
+    exists, rows = await asyncio.gather(deps.spec.project_exists(project_id), listed())
+    if not exists:
+        raise ProjectNotFound(project_id)
     return split_page(rows, page, time_cursor, scope=scope)
 
 

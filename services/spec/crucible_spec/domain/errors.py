@@ -42,9 +42,11 @@ class ChatMessageNotFound(NotFound):
 
 
 class ChatMessageIdTaken(AlreadyExists):
-    def __init__(self, chat_message_id: str) -> None:
+    """The id names a message already, and not this one again: another session's, or another turn."""
+
+    def __init__(self, chat_message_id: str, whose: str = "another session") -> None:
         super().__init__(
-            f"chat message id {chat_message_id} is taken by a message of another session",
+            f"chat message id {chat_message_id} is taken by a message of {whose}",
             reason="CHAT_MESSAGE_ID_TAKEN",
             metadata={"chat_message_id": chat_message_id},
         )

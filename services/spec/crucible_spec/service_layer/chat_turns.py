@@ -118,7 +118,7 @@ async def chat_turn(
     )
     if user.role is not MessageRole.USER or user.content != cmd.content:
         # The id names another message of this session: a different turn, not this one again.
-        raise ChatMessageIdTaken(message_id)
+        raise ChatMessageIdTaken(message_id, "this session that is not this turn (another turn, or a reply)")
     await on_user_message(user)
     reply_id = str(uuid.uuid5(_REPLY_NAMESPACE, user.id))
     async with deps.read_uow() as uow:
