@@ -17,6 +17,7 @@ from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
+from crucible_common.errors import details_of
 from crucible_common.wording import counted, pairs
 from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
@@ -37,6 +38,9 @@ from crucible_gateway.schemas.snapshots import (
     SnapshotTestRun,
     suite_event_json,
 )
+
+# How many numbers a run's default snapshot name tries ("… (2)", "… (3)") before the name's 409 stands.
+DEFAULT_NAME_TRIES = 20
 
 router = APIRouter(tags=["snapshots"])
 ws_router = APIRouter(tags=["snapshots"])
@@ -201,29 +205,39 @@ async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | N
     failed = run.status == run_pb.RUN_STATUS_FAILED
     tags = [FAILURE_TAG] if failed else []
     tags += [t for t in body.tags if t not in tags]
-    if body.name:
-        name = body.name
-    else:
-        # What a list of snapshots needs to tell them apart: the project's title, which run, how it ended.
-        project = await clients.projects.get(run.project_id, clients.timeout)
-        which = f" · run {run.id[:8]} · {RUN_STATUS.name(run.status).lower()}"
-        # A title may take a name's whole length: it is shortened, the run never left out.
-        title = (
-            project.title
-            if len(project.title) + len(which) <= MAX_NAME
-            else project.title[: MAX_NAME - len(which) - 1] + "…"
-        )
-        name = title + which
     request = SnapshotCreate(
         project_id=run.project_id,
         run_id=run.id,
-        name=name,
+        name=body.name or "-",
         description=body.description or _run_description(run),
         tags=tags,
         invariants=body.invariants,
         chat_context_messages=body.chat_context_messages,
     )
-    return await create_snapshot(request, clients)
+    if body.name:
+        return await create_snapshot(request, clients)
+    # What a list of snapshots needs to tell them apart: the project's title, which run, how it ended;
+    # the same run snapshotted again gets the next free number, since the client chose no name.
+    project = await clients.projects.get(run.project_id, clients.timeout)
+    which = f" · run {run.id[:8]} · {RUN_STATUS.name(run.status).lower()}"
+    for number in range(1, DEFAULT_NAME_TRIES + 1):
+        try:
+            return await create_snapshot(
+                request.model_copy(update={"name": _named(project.title, which, number)}), clients
+            )
+        except grpc.aio.AioRpcError as exc:
+            if details_of(exc).reason != "SNAPSHOT_NAME_TAKEN" or number == DEFAULT_NAME_TRIES:
+                raise
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _named(title: str, which: str, number: int) -> str:
+    """``title · run 1a2b3c4d · completed``, then `` (2)``, `` (3)``… after it; a title that would
+    take the name's whole length is shortened, the run and the number never left out."""
+    ending = which + (f" ({number})" if number > 1 else "")
+    if len(title) + len(ending) > MAX_NAME:
+        title = title[: MAX_NAME - len(ending) - 1] + "…"
+    return title + ending
 
 
 def _run_description(run: run_pb.Run) -> str:

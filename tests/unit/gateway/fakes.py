@@ -86,10 +86,14 @@ class FakeStub:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.failures: dict[str, grpc.aio.AioRpcError] = {}
+        self.failing_times: dict[str, int] = {}
         self.responses: dict[str, Message] = {}
 
-    def fail(self, method: str, error: grpc.aio.AioRpcError) -> None:
+    def fail(self, method: str, error: grpc.aio.AioRpcError, times: int | None = None) -> None:
+        """Every call of ``method`` fails with ``error``; or only the next ``times`` ones."""
         self.failures[method] = error
+        if times is not None:
+            self.failing_times[method] = times
 
     def answer(self, method: str, response: Message) -> None:
         self.responses[method] = response
@@ -101,7 +105,12 @@ class FakeStub:
     def _answer(self, method: str, request: Message, timeout: float | None, default: R) -> R:
         self.calls.append(Call(method, request, timeout))
         if method in self.failures:
-            raise self.failures[method]
+            error = self.failures[method]
+            if method in self.failing_times:
+                self.failing_times[method] -= 1
+                if self.failing_times[method] == 0:
+                    del self.failures[method], self.failing_times[method]
+            raise error
         return cast(R, self.responses.get(method, default))
 
 

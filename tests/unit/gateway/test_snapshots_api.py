@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
 from crucible.spec.v1 import spec_service_pb2 as spec_pb
-from crucible_common.errors import FieldViolation, NotFound, ValidationFailed
+from crucible_common.errors import AlreadyExists, FieldViolation, NotFound, ValidationFailed
 from crucible_common.protobuf import struct_to_dict
 from crucible_gateway.schemas import snapshots as schemas
 from tests.unit.gateway.conftest import TOKEN, assert_problem, assert_refused, serve, starlette_client
@@ -563,6 +563,32 @@ async def test_a_run_snapshot_s_default_name_keeps_the_run_when_the_title_takes_
     (request,) = requests_of(fakes, "CreateSnapshot")
     assert len(request.name) == 200
     assert request.name.endswith(f"T… · run {RUN_ID[:8]} · completed")
+
+
+async def test_a_run_snapshotted_again_without_a_name_gets_the_next_free_number(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    """The default name is the gateway's, not the client's: its 409 is not the client's to solve."""
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+    taken = rpc_error(
+        AlreadyExists("a snapshot named … exists already", reason="SNAPSHOT_NAME_TAKEN"), "snapshot.crucible"
+    )
+    fakes.snapshots.fail("CreateSnapshot", taken, times=2)
+
+    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
+
+    names = [r.name for r in requests_of(fakes, "CreateSnapshot")]
+    which = f"Grid · run {RUN_ID[:8]} · completed"
+    assert names == [which, f"{which} (2)", f"{which} (3)"]
+
+
+async def test_a_name_the_client_gave_that_is_taken_stays_a_409(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+    taken = rpc_error(AlreadyExists("a snapshot named 'Mine' exists already", reason="SNAPSHOT_NAME_TAKEN"))
+    fakes.snapshots.fail("CreateSnapshot", taken)
+
+    assert_problem(await http.post(f"/api/runs/{RUN_ID}/snapshot", json={"name": "Mine"}), 409, "SNAPSHOT_NAME_TAKEN")
+    assert len(requests_of(fakes, "CreateSnapshot")) == 1
 
 
 async def test_a_completed_run_keeps_the_names_given_and_no_failure_tag(fakes: Fakes, http: httpx.AsyncClient) -> None:

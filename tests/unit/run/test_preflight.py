@@ -252,8 +252,26 @@ def test_warnings_for_a_wide_run_and_an_estimate_over_budget() -> None:
     assert [w.code for w in wide.warnings] == [WarningCode.LARGE_CANDIDATE_COUNT]
     assert wide.ready
     assert [w.code for w in over.warnings] == [WarningCode.HIGH_BUDGET]
-    assert "over budget_usd" in over.warnings[0].message
+    # Amounts of a few calls in the figures that tell them apart, not "$0.00 is over $0.00".
+    assert f"The estimate (${over.estimate.usd:.4f}) is over budget_usd ($0.0001)" in over.warnings[0].message
     assert [w.code for w in pricey.warnings] == [WarningCode.HIGH_BUDGET]
+
+
+@pytest.mark.parametrize("budget", [-3.0, 0.0])
+def test_a_budget_out_of_its_bounds_is_refused_without_a_warning_that_it_is_low(budget: float) -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(budget_usd=budget), READY)
+
+    assert [b.field for b in result.blockers] == ["parameters.budget_usd"]
+    assert result.warnings == ()
+
+
+def test_a_count_out_of_its_bounds_is_refused_as_such_not_also_as_too_many_pairs() -> None:
+    result = preflight(RunMode.FULL_SEARCH, RunParameters(num_candidates=999, num_scenarios=3), READY)
+
+    assert [(b.field, b.message) for b in result.blockers] == [
+        ("parameters.num_candidates", "parameters.num_candidates: 1 to 50")
+    ]
+    assert WarningCode.LARGE_CANDIDATE_COUNT not in [w.code for w in result.warnings]
 
 
 def test_a_missing_mode_is_a_validation_error() -> None:

@@ -134,7 +134,9 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     scenarios = max(params.num_scenarios, 0)
     candidates = designed + len(seeds) + len(drafts)
     evaluations = candidates * scenarios
-    if evaluations > MAX_EVALUATIONS:
+    counts_valid = not any(b.field in ("parameters.num_candidates", "parameters.num_scenarios") for b in check.blockers)
+    # Only of counts each within its bounds: 999 candidates are refused as such, not as too many pairs.
+    if evaluations > MAX_EVALUATIONS and counts_valid:
         check.invalid(
             "parameters.num_scenarios",
             f"{pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}; at most {MAX_EVALUATIONS}",
@@ -144,7 +146,7 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
         facts.draft_chars[i] if i < len(facts.draft_chars) else est.CANDIDATE_CHARS for i in range(len(drafts))
     ]
     estimate = _estimate(designed, scenarios, seed_sizes, facts)
-    _warnings(candidates, params, estimate, facts, check)
+    _warnings(candidates if counts_valid else 0, params, estimate, facts, check)
     check.notes.insert(0, f"{pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}")
     prerequisites = Prerequisites(
         facts.problem_spec, facts.world_model, bool(seeds or drafts) or mode is RunMode.FULL_SEARCH
@@ -264,6 +266,7 @@ def _estimate(designed: int, scenarios: int, seed_sizes: list[int], facts: Facts
 
 
 def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: Facts, check: _Check) -> None:
+    """``candidates``: 0 when a count is refused already (a run that cannot start is not "wide")."""
     if candidates > LARGE_CANDIDATE_COUNT:
         check.warnings.append(
             Warning(
@@ -275,10 +278,13 @@ def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: 
     if estimate.usd is None:
         check.notes.append("a model of this run has no price: its cost is unknown, not zero")
     elif p.budget_usd is not None and estimate.usd > p.budget_usd:
+        if not 0 < p.budget_usd <= MAX_BUDGET_USD:
+            return  # a budget out of its bounds is a blocker already: it will not stop any run
         check.warnings.append(
             Warning(
                 WarningCode.HIGH_BUDGET,
-                f"The estimate (${estimate.usd:.2f}) is over budget_usd (${p.budget_usd:.2f}): "
+                # Cents would read $0.00 for most runs of a few calls.
+                f"The estimate (${estimate.usd:.4f}) is over budget_usd (${p.budget_usd:g}): "
                 "the run will stop when the budget would be crossed.",
             )
         )
