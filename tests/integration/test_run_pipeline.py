@@ -30,7 +30,7 @@ from crucible_run.domain.errors import (
     RunNotCreated,
     TriggerReused,
 )
-from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseStarted, RunEventType
+from crucible_run.domain.events import EvaluationDone, NewRunEvent, PhaseChanged, PhaseStarted, RunEventType
 from crucible_run.domain.model import (
     CandidateDraft,
     CandidateLabel,
@@ -641,6 +641,30 @@ async def test_a_runner_that_lost_its_lease_stores_nothing_more(engine: AsyncEng
     assert len(after[0]) < 16
 
 
+async def test_a_running_run_is_shown_with_its_counts_so_far(engine: AsyncEngine) -> None:
+    """GetRun of a run in progress: what it has stored so far, not zeros until it ends."""
+    harness = Harness.make(engine, FakeModels(latency=0.05))
+    run = await harness.create(harness.spec.project(), num_candidates=4, num_scenarios=4)
+    try:
+        await h.execute_run(c.ExecuteRun(run.id), harness.deps)
+        async with asyncio.timeout(10):
+            while True:  # until its first evaluation is stored
+                if (await h.list_evaluations(c.ListRunItems(run.id, page_size=1), harness.deps.uow))[0]:
+                    break
+                await asyncio.sleep(0.01)
+        shown = await h.show_run(run.id, harness.deps.uow)
+        stored = await h.get_run(run.id, harness.deps.uow)
+        ended = await harness.until_over(run.id)
+    finally:
+        await harness.close()
+
+    assert shown.status is RunStatus.RUNNING
+    assert (shown.counts.candidates, shown.counts.scenarios) == (4, 4)
+    assert 1 <= shown.counts.evaluations + shown.counts.failed_evaluations <= 16
+    assert stored.counts.evaluations == 0  # the run's own record, kept whole at its end
+    assert (await h.show_run(run.id, harness.deps.uow)).counts == ended.counts
+
+
 async def test_cancel_stops_a_running_run_and_still_posts_its_summary(engine: AsyncEngine) -> None:
     harness = Harness.make(engine, FakeModels(latency=0.05))
     run = await harness.create(harness.spec.project(), num_candidates=5, num_scenarios=5)
@@ -756,6 +780,14 @@ async def test_each_phase_starts_in_the_events_before_its_work_and_ends_after_it
         at(RunEventType.PHASE_COMPLETED, RunPhase.DESIGN), at(RunEventType.PHASE_COMPLETED, RunPhase.SCENARIOS)
     )
     assert at(RunEventType.PHASE_STARTED, RunPhase.RANK) > at(RunEventType.PHASE_COMPLETED, RunPhase.EVALUATE)
+    # Each phase's end says what the run has spent so far: the design and scenario calls before any
+    # evaluation does, and the whole run's spend at the end of ranking.
+    phase_ends = [e.data for e in events if isinstance(e.data, PhaseChanged) and e.type is RunEventType.PHASE_COMPLETED]
+    assert [d.usd_spent is not None for d in phase_ends] == [True] * 4
+    spent = {d.phase: d.usd_spent or 0.0 for d in phase_ends}
+    assert spent[RunPhase.DESIGN] > 0
+    assert spent[RunPhase.EVALUATE] == spent[RunPhase.RANK] > max(spent[RunPhase.DESIGN], spent[RunPhase.SCENARIOS])
+    assert spent[RunPhase.RANK] == pytest.approx(sum(usd for _, _, usd in harness.models.spent.values()), abs=1e-5)
 
 
 async def test_a_phase_start_that_could_not_be_recorded_fails_the_run_which_still_ends(

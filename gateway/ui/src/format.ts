@@ -3,7 +3,14 @@
 /** USD, or "unpriced" when the cost is unknown: never $0 for a price nobody knows. */
 export function usd(value: number | null | undefined, unpricedCalls = 0): string {
   if (value === null || value === undefined) return "unpriced";
-  const amount = value < 0.01 && value > 0 ? `$${value.toFixed(4)}` : `$${value.toFixed(2)}`;
+  // Cents for a dollar or more; below, up to four decimals (a run of a few calls costs $0.0123,
+  // which cents would round to $0.01 beside a $0.0091), never fewer than two.
+  const amount =
+    value >= 1 || value === 0
+      ? `$${value.toFixed(2)}`
+      : value < 0.0001
+        ? "< $0.0001"
+        : `$${value.toFixed(4).replace(/(\.\d\d\d*?)0+$/, "$1")}`;
   return unpricedCalls > 0 ? `${amount} + ${unpricedCalls} unpriced` : amount;
 }
 

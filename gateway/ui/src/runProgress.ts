@@ -56,7 +56,13 @@ export function fold(state: RunProgressState, event: StreamEvent): RunProgressSt
     case "phase.started":
       return { ...next, phase: String(data.phase ?? "") };
     case "phase.completed":
-      return { ...next, phasesDone: [...state.phasesDone, String(data.phase ?? "")] };
+      // What the run has spent so far (older runs' events do not say): the design and scenario
+      // calls are paid before the first evaluation says so.
+      return {
+        ...next,
+        phasesDone: [...state.phasesDone, String(data.phase ?? "")],
+        usdSpent: typeof data.usd_spent === "number" ? data.usd_spent : state.usdSpent,
+      };
     case "candidate.added":
       return { ...next, candidates: state.candidates + 1 };
     case "scenario.added":
@@ -81,8 +87,9 @@ export function fold(state: RunProgressState, event: StreamEvent): RunProgressSt
   }
 }
 
-/** Follows `/api/ws/runs/{id}` from the last event this tab has seen (key the caller by run id). */
-export function useRunProgress(runId: string, onEvent?: (event: StreamEvent) => void) {
+/** Follows `/api/ws/runs/{id}` from the last event this tab has seen (key the caller by run id);
+ * not while `enabled` is false (a run that has ended, shown on another tab than its progress). */
+export function useRunProgress(runId: string, onEvent?: (event: StreamEvent) => void, enabled = true) {
   const [progress, setProgress] = useState<RunProgressState>(() => restore(runId));
   const handle = useCallback(
     (event: StreamEvent) => {
@@ -95,6 +102,6 @@ export function useRunProgress(runId: string, onEvent?: (event: StreamEvent) => 
     },
     [runId, onEvent],
   );
-  const stream = useEventStream(`/api/ws/runs/${runId}`, progress.lastSequence, handle);
+  const stream = useEventStream(enabled ? `/api/ws/runs/${runId}` : null, progress.lastSequence, handle);
   return { progress, stream };
 }

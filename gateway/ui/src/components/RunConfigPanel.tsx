@@ -99,13 +99,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           </span>
         )}
       </header>
-      <form
-        className="form"
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (ready && !run.isPending) run.mutate();
-        }}
-      >
+      {/* Enter in a field submits a form: here it does nothing, since a run is paid for and only
+          the Run button, pressed, starts one. */}
+      <form className="form" onSubmit={(event) => event.preventDefault()}>
         <Field label="Mode">
           <select value={form.mode} onChange={set("mode")}>
             {MODES.map((m) => (
@@ -174,7 +170,15 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
         </div>
 
         <div className="run-row">
-          <button type="submit" className="button button-primary" disabled={!ready || run.isPending} aria-describedby={blockersId}>
+          <button
+            type="button"
+            className="button button-primary"
+            disabled={!ready || run.isPending}
+            aria-describedby={blockersId}
+            onClick={() => {
+              if (ready && !run.isPending) run.mutate();
+            }}
+          >
             {run.isPending ? "Starting…" : "Run"}
           </button>
           <span className="estimate" aria-label="Estimated cost">

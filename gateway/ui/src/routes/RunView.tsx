@@ -1,4 +1,4 @@
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
@@ -7,7 +7,7 @@ import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
 import { counted, duration, humanize, num, shortId, usd, violationsText, when } from "../format";
 import { useNow } from "../hooks";
-import { useRunProgress } from "../runProgress";
+import { type RunProgressState, useRunProgress } from "../runProgress";
 
 type Run = Schemas["RunRead"];
 type Evaluation = Schemas["EvaluationRead"];
@@ -78,7 +78,42 @@ function useRunRecords(runId: string, enabled: boolean, live: boolean) {
   return { candidates, scenarios, evaluations };
 }
 
-function RunHeader({ run }: { run: Run }) {
+/** Cancel a run that has not ended, asked twice: what it has paid for stays paid, the rest is not run. */
+function CancelRun({ run }: { run: Run }) {
+  const queryClient = useQueryClient();
+  const [asking, setAsking] = useState(false);
+  const cancel = useMutation({
+    mutationFn: () =>
+      unwrap(api.POST("/api/runs/{run_id}/cancel", { params: { path: { run_id: run.id } }, body: { reason: "cancelled from the web UI" } })),
+    onSuccess: (cancelled) => {
+      queryClient.setQueryData(["run", run.id], cancelled);
+      setAsking(false);
+    },
+  });
+  if (ended(run)) return null;
+  return (
+    <div className="run-row" role="group" aria-label="Cancel the run">
+      {asking ? (
+        <>
+          <span>Cancel this run? The calls in flight are still paid for; nothing after them runs.</span>
+          <button type="button" className="button small danger" disabled={cancel.isPending} onClick={() => cancel.mutate()}>
+            {cancel.isPending ? "Cancelling…" : "Cancel the run"}
+          </button>
+          <button type="button" className="button small ghost" onClick={() => setAsking(false)}>
+            Keep it running
+          </button>
+        </>
+      ) : (
+        <button type="button" className="button small" onClick={() => setAsking(true)}>
+          Cancel run
+        </button>
+      )}
+      {cancel.isError && <ErrorBox error={cancel.error} action="The run was not cancelled" />}
+    </div>
+  );
+}
+
+function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) {
   const now = useNow(run.status === "RUNNING" ? 1000 : null);
   // The project's title, from the cache the workspace shares when it was open.
   const project = useQuery({
@@ -102,7 +137,8 @@ function RunHeader({ run }: { run: Run }) {
         </div>
         <div>
           <dt>Cost</dt>
-          <dd>{usd(run.usage.usd, run.usage.unpriced_calls)}</dd>
+          {/* A run's usage is accounted when it ends; until then, what its events say it has spent. */}
+          <dd>{ended(run) ? usd(run.usage.usd, run.usage.unpriced_calls) : `${usd(progress.usdSpent)} so far`}</dd>
         </div>
         <div>
           <dt>Counts</dt>
@@ -136,6 +172,7 @@ function RunHeader({ run }: { run: Run }) {
         </div>
       </dl>
       {run.failure_reason && <p className="warning-text">{run.failure_reason}</p>}
+      <CancelRun run={run} />
       {ended(run) && (
         <Link className="button small" to={`/snapshots/new?run=${run.id}`}>
           Snapshot this run
@@ -145,18 +182,7 @@ function RunHeader({ run }: { run: Run }) {
   );
 }
 
-function ProgressTab({ run }: { run: Run }) {
-  const queryClient = useQueryClient();
-  const onEvent = useCallback(
-    (event: StreamEvent) => {
-      if (event.type.startsWith("run.") || event.type === "summary.posted" || event.type === "phase.completed") {
-        void queryClient.invalidateQueries({ queryKey: ["run", run.id] });
-        void queryClient.invalidateQueries({ queryKey: ["run-results", run.id] });
-      }
-    },
-    [queryClient, run.id],
-  );
-  const { progress, stream } = useRunProgress(run.id, onEvent);
+function ProgressTab({ run, progress, stream }: { run: Run } & ReturnType<typeof useRunProgress>) {
   const now = useNow(progress.ended ? null : 1000);
   return (
     <div>
@@ -558,6 +584,7 @@ function LineageTab({ run }: { run: Run }) {
 export default function RunView() {
   const { runId = "" } = useParams();
   const [params, setParams] = useSearchParams();
+  const queryClient = useQueryClient();
   const run = useQuery({
     queryKey: ["run", runId],
     queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
@@ -577,9 +604,19 @@ export default function RunView() {
       ? opened.tab
       : "progress";
   const live = run.data !== undefined && !ended(run.data);
+  // The run's events, while it runs (its header's cost so far) or while its progress is shown.
+  const onEvent = useCallback(
+    (event: StreamEvent) => {
+      if (event.type.startsWith("run.") || event.type === "summary.posted" || event.type === "phase.completed") {
+        void queryClient.invalidateQueries({ queryKey: ["run", runId] });
+        void queryClient.invalidateQueries({ queryKey: ["run-results", runId] });
+      }
+    },
+    [queryClient, runId],
+  );
+  const { progress, stream } = useRunProgress(runId, onEvent, live || tab === "progress");
   const records = useRunRecords(runId, run.data !== undefined && ["results", "matrix", "candidates", "scenarios"].includes(tab), live);
   // The run has just ended: what the tabs show is read once more, as it ended.
-  const queryClient = useQueryClient();
   const wasLive = useRef(live);
   useEffect(() => {
     if (wasLive.current && !live) {
@@ -593,7 +630,7 @@ export default function RunView() {
   if (run.isError) return <ErrorBox error={run.error} action="Opening the run" />;
   return (
     <div className="page">
-      <RunHeader run={run.data} />
+      <RunHeader run={run.data} progress={progress} />
       <div role="tablist" aria-label="Run views" className="tabs">
         {TABS.map((t) => (
           <button
@@ -618,7 +655,7 @@ export default function RunView() {
         ))}
       </div>
       <div role="tabpanel" id="tab-panel" aria-labelledby={`tab-${tab}`} className="tab-panel">
-        {tab === "progress" && <ProgressTab run={run.data} />}
+        {tab === "progress" && <ProgressTab run={run.data} progress={progress} stream={stream} />}
         {tab === "results" && <ResultsTab run={run.data} records={records} />}
         {tab === "matrix" && <MatrixTab run={run.data} records={records} />}
         {tab === "candidates" && <CandidatesTab records={records} />}

@@ -4,6 +4,15 @@ import { cost, counted, projectLabels, usd, when } from "../format";
 describe("cost", () => {
   it("never shows an unknown cost as $0", () => {
     expect(usd(null)).toBe("unpriced");
+    expect([usd(0), usd(0.5), usd(0.0123), usd(0.0091), usd(0.00001), usd(0.42), usd(12.345)]).toEqual([
+      "$0.00",
+      "$0.50",
+      "$0.0123",
+      "$0.0091",
+      "< $0.0001",
+      "$0.42",
+      "$12.35",
+    ]);
     expect(cost({ usd: 0, calls: 2, unpriced_calls: 2 })).toBe("unpriced");
     expect(cost({ usd: 0.5, calls: 3, unpriced_calls: 1 })).toBe("$0.50 + 1 unpriced");
   });

@@ -48,6 +48,9 @@ class PhaseStarted:
 @dataclass(frozen=True)
 class PhaseChanged:
     phase: RunPhase
+    # phase.completed: what the run has spent so far (its design and scenario calls are paid
+    # before any evaluation says so); None in the events of runs before it was kept.
+    usd_spent: float | None = None
 
 
 @dataclass(frozen=True)

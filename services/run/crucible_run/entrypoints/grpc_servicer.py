@@ -52,7 +52,7 @@ class RunServicer(pb_grpc.RunServiceServicer):
         return pb.ExecuteRunResponse(run=m.run_pb(await h.execute_run(cmd, self._deps)))
 
     async def GetRun(self, request: pb.GetRunRequest, context: Context) -> pb.GetRunResponse:
-        return pb.GetRunResponse(run=m.run_pb(await h.get_run(request.run_id, self._deps.uow)))
+        return pb.GetRunResponse(run=m.run_pb(await h.show_run(request.run_id, self._deps.uow)))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: Context) -> pb.ListRunsResponse:
         cmd = c.ListRuns(

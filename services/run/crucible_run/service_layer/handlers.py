@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from crucible_common.errors import FieldViolation, PreconditionViolation, ValidationFailed
@@ -311,6 +311,18 @@ async def get_run(run_id: str, uow: UowFactory) -> Run:
     run_id = parse_id(run_id, "run_id")
     async with uow(read_only=True) as unit:
         run = await unit.repo.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
+
+
+async def show_run(run_id: str, uow: UowFactory) -> Run:
+    """A run as GetRun shows it: one that runs with its counts so far (stored whole when it ends)."""
+    run_id = parse_id(run_id, "run_id")
+    async with uow(read_only=True) as unit:
+        run = await unit.repo.get_run(run_id)
+        if run is not None and run.status is RunStatus.RUNNING:
+            run = replace(run, counts=await unit.repo.counts(run_id))
     if run is None:
         raise RunNotFound(run_id)
     return run

@@ -388,7 +388,7 @@ class RunExecutor:
                 NewRunEvent(RunEventType.CANDIDATE_ADDED, CandidateAdded(x.id, x.title, x.origin)) for x in candidates
             ]
             await uow.repo.add_events(run.id, [(event, ended) for event in added])
-            await self._done(uow, RunPhase.DESIGN, ended)
+            await self._done(uow, RunPhase.DESIGN, ended, budget)
 
         await self._write(store)
 
@@ -432,7 +432,7 @@ class RunExecutor:
                 NewRunEvent(RunEventType.SCENARIO_ADDED, ScenarioAdded(s.id, s.title, s.severity)) for s in scenarios
             ]
             await uow.repo.add_events(run.id, [(event, at) for event in added])
-            await self._done(uow, RunPhase.SCENARIOS, at)
+            await self._done(uow, RunPhase.SCENARIOS, at, budget)
 
         await self._write(store)
 
@@ -514,7 +514,7 @@ class RunExecutor:
             await writer.settled()
         if stop:
             raise stop[0]
-        await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC)))
+        await self._write(lambda uow: self._done(uow, RunPhase.EVALUATE, datetime.now(UTC), budget))
 
     async def _evaluate_pair(
         self,
@@ -600,7 +600,7 @@ class RunExecutor:
         async def store(uow: AbstractUnitOfWork) -> None:
             await uow.repo.set_ranking(run.id, ranking)
             await uow.repo.add_event(run.id, NewRunEvent(RunEventType.RUN_RANKED, ranked), at)
-            await self._done(uow, RunPhase.RANK, at)
+            await self._done(uow, RunPhase.RANK, at, budget)
 
         await self._write(store)
 
@@ -739,9 +739,10 @@ class RunExecutor:
             if isinstance(outcome, Exception):
                 logger.warning("run %s: a phase's start was not recorded: %s", self._run_id, outcome)
 
-    async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime) -> None:
+    async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime, budget: Budget) -> None:
         await uow.repo.phase_done(self._run_id, phase)
-        await uow.repo.add_event(self._run_id, NewRunEvent(RunEventType.PHASE_COMPLETED, PhaseChanged(phase)), at)
+        done = PhaseChanged(phase, round(budget.spent_usd, 6))
+        await uow.repo.add_event(self._run_id, NewRunEvent(RunEventType.PHASE_COMPLETED, done), at)
 
     # ------------------------------------------------------------ the end
 

@@ -83,6 +83,25 @@ describe("RunConfigPanel", () => {
     expect(api.calls.map((c) => `${c.method} ${c.url}`)).toContain("POST /api/runs/run-1/execute");
   });
 
+  it("Enter in a field starts nothing: only the Run button does", async () => {
+    const api = fakeFetch({
+      [PREFLIGHT]: () => preflight(true),
+      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
+      "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    const onStarted = vi.fn();
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled());
+
+    await userEvent.type(screen.getByLabelText(/Candidates/), "{Enter}");
+    await userEvent.type(screen.getByLabelText(/Budget \(USD\)/), "2{Enter}");
+    await new Promise((resolve) => setTimeout(resolve, 400)); // past the preflight's debounce
+
+    expect(api.calls.filter((c) => c.url === "/api/runs")).toEqual([]);
+    expect(onStarted).not.toHaveBeenCalled();
+  });
+
   it("suggested: the badge shows while the form is the Architect's", async () => {
     vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
     renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);

@@ -1,4 +1,5 @@
 import { screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeFetch, renderRoute } from "../../test/render";
 import RunView from "../RunView";
@@ -88,5 +89,63 @@ describe("RunView's matrix", () => {
     const matrix = screen.getByRole("region", { name: "Results matrix" });
     const rows = within(matrix).getAllByRole("rowheader").map((cell) => cell.textContent);
     expect(rows).toEqual(RANKED);
+  });
+});
+
+/** A WebSocket that sends the events given, once open (jsdom's would try to connect). */
+function socketSending(events: object[]) {
+  return class {
+    onopen: (() => void) | null = null;
+    onmessage: ((message: { data: string }) => void) | null = null;
+    onclose: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    constructor() {
+      setTimeout(() => {
+        this.onopen?.();
+        for (const event of events) this.onmessage?.({ data: JSON.stringify(event) });
+      }, 0);
+    }
+    close() {}
+  };
+}
+
+describe("RunView of a run that runs", () => {
+  const RUNNING = {
+    ...RUN,
+    status: "RUNNING",
+    ended_at: null,
+    duration_seconds: null,
+    counts: { candidates: 3, scenarios: 2, evaluations: 2, failed_evaluations: 0 },
+    usage: { ...RUN.usage, usd: 0, calls: 0 },
+  };
+
+  it("shows what it has spent so far, and cancels it only when asked twice", async () => {
+    sessionStorage.clear();
+    vi.stubGlobal(
+      "WebSocket",
+      socketSending([
+        { type: "run.started", sequence: 1, run_id: "r1", data: {}, created_at: AT },
+        { type: "phase.completed", sequence: 2, run_id: "r1", data: { phase: "design", usd_spent: 0.0123 }, created_at: AT },
+      ]),
+    );
+    const api = fakeFetch({
+      "GET /api/runs/r1": () => RUNNING,
+      "GET /api/projects/p1": () => ({ id: "p1", title: "Crossing" }),
+      "POST /api/runs/r1/cancel": () => ({ ...RUNNING, status: "CANCELLED", failure_reason: "cancelled: cancelled from the web UI" }),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    renderRoute("/runs/r1", "/runs/:runId", <RunView />);
+
+    // The design calls are paid before any evaluation says so; the counts are the run's so far.
+    expect(await screen.findByText("$0.0123 so far")).toBeInTheDocument();
+    expect(screen.getByText(/3 × 2 · 2 evaluations/)).toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole("button", { name: "Cancel run" }));
+    expect(api.calls.some((c) => c.url === "/api/runs/r1/cancel")).toBe(false);
+    await userEvent.click(screen.getByRole("button", { name: "Cancel the run" }));
+
+    expect(await screen.findByText("cancelled: cancelled from the web UI")).toBeInTheDocument();
+    expect(api.calls.filter((c) => c.url === "/api/runs/r1/cancel").map((c) => c.body)).toEqual([{ reason: "cancelled from the web UI" }]);
+    expect(screen.queryByRole("button", { name: "Cancel run" })).not.toBeInTheDocument();
   });
 });
