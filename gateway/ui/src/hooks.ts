@@ -10,3 +10,10 @@ export function useNow(intervalMs: number | null): number {
   }, [intervalMs]);
   return now;
 }
+
+/** The browser tab's title: what the page shows, then "Crucible" (tabs and history tell pages apart). */
+export function useTitle(title: string | undefined | null): void {
+  useEffect(() => {
+    document.title = title ? `${title} · Crucible` : "Crucible";
+  }, [title]);
+}

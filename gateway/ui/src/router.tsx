@@ -37,6 +37,8 @@ export const router = createBrowserRouter([
   {
     element: <Layout />,
     errorElement: <RouteError />,
+    // Shown while the first screen's chunk loads (each screen but the first is loaded on its way).
+    hydrateFallbackElement: <p className="muted">Loading…</p>,
     children: [
       { path: "/", element: <Projects /> },
       { path: "/projects/:projectId", lazy: Workspace },

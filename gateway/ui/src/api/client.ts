@@ -22,9 +22,12 @@ export async function unwrap<T>(call: Promise<FetchResult<T>>): Promise<T> {
   let result: FetchResult<T>;
   try {
     result = await call;
-  } catch (cause) {
+  } catch {
     // A fetch that never got an answer: the gateway is down or unreachable.
-    throw new ApiError(localProblem("Gateway unreachable", `The gateway did not answer (${String(cause)}).`, "UNREACHABLE"));
+    // The browser's own words ("TypeError: Failed to fetch") would say nothing more to a person.
+    throw new ApiError(
+      localProblem("Gateway unreachable", "Crucible did not answer: it may be stopped or restarting. Try again in a moment.", "UNREACHABLE"),
+    );
   }
   if (!result.response.ok) {
     throw new ApiError(problemFromResponse(result.response.status, result.error));

@@ -36,3 +36,9 @@ export function asProblem(error: unknown): Problem {
   if (isProblem(error)) return error;
   return localProblem("Error", error instanceof Error ? error.message : String(error), "");
 }
+
+/** The gateway refused the request itself (a 4xx): asking the same again gets the same answer. */
+export function refused(error: unknown): boolean {
+  const status = asProblem(error).status;
+  return typeof status === "number" && status >= 400 && status < 500;
+}

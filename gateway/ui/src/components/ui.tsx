@@ -4,6 +4,9 @@ import { asProblem } from "../api/problem";
 /** An API error in words, from the problem body: title, detail, and each field that was refused. */
 export function ErrorBox({ error, action }: { error: unknown; action?: string }) {
   const problem = asProblem(error);
+  // The gateway's detail of a refused request already names its first fields ("invalid run: title:
+  // must not be empty"): those are not listed again under it.
+  const unsaid = (problem.field_violations ?? []).filter((v) => !(problem.detail ?? "").includes(`${v.field}: ${v.description}`));
   return (
     <div className="error-box" role="alert">
       <strong>
@@ -12,9 +15,9 @@ export function ErrorBox({ error, action }: { error: unknown; action?: string })
         {problem.status ? ` (${problem.status})` : ""}
       </strong>
       {problem.detail && <p>{problem.detail}</p>}
-      {problem.field_violations && problem.field_violations.length > 0 && (
+      {unsaid.length > 0 && (
         <ul>
-          {problem.field_violations.map((v) => (
+          {unsaid.map((v) => (
             <li key={v.field + v.description}>
               {v.field ? <code>{v.field}</code> : null} {v.description}
             </li>

@@ -1,6 +1,8 @@
 import { Link } from "react-router";
+import { useTitle } from "../hooks";
 
 export default function NotFound() {
+  useTitle("Not found");
   return (
     <div className="page">
       <h1>Not found</h1>

@@ -6,6 +6,7 @@ import { useLatestRun } from "../api/runs";
 import { Pager, usePages } from "../components/Pager";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { when } from "../format";
+import { useTitle } from "../hooks";
 
 const PAGE_SIZE = 20;
 
@@ -122,6 +123,7 @@ function NewProject() {
 }
 
 export default function Projects() {
+  useTitle("Projects");
   const pages = usePages();
   const token = pages.token;
   const projects = useQuery({

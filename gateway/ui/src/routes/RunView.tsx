@@ -6,7 +6,7 @@ import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
 import { counted, duration, humanize, num, shortId, usd, violationsText, when } from "../format";
-import { useNow } from "../hooks";
+import { useNow, useTitle } from "../hooks";
 import { type RunProgressState, useRunProgress } from "../runProgress";
 
 type Run = Schemas["RunRead"];
@@ -590,6 +590,7 @@ export default function RunView() {
     queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
     refetchInterval: (query) => (query.state.data?.status === "RUNNING" || query.state.data?.status === "CREATED" ? 3000 : false),
   });
+  useTitle(run.data ? `Run ${shortId(run.data.id)} · ${run.data.status.toLowerCase()}` : "Run");
   // The run's link (the chat summary's "View results", a CLI message) opens what it has to show:
   // the results of a run that has ended, the progress of one that has not. Chosen once, when the
   // run is first read: someone watching a run end stays on its progress.

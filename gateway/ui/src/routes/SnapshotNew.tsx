@@ -5,9 +5,11 @@ import { api, unwrap } from "../api/client";
 import { InvariantsEditor, type Invariant } from "../components/InvariantsEditor";
 import { ErrorBox, Field } from "../components/ui";
 import { projectLabels, when } from "../format";
+import { useTitle } from "../hooks";
 
 /** Snapshot a finished run: its project's state frozen, its metrics the reference, invariants to hold. */
 export default function SnapshotNew() {
+  useTitle("New snapshot");
   const [params] = useSearchParams();
   const [projectId, setProjectId] = useState("");
   const [runId, setRunId] = useState(params.get("run") ?? "");

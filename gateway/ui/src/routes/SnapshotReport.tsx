@@ -6,7 +6,7 @@ import { wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
 import { ErrorBox, Loading, ProgressBar, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
-import { useNow } from "../hooks";
+import { useNow, useTitle } from "../hooks";
 
 type Result = Schemas["SnapshotTestResultRead"];
 type Frame = Schemas["SuiteFrame"];
@@ -126,6 +126,7 @@ export default function SnapshotReport() {
     queryKey: ["snapshot-report", reportId],
     queryFn: () => unwrap(api.GET("/api/snapshot-reports/{report_id}", { params: { path: { report_id: reportId } } })),
   });
+  useTitle(report.data ? `Suite report ${shortId(report.data.id)}` : "Suite report");
   const running = report.data?.status === "running";
   const live = useSuite(reportId, running);
   const now = useNow(running ? 1000 : null);

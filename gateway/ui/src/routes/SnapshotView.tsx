@@ -4,6 +4,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { ErrorBox, Field, Loading, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
+import { useTitle } from "../hooks";
 
 type ReplayMode = NonNullable<Schemas["SnapshotReplay"]["replay_mode"]>;
 
@@ -104,6 +105,7 @@ export default function SnapshotView() {
     queryKey: ["snapshot", snapshotId],
     queryFn: () => unwrap(api.GET("/api/snapshots/{snapshot_id}", { params: { path: { snapshot_id: snapshotId } } })),
   });
+  useTitle(snapshot.data ? `Snapshot: ${snapshot.data.name}` : "Snapshot");
   const remove = useMutation({
     mutationFn: () =>
       unwrap(api.DELETE("/api/snapshots/{snapshot_id}", { params: { path: { snapshot_id: snapshotId }, query: { confirm: true } } })),

@@ -4,6 +4,7 @@ import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { shortId, usd, when } from "../format";
+import { useTitle } from "../hooks";
 
 type ReplayMode = NonNullable<Schemas["SnapshotTestOptions"]["replay_mode"]>;
 
@@ -129,6 +130,7 @@ function Reports() {
 }
 
 export default function Snapshots() {
+  useTitle("Snapshots");
   const [params, setParams] = useSearchParams();
   const tags = params.get("tags") ?? "";
   const [tagInput, setTagInput] = useState(tags);

@@ -4,6 +4,7 @@ import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { counted, when } from "../format";
+import { useTitle } from "../hooks";
 
 type InterviewRecord = Schemas["InterviewRecord"];
 
@@ -163,6 +164,7 @@ export default function SpecView() {
     queryKey: ["spec", specId],
     queryFn: () => unwrap(api.GET("/api/specs/{spec_id}", { params: { path: { spec_id: specId } } })),
   });
+  useTitle(spec.data?.title || "Spec");
   if (spec.isPending) return <Loading what="the spec" />;
   if (spec.isError) return <ErrorBox error={spec.error} action="Opening the spec" />;
   return (

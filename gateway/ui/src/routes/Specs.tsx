@@ -5,6 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { Pager, usePages } from "../components/Pager";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { when } from "../format";
+import { useTitle } from "../hooks";
 
 type InterviewMode = NonNullable<Schemas["SpecCreate"]["mode"]>;
 
@@ -55,6 +56,7 @@ function NewSpec() {
 }
 
 export default function Specs() {
+  useTitle("Specs & Sprints");
   const pages = usePages();
   const token = pages.token;
   const specs = useQuery({

@@ -6,6 +6,7 @@ import { type StreamEvent, useEventStream } from "../api/events";
 import { asProblem } from "../api/problem";
 import { Empty, ErrorBox, Loading, Status } from "../components/ui";
 import { humanize, when } from "../format";
+import { useTitle } from "../hooks";
 
 type Sprint = Schemas["SprintRead"];
 
@@ -117,6 +118,7 @@ export default function SprintView() {
     queryKey: ["sprint", sprintId],
     queryFn: () => unwrap(api.GET("/api/sprints/{sprint_id}", { params: { path: { sprint_id: sprintId } } })),
   });
+  useTitle(sprint.data ? `Sprint: ${sprint.data.name}` : "Sprint");
   const start = useMutation({
     mutationFn: () =>
       unwrap(

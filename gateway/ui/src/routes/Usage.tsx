@@ -4,6 +4,7 @@ import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { cost, int, projectLabels, shortId, usd, when } from "../format";
+import { useTitle } from "../hooks";
 
 /** What a call was made for: its run, its sprint, or (an Architect turn) its project. */
 function CallFor({ correlation: c, titles }: { correlation: Schemas["CorrelationRead"]; titles: Map<string, string> }) {
@@ -109,6 +110,7 @@ function ByRun({ runs, onPick }: { runs: Schemas["RunRead"][]; onPick: (id: stri
 }
 
 export default function Usage() {
+  useTitle("Usage");
   const [projectId, setProjectId] = useState("");
   const [runId, setRunId] = useState("");
   const projects = useQuery({

@@ -10,7 +10,7 @@ import { ProblemPane } from "../components/ProblemPane";
 import { RunConfigPanel } from "../components/RunConfigPanel";
 import { RunProgressView } from "../components/RunProgress";
 import { ErrorBox, Loading } from "../components/ui";
-import { useNow } from "../hooks";
+import { useNow, useTitle } from "../hooks";
 import { EMPTY_FORM, formFromRecommendation, type RunForm, type Suggestion } from "../runForm";
 import { useRunProgress } from "../runProgress";
 
@@ -70,6 +70,7 @@ export default function Workspace() {
     queryKey: ["project", projectId],
     queryFn: () => unwrap(api.GET("/api/projects/{project_id}", { params: { path: { project_id: projectId } } })),
   });
+  useTitle(project.data?.title ?? "Project");
   const sessions = useQuery({
     queryKey: ["chat-sessions", projectId],
     queryFn: () =>

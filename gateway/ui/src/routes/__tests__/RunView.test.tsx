@@ -139,6 +139,7 @@ describe("RunView of a run that runs", () => {
     // The design calls are paid before any evaluation says so; the counts are the run's so far.
     expect(await screen.findByText("$0.0123 so far")).toBeInTheDocument();
     expect(screen.getByText(/3 × 2 · 2 evaluations/)).toBeInTheDocument();
+    expect(document.title).toBe("Run r1 · running · Crucible");
 
     await userEvent.click(screen.getByRole("button", { name: "Cancel run" }));
     expect(api.calls.some((c) => c.url === "/api/runs/r1/cancel")).toBe(false);
