@@ -50,10 +50,16 @@ class Child:
     health: Callable[[], Awaitable[bool]]
     process: asyncio.subprocess.Process | None = None
     log_file: IO[bytes] | None = field(default=None, repr=False)
+    # Where this process's own lines begin in its log, which keeps earlier starts' lines.
+    log_start: int = 0
 
     def log_tail(self, lines: int = 25) -> str:
+        """The last lines this process wrote: never an earlier start's (an old traceback read as
+        the reason of this exit)."""
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                text = log.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -163,6 +169,7 @@ class Supervisor:
         assert child.log_file is not None
         child.log_file.write(f"\n===== {why} {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
         child.log_file.flush()
+        child.log_start = child.log_file.tell()
         # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
         child.process = await asyncio.create_subprocess_exec(
             *child.command,
