@@ -75,3 +75,24 @@ export function parametersOf(form: RunForm): RunParameters {
 export function sameForm(a: RunForm, b: RunForm): boolean {
   return (Object.keys(a) as (keyof RunForm)[]).every((k) => a[k].trim() === b[k].trim());
 }
+
+/** What the form's own fields say wrong before any preflight: a count that is no whole number, or
+ * below 1 (empty is the default, not 0), a budget that is no positive number. The preflight
+ * answers the rest (the bounds, what the project has). */
+export function formProblems(form: RunForm): Partial<Record<keyof RunForm, string>> {
+  const problems: Partial<Record<keyof RunForm, string>> = {};
+  const wholeAtLeast = (key: keyof RunForm, least: number, what: string) => {
+    const value = form[key].trim();
+    if (value === "") return;
+    const n = Number(value);
+    if (!Number.isInteger(n)) problems[key] = `${what}: a whole number`;
+    else if (n < least) problems[key] = `${what}: at least ${least}${key.startsWith("num_") ? " (empty: the default)" : ""}`;
+  };
+  wholeAtLeast("num_candidates", 1, "Candidates");
+  wholeAtLeast("num_scenarios", 1, "Scenarios");
+  wholeAtLeast("budget_tokens", 1, "Budget (tokens)");
+  wholeAtLeast("max_runtime_s", 1, "Max runtime");
+  const usd = form.budget_usd.trim();
+  if (usd !== "" && !(Number(usd) > 0)) problems.budget_usd = "Budget (USD): more than 0";
+  return problems;
+}

@@ -3,7 +3,7 @@ import { useEffect, useId, useState } from "react";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { RunMode } from "../api/metadata";
 import { humanize, int, usd } from "../format";
-import { parametersOf, sameForm, type RunForm, type Suggestion } from "../runForm";
+import { formProblems, parametersOf, sameForm, type RunForm, type Suggestion } from "../runForm";
 import { ErrorBox, Field } from "./ui";
 
 const MODES: { value: RunMode; label: string }[] = [
@@ -85,7 +85,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
     onChange({ ...form, [key]: event.target.value });
 
   const result = preflight.data;
-  const ready = !!result?.ready && !stale && !preflight.isError;
+  const problems = formProblems(form);
+  const wrong = Object.keys(problems).length > 0;
+  const ready = !!result?.ready && !stale && !preflight.isError && !wrong;
   const blockersId = `${ids}-blockers`;
   const needsSeeds = form.mode !== "full_search";
 
@@ -112,22 +114,22 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           </select>
         </Field>
         <div className="form-row">
-          <Field label="Candidates" hint="empty: the default">
+          <Field label="Candidates" hint="empty: the default" error={problems.num_candidates}>
             <input type="number" min={1} max={50} inputMode="numeric" value={form.num_candidates} onChange={set("num_candidates")} />
           </Field>
-          <Field label="Scenarios" hint="empty: the default">
+          <Field label="Scenarios" hint="empty: the default" error={problems.num_scenarios}>
             <input type="number" min={1} max={50} inputMode="numeric" value={form.num_scenarios} onChange={set("num_scenarios")} />
           </Field>
         </div>
         <div className="form-row">
-          <Field label="Budget (USD)">
+          <Field label="Budget (USD)" error={problems.budget_usd}>
             <input type="number" min={0} step="0.01" inputMode="decimal" value={form.budget_usd} onChange={set("budget_usd")} />
           </Field>
-          <Field label="Budget (tokens)">
+          <Field label="Budget (tokens)" error={problems.budget_tokens}>
             <input type="number" min={0} inputMode="numeric" value={form.budget_tokens} onChange={set("budget_tokens")} />
           </Field>
         </div>
-        <Field label="Max runtime (s)">
+        <Field label="Max runtime (s)" error={problems.max_runtime_s}>
           <input type="number" min={0} inputMode="numeric" value={form.max_runtime_s} onChange={set("max_runtime_s")} />
         </Field>
         {needsSeeds && (
@@ -192,7 +194,15 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           </span>
         </div>
         <p className="muted small">
-          {stale ? "Checking this configuration…" : ready ? "Ready to run." : result ? "Fix the blockers above to run." : ""}
+          {wrong
+            ? "Fix the fields marked above to run."
+            : stale
+              ? "Checking this configuration…"
+              : ready
+                ? "Ready to run."
+                : result
+                  ? "Fix the blockers above to run."
+                  : ""}
         </p>
         {run.isError && <ErrorBox error={run.error} action="The run did not start" />}
       </form>

@@ -103,15 +103,32 @@ export function Status({ value }: { value: string }) {
 }
 
 /** A labelled control: the label names it and the hint describes it, so each reads as itself. */
-export function Field({ label, children, hint }: { label: string; children: ReactElement<FieldControlProps>; hint?: string }) {
+export function Field({
+  label,
+  children,
+  hint,
+  error,
+}: {
+  label: string;
+  children: ReactElement<FieldControlProps>;
+  hint?: string;
+  /** What is wrong with the value, shown under the field (and read with it). */
+  error?: string;
+}) {
   const id = useId();
-  const control = cloneElement(children, { id, "aria-describedby": hint ? `${id}-hint` : undefined });
+  const described = [error ? `${id}-error` : "", hint ? `${id}-hint` : ""].filter(Boolean).join(" ");
+  const control = cloneElement(children, { id, "aria-describedby": described || undefined, "aria-invalid": error ? true : undefined });
   return (
     <div className="field">
       <label className="field-label" htmlFor={id}>
         {label}
       </label>
       {control}
+      {error && (
+        <span className="field-error" id={`${id}-error`}>
+          {error}
+        </span>
+      )}
       {hint && (
         <span className="field-hint" id={`${id}-hint`}>
           {hint}
@@ -124,4 +141,5 @@ export function Field({ label, children, hint }: { label: string; children: Reac
 interface FieldControlProps {
   id?: string;
   "aria-describedby"?: string;
+  "aria-invalid"?: boolean;
 }

@@ -102,6 +102,28 @@ describe("RunConfigPanel", () => {
     expect(onStarted).not.toHaveBeenCalled();
   });
 
+  it("a count that is no whole number, or 0, is marked at its field and blocks Run", async () => {
+    vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+
+    const candidates = screen.getByLabelText(/Candidates/);
+    await userEvent.clear(candidates);
+    await userEvent.type(candidates, "2.5");
+    expect(screen.getByText("Candidates: a whole number")).toBeInTheDocument();
+    expect(candidates).toHaveAttribute("aria-invalid", "true");
+    expect(run).toBeDisabled();
+
+    await userEvent.clear(candidates);
+    await userEvent.type(candidates, "0");
+    expect(screen.getByText("Candidates: at least 1 (empty: the default)")).toBeInTheDocument();
+
+    await userEvent.clear(candidates);
+    await waitFor(() => expect(run).toBeEnabled());
+    expect(screen.queryByText(/Candidates:/)).not.toBeInTheDocument();
+  });
+
   it("suggested: the badge shows while the form is the Architect's", async () => {
     vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
     renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
