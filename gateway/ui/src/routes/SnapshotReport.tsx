@@ -140,6 +140,8 @@ export default function SnapshotReport() {
       <header className="page-head">
         <h1>Suite report {shortId(r.id)}</h1>
         <Status value={r.status} />
+        {/* The suite ran to its end ("completed") whatever its snapshots found: the verdict apart. */}
+        {r.status === "completed" && <Status value={r.summary.failed + r.summary.errors > 0 ? "failed" : "passed"} />}
       </header>
       <dl className="facts">
         <div>

@@ -5,8 +5,8 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { ErrorBox, Field, Loading, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
+import { replayEstimate, type ReplayMode } from "../replayCost";
 
-type ReplayMode = NonNullable<Schemas["SnapshotReplay"]["replay_mode"]>;
 
 // snapshot_data arrives as a protobuf Struct, whose keys keep no order: the copies are listed in the
 // contract's (other keys after them), not differently at each load.
@@ -76,6 +76,7 @@ function Replay({ snapshot }: { snapshot: Schemas["SnapshotRead"] }) {
         <button type="submit" className="button" disabled={replay.isPending}>
           {replay.isPending ? "Replaying…" : "Replay into a new project"}
         </button>
+        <span className="estimate">est. {replayEstimate([snapshot], 1, mode)}</span>
       </form>
       {replay.isError && <ErrorBox error={replay.error} action="Replay failed" />}
       {replay.data && (

@@ -5,21 +5,8 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
+import { replayEstimate, type ReplayMode } from "../replayCost";
 
-type ReplayMode = NonNullable<Schemas["SnapshotTestOptions"]["replay_mode"]>;
-
-/**
- * What a suite would cost, before it runs: a live replay calls the same models as its reference run,
- * so about that run's cost per repetition; a recorded one answers from the record at $0. A reference
- * run that made unpriced calls makes the estimate partly unknown, and it says so.
- */
-function suiteEstimate(snapshots: Schemas["SnapshotRead"][], repetitions: number, mode: ReplayMode): string {
-  if (mode === "recorded") return "$0 (recorded answers)";
-  const known = snapshots.filter((s) => s.reference_metrics);
-  const total = known.reduce((sum, s) => sum + (s.reference_metrics?.usd ?? 0), 0) * repetitions;
-  const unknown = snapshots.length - known.length;
-  return `about ${usd(total)}${unknown > 0 ? ` + ${unknown} without a reference run (unknown)` : ""}`;
-}
 
 function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"][]; onClose: () => void }) {
   const ids = snapshots.map((s) => s.id);
@@ -74,7 +61,7 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
         </Field>
       </div>
       <p className="estimate">
-        Estimated cost: {suiteEstimate(snapshots, Number(repetitions) || 1, mode)}
+        Estimated cost: {replayEstimate(snapshots, Number(repetitions) || 1, mode)}
       </p>
       {start.isError && <ErrorBox error={start.error} action="The suite did not start" />}
       <div className="dialog-actions">
