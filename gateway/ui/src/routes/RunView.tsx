@@ -357,12 +357,29 @@ function cellValue(e: Evaluation | undefined, metric: Metric): number | null {
   return e.R.overall > 0 ? e.P.overall / e.R.overall : null;
 }
 
-function cellColour(value: number | null, metric: Metric): string {
-  if (value === null) return "var(--cell-empty)";
-  // P good when high, R good when low, I good above 1: all mapped to 0 (bad) … 1 (good).
-  const goodness = metric === "P" ? value : metric === "R" ? 1 - value : Math.min(1, value / 2);
-  const hue = Math.round(Math.max(0, Math.min(1, goodness)) * 120);
-  return `hsl(${hue} 60% 82%)`;
+/** The lowest and highest of a metric in the matrix: colours span them, so that a run whose P
+ * lies between 0.44 and 0.61 shows its differences (on a fixed 0…1 scale they looked alike). */
+interface Range {
+  low: number;
+  high: number;
+}
+
+function rangeOf(values: (number | null)[]): Range | null {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length ? { low: Math.min(...known), high: Math.max(...known) } : null;
+}
+
+/** 0 (the worst in the run) … 1 (the best): P and I are better high, R (risk) better low. */
+function goodness(value: number, metric: Metric, range: Range): number {
+  const spread = range.high - range.low;
+  const place = spread > 0 ? (value - range.low) / spread : 0.5;
+  return metric === "R" ? 1 - place : place;
+}
+
+function cellColour(value: number | null, metric: Metric, range: Range | null): string {
+  if (value === null || range === null) return "var(--cell-empty)";
+  const hue = Math.round(goodness(value, metric, range) * 120);
+  return `hsl(${hue} 70% 78%)`;
 }
 
 function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
@@ -375,12 +392,8 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
     for (const e of evaluations.data ?? []) map.set(`${e.candidate_id}:${e.scenario_id}`, e);
     return map;
   }, [evaluations.data]);
-  // Best first once the run is ranked, as on Results; until then in the order they were designed.
-  const rows = useMemo(() => {
-    const rank = new Map((results.data?.candidates ?? []).map((c) => [c.candidate_id, c.rank]));
-    const order = (id: string) => rank.get(id) ?? Number.MAX_SAFE_INTEGER;
-    return [...(candidates.data ?? [])].sort((a, b) => order(a.id) - order(b.id));
-  }, [candidates.data, results.data]);
+  const rows = useMemo(() => byRank(candidates.data ?? [], results.data), [candidates.data, results.data]);
+  const range = useMemo(() => rangeOf((evaluations.data ?? []).map((e) => cellValue(e, metric))), [evaluations.data, metric]);
   if (candidates.isPending || scenarios.isPending || evaluations.isPending) return <Loading what="the matrix" />;
   const error = candidates.error ?? scenarios.error ?? evaluations.error;
   if (error) return <ErrorBox error={error} action="Loading the matrix" />;
@@ -397,8 +410,16 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
       </fieldset>
       <p className="small muted">
         {results.data?.candidates.length ? "Candidates best first. " : ""}A red outline marks a scenario in which the
-        candidate broke a hard constraint. Point at a column for its scenario; choose a cell for its evaluation.
+        candidate broke a hard constraint; ✕, an evaluation that failed. Choose a cell for its evaluation.
       </p>
+      {range && (
+        <p className="matrix-legend small" aria-label={`Colour key: ${metric} from ${num(range.low, 2)} to ${num(range.high, 2)}`}>
+          <span>{metric === "R" ? `${num(range.high, 2)} (riskiest)` : `${num(range.low, 2)} (worst)`}</span>
+          <span className="matrix-scale" aria-hidden="true" />
+          <span>{metric === "R" ? `${num(range.low, 2)} (safest)` : `${num(range.high, 2)} (best)`}</span>
+          <span className="muted">of this run's {metric === "I" ? "I = P / R" : metric}</span>
+        </p>
+      )}
       <div className="matrix-wrap" role="region" aria-label="Results matrix" tabIndex={0}>
         <table className="matrix">
           <caption className="sr-only">Candidates by scenarios, coloured by {metric}; a red outline marks a broken hard constraint</caption>
@@ -423,11 +444,12 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
                   const value = cellValue(e, metric);
                   const broke = e?.constraint_satisfaction.some((r) => r.weight >= HARD && !r.satisfied) ?? false;
                   return (
-                    <td key={s.id} className={broke ? "cell-broken" : ""} style={{ background: cellColour(value, metric) }}>
+                    <td key={s.id} className={broke ? "cell-broken" : ""} style={{ background: cellColour(value, metric, range) }}>
                       <button
                         type="button"
                         className="cell"
                         disabled={!e}
+                        aria-pressed={!!e && cell?.id === e.id}
                         onClick={() => e && setCell(e)}
                         aria-label={`${c.title} in ${s.title}: ${metric} ${num(value)}${broke ? ", hard constraint broken" : ""}${e?.status === "failed" ? ", failed" : ""}`}
                       >
@@ -441,6 +463,14 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
           </tbody>
         </table>
       </div>
+      {/* The columns' scenarios, in words any reader reaches (a header's tooltip needs a mouse). */}
+      <ol className="matrix-key small">
+        {scenarios.data.map((s, index) => (
+          <li key={s.id}>
+            <strong>S{index + 1}</strong> {s.title}
+          </li>
+        ))}
+      </ol>
       {cell && (
         <section className="detail card" aria-labelledby="cell-title">
           <header className="card-head">
@@ -476,16 +506,27 @@ function MatrixTab({ run, records }: { run: Run; records: ReturnType<typeof useR
   );
 }
 
-function CandidatesTab({ records }: { records: ReturnType<typeof useRunRecords> }) {
+/** Best first once the run is ranked, as on Results; until then in the order they were designed. */
+function byRank(candidates: Candidate[], results: Schemas["RunResults"] | undefined): Candidate[] {
+  const rank = new Map((results?.candidates ?? []).map((c) => [c.candidate_id, c.rank]));
+  const order = (id: string) => rank.get(id) ?? Number.MAX_SAFE_INTEGER;
+  return [...candidates].sort((a, b) => order(a.id) - order(b.id));
+}
+
+function CandidatesTab({ run, records }: { run: Run; records: ReturnType<typeof useRunRecords> }) {
   const { candidates } = records;
+  const results = useRunResults(run);
+  const labels = new Map((results.data?.candidates ?? []).map((c) => [c.candidate_id, c.label]));
   if (candidates.isPending) return <Loading what="candidates" />;
   if (candidates.isError) return <ErrorBox error={candidates.error} />;
   if (candidates.data.length === 0) return <Empty>No candidates yet.</Empty>;
   return (
     <ul className="cards">
-      {candidates.data.map((c) => (
+      {byRank(candidates.data, results.data).map((c) => (
         <li key={c.id} className="card">
-          <h3>{c.title}</h3>
+          <h3>
+            {c.title} {labels.has(c.id) && <Status value={labels.get(c.id) ?? ""} />}
+          </h3>
           <p className="muted small">
             {c.origin}
             {c.source_candidate_id && ` from ${shortId(c.source_candidate_id)}`}
@@ -659,7 +700,7 @@ export default function RunView() {
         {tab === "progress" && <ProgressTab run={run.data} progress={progress} stream={stream} />}
         {tab === "results" && <ResultsTab run={run.data} records={records} />}
         {tab === "matrix" && <MatrixTab run={run.data} records={records} />}
-        {tab === "candidates" && <CandidatesTab records={records} />}
+        {tab === "candidates" && <CandidatesTab run={run.data} records={records} />}
         {tab === "scenarios" && <ScenariosTab records={records} />}
         {tab === "lineage" && <LineageTab run={run.data} />}
       </div>

@@ -89,6 +89,10 @@ describe("RunView's matrix", () => {
     const matrix = screen.getByRole("region", { name: "Results matrix" });
     const rows = within(matrix).getAllByRole("rowheader").map((cell) => cell.textContent);
     expect(rows).toEqual(RANKED);
+    // The columns' scenarios in words, and the colours' key over this run's own range.
+    const key = document.querySelector(".matrix-key");
+    expect([...(key?.querySelectorAll("li") ?? [])].map((li) => li.textContent)).toEqual(["S1 s1", "S2 s2"]);
+    expect(screen.getByLabelText("Colour key: P from 0.50 to 0.50")).toBeInTheDocument();
   });
 });
 
