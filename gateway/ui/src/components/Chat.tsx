@@ -1,5 +1,6 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
+import Markdown from "react-markdown";
 import { useLocation } from "react-router";
 import type { Schemas } from "../api/client";
 import { wsUrl } from "../api/events";
@@ -13,6 +14,17 @@ import { ErrorBox } from "./ui";
 type Message = Schemas["ChatMessage"];
 
 type TurnFrame = Schemas["ChatFrame"];
+
+/** A message's words: the Architect writes Markdown (lists, emphasis, `code`), shown as such (never
+ * as HTML: react-markdown renders none of it); a person's message as they typed it. */
+export function MessageText({ role, text }: { role: string; text: string }) {
+  if (role !== "agent") return <div className="message-text">{text}</div>;
+  return (
+    <div className="message-text message-markdown">
+      <Markdown>{text}</Markdown>
+    </div>
+  );
+}
 
 function MessageView({
   message,
@@ -35,7 +47,7 @@ function MessageView({
         <SummaryCard summary={summary} rejections={rejectionsOf(message.metadata)} />
       ) : (
         <>
-          <div className="message-text">{message.content}</div>
+          <MessageText role={message.role} text={message.content} />
           {recommendation && (
             <RecommendationCard
               config={recommendation}
@@ -198,7 +210,7 @@ export function Chat({
             <div className="message-meta">
               <strong>Architect</strong> <span className="muted">writing…</span>
             </div>
-            <div className="message-text">{streamed || "…"}</div>
+            <MessageText role="agent" text={streamed || "…"} />
           </li>
         )}
       </ol>
