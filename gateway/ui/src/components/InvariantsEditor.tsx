@@ -19,6 +19,11 @@ export const INVARIANT_TYPES: { type: string; label: string; kind: Kind; initial
   { type: "custom", label: "Custom (CEL over the metrics)", kind: "expression", initial: "evaluations == candidates * scenarios" },
 ];
 
+/** An invariant type as the New snapshot form names it ("Run status is"), wherever one is shown. */
+export function invariantLabel(type: string): string {
+  return INVARIANT_TYPES.find((t) => t.type === type)?.label ?? type;
+}
+
 function kindOf(type: string): Kind {
   return INVARIANT_TYPES.find((t) => t.type === type)?.kind ?? "expression";
 }

@@ -34,7 +34,7 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
                 <td>{index + 1}</td>
                 <td>
                   {c.label}
-                  {c.notes && <div className="small muted">{humanize(c.notes)}</div>}
+                  <Notes notes={c.notes} />
                 </td>
                 <td>{num(c.I)}</td>
                 <td>{num(c.P)}</td>
@@ -61,5 +61,20 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
         </Link>
       </div>
     </section>
+  );
+}
+
+const RANKING_LABELS = ["promising", "under_test", "weak", "rejected"];
+
+/** A top candidate's notes, as the run service writes them ("promising; 3 evaluations"): its
+ * ranking label as the badge Results shows, then the rest in words. */
+function Notes({ notes }: { notes: string }) {
+  if (!notes) return null;
+  const [first = "", ...rest] = notes.split("; ");
+  const ranked = RANKING_LABELS.includes(first);
+  return (
+    <div className="small muted">
+      {ranked && <Status value={first} />} {humanize((ranked ? rest : [first, ...rest]).join("; "))}
+    </div>
   );
 }

@@ -7,6 +7,7 @@ import type { Problem } from "../api/problem";
 import { ErrorBox, Loading, ProgressBar, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
+import { invariantLabel } from "../components/InvariantsEditor";
 
 type Result = Schemas["SnapshotTestResultRead"];
 type Frame = Schemas["SuiteFrame"];
@@ -75,7 +76,7 @@ function ResultCard({ result }: { result: Result }) {
           <tbody>
             {result.invariants.map((i, index) => (
               <tr key={index}>
-                <td>{i.description || i.type}</td>
+                <td>{i.description || invariantLabel(i.type)}</td>
                 <td>{value(i.expected)}</td>
                 <td>{value(i.actual)}</td>
                 <td>{num(i.pass_rate)}</td>

@@ -3,14 +3,23 @@ import { useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { ErrorBox, Field, Loading, Status } from "../components/ui";
-import { duration, num, shortId, usd, when } from "../format";
+import { duration, humanize, num, shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
+import { invariantLabel } from "../components/InvariantsEditor";
 
 
 // snapshot_data arrives as a protobuf Struct, whose keys keep no order: the copies are listed in the
 // contract's (other keys after them), not differently at each load.
 const COPY_ORDER = ["version", "problem_spec", "world_model", "run_config", "chat_context"];
+// What each part of the frozen data is, in words (its key beside it, as an export names it).
+const COPY_NAMES: Record<string, string> = {
+  version: "Format version",
+  problem_spec: "ProblemSpec",
+  world_model: "WorldModel",
+  run_config: "Run configuration",
+  chat_context: "Chat context",
+};
 const copyRank = (key: string) => (COPY_ORDER.includes(key) ? COPY_ORDER.indexOf(key) : COPY_ORDER.length);
 
 function Metrics({ metrics }: { metrics: Schemas["RunMetricsRead"] }) {
@@ -88,7 +97,7 @@ function Replay({ snapshot }: { snapshot: Schemas["SnapshotRead"] }) {
           <ul>
             {replay.data.invariants.map((i, index) => (
               <li key={index}>
-                <Status value={i.status} /> {i.description || i.type}: expected {JSON.stringify(i.expected)}, got {JSON.stringify(i.actual)}
+                <Status value={i.status} /> {i.description || invariantLabel(i.type)}: expected {JSON.stringify(i.expected)}, got {JSON.stringify(i.actual)}
               </li>
             ))}
           </ul>
@@ -195,7 +204,8 @@ export default function SnapshotView() {
               const reference = checked?.type === i.type ? checked : undefined;
               return (
                 <li key={index}>
-                  <code>{i.type}</code> {i.value !== null && i.value !== undefined && JSON.stringify(i.value)} {i.description && `— ${i.description}`}
+                  {invariantLabel(i.type)} {i.value !== null && i.value !== undefined && <code>{JSON.stringify(i.value)}</code>}{" "}
+                  {i.description && `— ${i.description}`}
                   {reference && (
                     <span className="muted small">
                       {" · reference run: "}
@@ -215,7 +225,9 @@ export default function SnapshotView() {
         {Object.keys(data).length === 0 && <p className="muted">No data.</p>}
         {Object.entries(data).sort(([a], [b]) => copyRank(a) - copyRank(b) || a.localeCompare(b)).map(([key, value]) => (
           <details key={key}>
-            <summary>{key}</summary>
+            <summary>
+              {COPY_NAMES[key] ?? humanize(key)} <code className="muted">{key}</code>
+            </summary>
             <pre className="json" tabIndex={0}>
               {JSON.stringify(value, null, 2)}
             </pre>

@@ -112,7 +112,10 @@ describe("SummaryCard", () => {
     expect(screen.getByText("Tunnel")).toBeInTheDocument();
     expect(screen.queryByText("Ford")).not.toBeInTheDocument();
     expect(screen.getByText("1.80")).toBeInTheDocument();
-    expect(screen.getByText("under test; 8 evaluations")).toBeInTheDocument();
+    // The ranking label as the badge Results shows, the rest in words.
+    const tunnel = screen.getByText("Tunnel").closest("td");
+    expect(tunnel?.querySelector(".status")?.textContent).toBe("under test");
+    expect(tunnel?.textContent).toContain("8 evaluations");
     expect(screen.getByRole("link", { name: "View results" })).toHaveAttribute("href", "/runs/0123456789abcdef");
     expect(screen.queryByRole("list", { name: "Rejected candidates" })).not.toBeInTheDocument();
   });
