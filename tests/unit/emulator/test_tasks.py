@@ -239,13 +239,15 @@ def test_architect_refinement_derives_patches_from_the_message() -> None:
     assert any("fuel" in g["description"] for g in spec_patch["goals"])
     actors = [a["name"] for a in reply["world_model_patch"]["model_data"]["actors"]]
     assert "customer" in actors
-    # Said as a list of what changed, one line a part, each goal quoted without its sentence's end.
+    # Said as a Markdown list of what changed (apart from the sentences around it), one line a part,
+    # each goal quoted without its sentence's end.
     lines = reply["reply"].splitlines()
-    assert [line.split(":")[0] for line in lines[1:-1]] == ["- Constraints", "- Goals", "- World model"]
+    assert lines[1] == lines[-2] == ""
+    assert [line.split(":")[0] for line in lines[2:-2]] == ["- Constraints", "- Goals", "- World model"]
     goals = next(line for line in lines if line.startswith("- Goals"))
     assert all(f'"{g["description"].rstrip(".")}"' in goals for g in spec_patch["goals"])
     assert '."' not in goals
-    assert "1 mechanism (" in lines[-2]
+    assert "1 mechanism (" in lines[-3]
 
 
 def test_architect_answers_a_question_without_patches() -> None:

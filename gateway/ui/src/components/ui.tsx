@@ -1,5 +1,6 @@
 import { cloneElement, useId, type ReactElement, type ReactNode } from "react";
 import { asProblem } from "../api/problem";
+import { Link } from "react-router";
 
 /** An API error in words, from the problem body: title, detail, and each field that was refused. */
 export function ErrorBox({ error, action }: { error: unknown; action?: string }) {
@@ -142,4 +143,18 @@ interface FieldControlProps {
   id?: string;
   "aria-describedby"?: string;
   "aria-invalid"?: boolean;
+}
+
+/** A page that could not be shown: a heading that says so, the reason, and a way back. */
+export function PageError({ error, what }: { error: unknown; what: string }) {
+  const status = asProblem(error).status;
+  return (
+    <div className="page">
+      <h1>{status === 404 ? `No such ${what}` : status === 400 ? `Not a ${what}'s address` : `The ${what} could not be opened`}</h1>
+      <ErrorBox error={error} />
+      <p>
+        <Link to="/">Back to the projects</Link>
+      </p>
+    </div>
+  );
 }

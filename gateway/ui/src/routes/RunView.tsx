@@ -4,7 +4,7 @@ import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
-import { Empty, ErrorBox, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Loading, PageError, Status } from "../components/ui";
 import { counted, duration, humanize, num, shortId, usd, violationsText, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 import { type RunProgressState, useRunProgress } from "../runProgress";
@@ -669,7 +669,7 @@ export default function RunView() {
     wasLive.current = live;
   }, [live, queryClient, runId]);
   if (run.isPending) return <Loading what="the run" />;
-  if (run.isError) return <ErrorBox error={run.error} action="Opening the run" />;
+  if (run.isError) return <PageError error={run.error} what="run" />;
   return (
     <div className="page">
       <RunHeader run={run.data} progress={progress} />

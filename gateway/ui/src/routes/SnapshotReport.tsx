@@ -4,7 +4,7 @@ import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
-import { ErrorBox, Loading, ProgressBar, Status } from "../components/ui";
+import { ErrorBox, Loading, PageError, ProgressBar, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 import { invariantLabel } from "../components/InvariantsEditor";
@@ -132,7 +132,7 @@ export default function SnapshotReport() {
   const live = useSuite(reportId, running);
   const now = useNow(running ? 1000 : null);
   if (report.isPending) return <Loading what="the report" />;
-  if (report.isError) return <ErrorBox error={report.error} action="Opening the report" />;
+  if (report.isError) return <PageError error={report.error} what="report" />;
   const r = report.data;
   const results = running ? mergeResults(r.results, live.results) : r.results;
   const spent = results.reduce((sum, x) => sum + x.cost_usd, 0);

@@ -2,7 +2,7 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { ErrorBox, Field, Loading, Status } from "../components/ui";
+import { ErrorBox, Field, Loading, PageError, Status } from "../components/ui";
 import { duration, humanize, num, shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
@@ -122,7 +122,7 @@ export default function SnapshotView() {
     onSuccess: () => navigate("/snapshots"),
   });
   if (snapshot.isPending) return <Loading what="the snapshot" />;
-  if (snapshot.isError) return <ErrorBox error={snapshot.error} action="Opening the snapshot" />;
+  if (snapshot.isError) return <PageError error={snapshot.error} what="snapshot" />;
   const s = snapshot.data;
   const data = (s.snapshot_data ?? {}) as Record<string, unknown>;
   const broken = s.reference_results.filter((r) => r.status === "failed").length;

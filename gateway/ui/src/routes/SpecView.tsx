@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, PageError, Status } from "../components/ui";
 import { counted, when } from "../format";
 import { useTitle } from "../hooks";
 
@@ -166,7 +166,7 @@ export default function SpecView() {
   });
   useTitle(spec.data?.title || "Spec");
   if (spec.isPending) return <Loading what="the spec" />;
-  if (spec.isError) return <ErrorBox error={spec.error} action="Opening the spec" />;
+  if (spec.isError) return <PageError error={spec.error} what="spec" />;
   return (
     <div className="page">
       <header className="page-head">

@@ -4,7 +4,7 @@ import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { type StreamEvent, useEventStream } from "../api/events";
 import { asProblem } from "../api/problem";
-import { Empty, ErrorBox, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Loading, PageError, Status } from "../components/ui";
 import { humanize, when } from "../format";
 import { useTitle } from "../hooks";
 
@@ -135,7 +135,7 @@ export default function SprintView() {
     onSuccess: (data) => queryClient.setQueryData(["sprint", sprintId], data),
   });
   if (sprint.isPending) return <Loading what="the sprint" />;
-  if (sprint.isError) return <ErrorBox error={sprint.error} action="Opening the sprint" />;
+  if (sprint.isError) return <PageError error={sprint.error} what="sprint" />;
   const s = sprint.data;
   return (
     <div className="page">

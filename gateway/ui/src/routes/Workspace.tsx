@@ -9,7 +9,7 @@ import { Chat, type ChatMode } from "../components/Chat";
 import { ProblemPane } from "../components/ProblemPane";
 import { RunConfigPanel } from "../components/RunConfigPanel";
 import { RunProgressView } from "../components/RunProgress";
-import { ErrorBox, Loading } from "../components/ui";
+import { ErrorBox, Loading, PageError } from "../components/ui";
 import { useNow, useTitle } from "../hooks";
 import { EMPTY_FORM, formFromRecommendation, type RunForm, type Suggestion } from "../runForm";
 import { useRunProgress } from "../runProgress";
@@ -131,7 +131,7 @@ export default function Workspace() {
     }
   }, [queryClient, projectId]);
 
-  if (project.isError) return <ErrorBox error={project.error} action="Opening the project" />;
+  if (project.isError) return <PageError error={project.error} what="project" />;
   return (
     <div className="workspace-page">
       <header className="page-head">

@@ -199,7 +199,8 @@ def _refine_reply(ctx: TaskContext, spec: SpecFindings, world: dict[str, list[Js
     # The service applies a reply's patches as it is stored: they are changes made, not proposed.
     lead = ctx.pick("I updated the project:", "Here is what I took from your message and added:")
     lines = "\n".join(f"- {part}" for part in parts)
-    return f"{lead}\n{lines}\nTell me if anything is off, or add more detail."
+    # Markdown, as a model writes it: a list apart from the sentences around it.
+    return f"{lead}\n\n{lines}\n\nTell me if anything is off, or add more detail."
 
 
 def _about_runs(ctx: TaskContext, runs: Any) -> str | None:
