@@ -130,7 +130,9 @@ def test_an_api_error_reads_as_words_from_the_problem_body(ui: Page, ui_stack: U
     missing = "/api/runs/00000000-0000-4000-8000-000000000000"
     console.allow_404(missing)
     page.goto(ui_stack.url + "/runs/00000000-0000-4000-8000-000000000000")
+    expect(page.get_by_role("heading", level=1)).to_have_text("No such run")
     alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("Opening the run: Not Found (404)")
+    expect(alert).to_contain_text("Not Found (404)")
     expect(alert).to_contain_text("00000000-0000-4000-8000-000000000000")
+    expect(page.get_by_role("link", name="Back to the projects")).to_be_visible()
     look(page, "error-run-missing")
