@@ -14,7 +14,8 @@ async def _healthy() -> bool:
 def test_the_tail_of_a_process_s_log_begins_where_its_start_does(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     log.write_text(
-        "\n===== start 2026-11-29T09:00:00 =====\nTraceback (most recent call last):\nOSError: [Errno 98] address in use\n"
+        "\n===== start 2026-11-29T09:00:00 =====\n"
+        "Traceback (most recent call last):\nOSError: [Errno 98] address in use\n"
     )
     child = Child("run", ["crucible-run"], log, _healthy)
     with log.open("ab") as out:
