@@ -54,16 +54,24 @@ class CandidateDraft(Body):
 
 
 class RunParameters(Body):
-    """A run's parameters: a count of 0 takes the service's default; an absent limit is no limit."""
+    """A run's parameters: a count of 0 takes the service's default; an absent limit is no limit.
 
-    num_candidates: Int32 = Field(default=0, description="New candidates the designers propose; 0: the default")
-    num_scenarios: Int32 = Field(default=0, description="0: the default for the ProblemSpec's resolution")
-    seed_candidate_ids: list[Id] = Field(
-        default_factory=list, description="eval_only, seeded: candidates of earlier runs of the project"
+    The bounds are the run service's preflight's, not this schema's: a value out of them is a
+    ``validation_error`` blocker of the preflight (412 ``RUN_BLOCKED`` at CreateRun), which the Run
+    Config panel shows beside the others, rather than a 400 before any check."""
+
+    num_candidates: Int32 = Field(
+        default=0, description="New candidates the designers propose: 1 to 50 (0: the default for the resolution)"
     )
-    budget_tokens: Int64 | None = None
-    budget_usd: FiniteFloat | None = None
-    max_runtime_s: Int32 | None = None
+    num_scenarios: Int32 = Field(
+        default=0, description="1 to 50 (0: the default for the ProblemSpec's resolution); at most 1000 pairs in all"
+    )
+    seed_candidate_ids: list[Id] = Field(
+        default_factory=list, description="eval_only, seeded: candidates of earlier runs of the project (at most 50)"
+    )
+    budget_tokens: Int64 | None = Field(default=None, description="At least 1000; absent: no limit")
+    budget_usd: FiniteFloat | None = Field(default=None, description="More than 0, at most 1000; absent: no limit")
+    max_runtime_s: Int32 | None = Field(default=None, description="10 to 86400; absent: no limit")
     seed_candidates: list[CandidateDraft] = Field(
         default_factory=list,
         description="eval_only, seeded: seeds given whole, for a project without runs to name them from",

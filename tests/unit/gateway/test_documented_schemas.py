@@ -13,6 +13,8 @@ from crucible.agent.v1 import sprint_service_pb2 as sprint_pb
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible_gateway import errors
 from crucible_gateway.schemas import chat, documented, runs, sprints
+from crucible_gateway.schemas.runs import RunParameters
+from crucible_run.domain import preflight as rules
 from crucible_run.domain.model import CandidateLabel, ConstraintViolation, RankedCandidate, RunCounts, RunStatus
 from crucible_run.domain.summary import run_rejections, run_summary, summary_metadata
 from crucible_spec.domain.architect import Blocker, Preflight, RecommendationSource, RunWish, recommend
@@ -133,3 +135,17 @@ def test_the_websocket_frames_match() -> None:
     documented.ChatFrame.model_validate(
         {"type": "error", "problem": json.loads(bytes(errors.problem(404, "x", reason="NOT_FOUND").body))}
     )
+
+
+def test_the_run_parameters_document_the_preflight_s_bounds() -> None:
+    """Written in the gateway's words (it imports no service), checked here against the run
+    service's own, so that the document cannot drift from what the preflight refuses."""
+    said = {name: field.description or "" for name, field in RunParameters.model_fields.items()}
+
+    assert f"1 to {rules.MAX_CANDIDATES}" in said["num_candidates"]
+    assert f"1 to {rules.MAX_SCENARIOS}" in said["num_scenarios"]
+    assert f"at most {rules.MAX_EVALUATIONS} pairs" in said["num_scenarios"]
+    assert f"at most {rules.MAX_SEEDS}" in said["seed_candidate_ids"]
+    assert f"At least {rules.MIN_BUDGET_TOKENS}" in said["budget_tokens"]
+    assert f"at most {rules.MAX_BUDGET_USD:g}" in said["budget_usd"]
+    assert f"{rules.MIN_RUNTIME_S} to {rules.MAX_RUNTIME_S}" in said["max_runtime_s"]
