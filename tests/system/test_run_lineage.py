@@ -30,6 +30,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from crucible.spec.v1 import spec_service_pb2 as spec_pb
+from crucible.spec.v1.spec_service_pb2_grpc import SpecServiceStub
+from crucible_common.protobuf import struct
 from crucible_common.telemetry import JsonLinesSpanExporter, traces_dir
 from tests.conftest import fresh_database
 from tests.system.conftest import Stack, start_stack
@@ -42,23 +45,26 @@ PARAMETERS = {"num_candidates": 2, "num_scenarios": 2}
 ELSEWHERE = {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331"}
 
 
-async def _recommend(http: httpx.AsyncClient, project_id: str, trace_context: dict[str, str]) -> tuple[str, str]:
-    """An Architect message in a new chat session of the project, recommending a small run."""
+async def _recommend(
+    stack: Stack, http: httpx.AsyncClient, project_id: str, trace_context: dict[str, str]
+) -> tuple[str, str]:
+    """An Architect message in a new chat session of the project, recommending a small run, with
+    the trace context given: stored through the spec service's own API, as the Architect's turn
+    stores one (the gateway refuses a recommendation from a client)."""
     session = await http.post(f"/api/projects/{project_id}/chat-sessions", json={"title": "Architect"})
     assert session.status_code == 201, session.text
     session_id: str = session.json()["id"]
-    message = await http.post(
-        f"/api/chat-sessions/{session_id}/messages",
-        json={
-            "role": "agent",
-            "content": "I recommend a full search of 2 candidates in 2 scenarios.\nPress Run to start it.",
-            "metadata": {
-                "recommended_run_config": {"mode": "full_search", "parameters": PARAMETERS, "trace": trace_context}
-            },
-        },
-    )
-    assert message.status_code == 201, message.text
-    return session_id, message.json()["id"]
+    config = {"mode": "full_search", "parameters": PARAMETERS, "trace": trace_context}
+    async with grpc.aio.insecure_channel(stack.addresses["spec"]) as channel:
+        created = await SpecServiceStub(channel).CreateChatMessage(
+            spec_pb.CreateChatMessageRequest(
+                chat_session_id=session_id,
+                role=spec_pb.MESSAGE_ROLE_AGENT,
+                content="I recommend a full search of 2 candidates in 2 scenarios.\nPress Run to start it.",
+                metadata=struct({"recommended_run_config": config}),
+            )
+        )
+    return session_id, created.chat_message.id
 
 
 async def _run_recommended(
@@ -134,7 +140,7 @@ async def test_the_lineage_links_the_recommendation_its_run_and_its_summary(
 ) -> None:
     project_id = await _project(http)
     recommendation = _record_recommendation_span(stack.state_dir)
-    session_id, message_id = await _recommend(http, project_id, recommendation)
+    session_id, message_id = await _recommend(stack, http, project_id, recommendation)
 
     created, done = await _run_recommended(http, project_id, session_id, message_id)
     lineage = await _whole_lineage(http, created["id"])
@@ -289,7 +295,7 @@ async def test_over_otlp_the_chain_arrives_with_the_model_calls_in_the_runs_trac
     received = receiver[0]
     async with httpx.AsyncClient(base_url=otlp_stack.url, timeout=10) as http:
         project_id = await _project(http)
-        session_id, message_id = await _recommend(http, project_id, ELSEWHERE)
+        session_id, message_id = await _recommend(otlp_stack, http, project_id, ELSEWHERE)
         created, done = await _run_recommended(http, project_id, session_id, message_id)
         run_id, trace_id = created["id"], done["trace_id"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_common.protobuf import struct_to_dict, to_datetime
@@ -48,10 +48,27 @@ class ChatSessionList(BaseModel):
     next_page_token: str
 
 
+# Metadata only Crucible writes on its own messages: the Architect's recommendation (a run created
+# from it is lineage-linked to the Architect), a run's summary and rejections. A client's message
+# carrying one would pass for Crucible's.
+RESERVED_METADATA = ("architect", "recommended_run_config", "run_summary", "run_rejections")
+
+
 class ChatMessageCreate(Body):
     role: Role
     content: str = Field(max_length=100_000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _not_crucible_s_own(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        taken = [key for key in RESERVED_METADATA if key in metadata]
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)}: written by Crucible itself (the Architect's recommendations, the runs' "
+                "summaries); a message posted here cannot carry them"
+            )
+        return metadata
 
 
 class ChatMessage(BaseModel):

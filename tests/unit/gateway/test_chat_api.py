@@ -92,6 +92,21 @@ async def test_create_message_sends_the_role_number(
     )
 
 
+@pytest.mark.parametrize("key", ["recommended_run_config", "run_summary", "run_rejections", "architect"])
+async def test_a_message_cannot_pass_for_crucible_s_own(fakes: Fakes, http: httpx.AsyncClient, key: str) -> None:
+    """An Architect's recommendation, a run's summary: written by Crucible alone. Posted by a client,
+    a recommendation would be taken for the Architect's by the run it starts (and its lineage)."""
+    body = {"role": "agent", "content": "I recommend…", "metadata": {key: {"mode": "full_search"}, "n": 1}}
+
+    response = await http.post(MESSAGES, json=body)
+
+    assert response.status_code == 400, response.text
+    (violation,) = response.json()["field_violations"]
+    assert violation["field"] == "metadata"
+    assert key in violation["description"]
+    assert fakes.calls() == []
+
+
 async def test_list_messages_renders_roles_and_metadata(fakes: Fakes, http: httpx.AsyncClient) -> None:
     response = await http.get(MESSAGES, params={"page_token": "tok"})
 
