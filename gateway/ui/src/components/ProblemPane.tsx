@@ -3,7 +3,7 @@ import { useState } from "react";
 import { api, unwrap, type Schemas } from "../api/client";
 import { ApiError } from "../api/problem";
 import { humanize, when } from "../format";
-import { ErrorBox, Loading } from "./ui";
+import { ErrorBox, Field, Loading } from "./ui";
 
 type Constraint = Schemas["ConstraintBody"];
 type Goal = Schemas["GoalBody"];
@@ -60,42 +60,43 @@ function ConstraintRow({
   if (editing) {
     return (
       <li className="constraint editing">
+        {/* Stacked: a constraint's name and description are sentences, not a line's leftovers. */}
         <form
-          className="inline-form"
+          className="form constraint-form"
           onSubmit={(event) => {
             event.preventDefault();
             onSave(editing);
             setEditing(null);
           }}
         >
-          <label>
-            <span className="sr-only">Name</span>
+          <Field label="Name">
             <input value={editing.name} onChange={(e) => setEditing({ ...editing, name: e.target.value })} required />
-          </label>
-          <label>
-            <span className="sr-only">Description</span>
-            <input
+          </Field>
+          <Field label="Description">
+            <textarea
+              rows={2}
               value={editing.description ?? ""}
               onChange={(e) => setEditing({ ...editing, description: e.target.value })}
-              placeholder="description"
             />
-          </label>
-          <label className="weight-input">
-            <span>Weight</span>
-            <input
-              type="number"
-              min={0}
-              max={100}
-              value={editing.weight}
-              onChange={(e) => setEditing({ ...editing, weight: Number(e.target.value) })}
-            />
-          </label>
-          <button type="submit" className="button small" disabled={saving}>
-            Save
-          </button>
-          <button type="button" className="button small ghost" onClick={() => setEditing(null)}>
-            Cancel
-          </button>
+          </Field>
+          <div className="run-row">
+            <label className="weight-input">
+              <span>Weight (100: hard)</span>
+              <input
+                type="number"
+                min={0}
+                max={100}
+                value={editing.weight}
+                onChange={(e) => setEditing({ ...editing, weight: Number(e.target.value) })}
+              />
+            </label>
+            <button type="submit" className="button small" disabled={saving}>
+              Save
+            </button>
+            <button type="button" className="button small ghost" onClick={() => setEditing(null)}>
+              Cancel
+            </button>
+          </div>
         </form>
       </li>
     );
