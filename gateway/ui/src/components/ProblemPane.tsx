@@ -170,7 +170,14 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
     <section aria-labelledby="spec-title" className="subpane">
       <header className="pane-head">
         <h3 id="spec-title">ProblemSpec</h3>
-        {spec.data && <span className="muted small">v{spec.data.version} · {spec.data.resolution}</span>}
+        {spec.data && (
+          <span
+            className="muted small"
+            title={`Version ${spec.data.version} of the ProblemSpec (History lists each change) · resolution ${spec.data.resolution}: how many candidates and scenarios a run takes by default`}
+          >
+            v{spec.data.version} · {spec.data.resolution} resolution
+          </span>
+        )}
         <button type="button" className="button small ghost" aria-pressed={history} onClick={() => setHistory(!history)}>
           History
         </button>
