@@ -580,8 +580,10 @@ function LineageTab({ run }: { run: Run }) {
   return (
     <div>
       <p>
-        Trace <code>{l.trace_id || "—"}</code>
-        {l.trace_span_count > 0 && ` · ${l.trace_span_count} spans in ${l.trace_services.join(", ")}`}
+        The run's trace <code>{l.trace_id || "—"}</code>
+        {l.trace_span_count > 0 && `: ${l.trace_span_count} spans, from ${l.trace_services.join(", ")}`}
+        {/* The recommendation's span is the chat turn's, in a trace of its own, linked from this one. */}
+        {l.recommendation && ". The recommendation is in the chat turn's own trace, linked from it."}
       </p>
       <ol className="timeline lineage">
         <li>
