@@ -167,6 +167,10 @@ def relayed(error: grpc.aio.AioRpcError) -> RelayedError:
     return RelayedError(details_of(error))
 
 
+# At most this many violations travel with an error: the first, and a count of the rest.
+MAX_VIOLATIONS_SENT = 20
+
+
 def to_status(error: CrucibleError, domain: str) -> status_pb2.Status:
     details: list[any_pb2.Any] = []
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain, metadata=error.metadata)
@@ -179,6 +183,15 @@ def to_status(error: CrucibleError, domain: str) -> status_pb2.Status:
         preconditions = error.violations
     elif isinstance(error, RelayedError):
         fields, preconditions = error.field_violations, error.precondition_violations
+    if len(fields) > MAX_VIOLATIONS_SENT:
+        # The details travel in the trailing metadata, whose size gRPC bounds (8 KiB by default):
+        # two hundred violations of one misshapen document made the call fail as RESOURCE_EXHAUSTED.
+        rest = len(fields) - MAX_VIOLATIONS_SENT + 1
+        fields = [*fields[: MAX_VIOLATIONS_SENT - 1], FieldViolation("", f"… and {rest} more like these")]
+    if len(preconditions) > MAX_VIOLATIONS_SENT:
+        rest = len(preconditions) - MAX_VIOLATIONS_SENT + 1
+        more = PreconditionViolation("", "", f"… and {rest} more like these")
+        preconditions = [*preconditions[: MAX_VIOLATIONS_SENT - 1], more]
     if fields:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[

@@ -79,8 +79,11 @@ class HeadAsGet:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    # A GET that opens a stream (the MCP endpoint's server-sent events) has no end to wait for.
+    STREAMS = ("/mcp",)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"] in self.STREAMS:
             await self.app(scope, receive, send)
             return
 

@@ -249,6 +249,11 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     misshapen = pb.CreateSnapshotRequest(name=f"{name} 4")
     misshapen.snapshot_data.CopyFrom(struct({**SEED_1_0, "problem_spec": {"goals": 5}, "run_config": 5}))
     wrong_shape = await _error(stub.CreateSnapshot(misshapen))
+    # Wrong in two hundred places: refused as such, its first violations named (not a gRPC error
+    # for details too large to send).
+    many = pb.CreateSnapshotRequest(name=f"{name} 6")
+    many.snapshot_data.CopyFrom(struct({**SEED_1_0, "problem_spec": {"goals": list(range(200))}}))
+    too_many = await _error(stub.CreateSnapshot(many))
     second = pb.CreateSnapshotRequest(name=f"{name} 5")
     second.snapshot_data.CopyFrom(struct(SEED_1_0))
     second_created = (await stub.CreateSnapshot(second)).snapshot
@@ -274,6 +279,9 @@ async def test_an_import_stores_the_data_migrated_with_its_reference_and_no_proj
     assert read.reference_metrics == reference
     assert [v.field for v in refused.field_violations] == ["snapshot_data"]
     assert wrong_shape.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert too_many.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert too_many.field_violations[0].field == "snapshot_data.problem_spec.goals[0]"
+    assert too_many.field_violations[-1].description == "… and 181 more like these"
     assert [v.field for v in wrong_shape.field_violations] == [
         "snapshot_data.problem_spec.goals",
         "snapshot_data.run_config",

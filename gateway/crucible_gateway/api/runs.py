@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket
@@ -64,15 +65,20 @@ async def list_runs(
     page_size: PageSize = 0,
     page_token: PageToken = "",
 ) -> RunList:
-    """The project's runs, newest first."""
-    response = await clients.runs.ListRuns(
-        pb.ListRunsRequest(
-            project_id=project_id,
-            status=RUN_STATUS.number(status) if status else pb.RUN_STATUS_UNSPECIFIED,
-            page_size=page_size,
-            page_token=page_token,
+    """The project's runs, newest first; a project that does not exist (or no longer does) has none
+    to list: 404, as for its other parts. Asked at once, the project most often from the gateway's
+    own copy."""
+    _, response = await asyncio.gather(
+        clients.projects.get(project_id, clients.timeout),
+        clients.runs.ListRuns(
+            pb.ListRunsRequest(
+                project_id=project_id,
+                status=RUN_STATUS.number(status) if status else pb.RUN_STATUS_UNSPECIFIED,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            timeout=clients.timeout,
         ),
-        timeout=clients.timeout,
     )
     return RunList(runs=[RunRead.from_proto(r) for r in response.runs], next_page_token=response.next_page_token)
 

@@ -102,3 +102,24 @@ def test_metadata_is_copied_not_shared() -> None:
     metadata["k"] = "changed"
 
     assert error.metadata == {"k": "v"}
+
+
+def test_a_long_list_of_violations_travels_as_its_first_ones_and_a_count_of_the_rest() -> None:
+    """All of them, they outgrew the trailing metadata gRPC allows (8 KiB): the call failed as
+    RESOURCE_EXHAUSTED instead of the INVALID_ARGUMENT it was."""
+    fields = [
+        FieldViolation(f"snapshot_data.problem_spec.goals[{i}]", "Input should be a valid dictionary")
+        for i in range(200)
+    ]
+    preconditions = [PreconditionViolation("validation_error", f"s{i}", "refused") for i in range(30)]
+
+    status = to_status(InvalidArgument("invalid snapshot", violations=fields), DOMAIN)
+    _, details = round_trip(FailedPrecondition("blocked", violations=preconditions))
+
+    sent = decode_status(grpc.StatusCode.INVALID_ARGUMENT, status.message, status).field_violations
+    assert len(sent) == 20
+    assert sent[:19] == fields[:19]
+    assert sent[19] == FieldViolation("", "… and 181 more like these")
+    assert len(status.SerializeToString()) < 8 * 1024
+    assert [v.subject for v in details.precondition_violations[:19]] == [f"s{i}" for i in range(19)]
+    assert details.precondition_violations[19].description == "… and 11 more like these"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -222,3 +223,6 @@ async def test_head_answers_as_get_does_without_the_body() -> None:
             assert head.headers.get("content-type") == got.headers.get("content-type"), url
             if got.status_code == 405:
                 assert head.headers["Allow"] == got.headers["Allow"], url
+        # Not the MCP endpoint, whose GET is a stream that never ends: HEAD is refused there at once.
+        mcp: httpx.Response = await asyncio.wait_for(http.head("/mcp"), timeout=5)
+        assert mcp.status_code == 405

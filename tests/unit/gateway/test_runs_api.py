@@ -548,6 +548,13 @@ async def test_list_filters_by_status_and_pages(fakes: Fakes, http: httpx.AsyncC
     ]
 
 
+async def test_the_runs_of_a_project_that_does_not_exist_are_a_404(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    """As its chat sessions and its spec are: not an empty list for a project deleted or never made."""
+    fakes.spec.fail("GetProject", rpc_error(NotFound(f"project {PROJECT_ID} not found", reason="PROJECT_NOT_FOUND")))
+
+    assert_problem(await http.get(RUNS), 404, "PROJECT_NOT_FOUND")
+
+
 async def test_cancel_passes_the_reason(fakes: Fakes, http: httpx.AsyncClient) -> None:
     with_reason = await http.post(f"{RUN}/cancel", json={"reason": "too dear"})
     without = await http.post(f"{RUN}/cancel")

@@ -58,7 +58,7 @@ class RunServicer(pb_grpc.RunServiceServicer):
         cmd = c.ListRuns(
             request.project_id, m.STATUS.from_proto(request.status, "status"), request.page_size, request.page_token
         )
-        runs, token = await h.list_runs(cmd, self._deps)
+        runs, token = await h.list_runs(cmd, self._deps.uow)
         return pb.ListRunsResponse(runs=[m.run_pb(r) for r in runs], next_page_token=token)
 
     async def WatchRun(self, request: pb.WatchRunRequest, context: Context) -> AsyncIterator[pb.WatchRunResponse]:

@@ -328,21 +328,19 @@ async def show_run(run_id: str, uow: UowFactory) -> Run:
     return run
 
 
-async def list_runs(cmd: c.ListRuns, deps: RunDeps) -> tuple[list[Run], str]:
-    """A project's runs, newest first; a project that does not exist (or was deleted) has none to list."""
+async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
+    """A project's runs, newest first; a RUNNING one with its counts so far, as GetRun shows it.
+
+    Whether the project exists is not asked here: a read of this service's own table does not wait
+    on the spec service (the gateway answers a project it does not know with a 404)."""
     project_id = parse_id(cmd.project_id, "project_id")
     scope = f"runs:{project_id}:{cmd.status.value if cmd.status else ''}"
     page = page_request(cmd.page_size, cmd.page_token, scope=scope)
-
-    async def listed() -> list[Run]:
-        async with deps.uow(read_only=True) as unit:
-            return await unit.repo.list_runs(
-                project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
-            )
-
-    exists, rows = await asyncio.gather(deps.spec.project_exists(project_id), listed())
-    if not exists:
-        raise ProjectNotFound(project_id)
+    async with uow(read_only=True) as unit:
+        rows = await unit.repo.list_runs(
+            project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
+        )
+        rows = [replace(r, counts=await unit.repo.counts(r.id)) if r.status is RunStatus.RUNNING else r for r in rows]
     return split_page(rows, page, time_cursor, scope=scope)
 
 
