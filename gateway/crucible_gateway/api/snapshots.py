@@ -39,8 +39,8 @@ from crucible_gateway.schemas.snapshots import (
     suite_event_json,
 )
 
-# How many numbers a run's default snapshot name tries ("… (2)", "… (3)") before the name's 409 stands.
-DEFAULT_NAME_TRIES = 20
+# How many times a run's default snapshot name is tried when another snapshot takes it meanwhile.
+DEFAULT_NAME_TRIES = 3
 
 router = APIRouter(tags=["snapshots"])
 ws_router = APIRouter(tags=["snapshots"])
@@ -216,19 +216,38 @@ async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | N
     )
     if body.name:
         return await create_snapshot(request, clients)
-    # What a list of snapshots needs to tell them apart: the project's title, which run, how it ended;
-    # the same run snapshotted again gets the next free number, since the client chose no name.
     project = await clients.projects.get(run.project_id, clients.timeout)
     which = f" · run {run.id[:8]} · {RUN_STATUS.name(run.status).lower()}"
-    for number in range(1, DEFAULT_NAME_TRIES + 1):
+    # What a list of snapshots needs to tell them apart: the project's title, which run, how it
+    # ended; the same run snapshotted again takes the next free number, since the client chose no
+    # name. The names taken are read once (a race with another snapshot of this run is a retry).
+    taken = await _names_like(which, clients)
+    number = 1
+    for _ in range(DEFAULT_NAME_TRIES):
+        while _named(project.title, which, number).casefold() in taken:
+            number += 1
+        name = _named(project.title, which, number)
         try:
-            return await create_snapshot(
-                request.model_copy(update={"name": _named(project.title, which, number)}), clients
-            )
+            return await create_snapshot(request.model_copy(update={"name": name}), clients)
         except grpc.aio.AioRpcError as exc:
-            if details_of(exc).reason != "SNAPSHOT_NAME_TAKEN" or number == DEFAULT_NAME_TRIES:
+            if details_of(exc).reason != "SNAPSHOT_NAME_TAKEN":
                 raise
-    raise AssertionError("unreachable: the last try returns or raises")
+            taken.add(name.casefold())
+    raise HTTPException(409, f"no free default name for a snapshot of run {run.id}: give one")
+
+
+async def _names_like(part: str, clients: ServiceClients) -> set[str]:
+    """The names of the snapshots whose name holds ``part`` (case-folded, as names compare)."""
+    names: set[str] = set()
+    token = ""
+    while True:
+        page = await clients.snapshots.ListSnapshots(
+            pb.ListSnapshotsRequest(name=part, page_size=200, page_token=token), timeout=clients.timeout
+        )
+        names |= {s.name.casefold() for s in page.snapshots}
+        token = page.next_page_token
+        if not token:
+            return names
 
 
 def _named(title: str, which: str, number: int) -> str:

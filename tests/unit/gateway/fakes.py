@@ -92,7 +92,9 @@ class FakeStub:
     def fail(self, method: str, error: grpc.aio.AioRpcError, times: int | None = None) -> None:
         """Every call of ``method`` fails with ``error``; or only the next ``times`` ones."""
         self.failures[method] = error
-        if times is not None:
+        if times is None:
+            self.failing_times.pop(method, None)
+        else:
             self.failing_times[method] = times
 
     def answer(self, method: str, response: Message) -> None:

@@ -568,18 +568,34 @@ async def test_a_run_snapshot_s_default_name_keeps_the_run_when_the_title_takes_
 async def test_a_run_snapshotted_again_without_a_name_gets_the_next_free_number(
     fakes: Fakes, http: httpx.AsyncClient
 ) -> None:
-    """The default name is the gateway's, not the client's: its 409 is not the client's to solve."""
+    """The default name is the gateway's, not the client's: its 409 is not the client's to solve.
+    The names taken are read once, not found by trying each (a try captures the whole project)."""
     fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
-    taken = rpc_error(
-        AlreadyExists("a snapshot named … exists already", reason="SNAPSHOT_NAME_TAKEN"), "snapshot.crucible"
-    )
-    fakes.snapshots.fail("CreateSnapshot", taken, times=2)
+    which = f"Grid · run {RUN_ID[:8]} · completed"
+    taken = [snapshot(name=which), snapshot(name=f"{which} (2)"), snapshot(name=f"{which} (4)")]
+    fakes.snapshots.answer("ListSnapshots", snap_pb.ListSnapshotsResponse(snapshots=taken))
 
     assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
 
-    names = [r.name for r in requests_of(fakes, "CreateSnapshot")]
+    (listed,) = requests_of(fakes, "ListSnapshots")
+    assert listed.name == f" · run {RUN_ID[:8]} · completed"
+    assert [r.name for r in requests_of(fakes, "CreateSnapshot")] == [f"{which} (3)"]
+
+
+async def test_a_default_name_taken_meanwhile_is_tried_with_the_next_number(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
+    fakes.snapshots.answer("ListSnapshots", snap_pb.ListSnapshotsResponse())
+    taken = rpc_error(
+        AlreadyExists("a snapshot named … exists already", reason="SNAPSHOT_NAME_TAKEN"), "snapshot.crucible"
+    )
+    fakes.snapshots.fail("CreateSnapshot", taken, times=1)
+
+    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
+
     which = f"Grid · run {RUN_ID[:8]} · completed"
-    assert names == [which, f"{which} (2)", f"{which} (3)"]
+    assert [r.name for r in requests_of(fakes, "CreateSnapshot")] == [which, f"{which} (2)"]
 
 
 async def test_a_name_the_client_gave_that_is_taken_stays_a_409(fakes: Fakes, http: httpx.AsyncClient) -> None:
