@@ -53,6 +53,14 @@ class Child:
     # Where this process's own lines begin in its log, which keeps earlier starts' lines.
     log_start: int = 0
 
+    def begin_log(self, why: str) -> None:
+        """Mark a start in the process's log (which keeps earlier starts' lines): its tail is read
+        from here."""
+        assert self.log_file is not None
+        self.log_file.write(f"\n===== {why} {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
+        self.log_file.flush()
+        self.log_start = self.log_file.tell()
+
     def log_tail(self, lines: int = 25) -> str:
         """The last lines this process wrote: never an earlier start's (an old traceback read as
         the reason of this exit)."""
@@ -166,10 +174,7 @@ class Supervisor:
         await asyncio.to_thread(self.postgres.restart)
 
     async def _spawn(self, child: Child, why: str) -> None:
-        assert child.log_file is not None
-        child.log_file.write(f"\n===== {why} {time.strftime('%Y-%m-%dT%H:%M:%S')} =====\n".encode())
-        child.log_file.flush()
-        child.log_start = child.log_file.tell()
+        child.begin_log(why)
         # Own session: Ctrl-C reaches only the supervisor, which stops children in order.
         child.process = await asyncio.create_subprocess_exec(
             *child.command,

@@ -18,12 +18,11 @@ def test_the_tail_of_a_process_s_log_begins_where_its_start_does(tmp_path: Path)
         "Traceback (most recent call last):\nOSError: [Errno 98] address in use\n"
     )
     child = Child("run", ["crucible-run"], log, _healthy)
-    with log.open("ab") as out:
-        out.write(b"\n===== start 2026-11-29T10:00:00 =====\n")
-        child.log_start = out.tell()
-        out.write(b"run service stopped\n")
+    with log.open("ab") as child.log_file:
+        child.begin_log("start")
+        # A process that wrote nothing yet has nothing to show.
+        assert child.log_tail() == ""
+        child.log_file.write(b"run service stopped\n")
+        child.log_file.flush()
 
-    assert child.log_tail() == "run service stopped"
-    # A process that wrote nothing yet has nothing to show.
-    child.log_start = log.stat().st_size
-    assert child.log_tail() == ""
+        assert child.log_tail() == "run service stopped"

@@ -37,8 +37,9 @@ export function asProblem(error: unknown): Problem {
   return localProblem("Error", error instanceof Error ? error.message : String(error), "");
 }
 
-/** The gateway refused the request itself (a 4xx): asking the same again gets the same answer. */
+/** The gateway refused the request itself (a 4xx): asking the same again gets the same answer;
+ * but for a timeout (408) or too many requests (429), which a later try may pass. */
 export function refused(error: unknown): boolean {
   const status = asProblem(error).status;
-  return typeof status === "number" && status >= 400 && status < 500;
+  return typeof status === "number" && status >= 400 && status < 500 && status !== 408 && status !== 429;
 }

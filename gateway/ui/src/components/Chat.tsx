@@ -1,6 +1,6 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
-import Markdown from "react-markdown";
+import Markdown, { type Components } from "react-markdown";
 import { useLocation } from "react-router";
 import type { Schemas } from "../api/client";
 import { wsUrl } from "../api/events";
@@ -15,13 +15,19 @@ type Message = Schemas["ChatMessage"];
 
 type TurnFrame = Schemas["ChatFrame"];
 
+// An image in a model's answer is not fetched (its address could carry what the chat says to
+// anyone's server): its description is shown in its place.
+const MARKDOWN_ELEMENTS: Components = {
+  img: ({ alt }) => <span className="muted">[image{alt ? `: ${alt}` : ""}]</span>,
+};
+
 /** A message's words: the Architect writes Markdown (lists, emphasis, `code`), shown as such (never
  * as HTML: react-markdown renders none of it); a person's message as they typed it. */
 export function MessageText({ role, text }: { role: string; text: string }) {
   if (role !== "agent") return <div className="message-text">{text}</div>;
   return (
     <div className="message-text message-markdown">
-      <Markdown>{text}</Markdown>
+      <Markdown components={MARKDOWN_ELEMENTS}>{text}</Markdown>
     </div>
   );
 }

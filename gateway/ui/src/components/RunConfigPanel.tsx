@@ -81,6 +81,8 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
     onSuccess: (started) => onStarted(started),
   });
 
+  // Text fields, not number ones: a number field gives "" for what it cannot read ("5e"), which
+  // would pass for the default; here what is typed is what formProblems checks.
   const set = (key: keyof RunForm) => (event: { target: { value: string } }) =>
     onChange({ ...form, [key]: event.target.value });
 
@@ -115,22 +117,22 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
         </Field>
         <div className="form-row">
           <Field label="Candidates" hint="empty: the default" error={problems.num_candidates}>
-            <input type="number" min={1} max={50} inputMode="numeric" value={form.num_candidates} onChange={set("num_candidates")} />
+            <input type="text" inputMode="numeric" value={form.num_candidates} onChange={set("num_candidates")} />
           </Field>
           <Field label="Scenarios" hint="empty: the default" error={problems.num_scenarios}>
-            <input type="number" min={1} max={50} inputMode="numeric" value={form.num_scenarios} onChange={set("num_scenarios")} />
+            <input type="text" inputMode="numeric" value={form.num_scenarios} onChange={set("num_scenarios")} />
           </Field>
         </div>
         <div className="form-row">
           <Field label="Budget (USD)" error={problems.budget_usd}>
-            <input type="number" min={0} step="0.01" inputMode="decimal" value={form.budget_usd} onChange={set("budget_usd")} />
+            <input type="text" inputMode="decimal" value={form.budget_usd} onChange={set("budget_usd")} />
           </Field>
           <Field label="Budget (tokens)" error={problems.budget_tokens}>
-            <input type="number" min={0} inputMode="numeric" value={form.budget_tokens} onChange={set("budget_tokens")} />
+            <input type="text" inputMode="numeric" value={form.budget_tokens} onChange={set("budget_tokens")} />
           </Field>
         </div>
         <Field label="Max runtime (s)" error={problems.max_runtime_s}>
-          <input type="number" min={0} inputMode="numeric" value={form.max_runtime_s} onChange={set("max_runtime_s")} />
+          <input type="text" inputMode="numeric" value={form.max_runtime_s} onChange={set("max_runtime_s")} />
         </Field>
         {needsSeeds && (
           <Field label="Seed candidate ids" hint="comma-separated; empty: the latest completed run's candidates">

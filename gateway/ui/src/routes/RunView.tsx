@@ -82,6 +82,15 @@ function useRunRecords(runId: string, enabled: boolean, live: boolean) {
 function CancelRun({ run }: { run: Run }) {
   const queryClient = useQueryClient();
   const [asking, setAsking] = useState(false);
+  // The focus follows the question: to its safe answer when asked, back to the button when dropped.
+  const keep = useRef<HTMLButtonElement>(null);
+  const ask = useRef<HTMLButtonElement>(null);
+  const wasAsking = useRef(false);
+  useEffect(() => {
+    if (asking) keep.current?.focus();
+    else if (wasAsking.current) ask.current?.focus();
+    wasAsking.current = asking;
+  }, [asking]);
   const cancel = useMutation({
     mutationFn: () =>
       unwrap(api.POST("/api/runs/{run_id}/cancel", { params: { path: { run_id: run.id } }, body: { reason: "cancelled from the web UI" } })),
@@ -92,19 +101,19 @@ function CancelRun({ run }: { run: Run }) {
   });
   if (ended(run)) return null;
   return (
-    <div className="run-row" role="group" aria-label="Cancel the run">
+    <div className="run-row" role="group" aria-label="Cancelling">
       {asking ? (
         <>
           <span>Cancel this run? The calls in flight are still paid for; nothing after them runs.</span>
           <button type="button" className="button small danger" disabled={cancel.isPending} onClick={() => cancel.mutate()}>
             {cancel.isPending ? "Cancelling…" : "Cancel the run"}
           </button>
-          <button type="button" className="button small ghost" onClick={() => setAsking(false)}>
+          <button ref={keep} type="button" className="button small ghost" onClick={() => setAsking(false)}>
             Keep it running
           </button>
         </>
       ) : (
-        <button type="button" className="button small" onClick={() => setAsking(true)}>
+        <button ref={ask} type="button" className="button small" onClick={() => setAsking(true)}>
           Cancel run
         </button>
       )}
@@ -624,8 +633,13 @@ function LineageTab({ run }: { run: Run }) {
   );
 }
 
+/** Keyed by the run: another run's page starts from nothing of this one's (its progress above all). */
 export default function RunView() {
   const { runId = "" } = useParams();
+  return <RunPage key={runId} runId={runId} />;
+}
+
+function RunPage({ runId }: { runId: string }) {
   const [params, setParams] = useSearchParams();
   const queryClient = useQueryClient();
   const run = useQuery({

@@ -142,7 +142,9 @@ export default function SnapshotReport() {
         <h1>Suite report {shortId(r.id)}</h1>
         <Status value={r.status} />
         {/* The suite ran to its end ("completed") whatever its snapshots found: the verdict apart. */}
-        {r.status === "completed" && <Status value={r.summary.failed + r.summary.errors > 0 ? "failed" : "passed"} />}
+        {/* Failed: a snapshot's invariant broke (a regression); error: the harness could not judge one
+            (not a regression), as the CLI's exit codes 1 and 2 say. */}
+        {r.status === "completed" && <Status value={r.summary.failed > 0 ? "failed" : r.summary.errors > 0 ? "error" : "passed"} />}
       </header>
       <dl className="facts">
         <div>

@@ -146,7 +146,7 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
         facts.draft_chars[i] if i < len(facts.draft_chars) else est.CANDIDATE_CHARS for i in range(len(drafts))
     ]
     estimate = _estimate(designed, scenarios, seed_sizes, facts)
-    _warnings(candidates if counts_valid else 0, params, estimate, facts, check)
+    _warnings(candidates, params, estimate, counts_valid, check)
     check.notes.insert(0, f"{pairs(candidates, scenarios)} = {counted(evaluations, 'evaluation')}")
     prerequisites = Prerequisites(
         facts.problem_spec, facts.world_model, bool(seeds or drafts) or mode is RunMode.FULL_SEARCH
@@ -265,9 +265,11 @@ def _estimate(designed: int, scenarios: int, seed_sizes: list[int], facts: Facts
     return est.total(calls, groups)
 
 
-def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: Facts, check: _Check) -> None:
-    """``candidates``: 0 when a count is refused already (a run that cannot start is not "wide")."""
-    if candidates > LARGE_CANDIDATE_COUNT:
+def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, counts_valid: bool, check: _Check) -> None:
+    """Of a configuration that could run: a count out of its bounds (a blocker already) makes no
+    wide run, nor a cost worth a warning, and a budget out of its bounds none to cross."""
+    budget_valid = not any(b.field == "parameters.budget_usd" for b in check.blockers)
+    if counts_valid and candidates > LARGE_CANDIDATE_COUNT:
         check.warnings.append(
             Warning(
                 WarningCode.LARGE_CANDIDATE_COUNT,
@@ -277,17 +279,18 @@ def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, facts: 
         )
     if estimate.usd is None:
         check.notes.append("a model of this run has no price: its cost is unknown, not zero")
+    elif not counts_valid:
+        return
     elif p.budget_usd is not None and estimate.usd > p.budget_usd:
-        if not 0 < p.budget_usd <= MAX_BUDGET_USD:
-            return  # a budget out of its bounds is a blocker already: it will not stop any run
-        check.warnings.append(
-            Warning(
-                WarningCode.HIGH_BUDGET,
-                # Cents would read $0.00 for most runs of a few calls.
-                f"The estimate (${estimate.usd:.4f}) is over budget_usd (${p.budget_usd:g}): "
-                "the run will stop when the budget would be crossed.",
+        if budget_valid:
+            check.warnings.append(
+                Warning(
+                    WarningCode.HIGH_BUDGET,
+                    # Cents would read $0.00 for most runs of a few calls.
+                    f"The estimate (${estimate.usd:.4f}) is over budget_usd (${p.budget_usd:g}): "
+                    "the run will stop when the budget would be crossed.",
+                )
             )
-        )
     elif estimate.usd > HIGH_COST_USD:
         check.warnings.append(
             Warning(

@@ -14,6 +14,13 @@ describe("MessageText", () => {
     expect(container.querySelector("img")).toBeNull();
   });
 
+  it("fetches no image a model's answer names: its description stands in its place", () => {
+    const { container } = render(<MessageText role="agent" text={"See ![the plan](https://elsewhere.example/?q=secret)"} />);
+
+    expect(container.querySelector("img")).toBeNull();
+    expect(screen.getByText("[image: the plan]")).toBeInTheDocument();
+  });
+
   it("shows a person's message as they typed it", () => {
     render(<MessageText role="user" text="keep **this** as typed" />);
     expect(screen.getByText("keep **this** as typed")).toBeInTheDocument();

@@ -119,6 +119,11 @@ describe("RunConfigPanel", () => {
     await userEvent.type(candidates, "0");
     expect(screen.getByText("Candidates: at least 1 (empty: the default)")).toBeInTheDocument();
 
+    // What a number field could not read ("5e") it gave as "": read as the default, Run enabled.
+    await userEvent.clear(candidates);
+    await userEvent.type(candidates, "5e");
+    expect(screen.getByText("Candidates: a whole number")).toBeInTheDocument();
+
     await userEvent.clear(candidates);
     await waitFor(() => expect(run).toBeEnabled());
     expect(screen.queryByText(/Candidates:/)).not.toBeInTheDocument();
@@ -128,8 +133,8 @@ describe("RunConfigPanel", () => {
     vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
     renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
     expect(screen.getByText("Architect-suggested")).toBeInTheDocument();
-    expect(screen.getByLabelText(/Candidates/)).toHaveValue(4);
-    expect(screen.getByLabelText(/Scenarios/)).toHaveValue(6);
+    expect(screen.getByLabelText(/Candidates/)).toHaveValue("4");
+    expect(screen.getByLabelText(/Scenarios/)).toHaveValue("6");
   });
 
   it("edited: changing a field removes the badge and re-checks preflight with the new values", async () => {

@@ -147,6 +147,8 @@ describe("RunView of a run that runs", () => {
 
     await userEvent.click(screen.getByRole("button", { name: "Cancel run" }));
     expect(api.calls.some((c) => c.url === "/api/runs/r1/cancel")).toBe(false);
+    // Asked, the focus is on the safe answer (the button it was on is gone).
+    expect(document.activeElement).toBe(screen.getByRole("button", { name: "Keep it running" }));
     await userEvent.click(screen.getByRole("button", { name: "Cancel the run" }));
 
     expect(await screen.findByText("cancelled: cancelled from the web UI")).toBeInTheDocument();
