@@ -204,7 +204,9 @@ export default function SnapshotView() {
               const reference = checked?.type === i.type ? checked : undefined;
               return (
                 <li key={index}>
-                  {invariantLabel(i.type)} {i.value !== null && i.value !== undefined && <code>{JSON.stringify(i.value)}</code>}{" "}
+                  {/* The type's name as its JSON writes it, on hover: what an export or a CLI file holds. */}
+                  <span title={i.type}>{invariantLabel(i.type)}</span>{" "}
+                  {i.value !== null && i.value !== undefined && <code>{JSON.stringify(i.value)}</code>}{" "}
                   {i.description && `— ${i.description}`}
                   {reference && (
                     <span className="muted small">
