@@ -1,6 +1,6 @@
 import { cloneElement, useId, type ReactElement, type ReactNode } from "react";
-import { asProblem } from "../api/problem";
 import { Link } from "react-router";
+import { asProblem } from "../api/problem";
 
 /** An API error in words, from the problem body: title, detail, and each field that was refused. */
 export function ErrorBox({ error, action }: { error: unknown; action?: string }) {

@@ -4,10 +4,10 @@ import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
+import { invariantLabel } from "../components/InvariantsEditor";
 import { ErrorBox, Loading, PageError, ProgressBar, Status } from "../components/ui";
 import { duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
-import { invariantLabel } from "../components/InvariantsEditor";
 
 type Result = Schemas["SnapshotTestResultRead"];
 type Frame = Schemas["SuiteFrame"];

@@ -2,12 +2,11 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
+import { invariantLabel } from "../components/InvariantsEditor";
 import { ErrorBox, Field, Loading, PageError, Status } from "../components/ui";
 import { duration, humanize, num, shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
-import { invariantLabel } from "../components/InvariantsEditor";
-
 
 // snapshot_data arrives as a protobuf Struct, whose keys keep no order: the copies are listed in the
 // contract's (other keys after them), not differently at each load.

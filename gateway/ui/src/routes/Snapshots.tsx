@@ -7,7 +7,6 @@ import { shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
 
-
 function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"][]; onClose: () => void }) {
   const ids = snapshots.map((s) => s.id);
   const [costLimit, setCostLimit] = useState("1.00");
