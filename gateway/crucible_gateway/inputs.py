@@ -69,6 +69,18 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
+def _says_other_than_json(scope: Scope) -> bool:
+    """A body sent to the API not as JSON: under another media type (``curl -d`` sends a form's), or
+    under none. The route would read it as a string and answer that it is no object."""
+    headers = dict(scope["headers"])
+    return (
+        scope["path"].startswith("/api/")
+        and declares_body(scope)
+        and headers.get(b"content-length", b"").strip() != b"0"
+        and not _is_json(scope)
+    )
+
+
 def declares_body(scope: Scope) -> bool:
     """Whether an HTTP request has a body: HTTP/1.1 says one comes only with a Content-Length or a
     Transfer-Encoding. A GET has neither, so what guards a body can step aside for it."""
@@ -103,6 +115,14 @@ class InputGuard:
                 await self.app(scope, receive, send)
                 return
             violations, parses = _json_body(body)
+        if not violations and scope["type"] == "http" and _says_other_than_json(scope):
+            if self._unauthorized(scope):
+                await errors.unauthorized()(scope, receive, send)
+                return
+            await errors.problem(
+                415, "the API reads JSON bodies: send one with Content-Type: application/json", reason="NOT_JSON"
+            )(scope, receive, send)
+            return
         if (violations or not parses) and self._unauthorized(scope):
             # As for a WebSocket: a caller without the token learns nothing else about its request.
             # (A body that does not parse is refused by the route before its token is checked.)

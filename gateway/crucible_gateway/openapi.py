@@ -62,6 +62,7 @@ _MEANING = {
     409: "A conflict: a stale expected_version, a name or id already taken",
     412: "A precondition failed: the resource is not in a state that allows it (the problem says which)",
     413: "The body is larger than 2 MiB",
+    415: "The body is not sent as JSON (Content-Type: application/json)",
     429: "A model provider's rate limit: retry later",
     502: "A model's answer failed (named in the problem's reason)",
     503: "A service is unavailable: retry shortly",
@@ -75,7 +76,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any], *, token: 
     Every request can be bad input (400; the gateway refuses text no service stores in any query
     parameter), meet a service that is down (503) or slow (504). An id in the path may not exist
     (404) and its resource may be in the wrong state (412); a write may conflict (409) or fail a
-    precondition (412); a body may be too large (413) or too slow (408).
+    precondition (412); a body may be too large (413), too slow (408) or not JSON (415).
     """
     statuses = {400, 503, 504}
     has_path_id = any(p.get("in") == "path" for p in operation.get("parameters", []))
@@ -86,7 +87,7 @@ def error_statuses(method: str, path: str, operation: dict[str, Any], *, token: 
     if method in _WRITES:
         statuses |= {409, 412}
     if "requestBody" in operation:
-        statuses |= {408, 413}
+        statuses |= {408, 413, 415}
     if (method, path) in MODEL_CALLS:
         statuses |= {429, 502}
     return sorted(statuses)

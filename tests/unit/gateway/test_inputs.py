@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from crucible_common.inputs import MAX_JSON_DEPTH, NOT_EXACT, NOT_FINITE, NOT_UNICODE, NUL, TOO_DEEP
-from tests.unit.gateway.conftest import assert_refused, assert_websocket_refused, starlette_client
+from tests.unit.gateway.conftest import assert_problem, assert_refused, assert_websocket_refused, starlette_client
 from tests.unit.gateway.fakes import PROJECT_ID, RUN_ID, SESSION_ID, SPRINT_ID, Fakes
 
 JSON = {"content-type": "application/json"}
@@ -118,6 +118,30 @@ async def test_a_body_that_is_no_json_is_refused_saying_what_is_wrong_and_where(
     assert violation(response, "").startswith("not valid JSON: ")
     assert "(at character " in violation(response, "")
     assert response.json()["detail"].startswith("invalid request: not valid JSON: ")
+
+
+@pytest.mark.parametrize("media_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data"])
+async def test_a_body_sent_as_another_media_type_is_a_415_saying_what_to_send(
+    fakes: Fakes, http: httpx.AsyncClient, media_type: str
+) -> None:
+    """``curl -d '{"title": "a"}'`` sends a form's type: not "Input should be a valid dictionary"."""
+    response = await http.post("/api/projects", content='{"title": "a"}', headers={"content-type": media_type})
+
+    body = assert_problem(response, 415, "NOT_JSON")
+    assert "Content-Type: application/json" in str(body["detail"])
+    assert fakes.calls() == []
+
+
+async def test_a_body_without_a_media_type_is_a_415_and_an_empty_one_is_no_body(
+    fakes: Fakes, http: httpx.AsyncClient
+) -> None:
+    bare = await http.post("/api/projects", content='{"title": "a"}')
+    cancel = await http.post(f"/api/runs/{RUN_ID}/cancel")
+
+    assert "content-type" not in bare.request.headers
+    assert_problem(bare, 415, "NOT_JSON")
+    # A POST without a body (content-length: 0) is not asked for a media type.
+    assert cancel.status_code == 200, cancel.text
 
 
 async def test_json_at_the_depth_limit_passes(fakes: Fakes, http: httpx.AsyncClient) -> None:
