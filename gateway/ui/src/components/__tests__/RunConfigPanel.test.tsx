@@ -40,6 +40,19 @@ function Harness({ initial, suggestion, onStarted }: { initial: RunForm; suggest
   );
 }
 
+/** The panel over an API where the configuration is ready and a run can be created and executed. */
+function renderStartable() {
+  const api = fakeFetch({
+    [PREFLIGHT]: () => preflight(true),
+    "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
+    "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
+  });
+  vi.stubGlobal("fetch", api.fetch);
+  const onStarted = vi.fn();
+  renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+  return { api, onStarted };
+}
+
 afterEach(() => vi.unstubAllGlobals());
 
 describe("RunConfigPanel", () => {
@@ -55,14 +68,7 @@ describe("RunConfigPanel", () => {
   });
 
   it("ready: Run creates the run from the panel with a fresh trigger id, then executes it", async () => {
-    const api = fakeFetch({
-      [PREFLIGHT]: () => preflight(true),
-      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
-      "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
-    });
-    vi.stubGlobal("fetch", api.fetch);
-    const onStarted = vi.fn();
-    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    const { api, onStarted } = renderStartable();
 
     const run = screen.getByRole("button", { name: "Run" });
     await waitFor(() => expect(run).toBeEnabled());
@@ -84,14 +90,7 @@ describe("RunConfigPanel", () => {
   });
 
   it("Enter in a field starts nothing: only the Run button does", async () => {
-    const api = fakeFetch({
-      [PREFLIGHT]: () => preflight(true),
-      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
-      "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
-    });
-    vi.stubGlobal("fetch", api.fetch);
-    const onStarted = vi.fn();
-    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    const { api, onStarted } = renderStartable();
     await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled());
 
     await userEvent.type(screen.getByLabelText(/Candidates/), "{Enter}");
