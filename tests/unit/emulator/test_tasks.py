@@ -285,6 +285,30 @@ def test_architect_reads_a_limit_given_as_an_instruction_as_a_constraint() -> No
     assert [c["weight"] for c in hard["problem_spec_patch"]["constraints"]] == [100]
 
 
+@pytest.mark.parametrize(
+    ("message", "weight"),
+    [
+        # As a person first describes a problem: a need, and a limit said to be hard.
+        (
+            "We need a way for 5,000 commuters a day to cross the river, budget under 20 million euros (hard limit).",
+            100,
+        ),
+        ("The budget stays below 2 million a year.", 70),
+        ("Noise below 60 dB at night.", 70),
+    ],
+)
+def test_architect_reads_a_limit_stated_as_a_measure_and_its_bound(message: str, weight: int) -> None:
+    reply = run("architect_reply", architect_prompt(message))
+    assert [(c["description"], c["weight"]) for c in reply["problem_spec_patch"]["constraints"]] == [(message, weight)]
+
+
+def test_architect_reads_a_need_as_a_goal() -> None:
+    reply = run("architect_reply", architect_prompt("We need a bridge for the morning commuters."))
+    assert [g["description"] for g in reply["problem_spec_patch"]["goals"]] == [
+        "We need a bridge for the morning commuters."
+    ]
+
+
 # ---- problem_spec_refinement and world_model_refinement
 
 

@@ -13,7 +13,7 @@ from crucible_emulator.text import quote_terms, sentences, snake, summary, word_
 
 _HARD_RE = re.compile(
     r"\b(must|mustn't|cannot|can't|can not|never|required|requires|require|shall|mandatory|not allowed|"
-    r"forbidden|has to|have to)\b",
+    r"forbidden|has to|have to|hard limit|hard constraint|non-negotiable|no matter what|at all costs)\b",
     re.IGNORECASE,
 )
 _SOFT_WEIGHTS = (
@@ -24,14 +24,17 @@ _SOFT_WEIGHTS = (
     (
         re.compile(
             r"\b(keep|keeps|stay|stays|remain|remains)\b[^.!?;]{0,40}?\b(under|below|within|above|over)\b|"
-            r"\b(no more than|not more than|at most|not exceed|no less than|at least)\b",
+            r"\b(no more than|not more than|at most|not exceed|no less than|at least)\b|"
+            # ... or as a measure and its bound ("budget under 20 million euros", "noise below 60 dB").
+            r"\b(budget|cost|costs|price|spend|spending|emissions|time|duration|delay|noise|weight|risk)\b"
+            r"[^.!?;]{0,20}?\b(under|below|within|less than|lower than)\b",
             re.IGNORECASE,
         ),
         70,
     ),
 )
 _GOAL_RE = re.compile(
-    r"\b(want|wants|maximi[sz]e|minimi[sz]e|goal|goals|aim|aims|objective|optimi[sz]e|would like|"
+    r"\b(want|wants|need|needs|maximi[sz]e|minimi[sz]e|goal|goals|aim|aims|objective|optimi[sz]e|would like|"
     r"achieve|increase|reduce|improve)\b",
     re.IGNORECASE,
 )
