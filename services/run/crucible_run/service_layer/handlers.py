@@ -49,7 +49,7 @@ from crucible_run.domain.spans import RECOMMENDATION_TRACE_KEY, recommendation_s
 from crucible_run.service_layer import commands as c
 from crucible_run.service_layer import prompts, tracing
 from crucible_run.service_layer.ports import Models, SpecService, TraceStore, Updates
-from crucible_run.service_layer.unit_of_work import RUN, UowFactory
+from crucible_run.service_layer.unit_of_work import RUN, AbstractUnitOfWork, UowFactory
 
 logger = logging.getLogger(__name__)
 
@@ -317,15 +317,18 @@ async def get_run(run_id: str, uow: UowFactory) -> Run:
 
 
 async def show_run(run_id: str, uow: UowFactory) -> Run:
-    """A run as GetRun shows it: one that runs with its counts so far (stored whole when it ends)."""
+    """A run as GetRun shows it (see ``_as_shown``)."""
     run_id = parse_id(run_id, "run_id")
     async with uow(read_only=True) as unit:
         run = await unit.repo.get_run(run_id)
-        if run is not None and run.status is RunStatus.RUNNING:
-            run = replace(run, counts=await unit.repo.counts(run_id))
-    if run is None:
-        raise RunNotFound(run_id)
-    return run
+        if run is None:
+            raise RunNotFound(run_id)
+        return await _as_shown(unit, run)
+
+
+async def _as_shown(unit: AbstractUnitOfWork, run: Run) -> Run:
+    """A run as its readers see it: one that runs with its counts so far (stored whole when it ends)."""
+    return replace(run, counts=await unit.repo.counts(run.id)) if run.status is RunStatus.RUNNING else run
 
 
 async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
@@ -340,7 +343,7 @@ async def list_runs(cmd: c.ListRuns, uow: UowFactory) -> tuple[list[Run], str]:
         rows = await unit.repo.list_runs(
             project_id, cmd.status, page.size + 1, (page.after.time, page.after.id) if page.after else None
         )
-        rows = [replace(r, counts=await unit.repo.counts(r.id)) if r.status is RunStatus.RUNNING else r for r in rows]
+        rows = [await _as_shown(unit, r) for r in rows]
     return split_page(rows, page, time_cursor, scope=scope)
 
 
