@@ -100,9 +100,16 @@ class _Check:
     blockers: list[Blocker] = field(default_factory=list)
     warnings: list[Warning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The fields refused so far: what later checks of a configuration that could run leave alone.
+    refused: set[str] = field(default_factory=set)
 
     def invalid(self, field_: str, message: str) -> None:
         self.blockers.append(Blocker(BlockerCode.VALIDATION_ERROR, f"{field_}: {message}", field_))
+        self.refused.add(field_)
+
+    def valid(self, *fields: str) -> bool:
+        """None of ``fields`` has been refused."""
+        return self.refused.isdisjoint(fields)
 
 
 def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> Preflight:
@@ -134,7 +141,7 @@ def preflight(mode: RunMode | None, parameters: RunParameters, facts: Facts) -> 
     scenarios = max(params.num_scenarios, 0)
     candidates = designed + len(seeds) + len(drafts)
     evaluations = candidates * scenarios
-    counts_valid = not any(b.field in ("parameters.num_candidates", "parameters.num_scenarios") for b in check.blockers)
+    counts_valid = check.valid("parameters.num_candidates", "parameters.num_scenarios")
     # Only of counts each within its bounds: 999 candidates are refused as such, not as too many pairs.
     if evaluations > MAX_EVALUATIONS and counts_valid:
         check.invalid(
@@ -268,7 +275,6 @@ def _estimate(designed: int, scenarios: int, seed_sizes: list[int], facts: Facts
 def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, counts_valid: bool, check: _Check) -> None:
     """Of a configuration that could run: a count out of its bounds (a blocker already) makes no
     wide run, nor a cost worth a warning, and a budget out of its bounds none to cross."""
-    budget_valid = not any(b.field == "parameters.budget_usd" for b in check.blockers)
     if counts_valid and candidates > LARGE_CANDIDATE_COUNT:
         check.warnings.append(
             Warning(
@@ -282,7 +288,7 @@ def _warnings(candidates: int, p: RunParameters, estimate: CostEstimate, counts_
     elif not counts_valid:
         return
     elif p.budget_usd is not None and estimate.usd > p.budget_usd:
-        if budget_valid:
+        if check.valid("parameters.budget_usd"):
             check.warnings.append(
                 Warning(
                     WarningCode.HIGH_BUDGET,
