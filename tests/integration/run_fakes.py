@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from crucible_run.domain.estimates import STRUCTURED_ATTEMPTS, ModelPrice, Pricing
+from crucible_run.domain.estimates import STRUCTURED_ATTEMPTS, UNPRICED, ModelPrice, Pricing
 from crucible_run.domain.failure_snapshot import FailureSnapshot
 from crucible_run.domain.lineage import ChatMessage
 from crucible_run.domain.model import Constraint, JsonObject, LlmUsage, ProblemCopy
@@ -95,6 +95,8 @@ class FakeModels:
     away_for_answers: bool = False
     # How many times the agent service says it asks a structured call at most.
     structured_attempts: int = STRUCTURED_ATTEMPTS
+    # Models without a price: every call's cost is unknown (None, never $0).
+    unpriced: bool = False
 
     def paid_for(self, purpose: str, run_id: str = "") -> int:
         return sum(n for key, n in self.paid.items() if f":{purpose}" in key and run_id in key)
@@ -126,12 +128,18 @@ class FakeModels:
         self.by_request[(call.run_id, request_of(call))] = answer
         # Priced like a real model: by the prompt's and the answer's tokens.
         tokens_in, tokens_out = len(call.system + call.prompt) // 4, len(str(answer)) // 4
-        usd = PRICE.cost(tokens_in, tokens_out) or 0.0
+        usd = 0.0 if self.unpriced else PRICE.cost(tokens_in, tokens_out) or 0.0
         self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
         if call.schema_name == "evaluation" and self.paid_for("evaluation") == self.unanswered_evaluation:
             self.unanswered_evaluation = None
             raise ModelsUnavailable("the agent service did not answer the evaluation call (DEADLINE_EXCEEDED: test)")
-        return ModelAnswer(answer, f"call-{call.idempotency_key}", tokens_in + tokens_out, usd, replayed=False)
+        return ModelAnswer(
+            answer,
+            f"call-{call.idempotency_key}",
+            tokens_in + tokens_out,
+            None if self.unpriced else usd,
+            replayed=False,
+        )
 
     def _replay(self, call: ModelCall) -> ModelAnswer:
         """As the agent service answers a ``run:<id>`` recording: the run's answer or failure, at $0."""
@@ -173,7 +181,7 @@ class FakeModels:
         if any(t in call.prompt for t in self.failing_titles):
             # Three attempts, each paid, none valid: as the agent service says in its error.
             tokens_in, tokens_out = 3 * len(call.system + call.prompt) // 4, 3 * 2
-            usd = PRICE.cost(tokens_in, tokens_out) or 0.0
+            usd = 0.0 if self.unpriced else PRICE.cost(tokens_in, tokens_out) or 0.0
             self.spent[call.idempotency_key] = (tokens_in, tokens_out, usd)
             raw, call_id = '{"oops": "' + "x" * 5_000, str(uuid.uuid5(uuid.NAMESPACE_URL, call.idempotency_key))
             self.whole_answers[call_id] = raw
@@ -198,7 +206,7 @@ class FakeModels:
         }
 
     async def prices(self, models: Sequence[tuple[str, str]]) -> Pricing:
-        return Pricing(tuple(PRICE for _ in models), self.structured_attempts)
+        return Pricing(tuple(UNPRICED if self.unpriced else PRICE for _ in models), self.structured_attempts)
 
     async def answer_text(self, llm_call_id: str) -> str | None:
         return None if self.away_for_answers else self.whole_answers.get(llm_call_id)

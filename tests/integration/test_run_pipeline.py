@@ -871,6 +871,28 @@ async def test_a_refused_summary_is_not_asked_again_and_the_run_is_over(engine: 
     assert events[-1].type is RunEventType.SUMMARY_POSTED
 
 
+async def test_a_running_run_on_unpriced_models_counts_its_calls_of_unknown_cost(engine: AsyncEngine) -> None:
+    # Its events say how many calls so far had no price, so that a watcher shows "unpriced", not
+    # "$0.00 so far"; a failed evaluation's paid attempts count as one such call too.
+    models = FakeModels(unpriced=True, failing_titles=("Design 0",))
+    harness = Harness.make(engine, models)
+    try:
+        run = await harness.run(harness.spec.project(), num_candidates=2, num_scenarios=3)
+        async with harness.deps.uow(read_only=True) as uow:
+            events = await uow.repo.events(run.id, 0, 1_000)
+    finally:
+        await harness.close()
+
+    done = [e.data for e in events if isinstance(e.data, EvaluationDone)]
+    assert [d.usd_spent for d in done] == [0.0] * 6
+    # The design and scenario calls, then each evaluation's, as they are stored.
+    assert max(d.unpriced_calls for d in done) == 2 + 6
+    assert sorted(d.unpriced_calls for d in done) == [d.unpriced_calls for d in sorted(done, key=lambda d: d.done)]
+    ends = {e.data.phase: e.data.unpriced_calls for e in events if isinstance(e.data, PhaseChanged)}
+    assert ends[RunPhase.EVALUATE] == ends[RunPhase.RANK] == 8
+    assert 1 <= ends[RunPhase.DESIGN] <= 2
+
+
 async def test_a_failed_evaluation_counts_against_the_budget(engine: AsyncEngine) -> None:
     # Its attempts were paid though no answer validated: the spend the run keeps (and stops on)
     # includes them, to the cent of what the model calls cost.

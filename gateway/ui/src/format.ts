@@ -22,6 +22,12 @@ export function cost(usage: { usd: number; calls: number; unpriced_calls: number
   return usd(usage.usd, usage.unpriced_calls) + cancelled;
 }
 
+/** What a running run has spent: "unpriced" while every paid call so far had no price, as ``cost``
+ *  says of a set of calls. */
+export function spentSoFar(usdSpent: number, unpricedCalls: number): string {
+  return usdSpent === 0 && unpricedCalls > 0 ? "unpriced" : usd(usdSpent, unpricedCalls);
+}
+
 export function num(value: number | null | undefined, digits = 2): string {
   return value === null || value === undefined || Number.isNaN(value) ? "—" : value.toFixed(digits);
 }

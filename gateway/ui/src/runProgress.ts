@@ -13,12 +13,14 @@ export interface RunProgressState {
   total: number;
   failed: number;
   usdSpent: number;
+  // Calls so far without a price: their cost is not in usdSpent.
+  unpricedCalls: number;
   reason: string;
   summaryMessageId: string | null;
   ended: boolean;
 }
 
-const INITIAL: RunProgressState = {
+export const INITIAL: RunProgressState = {
   lastSequence: 0,
   status: "CREATED",
   phase: "",
@@ -29,6 +31,7 @@ const INITIAL: RunProgressState = {
   total: 0,
   failed: 0,
   usdSpent: 0,
+  unpricedCalls: 0,
   reason: "",
   summaryMessageId: null,
   ended: false,
@@ -62,6 +65,7 @@ export function fold(state: RunProgressState, event: StreamEvent): RunProgressSt
         ...next,
         phasesDone: [...state.phasesDone, String(data.phase ?? "")],
         usdSpent: typeof data.usd_spent === "number" ? data.usd_spent : state.usdSpent,
+        unpricedCalls: Number(data.unpriced_calls ?? state.unpricedCalls),
       };
     case "candidate.added":
       return { ...next, candidates: state.candidates + 1 };
@@ -74,6 +78,7 @@ export function fold(state: RunProgressState, event: StreamEvent): RunProgressSt
         done: Number(data.done ?? state.done),
         total: Number(data.total ?? state.total),
         usdSpent: Number(data.usd_spent ?? state.usdSpent),
+        unpricedCalls: Number(data.unpriced_calls ?? state.unpricedCalls),
         failed: state.failed + (event.type === "evaluation.failed" ? 1 : 0),
       };
     case "run.completed":

@@ -1,5 +1,5 @@
 import type { StreamState } from "../api/events";
-import { counted, duration, humanize, usd } from "../format";
+import { counted, duration, humanize, spentSoFar } from "../format";
 import type { RunProgressState } from "../runProgress";
 import { ProgressBar, Status } from "./ui";
 
@@ -25,7 +25,7 @@ export function RunProgressView({
           {progress.ended ? "finished" : stream === "open" ? "live" : stream === "connecting" ? "connecting…" : stream}
           {elapsed !== null && !progress.ended && ` · ${duration(Math.max(0, elapsed))} elapsed`}
         </span>
-        <span>spent {usd(progress.usdSpent)}</span>
+        <span>spent {spentSoFar(progress.usdSpent, progress.unpricedCalls)}</span>
       </div>
       <ol className="phases" aria-label="Phases">
         {PHASES.map((phase) => {

@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, PageError, Status } from "../components/ui";
-import { counted, duration, humanize, num, shortId, usd, violationsText, when } from "../format";
+import { counted, duration, humanize, num, shortId, spentSoFar, usd, violationsText, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 import { type RunProgressState, useRunProgress } from "../runProgress";
 
@@ -147,7 +147,7 @@ function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) 
         <div>
           <dt>Cost</dt>
           {/* A run's usage is accounted when it ends; until then, what its events say it has spent. */}
-          <dd>{ended(run) ? usd(run.usage.usd, run.usage.unpriced_calls) : `${usd(progress.usdSpent)} so far`}</dd>
+          <dd>{ended(run) ? usd(run.usage.usd, run.usage.unpriced_calls) : `${spentSoFar(progress.usdSpent, progress.unpricedCalls)} so far`}</dd>
         </div>
         <div>
           <dt>Counts</dt>

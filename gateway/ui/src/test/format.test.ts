@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cost, counted, projectLabels, usd, when } from "../format";
+import { cost, counted, projectLabels, spentSoFar, usd, when } from "../format";
+import { fold, INITIAL } from "../runProgress";
 
 describe("cost", () => {
   it("never shows an unknown cost as $0", () => {
@@ -15,6 +16,18 @@ describe("cost", () => {
     ]);
     expect(cost({ usd: 0, calls: 2, unpriced_calls: 2 })).toBe("unpriced");
     expect(cost({ usd: 0.5, calls: 3, unpriced_calls: 1 })).toBe("$0.50 + 1 unpriced");
+  });
+
+  it("says a running run's spend on models without a price is unknown, not $0", () => {
+    const frame = (sequence: number, type: string, data: Record<string, unknown>) => ({ run_id: "r", sequence, time: "", type, data });
+    const designed = fold(INITIAL, frame(1, "phase.completed", { phase: "design", usd_spent: 0, unpriced_calls: 1 }));
+    const evaluated = fold(designed, frame(2, "evaluation.completed", { done: 1, total: 4, usd_spent: 0, unpriced_calls: 3 }));
+    expect([designed.unpricedCalls, evaluated.unpricedCalls]).toEqual([1, 3]);
+    // A run's events from before they said so keep what was known.
+    expect(fold(evaluated, frame(3, "evaluation.completed", { done: 2, total: 4, usd_spent: 0 })).unpricedCalls).toBe(3);
+    expect(spentSoFar(0, 0)).toBe("$0.00");
+    expect(spentSoFar(0, 12)).toBe("unpriced");
+    expect(spentSoFar(0.0123, 2)).toBe("$0.0123 + 2 unpriced");
   });
 
   it("names the calls abandoned mid-answer apart from the sum", () => {

@@ -54,13 +54,15 @@ class Budget:
     limit_tokens: int | None = None
     spent_usd: float = 0.0
     spent_tokens: int = 0
+    # Paid calls whose cost is unknown (a model without a price): not in spent_usd, never as $0.
+    unpriced_calls: int = 0
     _reserved: dict[int, Reservation] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @classmethod
     def of(cls, parameters: RunParameters, spent: LlmUsage) -> Budget:
         """The run's limits, with what it already spent (a run continued after a restart)."""
-        return cls(parameters.budget_usd, parameters.budget_tokens, spent.usd, spent.tokens)
+        return cls(parameters.budget_usd, parameters.budget_tokens, spent.usd, spent.tokens, spent.unpriced_calls)
 
     @property
     def reserved_usd(self) -> float:
@@ -110,11 +112,14 @@ class Budget:
         self._reserved[reservation.id] = reservation
         return reservation
 
-    def settle(self, reservation: Reservation, tokens: int, usd: float) -> None:
-        """The call ended (answered, or failed after paid attempts): what it really cost replaces its estimate."""
+    def settle(self, reservation: Reservation, tokens: int, usd: float, *, priced: bool = True) -> None:
+        """The call ended (answered, or failed after paid attempts): what it really cost replaces its
+        estimate; ``priced`` False: its cost in USD is unknown (``usd`` is then 0)."""
         self._reserved.pop(reservation.id, None)
         self.spent_tokens += tokens
         self.spent_usd += usd
+        if not priced:
+            self.unpriced_calls += 1
 
     def release(self, reservation: Reservation) -> None:
         """The call was not made or cost nothing (answered from a stored call)."""

@@ -51,6 +51,8 @@ class PhaseChanged:
     # phase.completed: what the run has spent so far (its design and scenario calls are paid
     # before any evaluation says so); None in the events of runs before it was kept.
     usd_spent: float | None = None
+    # And how many of its calls so far had no price (their cost is not in usd_spent).
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class EvaluationDone:
     p: float | None = None
     r: float | None = None
     reason: str = ""
+    # The run's calls so far whose cost is unknown (no price): not counted in usd_spent.
+    unpriced_calls: int = 0
 
 
 @dataclass(frozen=True)

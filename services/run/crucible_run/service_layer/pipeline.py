@@ -575,6 +575,7 @@ class RunExecutor:
                         evaluation.p.overall if evaluation.p else None,
                         evaluation.r.overall if evaluation.r else None,
                         evaluation.failure_reason,
+                        budget.unpriced_calls,
                     ),
                 )
             )
@@ -653,7 +654,9 @@ class RunExecutor:
         except ModelCallFailed as failed:
             # No answer, but its attempts were paid: the budget counts them (the agent service
             # estimates those whose usage the provider did not report).
-            budget.settle(reservation, failed.tokens, failed.usd)
+            # A model without a price: its paid attempts' cost is unknown.
+            unpriced = reservation.estimate.usd is None and failed.tokens > 0
+            budget.settle(reservation, failed.tokens, failed.usd, priced=not unpriced)
             raise
         except BaseException:
             budget.release(reservation)
@@ -664,9 +667,9 @@ class RunExecutor:
             elif answer.usd is None and not answer.tokens:
                 # Paid, at a cost the answer did not report (re-asks, maybe): the budget counts
                 # what was held for it.
-                budget.settle(reservation, reservation.tokens, reservation.usd)
+                budget.settle(reservation, reservation.tokens, reservation.usd, priced=False)
             else:
-                budget.settle(reservation, answer.tokens, answer.usd or 0.0)
+                budget.settle(reservation, answer.tokens, answer.usd or 0.0, priced=answer.usd is not None)
         finally:
             # Settled or released: the calls waiting for room look again.
             self._call_ended.set()
@@ -741,7 +744,7 @@ class RunExecutor:
 
     async def _done(self, uow: AbstractUnitOfWork, phase: RunPhase, at: datetime, budget: Budget) -> None:
         await uow.repo.phase_done(self._run_id, phase)
-        done = PhaseChanged(phase, round(budget.spent_usd, 6))
+        done = PhaseChanged(phase, round(budget.spent_usd, 6), budget.unpriced_calls)
         await uow.repo.add_event(self._run_id, NewRunEvent(RunEventType.PHASE_COMPLETED, done), at)
 
     # ------------------------------------------------------------ the end
