@@ -83,13 +83,17 @@ def project_create(
 def project_list(
     page_size: Annotated[int, typer.Option(help="Projects per request.")] = 100,
     limit: Annotated[int, typer.Option(help="Stop after this many (0: all).")] = 0,
+    include_replays: Annotated[
+        bool, typer.Option(help="Also the projects made to replay snapshots (one per replay and repetition).")
+    ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
     """List projects, newest first."""
     projects: list[dict[str, Any]] = []
     token = ""
+    params: dict[str, Any] = {"page_size": page_size, "include_replays": include_replays}
     while True:
-        page = call("GET", "/api/projects", params={"page_size": page_size, "page_token": token})
+        page = call("GET", "/api/projects", params={**params, "page_token": token})
         projects.extend(page["projects"])
         token = page["next_page_token"]
         if not token or (limit and len(projects) >= limit):

@@ -79,7 +79,7 @@ async def test_a_project_is_captured_whole_and_restored_into_another(spec_stub: 
     assert len(state.world_model.provenance) == 1
     assert [m.content for m in state.chat_context] == ["message 1", "message 2", "message 3"]
 
-    target = await client.create_project("Replay: source", "restored")
+    target = await client.create_project("Replay: source", "restored", "7d3c29a2-4c6e-4a43-9d2c-4c7f1b1c2f11")
     data = SnapshotData(state.problem_spec, state.world_model, RunConfig())
     await client.restore(target, data, "restored from snapshot s (id)")
 

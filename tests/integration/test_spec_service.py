@@ -107,6 +107,40 @@ async def test_oversized_payload_is_refused(spec_stub: SpecServiceAsyncStub) -> 
     assert list(listed.chat_messages) == []
 
 
+async def test_a_project_made_to_replay_a_snapshot_is_listed_only_when_asked_for(
+    spec_stub: SpecServiceAsyncStub,
+) -> None:
+    snapshot_id = str(uuid.uuid4())
+    own = await _project(spec_stub, "mine")
+    replay = (
+        await spec_stub.CreateProject(
+            pb.CreateProjectRequest(title="Replay: mine", replay_of_snapshot_id=snapshot_id.upper())
+        )
+    ).project
+    assert (own.replay_of_snapshot_id, replay.replay_of_snapshot_id) == ("", snapshot_id)
+    got = await spec_stub.GetProject(pb.GetProjectRequest(project_id=replay.id))
+    assert got.project.replay_of_snapshot_id == snapshot_id
+
+    listed = await spec_stub.ListProjects(pb.ListProjectsRequest(page_size=1000))
+    ids = [p.id for p in listed.projects]
+    assert own.id in ids
+    assert replay.id not in ids
+    every = await spec_stub.ListProjects(pb.ListProjectsRequest(page_size=1000, include_replays=True))
+    assert {own.id, replay.id} <= {p.id for p in every.projects}
+    # A page token of one list does not page the other (their pages would skip or repeat projects).
+    first = await spec_stub.ListProjects(pb.ListProjectsRequest(page_size=1, include_replays=True))
+    code, details = await _error(
+        spec_stub.ListProjects(pb.ListProjectsRequest(page_size=1, page_token=first.next_page_token))
+    )
+    assert (code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN")  # type: ignore[attr-defined]
+
+    code, details = await _error(
+        spec_stub.CreateProject(pb.CreateProjectRequest(title="Replay", replay_of_snapshot_id="not-a-snapshot"))
+    )
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in details.field_violations] == ["replay_of_snapshot_id"]  # type: ignore[attr-defined]
+
+
 async def test_projects_paginate_without_gaps_or_repeats(spec_stub: SpecServiceAsyncStub) -> None:
     for i in range(7):
         await _project(spec_stub, f"page-{i}")

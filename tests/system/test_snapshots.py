@@ -204,6 +204,14 @@ async def test_a_replay_restores_into_a_new_project_and_the_suite_passes(
     assert any("restored from snapshot" in e["reason"] for e in history["entries"]), history
     run = (await http.get(f"/api/runs/{replay['run_id']}")).json()
     assert run["ui_trigger_source"] == "snapshot_test"
+    # The replay's project says what it is, and the projects list leaves it out unless asked.
+    project = (await http.get(f"/api/projects/{replay['project_id']}")).json()
+    assert project["replay_of_snapshot_id"] == snapshot_id
+    listed = (await http.get("/api/projects", params={"page_size": 1000})).json()["projects"]
+    assert baseline.project_id in {p["id"] for p in listed}
+    assert not any(p["replay_of_snapshot_id"] for p in listed)
+    every = (await http.get("/api/projects", params={"page_size": 1000, "include_replays": True})).json()["projects"]
+    assert replay["project_id"] in {p["id"] for p in every}
 
     assert report["status"] == "completed", report
     assert report["summary"] == {"total": 1, "passed": 1, "failed": 0, "skipped": 0, "errors": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
@@ -24,9 +24,22 @@ async def create_project(body: ProjectCreate, clients: Clients) -> Project:
 
 
 @router.get("")
-async def list_projects(clients: Clients, page_size: PageSize = 0, page_token: PageToken = "") -> ProjectList:
+async def list_projects(
+    clients: Clients,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    include_replays: Annotated[
+        bool,
+        Query(
+            description="Also the projects made to replay a snapshot (one per replay and repetition), "
+            "left out by default"
+        ),
+    ] = False,
+) -> ProjectList:
+    """Newest first."""
     response = await clients.spec.ListProjects(
-        pb.ListProjectsRequest(page_size=page_size, page_token=page_token), timeout=clients.timeout
+        pb.ListProjectsRequest(page_size=page_size, page_token=page_token, include_replays=include_replays),
+        timeout=clients.timeout,
     )
     return ProjectList(
         projects=[Project.from_proto(p) for p in response.projects], next_page_token=response.next_page_token

@@ -36,6 +36,10 @@ class Project(BaseModel):
     created_at: datetime
     updated_at: datetime
     auto_snapshot_failed_runs: bool
+    replay_of_snapshot_id: str = Field(
+        description="The snapshot this project was restored from to replay it (a replay's or a snapshot "
+        "test's project); empty for a project a user made"
+    )
 
     @classmethod
     def from_proto(cls, p: pb.Project) -> Project:
@@ -46,6 +50,7 @@ class Project(BaseModel):
             created_at=to_datetime(p.create_time),
             updated_at=to_datetime(p.update_time),
             auto_snapshot_failed_runs=p.auto_snapshot_failed_runs,
+            replay_of_snapshot_id=p.replay_of_snapshot_id,
         )
 
 

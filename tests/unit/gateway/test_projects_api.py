@@ -65,6 +65,7 @@ async def test_create(fakes: Fakes, http: httpx.AsyncClient) -> None:
         "created_at": "2025-01-02T03:04:05Z",
         "updated_at": "2025-01-02T03:05:06Z",
         "auto_snapshot_failed_runs": False,
+        "replay_of_snapshot_id": "",
     }
     call = fakes.spec.only_call()
     assert call.request == spec_pb.CreateProjectRequest(title="Grid", description="power grid study")
@@ -77,6 +78,12 @@ async def test_list_passes_the_page(fakes: Fakes, http: httpx.AsyncClient) -> No
     assert response.json()["next_page_token"] == "next"
     assert [p["id"] for p in response.json()["projects"]] == [PROJECT_ID]
     assert fakes.spec.only_call().request == spec_pb.ListProjectsRequest(page_size=2, page_token="tok")
+
+
+async def test_the_list_includes_replay_projects_only_when_asked(fakes: Fakes, http: httpx.AsyncClient) -> None:
+    await http.get("/api/projects", params={"include_replays": "true"})
+    assert fakes.spec.calls[-1].request == spec_pb.ListProjectsRequest(include_replays=True)
+    assert (await http.get("/api/projects", params={"include_replays": "maybe"})).status_code == 400
 
 
 async def test_get_and_delete_pass_the_id_as_given(fakes: Fakes, http: httpx.AsyncClient) -> None:

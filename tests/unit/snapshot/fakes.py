@@ -273,6 +273,8 @@ class FakeSpec:
     states: dict[str, ProjectState] = field(default_factory=dict)
     restored: list[tuple[str, SnapshotData, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    # By project: the snapshot it was made to replay.
+    replay_of: dict[str, str] = field(default_factory=dict)
 
     def project(self, state: ProjectState | None = None) -> str:
         project_id = str(uuid.uuid4())
@@ -286,8 +288,10 @@ class FakeSpec:
         state = self.states[project_id]
         return replace(state, chat_context=state.chat_context[-chat_messages:] if chat_messages else ())
 
-    async def create_project(self, title: str, description: str) -> str:
-        return self.project(ProjectState(None, None, ()))
+    async def create_project(self, title: str, description: str, replay_of_snapshot_id: str) -> str:
+        project_id = self.project(ProjectState(None, None, ()))
+        self.replay_of[project_id] = replay_of_snapshot_id
+        return project_id
 
     async def delete_project(self, project_id: str) -> None:
         self.projects.discard(project_id)

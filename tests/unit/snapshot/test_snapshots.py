@@ -176,6 +176,8 @@ async def test_a_replay_restores_into_a_new_project_and_runs_with_its_trigger(wo
     assert again.run_id == started.run_id
     assert again.project_id == started.project_id
     assert started.project_id != made.project_id
+    # Marked as a replay's, so that the projects list leaves it out.
+    assert world.spec.replay_of[started.project_id] == made.id
     assert run.new.trigger_id == "click-1"
     assert run.phases == (RunPhase.DESIGN, RunPhase.SCENARIOS)
     params = run.new.config.parameters

@@ -81,8 +81,11 @@ class FakeSpecRepository(AbstractSpecRepository):
     async def get_project(self, project_id: str, *, for_update: bool = False) -> Project | None:
         return self.tables.projects.get(project_id)
 
-    async def list_projects(self, limit: int, after: tuple[datetime, str] | None) -> list[Project]:
-        return _newest_first(self.tables.projects.values(), limit, after)
+    async def list_projects(
+        self, limit: int, after: tuple[datetime, str] | None, *, include_replays: bool = False
+    ) -> list[Project]:
+        projects = [p for p in self.tables.projects.values() if include_replays or not p.replay_of_snapshot_id]
+        return _newest_first(projects, limit, after)
 
     async def save_project(self, project: Project) -> None:
         stored = self.tables.projects.get(project.id)

@@ -21,6 +21,14 @@ function ProjectRow({ project }: { project: Schemas["Project"] }) {
     <tr>
       <td>
         <Link to={`/projects/${project.id}`}>{project.title}</Link>
+        {project.replay_of_snapshot_id && (
+          <>
+            {" "}
+            <Link to={`/snapshots/${project.replay_of_snapshot_id}`} className="badge badge-replay" title="Made to replay a snapshot: open the snapshot">
+              replay
+            </Link>
+          </>
+        )}
       </td>
       <td className="muted">{project.description}</td>
       <td>{when(activity)}</td>
@@ -126,9 +134,17 @@ export default function Projects() {
   useTitle("Projects");
   const pages = usePages();
   const token = pages.token;
+  // Replays and snapshot tests make a project each (per snapshot and repetition): out of the way
+  // unless asked for.
+  const [withReplays, setWithReplays] = useState(false);
   const projects = useQuery({
-    queryKey: ["projects", token],
-    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: PAGE_SIZE, page_token: token } } })),
+    queryKey: ["projects", withReplays, token],
+    queryFn: () =>
+      unwrap(
+        api.GET("/api/projects", {
+          params: { query: { page_size: PAGE_SIZE, page_token: token, ...(withReplays ? { include_replays: true } : {}) } },
+        }),
+      ),
   });
   return (
     <div className="page">
@@ -136,6 +152,17 @@ export default function Projects() {
         <h1>Projects</h1>
         <NewProject />
       </header>
+      <label className="check muted small">
+        <input
+          type="checkbox"
+          checked={withReplays}
+          onChange={(e) => {
+            setWithReplays(e.target.checked);
+            pages.reset();
+          }}
+        />
+        Show the projects made to replay snapshots
+      </label>
       {projects.isPending && <Loading what="projects" />}
       {projects.isError && <ErrorBox error={projects.error} action="Loading projects" />}
       {projects.data && projects.data.projects.length === 0 && pages.first && (

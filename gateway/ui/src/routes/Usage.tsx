@@ -115,7 +115,8 @@ export default function Usage() {
   const [runId, setRunId] = useState("");
   const projects = useQuery({
     queryKey: ["projects", "all-for-usage"],
-    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: 200 } } })),
+    // Replays and snapshot tests spend too: their projects are named here like any other.
+    queryFn: () => unwrap(api.GET("/api/projects", { params: { query: { page_size: 200, include_replays: true } } })),
   });
   const runs = useQuery({
     queryKey: ["runs", projectId, "usage"],

@@ -32,6 +32,8 @@ export function renderRoute(url: string, path: string, page: ReactElement) {
 export interface Call {
   method: string;
   url: string;
+  // The query string ("" or "?a=1…").
+  search: string;
   body: unknown;
 }
 
@@ -43,7 +45,7 @@ export function fakeFetch(routes: Record<string, (body: unknown) => unknown>) {
     const url = new URL(request.url);
     const text = await request.text();
     const body: unknown = text ? JSON.parse(text) : null;
-    calls.push({ method: request.method, url: url.pathname, body });
+    calls.push({ method: request.method, url: url.pathname, search: url.search, body });
     const handler = routes[`${request.method} ${url.pathname}`];
     if (!handler) {
       return new Response(JSON.stringify({ title: "Not Found", status: 404, detail: "no such route", reason: "NOT_FOUND" }), {

@@ -170,10 +170,12 @@ class SpecClient(SpecService):
                 return setup
             token = page.next_page_token
 
-    async def create_project(self, title: str, description: str) -> str:
+    async def create_project(self, title: str, description: str, replay_of_snapshot_id: str) -> str:
         created = await call(
             lambda: self._stub.CreateProject(
-                pb.CreateProjectRequest(title=title, description=description),
+                pb.CreateProjectRequest(
+                    title=title, description=description, replay_of_snapshot_id=replay_of_snapshot_id
+                ),
                 **self._opts,
             )
         )

@@ -42,7 +42,7 @@ class ReplayOutcome:
 
 async def new_project(snapshot: Snapshot, spec: SpecService, *, suite: bool) -> str:
     description = f"Restored from snapshot {snapshot.name} ({snapshot.id}) to replay it."
-    return await spec.create_project(project_title(snapshot, suite), description)
+    return await spec.create_project(project_title(snapshot, suite), description, snapshot.id)
 
 
 async def restore(snapshot: Snapshot, project_id: str, spec: SpecService) -> None:

@@ -51,6 +51,7 @@ class SqlSpecRepository(AbstractSpecRepository):
                 created_at=project.created_at,
                 updated_at=project.updated_at,
                 auto_snapshot_failed_runs=project.auto_snapshot_failed_runs,
+                replay_of_snapshot_id=project.replay_of_snapshot_id or None,
             )
         )
 
@@ -61,9 +62,13 @@ class SqlSpecRepository(AbstractSpecRepository):
         row = (await self._conn.execute(query)).first()
         return _project(row) if row else None
 
-    async def list_projects(self, limit: int, after: tuple[datetime, str] | None) -> list[Project]:
+    async def list_projects(
+        self, limit: int, after: tuple[datetime, str] | None, *, include_replays: bool = False
+    ) -> list[Project]:
         # Newest first; the cursor is the (created_at, id) of the last row of the previous page.
         query = select(t.projects).order_by(t.projects.c.created_at.desc(), t.projects.c.id.desc()).limit(limit)
+        if not include_replays:
+            query = query.where(t.projects.c.replay_of_snapshot_id.is_(None))
         if after is not None:
             at, id_ = after
             query = query.where(
@@ -272,6 +277,7 @@ def _project(row: Row[Any]) -> Project:
         created_at=row.created_at,
         updated_at=row.updated_at,
         auto_snapshot_failed_runs=row.auto_snapshot_failed_runs,
+        replay_of_snapshot_id=str(row.replay_of_snapshot_id or ""),
     )
 
 

@@ -34,6 +34,8 @@ projects = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Read by the run service when one of the project's runs ends FAILED.
     Column("auto_snapshot_failed_runs", Boolean, nullable=False, server_default=false()),
+    # The snapshot service's: a project made to replay a snapshot (no foreign key across contexts).
+    Column("replay_of_snapshot_id", Uuid(as_uuid=False), nullable=True),
     Index("ix_projects_created_at_id", "created_at", "id"),
 )
 

@@ -65,6 +65,9 @@ class Project:
     updated_at: datetime
     # Each of its runs that ends FAILED is snapshotted (by the run service, which reads this).
     auto_snapshot_failed_runs: bool = False
+    # The snapshot it was restored from to replay it (made by the snapshot service); "" for a
+    # user's project.
+    replay_of_snapshot_id: str = ""
 
 
 @dataclass(frozen=True)

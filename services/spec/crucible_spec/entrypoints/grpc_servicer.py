@@ -47,7 +47,9 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
     # ------------------------------------------------------------ projects
 
     async def CreateProject(self, request: pb.CreateProjectRequest, context: Context) -> pb.CreateProjectResponse:
-        project = await h.create_project(c.CreateProject(request.title, request.description), self._uow())
+        project = await h.create_project(
+            c.CreateProject(request.title, request.description, request.replay_of_snapshot_id), self._uow()
+        )
         return pb.CreateProjectResponse(project=m.project(project))
 
     async def GetProject(self, request: pb.GetProjectRequest, context: Context) -> pb.GetProjectResponse:
@@ -55,7 +57,9 @@ class SpecServicer(pb_grpc.SpecServiceServicer):
         return pb.GetProjectResponse(project=m.project(project))
 
     async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> pb.ListProjectsResponse:
-        page = await h.list_projects(c.ListProjects(request.page_size, request.page_token), self._read())
+        page = await h.list_projects(
+            c.ListProjects(request.page_size, request.page_token, request.include_replays), self._read()
+        )
         return pb.ListProjectsResponse(
             projects=[m.project(p) for p in page.items], next_page_token=page.next_page_token
         )

@@ -52,6 +52,7 @@ def project(p: Project) -> pb.Project:
         create_time=timestamp(p.created_at),
         update_time=timestamp(p.updated_at),
         auto_snapshot_failed_runs=p.auto_snapshot_failed_runs,
+        replay_of_snapshot_id=p.replay_of_snapshot_id,
     )
 
 

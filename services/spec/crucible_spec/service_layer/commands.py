@@ -22,6 +22,7 @@ from crucible_spec.domain.model import (
 class CreateProject:
     title: str
     description: str = ""
+    replay_of_snapshot_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class GetProject:
 class ListProjects:
     page_size: int = 0
     page_token: str = ""
+    include_replays: bool = False
 
 
 @dataclass(frozen=True)

@@ -109,8 +109,9 @@ async def create_project(cmd: c.CreateProject, uow: AbstractUnitOfWork) -> Proje
     v.text("title", cmd.title, max_len=MAX_TITLE, required=True)
     v.text("description", cmd.description, max_len=MAX_DESCRIPTION)
     v.raise_if_any()
+    replay_of = parse_id(cmd.replay_of_snapshot_id, "replay_of_snapshot_id") if cmd.replay_of_snapshot_id else ""
     now = _now()
-    project = Project(_new_id(), cmd.title.strip(), cmd.description, now, now)
+    project = Project(_new_id(), cmd.title.strip(), cmd.description, now, now, replay_of_snapshot_id=replay_of)
     async with uow:
         await uow.repo.add_project(project)
         await uow.commit()
@@ -124,11 +125,13 @@ async def get_project(cmd: c.GetProject, uow: AbstractUnitOfWork) -> Project:
 
 
 async def list_projects(cmd: c.ListProjects, uow: AbstractUnitOfWork) -> Page[Project]:
-    page = page_request(cmd.page_size, cmd.page_token, scope="projects")
+    # A token names the list it pages: one of the list without replays is refused by the one with.
+    scope = "projects+replays" if cmd.include_replays else "projects"
+    page = page_request(cmd.page_size, cmd.page_token, scope=scope)
     after = (page.after.time, page.after.id) if page.after else None
     async with uow:
-        rows = await uow.repo.list_projects(page.size + 1, after)
-    items, token = split_page(rows, page, time_cursor, scope="projects")
+        rows = await uow.repo.list_projects(page.size + 1, after, include_replays=cmd.include_replays)
+    items, token = split_page(rows, page, time_cursor, scope=scope)
     return Page(items, token)
 
 
