@@ -19,7 +19,7 @@ import typer
 from pydantic import BaseModel, Field, ValidationError
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -334,14 +334,24 @@ def _result_line(r: dict[str, Any]) -> Text:
 
 
 def _follow_suite(report_id: str, total: int, out: Console) -> dict[str, Any]:
-    """The suite's report, with a progress bar of its snapshots until it arrives."""
+    """The suite's report, with a progress bar of its snapshots until it arrives (and of its replays,
+    with repetitions: a snapshot's result waits for all of its own)."""
     seen: set[str] = set()
+    replays: TaskID | None = None
+    replays_over: set[tuple[str, int]] = set()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
     ) as progress:
         task = progress.add_task("snapshots", total=total or None)
         for event in _suite_events(report_id):
-            if event["type"] == "result" and event["result"]["snapshot_id"] not in seen:
+            if event["type"] == "started" and event.get("repetitions", 1) > 1 and replays is None:
+                replays = progress.add_task("replays", total=len(event["snapshot_ids"]) * event["repetitions"])
+            elif event["type"] == "replay" and replays is not None and event["replay"]["state"] in ("ended", "skipped"):
+                over = (event["replay"]["snapshot_id"], event["replay"]["repetition"])
+                if over not in replays_over:
+                    replays_over.add(over)
+                    progress.advance(replays)
+            elif event["type"] == "result" and event["result"]["snapshot_id"] not in seen:
                 seen.add(event["result"]["snapshot_id"])
                 progress.advance(task)
                 progress.console.print(_result_line(event["result"]))

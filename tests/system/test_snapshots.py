@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+import websockets
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from sqlalchemy import text
@@ -186,7 +187,7 @@ async def test_bad_requests_are_clear_and_a_delete_needs_its_confirmation(
 
 
 async def test_a_replay_restores_into_a_new_project_and_the_suite_passes(
-    http: httpx.AsyncClient, baseline: Baseline
+    stack: Stack, http: httpx.AsyncClient, baseline: Baseline
 ) -> None:
     snapshot_id = baseline.snapshot["id"]
 
@@ -219,6 +220,18 @@ async def test_a_replay_restores_into_a_new_project_and_the_suite_passes(
     assert {i["type"] for i in result["invariants"]} == {i["type"] for i in INVARIANTS}
     assert result["cost_usd"] > 0
     assert report["total_cost_usd"] == pytest.approx(result["cost_usd"])
+
+    # Its watchers, even once it has ended, are told where each replay got to, with its run.
+    frames = []
+    async with websockets.connect(f"{stack.url.replace('http', 'ws')}/api/ws/snapshot-reports/{report['id']}") as ws:
+        async for frame in ws:
+            frames.append(json.loads(frame))
+    assert [f["type"] for f in frames] == ["started", "replay", "result", "report"]
+    assert frames[0]["repetitions"] == 1
+    replay = frames[1]["replay"]
+    assert (replay["snapshot_id"], replay["repetition"], replay["state"]) == (snapshot_id, 1, "ended")
+    assert replay["snapshot_name"] == baseline.snapshot["name"]
+    assert [replay["run_id"]] == result["replay_run_ids"]
 
 
 async def test_a_recorded_replay_costs_nothing_and_ranks_identically(

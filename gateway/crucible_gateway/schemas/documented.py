@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from crucible_gateway.schemas.chat import ChatMessage
-from crucible_gateway.schemas.snapshots import ReportRead, SnapshotTestResultRead
+from crucible_gateway.schemas.snapshots import ReplayProgressRead, ReportRead, SnapshotTestResultRead
 
 
 class _Shape(BaseModel):
@@ -284,6 +284,12 @@ class SuiteStartedFrame(_Shape):
     type: Literal["started"]
     report_id: str
     snapshot_ids: list[str]
+    repetitions: int = Field(description="Each snapshot's replays: the suite makes snapshots × repetitions")
+
+
+class SuiteReplayFrame(_Shape):
+    type: Literal["replay"]
+    replay: ReplayProgressRead
 
 
 class SuiteResultFrame(_Shape):
@@ -296,8 +302,9 @@ class SuiteReportFrame(_Shape):
     report: ReportRead
 
 
-class SuiteFrame(RootModel[SuiteStartedFrame | SuiteResultFrame | SuiteReportFrame | ErrorFrame]):
-    """A message of the suite WebSockets: started, each snapshot's result as it ends, the report last."""
+class SuiteFrame(RootModel[SuiteStartedFrame | SuiteReplayFrame | SuiteResultFrame | SuiteReportFrame | ErrorFrame]):
+    """A message of the suite WebSockets: started, each replay's moves (its run once created, its
+    end), each snapshot's result as it ends, the report last."""
 
 
 DOCUMENTED: tuple[type[BaseModel], ...] = (

@@ -31,6 +31,7 @@ REPLAY_PHASES = RestEnum(pb.ReplayPhases)
 REPLAY_MODE = RestEnum(pb.ReplayMode)
 RESULT_STATUS = RestEnum(pb.ResultStatus)
 REPORT_STATUS = RestEnum(pb.ReportStatus)
+REPLAY_STATE = RestEnum(pb.ReplayState)
 ReplayPhases = Annotated[str, REPLAY_PHASES]
 ReplayMode = Annotated[str, REPLAY_MODE]
 ResultStatus = Annotated[str, RESULT_STATUS]
@@ -510,22 +511,49 @@ class ReportStarted(BaseModel):
 
     report_id: str
     snapshot_ids: list[str] = Field(description="The snapshots chosen, in order")
+    repetitions: int = Field(description="Each snapshot's replays: the suite makes snapshots × repetitions")
 
     @classmethod
     def from_proto(cls, s: pb.TestReportStarted) -> ReportStarted:
-        return cls(report_id=s.report_id, snapshot_ids=list(s.snapshot_ids))
+        return cls(report_id=s.report_id, snapshot_ids=list(s.snapshot_ids), repetitions=s.repetitions)
+
+
+class ReplayProgressRead(BaseModel):
+    """One of a suite's replays moved on: a repetition of a snapshot, with its run once created."""
+
+    snapshot_id: str
+    snapshot_name: str = Field(description="Empty when the snapshot has been deleted since")
+    repetition: int = Field(description="1-based")
+    state: Annotated[str, REPLAY_STATE] = Field(
+        description="running (its run is executing), ended, or skipped (never started: the cost limit, "
+        "or the suite stopped)"
+    )
+    run_id: str = Field(description="Empty until its run is created")
+
+    @classmethod
+    def from_proto(cls, p: pb.ReplayProgress) -> ReplayProgressRead:
+        return cls(
+            snapshot_id=p.snapshot_id,
+            snapshot_name=p.snapshot_name,
+            repetition=p.repetition,
+            state=REPLAY_STATE.name(p.state),
+            run_id=p.run_id,
+        )
 
 
 # ---------------------------------------------------------------- the WebSocket
 
 
 class SuiteEventJson(TypedDict, total=False):
-    """One WebSocket message: ``started`` (report_id, snapshot_ids), ``result`` (one snapshot's, as it
-    finishes) or ``report`` (the last); ``error`` (a problem body) when the stream fails."""
+    """One WebSocket message: ``started`` (report_id, snapshot_ids, repetitions), ``replay`` (one
+    replay's move), ``result`` (one snapshot's, as it finishes) or ``report`` (the last); ``error``
+    (a problem body) when the stream fails."""
 
-    type: Literal["started", "result", "report", "error"]
+    type: Literal["started", "replay", "result", "report", "error"]
     report_id: str
     snapshot_ids: list[str]
+    repetitions: int
+    replay: dict[str, Any]
     result: dict[str, Any]
     report: dict[str, Any]
     problem: dict[str, Any]
@@ -535,7 +563,14 @@ def suite_event_json(event: pb.WatchTestReportResponse | pb.RunSnapshotTestsResp
     kind = event.WhichOneof("event")
     if kind == "started":
         started = ReportStarted.from_proto(event.started)
-        return {"type": "started", "report_id": started.report_id, "snapshot_ids": started.snapshot_ids}
+        return {
+            "type": "started",
+            "report_id": started.report_id,
+            "snapshot_ids": started.snapshot_ids,
+            "repetitions": started.repetitions,
+        }
+    if kind == "replay":
+        return {"type": "replay", "replay": ReplayProgressRead.from_proto(event.replay).model_dump(mode="json")}
     if kind == "result":
         return {"type": "result", "result": SnapshotTestResultRead.from_proto(event.result).model_dump(mode="json")}
     if kind == "report":

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import typer
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner, Result
@@ -486,6 +487,43 @@ def test_a_dropped_suite_stream_is_reopened_and_seen_results_are_not_counted_twi
 
     assert snapshots._follow_suite(REPORT_ID, 1, out) == report
     assert out.export_text().count("✔ Grid passed") == 1
+
+
+def test_with_repetitions_the_replays_have_a_bar_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three replays of one snapshot: its result comes after the third; the replays' bar shows them
+    # ending, each counted once though a reopened stream tells them again.
+    def moved(repetition: int, state: str) -> dict[str, object]:
+        replay = {"snapshot_id": SNAPSHOT_ID, "repetition": repetition, "state": state, "run_id": f"run-{repetition}"}
+        return {"type": "replay", "replay": replay}
+
+    result = {"snapshot_id": SNAPSHOT_ID, "snapshot_name": "Grid", "status": "passed", "reason": ""}
+    started = {"type": "started", "report_id": REPORT_ID, "snapshot_ids": [SNAPSHOT_ID], "repetitions": 3}
+    sockets = [
+        DroppingSocket([started, moved(1, "running"), moved(1, "ended"), moved(2, "ended")], drop=True),
+        DroppingSocket(
+            [
+                started,
+                *(moved(1, "ended"), moved(2, "ended"), moved(3, "skipped")),
+                {"type": "result", "result": result},
+                {"type": "report", "report": {"id": REPORT_ID, "status": "completed"}},
+            ],
+            drop=False,
+        ),
+    ]
+    monkeypatch.setattr(output, "connect", lambda url, additional_headers: sockets.pop(0))
+    advanced: list[tuple[str, float]] = []
+    real_advance = Progress.advance
+
+    def advance(self: Progress, task_id: TaskID, amount: float = 1) -> None:
+        advanced.append((self.tasks[task_id].description, amount))
+        real_advance(self, task_id, amount)
+
+    monkeypatch.setattr(Progress, "advance", advance)
+    out = Console(record=True, width=100)
+
+    snapshots._follow_suite(REPORT_ID, 1, out)
+
+    assert advanced == [("replays", 1), ("replays", 1), ("replays", 1), ("snapshots", 1)]
 
 
 def test_a_stream_that_keeps_dropping_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1107,12 +1107,20 @@ def suite_report(
 
 
 def suite_events(report: snap_pb.TestReport | None = None) -> list[snap_pb.RunSnapshotTestsResponse]:
-    """A suite's stream: started, one result per snapshot, the report last."""
+    """A suite's stream: started, each snapshot's replay running then ended, its result, the report last."""
     report = report or suite_report()
+    started = snap_pb.TestReportStarted(report_id=report.id, snapshot_ids=list(report.snapshot_ids), repetitions=1)
+    moves = [
+        snap_pb.ReplayProgress(
+            snapshot_id=r.snapshot_id, snapshot_name=r.snapshot_name, repetition=1, state=state, run_id=run_id
+        )
+        for r in report.results
+        for run_id in r.replay_run_ids[:1]
+        for state in (snap_pb.REPLAY_STATE_RUNNING, snap_pb.REPLAY_STATE_ENDED)
+    ]
     return [
-        snap_pb.RunSnapshotTestsResponse(
-            started=snap_pb.TestReportStarted(report_id=report.id, snapshot_ids=list(report.snapshot_ids))
-        ),
+        snap_pb.RunSnapshotTestsResponse(started=started),
+        *(snap_pb.RunSnapshotTestsResponse(replay=m) for m in moves),
         *(snap_pb.RunSnapshotTestsResponse(result=r) for r in report.results),
         snap_pb.RunSnapshotTestsResponse(report=report),
     ]
@@ -1241,6 +1249,7 @@ def watch_events(report: snap_pb.TestReport) -> list[snap_pb.WatchTestReportResp
                 started=e.started if kind == "started" else None,
                 result=e.result if kind == "result" else None,
                 report=e.report if kind == "report" else None,
+                replay=e.replay if kind == "replay" else None,
             )
         )
     return events

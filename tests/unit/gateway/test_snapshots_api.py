@@ -438,7 +438,7 @@ async def test_without_wait_it_is_202_with_the_report_id_and_the_suite_goes_on(
     response = await http.post(RUN_TESTS, json={"snapshot_ids": [SNAPSHOT_ID], "wait": False})
 
     assert response.status_code == 202, response.text
-    assert response.json() == {"report_id": REPORT_ID, "snapshot_ids": [SNAPSHOT_ID]}
+    assert response.json() == {"report_id": REPORT_ID, "snapshot_ids": [SNAPSHOT_ID], "repetitions": 1}
     assert response.headers["location"] == f"/api/snapshot-reports/{REPORT_ID}"
     # Only the first event was read, then the stream let go: the service keeps the suite running.
     assert (suite.read, suite.cancelled) == (1, True)
@@ -628,18 +628,32 @@ async def test_snapshotting_an_unknown_run_is_404(fakes: Fakes, http: httpx.Asyn
 # ---------------------------------------------------------------- the WebSocket
 
 
-def test_the_websocket_relays_started_each_result_and_the_report(fakes: Fakes) -> None:
+def test_the_websocket_relays_started_each_replay_each_result_and_the_report(fakes: Fakes) -> None:
     failed = suite_result(snap_pb.RESULT_STATUS_FAILED, OTHER_SNAPSHOT_ID, "Heavy constraints")
-    fakes.snapshots.watch_events = watch_events(suite_report(suite_result(), failed))
+    report = suite_report(suite_result(), failed)
+    fakes.snapshots.watch_events = watch_events(report)
+    moves = sum(len(r.replay_run_ids[:1]) for r in report.results) * 2
 
     with starlette_client(fakes) as client, client.websocket_connect(WS) as ws:
-        frames = [ws.receive_json() for _ in range(4)]
+        frames = [ws.receive_json() for _ in range(4 + moves)]
         closed = ws.receive()
 
-    assert frames[0] == {"type": "started", "report_id": REPORT_ID, "snapshot_ids": [SNAPSHOT_ID, OTHER_SNAPSHOT_ID]}
-    assert [(f["type"], f["result"]["status"]) for f in frames[1:3]] == [("result", "passed"), ("result", "failed")]
-    assert frames[3]["type"] == "report"
-    assert frames[3]["report"]["summary"]["failed"] == 1
+    assert frames[0] == {
+        "type": "started",
+        "report_id": REPORT_ID,
+        "snapshot_ids": [SNAPSHOT_ID, OTHER_SNAPSHOT_ID],
+        "repetitions": 1,
+    }
+    replays = [f["replay"] for f in frames[1 : 1 + moves]]
+    assert moves > 0
+    assert {f["type"] for f in frames[1 : 1 + moves]} == {"replay"}
+    assert [(r["repetition"], r["state"]) for r in replays[:2]] == [(1, "running"), (1, "ended")]
+    assert replays[0]["run_id"] == report.results[0].replay_run_ids[0]
+    assert replays[0]["snapshot_name"] == report.results[0].snapshot_name
+    results = frames[1 + moves : 3 + moves]
+    assert [(f["type"], f["result"]["status"]) for f in results] == [("result", "passed"), ("result", "failed")]
+    assert frames[-1]["type"] == "report"
+    assert frames[-1]["report"]["summary"]["failed"] == 1
     assert closed["type"] == "websocket.close"
     assert [c.request for c in fakes.snapshots.calls] == [snap_pb.WatchTestReportRequest(report_id=REPORT_ID)]
 

@@ -26,6 +26,7 @@ from crucible_snapshot.domain.errors import ProjectNotFound
 from crucible_snapshot.domain.model import (
     Replay,
     ReplayChange,
+    ReplayMove,
     ReportStatus,
     RunMetrics,
     RunPhase,
@@ -220,6 +221,19 @@ class FakeRepository(AbstractSnapshotRepository):
     async def replays_of(self, report_id: str) -> list[Replay]:
         found = [r for r in self.t.replays.values() if r.report_id == report_id]
         return sorted(found, key=lambda r: (r.position, r.repetition))
+
+    async def replay_moves(self, report_id: str) -> list[ReplayMove]:
+        return [
+            ReplayMove(
+                r.position,
+                r.repetition,
+                r.snapshot_id,
+                r.state,
+                r.run_id,
+                s.name if (s := self.t.snapshots.get(r.snapshot_id)) else "",
+            )
+            for r in await self.replays_of(report_id)
+        ]
 
     async def update_replay(self, trigger_id: str, change: ReplayChange) -> None:
         self.t.replays[trigger_id] = replace(self.t.replays[trigger_id], **change.changed())  # type: ignore[arg-type]

@@ -118,7 +118,24 @@ async def test_the_stream_starts_then_gives_each_result_then_the_report() -> Non
 
     assert isinstance(seen[0], Started)
     assert seen[0].snapshot_ids == report.snapshot_ids
-    assert [type(e) for e in seen[1:]] == [SnapshotTestResult, SnapshotTestResult, model.TestReport]
+    assert seen[0].repetitions == 1
+    told = [e for e in seen[1:] if not isinstance(e, model.ReplayMove)]
+    assert [type(e) for e in told] == [SnapshotTestResult, SnapshotTestResult, model.TestReport]
+    # Each replay's moves are told as the watcher sees them, a snapshot's ending before its result.
+    for result in told[:2]:
+        assert isinstance(result, SnapshotTestResult)
+        ended = [
+            i
+            for i, e in enumerate(seen)
+            if isinstance(e, model.ReplayMove)
+            and e.snapshot_id == result.snapshot_id
+            and e.state is model.ReplayState.ENDED
+        ]
+        assert len(ended) == 1
+        assert ended[0] < seen.index(result)
+        move = seen[ended[0]]
+        assert isinstance(move, model.ReplayMove)
+        assert move.run_id == result.replay_run_ids[0]
     last = seen[-1]
     assert isinstance(last, model.TestReport)
     assert last.status is ReportStatus.COMPLETED

@@ -10,19 +10,31 @@ import { duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 
 type Result = Schemas["SnapshotTestResultRead"];
+type Replay = Schemas["ReplayProgressRead"];
 type Frame = Schemas["SuiteFrame"];
 
-/** Follows a running suite: each snapshot's result as it lands, then the report (the socket replays what it has). */
+function replayKey(r: Replay): string {
+  return `${r.snapshot_id}:${r.repetition}`;
+}
+
+/** Follows a running suite: each replay as it moves on, each snapshot's result as it lands, then
+ *  the report (the socket replays what it has). */
 function useSuite(reportId: string, running: boolean) {
   const queryClient = useQueryClient();
   const [results, setResults] = useState<Result[]>([]);
+  const [replays, setReplays] = useState<Map<string, Replay>>(new Map());
+  const [repetitions, setRepetitions] = useState(1);
   const [problem, setProblem] = useState<Problem | null>(null);
   useEffect(() => {
     if (!running) return;
     const socket = new WebSocket(wsUrl(`/api/ws/snapshot-reports/${reportId}`));
     socket.onmessage = (message) => {
       const frame = JSON.parse(String(message.data)) as Frame;
-      if (frame.type === "result") {
+      if (frame.type === "started") {
+        setRepetitions(Math.max(1, frame.repetitions));
+      } else if (frame.type === "replay") {
+        setReplays((known) => new Map(known).set(replayKey(frame.replay), frame.replay));
+      } else if (frame.type === "result") {
         setResults((list) => [...list.filter((r) => r.snapshot_id !== frame.result.snapshot_id), frame.result]);
       } else if (frame.type === "report") {
         queryClient.setQueryData(["snapshot-report", reportId], frame.report);
@@ -32,7 +44,26 @@ function useSuite(reportId: string, running: boolean) {
     };
     return () => socket.close();
   }, [reportId, running, queryClient]);
-  return { results, problem };
+  return { results, replays: [...replays.values()], repetitions, problem };
+}
+
+/** The replays running now, each a link to its run: what a long suite is doing meanwhile. */
+function RunningReplays({ replays, repetitions }: { replays: Replay[]; repetitions: number }) {
+  const running = replays.filter((r) => r.state === "running" && r.run_id);
+  if (running.length === 0) return null;
+  return (
+    <section aria-label="Replaying now">
+      <h2 className="small">Replaying now</h2>
+      <ul className="plain-list small">
+        {running.map((r) => (
+          <li key={replayKey(r)}>
+            {r.snapshot_name || `snapshot ${shortId(r.snapshot_id)}`}
+            {repetitions > 1 && ` · repetition ${r.repetition} of ${repetitions}`} · <Link to={`/runs/${r.run_id}`}>run {shortId(r.run_id)}</Link>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
 }
 
 function value(v: unknown): string {
@@ -175,6 +206,15 @@ export default function SnapshotReport() {
       {running && (
         <>
           <ProgressBar done={results.length} total={r.snapshot_ids.length} label="Snapshots replayed" />
+          {/* With repetitions, a snapshot's result waits for all of its replays: they count apart. */}
+          {live.repetitions > 1 && (
+            <ProgressBar
+              done={live.replays.filter((x) => x.state === "ended" || x.state === "skipped").length}
+              total={r.snapshot_ids.length * live.repetitions}
+              label="Replays"
+            />
+          )}
+          <RunningReplays replays={live.replays} repetitions={live.repetitions} />
           <p className="muted small">{duration(Math.max(0, (now - new Date(r.created_at).getTime()) / 1000))} elapsed</p>
         </>
       )}

@@ -57,3 +57,20 @@ export function fakeFetch(routes: Record<string, (body: unknown) => unknown>) {
   };
   return { fetch, calls };
 }
+
+/** A WebSocket that sends the events given, once open (jsdom's would try to connect). */
+export function socketSending(events: object[]) {
+  return class {
+    onopen: (() => void) | null = null;
+    onmessage: ((message: { data: string }) => void) | null = null;
+    onclose: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    constructor() {
+      setTimeout(() => {
+        this.onopen?.();
+        for (const event of events) this.onmessage?.({ data: JSON.stringify(event) });
+      }, 0);
+    }
+    close() {}
+  };
+}

@@ -20,6 +20,7 @@ from crucible_snapshot.domain.model import (
     Invariant,
     Replay,
     ReplayChange,
+    ReplayMove,
     ReplayState,
     ReportStatus,
     RunMetrics,
@@ -235,12 +236,36 @@ class SqlSnapshotRepository(AbstractSnapshotRepository):
         )
         return [_replay(row) for row in rows]
 
+    async def replay_moves(self, report_id: str) -> list[ReplayMove]:
+        c = t.replays.c
+        rows = await self._conn.execute(
+            select(c.position, c.repetition, c.snapshot_id, c.state, c.run_id, t.snapshots.c.name)
+            .outerjoin(t.snapshots, t.snapshots.c.id == c.snapshot_id)
+            .where(c.report_id == report_id)
+            .order_by(c.position, c.repetition)
+        )
+        return [
+            ReplayMove(
+                row.position,
+                row.repetition,
+                str(row.snapshot_id),
+                ReplayState(row.state),
+                str(row.run_id or ""),
+                row.name or "",
+            )
+            for row in rows
+        ]
+
     async def update_replay(self, trigger_id: str, change: ReplayChange) -> None:
         values = change.changed()
         values["state"] = change.state.value
         if change.metrics is not None:
             values["metrics"] = jsonb.dump(RunMetrics, change.metrics)
-        await self._conn.execute(update(t.replays).where(t.replays.c.trigger_id == trigger_id).values(**values))
+        statement = update(t.replays).where(t.replays.c.trigger_id == trigger_id).values(**values)
+        report_id = (await self._conn.execute(statement.returning(t.replays.c.report_id))).scalar_one_or_none()
+        if report_id is not None:
+            # Delivered at commit: the suite's watchers tell the move.
+            await notify(self._conn, REPORT_EVENTS_CHANNEL, str(report_id))
 
 
 # ---------------------------------------------------------------- row → domain

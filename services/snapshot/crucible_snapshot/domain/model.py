@@ -279,6 +279,21 @@ class ReplayChange:
         return {k: v for k, v in vars(self).items() if v is not None}
 
 
+@dataclass(frozen=True)
+class ReplayMove:
+    """Where one of a suite's replays stands, as its watchers are told: a repetition of a snapshot,
+    its state, and its run once created."""
+
+    position: int
+    # 0-based, as stored.
+    repetition: int
+    snapshot_id: str
+    state: ReplayState
+    run_id: str = ""
+    # "" when the snapshot has been deleted since.
+    snapshot_name: str = ""
+
+
 def suite_trigger_id(report_id: str, position: int, repetition: int) -> str:
     """The trigger of a suite's replay: the same replay resumed creates no second run."""
     return f"snapshot-test:{report_id}:{position}:{repetition}"

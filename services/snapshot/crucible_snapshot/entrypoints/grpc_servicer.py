@@ -10,7 +10,7 @@ import grpc
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible.snapshot.v1 import snapshot_service_pb2_grpc as pb_grpc
 from crucible_snapshot.domain import invariants as inv
-from crucible_snapshot.domain.model import Snapshot, TestReport
+from crucible_snapshot.domain.model import ReplayMove, Snapshot, TestReport
 from crucible_snapshot.entrypoints import proto_mapping as m
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
@@ -26,6 +26,8 @@ def _event(event: ReportEvent) -> dict[str, Any]:
         return {"started": m.started_pb(event)}
     if isinstance(event, TestReport):
         return {"report": m.report_pb(event)}
+    if isinstance(event, ReplayMove):
+        return {"replay": m.replay_move_pb(event)}
     return {"result": m.result_pb(event)}
 
 

@@ -18,8 +18,10 @@ from crucible_snapshot.domain.model import (
     JsonScalar,
     MetricDelta,
     ReplayMode,
+    ReplayMove,
     ReplayOptions,
     ReplayPhases,
+    ReplayState,
     ReportStatus,
     ResultStatus,
     RunMetrics,
@@ -35,6 +37,7 @@ PHASES = ProtoEnum(pb.ReplayPhases, ReplayPhases, unspecified=ReplayPhases.ALL)
 MODE = ProtoEnum(pb.ReplayMode, ReplayMode, unspecified=ReplayMode.LIVE)
 RESULT_STATUS = ProtoEnum(pb.ResultStatus, ResultStatus)
 REPORT_STATUS = ProtoEnum(pb.ReportStatus, ReportStatus)
+REPLAY_STATE = ProtoEnum(pb.ReplayState, ReplayState)
 
 
 # ---------------------------------------------------------------- in
@@ -194,4 +197,14 @@ def report_pb(r: TestReport) -> pb.TestReport:
 
 
 def started_pb(s: Started) -> pb.TestReportStarted:
-    return pb.TestReportStarted(report_id=s.report_id, snapshot_ids=list(s.snapshot_ids))
+    return pb.TestReportStarted(report_id=s.report_id, snapshot_ids=list(s.snapshot_ids), repetitions=s.repetitions)
+
+
+def replay_move_pb(move: ReplayMove) -> pb.ReplayProgress:
+    return pb.ReplayProgress(
+        snapshot_id=move.snapshot_id,
+        repetition=move.repetition + 1,
+        state=REPLAY_STATE.to_proto(move.state),
+        run_id=move.run_id,
+        snapshot_name=move.snapshot_name,
+    )

@@ -21,7 +21,14 @@ from crucible_snapshot.domain.errors import (
     SnapshotNameTaken,
     SnapshotNotFound,
 )
-from crucible_snapshot.domain.model import ReportStatus, Snapshot, SnapshotTestResult, TestReport
+from crucible_snapshot.domain.model import (
+    ReplayMove,
+    ReplayState,
+    ReportStatus,
+    Snapshot,
+    SnapshotTestResult,
+    TestReport,
+)
 from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SnapshotData
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer.ports import ReportUpdates, RunService, SpecService, Usage
@@ -277,16 +284,20 @@ async def list_reports(cmd: c.ListTestReports, uow: UowFactory) -> tuple[list[Te
 class Started:
     report_id: str
     snapshot_ids: tuple[str, ...]
+    # Each snapshot's replays: the suite's number snapshots × repetitions.
+    repetitions: int = 1
 
 
-ReportEvent = Started | SnapshotTestResult | TestReport
+ReportEvent = Started | ReplayMove | SnapshotTestResult | TestReport
 
 
 async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[ReportEvent]:
     """The suite from its start: started, each result as it was stored, then the report once it has ended."""
     report = await get_report(report_id, deps)
-    yield Started(report.id, report.snapshot_ids)
+    yield Started(report.id, report.snapshot_ids, max(1, report.options.repetitions))
     cursor = 0
+    # Each replay as last told (its state, its run): a move is told once.
+    told: dict[tuple[int, int], ReplayMove] = {}
     # Subscribed before the first read: nothing stored in between goes unnoticed.
     with deps.updates.subscribe(report.id) as waiter:
         while True:
@@ -294,7 +305,14 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
             async with deps.uow(read_only=True) as unit:
                 # The status first: a result stored just before the end is still read below.
                 current = await unit.repo.get_report(report.id)
+                moves = await unit.repo.replay_moves(report.id)
                 results = await unit.repo.results_after(report.id, cursor)
+            for move in moves:
+                key = (move.position, move.repetition)
+                # A replay only prepared has nothing to show yet (its project is restored, no more).
+                if told.get(key) != move and (key in told or move.state is not ReplayState.PREPARED):
+                    told[key] = move
+                    yield move
             for sequence, result in results:
                 cursor = sequence
                 yield result

@@ -17,6 +17,7 @@ from crucible_common.updates import Updates
 from crucible_snapshot.domain.model import (
     Replay,
     ReplayChange,
+    ReplayMove,
     ReportStatus,
     RunMetrics,
     RunPhase,
@@ -108,7 +109,12 @@ class AbstractSnapshotRepository(abc.ABC):
     async def replays_of(self, report_id: str) -> list[Replay]: ...
 
     @abc.abstractmethod
-    async def update_replay(self, trigger_id: str, change: ReplayChange) -> None: ...
+    async def replay_moves(self, report_id: str) -> list[ReplayMove]:
+        """Where each of the suite's replays stands (not their metrics), in the order they run."""
+
+    @abc.abstractmethod
+    async def update_replay(self, trigger_id: str, change: ReplayChange) -> None:
+        """And wakes the watchers of the replay's suite, if it has one, once committed."""
 
 
 @dataclass(frozen=True)

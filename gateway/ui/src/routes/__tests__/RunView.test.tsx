@@ -1,7 +1,7 @@
 import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fakeFetch, renderRoute } from "../../test/render";
+import { fakeFetch, renderRoute, socketSending } from "../../test/render";
 import RunView from "../RunView";
 
 const AT = "2026-11-29T09:00:00Z";
@@ -95,23 +95,6 @@ describe("RunView's matrix", () => {
     expect(screen.getByLabelText("Colour key: P from 0.50 to 0.50")).toBeInTheDocument();
   });
 });
-
-/** A WebSocket that sends the events given, once open (jsdom's would try to connect). */
-function socketSending(events: object[]) {
-  return class {
-    onopen: (() => void) | null = null;
-    onmessage: ((message: { data: string }) => void) | null = null;
-    onclose: (() => void) | null = null;
-    onerror: (() => void) | null = null;
-    constructor() {
-      setTimeout(() => {
-        this.onopen?.();
-        for (const event of events) this.onmessage?.({ data: JSON.stringify(event) });
-      }, 0);
-    }
-    close() {}
-  };
-}
 
 describe("RunView of a run that runs", () => {
   const RUNNING = {

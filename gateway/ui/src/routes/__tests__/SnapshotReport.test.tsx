@@ -1,0 +1,52 @@
+import { screen, within } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { fakeFetch, renderRoute, socketSending } from "../../test/render";
+import SnapshotReport from "../SnapshotReport";
+
+const AT = "2026-11-29T10:00:00Z";
+
+const RUNNING = {
+  id: "rep1",
+  status: "running",
+  summary: { total: 2, passed: 0, failed: 0, skipped: 0, errors: 0 },
+  results: [],
+  total_cost_usd: 0,
+  options: { cost_limit_usd: null, repetitions: 3 },
+  snapshot_ids: ["s1", "s2"],
+  error: "",
+  created_at: AT,
+  ended_at: null,
+  snapshot_test_id: "t1",
+};
+
+function replay(snapshot: string, repetition: number, state: string, run_id = "") {
+  return { type: "replay", replay: { snapshot_id: snapshot, snapshot_name: `Bridge ${snapshot}`, repetition, state, run_id } };
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("SnapshotReport of a suite that runs", () => {
+  it("counts its replays apart from its snapshots, and links the runs replaying now", async () => {
+    vi.stubGlobal(
+      "WebSocket",
+      socketSending([
+        { type: "started", report_id: "rep1", snapshot_ids: ["s1", "s2"], repetitions: 3 },
+        replay("s1", 1, "running", "run-a"),
+        replay("s1", 1, "ended", "run-a"),
+        replay("s1", 2, "running", "run-b"),
+        replay("s2", 1, "skipped"),
+      ]),
+    );
+    vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshot-reports/rep1": () => RUNNING }).fetch);
+
+    renderRoute("/snapshot-reports/rep1", "/snapshot-reports/:reportId", <SnapshotReport />);
+
+    // Two of six replays are over (one ended, one skipped); no snapshot has its result yet.
+    const replays = await screen.findByRole("progressbar", { name: "Replays" });
+    expect(replays).toHaveAttribute("aria-valuetext", "2 / 6");
+    expect(screen.getByRole("progressbar", { name: "Snapshots replayed" })).toHaveAttribute("aria-valuetext", "0 / 2");
+    const now = screen.getByRole("region", { name: "Replaying now" });
+    expect(within(now).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["Bridge s1 · repetition 2 of 3 · run run-b"]);
+    expect(within(now).getByRole("link", { name: "run run-b" })).toHaveAttribute("href", "/runs/run-b");
+  });
+});
