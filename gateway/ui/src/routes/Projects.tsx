@@ -30,7 +30,7 @@ function ProjectRow({ project }: { project: Schemas["Project"] }) {
           </>
         )}
       </td>
-      <td className="muted">{project.description}</td>
+      <td className="muted narrow-hide">{project.description}</td>
       <td>{when(activity)}</td>
       <td>
         {runs.isPending ? (
@@ -173,7 +173,9 @@ export default function Projects() {
           <thead>
             <tr>
               <th scope="col">Title</th>
-              <th scope="col">Description</th>
+              <th scope="col" className="narrow-hide">
+                Description
+              </th>
               <th scope="col">Last activity</th>
               <th scope="col">Latest run</th>
               <th scope="col">
