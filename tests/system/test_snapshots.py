@@ -164,6 +164,7 @@ async def test_bad_requests_are_clear_and_a_delete_needs_its_confirmation(
         "/api/snapshots", json={"project_id": baseline.project_id, "name": baseline.snapshot["name"]}
     )
     unknown_run = await http.post(f"/api/runs/{uuid.uuid4()}/snapshot")
+    nameless = await http.post("/api/snapshots", json={"project_id": baseline.project_id})
 
     assert bad.status_code == 400
     assert [v["field"] for v in bad.json()["field_violations"]] == ["invariants[0].value", "invariants[1].type"]
@@ -171,6 +172,19 @@ async def test_bad_requests_are_clear_and_a_delete_needs_its_confirmation(
     assert malformed.status_code == 400
     assert (taken.status_code, taken.json()["reason"]) == (409, "SNAPSHOT_NAME_TAKEN")
     assert unknown_run.status_code == 404
+    # A name may be left out only of a snapshot of a run (the service names that one).
+    assert nameless.status_code == 400
+    assert [v["field"] for v in nameless.json()["field_violations"]] == ["name"]
+
+    # Snapshotted twice without a name: named after its project and run, the second one numbered.
+    first = await http.post(f"/api/runs/{baseline.run_id}/snapshot")
+    again = await http.post(f"/api/runs/{baseline.run_id}/snapshot", json={"tags": ["again"]})
+    assert (first.status_code, again.status_code) == (201, 201), (first.text, again.text)
+    title = (await http.get(f"/api/projects/{baseline.project_id}")).json()["title"]
+    named = f"{title} · run {baseline.run_id[:8]} · completed"
+    assert (first.json()["name"], again.json()["name"]) == (named, f"{named} (2)")
+    for made in (first, again):
+        assert (await http.delete(f"/api/snapshots/{made.json()['id']}", params={"confirm": "true"})).status_code == 204
 
     # A child of the baseline, to delete: the delete needs confirm=true.
     child = await http.post(

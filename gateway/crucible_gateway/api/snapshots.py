@@ -17,14 +17,12 @@ from pydantic import Field
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as pb
-from crucible_common.errors import details_of
 from crucible_common.wording import counted, pairs
 from crucible_gateway.api.deps import Clients, refused_without_token, relay_stream
 from crucible_gateway.clients import ServiceClients
 from crucible_gateway.schemas.common import Id, IdFilter, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.runs import RUN_MODE, RUN_STATUS
 from crucible_gateway.schemas.snapshots import (
-    MAX_NAME,
     ReplayResult,
     ReportList,
     ReportRead,
@@ -38,9 +36,6 @@ from crucible_gateway.schemas.snapshots import (
     SnapshotTestRun,
     suite_event_json,
 )
-
-# How many times a run's default snapshot name is tried when another snapshot takes it meanwhile.
-DEFAULT_NAME_TRIES = 3
 
 router = APIRouter(tags=["snapshots"])
 ws_router = APIRouter(tags=["snapshots"])
@@ -208,55 +203,14 @@ async def snapshot_run(run_id: Id, clients: Clients, body: RunSnapshotCreate | N
     request = SnapshotCreate(
         project_id=run.project_id,
         run_id=run.id,
-        name=body.name or "-",
+        # None given: the snapshot service names it after the project and the run.
+        name=body.name,
         description=body.description or _run_description(run),
         tags=tags,
         invariants=body.invariants,
         chat_context_messages=body.chat_context_messages,
     )
-    if body.name:
-        return await create_snapshot(request, clients)
-    project = await clients.projects.get(run.project_id, clients.timeout)
-    which = f" · run {run.id[:8]} · {RUN_STATUS.name(run.status).lower()}"
-    # What a list of snapshots needs to tell them apart: the project's title, which run, how it
-    # ended; the same run snapshotted again takes the next free number, since the client chose no
-    # name. The names taken are read once (a race with another snapshot of this run is a retry).
-    taken = await _names_like(which, clients)
-    number = 1
-    for _ in range(DEFAULT_NAME_TRIES):
-        while _named(project.title, which, number).casefold() in taken:
-            number += 1
-        name = _named(project.title, which, number)
-        try:
-            return await create_snapshot(request.model_copy(update={"name": name}), clients)
-        except grpc.aio.AioRpcError as exc:
-            if details_of(exc).reason != "SNAPSHOT_NAME_TAKEN":
-                raise
-            taken.add(name.casefold())
-    raise HTTPException(409, f"no free default name for a snapshot of run {run.id}: give one")
-
-
-async def _names_like(part: str, clients: ServiceClients) -> set[str]:
-    """The names of the snapshots whose name holds ``part`` (case-folded, as names compare)."""
-    names: set[str] = set()
-    token = ""
-    while True:
-        page = await clients.snapshots.ListSnapshots(
-            pb.ListSnapshotsRequest(name=part, page_size=200, page_token=token), timeout=clients.timeout
-        )
-        names |= {s.name.casefold() for s in page.snapshots}
-        token = page.next_page_token
-        if not token:
-            return names
-
-
-def _named(title: str, which: str, number: int) -> str:
-    """``title · run 1a2b3c4d · completed``, then `` (2)``, `` (3)``… after it; a title that would
-    take the name's whole length is shortened, the run and the number never left out."""
-    ending = which + (f" ({number})" if number > 1 else "")
-    if len(title) + len(ending) > MAX_NAME:
-        title = title[: MAX_NAME - len(ending) - 1] + "…"
-    return title + ending
+    return await create_snapshot(request, clients)
 
 
 def _run_description(run: run_pb.Run) -> str:

@@ -159,7 +159,12 @@ class SnapshotCreate(Body):
     from an existing snapshot (``parent_snapshot_id``: a new snapshot with new tags or invariants), or
     imported (``snapshot_data``, as ``GET /api/snapshots/{id}`` or ``crucible snapshot export`` gives it)."""
 
-    name: str = Field(max_length=MAX_NAME, description="Unique")
+    name: str = Field(
+        default="",
+        max_length=MAX_NAME,
+        description="Unique. Required, except for a snapshot of a run (run_id): then its project's title, "
+        "the run's short id and how it ended (` (2)`, ` (3)`… after it when the run has one already)",
+    )
     project_id: OptionalId = Field(
         default="", description="Required unless parent_snapshot_id or snapshot_data is given"
     )

@@ -12,7 +12,6 @@ from starlette.websockets import WebSocketDisconnect
 
 from crucible.run.v1 import run_service_pb2 as run_pb
 from crucible.snapshot.v1 import snapshot_service_pb2 as snap_pb
-from crucible.spec.v1 import spec_service_pb2 as spec_pb
 from crucible_common.errors import AlreadyExists, FieldViolation, NotFound, ValidationFailed
 from crucible_common.protobuf import struct_to_dict
 from crucible_gateway.schemas import snapshots as schemas
@@ -27,7 +26,6 @@ from tests.unit.gateway.fakes import (
     Fakes,
     FakeSuite,
     plain_error,
-    project,
     rpc_error,
     run,
     snapshot,
@@ -174,7 +172,6 @@ async def test_a_snapshot_from_a_parent_names_it(fakes: Fakes, http: httpx.Async
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"project_id": PROJECT_ID}, "name"),
         ({"name": "x", "project_id": PROJECT_ID, "colour": "red"}, "colour"),
         ({"name": "x", "project_id": PROJECT_ID, "invariants": [{"value": 3}]}, "invariants[0].type"),
         ({"name": "x", "project_id": PROJECT_ID, "tags": "a,b"}, "tags"),
@@ -546,56 +543,11 @@ async def test_a_failed_run_is_snapshotted_with_the_failure_tag_and_its_words(
     (request,) = requests_of(fakes, "CreateSnapshot")
     assert (request.project_id, request.run_id) == (PROJECT_ID, RUN_ID)
     assert list(request.tags) == ["failure", "grid"]
-    assert request.name == f"Grid · run {RUN_ID[:8]} · failed"
+    # Left to the snapshot service, which names it after the project and the run as it stores it.
+    assert request.name == ""
     assert request.description == (
         f"Run {RUN_ID} (full_search: 5 candidates × 3 scenarios, 14 evaluations) ended FAILED. budget_usd reached"
     )
-
-
-async def test_a_run_snapshot_s_default_name_keeps_the_run_when_the_title_takes_the_whole_length(
-    fakes: Fakes, http: httpx.AsyncClient
-) -> None:
-    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
-    fakes.spec.answer("GetProject", spec_pb.GetProjectResponse(project=project("T" * 200)))
-
-    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
-
-    (request,) = requests_of(fakes, "CreateSnapshot")
-    assert len(request.name) == 200
-    assert request.name.endswith(f"T… · run {RUN_ID[:8]} · completed")
-
-
-async def test_a_run_snapshotted_again_without_a_name_gets_the_next_free_number(
-    fakes: Fakes, http: httpx.AsyncClient
-) -> None:
-    """The default name is the gateway's, not the client's: its 409 is not the client's to solve.
-    The names taken are read once, not found by trying each (a try captures the whole project)."""
-    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
-    which = f"Grid · run {RUN_ID[:8]} · completed"
-    taken = [snapshot(name=which), snapshot(name=f"{which} (2)"), snapshot(name=f"{which} (4)")]
-    fakes.snapshots.answer("ListSnapshots", snap_pb.ListSnapshotsResponse(snapshots=taken))
-
-    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
-
-    (listed,) = requests_of(fakes, "ListSnapshots")
-    assert listed.name == f" · run {RUN_ID[:8]} · completed"
-    assert [r.name for r in requests_of(fakes, "CreateSnapshot")] == [f"{which} (3)"]
-
-
-async def test_a_default_name_taken_meanwhile_is_tried_with_the_next_number(
-    fakes: Fakes, http: httpx.AsyncClient
-) -> None:
-    fakes.runs.answer("GetRun", run_pb.GetRunResponse(run=run(run_pb.RUN_STATUS_COMPLETED)))
-    fakes.snapshots.answer("ListSnapshots", snap_pb.ListSnapshotsResponse())
-    taken = rpc_error(
-        AlreadyExists("a snapshot named … exists already", reason="SNAPSHOT_NAME_TAKEN"), "snapshot.crucible"
-    )
-    fakes.snapshots.fail("CreateSnapshot", taken, times=1)
-
-    assert (await http.post(f"/api/runs/{RUN_ID}/snapshot")).status_code == 201
-
-    which = f"Grid · run {RUN_ID[:8]} · completed"
-    assert [r.name for r in requests_of(fakes, "CreateSnapshot")] == [which, f"{which} (2)"]
 
 
 async def test_a_name_the_client_gave_that_is_taken_stays_a_409(fakes: Fakes, http: httpx.AsyncClient) -> None:

@@ -157,6 +157,9 @@ class FakeRepository(AbstractSnapshotRepository):
         ]
         return sorted(found, key=lambda s: (s.created_at, s.id), reverse=True)[:limit]
 
+    async def names_containing(self, part: str) -> set[str]:
+        return {s.name for s in self.t.snapshots.values() if part.lower() in s.name.lower()}
+
     async def snapshot_ids(self) -> list[str]:
         return [s.id for s in sorted(self.t.snapshots.values(), key=lambda s: (s.created_at, s.id))]
 

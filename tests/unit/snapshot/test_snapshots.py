@@ -24,11 +24,13 @@ from crucible_snapshot.domain.model import (
     ResultStatus,
     RunPhase,
 )
+from crucible_snapshot.domain.naming import MAX_NAME, run_snapshot_name
 from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SeedCandidate
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import replays
-from tests.unit.snapshot.fakes import DATA, World, good_metrics, snapshot
+from crucible_snapshot.service_layer.ports import ProjectState
+from tests.unit.snapshot.fakes import DATA, PROBLEM, WORLD, World, good_metrics, snapshot
 
 
 @pytest.fixture
@@ -60,6 +62,35 @@ async def test_a_snapshot_of_a_run_copies_the_project_and_takes_the_runs_metrics
     assert made.data.run_config.parameters.num_candidates == 3
     assert [m.content for m in made.data.chat_context] == ["hi"]
     assert await h.get_snapshot(made.id, world.deps.uow) == made
+
+
+async def test_a_snapshot_of_a_run_given_no_name_is_named_after_its_project_and_run(world: World) -> None:
+    project = world.spec.project(ProjectState(PROBLEM, WORLD, (), "River crossing"))
+    run = world.runs.reference(project, good_metrics())
+
+    first = await h.create_snapshot(c.CreateSnapshot("", project, run), world.deps)
+    # The same run again takes the next free number; a name someone chose is never taken over.
+    world.add(snapshot(f"River crossing · run {run[:8]} · completed (3)".upper()))
+    second = await h.create_snapshot(c.CreateSnapshot("  ", project, run), world.deps)
+    third = await h.create_snapshot(c.CreateSnapshot("", project, run), world.deps)
+
+    assert first.name == f"River crossing · run {run[:8]} · completed"
+    assert second.name == f"River crossing · run {run[:8]} · completed (2)"
+    assert third.name == f"River crossing · run {run[:8]} · completed (4)"
+    # A name is still required of anything else.
+    with pytest.raises(ValidationFailed) as refused:
+        await h.create_snapshot(c.CreateSnapshot("", project), world.deps)
+    assert [v.field for v in refused.value.violations] == ["name"]
+
+
+def test_a_default_name_shortens_the_title_never_the_run_nor_the_number() -> None:
+    name = run_snapshot_name("T" * 300, "0123456789abcdef", "FAILED", {f"{'T' * 150}… · run 01234567 · failed"})
+    assert len(name) <= MAX_NAME
+    assert name.endswith("… · run 01234567 · failed")
+    taken = {run_snapshot_name("T" * 300, "0123456789abcdef", "FAILED", ())}
+    second = run_snapshot_name("T" * 300, "0123456789abcdef", "FAILED", taken)
+    assert len(second) <= MAX_NAME
+    assert second.endswith("… · run 01234567 · failed (2)")
 
 
 async def test_a_snapshot_without_a_run_has_no_reference_and_the_problem_specs_mode(world: World) -> None:

@@ -100,6 +100,11 @@ class SqlSnapshotRepository(AbstractSnapshotRepository):
         rows = await self._conn.execute(query.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
         return [_snapshot(row, with_data=False) for row in rows]
 
+    async def names_containing(self, part: str) -> set[str]:
+        c = t.snapshots.c
+        rows = await self._conn.execute(select(c.name).where(c.name.ilike(_like(part), escape="\\")))
+        return {name for (name,) in rows}
+
     async def snapshot_ids(self) -> list[str]:
         c = t.snapshots.c
         rows = await self._conn.execute(select(c.id).order_by(c.created_at, c.id))

@@ -91,7 +91,7 @@ class SpecClient(SpecService):
         problem_spec, world_model, chat = await asyncio.gather(
             self._problem_spec(project_id), self._world_model(project_id), self._chat(project_id, chat_messages)
         )
-        return ProjectState(problem_spec, world_model, chat)
+        return ProjectState(problem_spec, world_model, chat, found.project.title)
 
     async def _problem_spec(self, project_id: str) -> ProblemSpecCopy | None:
         found = await call_or_none(

@@ -29,12 +29,14 @@ from crucible_snapshot.domain.model import (
     SnapshotTestResult,
     TestReport,
 )
+from crucible_snapshot.domain.naming import MAX_NAME, run_marker, run_snapshot_name
 from crucible_snapshot.domain.snapshot_data import RunConfig, RunParameters, SnapshotData
 from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer.ports import ReportUpdates, RunService, SpecService, Usage
 from crucible_snapshot.service_layer.unit_of_work import UowFactory
 
-MAX_NAME = 200
+# How often a default name is chosen again when another snapshot of the run took it meanwhile.
+DEFAULT_NAME_TRIES = 3
 MAX_DESCRIPTION = 10_000
 MAX_TAGS = 50
 MAX_TAG = 64
@@ -70,8 +72,10 @@ class SnapshotDeps:
 def _validated(cmd: c.CreateSnapshot) -> c.CreateSnapshot:
     problems: list[FieldViolation] = []
     name = cmd.name.strip()
-    if not name:
-        problems.append(FieldViolation("name", "required"))
+    # A snapshot of a run may go unnamed: it is named after its project and run (see create_snapshot).
+    named_by_us = bool(cmd.run_id) and not cmd.parent_snapshot_id and cmd.data is None
+    if not name and not named_by_us:
+        problems.append(FieldViolation("name", "required (except for a snapshot of a run)"))
     elif len(name) > MAX_NAME:
         problems.append(FieldViolation("name", f"at most {MAX_NAME} characters"))
     if len(cmd.description) > MAX_DESCRIPTION:
@@ -140,7 +144,9 @@ async def create_snapshot(cmd: c.CreateSnapshot, deps: SnapshotDeps) -> Snapshot
             updated_at=at,
         )
     else:
-        snapshot = await _capture(cmd, deps, at)
+        snapshot, title, status = await _capture(cmd, deps, at)
+        if not cmd.name:
+            return await _add_named_after_its_run(snapshot, title, status, deps)
     async with deps.uow() as uow:
         if not await uow.repo.add_snapshot(snapshot):
             raise SnapshotNameTaken(cmd.name)
@@ -148,10 +154,25 @@ async def create_snapshot(cmd: c.CreateSnapshot, deps: SnapshotDeps) -> Snapshot
     return snapshot
 
 
-async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> Snapshot:
+async def _add_named_after_its_run(snapshot: Snapshot, title: str, status: str, deps: SnapshotDeps) -> Snapshot:
+    """Stored under the first free name of its run's (the same run snapshotted again is `` (2)``);
+    a name taken meanwhile by another snapshot of the run is a look again, a few times."""
+    for _ in range(DEFAULT_NAME_TRIES):
+        async with deps.uow() as uow:
+            taken = await uow.repo.names_containing(run_marker(snapshot.run_id))
+            named = replace(snapshot, name=run_snapshot_name(title, snapshot.run_id, status, taken))
+            if await uow.repo.add_snapshot(named):
+                await uow.commit()
+                return named
+    raise SnapshotNameTaken(run_snapshot_name(title, snapshot.run_id, status, ()))
+
+
+async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> tuple[Snapshot, str, str]:
+    """The snapshot, with its project's title and its run's status (what names it when unnamed)."""
     project_id = parse_id(cmd.project_id, "project_id")
     run_id = parse_id(cmd.run_id, "run_id") if cmd.run_id else ""
     reference = None
+    status = ""
     if run_id:
         run = await deps.runs.get_run(run_id)
         if run is None:
@@ -161,6 +182,7 @@ async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> S
         reference = await deps.runs.metrics(run_id)
         if not reference.ended:
             raise RunNotEnded(run_id, reference.status)
+        status = reference.status
         config = await _with_seeds_whole(run_id, run.config, deps)
     state = await deps.spec.capture(project_id, cmd.chat_context_messages or DEFAULT_CHAT_CONTEXT)
     if not run_id:
@@ -168,7 +190,7 @@ async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> S
         mode = state.problem_spec.mode if state.problem_spec and state.problem_spec.mode else "full_search"
         config = RunConfig(mode, RunParameters())
     data = SnapshotData(state.problem_spec, state.world_model, config, state.chat_context)
-    return Snapshot(
+    snapshot = Snapshot(
         id=str(uuid.uuid4()),
         name=cmd.name,
         description=cmd.description,
@@ -183,6 +205,7 @@ async def _capture(cmd: c.CreateSnapshot, deps: SnapshotDeps, at: datetime) -> S
         created_at=at,
         updated_at=at,
     )
+    return snapshot, state.title, status
 
 
 async def _with_seeds_whole(run_id: str, config: RunConfig, deps: SnapshotDeps) -> RunConfig:

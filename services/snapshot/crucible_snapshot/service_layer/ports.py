@@ -58,6 +58,10 @@ class AbstractSnapshotRepository(abc.ABC):
         """Newest first, every tag matching, ``name`` a case-insensitive substring; without their data."""
 
     @abc.abstractmethod
+    async def names_containing(self, part: str) -> set[str]:
+        """The names of the snapshots whose name holds ``part`` (case-insensitively)."""
+
+    @abc.abstractmethod
     async def snapshot_ids(self) -> list[str]:
         """Every snapshot, oldest first."""
 
@@ -124,6 +128,7 @@ class ProjectState:
     problem_spec: ProblemSpecCopy | None
     world_model: WorldModelCopy | None
     chat_context: tuple[ChatContextMessage, ...]
+    title: str = ""
 
 
 class SpecService(Protocol):
