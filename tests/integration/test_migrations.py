@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,42 @@ async def test_spec_downgrades_to_base_and_upgrades_again(postgres_admin_url: st
         async with engine.connect() as conn:
             assert "projects" in await conn.run_sync(lambda c: inspect(c).get_table_names(schema="spec"))
         await engine.dispose()
+
+
+async def test_the_replay_projects_made_before_they_were_marked_are_marked(postgres_admin_url: str) -> None:
+    """0005 reads the snapshot's id back from the description the snapshot service wrote; a project
+    whose description says anything else stays a user's."""
+    snapshot_id = "5b0f3c1e-9a51-4c6e-8d0b-2f7a9e3c4d11"
+    async with fresh_database(postgres_admin_url, "replay_projects") as url:
+        engine = create_engine(url, pool_size=2)
+        config = alembic_config(spec_bootstrap.MIGRATIONS, "spec")
+
+        def to(revision: str) -> Callable[[Connection], None]:
+            def run(conn: Connection) -> None:
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+
+            return run
+
+        async with engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "spec"'))
+            await conn.run_sync(to("0004"))
+            for title, description in (
+                ("Replay: bridge", f"Restored from snapshot bridge (v2) ({snapshot_id}) to replay it."),
+                ("Mine", f"Notes on snapshot {snapshot_id} to replay it."),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO spec.projects (id, title, description, created_at, updated_at) "
+                        "VALUES (gen_random_uuid(), :title, :description, now(), now())"
+                    ),
+                    {"title": title, "description": description},
+                )
+            await conn.run_sync(to("0005"))
+            rows = (await conn.execute(text("SELECT title, replay_of_snapshot_id FROM spec.projects"))).all()
+        await engine.dispose()
+
+    assert {title: str(marked) if marked else None for title, marked in rows} == {
+        "Replay: bridge": snapshot_id,
+        "Mine": None,
+    }

@@ -315,7 +315,9 @@ ReportEvent = Started | ReplayMove | SnapshotTestResult | TestReport
 
 
 async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[ReportEvent]:
-    """The suite from its start: started, each result as it was stored, then the report once it has ended."""
+    """The suite from its start: started, each replay's moves as they are stored (a replay that moved
+    twice between two reads is told where it stands), each result as it was stored, then the report
+    once it has ended."""
     report = await get_report(report_id, deps)
     yield Started(report.id, report.snapshot_ids, max(1, report.options.repetitions))
     cursor = 0
