@@ -130,7 +130,7 @@ def build_server(clients: ServiceClients) -> MCPServer[Any]:
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False))
     async def create_snapshot(
         name: Annotated[
-            str, Field(description="Unique; may be left empty with run_id alone (named after the run)")
+            str, Field(description="Unique; may be left empty with run_id (named after its project and the run)")
         ] = "",
         project_id: Annotated[str, Field(description="Freeze this project's current state")] = "",
         run_id: Annotated[

@@ -159,12 +159,11 @@ async def test_create_snapshot_with_a_run_alone_snapshots_the_run(fakes: Fakes) 
 
     structured(await call(fakes, "create_snapshot", {"run_id": RUN_ID, "tags": ["nightly"]}))
 
-    # The names taken are read first, for its default name.
-    listed, request = [c.request for c in fakes.snapshots.calls]
-    assert isinstance(listed, snap_pb.ListSnapshotsRequest)
+    (request,) = [c.request for c in fakes.snapshots.calls]
     assert isinstance(request, snap_pb.CreateSnapshotRequest)
     assert (request.project_id, request.run_id, list(request.tags)) == (PROJECT_ID, RUN_ID, ["failure", "nightly"])
-    assert request.name == f"Grid · run {RUN_ID[:8]} · failed"
+    # Unnamed: the snapshot service names it after the project and the run.
+    assert request.name == ""
 
 
 async def test_create_snapshot_of_a_project_with_invariants(fakes: Fakes) -> None:
