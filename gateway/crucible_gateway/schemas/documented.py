@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from crucible_gateway.schemas.chat import ChatMessage
+from crucible_gateway.schemas.runs import ConstraintViolationRead
 from crucible_gateway.schemas.snapshots import ReplayProgressRead, ReportRead, SnapshotTestResultRead
 
 
@@ -151,19 +152,14 @@ class RunSummary(_Shape):
     summary_label: str
 
 
-class RunRejectionViolation(_Shape):
-    constraint: str
-    weight: int
-    scenarios: int = Field(description="In how many of the candidate's evaluated scenarios it was broken")
-
-
 class RunRejection(_Shape):
     """A candidate the run rejected (it broke a hard constraint), beside the seed's ``run_summary``."""
 
     candidate_id: str
     title: str
     evaluations: int = Field(description="How many of its scenarios were evaluated")
-    violated_constraints: list[RunRejectionViolation]
+    # As the run's results name them (GET /api/runs/{id}/results).
+    violated_constraints: list[ConstraintViolationRead]
 
 
 class ChatMessageMetadata(BaseModel):

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field, FiniteFloat, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 from pydantic_core import PydanticCustomError
 
 from crucible.run.v1 import run_service_pb2 as pb
@@ -471,6 +479,11 @@ class EvaluationList(BaseModel):
 
 
 class ConstraintViolationRead(BaseModel):
+    """A hard constraint a candidate broke (in the results, and in a run_rejections message)."""
+
+    # Strict, so the tests that validate a run_rejections payload catch a field this does not name.
+    model_config = ConfigDict(extra="forbid")
+
     constraint: str
     weight: int
     scenarios: int = Field(description="In how many scenarios it was broken")
