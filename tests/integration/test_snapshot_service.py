@@ -211,10 +211,19 @@ async def test_replays_and_suites_over_grpc(world: tuple[SnapshotServiceAsyncStu
     assert (replay.status, replay.metrics.candidates) == ("COMPLETED", 3)
     assert [value_to_python(i.actual) for i in replay.invariants] == [3, True]
     assert (no_trigger.code, no_trigger.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "TRIGGER_REQUIRED")
-    assert [e.WhichOneof("event") for e in events] == ["started", "result", "result", "result", "report"]
+    told = [e.WhichOneof("event") for e in events]
+    assert [k for k in told if k != "replay"] == ["started", "result", "result", "result", "report"]
+    assert events[0].started.repetitions == 1
     report = events[-1].report
     assert report == fetched
-    assert [e.WhichOneof("event") for e in watched] == [e.WhichOneof("event") for e in events]
+    # Watched once it has ended: each replay where it ended up (the third never started), then the
+    # results and the report as they were told live.
+    assert [e.WhichOneof("event") for e in watched] == ["started"] + ["replay"] * 3 + ["result"] * 3 + ["report"]
+    ends = [(e.replay.snapshot_id, e.replay.repetition, e.replay.state, e.replay.run_id) for e in watched[1:4]]
+    assert ends == [
+        (r.snapshot_id, 1, pb.REPLAY_STATE_ENDED if r.replay_run_ids else pb.REPLAY_STATE_SKIPPED, r.replay_run_id)
+        for r in report.results
+    ]
     assert report.status == pb.REPORT_STATUS_COMPLETED
     assert (report.summary.total, report.summary.passed, report.summary.skipped) == (3, 2, 1)
     assert [r.status for r in report.results] == [pb.RESULT_STATUS_PASSED] * 2 + [pb.RESULT_STATUS_SKIPPED]

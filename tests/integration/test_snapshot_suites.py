@@ -73,14 +73,27 @@ async def test_a_suite_streams_its_start_each_result_and_the_report(engine: Asyn
     assert again.id == report.id
     assert isinstance(events[0], Started)
     assert events[0].snapshot_ids == tuple(s.id for s in made)
-    assert [type(e) for e in events[1:]] == [SnapshotTestResult] * 3 + [model.TestReport]
+    assert [type(e) for e in events[1:] if not isinstance(e, model.ReplayMove)] == [SnapshotTestResult] * 3 + [
+        model.TestReport
+    ]
+    # Each replay's moves as the watcher saw them: running with its run (when seen in time), then ended.
+    for replay in range(3):
+        moves = [e for e in events if isinstance(e, model.ReplayMove) and e.position == replay]
+        assert [m.state for m in moves][-1] is model.ReplayState.ENDED
+        assert [m.state for m in moves[:-1]] in ([], [model.ReplayState.RUNNING])
+        assert len({m.run_id for m in moves}) == 1
+        assert moves[0].snapshot_name == made[replay].name
     ended = events[-1]
     assert isinstance(ended, model.TestReport)
     assert ended.status is ReportStatus.COMPLETED
     assert [r.status for r in ended.results] == [ResultStatus.PASSED] * 3
     assert ended.summary.passed == 3
     assert ended.total_cost_usd == pytest.approx(0.30)
-    assert len(replayed) == len(events)
+    # Read later: each replay where it ended up, then the same results and report.
+    assert [e for e in replayed if not isinstance(e, model.ReplayMove)] == [
+        e for e in events if not isinstance(e, model.ReplayMove)
+    ]
+    assert [e.state for e in replayed if isinstance(e, model.ReplayMove)] == [model.ReplayState.ENDED] * 3
     listed, _ = await h.list_reports(c.ListTestReports(), harness.deps.uow)
     assert listed[0].id == report.id
 
