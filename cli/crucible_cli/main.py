@@ -84,7 +84,8 @@ def project_list(
     page_size: Annotated[int, typer.Option(help="Projects per request.")] = 100,
     limit: Annotated[int, typer.Option(help="Stop after this many (0: all).")] = 0,
     include_replays: Annotated[
-        bool, typer.Option(help="Also the projects made to replay snapshots (one per replay and repetition).")
+        bool,
+        typer.Option(help="Also the projects made to replay snapshots (one per replay, and per snapshot of a suite)."),
     ] = False,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -31,7 +31,7 @@ async def list_projects(
     include_replays: Annotated[
         bool,
         Query(
-            description="Also the projects made to replay a snapshot (one per replay and repetition), "
+            description="Also the projects made to replay a snapshot (one per replay, and per snapshot of a suite), "
             "left out by default"
         ),
     ] = False,

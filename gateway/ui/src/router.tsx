@@ -1,5 +1,5 @@
 import type { ComponentType } from "react";
-import { createBrowserRouter, useRouteError } from "react-router";
+import { createBrowserRouter, Navigate, useRouteError } from "react-router";
 import { Layout } from "./components/Layout";
 import { ErrorBox } from "./components/ui";
 import Projects from "./routes/Projects";
@@ -41,6 +41,8 @@ export const router = createBrowserRouter([
     hydrateFallbackElement: <p className="muted">Loading…</p>,
     children: [
       { path: "/", element: <Projects /> },
+      // The list's own name is a way to it too (the rail says "Projects").
+      { path: "/projects", element: <Navigate to="/" replace /> },
       { path: "/projects/:projectId", lazy: Workspace },
       { path: "/runs/:runId", lazy: RunView },
       { path: "/specs", lazy: Specs },

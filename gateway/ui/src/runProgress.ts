@@ -6,6 +6,8 @@ export interface RunProgressState {
   lastSequence: number;
   status: string;
   phase: string;
+  // Every phase begun so far (design and scenarios begin together).
+  phasesStarted: string[];
   phasesDone: string[];
   candidates: number;
   scenarios: number;
@@ -24,6 +26,7 @@ export const INITIAL: RunProgressState = {
   lastSequence: 0,
   status: "CREATED",
   phase: "",
+  phasesStarted: [],
   phasesDone: [],
   candidates: 0,
   scenarios: 0,
@@ -56,8 +59,10 @@ export function fold(state: RunProgressState, event: StreamEvent): RunProgressSt
   switch (event.type) {
     case "run.started":
       return { ...next, status: "RUNNING" };
-    case "phase.started":
-      return { ...next, phase: String(data.phase ?? "") };
+    case "phase.started": {
+      const phase = String(data.phase ?? "");
+      return { ...next, phase, phasesStarted: [...state.phasesStarted.filter((p) => p !== phase), phase] };
+    }
     case "phase.completed":
       // What the run has spent so far (older runs' events do not say): the design and scenario
       // calls are paid before the first evaluation says so.

@@ -25,12 +25,15 @@ export function RunProgressView({
           {progress.ended ? "finished" : stream === "open" ? "live" : stream === "connecting" ? "connecting…" : stream}
           {elapsed !== null && !progress.ended && ` · ${duration(Math.max(0, elapsed))} elapsed`}
         </span>
-        <span>spent {spentSoFar(progress.usdSpent, progress.unpricedCalls)}</span>
+        <span>
+          {progress.ended ? "cost" : "cost so far"}: {spentSoFar(progress.usdSpent, progress.unpricedCalls)}
+        </span>
       </div>
       <ol className="phases" aria-label="Phases">
         {PHASES.map((phase) => {
           const done = progress.phasesDone.includes(phase);
-          const current = !done && progress.phase === phase && !progress.ended;
+          // Designing and making scenarios go on at the same time: both are current then.
+          const current = !done && progress.phasesStarted.includes(phase) && !progress.ended;
           return (
             <li key={phase} className={done ? "phase-done" : current ? "phase-current" : ""} aria-current={current ? "step" : undefined}>
               {humanize(phase)}
@@ -39,7 +42,8 @@ export function RunProgressView({
           );
         })}
       </ol>
-      <ProgressBar done={progress.done} total={progress.total} label="Evaluations" />
+      {/* Before the first evaluation says its total, the pairs the candidates and scenarios make. */}
+      <ProgressBar done={progress.done} total={progress.total || progress.candidates * progress.scenarios} label="Evaluations" />
       <p className="muted small">
         {counted(progress.candidates, "candidate")} · {counted(progress.scenarios, "scenario")}
         {progress.failed > 0 && ` · ${counted(progress.failed, "evaluation")} failed`}

@@ -17,7 +17,7 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
         {counted(summary.counts.evaluations, "evaluation")} · {duration(summary.duration_seconds)}
       </p>
       {summary.top_candidates.length > 0 ? (
-        <table className="table compact">
+        <table className="table compact key-2">
           <caption className="sr-only">Top candidates</caption>
           <thead>
             <tr>

@@ -52,6 +52,10 @@ export function ProgressBar({ done, total, label }: { done: number; total: numbe
   const percent = total > 0 ? Math.min(100, Math.round((done / total) * 100)) : 0;
   return (
     <div className="progress">
+      {/* Said where it shows: two bars one above the other are told apart by their names. */}
+      <span className="progress-label" aria-hidden="true">
+        {label}
+      </span>
       <div
         className="progress-track"
         role="progressbar"

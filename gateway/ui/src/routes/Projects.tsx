@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
-import { Link, useNavigate } from "react-router";
+import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useLatestRun } from "../api/runs";
 import { Pager, usePages } from "../components/Pager";
@@ -24,7 +24,12 @@ function ProjectRow({ project }: { project: Schemas["Project"] }) {
         {project.replay_of_snapshot_id && (
           <>
             {" "}
-            <Link to={`/snapshots/${project.replay_of_snapshot_id}`} className="badge badge-replay" title="Made to replay a snapshot: open the snapshot">
+            <Link
+              to={`/snapshots/${project.replay_of_snapshot_id}`}
+              className="badge badge-replay"
+              title="Made to replay a snapshot: open the snapshot"
+              aria-label={`${project.title}: made to replay a snapshot; open the snapshot`}
+            >
               replay
             </Link>
           </>
@@ -134,9 +139,10 @@ export default function Projects() {
   useTitle("Projects");
   const pages = usePages();
   const token = pages.token;
-  // Replays and snapshot tests make a project each (per snapshot and repetition): out of the way
-  // unless asked for.
-  const [withReplays, setWithReplays] = useState(false);
+  // Replays and snapshot tests make a project each (one per snapshot of a suite): out of the way
+  // unless asked for, and asked for in the address, so that Back returns to the same list.
+  const [search, setSearch] = useSearchParams();
+  const withReplays = search.get("replays") === "1";
   const projects = useQuery({
     queryKey: ["projects", withReplays, token],
     queryFn: () =>
@@ -157,7 +163,7 @@ export default function Projects() {
           type="checkbox"
           checked={withReplays}
           onChange={(e) => {
-            setWithReplays(e.target.checked);
+            setSearch(e.target.checked ? { replays: "1" } : {}, { replace: true });
             pages.reset();
           }}
         />
@@ -166,7 +172,10 @@ export default function Projects() {
       {projects.isPending && <Loading what="projects" />}
       {projects.isError && <ErrorBox error={projects.error} action="Loading projects" />}
       {projects.data && projects.data.projects.length === 0 && pages.first && (
-        <Empty>No projects yet. Create one, then describe your problem to the Architect.</Empty>
+        <Empty>
+          No projects yet. Create one, then describe your problem to the Architect.
+          {!withReplays && " (The projects made to replay snapshots are listed with the box above.)"}
+        </Empty>
       )}
       {projects.data && projects.data.projects.length > 0 && (
         <table className="table">

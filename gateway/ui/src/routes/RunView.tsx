@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, PageError, Status } from "../components/ui";
-import { counted, duration, humanize, num, shortId, spentSoFar, usd, violationsText, when } from "../format";
+import { cost, counted, duration, humanize, num, shortId, spentSoFar, violationsText, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 import { type RunProgressState, useRunProgress } from "../runProgress";
 
@@ -147,7 +147,7 @@ function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) 
         <div>
           <dt>Cost</dt>
           {/* A run's usage is accounted when it ends; until then, what its events say it has spent. */}
-          <dd>{ended(run) ? usd(run.usage.usd, run.usage.unpriced_calls) : `${spentSoFar(progress.usdSpent, progress.unpricedCalls)} so far`}</dd>
+          <dd>{ended(run) ? cost(run.usage) : `${spentSoFar(progress.usdSpent, progress.unpricedCalls)} so far`}</dd>
         </div>
         <div>
           <dt>Counts</dt>
@@ -311,7 +311,7 @@ function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof use
   const ranked = results.data.candidates.find((c) => c.candidate_id === selected);
   return (
     <div className="results">
-      <table className="table">
+      <table className="table key-2">
         <caption className="sr-only">Ranked candidates, best first</caption>
         <thead>
           <tr>

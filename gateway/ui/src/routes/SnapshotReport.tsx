@@ -6,7 +6,7 @@ import { wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
 import { invariantLabel } from "../components/InvariantsEditor";
 import { ErrorBox, Loading, PageError, ProgressBar, Status } from "../components/ui";
-import { duration, num, shortId, usd, when } from "../format";
+import { counted, duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 
 type Result = Schemas["SnapshotTestResultRead"];
@@ -57,8 +57,9 @@ function RunningReplays({ replays, repetitions }: { replays: Replay[]; repetitio
       <ul className="plain-list small">
         {running.map((r) => (
           <li key={replayKey(r)}>
-            {r.snapshot_name || `snapshot ${shortId(r.snapshot_id)}`}
-            {repetitions > 1 && ` · repetition ${r.repetition} of ${repetitions}`} · <Link to={`/runs/${r.run_id}`}>run {shortId(r.run_id)}</Link>
+            <Link to={`/runs/${r.run_id}`}>run {shortId(r.run_id)}</Link>
+            {repetitions > 1 ? `, repetition ${r.repetition} of ${repetitions}, ` : ", "}
+            replaying <q>{r.snapshot_name || `snapshot ${shortId(r.snapshot_id)}`}</q>
           </li>
         ))}
       </ul>
@@ -72,7 +73,7 @@ function value(v: unknown): string {
   return typeof v === "number" ? String(Math.round(v * 1000) / 1000) : JSON.stringify(v);
 }
 
-function ResultCard({ result }: { result: Result }) {
+function ResultCard({ result, asked }: { result: Result; asked: number }) {
   const deltas = Object.entries(result.metrics_delta);
   return (
     <article className="card" aria-label={`Result of ${result.snapshot_name}`}>
@@ -83,7 +84,9 @@ function ResultCard({ result }: { result: Result }) {
         <Status value={result.status} />
       </header>
       <p className="muted small">
-        cost {usd(result.cost_usd)} · {result.repetitions} repetition{result.repetitions === 1 ? "" : "s"}
+        cost {usd(result.cost_usd)} ·{" "}
+        {/* Fewer than asked: the others were stopped (the cost limit) or not run; the reason says which. */}
+        {result.repetitions < asked ? `${result.repetitions} of ${asked} repetitions` : counted(result.repetitions, "repetition")}
         {result.replay_run_ids.map((id) => (
           <span key={id}>
             {" · "}
@@ -167,6 +170,9 @@ export default function SnapshotReport() {
   const r = report.data;
   const results = running ? mergeResults(r.results, live.results) : r.results;
   const spent = results.reduce((sum, x) => sum + x.cost_usd, 0);
+  // While it runs, the counts of the results so far (the stored report's are of when it was read).
+  const summary = running ? tally(results, r.snapshot_ids.length) : r.summary;
+  const asked = r.options.repetitions ?? 1;
   return (
     <div className="page">
       <header className="page-head">
@@ -176,22 +182,26 @@ export default function SnapshotReport() {
         {/* Failed: a snapshot's invariant broke (a regression); error: the harness could not judge one
             (not a regression), as the CLI's exit codes 1 and 2 say. */}
         {r.status === "completed" && <Status value={r.summary.failed > 0 ? "failed" : r.summary.errors > 0 ? "error" : "passed"} />}
+        {/* A skipped snapshot (the cost limit) is no regression, as for the CLI's exit code, but the
+            verdict is not of all of them. */}
+        {r.status === "completed" && r.summary.skipped > 0 && <span className="muted">{counted(r.summary.skipped, "snapshot")} not judged (skipped)</span>}
       </header>
       <dl className="facts">
         <div>
           <dt>Passed</dt>
           <dd>
-            {r.summary.passed} / {r.summary.total}
+            {summary.passed} / {summary.total}
           </dd>
         </div>
         <div>
           <dt>Failed · skipped · errors</dt>
           <dd>
-            {r.summary.failed} · {r.summary.skipped} · {r.summary.errors}
+            {summary.failed} · {summary.skipped} · {summary.errors}
           </dd>
         </div>
         <div>
-          <dt>{running ? "Cost so far" : "Cost"}</dt>
+          {/* A snapshot's cost is known once all of its replays have ended. */}
+          <dt>{running ? "Cost of the snapshots done" : "Cost"}</dt>
           <dd>{usd(running ? spent : r.total_cost_usd)}</dd>
         </div>
         <div>
@@ -221,10 +231,15 @@ export default function SnapshotReport() {
       {live.problem && <ErrorBox error={live.problem} />}
       {r.error && <p className="warning-text">{r.error}</p>}
       {results.map((result) => (
-        <ResultCard key={result.snapshot_id} result={result} />
+        <ResultCard key={result.snapshot_id} result={result} asked={asked} />
       ))}
     </div>
   );
+}
+
+function tally(results: Result[], total: number): Schemas["ReportSummary"] {
+  const count = (status: string) => results.filter((x) => x.status === status).length;
+  return { total, passed: count("passed"), failed: count("failed"), skipped: count("skipped"), errors: count("error") };
 }
 
 function mergeResults(stored: Result[], live: Result[]): Result[] {

@@ -6,11 +6,14 @@ import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
 import { shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
+import { suiteProblems } from "../suiteForm";
 
 function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"][]; onClose: () => void }) {
   const ids = snapshots.map((s) => s.id);
   const [costLimit, setCostLimit] = useState("1.00");
   const [repetitions, setRepetitions] = useState("1");
+  const problems = suiteProblems(costLimit, repetitions);
+  const valid = Object.keys(problems).length === 0;
   const [mode, setMode] = useState<ReplayMode>("live");
   const navigate = useNavigate();
   const start = useMutation({
@@ -41,16 +44,16 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
       aria-label="Run a suite"
       onSubmit={(event) => {
         event.preventDefault();
-        start.mutate();
+        if (valid) start.mutate();
       }}
     >
       <h2>Run {ids.length} snapshot{ids.length === 1 ? "" : "s"} as a suite</h2>
       <div className="form-row">
-        <Field label="Cost limit (USD)" hint="A replay whose estimate would cross it is skipped; empty: no limit">
-          <input type="number" min={0} step="0.01" value={costLimit} onChange={(e) => setCostLimit(e.target.value)} />
+        <Field label="Cost limit (USD)" hint="A replay whose estimate would cross it is skipped; empty: no limit" error={problems.costLimit}>
+          <input type="text" inputMode="decimal" value={costLimit} onChange={(e) => setCostLimit(e.target.value)} />
         </Field>
-        <Field label="Repetitions" hint="More than one: pass rates and intervals">
-          <input type="number" min={1} max={20} value={repetitions} onChange={(e) => setRepetitions(e.target.value)} />
+        <Field label="Repetitions" hint="More than one: pass rates and intervals" error={problems.repetitions}>
+          <input type="text" inputMode="numeric" value={repetitions} onChange={(e) => setRepetitions(e.target.value)} />
         </Field>
         <Field label="Model answers">
           <select value={mode} onChange={(e) => setMode(e.target.value as ReplayMode)}>
@@ -67,7 +70,7 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
         <button type="button" className="button ghost" onClick={onClose}>
           Cancel
         </button>
-        <button type="submit" className="button button-primary" disabled={start.isPending}>
+        <button type="submit" className="button button-primary" disabled={start.isPending || !valid}>
           Run suite
         </button>
       </div>
@@ -161,7 +164,7 @@ export default function Snapshots() {
       )}
       {snapshots.data && snapshots.data.snapshots.length > 0 && (
         <>
-          <table className="table">
+          <table className="table key-2">
             <thead>
               <tr>
                 <th scope="col">

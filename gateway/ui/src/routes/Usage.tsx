@@ -195,7 +195,7 @@ export default function Usage() {
           {usage.data.by_model.length === 0 ? (
             <Empty>No model calls for this selection.</Empty>
           ) : (
-            <table className="table">
+            <table className="table key-2">
               <thead>
                 <tr>
                   <th scope="col">Provider</th>
@@ -243,7 +243,7 @@ export default function Usage() {
       {calls.isError && <ErrorBox error={calls.error} />}
       {calls.data && calls.data.llm_calls.length === 0 && <Empty>No calls.</Empty>}
       {calls.data && calls.data.llm_calls.length > 0 && (
-        <table className="table compact">
+        <table className="table compact key-2">
           <caption className="sr-only">Latest calls</caption>
           <thead>
             <tr>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { cost, counted, projectLabels, spentSoFar, usd, when } from "../format";
 import { fold, INITIAL } from "../runProgress";
+import { suiteProblems } from "../suiteForm";
 
 describe("cost", () => {
   it("never shows an unknown cost as $0", () => {
@@ -54,5 +55,19 @@ describe("counted", () => {
     expect(counted(1, "candidate")).toBe("1 candidate");
     expect(counted(0, "scenario")).toBe("0 scenarios");
     expect(counted(3, "analysis", "analyses")).toBe("3 analyses");
+  });
+});
+
+describe("suiteProblems", () => {
+  it("reads what is typed: an amount or nothing, and 1 to 20 repetitions", () => {
+    expect(suiteProblems("", "1")).toEqual({});
+    expect(suiteProblems("0.015", "20")).toEqual({});
+    expect(suiteProblems(" 2 ", "3")).toEqual({});
+    expect(Object.keys(suiteProblems("5e", "1"))).toEqual(["costLimit"]);
+    expect(Object.keys(suiteProblems("-1", "1"))).toEqual(["costLimit"]);
+    expect(Object.keys(suiteProblems("1", "2.5"))).toEqual(["repetitions"]);
+    expect(Object.keys(suiteProblems("1", "0"))).toEqual(["repetitions"]);
+    expect(Object.keys(suiteProblems("1", "21"))).toEqual(["repetitions"]);
+    expect(Object.keys(suiteProblems("1", ""))).toEqual(["repetitions"]);
   });
 });

@@ -53,6 +53,7 @@ describe("Projects", () => {
       expect(fake.calls.filter((c) => c.url === "/api/projects").map((c) => new URLSearchParams(c.search).get("include_replays"))).toEqual([null, "true"]),
     );
     const row = screen.getByRole("link", { name: "Replay: Bridge" }).closest("tr")!;
-    expect(within(row).getByRole("link", { name: "replay" })).toHaveAttribute("href", "/snapshots/s1");
+    const badge = within(row).getByRole("link", { name: "Replay: Bridge: made to replay a snapshot; open the snapshot" });
+    expect(badge).toHaveAttribute("href", "/snapshots/s1");
   });
 });

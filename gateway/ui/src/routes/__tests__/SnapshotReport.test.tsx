@@ -35,18 +35,36 @@ describe("SnapshotReport of a suite that runs", () => {
         replay("s1", 1, "ended", "run-a"),
         replay("s1", 2, "running", "run-b"),
         replay("s2", 1, "skipped"),
+        {
+          type: "result",
+          result: {
+            snapshot_id: "s2",
+            snapshot_name: "Ferry",
+            status: "passed",
+            reason: "2 replays stopped at their share of the cost limit",
+            cost_usd: 0.0123,
+            repetitions: 1,
+            replay_run_ids: ["run-c"],
+            invariants: [],
+            metrics_delta: {},
+          },
+        },
       ]),
     );
     vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshot-reports/rep1": () => RUNNING }).fetch);
 
     renderRoute("/snapshot-reports/rep1", "/snapshot-reports/:reportId", <SnapshotReport />);
 
-    // Two of six replays are over (one ended, one skipped); no snapshot has its result yet.
+    // Two of six replays are over (one ended, one skipped); one snapshot has its result.
     const replays = await screen.findByRole("progressbar", { name: "Replays" });
     expect(replays).toHaveAttribute("aria-valuetext", "2 / 6");
-    expect(screen.getByRole("progressbar", { name: "Snapshots replayed" })).toHaveAttribute("aria-valuetext", "0 / 2");
+    expect(await screen.findByRole("progressbar", { name: "Snapshots replayed" })).toHaveAttribute("aria-valuetext", "1 / 2");
+    // The counts are of the results so far, not of the report as first read; and a result of fewer
+    // replays than asked says so.
+    expect(screen.getByText("Passed").nextElementSibling).toHaveTextContent("1 / 2");
+    expect(screen.getByText(/1 of 3 repetitions/)).toBeInTheDocument();
     const now = screen.getByRole("region", { name: "Replaying now" });
-    expect(within(now).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["Bridge s1 · repetition 2 of 3 · run run-b"]);
+    expect(within(now).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["run run-b, repetition 2 of 3, replaying Bridge s1"]);
     expect(within(now).getByRole("link", { name: "run run-b" })).toHaveAttribute("href", "/runs/run-b");
   });
 });
