@@ -76,24 +76,24 @@ async def test_a_suite_streams_its_start_each_result_and_the_report(engine: Asyn
     assert [type(e) for e in events[1:] if not isinstance(e, model.ReplayMove)] == [SnapshotTestResult] * 3 + [
         model.TestReport
     ]
-    # Each replay's moves as the watcher saw them: running with its run (when seen in time), then ended.
-    for replay in range(3):
-        moves = [e for e in events if isinstance(e, model.ReplayMove) and e.position == replay]
-        assert [m.state for m in moves][-1] is model.ReplayState.ENDED
-        assert [m.state for m in moves[:-1]] in ([], [model.ReplayState.RUNNING])
-        assert len({m.run_id for m in moves}) == 1
-        assert moves[0].snapshot_name == made[replay].name
+    # Each replay's moves while its snapshot is in progress (a run of 50 ms per call is seen running),
+    # with its run, and none after its snapshot's result.
+    results = {e.snapshot_id: e for e in events if isinstance(e, SnapshotTestResult)}
+    moves = [e for e in events if isinstance(e, model.ReplayMove)]
+    assert {m.snapshot_id for m in moves if m.state is model.ReplayState.RUNNING} == set(results)
+    for move in moves:
+        result = results[move.snapshot_id]
+        assert events.index(move) < events.index(result)
+        assert move.run_id in ("", *result.replay_run_ids)
+        assert move.snapshot_name == next(s.name for s in made if s.id == move.snapshot_id)
     ended = events[-1]
     assert isinstance(ended, model.TestReport)
     assert ended.status is ReportStatus.COMPLETED
     assert [r.status for r in ended.results] == [ResultStatus.PASSED] * 3
     assert ended.summary.passed == 3
     assert ended.total_cost_usd == pytest.approx(0.30)
-    # Read later: each replay where it ended up, then the same results and report.
-    assert [e for e in replayed if not isinstance(e, model.ReplayMove)] == [
-        e for e in events if not isinstance(e, model.ReplayMove)
-    ]
-    assert [e.state for e in replayed if isinstance(e, model.ReplayMove)] == [model.ReplayState.ENDED] * 3
+    # Read later: the same results and report (the snapshots are over: no replay is in progress).
+    assert replayed == [e for e in events if not isinstance(e, model.ReplayMove)]
     listed, _ = await h.list_reports(c.ListTestReports(), harness.deps.uow)
     assert listed[0].id == report.id
 

@@ -235,17 +235,26 @@ async def test_a_replay_restores_into_a_new_project_and_the_suite_passes(
     assert result["cost_usd"] > 0
     assert report["total_cost_usd"] == pytest.approx(result["cost_usd"])
 
-    # Its watchers, even once it has ended, are told where each replay got to, with its run.
+    # A suite followed live: its replay is told running, with its run, before its snapshot's result.
+    started = await http.post(
+        "/api/snapshots/run-tests",
+        json={"snapshot_ids": [snapshot_id], "wait": False, "ui_trigger_id": str(uuid.uuid4())},
+    )
+    assert started.status_code == 202, started.text
+    assert started.json()["repetitions"] == 1
+    url = f"{stack.url.replace('http', 'ws')}/api/ws/snapshot-reports/{started.json()['report_id']}"
     frames = []
-    async with websockets.connect(f"{stack.url.replace('http', 'ws')}/api/ws/snapshot-reports/{report['id']}") as ws:
+    async with websockets.connect(url) as ws:
         async for frame in ws:
             frames.append(json.loads(frame))
-    assert [f["type"] for f in frames] == ["started", "replay", "result", "report"]
-    assert frames[0]["repetitions"] == 1
-    replay = frames[1]["replay"]
-    assert (replay["snapshot_id"], replay["repetition"], replay["state"]) == (snapshot_id, 1, "ended")
-    assert replay["snapshot_name"] == baseline.snapshot["name"]
-    assert [replay["run_id"]] == result["replay_run_ids"]
+    kinds = [f["type"] for f in frames]
+    assert [k for k in kinds if k != "replay"] == ["started", "result", "report"]
+    (running,) = [f["replay"] for f in frames if f["type"] == "replay" and f["replay"]["state"] == "running"]
+    assert kinds.index("replay") < kinds.index("result")
+    assert (running["snapshot_id"], running["repetition"]) == (snapshot_id, 1)
+    assert running["snapshot_name"] == baseline.snapshot["name"]
+    live_result = next(f["result"] for f in frames if f["type"] == "result")
+    assert [running["run_id"]] == live_result["replay_run_ids"]
 
 
 async def test_a_recorded_replay_costs_nothing_and_ranks_identically(

@@ -181,6 +181,10 @@ class FakeRepository(AbstractSnapshotRepository):
         report = self.t.reports.get(report_id)
         return self._with_results(report) if report else None
 
+    async def report_status(self, report_id: str) -> ReportStatus | None:
+        report = self.t.reports.get(report_id)
+        return report.status if report else None
+
     async def report_by_trigger(self, trigger_id: str) -> TestReport | None:
         found = next((r for r in self.t.reports.values() if r.trigger_id == trigger_id), None)
         return self._with_results(found) if found else None
@@ -236,10 +240,13 @@ class FakeRepository(AbstractSnapshotRepository):
                 s.name if (s := self.t.snapshots.get(r.snapshot_id)) else "",
             )
             for r in await self.replays_of(report_id)
+            if r.position not in self.t.results.get(report_id, {})
         ]
 
     async def update_replay(self, trigger_id: str, change: ReplayChange) -> None:
         self.t.replays[trigger_id] = replace(self.t.replays[trigger_id], **change.changed())  # type: ignore[arg-type]
+        if self.t.replays[trigger_id].report_id:
+            self.t.changed.set()  # as the service's NOTIFY wakes the suite's watchers
 
 
 class FakeUnitOfWork(AbstractUnitOfWork):

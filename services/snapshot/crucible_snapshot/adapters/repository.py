@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,6 +139,10 @@ class SqlSnapshotRepository(AbstractSnapshotRepository):
             return None
         return _report(row, await self._results([report_id]))
 
+    async def report_status(self, report_id: str) -> ReportStatus | None:
+        found = await self._conn.scalar(select(t.test_reports.c.status).where(t.test_reports.c.id == report_id))
+        return ReportStatus(found) if found is not None else None
+
     async def report_by_trigger(self, trigger_id: str) -> TestReport | None:
         query = select(t.test_reports).where(t.test_reports.c.trigger_id == trigger_id)
         row = (await self._conn.execute(query)).first()
@@ -242,11 +246,13 @@ class SqlSnapshotRepository(AbstractSnapshotRepository):
         return [_replay(row) for row in rows]
 
     async def replay_moves(self, report_id: str) -> list[ReplayMove]:
-        c = t.replays.c
+        c, done = t.replays.c, t.test_results.c
         rows = await self._conn.execute(
             select(c.position, c.repetition, c.snapshot_id, c.state, c.run_id, t.snapshots.c.name)
             .outerjoin(t.snapshots, t.snapshots.c.id == c.snapshot_id)
-            .where(c.report_id == report_id)
+            .where(
+                c.report_id == report_id, ~exists().where(done.report_id == c.report_id, done.position == c.position)
+            )
             .order_by(c.position, c.repetition)
         )
         return [

@@ -328,10 +328,12 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
         while True:
             read_at = time.monotonic()
             async with deps.uow(read_only=True) as unit:
-                # The status first: a result stored just before the end is still read below.
-                current = await unit.repo.get_report(report.id)
-                moves = await unit.repo.replay_moves(report.id)
+                # The status first: a result stored just before the end is still read below. The
+                # results before the moves: a replay's end is stored before its snapshot's result,
+                # so a result read here has its replays' ends in the moves read after it.
+                status = await unit.repo.report_status(report.id)
                 results = await unit.repo.results_after(report.id, cursor)
+                moves = await unit.repo.replay_moves(report.id)
             for move in moves:
                 key = (move.position, move.repetition)
                 # A replay only prepared has nothing to show yet (its project is restored, no more).
@@ -341,10 +343,13 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
             for sequence, result in results:
                 cursor = sequence
                 yield result
-            if current is None:
+            if status is None:
                 return
-            if current.status is not ReportStatus.RUNNING:
-                yield current
+            if status is not ReportStatus.RUNNING:
+                async with deps.uow(read_only=True) as unit:
+                    ended = await unit.repo.get_report(report.id)
+                if ended is not None:
+                    yield ended
                 return
             await waiter.wait(WATCH_FALLBACK_SECONDS)
             # A burst of results is one read per watcher.

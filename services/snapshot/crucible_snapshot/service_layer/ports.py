@@ -79,6 +79,10 @@ class AbstractSnapshotRepository(abc.ABC):
         """With its results so far, in the order of its snapshots."""
 
     @abc.abstractmethod
+    async def report_status(self, report_id: str) -> ReportStatus | None:
+        """Only its status (None: no such report), without reading its results."""
+
+    @abc.abstractmethod
     async def report_by_trigger(self, trigger_id: str) -> TestReport | None: ...
 
     @abc.abstractmethod
@@ -114,7 +118,8 @@ class AbstractSnapshotRepository(abc.ABC):
 
     @abc.abstractmethod
     async def replay_moves(self, report_id: str) -> list[ReplayMove]:
-        """Where each of the suite's replays stands (not their metrics), in the order they run."""
+        """Where each replay of the suite's snapshots still without a result stands (not their
+        metrics), in the order they run: a watch reads no more than the snapshots in progress."""
 
     @abc.abstractmethod
     async def update_replay(self, trigger_id: str, change: ReplayChange) -> None:
