@@ -338,6 +338,7 @@ def _follow_suite(report_id: str, total: int, out: Console) -> dict[str, Any]:
     with repetitions: a snapshot's result waits for all of its own)."""
     seen: set[str] = set()
     replays: TaskID | None = None
+    repetitions = 1
     replays_over: set[tuple[str, int]] = set()
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
@@ -345,15 +346,23 @@ def _follow_suite(report_id: str, total: int, out: Console) -> dict[str, Any]:
         task = progress.add_task("snapshots", total=total or None)
         for event in _suite_events(report_id):
             if event["type"] == "started" and event.get("repetitions", 1) > 1 and replays is None:
-                replays = progress.add_task("replays", total=len(event["snapshot_ids"]) * event["repetitions"])
+                repetitions = event["repetitions"]
+                replays = progress.add_task("replays", total=len(event["snapshot_ids"]) * repetitions)
             elif event["type"] == "replay" and replays is not None and event["replay"]["state"] in ("ended", "skipped"):
                 over = (event["replay"]["snapshot_id"], event["replay"]["repetition"])
                 if over not in replays_over:
                     replays_over.add(over)
                     progress.advance(replays)
             elif event["type"] == "result" and event["result"]["snapshot_id"] not in seen:
-                seen.add(event["result"]["snapshot_id"])
+                snapshot_id = event["result"]["snapshot_id"]
+                seen.add(snapshot_id)
                 progress.advance(task)
+                if replays is not None:
+                    # A snapshot's result ends its replays, those never told over too (some never ran).
+                    untold = {(snapshot_id, r) for r in range(1, repetitions + 1)} - replays_over
+                    if untold:
+                        replays_over |= untold
+                        progress.advance(replays, len(untold))
                 progress.console.print(_result_line(event["result"]))
             elif event["type"] == "report":
                 report: dict[str, Any] = event["report"]

@@ -526,6 +526,30 @@ def test_with_repetitions_the_replays_have_a_bar_of_their_own(monkeypatch: pytes
     assert advanced == [("replays", 1), ("replays", 1), ("replays", 1), ("snapshots", 1)]
 
 
+def test_a_snapshots_result_ends_its_replays_never_told_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its second and third replays never ran (the suite stopped): its result completes the bar.
+    result = {"snapshot_id": SNAPSHOT_ID, "snapshot_name": "Grid", "status": "passed", "reason": ""}
+    frames: list[dict[str, Any]] = [
+        {"type": "started", "report_id": REPORT_ID, "snapshot_ids": [SNAPSHOT_ID], "repetitions": 3},
+        {"type": "replay", "replay": {"snapshot_id": SNAPSHOT_ID, "repetition": 1, "state": "ended", "run_id": "r"}},
+        {"type": "result", "result": result},
+        {"type": "report", "report": {"id": REPORT_ID, "status": "completed"}},
+    ]
+    monkeypatch.setattr(output, "connect", lambda url, additional_headers: DroppingSocket(frames, drop=False))
+    advanced: list[tuple[str, float]] = []
+    real_advance = Progress.advance
+
+    def advance(self: Progress, task_id: TaskID, amount: float = 1) -> None:
+        advanced.append((self.tasks[task_id].description, amount))
+        real_advance(self, task_id, amount)
+
+    monkeypatch.setattr(Progress, "advance", advance)
+
+    snapshots._follow_suite(REPORT_ID, 1, Console(record=True, width=100))
+
+    assert advanced == [("replays", 1), ("snapshots", 1), ("replays", 2)]
+
+
 def test_a_stream_that_keeps_dropping_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(output, "connect", lambda url, additional_headers: DroppingSocket([], drop=True))
 

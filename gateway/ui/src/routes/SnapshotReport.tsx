@@ -218,13 +218,10 @@ export default function SnapshotReport() {
           <ProgressBar done={results.length} total={r.snapshot_ids.length} label="Snapshots replayed" />
           {/* With repetitions, a snapshot's result waits for all of its replays: they count apart. */}
           {live.repetitions > 1 && (
-            <ProgressBar
-              done={live.replays.filter((x) => x.state === "ended" || x.state === "skipped").length}
-              total={r.snapshot_ids.length * live.repetitions}
-              label="Replays"
-            />
+            <ProgressBar done={replaysOver(live.replays, results, live.repetitions)} total={r.snapshot_ids.length * live.repetitions} label="Replays" />
           )}
-          <RunningReplays replays={live.replays} repetitions={live.repetitions} />
+          {/* A snapshot with its result has no replay in progress (its moves are told no more). */}
+          <RunningReplays replays={live.replays.filter((x) => !results.some((res) => res.snapshot_id === x.snapshot_id))} repetitions={live.repetitions} />
           <p className="muted small">{duration(Math.max(0, (now - new Date(r.created_at).getTime()) / 1000))} elapsed</p>
         </>
       )}
@@ -235,6 +232,13 @@ export default function SnapshotReport() {
       ))}
     </div>
   );
+}
+
+/** The replays over: all of a snapshot's once it has its result (some never ran: the cost limit, a
+ *  stop, a harness error), else those told ended or skipped. */
+function replaysOver(replays: Replay[], results: Result[], repetitions: number): number {
+  const judged = new Set(results.map((x) => x.snapshot_id));
+  return judged.size * repetitions + replays.filter((x) => !judged.has(x.snapshot_id) && (x.state === "ended" || x.state === "skipped")).length;
 }
 
 function tally(results: Result[], total: number): Schemas["ReportSummary"] {
