@@ -9,7 +9,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from crucible.spec.v1 import spec_service_pb2 as pb
 from crucible_gateway.api.deps import Clients
-from crucible_gateway.schemas.common import Id, PageSize, PageToken
+from crucible_gateway.schemas.common import Id, PageSize, PageToken, StrictQueryBool
 from crucible_gateway.schemas.projects import Project, ProjectCreate, ProjectList, ProjectPatch
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -34,6 +34,7 @@ async def list_projects(
             description="Also the projects made to replay a snapshot (one per replay, and per snapshot of a suite), "
             "left out by default"
         ),
+        StrictQueryBool,
     ] = False,
 ) -> ProjectList:
     """Newest first."""

@@ -83,7 +83,8 @@ async def test_list_passes_the_page(fakes: Fakes, http: httpx.AsyncClient) -> No
 async def test_the_list_includes_replay_projects_only_when_asked(fakes: Fakes, http: httpx.AsyncClient) -> None:
     await http.get("/api/projects", params={"include_replays": "true"})
     assert fakes.spec.calls[-1].request == spec_pb.ListProjectsRequest(include_replays=True)
-    assert (await http.get("/api/projects", params={"include_replays": "maybe"})).status_code == 400
+    for unclear in ("maybe", "1", "yes"):
+        assert (await http.get("/api/projects", params={"include_replays": unclear})).status_code == 400
 
 
 async def test_get_and_delete_pass_the_id_as_given(fakes: Fakes, http: httpx.AsyncClient) -> None:

@@ -7,8 +7,6 @@ export interface Pages {
   first: boolean;
   back: () => void;
   next: (token: string) => void;
-  /** Back to the first page: the list itself changed (a filter), so its tokens no longer apply. */
-  reset: () => void;
 }
 
 export function usePages(): Pages {
@@ -18,7 +16,6 @@ export function usePages(): Pages {
     first: tokens.length === 1,
     back: () => setTokens(tokens.slice(0, -1)),
     next: (token) => setTokens([...tokens, token]),
-    reset: () => setTokens([""]),
   };
 }
 

@@ -137,12 +137,29 @@ function NewProject() {
 
 export default function Projects() {
   useTitle("Projects");
-  const pages = usePages();
-  const token = pages.token;
   // Replays and snapshot tests make a project each (one per snapshot of a suite): out of the way
   // unless asked for, and asked for in the address, so that Back returns to the same list.
   const [search, setSearch] = useSearchParams();
   const withReplays = search.get("replays") === "1";
+  return (
+    <div className="page">
+      <header className="page-head">
+        <h1>Projects</h1>
+        <NewProject />
+      </header>
+      <label className="check muted small">
+        <input type="checkbox" checked={withReplays} onChange={(e) => setSearch(e.target.checked ? { replays: "1" } : {}, { replace: true })} />
+        Show the projects made to replay snapshots
+      </label>
+      {/* Keyed by the list it shows: a page token of one list does not page the other. */}
+      <ProjectList key={String(withReplays)} withReplays={withReplays} />
+    </div>
+  );
+}
+
+function ProjectList({ withReplays }: { withReplays: boolean }) {
+  const pages = usePages();
+  const token = pages.token;
   const projects = useQuery({
     queryKey: ["projects", withReplays, token],
     queryFn: () =>
@@ -153,22 +170,7 @@ export default function Projects() {
       ),
   });
   return (
-    <div className="page">
-      <header className="page-head">
-        <h1>Projects</h1>
-        <NewProject />
-      </header>
-      <label className="check muted small">
-        <input
-          type="checkbox"
-          checked={withReplays}
-          onChange={(e) => {
-            setSearch(e.target.checked ? { replays: "1" } : {}, { replace: true });
-            pages.reset();
-          }}
-        />
-        Show the projects made to replay snapshots
-      </label>
+    <>
       {projects.isPending && <Loading what="projects" />}
       {projects.isError && <ErrorBox error={projects.error} action="Loading projects" />}
       {projects.data && projects.data.projects.length === 0 && pages.first && (
@@ -200,6 +202,6 @@ export default function Projects() {
         </table>
       )}
       <Pager pages={pages} nextToken={projects.data?.next_page_token} />
-    </div>
+    </>
   );
 }
