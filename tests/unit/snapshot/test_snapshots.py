@@ -30,7 +30,7 @@ from crucible_snapshot.service_layer import commands as c
 from crucible_snapshot.service_layer import handlers as h
 from crucible_snapshot.service_layer import replays
 from crucible_snapshot.service_layer.ports import ProjectState
-from tests.unit.snapshot.fakes import DATA, PROBLEM, WORLD, World, good_metrics, snapshot
+from tests.unit.snapshot.fakes import DATA, PROBLEM, WORLD, FakeRepository, World, good_metrics, snapshot
 
 
 @pytest.fixture
@@ -81,6 +81,39 @@ async def test_a_snapshot_of_a_run_given_no_name_is_named_after_its_project_and_
     with pytest.raises(ValidationFailed) as refused:
         await h.create_snapshot(c.CreateSnapshot("", project), world.deps)
     assert [v.field for v in refused.value.violations] == ["name"]
+
+
+async def test_a_default_name_taken_meanwhile_is_chosen_again_a_few_times(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = world.spec.project(ProjectState(PROBLEM, WORLD, (), "Dam"))
+    run = world.runs.reference(project, good_metrics())
+    named = f"Dam · run {run[:8]} · completed"
+    # Another snapshot of the run takes the name between this one's read of the names and its write.
+    world.add(snapshot(named))
+    reads = 0
+    real = FakeRepository.names_containing
+
+    async def stale_once(self: FakeRepository, part: str) -> set[str]:
+        nonlocal reads
+        reads += 1
+        return set() if reads == 1 else await real(self, part)
+
+    monkeypatch.setattr(FakeRepository, "names_containing", stale_once)
+    made = await h.create_snapshot(c.CreateSnapshot("", project, run), world.deps)
+    assert (made.name, reads) == (f"{named} (2)", 2)
+
+    # Never a free name in sight: it gives up with the name it could not take, after a few tries.
+    async def always_stale(self: FakeRepository, part: str) -> set[str]:
+        nonlocal reads
+        reads += 1
+        return set()
+
+    reads = 0
+    monkeypatch.setattr(FakeRepository, "names_containing", always_stale)
+    with pytest.raises(SnapshotNameTaken):
+        await h.create_snapshot(c.CreateSnapshot("", project, run), world.deps)
+    assert reads == h.DEFAULT_NAME_TRIES
 
 
 def test_a_default_name_shortens_the_title_never_the_run_nor_the_number() -> None:

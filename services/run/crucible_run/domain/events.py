@@ -81,7 +81,9 @@ class EvaluationDone:
     p: float | None = None
     r: float | None = None
     reason: str = ""
-    # The run's calls so far whose cost is unknown (no price): not counted in usd_spent.
+    # The run's calls so far whose cost is unknown (no price): not counted in usd_spent. More than 0
+    # says the spend is partly unknown; a run continued after a restart starts from the agent
+    # service's count, which counts attempts.
     unpriced_calls: int = 0
 
 
