@@ -489,6 +489,19 @@ def test_a_dropped_suite_stream_is_reopened_and_seen_results_are_not_counted_twi
     assert out.export_text().count("✔ Grid passed") == 1
 
 
+def _advances(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
+    """Each advance of a progress bar from now on: the bar's name and by how much."""
+    advanced: list[tuple[str, float]] = []
+    real_advance = Progress.advance
+
+    def advance(self: Progress, task_id: TaskID, amount: float = 1) -> None:
+        advanced.append((self.tasks[task_id].description, amount))
+        real_advance(self, task_id, amount)
+
+    monkeypatch.setattr(Progress, "advance", advance)
+    return advanced
+
+
 def test_with_repetitions_the_replays_have_a_bar_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     # Three replays of one snapshot: its result comes after the third; the replays' bar shows them
     # ending, each counted once though a reopened stream tells them again.
@@ -511,14 +524,7 @@ def test_with_repetitions_the_replays_have_a_bar_of_their_own(monkeypatch: pytes
         ),
     ]
     monkeypatch.setattr(output, "connect", lambda url, additional_headers: sockets.pop(0))
-    advanced: list[tuple[str, float]] = []
-    real_advance = Progress.advance
-
-    def advance(self: Progress, task_id: TaskID, amount: float = 1) -> None:
-        advanced.append((self.tasks[task_id].description, amount))
-        real_advance(self, task_id, amount)
-
-    monkeypatch.setattr(Progress, "advance", advance)
+    advanced = _advances(monkeypatch)
     out = Console(record=True, width=100)
 
     snapshots._follow_suite(REPORT_ID, 1, out)
@@ -536,14 +542,7 @@ def test_a_snapshots_result_ends_its_replays_never_told_over(monkeypatch: pytest
         {"type": "report", "report": {"id": REPORT_ID, "status": "completed"}},
     ]
     monkeypatch.setattr(output, "connect", lambda url, additional_headers: DroppingSocket(frames, drop=False))
-    advanced: list[tuple[str, float]] = []
-    real_advance = Progress.advance
-
-    def advance(self: Progress, task_id: TaskID, amount: float = 1) -> None:
-        advanced.append((self.tasks[task_id].description, amount))
-        real_advance(self, task_id, amount)
-
-    monkeypatch.setattr(Progress, "advance", advance)
+    advanced = _advances(monkeypatch)
 
     snapshots._follow_suite(REPORT_ID, 1, Console(record=True, width=100))
 
