@@ -315,9 +315,9 @@ ReportEvent = Started | ReplayMove | SnapshotTestResult | TestReport
 
 
 async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[ReportEvent]:
-    """The suite from its start: started, each replay's moves as they are stored (a replay that moved
-    twice between two reads is told where it stands), each result as it was stored, then the report
-    once it has ended."""
+    """The suite from its start: started, each replay's moves while its snapshot is in progress (a
+    replay that moved twice between two reads is told where it stands), each result as it was
+    stored (which ends its replays' moves), then the report once it has ended."""
     report = await get_report(report_id, deps)
     yield Started(report.id, report.snapshot_ids, max(1, report.options.repetitions))
     cursor = 0
@@ -329,8 +329,9 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
             read_at = time.monotonic()
             async with deps.uow(read_only=True) as unit:
                 # The status first: a result stored just before the end is still read below. The
-                # results before the moves: a replay's end is stored before its snapshot's result,
-                # so a result read here has its replays' ends in the moves read after it.
+                # results before the moves, which leave out the snapshots with a result: a result
+                # stored between the two reads leaves its replays out until it is read itself, so
+                # no move is told after its snapshot's result.
                 status = await unit.repo.report_status(report.id)
                 results = await unit.repo.results_after(report.id, cursor)
                 moves = await unit.repo.replay_moves(report.id)
