@@ -130,7 +130,8 @@ function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) 
     queryFn: () => unwrap(api.GET("/api/projects/{project_id}", { params: { path: { project_id: run.project_id } } })),
   });
   const seconds =
-    run.status === "RUNNING" && run.started_at ? (now - new Date(run.started_at).getTime()) / 1000 : run.duration_seconds;
+    // Never below zero: the service's clock and this one's differ a little.
+    run.status === "RUNNING" && run.started_at ? Math.max(0, (now - new Date(run.started_at).getTime()) / 1000) : run.duration_seconds;
   const trigger = run.trigger;
   return (
     <header className="run-header">

@@ -181,7 +181,7 @@ export default function SnapshotReport() {
         {/* The suite ran to its end ("completed") whatever its snapshots found: the verdict apart. */}
         {/* Failed: a snapshot's invariant broke (a regression); error: the harness could not judge one
             (not a regression), as the CLI's exit codes 1 and 2 say. */}
-        {r.status === "completed" && <Status value={r.summary.failed > 0 ? "failed" : r.summary.errors > 0 ? "error" : "passed"} />}
+        {r.status === "completed" && <Status value={verdict(r.summary)} />}
         {/* A skipped snapshot (the cost limit) is no regression, as for the CLI's exit code, but the
             verdict is not of all of them. */}
         {r.status === "completed" && r.summary.skipped > 0 && <span className="muted">{counted(r.summary.skipped, "snapshot")} not judged (skipped)</span>}
@@ -239,6 +239,14 @@ export default function SnapshotReport() {
 function replaysOver(replays: Replay[], results: Result[], repetitions: number): number {
   const judged = new Set(results.map((x) => x.snapshot_id));
   return judged.size * repetitions + replays.filter((x) => !judged.has(x.snapshot_id) && (x.state === "ended" || x.state === "skipped")).length;
+}
+
+/** Failed: a snapshot's invariant broke; error: the harness could not judge one; skipped: none was
+ *  judged (the cost limit); else passed. */
+function verdict(s: Schemas["ReportSummary"]): string {
+  if (s.failed > 0) return "failed";
+  if (s.errors > 0) return "error";
+  return s.passed === 0 && s.skipped > 0 ? "skipped" : "passed";
 }
 
 function tally(results: Result[], total: number): Schemas["ReportSummary"] {

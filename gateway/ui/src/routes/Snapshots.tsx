@@ -63,7 +63,7 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
         </Field>
       </div>
       <p className="estimate">
-        Estimated cost: {replayEstimate(snapshots, Number(repetitions) || 1, mode)}
+        Estimated cost: {problems.repetitions ? "—" : replayEstimate(snapshots, Number(repetitions), mode)}
       </p>
       {start.isError && <ErrorBox error={start.error} action="The suite did not start" />}
       <div className="dialog-actions">

@@ -69,3 +69,16 @@ describe("SnapshotReport of a suite that runs", () => {
     expect(within(now).getByRole("link", { name: "run run-b" })).toHaveAttribute("href", "/runs/run-b");
   });
 });
+
+describe("SnapshotReport of a suite that ended", () => {
+  it("does not call a suite whose snapshots were all skipped passed", async () => {
+    const skipped = { ...RUNNING, status: "completed", ended_at: AT, summary: { total: 2, passed: 0, failed: 0, skipped: 2, errors: 0 } };
+    vi.stubGlobal("fetch", fakeFetch({ "GET /api/snapshot-reports/rep1": () => skipped }).fetch);
+
+    renderRoute("/snapshot-reports/rep1", "/snapshot-reports/:reportId", <SnapshotReport />);
+
+    expect(await screen.findByText("2 snapshots not judged (skipped)")).toBeInTheDocument();
+    const badges = [...document.querySelectorAll(".page-head .status")].map((b) => b.textContent);
+    expect(badges).toEqual(["completed", "skipped"]);
+  });
+});
