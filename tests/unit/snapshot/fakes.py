@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -204,8 +204,9 @@ class FakeRepository(AbstractSnapshotRepository):
     async def results_by_position(self, report_id: str) -> dict[int, SnapshotTestResult]:
         return {p: r for p, (_, r) in self.t.results.get(report_id, {}).items()}
 
-    async def results_after(self, report_id: str, sequence: int) -> list[tuple[int, SnapshotTestResult]]:
-        return sorted(x for x in self.t.results.get(report_id, {}).values() if x[0] > sequence)
+    async def results_except(self, report_id: str, positions: Collection[int]) -> list[tuple[int, SnapshotTestResult]]:
+        stored = self.t.results.get(report_id, {})
+        return [(p, result) for p, (_, result) in sorted(stored.items(), key=lambda i: i[1][0]) if p not in positions]
 
     async def finish_report(
         self, report_id: str, status: ReportStatus, *, error: str, total_cost_usd: float, at: datetime

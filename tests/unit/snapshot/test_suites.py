@@ -133,6 +133,37 @@ async def test_the_stream_starts_then_gives_each_result_then_the_report() -> Non
     assert last.status is ReportStatus.COMPLETED
 
 
+async def test_a_result_committed_after_a_later_numbered_one_is_still_told() -> None:
+    # Two snapshots' results stored at once: the one numbered first commits last. A watcher that
+    # had read the other must still tell it (it reads by position, not after a number).
+    world = World.make()
+    made = snapshots(world, 2)
+    report, _ = await start(world, made)
+    seen: list[object] = []
+    first, second = (SnapshotTestResult(s.id, s.name, ResultStatus.PASSED) for s in made)
+    second_told = asyncio.Event()
+
+    async def watch() -> None:
+        async for event in h.watch_report(report.id, world.deps):
+            seen.append(event)
+            if event == second:
+                second_told.set()
+
+    watcher = asyncio.create_task(watch())
+    world.tables.results[report.id][1] = (2, second)
+    world.tables.changed.set()
+    async with asyncio.timeout(5):
+        await second_told.wait()
+    world.tables.results[report.id][0] = (1, first)
+    world.tables.changed.set()
+    async with world.deps.uow() as uow:
+        await uow.repo.finish_report(report.id, ReportStatus.COMPLETED, error="", total_cost_usd=0.0, at=suites.now())
+    async with asyncio.timeout(5):
+        await watcher
+
+    assert [e for e in seen if isinstance(e, SnapshotTestResult)] == [second, first]
+
+
 async def test_the_same_trigger_is_the_same_suite() -> None:
     world = World.make()
     made = snapshots(world, 1)

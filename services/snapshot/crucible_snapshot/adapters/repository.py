@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,12 +192,13 @@ class SqlSnapshotRepository(AbstractSnapshotRepository):
         rows = await self._conn.execute(select(r.position, r.result).where(r.report_id == report_id))
         return {position: jsonb.load(SnapshotTestResult, result) for position, result in rows}
 
-    async def results_after(self, report_id: str, sequence: int) -> list[tuple[int, SnapshotTestResult]]:
+    async def results_except(self, report_id: str, positions: Collection[int]) -> list[tuple[int, SnapshotTestResult]]:
         r = t.test_results.c
-        rows = await self._conn.execute(
-            select(r.sequence, r.result).where(r.report_id == report_id, r.sequence > sequence).order_by(r.sequence)
-        )
-        return [(int(seq), jsonb.load(SnapshotTestResult, result)) for seq, result in rows]
+        query = select(r.position, r.result).where(r.report_id == report_id).order_by(r.sequence)
+        if positions:
+            query = query.where(r.position.not_in(sorted(positions)))
+        rows = await self._conn.execute(query)
+        return [(int(position), jsonb.load(SnapshotTestResult, result)) for position, result in rows]
 
     async def finish_report(
         self, report_id: str, status: ReportStatus, *, error: str, total_cost_usd: float, at: datetime

@@ -320,7 +320,8 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
     stored (which ends its replays' moves), then the report once it has ended."""
     report = await get_report(report_id, deps)
     yield Started(report.id, report.snapshot_ids, max(1, report.options.repetitions))
-    cursor = 0
+    # The snapshots (by position) whose result has been told.
+    told_results: set[int] = set()
     # Each replay as last told (its state, its run): a move is told once.
     told: dict[tuple[int, int], ReplayMove] = {}
     # Subscribed before the first read: nothing stored in between goes unnoticed.
@@ -333,7 +334,7 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
                 # stored between the two reads leaves its replays out until it is read itself, so
                 # no move is told after its snapshot's result.
                 status = await unit.repo.report_status(report.id)
-                results = await unit.repo.results_after(report.id, cursor)
+                results = await unit.repo.results_except(report.id, told_results)
                 moves = await unit.repo.replay_moves(report.id)
             for move in moves:
                 key = (move.position, move.repetition)
@@ -341,8 +342,8 @@ async def watch_report(report_id: str, deps: SnapshotDeps) -> AsyncIterator[Repo
                 if told.get(key) != move and (key in told or move.state is not ReplayState.PREPARED):
                     told[key] = move
                     yield move
-            for sequence, result in results:
-                cursor = sequence
+            for position, result in results:
+                told_results.add(position)
                 yield result
             if status is None:
                 return

@@ -8,7 +8,7 @@ the notifications that wake a suite's watchers.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -96,8 +96,10 @@ class AbstractSnapshotRepository(abc.ABC):
     async def results_by_position(self, report_id: str) -> dict[int, SnapshotTestResult]: ...
 
     @abc.abstractmethod
-    async def results_after(self, report_id: str, sequence: int) -> list[tuple[int, SnapshotTestResult]]:
-        """Results in the order they were stored, after ``sequence``."""
+    async def results_except(self, report_id: str, positions: Collection[int]) -> list[tuple[int, SnapshotTestResult]]:
+        """The results of the snapshots not at ``positions``, by position, in the order they were
+        stored. By position, not after a sequence number: two results stored at once may commit in
+        either order, and a reader past the later one's number would never see the other."""
 
     @abc.abstractmethod
     async def finish_report(
