@@ -257,7 +257,9 @@ class SnapshotTestOptions(ReplayOptionsBody):
     max_snapshots: Int32 = Field(default=0, description="0: every snapshot chosen")
     stop_on_first_failure: bool = False
     cost_limit_usd: FiniteFloat | None = Field(
-        default=None, description="A replay whose estimate would cross it is skipped; null: no limit"
+        default=None,
+        description="A replay that would cross it is skipped: each replay in flight holds its estimate times "
+        "the service's margin (CRUCIBLE_SNAPSHOT_COST_MARGIN, 1.25); null: no limit",
     )
     concurrency: Int32 = Field(default=0, description="Replays in flight at once (0: the service's default)")
     repetitions: Int32 = Field(default=1, description="Replays of each snapshot; invariants get a pass rate")

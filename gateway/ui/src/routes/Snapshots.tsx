@@ -49,7 +49,7 @@ function SuiteDialog({ snapshots, onClose }: { snapshots: Schemas["SnapshotRead"
     >
       <h2>Run {ids.length} snapshot{ids.length === 1 ? "" : "s"} as a suite</h2>
       <div className="form-row">
-        <Field label="Cost limit (USD)" hint="A replay whose estimate would cross it is skipped; empty: no limit" error={problems.costLimit}>
+        <Field label="Cost limit (USD)" hint="Each replay in flight holds its estimate and a margin: a replay that would cross the limit is skipped, so leave room above the estimate; empty: no limit" error={problems.costLimit}>
           <input type="text" inputMode="decimal" value={costLimit} onChange={(e) => setCostLimit(e.target.value)} />
         </Field>
         <Field label="Repetitions" hint="More than one: pass rates and intervals" error={problems.repetitions}>
