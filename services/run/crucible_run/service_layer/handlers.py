@@ -308,22 +308,23 @@ async def cancel_run(cmd: c.CancelRun, deps: RunDeps) -> Run:
 
 
 async def get_run(run_id: str, uow: UowFactory) -> Run:
-    run_id = parse_id(run_id, "run_id")
     async with uow(read_only=True) as unit:
-        run = await unit.repo.get_run(run_id)
-    if run is None:
-        raise RunNotFound(run_id)
-    return run
+        return await _required(unit, run_id)
 
 
 async def show_run(run_id: str, uow: UowFactory) -> Run:
     """A run as GetRun shows it (see ``_as_shown``)."""
-    run_id = parse_id(run_id, "run_id")
     async with uow(read_only=True) as unit:
-        run = await unit.repo.get_run(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
-        return await _as_shown(unit, run)
+        return await _as_shown(unit, await _required(unit, run_id))
+
+
+async def _required(unit: AbstractUnitOfWork, run_id: str) -> Run:
+    """The run by its id as a client sent it: INVALID_ARGUMENT when it is no id, NOT_FOUND when no run has it."""
+    run_id = parse_id(run_id, "run_id")
+    run = await unit.repo.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    return run
 
 
 async def _as_shown(unit: AbstractUnitOfWork, run: Run) -> Run:
