@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import re
 import shutil
 import socket
@@ -95,10 +96,40 @@ async def database_url(postgres_admin_url: str, request: pytest.FixtureRequest) 
         yield url
 
 
+# Ports for the stacks the tests start are taken below the kernel's range of ephemeral ports: a port
+# the kernel hands out for ``bind(0)`` is one it may also give, before the service binds it, to an
+# outgoing connection of another process of the same stack (a service then failed to bind, and a
+# stack said "up").
+_PORTS = range(20_000, 32_000)
+# The ports handed out so far in this process: a stack takes several before binding any of them.
+_given: set[int] = set()
+
+
 def free_port() -> int:
+    low, _ = _ephemeral_range()
+    candidates = range(_PORTS.start, min(_PORTS.stop, low))
+    for port in random.sample(candidates, k=min(200, len(candidates))):
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    # No range to choose from (a kernel whose ephemeral ports start low): as the kernel picks.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
 
 
 def repo_root() -> Path:
