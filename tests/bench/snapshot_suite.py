@@ -22,7 +22,7 @@ from crucible.snapshot.v1 import snapshot_service_pb2 as pb
 from crucible.snapshot.v1 import snapshot_service_pb2_grpc as pg
 from crucible.spec.v1 import spec_service_pb2_grpc as sg
 from crucible_common.protobuf import value
-from tests.bench.common import Result, stack
+from tests.bench.common import CpuMeter, Result, stack
 from tests.bench.run_pipeline import SETTLE_SECONDS, _create, _ready_project, _until_over
 
 SNAPSHOTS = 10
@@ -41,22 +41,33 @@ def run() -> list[Result]:
         "CRUCIBLE_LLM_CONCURRENCY": str(SNAPSHOTS * CANDIDATES * SCENARIOS),
     }
     with stack(extra_env=env) as running:
-        seconds, passed = asyncio.run(
+        seconds, passed, spent = asyncio.run(
             _suites(
                 running.env["CRUCIBLE_SPEC_ADDR"],
                 running.env["CRUCIBLE_RUN_ADDR"],
                 running.env["CRUCIBLE_SNAPSHOT_ADDR"],
+                CpuMeter(running),
             )
         )
     waves = math.ceil(CANDIDATES * SCENARIOS / RUN_CONCURRENCY)
     bound = LATENCY_SECONDS * (1 + waves)
+    # What one replay costs each process (restore, run, watch, measure, its share of the report):
+    # ten replays side by side on two cores reach the bound only if their CPU fits in it.
+    cpu = [
+        Result("snapshot_suite", f"cpu_ms_per_replay_{process}", seconds_spent * 1000 / (SUITES * SNAPSHOTS), "ms")
+        for process, seconds_spent in spent.items()
+        if process != "gateway"
+    ]
     return [
         Result("snapshot_suite", "wall_seconds", seconds, "s", bound),
         Result("snapshot_suite", "passed", passed, "count"),
+        *cpu,
     ]
 
 
-async def _suites(spec_address: str, run_address: str, snapshot_address: str) -> tuple[float, int]:
+async def _suites(
+    spec_address: str, run_address: str, snapshot_address: str, meter: CpuMeter
+) -> tuple[float, int, dict[str, float]]:
     async with (
         grpc.aio.insecure_channel(spec_address) as spec_channel,
         grpc.aio.insecure_channel(run_address) as run_channel,
@@ -83,13 +94,14 @@ async def _suites(spec_address: str, run_address: str, snapshot_address: str) ->
         # Warm: one replay opens the connections and fills the caches the suites use.
         await _suite(snapshots, ids[:1])
         timings = []
+        before = meter.read()
         for _ in range(SUITES):
             started = time.perf_counter()
             report = await _suite(snapshots, ids)
             timings.append(time.perf_counter() - started)
             if report.summary.passed != SNAPSHOTS:
                 raise RuntimeError(f"the benchmark suite did not pass: {report}")
-        return statistics.median(timings), report.summary.passed
+        return statistics.median(timings), report.summary.passed, CpuMeter.spent(before, meter.read())
 
 
 async def _suite(snapshots: pg.SnapshotServiceAsyncStub, ids: list[str]) -> pb.TestReport:
