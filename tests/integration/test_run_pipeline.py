@@ -39,6 +39,7 @@ from crucible_run.domain.model import (
     Run,
     RunMode,
     RunPhase,
+    RunState,
     RunStatus,
     TriggerSource,
 )
@@ -747,6 +748,23 @@ async def test_watch_relays_every_event_until_the_summary_is_posted(harness: Har
     assert types[-2:] == [RunEventType.RUN_COMPLETED, RunEventType.SUMMARY_POSTED]
     assert types.count(RunEventType.EVALUATION_COMPLETED) == 4
     assert types.count(RunEventType.CANDIDATE_ADDED) == 2
+
+
+async def test_a_runs_state_is_read_alone_and_says_when_nothing_more_will_happen(harness: Harness) -> None:
+    created = await harness.create(harness.spec.project(), num_candidates=1, num_scenarios=1)
+    ended = await harness.run(harness.spec.project(), num_candidates=1, num_scenarios=1)
+
+    async with harness.deps.uow(read_only=True) as uow:
+        states = [await uow.repo.run_state(r) for r in (created.id, ended.id, str(uuid.uuid4()))]
+
+    assert states == [
+        RunState(RunStatus.CREATED, summary_pending=False),
+        RunState(RunStatus.COMPLETED, summary_pending=False),
+        None,
+    ]
+    assert [s.over for s in states if s is not None] == [False, True]
+    # Ended, its summary still to post: watchers wait for it.
+    assert not RunState(RunStatus.FAILED, summary_pending=True).over
 
 
 async def test_each_phase_starts_in_the_events_before_its_work_and_ends_after_it(harness: Harness) -> None:

@@ -31,6 +31,7 @@ from crucible_run.domain.model import (
     RunMode,
     RunParameters,
     RunPhase,
+    RunState,
     RunStatus,
     Scenario,
     Score,
@@ -99,6 +100,11 @@ class SqlRunRepository(AbstractRunRepository):
             query = query.with_for_update()
         row = (await self._conn.execute(query)).first()
         return _run(row) if row else None
+
+    async def run_state(self, run_id: str) -> RunState | None:
+        c = t.runs.c
+        row = (await self._conn.execute(select(c.status, c.summary_pending).where(c.id == run_id))).first()
+        return RunState(RunStatus(row.status), row.summary_pending) if row else None
 
     async def run_by_trigger(self, trigger_id: str) -> Run | None:
         row = (await self._conn.execute(select(t.runs).where(t.runs.c.trigger_id == trigger_id))).first()

@@ -245,6 +245,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunState:
+    """How far a run is, without the rest of it: what a watcher asks at every wake."""
+
+    status: RunStatus
+    summary_pending: bool
+
+    @property
+    def over(self) -> bool:
+        """Ended, with its summary posted: nothing more will happen to it."""
+        return self.status.finished and not self.summary_pending
+
+
+@dataclass(frozen=True)
 class Candidate:
     id: str
     run_id: str

@@ -422,12 +422,12 @@ async def watch_run(cmd: c.WatchRun, uow: UowFactory, updates: Updates) -> Async
             read_at = time.monotonic()
             async with uow(read_only=True) as unit:
                 # Status first: an end that commits between the two reads still has its event read.
-                current = await unit.repo.get_run(run.id)
+                state = await unit.repo.run_state(run.id)
                 events = await unit.repo.events(run.id, cursor, WATCH_PAGE)
             for event in events:
                 cursor = event.sequence
                 yield event
-            over = current is None or (current.status.finished and not current.summary_pending)
+            over = state is None or state.over
             if over and not events:
                 return
             if over or len(events) == WATCH_PAGE:

@@ -32,6 +32,7 @@ from crucible_run.domain.model import (
     Run,
     RunCounts,
     RunPhase,
+    RunState,
     RunStatus,
     Scenario,
 )
@@ -66,6 +67,11 @@ class AbstractRunRepository(abc.ABC):
 
     @abc.abstractmethod
     async def get_run(self, run_id: str, *, for_update: bool = False) -> Run | None: ...
+
+    @abc.abstractmethod
+    async def run_state(self, run_id: str) -> RunState | None:
+        """The run's status alone (a watcher reads it at every wake; the whole run, with its copy of
+        the problem, is many times the work)."""
 
     @abc.abstractmethod
     async def run_by_trigger(self, trigger_id: str) -> Run | None: ...
