@@ -14,6 +14,24 @@ export function wsUrl(path: string): string {
 
 export type StreamState = "connecting" | "open" | "closed" | "error";
 
+// WebSocket.CONNECTING, spelt out: a test's stand-in for the class need not define it.
+const CONNECTING = 0;
+
+/**
+ * Leaves a stream: nothing it sends is handled any more, and it is closed — once open, if it is
+ * still connecting (a page left at once), since closing it then makes the browser log "closed
+ * before the connection is established" for every quick tab switch.
+ */
+export function closeSocket(socket: WebSocket | null): void {
+  if (socket === null) return;
+  socket.onmessage = null;
+  if (socket.readyState === CONNECTING) {
+    socket.onopen = () => socket.close();
+  } else {
+    socket.close();
+  }
+}
+
 const RETRY_MS = 1500;
 
 /**
@@ -78,7 +96,7 @@ export function useEventStream(
     return () => {
       stopped = true;
       if (retry) clearTimeout(retry);
-      socket?.close();
+      closeSocket(socket);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [path]);

@@ -2,7 +2,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { wsUrl } from "../api/events";
+import { closeSocket, wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
 import { invariantLabel } from "../components/InvariantsEditor";
 import { ErrorBox, Loading, PageError, ProgressBar, Status } from "../components/ui";
@@ -42,7 +42,7 @@ function useSuite(reportId: string, running: boolean) {
         setProblem(frame.problem);
       }
     };
-    return () => socket.close();
+    return () => closeSocket(socket);
   }, [reportId, running, queryClient]);
   return { results, replays: [...replays.values()], repetitions, problem };
 }
