@@ -1,8 +1,9 @@
 import { keepPreviousData, useMutation, useQuery } from "@tanstack/react-query";
-import { useEffect, useId, useState } from "react";
+import { useEffect, useId, useRef, useState } from "react";
+import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { RunMode } from "../api/metadata";
-import { humanize, int, usd } from "../format";
+import { humanize, int, shortId, usd } from "../format";
 import { formProblems, parametersOf, sameForm, type RunForm, type Suggestion } from "../runForm";
 import { ErrorBox, Field } from "./ui";
 
@@ -55,22 +56,34 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
   });
   const stale = checked !== form || preflight.isPlaceholderData || preflight.isFetching;
 
+  // One press, one run. The press is the start's trigger: its id is made when the button is pressed
+  // and kept until that start succeeds, so that pressing again after a failure (the run created,
+  // its execution not confirmed) starts that same run rather than a second one. A press while one
+  // is on its way does nothing: read from a ref, since a second click can come before the render
+  // that disables the button.
+  const starting = useRef(false);
+  const attempt = useRef<{ config: string; triggerId: string } | null>(null);
+  const body = {
+    project_id: projectId,
+    mode: form.mode,
+    parameters: parametersOf(form),
+    chat_session_id: chatSessionId ?? "",
+    recommended_message_id: suggestion?.messageId ?? "",
+  };
   const run = useMutation({
-    mutationFn: async () => {
+    mutationFn: async (triggerId: string) => {
       const created = await unwrap(
         api.POST("/api/runs", {
           body: {
-            project_id: projectId,
-            mode: form.mode,
-            parameters: parametersOf(form),
-            chat_session_id: chatSessionId ?? "",
-            recommended_message_id: suggestion?.messageId ?? "",
-            ui_trigger_id: crypto.randomUUID(),
+            ...body,
+            ui_trigger_id: triggerId,
             ui_trigger_source: "run_config_panel",
             ui_trigger_metadata: { architect_suggested: suggested, edited_after_suggestion: !!suggestion && !suggested },
           },
         }),
       );
+      // Started by the attempt before this one (the same trigger gives the same run): not again.
+      if (created.status !== "CREATED") return created;
       return unwrap(
         api.POST("/api/runs/{run_id}/execute", {
           params: { path: { run_id: created.id } },
@@ -78,8 +91,26 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
         }),
       );
     },
-    onSuccess: (started) => onStarted(started),
+    onSuccess: (started) => {
+      attempt.current = null;
+      onStarted(started);
+    },
+    onSettled: () => {
+      starting.current = false;
+    },
   });
+  // The run this panel just started, said beside the button while the form is as it was pressed.
+  const [started, setStarted] = useState<{ form: RunForm; run: Schemas["RunRead"] } | null>(null);
+  const start = () => {
+    if (!ready || starting.current) return;
+    starting.current = true;
+    // A changed configuration is another start, with a trigger of its own.
+    const config = JSON.stringify(body);
+    if (attempt.current?.config !== config) attempt.current = { config, triggerId: crypto.randomUUID() };
+    const pressed = form;
+    run.mutate(attempt.current.triggerId, { onSuccess: (made) => setStarted({ form: pressed, run: made }) });
+  };
+  const justStarted = started !== null && !run.isPending && sameForm(started.form, form) ? started.run : null;
 
   // Text fields, not number ones: a number field gives "" for what it cannot read ("5e"), which
   // would pass for the default; here what is typed is what formProblems checks.
@@ -179,11 +210,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
             className="button button-primary"
             disabled={!ready || run.isPending}
             aria-describedby={blockersId}
-            onClick={() => {
-              if (ready && !run.isPending) run.mutate();
-            }}
+            onClick={start}
           >
-            {run.isPending ? "Starting…" : "Run"}
+            {run.isPending ? "Starting…" : justStarted ? "Run again" : "Run"}
           </button>
           <span className="estimate" aria-label="Estimated cost">
             {result ? (
@@ -195,6 +224,11 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
             ) : null}
           </span>
         </div>
+        {justStarted && (
+          <p className="small" role="status">
+            Started <Link to={`/runs/${justStarted.id}`}>run {shortId(justStarted.id)}</Link> with these settings.
+          </p>
+        )}
         <p className="muted small">
           {wrong
             ? "Fix the fields marked above to run."

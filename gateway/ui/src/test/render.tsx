@@ -53,7 +53,10 @@ export function fakeFetch(routes: Record<string, (body: unknown) => unknown>) {
         headers: { "content-type": "application/problem+json" },
       });
     }
-    return new Response(JSON.stringify(handler(body)), { status: 200, headers: { "content-type": "application/json" } });
+    const answer = handler(body);
+    // A handler may answer in full (an error, say); otherwise its value is a 200's JSON.
+    if (answer instanceof Response) return answer;
+    return new Response(JSON.stringify(answer), { status: 200, headers: { "content-type": "application/json" } });
   };
   return { fetch, calls };
 }

@@ -1,4 +1,4 @@
-import { screen, waitFor } from "@testing-library/react";
+import { fireEvent, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -87,6 +87,73 @@ describe("RunConfigPanel", () => {
     });
     expect((create?.body as { ui_trigger_id: string }).ui_trigger_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(api.calls.map((c) => `${c.method} ${c.url}`)).toContain("POST /api/runs/run-1/execute");
+  });
+
+  it("a second click while the first is on its way starts nothing more: one press, one run", async () => {
+    const { api, onStarted } = renderStartable();
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+
+    // Both before React renders the button disabled, as a quick double click lands.
+    fireEvent.click(run);
+    fireEvent.click(run);
+
+    await waitFor(() => expect(onStarted).toHaveBeenCalledTimes(1));
+    expect(api.calls.filter((c) => c.url === "/api/runs")).toHaveLength(1);
+    expect(api.calls.filter((c) => c.url === "/api/runs/run-1/execute")).toHaveLength(1);
+    // It says what it started, and another press is another run.
+    expect(await screen.findByRole("status")).toHaveTextContent("Started run run-1 with these settings.");
+    expect(screen.getByRole("link", { name: "run run-1" })).toHaveAttribute("href", "/runs/run-1");
+    await userEvent.click(screen.getByRole("button", { name: "Run again" }));
+    await waitFor(() => expect(onStarted).toHaveBeenCalledTimes(2));
+    const triggers = api.calls.filter((c) => c.url === "/api/runs").map((c) => (c.body as { ui_trigger_id: string }).ui_trigger_id);
+    expect(new Set(triggers).size).toBe(2);
+  });
+
+  it("pressed again after a start that failed half-way, it finishes that start rather than making a second run", async () => {
+    let executions = 0;
+    const api = fakeFetch({
+      [PREFLIGHT]: () => preflight(true),
+      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
+      "POST /api/runs/run-1/execute": () =>
+        ++executions === 1
+          ? new Response(JSON.stringify({ title: "Bad Gateway", status: 502, detail: "the run service did not answer" }), {
+              status: 502,
+              headers: { "content-type": "application/problem+json" },
+            })
+          : { id: "run-1", status: "RUNNING" },
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    const onStarted = vi.fn();
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+
+    await userEvent.click(run);
+    expect(await screen.findByRole("alert")).toHaveTextContent("The run did not start");
+    await userEvent.click(screen.getByRole("button", { name: "Run" }));
+
+    await waitFor(() => expect(onStarted).toHaveBeenCalledTimes(1));
+    const triggers = api.calls.filter((c) => c.url === "/api/runs").map((c) => (c.body as { ui_trigger_id: string }).ui_trigger_id);
+    expect(triggers).toHaveLength(2);
+    expect(triggers[0]).toBe(triggers[1]);
+  });
+
+  it("a start whose run the same press already started does not execute it again", async () => {
+    const api = fakeFetch({
+      [PREFLIGHT]: () => preflight(true),
+      "POST /api/runs": () => ({ id: "run-1", status: "RUNNING" }),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    const onStarted = vi.fn();
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    const run = screen.getByRole("button", { name: "Run" });
+    await waitFor(() => expect(run).toBeEnabled());
+
+    await userEvent.click(run);
+
+    await waitFor(() => expect(onStarted).toHaveBeenCalledWith({ id: "run-1", status: "RUNNING" }));
+    expect(api.calls.some((c) => c.url.endsWith("/execute"))).toBe(false);
   });
 
   it("Enter in a field starts nothing: only the Run button does", async () => {
