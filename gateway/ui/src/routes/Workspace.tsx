@@ -79,8 +79,10 @@ export default function Workspace() {
   // The setup session holds the recommendations the Run Config panel follows and, unless a run names
   // another, the post-run summaries; the analysis session is where the runs are asked about.
   const [mode, setMode] = useState<ChatMode>("setup");
-  const setupId =
-    (sessions.data?.chat_sessions.find((s) => s.mode === "setup") ?? sessions.data?.chat_sessions[0] ?? null)?.id ?? null;
+  // Each the latest of its mode (the list is newest first), as the run service picks the setup
+  // session it posts a summary to; a project with none yet gets one at its first message. Never the
+  // other mode's: an analysis asked first must not become the setup conversation.
+  const setupId = sessions.data?.chat_sessions.find((s) => s.mode === "setup")?.id ?? null;
   const analysisId = sessions.data?.chat_sessions.find((s) => s.mode === "analysis")?.id ?? null;
   const sessionId = mode === "setup" ? setupId : analysisId;
   const messages = useMessages(setupId);
