@@ -13,6 +13,9 @@ const MODES: { value: RunMode; label: string }[] = [
   { value: "seeded", label: "Seeded" },
 ];
 const PREFLIGHT_DELAY_MS = 300;
+// A preflight that failed (a service away) is asked again this often until it answers: the panel
+// unblocks itself once the services are back, without the user editing a field.
+export const PREFLIGHT_RETRY_MS = 3000;
 
 function useDebounced<T>(value: T, delay: number): T {
   const [settled, setSettled] = useState(value);
@@ -53,6 +56,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
       ),
     placeholderData: keepPreviousData,
     retry: false,
+    refetchInterval: (query) => (query.state.status === "error" ? PREFLIGHT_RETRY_MS : false),
   });
   const stale = checked !== form || preflight.isPlaceholderData || preflight.isFetching;
 
@@ -172,7 +176,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
         )}
 
         <div id={blockersId} className="preflight" aria-live="polite">
-          {preflight.isError && <ErrorBox error={preflight.error} action="Preflight failed" />}
+          {preflight.isError && <ErrorBox error={preflight.error} action="Preflight failed (checking again every few seconds)" />}
           {result && result.blocker_details.length > 0 && (
             <div className="blockers" role="note">
               <strong>Blocked</strong>

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
 import { EMPTY_FORM, type RunForm, type Suggestion } from "../../runForm";
 import { fakeFetch, renderWithProviders } from "../../test/render";
-import { RunConfigPanel } from "../RunConfigPanel";
+import { PREFLIGHT_RETRY_MS, RunConfigPanel } from "../RunConfigPanel";
 
 const PREFLIGHT = "POST /api/projects/p1/runs/preflight";
 
@@ -219,6 +219,26 @@ describe("RunConfigPanel", () => {
     );
     await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled());
   });
+
+  it("a preflight that failed (a service away) is asked again, and Run comes back without an edit", async () => {
+    let asked = 0;
+    const api = fakeFetch({
+      [PREFLIGHT]: () =>
+        ++asked === 1
+          ? new Response(JSON.stringify({ title: "Gateway Timeout", status: 504, detail: "Deadline Exceeded" }), {
+              status: 504,
+              headers: { "content-type": "application/problem+json" },
+            })
+          : preflight(true),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+
+    expect(await screen.findByRole("alert")).toHaveTextContent("Preflight failed");
+    expect(screen.getByRole("button", { name: "Run" })).toBeDisabled();
+    await waitFor(() => expect(screen.getByRole("button", { name: "Run" })).toBeEnabled(), { timeout: PREFLIGHT_RETRY_MS + 2000 });
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
+  }, PREFLIGHT_RETRY_MS + 5000);
 
   it("an API error at Run is shown in words next to the button", async () => {
     vi.stubGlobal(
