@@ -45,6 +45,19 @@ function History({ entries, label }: { entries: Entry[]; label: string }) {
   );
 }
 
+/** A constraint as its editor holds it: the weight as typed, checked before it is saved. */
+interface ConstraintDraft {
+  name: string;
+  description: string;
+  weight: string;
+}
+
+function weightProblem(weight: string): string | undefined {
+  const n = Number(weight.trim());
+  if (weight.trim() === "" || !Number.isInteger(n) || n < 0 || n > HARD) return `a whole number from 0 to ${HARD}`;
+  return undefined;
+}
+
 function ConstraintRow({
   constraint,
   onSave,
@@ -52,12 +65,15 @@ function ConstraintRow({
   saving,
 }: {
   constraint: Constraint;
-  onSave: (c: Constraint) => void;
+  /** Settles once the change is stored (or refused: then it rejects). */
+  onSave: (c: Constraint) => Promise<unknown>;
   onRemove: () => void;
   saving: boolean;
 }) {
-  const [editing, setEditing] = useState<Constraint | null>(null);
+  const [editing, setEditing] = useState<ConstraintDraft | null>(null);
+  const [refused, setRefused] = useState<unknown>(null);
   if (editing) {
+    const weightWrong = weightProblem(editing.weight);
     return (
       <li className="constraint editing">
         {/* Stacked: a constraint's name and description are sentences, not a line's leftovers. */}
@@ -65,38 +81,43 @@ function ConstraintRow({
           className="form constraint-form"
           onSubmit={(event) => {
             event.preventDefault();
-            onSave(editing);
-            setEditing(null);
+            if (weightWrong) return;
+            setRefused(null);
+            // The editor closes once the change is stored: refused (a name taken, a version moved
+            // on), it stays open with what was typed, saying why.
+            onSave({ name: editing.name, description: editing.description, weight: Number(editing.weight.trim()) }).then(
+              () => setEditing(null),
+              (error: unknown) => setRefused(error),
+            );
           }}
         >
           <Field label="Name">
             <input value={editing.name} onChange={(e) => setEditing({ ...editing, name: e.target.value })} required />
           </Field>
           <Field label="Description">
-            <textarea
-              rows={2}
-              value={editing.description ?? ""}
-              onChange={(e) => setEditing({ ...editing, description: e.target.value })}
-            />
+            <textarea rows={2} value={editing.description} onChange={(e) => setEditing({ ...editing, description: e.target.value })} />
           </Field>
           <div className="run-row">
-            <label className="weight-input">
-              <span>Weight (100: hard)</span>
-              <input
-                type="number"
-                min={0}
-                max={100}
-                value={editing.weight}
-                onChange={(e) => setEditing({ ...editing, weight: Number(e.target.value) })}
-              />
-            </label>
-            <button type="submit" className="button small" disabled={saving}>
+            <div className="weight-input">
+              <Field label={`Weight (${HARD}: hard)`} error={weightWrong}>
+                <input type="text" inputMode="numeric" value={editing.weight} onChange={(e) => setEditing({ ...editing, weight: e.target.value })} />
+              </Field>
+            </div>
+            <button type="submit" className="button small" disabled={saving || !!weightWrong}>
               Save
             </button>
-            <button type="button" className="button small ghost" onClick={() => setEditing(null)}>
+            <button
+              type="button"
+              className="button small ghost"
+              onClick={() => {
+                setEditing(null);
+                setRefused(null);
+              }}
+            >
               Cancel
             </button>
           </div>
+          {refused !== null && <ErrorBox error={refused} action="The change was not saved" />}
         </form>
       </li>
     );
@@ -116,7 +137,12 @@ function ConstraintRow({
         <span className="small">{constraint.weight}</span>
       </div>
       <div className="row-actions">
-        <button type="button" className="button small ghost" onClick={() => setEditing(constraint)} aria-label={`Edit ${constraint.name}`}>
+        <button
+          type="button"
+          className="button small ghost"
+          onClick={() => setEditing({ name: constraint.name, description: constraint.description ?? "", weight: String(constraint.weight) })}
+          aria-label={`Edit ${constraint.name}`}
+        >
           Edit
         </button>
         <button type="button" className="button small ghost" onClick={onRemove} aria-label={`Remove ${constraint.name}`} disabled={saving}>
@@ -165,6 +191,8 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
   const constraints = spec.data?.constraints ?? [];
   const goals = spec.data?.goals ?? [];
   const saveConstraints = (next: Constraint[]) => patch.mutate({ constraints: next });
+  // A constraint's editor says itself why its change was refused, beside what was typed.
+  const [fromEditor, setFromEditor] = useState(false);
 
   return (
     <section aria-labelledby="spec-title" className="subpane">
@@ -185,7 +213,7 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
       {spec.isPending && <Loading what="the ProblemSpec" />}
       {spec.isError && !missing && <ErrorBox error={spec.error} action="Loading the ProblemSpec" />}
       {missing && <p className="muted">No ProblemSpec yet: describe the problem in chat, or add a constraint below.</p>}
-      {patch.isError && <ErrorBox error={patch.error} action="The change was not saved" />}
+      {patch.isError && !fromEditor && <ErrorBox error={patch.error} action="The change was not saved" />}
       {(spec.data || missing) && (
         <>
           <h4>Constraints</h4>
@@ -198,8 +226,14 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
                   key={`${c.name}-${index}`}
                   constraint={c}
                   saving={patch.isPending}
-                  onSave={(edited) => saveConstraints(constraints.map((x, i) => (i === index ? edited : x)))}
-                  onRemove={() => saveConstraints(constraints.filter((_, i) => i !== index))}
+                  onSave={(edited) => {
+                    setFromEditor(true);
+                    return patch.mutateAsync({ constraints: constraints.map((x, i) => (i === index ? edited : x)) });
+                  }}
+                  onRemove={() => {
+                    setFromEditor(false);
+                    saveConstraints(constraints.filter((_, i) => i !== index));
+                  }}
                 />
               ))}
             </ul>
@@ -207,7 +241,10 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
           <button
             type="button"
             className="button small"
-            onClick={() => saveConstraints([...constraints, { name: `constraint ${constraints.length + 1}`, description: "", weight: 50 }])}
+            onClick={() => {
+              setFromEditor(false);
+              saveConstraints([...constraints, { name: `constraint ${constraints.length + 1}`, description: "", weight: 50 }]);
+            }}
             disabled={patch.isPending}
           >
             Add constraint
@@ -221,7 +258,10 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
                   type="button"
                   className="button small ghost"
                   aria-label={`Remove goal ${g.description}`}
-                  onClick={() => patch.mutate({ goals: goals.filter((_, i) => i !== index) })}
+                  onClick={() => {
+                    setFromEditor(false);
+                    patch.mutate({ goals: goals.filter((_, i) => i !== index) });
+                  }}
                 >
                   Remove
                 </button>
@@ -233,8 +273,9 @@ function ProblemSpecView({ projectId }: { projectId: string }) {
             onSubmit={(event) => {
               event.preventDefault();
               if (!newGoal.trim()) return;
-              patch.mutate({ goals: [...goals, { description: newGoal.trim() }] });
-              setNewGoal("");
+              setFromEditor(false);
+              // Cleared once stored: refused, what was typed stays to be fixed.
+              patch.mutate({ goals: [...goals, { description: newGoal.trim() }] }, { onSuccess: () => setNewGoal("") });
             }}
           >
             <label className="grow">
