@@ -1,7 +1,7 @@
 import { Link } from "react-router";
 import type { RunRejection, RunSummary } from "../api/metadata";
 import { counted, duration, humanize, num, violationsText } from "../format";
-import { Status } from "./ui";
+import { scrollsByKeyboard, Status } from "./ui";
 
 /** The post-run summary the run service posts to the chat, labelled as such, with "View results":
  *  its best candidates, and the ones it rejected with the hard constraints they broke. */
@@ -17,7 +17,7 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
         {counted(summary.counts.evaluations, "evaluation")} · {duration(summary.duration_seconds)}
       </p>
       {summary.top_candidates.length > 0 ? (
-        <table className="table compact key-2">
+        <table ref={scrollsByKeyboard} className="table compact key-2">
           <caption className="sr-only">Top candidates</caption>
           <thead>
             <tr>

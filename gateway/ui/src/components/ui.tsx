@@ -162,3 +162,18 @@ export function PageError({ error, what }: { error: unknown; what: string }) {
     </div>
   );
 }
+
+/**
+ * A `.table`'s ref: while the table is wider than its box (a narrow screen scrolls it sideways) it
+ * is a tab stop, so that a keyboard can scroll it too (and axe's scrollable-region-focusable holds);
+ * otherwise it is not one.
+ */
+export function scrollsByKeyboard(node: HTMLElement | null): (() => void) | undefined {
+  if (node === null || typeof ResizeObserver === "undefined") return undefined;
+  const observer = new ResizeObserver(() => {
+    if (node.scrollWidth > node.clientWidth) node.tabIndex = 0;
+    else node.removeAttribute("tabindex");
+  });
+  observer.observe(node);
+  return () => observer.disconnect();
+}

@@ -4,7 +4,7 @@ import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useLatestRun } from "../api/runs";
 import { Pager, usePages } from "../components/Pager";
-import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, scrollsByKeyboard, Status } from "../components/ui";
 import { when } from "../format";
 import { useTitle } from "../hooks";
 
@@ -180,7 +180,7 @@ function ProjectList({ withReplays }: { withReplays: boolean }) {
         </Empty>
       )}
       {projects.data && projects.data.projects.length > 0 && (
-        <table className="table">
+        <table ref={scrollsByKeyboard} className="table">
           <thead>
             <tr>
               <th scope="col">Title</th>

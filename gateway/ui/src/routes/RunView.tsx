@@ -4,7 +4,7 @@ import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
-import { Empty, ErrorBox, Loading, PageError, Status } from "../components/ui";
+import { Empty, ErrorBox, Loading, PageError, scrollsByKeyboard, Status } from "../components/ui";
 import { cost, counted, duration, humanize, num, shortId, spentSoFar, violationsText, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 import { type RunProgressState, useRunProgress } from "../runProgress";
@@ -267,7 +267,7 @@ function CandidateDetail({
       {evaluations.isPending && <Loading what="evaluations" />}
       {evaluations.isError && <ErrorBox error={evaluations.error} />}
       {evaluations.data && (
-        <table className="table compact">
+        <table ref={scrollsByKeyboard} className="table compact">
           <thead>
             <tr>
               <th scope="col">Scenario</th>
@@ -312,7 +312,7 @@ function ResultsTab({ run, records }: { run: Run; records: ReturnType<typeof use
   const ranked = results.data.candidates.find((c) => c.candidate_id === selected);
   return (
     <div className="results">
-      <table className="table key-2">
+      <table ref={scrollsByKeyboard} className="table key-2">
         <caption className="sr-only">Ranked candidates, best first</caption>
         <thead>
           <tr>

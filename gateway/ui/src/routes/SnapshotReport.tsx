@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import { closeSocket, wsUrl } from "../api/events";
 import type { Problem } from "../api/problem";
 import { invariantLabel } from "../components/InvariantsEditor";
-import { ErrorBox, Loading, PageError, ProgressBar, Status } from "../components/ui";
+import { ErrorBox, Loading, PageError, ProgressBar, scrollsByKeyboard, Status } from "../components/ui";
 import { counted, duration, num, shortId, usd, when } from "../format";
 import { useNow, useTitle } from "../hooks";
 
@@ -96,7 +96,7 @@ function ResultCard({ result, asked }: { result: Result; asked: number }) {
       </p>
       {result.reason && <p className="warning-text">{result.reason}</p>}
       {result.invariants.length > 0 && (
-        <table className="table compact">
+        <table ref={scrollsByKeyboard} className="table compact">
           <caption className="sr-only">Invariants</caption>
           <thead>
             <tr>
@@ -124,7 +124,7 @@ function ResultCard({ result, asked }: { result: Result; asked: number }) {
         </table>
       )}
       {deltas.length > 0 && (
-        <table className="table compact">
+        <table ref={scrollsByKeyboard} className="table compact">
           <caption className="sr-only">Metric deltas</caption>
           <thead>
             <tr>

@@ -2,7 +2,7 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, scrollsByKeyboard, Status } from "../components/ui";
 import { shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 import { replayEstimate, type ReplayMode } from "../replayCost";
@@ -87,7 +87,7 @@ function Reports() {
   if (reports.isError) return <ErrorBox error={reports.error} action="Loading reports" />;
   if (reports.data.reports.length === 0) return <Empty>No suite has run yet.</Empty>;
   return (
-    <table className="table">
+    <table ref={scrollsByKeyboard} className="table">
       <thead>
         <tr>
           <th scope="col">Report</th>
@@ -164,7 +164,7 @@ export default function Snapshots() {
       )}
       {snapshots.data && snapshots.data.snapshots.length > 0 && (
         <>
-          <table className="table key-2">
+          <table ref={scrollsByKeyboard} className="table key-2">
             <thead>
               <tr>
                 <th scope="col">

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link, useNavigate } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Pager, usePages } from "../components/Pager";
-import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, scrollsByKeyboard, Status } from "../components/ui";
 import { when } from "../format";
 import { useTitle } from "../hooks";
 
@@ -74,7 +74,7 @@ export default function Specs() {
       {specs.isError && <ErrorBox error={specs.error} action="Loading specs" />}
       {specs.data && specs.data.specs.length === 0 && <Empty>No specs yet: describe a task above.</Empty>}
       {specs.data && specs.data.specs.length > 0 && (
-        <table className="table">
+        <table ref={scrollsByKeyboard} className="table">
           <thead>
             <tr>
               <th scope="col">Spec</th>

@@ -2,7 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
-import { Empty, ErrorBox, Field, Loading, Status } from "../components/ui";
+import { Empty, ErrorBox, Field, Loading, scrollsByKeyboard, Status } from "../components/ui";
 import { cost, int, projectLabels, shortId, usd, when } from "../format";
 import { useTitle } from "../hooks";
 
@@ -30,7 +30,7 @@ function ByProject({
   if (groups.length === 0) return <Empty>No project has made a model call yet.</Empty>;
   return (
     <>
-      <table className="table">
+      <table ref={scrollsByKeyboard} className="table">
         <caption className="sr-only">Usage by project</caption>
         <thead>
           <tr>
@@ -69,7 +69,7 @@ function ByProject({
 function ByRun({ runs, onPick }: { runs: Schemas["RunRead"][]; onPick: (id: string) => void }) {
   if (runs.length === 0) return <Empty>This project has no runs.</Empty>;
   return (
-    <table className="table">
+    <table ref={scrollsByKeyboard} className="table">
       <caption className="sr-only">Usage by run</caption>
       <thead>
         <tr>
@@ -195,7 +195,7 @@ export default function Usage() {
           {usage.data.by_model.length === 0 ? (
             <Empty>No model calls for this selection.</Empty>
           ) : (
-            <table className="table key-2">
+            <table ref={scrollsByKeyboard} className="table key-2">
               <thead>
                 <tr>
                   <th scope="col">Provider</th>
@@ -243,7 +243,7 @@ export default function Usage() {
       {calls.isError && <ErrorBox error={calls.error} />}
       {calls.data && calls.data.llm_calls.length === 0 && <Empty>No calls.</Empty>}
       {calls.data && calls.data.llm_calls.length > 0 && (
-        <table className="table compact key-2">
+        <table ref={scrollsByKeyboard} className="table compact key-2">
           <caption className="sr-only">Latest calls</caption>
           <thead>
             <tr>
