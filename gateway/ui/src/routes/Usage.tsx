@@ -1,6 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { useState } from "react";
-import { Link } from "react-router";
+import { Link, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { Empty, ErrorBox, Field, Loading, scrollsByKeyboard, Status } from "../components/ui";
 import { cost, int, projectLabels, shortId, usd, when } from "../format";
@@ -111,8 +110,12 @@ function ByRun({ runs, onPick }: { runs: Schemas["RunRead"][]; onPick: (id: stri
 
 export default function Usage() {
   useTitle("Usage");
-  const [projectId, setProjectId] = useState("");
-  const [runId, setRunId] = useState("");
+  // The filter is in the address: reloaded, linked or gone back to, the page shows the same spend.
+  const [search, setSearch] = useSearchParams();
+  const projectId = search.get("project") ?? "";
+  const runId = projectId ? (search.get("run") ?? "") : "";
+  const setProjectId = (id: string) => setSearch(id ? { project: id } : {});
+  const setRunId = (id: string) => setSearch(id ? { project: projectId, run: id } : { project: projectId });
   const projects = useQuery({
     queryKey: ["projects", "all-for-usage"],
     // Replays and snapshot tests spend too: their projects are named here like any other.
@@ -144,10 +147,7 @@ export default function Usage() {
         <Field label="Project">
           <select
             value={projectId}
-            onChange={(e) => {
-              setProjectId(e.target.value);
-              setRunId("");
-            }}
+            onChange={(e) => setProjectId(e.target.value)}
           >
             <option value="">All projects</option>
             {projects.data?.projects.map((p) => (
