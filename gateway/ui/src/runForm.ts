@@ -96,3 +96,34 @@ export function formProblems(form: RunForm): Partial<Record<keyof RunForm, strin
   if (usd !== "" && !(Number(usd) > 0)) problems.budget_usd = "Budget (USD): more than 0";
   return problems;
 }
+
+const FIELD_LABELS: Record<keyof RunForm, string> = {
+  mode: "Mode",
+  num_candidates: "Candidates",
+  num_scenarios: "Scenarios",
+  budget_usd: "Budget (USD)",
+  budget_tokens: "Budget (tokens)",
+  max_runtime_s: "Max runtime",
+  seed_candidate_ids: "Seed candidate ids",
+};
+
+/** The form's field a service's field path names ("parameters.num_candidates",
+ *  "parameters.seed_candidate_ids[0]"), if it is one of the form's. */
+export function formField(path: string): keyof RunForm | null {
+  const name = path.startsWith("parameters.") ? path.slice("parameters.".length).split(/[.[]/)[0] : path;
+  return name && name in FIELD_LABELS ? (name as keyof RunForm) : null;
+}
+
+/** What the services said wrong with the form's fields (a preflight's blockers, a refused
+ *  request's field violations), each in words at its field: "Candidates: 1 to 50". */
+export function serviceProblems(said: { field: string; message: string }[]): Partial<Record<keyof RunForm, string>> {
+  const problems: Partial<Record<keyof RunForm, string>> = {};
+  for (const { field, message } of said) {
+    const key = formField(field);
+    if (key === null || problems[key]) continue;
+    // The service's message starts with the field's path: the label says it in words instead.
+    const words = message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+    problems[key] = `${FIELD_LABELS[key]}: ${words}`;
+  }
+  return problems;
+}

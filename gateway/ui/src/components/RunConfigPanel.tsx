@@ -4,7 +4,8 @@ import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { RunMode } from "../api/metadata";
 import { humanize, int, shortId, usd } from "../format";
-import { formProblems, parametersOf, sameForm, type RunForm, type Suggestion } from "../runForm";
+import { asProblem } from "../api/problem";
+import { formField, formProblems, parametersOf, sameForm, serviceProblems, type RunForm, type Suggestion } from "../runForm";
 import { ErrorBox, Field } from "./ui";
 
 const MODES: { value: RunMode; label: string }[] = [
@@ -122,8 +123,17 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
     onChange({ ...form, [key]: event.target.value });
 
   const result = preflight.data;
-  const problems = formProblems(form);
-  const wrong = Object.keys(problems).length > 0;
+  const local = formProblems(form);
+  const wrong = Object.keys(local).length > 0;
+  // What the preflight said of a field is said at that field, in words (and not again in the list
+  // below); checked as typed first, since a value the form cannot read is not what was asked about.
+  const refused = preflight.isError ? (asProblem(preflight.error).field_violations ?? []) : [];
+  const said = serviceProblems([
+    ...(result && !stale ? result.blocker_details : []),
+    ...refused.map((v) => ({ field: v.field, message: v.description })),
+  ]);
+  const problems = { ...said, ...local };
+  const listed = result ? result.blocker_details.filter((b) => formField(b.field) === null) : [];
   const ready = !!result?.ready && !stale && !preflight.isError && !wrong;
   const blockersId = `${ids}-blockers`;
   const needsSeeds = form.mode !== "full_search";
@@ -170,18 +180,24 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           <input type="text" inputMode="numeric" value={form.max_runtime_s} onChange={set("max_runtime_s")} />
         </Field>
         {needsSeeds && (
-          <Field label="Seed candidate ids" hint="comma-separated; empty: the latest completed run's candidates">
+          <Field
+            label="Seed candidate ids"
+            hint="comma-separated; empty: the latest completed run's candidates"
+            error={problems.seed_candidate_ids}
+          >
             <input type="text" value={form.seed_candidate_ids} onChange={set("seed_candidate_ids")} />
           </Field>
         )}
 
         <div id={blockersId} className="preflight" aria-live="polite">
-          {preflight.isError && <ErrorBox error={preflight.error} action="Preflight failed (checking again every few seconds)" />}
-          {result && result.blocker_details.length > 0 && (
+          {preflight.isError && refused.length === 0 && (
+            <ErrorBox error={preflight.error} action="Preflight failed (checking again every few seconds)" />
+          )}
+          {listed.length > 0 && (
             <div className="blockers" role="note">
               <strong>Blocked</strong>
               <ul>
-                {result.blocker_details.map((b) => (
+                {listed.map((b) => (
                   <li key={b.code + b.field} data-code={b.code}>
                     {b.message || humanize(b.code)}
                   </li>
@@ -219,7 +235,8 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
             {run.isPending ? "Starting…" : justStarted ? "Run again" : "Run"}
           </button>
           <span className="estimate" aria-label="Estimated cost">
-            {result ? (
+            {/* Not while a field is unreadable: the estimate would be of the defaults instead. */}
+            {result && !wrong ? (
               <>
                 est. {usd(result.estimated_cost.usd)} · {int(result.estimated_cost.tokens)} tokens · {int(result.estimated_cost.calls)} calls
               </>
@@ -234,7 +251,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           </p>
         )}
         <p className="muted small">
-          {wrong
+          {wrong || Object.keys(said).length > 0
             ? "Fix the fields marked above to run."
             : stale
               ? "Checking this configuration…"

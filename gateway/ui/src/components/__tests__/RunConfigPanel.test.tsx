@@ -240,6 +240,62 @@ describe("RunConfigPanel", () => {
     expect(screen.queryByRole("alert")).not.toBeInTheDocument();
   }, PREFLIGHT_RETRY_MS + 5000);
 
+  it("what the preflight says of a field is said at that field, in words, and not again in the list", async () => {
+    vi.stubGlobal(
+      "fetch",
+      fakeFetch({
+        [PREFLIGHT]: () => ({
+          ...preflight(false),
+          blockers: ["validation_error"],
+          blocker_details: [
+            { code: "validation_error", message: "parameters.num_candidates: 1 to 50", field: "parameters.num_candidates" },
+          ],
+        }),
+      }).fetch,
+    );
+    renderWithProviders(<Harness initial={{ ...SUGGESTED, num_candidates: "60" }} suggestion={null} />);
+
+    expect(await screen.findByText("Candidates: 1 to 50")).toBeInTheDocument();
+    expect(screen.getByLabelText(/Candidates/)).toHaveAttribute("aria-invalid", "true");
+    expect(screen.queryByText("Blocked")).not.toBeInTheDocument();
+    expect(screen.getByText("Fix the fields marked above to run.")).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Run" })).toBeDisabled();
+  });
+
+  it("a preflight refused for a field (seed ids that are no ids) marks that field", async () => {
+    vi.stubGlobal(
+      "fetch",
+      fakeFetch({
+        [PREFLIGHT]: () =>
+          new Response(
+            JSON.stringify({
+              title: "Bad Request",
+              status: 400,
+              detail: "invalid run parameters",
+              field_violations: [{ field: "parameters.seed_candidate_ids[0]", description: "must be a UUID (a candidate's id)" }],
+            }),
+            { status: 400, headers: { "content-type": "application/problem+json" } },
+          ),
+      }).fetch,
+    );
+    renderWithProviders(<Harness initial={{ ...SUGGESTED, mode: "eval_only", seed_candidate_ids: "abc" }} suggestion={null} />);
+
+    expect(await screen.findByText("Seed candidate ids: must be a UUID (a candidate's id)")).toBeInTheDocument();
+    expect(screen.getByLabelText(/Seed candidate ids/)).toHaveAttribute("aria-invalid", "true");
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
+    expect(screen.getByText("Fix the fields marked above to run.")).toBeInTheDocument();
+  });
+
+  it("no estimate is shown for a form with a field it cannot read (it would be the defaults')", async () => {
+    vi.stubGlobal("fetch", fakeFetch({ [PREFLIGHT]: () => preflight(true) }).fetch);
+    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} />);
+    await waitFor(() => expect(screen.getByText(/est\. \$0\.12/)).toBeInTheDocument());
+
+    await userEvent.type(screen.getByLabelText(/Scenarios/), "x");
+
+    expect(screen.queryByText(/est\./)).not.toBeInTheDocument();
+  });
+
   it("an API error at Run is shown in words next to the button", async () => {
     vi.stubGlobal(
       "fetch",
