@@ -1,20 +1,28 @@
 import type { StreamState } from "../api/events";
-import { counted, duration, humanize, spentSoFar } from "../format";
+import type { Schemas } from "../api/client";
+import { cost, counted, duration, humanize, spentSoFar } from "../format";
 import type { RunProgressState } from "../runProgress";
 import { ProgressBar, Status } from "./ui";
 
 const PHASES = ["design", "scenarios", "evaluate", "rank"];
+
+const ENDED = ["COMPLETED", "FAILED", "CANCELLED"];
 
 export function RunProgressView({
   progress,
   stream,
   startedAt,
   now,
+  run,
 }: {
   progress: RunProgressState;
   stream: StreamState;
   startedAt: string | null | undefined;
   now: number;
+  /** The run as last read: once it has ended, its cost is the run's own account (the calls still in
+   *  flight at a cancel are paid after the last event that counted), as its header and the Usage
+   *  page say it, not the sum the events told. */
+  run?: Pick<Schemas["RunRead"], "status" | "usage">;
 }) {
   const elapsed = startedAt ? (now - new Date(startedAt).getTime()) / 1000 : null;
   return (
@@ -26,7 +34,9 @@ export function RunProgressView({
           {elapsed !== null && !progress.ended && ` · ${duration(Math.max(0, elapsed))} elapsed`}
         </span>
         <span>
-          {progress.ended ? "cost" : "cost so far"}: {spentSoFar(progress.usdSpent, progress.unpricedCalls)}
+          {run && ENDED.includes(run.status)
+            ? `cost: ${cost(run.usage)}`
+            : `${progress.ended ? "cost" : "cost so far"}: ${spentSoFar(progress.usdSpent, progress.unpricedCalls)}`}
         </span>
       </div>
       <ol className="phases" aria-label="Phases">

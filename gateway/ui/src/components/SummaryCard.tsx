@@ -1,11 +1,19 @@
+import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router";
+import { api, unwrap } from "../api/client";
 import type { RunRejection, RunSummary } from "../api/metadata";
-import { counted, duration, humanize, num, violationsText } from "../format";
+import { cost, counted, duration, humanize, num, violationsText } from "../format";
 import { scrollsByKeyboard, Status } from "./ui";
 
 /** The post-run summary the run service posts to the chat, labelled as such, with "View results":
  *  its best candidates, and the ones it rejected with the hard constraints they broke. */
 export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary; rejections?: RunRejection[] }) {
+  // Its final cost is the run's own account (read as the run's page reads it, and shared with it):
+  // the summary's contract does not carry it.
+  const run = useQuery({
+    queryKey: ["run", summary.run_id],
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: summary.run_id } } })),
+  });
   return (
     <section className="card card-summary" aria-label={summary.summary_label}>
       <header className="card-head">
@@ -15,6 +23,7 @@ export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary;
       <p className="muted">
         {humanize(summary.mode)} · {counted(summary.counts.candidates, "candidate")} × {counted(summary.counts.scenarios, "scenario")} ·{" "}
         {counted(summary.counts.evaluations, "evaluation")} · {duration(summary.duration_seconds)}
+        {run.data && ` · cost ${cost(run.data.usage)}`}
       </p>
       {summary.top_candidates.length > 0 ? (
         <table ref={scrollsByKeyboard} className="table compact key-2">

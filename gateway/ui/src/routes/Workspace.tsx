@@ -57,7 +57,7 @@ function LiveRun({ run, onEvent }: { run: Schemas["RunRead"]; onEvent: (event: S
           Open run
         </Link>
       </header>
-      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at ?? run.created_at} now={now} />
+      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at ?? run.created_at} now={now} run={run} />
       {stream.problem && <ErrorBox error={stream.problem} />}
     </section>
   );
@@ -89,7 +89,10 @@ export default function Workspace() {
   const shown = useMessages(sessionId);
   const latestRun = useLatestRun(projectId);
   const [startedRun, setStartedRun] = useState<Schemas["RunRead"] | null>(null);
-  const run = startedRun ?? latestRun.data?.runs[0] ?? null;
+  // The run just started, until the project's list (read again as its events come) has it: then
+  // the list's copy, which says how it ended and what it cost.
+  const listed = latestRun.data?.runs[0] ?? null;
+  const run = startedRun && listed?.id !== startedRun.id ? startedRun : listed;
 
   const ensureSession = useCallback(async () => {
     if (sessionId) return sessionId;

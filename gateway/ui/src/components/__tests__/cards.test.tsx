@@ -1,8 +1,8 @@
 import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { recommendationOf, rejectionsOf, summaryOf, type RecommendedRunConfig, type RunSummary } from "../../api/metadata";
-import { renderWithProviders } from "../../test/render";
+import { fakeFetch, renderWithProviders } from "../../test/render";
 import { RecommendationCard } from "../RecommendationCard";
 import { SummaryCard } from "../SummaryCard";
 
@@ -76,6 +76,8 @@ describe("RecommendationCard", () => {
   });
 });
 
+afterEach(() => vi.unstubAllGlobals());
+
 describe("SummaryCard", () => {
   const summary: RunSummary = {
     run_id: "0123456789abcdef",
@@ -102,8 +104,20 @@ describe("SummaryCard", () => {
     expect(summaryOf({})).toBeNull();
   });
 
-  it("is labelled as a post-run summary, shows counts and the top three, and links to the results", () => {
+  it("is labelled as a post-run summary, shows counts and the top three, and links to the results", async () => {
+    vi.stubGlobal(
+      "fetch",
+      fakeFetch({
+        "GET /api/runs/0123456789abcdef": () => ({
+          id: "0123456789abcdef",
+          status: "COMPLETED",
+          usage: { input_tokens: 900, output_tokens: 300, usd: 0.0111, calls: 42, unpriced_calls: 0, failed_calls: 0, cancelled_calls: 0 },
+        }),
+      }).fetch,
+    );
     renderWithProviders(<SummaryCard summary={summary} />);
+    // And its final cost, as the run's own account says it.
+    expect(await screen.findByText(/12\.5 s · cost \$0\.0111/)).toBeInTheDocument();
     expect(screen.getByRole("region", { name: "Run 01234567 summary" })).toBeInTheDocument();
     expect(screen.getByText("Run 01234567 summary")).toBeInTheDocument();
     expect(screen.getByText("completed")).toBeInTheDocument();

@@ -1,0 +1,34 @@
+import { render, screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+import { INITIAL } from "../../runProgress";
+import { RunProgressView } from "../RunProgress";
+
+const USAGE = { input_tokens: 900, output_tokens: 300, usd: 0.0111, calls: 12, unpriced_calls: 0, failed_calls: 0, cancelled_calls: 0 };
+
+describe("RunProgressView", () => {
+  it("while the run goes on, says what its events have counted so far", () => {
+    render(
+      <RunProgressView
+        progress={{ ...INITIAL, status: "RUNNING", usdSpent: 0.001 }}
+        stream="open"
+        startedAt={null}
+        now={0}
+        run={{ status: "RUNNING", usage: USAGE }}
+      />,
+    );
+    expect(screen.getByText("cost so far: $0.001")).toBeInTheDocument();
+  });
+
+  it("once the run has ended, says its own account, as its header does (a cancel's last calls are paid after the last event)", () => {
+    render(
+      <RunProgressView
+        progress={{ ...INITIAL, status: "CANCELLED", ended: true, usdSpent: 0.001 }}
+        stream="closed"
+        startedAt={null}
+        now={0}
+        run={{ status: "CANCELLED", usage: USAGE }}
+      />,
+    );
+    expect(screen.getByText("cost: $0.0111")).toBeInTheDocument();
+  });
+});
