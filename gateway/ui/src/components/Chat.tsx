@@ -43,7 +43,8 @@ function MessageView({
 }) {
   const recommendation = recommendationOf(message.metadata);
   const summary = summaryOf(message.metadata);
-  const who = message.role === "user" ? "You" : message.role === "agent" ? "Architect" : "System";
+  // Where each thing came from: a run's summary is the run service's report, not the Architect's words.
+  const who = message.role === "user" ? "You" : summary ? "Run service" : message.role === "agent" ? "Architect" : "System";
   return (
     <li id={`msg-${message.id}`} className={`message message-${message.role}`}>
       <div className="message-meta">
