@@ -11,7 +11,7 @@ import { RunConfigPanel } from "../components/RunConfigPanel";
 import { RunProgressView } from "../components/RunProgress";
 import { ErrorBox, Loading, PageError } from "../components/ui";
 import { useNow, useTitle } from "../hooks";
-import { EMPTY_FORM, formFromRecommendation, type RunForm, type Suggestion } from "../runForm";
+import { EMPTY_FORM, formFromRecommendation, sameForm, type RunForm, type Suggestion } from "../runForm";
 import { useRunProgress } from "../runProgress";
 
 type Message = Schemas["ChatMessage"];
@@ -29,6 +29,24 @@ async function allMessages(sessionId: string): Promise<Message[]> {
     token = page.next_page_token;
   } while (token);
   return messages;
+}
+
+interface Chosen {
+  form: RunForm;
+  suggestion: Suggestion | null;
+}
+
+function chosenKey(projectId: string): string {
+  return `crucible:run-form:${projectId}`;
+}
+
+function restoreChosen(projectId: string): Chosen | null {
+  try {
+    const saved = sessionStorage.getItem(chosenKey(projectId));
+    return saved ? (JSON.parse(saved) as Chosen) : null;
+  } catch {
+    return null; // unreadable (another version's): the latest recommendation, as on a first visit
+  }
 }
 
 function suggestionOf(message: Message): Suggestion | null {
@@ -117,7 +135,18 @@ export default function Workspace() {
     }
     return null;
   }, [messages.data]);
-  const [chosen, setChosen] = useState<{ form: RunForm; suggestion: Suggestion | null } | null>(null);
+  // What the user set in the panel (a recommendation picked, a field edited) outlives a reload of
+  // the tab, as a form's contents should: kept in the tab's session storage, per project.
+  // (Held with its project: the page stays mounted when the address moves to another project.)
+  const [held, setHeld] = useState<{ projectId: string; chosen: Chosen | null }>(() => ({
+    projectId,
+    chosen: restoreChosen(projectId),
+  }));
+  const chosen = held.projectId === projectId ? held.chosen : restoreChosen(projectId);
+  const setChosen = (next: Chosen) => {
+    sessionStorage.setItem(chosenKey(projectId), JSON.stringify(next));
+    setHeld({ projectId, chosen: next });
+  };
   const suggestion = chosen ? chosen.suggestion : latest;
   const form = chosen ? chosen.form : (latest?.form ?? EMPTY_FORM);
 
@@ -158,7 +187,8 @@ export default function Workspace() {
               sessionId={sessionId}
               messages={shown.data ?? []}
               ensureSession={ensureSession}
-              activeSuggestion={suggestion?.messageId ?? null}
+              // The card says its settings are in the panel only while they are.
+              activeSuggestion={suggestion && sameForm(form, suggestion.form) ? suggestion.messageId : null}
               onUse={(message) => {
                 const picked = suggestionOf(message);
                 if (picked) setChosen({ form: picked.form, suggestion: picked });
