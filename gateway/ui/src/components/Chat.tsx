@@ -108,6 +108,9 @@ export function Chat({
   const list = useRef<HTMLOListElement>(null);
 
   const count = messages.length + (pending ? 1 : 0);
+  // The conversation ends with a message of the user's that no reply follows: its turn did not end.
+  const last = messages.at(-1);
+  const unanswered = last && last.role === "user" && !pending ? last : null;
   useEffect(() => {
     const node = list.current;
     if (node) node.scrollTop = node.scrollHeight;
@@ -122,7 +125,9 @@ export function Chat({
     target?.classList.add("message-linked");
   }, [hash, loaded]);
 
-  const send = async (content: string) => {
+  // ``chatMessageId``: a message stored before whose turn was cut short (a reload, a lost
+  // connection) is asked again under its own id: answered, not stored twice.
+  const send = async (content: string, chatMessageId: string = crypto.randomUUID()) => {
     setBusy(true);
     setProblem(null);
     let session: string;
@@ -146,7 +151,7 @@ export function Chat({
       void queryClient.invalidateQueries({ queryKey: ["messages", session] });
       onTurnDone();
     };
-    socket.onopen = () => socket.send(JSON.stringify({ content, chat_message_id: crypto.randomUUID() }));
+    socket.onopen = () => socket.send(JSON.stringify({ content, chat_message_id: chatMessageId }));
     socket.onmessage = (event) => {
       const frame = JSON.parse(String(event.data)) as TurnFrame;
       if (frame.type === "user_message") {
@@ -211,7 +216,17 @@ export function Chat({
         {messages.map((m) => (
           <MessageView key={m.id} message={m} onUse={onUse} activeSuggestion={activeSuggestion} />
         ))}
-        {pending && <MessageView message={pending} onUse={onUse} activeSuggestion={activeSuggestion} />}
+        {unanswered && !busy && (
+          <li className="message-note small">
+            <span className="muted">No reply to this message: its turn was cut short (a reload, a lost connection).</span>{" "}
+            <button type="button" className="button small" onClick={() => void send(unanswered.content, unanswered.id)}>
+              Ask again
+            </button>
+          </li>
+        )}
+        {pending && !messages.some((m) => m.id === pending.id) && (
+          <MessageView message={pending} onUse={onUse} activeSuggestion={activeSuggestion} />
+        )}
         {streamed !== null && (
           <li className="message message-agent message-streaming">
             <div className="message-meta">

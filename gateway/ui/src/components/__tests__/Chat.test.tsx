@@ -1,4 +1,5 @@
 import { screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
 import { fakeFetch, renderWithProviders } from "../../test/render";
@@ -45,5 +46,57 @@ describe("Chat", () => {
       .getAllByRole("listitem")
       .map((item) => item.querySelector(".message-meta strong")?.textContent);
     expect(authors).toEqual(["You", "Architect", "Run service"]);
+  });
+
+  it("a message whose turn was cut short (a reload) is offered to be asked again, under its own id", async () => {
+    vi.stubGlobal("fetch", fakeFetch({}).fetch);
+    const sent: string[] = [];
+    vi.stubGlobal(
+      "WebSocket",
+      class {
+        onopen: (() => void) | null = null;
+        onmessage: ((message: { data: string }) => void) | null = null;
+        onclose: (() => void) | null = null;
+        onerror: (() => void) | null = null;
+        constructor() {
+          setTimeout(() => this.onopen?.(), 0);
+        }
+        send(frame: string) {
+          sent.push(frame);
+        }
+        close() {}
+      },
+    );
+    renderWithProviders(
+      <Chat
+        sessionId="s1"
+        messages={[message("m1", "user", "A bridge, please."), message("m2", "agent", "Here it is."), message("m3", "user", "Cheaper?")]}
+        ensureSession={async () => "s1"}
+        onUse={() => {}}
+        activeSuggestion={null}
+        onTurnDone={() => {}}
+      />,
+    );
+    expect(screen.getByText(/No reply to this message/)).toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole("button", { name: "Ask again" }));
+
+    await vi.waitFor(() => expect(sent).toHaveLength(1));
+    expect(JSON.parse(sent[0] ?? "{}")).toEqual({ content: "Cheaper?", chat_message_id: "m3" });
+    expect(screen.queryByRole("button", { name: "Ask again" })).not.toBeInTheDocument();
+  });
+
+  it("offers nothing when the last message was answered", () => {
+    renderWithProviders(
+      <Chat
+        sessionId="s1"
+        messages={[message("m1", "user", "A bridge, please."), message("m2", "agent", "Here it is.")]}
+        ensureSession={async () => "s1"}
+        onUse={() => {}}
+        activeSuggestion={null}
+        onTurnDone={() => {}}
+      />,
+    );
+    expect(screen.queryByText(/No reply to this message/)).not.toBeInTheDocument();
   });
 });
