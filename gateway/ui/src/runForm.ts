@@ -51,6 +51,14 @@ function whole(value: string): number | undefined {
   return value.trim() === "" || Number.isNaN(n) ? undefined : Math.trunc(n);
 }
 
+/** The ids in the seed field: comma- or space-separated. */
+export function seedIds(value: string): string[] {
+  return value
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 export function parametersOf(form: RunForm): RunParameters {
   const parameters: RunParameters = {};
   const candidates = whole(form.num_candidates);
@@ -64,10 +72,7 @@ export function parametersOf(form: RunForm): RunParameters {
   if (tokens !== undefined) parameters.budget_tokens = tokens;
   const runtime = whole(form.max_runtime_s);
   if (runtime !== undefined) parameters.max_runtime_s = runtime;
-  const seeds = form.seed_candidate_ids
-    .split(/[\s,]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const seeds = seedIds(form.seed_candidate_ids);
   if (seeds.length > 0) parameters.seed_candidate_ids = seeds;
   return parameters;
 }

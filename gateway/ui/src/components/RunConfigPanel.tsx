@@ -5,7 +5,7 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { RunMode } from "../api/metadata";
 import { humanize, int, shortId, usd } from "../format";
 import { asProblem } from "../api/problem";
-import { formField, formProblems, parametersOf, sameForm, serviceProblems, type RunForm, type Suggestion } from "../runForm";
+import { formField, formProblems, parametersOf, sameForm, seedIds, serviceProblems, type RunForm, type Suggestion } from "../runForm";
 import { ErrorBox, Field } from "./ui";
 
 const MODES: { value: RunMode; label: string }[] = [
@@ -25,6 +25,40 @@ function useDebounced<T>(value: T, delay: number): T {
     return () => clearTimeout(timer);
   }, [value, delay]);
   return settled;
+}
+
+/** The latest completed run's candidates, to tick as seeds: the field takes their ids, which
+ *  nothing else on screen shows. */
+function SeedPicker({ projectId, value, onChange }: { projectId: string; value: string; onChange: (ids: string) => void }) {
+  const latest = useQuery({
+    queryKey: ["runs", projectId, "latest-completed"],
+    queryFn: () =>
+      unwrap(api.GET("/api/projects/{project_id}/runs", { params: { path: { project_id: projectId }, query: { status: "COMPLETED", page_size: 1 } } })),
+  });
+  const runId = latest.data?.runs[0]?.id ?? null;
+  const candidates = useQuery({
+    queryKey: ["seed-candidates", runId],
+    enabled: runId !== null,
+    queryFn: () => unwrap(api.GET("/api/runs/{run_id}/candidates", { params: { path: { run_id: runId ?? "" }, query: { page_size: 100 } } })),
+  });
+  // A help, not the form: its failure is said quietly (the ids can still be typed).
+  if (latest.isError || candidates.isError) return <p className="muted small">The latest run's candidates could not be listed to pick from.</p>;
+  if (latest.data && runId === null) return <p className="muted small">No completed run yet to pick candidates from.</p>;
+  if (!candidates.data) return null;
+  const chosen = seedIds(value);
+  const toggle = (id: string) => onChange((chosen.includes(id) ? chosen.filter((x) => x !== id) : [...chosen, id]).join(", "));
+  return (
+    <fieldset className="seed-picker">
+      <legend className="small">
+        Pick from run <Link to={`/runs/${runId}`}>{shortId(runId ?? "")}</Link>, the latest completed
+      </legend>
+      {candidates.data.candidates.map((c) => (
+        <label key={c.id} className="small">
+          <input type="checkbox" checked={chosen.includes(c.id)} onChange={() => toggle(c.id)} /> {c.title}
+        </label>
+      ))}
+    </fieldset>
+  );
 }
 
 export interface RunConfigPanelProps {
@@ -187,6 +221,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
           >
             <input type="text" value={form.seed_candidate_ids} onChange={set("seed_candidate_ids")} />
           </Field>
+        )}
+        {needsSeeds && (
+          <SeedPicker projectId={projectId} value={form.seed_candidate_ids} onChange={(ids) => onChange({ ...form, seed_candidate_ids: ids })} />
         )}
 
         <div id={blockersId} className="preflight" aria-live="polite">

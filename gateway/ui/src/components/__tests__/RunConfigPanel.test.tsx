@@ -296,6 +296,30 @@ describe("RunConfigPanel", () => {
     expect(screen.queryByText(/est\./)).not.toBeInTheDocument();
   });
 
+  it("evaluate-only: the latest completed run's candidates are ticked as seeds, their ids filled in", async () => {
+    const api = fakeFetch({
+      [PREFLIGHT]: () => preflight(true),
+      "GET /api/projects/p1/runs": () => ({ runs: [{ id: "run-0000aaaa", status: "COMPLETED" }], next_page_token: "" }),
+      "GET /api/runs/run-0000aaaa/candidates": () => ({
+        candidates: [
+          { id: "c-1", title: "Suspension bridge" },
+          { id: "c-2", title: "Ferry" },
+        ],
+        next_page_token: "",
+      }),
+    });
+    vi.stubGlobal("fetch", api.fetch);
+    renderWithProviders(<Harness initial={{ ...SUGGESTED, mode: "eval_only" }} suggestion={null} />);
+
+    await userEvent.click(await screen.findByRole("checkbox", { name: "Ferry" }));
+    await userEvent.click(screen.getByRole("checkbox", { name: "Suspension bridge" }));
+    expect(screen.getByLabelText(/Seed candidate ids/)).toHaveValue("c-2, c-1");
+    await userEvent.click(screen.getByRole("checkbox", { name: "Ferry" }));
+    expect(screen.getByLabelText(/Seed candidate ids/)).toHaveValue("c-1");
+    const listed = api.calls.find((c) => c.url === "/api/projects/p1/runs");
+    expect(new URLSearchParams(listed?.search).get("status")).toBe("COMPLETED");
+  });
+
   it("an API error at Run is shown in words next to the button", async () => {
     vi.stubGlobal(
       "fetch",
