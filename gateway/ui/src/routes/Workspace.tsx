@@ -1,5 +1,5 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useMemo, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import { useLatestRun } from "../api/runs";
@@ -106,6 +106,7 @@ export default function Workspace() {
   const messages = useMessages(setupId);
   const shown = useMessages(sessionId);
   const latestRun = useLatestRun(projectId);
+  const runPane = useRef<HTMLDivElement>(null);
   const [startedRun, setStartedRun] = useState<Schemas["RunRead"] | null>(null);
   // The run just started, until the project's list (read again as its events come) has it: then
   // the list's copy, which says how it ended and what it cost.
@@ -191,7 +192,11 @@ export default function Workspace() {
               activeSuggestion={suggestion && sameForm(form, suggestion.form) ? suggestion.messageId : null}
               onUse={(message) => {
                 const picked = suggestionOf(message);
-                if (picked) setChosen({ form: picked.form, suggestion: picked });
+                if (!picked) return;
+                setChosen({ form: picked.form, suggestion: picked });
+                // On a narrow screen the panel is far below the chat: brought into sight, where the
+                // settings just went (beside the chat, it is in sight already and nothing moves).
+                runPane.current?.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
               }}
               onTurnDone={onTurnDone}
             />
@@ -200,7 +205,7 @@ export default function Workspace() {
         <div className="workspace-problem">
           <ProblemPane projectId={projectId} />
         </div>
-        <div className="workspace-run">
+        <div className="workspace-run" ref={runPane}>
           <RunConfigPanel
             projectId={projectId}
             // A recommendation is checked against the session it was made in.
