@@ -14,6 +14,7 @@ export function RunProgressView({
   startedAt,
   now,
   run,
+  showReason = true,
 }: {
   progress: RunProgressState;
   stream: StreamState;
@@ -23,6 +24,8 @@ export function RunProgressView({
    *  flight at a cancel are paid after the last event that counted), as its header and the Usage
    *  page say it, not the sum the events told. */
   run?: Pick<Schemas["RunRead"], "status" | "usage">;
+  /** Whether to say why the run ended, which a page that says it already (the run's header) need not. */
+  showReason?: boolean;
 }) {
   const elapsed = startedAt ? (now - new Date(startedAt).getTime()) / 1000 : null;
   return (
@@ -58,7 +61,7 @@ export function RunProgressView({
         {counted(progress.candidates, "candidate")} · {counted(progress.scenarios, "scenario")}
         {progress.failed > 0 && ` · ${counted(progress.failed, "evaluation")} failed`}
       </p>
-      {progress.reason && <p className="warning-text">{progress.reason}</p>}
+      {showReason && progress.reason && <p className="warning-text">{progress.reason}</p>}
     </div>
   );
 }

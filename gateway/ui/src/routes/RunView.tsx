@@ -196,7 +196,8 @@ function ProgressTab({ run, progress, stream }: { run: Run } & ReturnType<typeof
   const now = useNow(progress.ended ? null : 1000);
   return (
     <div>
-      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at} now={now} run={run} />
+      {/* Why it ended is in the header above. */}
+      <RunProgressView progress={progress} stream={stream.state} startedAt={run.started_at} now={now} run={run} showReason={false} />
       {stream.problem && <ErrorBox error={stream.problem} />}
       {progress.summaryMessageId && (
         <p>

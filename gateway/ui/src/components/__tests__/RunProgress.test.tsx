@@ -31,4 +31,12 @@ describe("RunProgressView", () => {
     );
     expect(screen.getByText("cost: $0.0111")).toBeInTheDocument();
   });
+
+  it("says why the run ended, unless the page says it already", () => {
+    const ended = { ...INITIAL, status: "CANCELLED", ended: true, reason: "cancelled from the web UI" };
+    const { rerender } = render(<RunProgressView progress={ended} stream="closed" startedAt={null} now={0} />);
+    expect(screen.getByText("cancelled from the web UI")).toBeInTheDocument();
+    rerender(<RunProgressView progress={ended} stream="closed" startedAt={null} now={0} showReason={false} />);
+    expect(screen.queryByText("cancelled from the web UI")).not.toBeInTheDocument();
+  });
 });
