@@ -37,6 +37,14 @@ export interface Call {
   body: unknown;
 }
 
+/** An error answer as the gateway gives one: an RFC 9457 problem (a fake route may return it). */
+export function problemResponse(status: number, title: string, detail: string, extra: object = {}): Response {
+  return new Response(JSON.stringify({ title, status, detail, ...extra }), {
+    status,
+    headers: { "content-type": "application/problem+json" },
+  });
+}
+
 /** A fetch that answers by "METHOD /path" and records every call. */
 export function fakeFetch(routes: Record<string, (body: unknown) => unknown>) {
   const calls: Call[] = [];

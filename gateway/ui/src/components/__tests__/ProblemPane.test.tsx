@@ -2,7 +2,7 @@ import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
-import { fakeFetch, renderWithProviders } from "../../test/render";
+import { fakeFetch, problemResponse, renderWithProviders } from "../../test/render";
 import { ProblemPane } from "../ProblemPane";
 
 const SPEC: Schemas["ProblemSpec"] = {
@@ -20,10 +20,7 @@ const SPEC: Schemas["ProblemSpec"] = {
 };
 
 function refused(detail: string): Response {
-  return new Response(JSON.stringify({ title: "Bad Request", status: 400, detail, reason: "INVALID_ARGUMENT" }), {
-    status: 400,
-    headers: { "content-type": "application/problem+json" },
-  });
+  return problemResponse(400, "Bad Request", detail, { reason: "INVALID_ARGUMENT" });
 }
 
 function renderPane(patch: (body: unknown) => unknown) {

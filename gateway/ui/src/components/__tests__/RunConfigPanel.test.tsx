@@ -4,7 +4,7 @@ import { useState } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
 import { EMPTY_FORM, type RunForm, type Suggestion } from "../../runForm";
-import { fakeFetch, renderWithProviders } from "../../test/render";
+import { fakeFetch, problemResponse, renderWithProviders } from "../../test/render";
 import { PREFLIGHT_RETRY_MS, RunConfigPanel } from "../RunConfigPanel";
 
 const PREFLIGHT = "POST /api/projects/p1/runs/preflight";
@@ -40,12 +40,14 @@ function Harness({ initial, suggestion, onStarted }: { initial: RunForm; suggest
   );
 }
 
-/** The panel over an API where the configuration is ready and a run can be created and executed. */
-function renderStartable() {
+/** The panel over an API where the configuration is ready and a run can be created and executed
+ *  (or as ``routes`` answer instead). */
+function renderStartable(routes: Record<string, (body: unknown) => unknown> = {}) {
   const api = fakeFetch({
     [PREFLIGHT]: () => preflight(true),
     "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
     "POST /api/runs/run-1/execute": () => ({ id: "run-1", status: "RUNNING" }),
+    ...routes,
   });
   vi.stubGlobal("fetch", api.fetch);
   const onStarted = vi.fn();
@@ -112,20 +114,10 @@ describe("RunConfigPanel", () => {
 
   it("pressed again after a start that failed half-way, it finishes that start rather than making a second run", async () => {
     let executions = 0;
-    const api = fakeFetch({
-      [PREFLIGHT]: () => preflight(true),
-      "POST /api/runs": () => ({ id: "run-1", status: "CREATED" }),
+    const { api, onStarted } = renderStartable({
       "POST /api/runs/run-1/execute": () =>
-        ++executions === 1
-          ? new Response(JSON.stringify({ title: "Bad Gateway", status: 502, detail: "the run service did not answer" }), {
-              status: 502,
-              headers: { "content-type": "application/problem+json" },
-            })
-          : { id: "run-1", status: "RUNNING" },
+        ++executions === 1 ? problemResponse(502, "Bad Gateway", "the run service did not answer") : { id: "run-1", status: "RUNNING" },
     });
-    vi.stubGlobal("fetch", api.fetch);
-    const onStarted = vi.fn();
-    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
     const run = screen.getByRole("button", { name: "Run" });
     await waitFor(() => expect(run).toBeEnabled());
 
@@ -140,13 +132,7 @@ describe("RunConfigPanel", () => {
   });
 
   it("a start whose run the same press already started does not execute it again", async () => {
-    const api = fakeFetch({
-      [PREFLIGHT]: () => preflight(true),
-      "POST /api/runs": () => ({ id: "run-1", status: "RUNNING" }),
-    });
-    vi.stubGlobal("fetch", api.fetch);
-    const onStarted = vi.fn();
-    renderWithProviders(<Harness initial={SUGGESTED} suggestion={SUGGESTION} onStarted={onStarted} />);
+    const { api, onStarted } = renderStartable({ "POST /api/runs": () => ({ id: "run-1", status: "RUNNING" }) });
     const run = screen.getByRole("button", { name: "Run" });
     await waitFor(() => expect(run).toBeEnabled());
 
@@ -225,10 +211,7 @@ describe("RunConfigPanel", () => {
     const api = fakeFetch({
       [PREFLIGHT]: () =>
         ++asked === 1
-          ? new Response(JSON.stringify({ title: "Gateway Timeout", status: 504, detail: "Deadline Exceeded" }), {
-              status: 504,
-              headers: { "content-type": "application/problem+json" },
-            })
+          ? problemResponse(504, "Gateway Timeout", "Deadline Exceeded")
           : preflight(true),
     });
     vi.stubGlobal("fetch", api.fetch);
@@ -267,15 +250,9 @@ describe("RunConfigPanel", () => {
       "fetch",
       fakeFetch({
         [PREFLIGHT]: () =>
-          new Response(
-            JSON.stringify({
-              title: "Bad Request",
-              status: 400,
-              detail: "invalid run parameters",
-              field_violations: [{ field: "parameters.seed_candidate_ids[0]", description: "must be a UUID (a candidate's id)" }],
-            }),
-            { status: 400, headers: { "content-type": "application/problem+json" } },
-          ),
+          problemResponse(400, "Bad Request", "invalid run parameters", {
+            field_violations: [{ field: "parameters.seed_candidate_ids[0]", description: "must be a UUID (a candidate's id)" }],
+          }),
       }).fetch,
     );
     renderWithProviders(<Harness initial={{ ...SUGGESTED, mode: "eval_only", seed_candidate_ids: "abc" }} suggestion={null} />);
