@@ -3,8 +3,8 @@ import { useEffect, useId, useRef, useState } from "react";
 import { Link } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { RunMode } from "../api/metadata";
-import { humanize, int, shortId, usd } from "../format";
 import { asProblem } from "../api/problem";
+import { humanize, int, shortId, usd } from "../format";
 import { formField, formProblems, parametersOf, sameForm, seedIds, serviceProblems, type RunForm, type Suggestion } from "../runForm";
 import { ErrorBox, Field } from "./ui";
 
