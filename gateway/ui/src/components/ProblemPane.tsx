@@ -74,6 +74,11 @@ function ConstraintRow({
   const [refused, setRefused] = useState<unknown>(null);
   if (editing) {
     const weightWrong = weightProblem(editing.weight);
+    // What the service refused was what had been typed: said until it is changed.
+    const edit = (next: ConstraintDraft) => {
+      setEditing(next);
+      setRefused(null);
+    };
     return (
       <li className="constraint editing">
         {/* Stacked: a constraint's name and description are sentences, not a line's leftovers. */}
@@ -92,15 +97,15 @@ function ConstraintRow({
           }}
         >
           <Field label="Name">
-            <input value={editing.name} onChange={(e) => setEditing({ ...editing, name: e.target.value })} required />
+            <input value={editing.name} onChange={(e) => edit({ ...editing, name: e.target.value })} required />
           </Field>
           <Field label="Description">
-            <textarea rows={2} value={editing.description} onChange={(e) => setEditing({ ...editing, description: e.target.value })} />
+            <textarea rows={2} value={editing.description} onChange={(e) => edit({ ...editing, description: e.target.value })} />
           </Field>
           <div className="run-row">
             <div className="weight-input">
               <Field label={`Weight (${HARD}: hard)`} error={weightWrong}>
-                <input type="text" inputMode="numeric" value={editing.weight} onChange={(e) => setEditing({ ...editing, weight: e.target.value })} />
+                <input type="text" inputMode="numeric" value={editing.weight} onChange={(e) => edit({ ...editing, weight: e.target.value })} />
               </Field>
             </div>
             <button type="submit" className="button small" disabled={saving || !!weightWrong}>

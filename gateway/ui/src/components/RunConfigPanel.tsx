@@ -17,6 +17,8 @@ const PREFLIGHT_DELAY_MS = 300;
 // A preflight that failed (a service away) is asked again this often until it answers: the panel
 // unblocks itself once the services are back, without the user editing a field.
 export const PREFLIGHT_RETRY_MS = 3000;
+// How soon after a start another press can start another run.
+export const AGAIN_AFTER_MS = 1000;
 
 function useDebounced<T>(value: T, delay: number): T {
   const [settled, setSettled] = useState(value);
@@ -47,6 +49,9 @@ function SeedPicker({ projectId, value, onChange }: { projectId: string; value: 
   if (!candidates.data) return null;
   const chosen = seedIds(value);
   const toggle = (id: string) => onChange((chosen.includes(id) ? chosen.filter((x) => x !== id) : [...chosen, id]).join(", "));
+  // Ids picked from an earlier run (an evaluate-only run's candidates are copies, with ids of their own).
+  const listed = new Set(candidates.data.candidates.map((c) => c.id));
+  const elsewhere = chosen.filter((id) => !listed.has(id)).length;
   return (
     <fieldset className="seed-picker">
       <legend className="small">
@@ -57,6 +62,11 @@ function SeedPicker({ projectId, value, onChange }: { projectId: string; value: 
           <input type="checkbox" checked={chosen.includes(c.id)} onChange={() => toggle(c.id)} /> {c.title}
         </label>
       ))}
+      {elsewhere > 0 && (
+        <p className="muted small">
+          The field also holds {elsewhere === 1 ? "an id" : `${elsewhere} ids`} of another run's candidates (kept unless you clear it).
+        </p>
+      )}
     </fieldset>
   );
 }
@@ -101,6 +111,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
   // is on its way does nothing: read from a ref, since a second click can come before the render
   // that disables the button.
   const starting = useRef(false);
+  // When the last start succeeded: a double click's second click, landing just after a quick start,
+  // finds "Run again" enabled; a press this soon after is that click, not a second decision.
+  const startedAt = useRef(0);
   const attempt = useRef<{ config: string; triggerId: string } | null>(null);
   const body = {
     project_id: projectId,
@@ -132,6 +145,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
     },
     onSuccess: (started) => {
       attempt.current = null;
+      startedAt.current = Date.now();
       onStarted(started);
     },
     onSettled: () => {
@@ -140,8 +154,9 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
   });
   // The run this panel just started, said beside the button while the form is as it was pressed.
   const [started, setStarted] = useState<{ form: RunForm; run: Schemas["RunRead"] } | null>(null);
-  const start = () => {
-    if (!ready || starting.current) return;
+  const start = (clicks: number) => {
+    // ``clicks``: the click's count (2 for a double click's second; 0 from the keyboard).
+    if (!ready || starting.current || clicks > 1 || Date.now() - startedAt.current < AGAIN_AFTER_MS) return;
     starting.current = true;
     // A changed configuration is another start, with a trigger of its own.
     const config = JSON.stringify(body);
@@ -252,7 +267,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
               </ul>
             </div>
           )}
-          {result && result.notes.length > 0 && (
+          {result && result.notes.length > 0 && !wrong && Object.keys(said).length === 0 && (
             <ul className="notes">
               {result.notes.map((n) => (
                 <li key={n}>{n}</li>
@@ -267,13 +282,13 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
             className="button button-primary"
             disabled={!ready || run.isPending}
             aria-describedby={blockersId}
-            onClick={start}
+            onClick={(event) => start(event.detail)}
           >
             {run.isPending ? "Starting…" : justStarted ? "Run again" : "Run"}
           </button>
           <span className="estimate" aria-label="Estimated cost">
-            {/* Not while a field is unreadable: the estimate would be of the defaults instead. */}
-            {result && !wrong ? (
+            {/* Not while a field is wrong: the estimate would be of the defaults, or of a refused count. */}
+            {result && !wrong && Object.keys(said).length === 0 ? (
               <>
                 est. {usd(result.estimated_cost.usd)} · {int(result.estimated_cost.tokens)} tokens · {int(result.estimated_cost.calls)} calls
               </>

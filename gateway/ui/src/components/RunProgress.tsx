@@ -1,12 +1,10 @@
 import type { StreamState } from "../api/events";
 import type { Schemas } from "../api/client";
-import { cost, counted, duration, humanize, spentSoFar } from "../format";
-import type { RunProgressState } from "../runProgress";
+import { counted, duration, humanize } from "../format";
+import { runCost, type RunProgressState } from "../runProgress";
 import { ProgressBar, Status } from "./ui";
 
 const PHASES = ["design", "scenarios", "evaluate", "rank"];
-
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED"];
 
 export function RunProgressView({
   progress,
@@ -28,6 +26,7 @@ export function RunProgressView({
   showReason?: boolean;
 }) {
   const elapsed = startedAt ? (now - new Date(startedAt).getTime()) / 1000 : null;
+  const spent = runCost(run, progress);
   return (
     <div className="run-progress">
       <div className="run-progress-head">
@@ -36,11 +35,7 @@ export function RunProgressView({
           {progress.ended ? "finished" : stream === "open" ? "live" : stream === "connecting" ? "connecting…" : stream}
           {elapsed !== null && !progress.ended && ` · ${duration(Math.max(0, elapsed))} elapsed`}
         </span>
-        <span>
-          {run && ENDED.includes(run.status)
-            ? `cost: ${cost(run.usage)}`
-            : `${progress.ended ? "cost" : "cost so far"}: ${spentSoFar(progress.usdSpent, progress.unpricedCalls)}`}
-        </span>
+        <span>{spent.final ? `cost: ${spent.text}` : `cost so far: ${spent.text}`}</span>
       </div>
       <ol className="phases" aria-label="Phases">
         {PHASES.map((phase) => {

@@ -5,9 +5,9 @@ import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, PageError, scrollsByKeyboard, Status } from "../components/ui";
-import { cost, counted, duration, humanize, num, shortId, spentSoFar, violationsText, when } from "../format";
+import { counted, duration, humanize, num, shortId, violationsText, when } from "../format";
 import { useNow, useTitle } from "../hooks";
-import { type RunProgressState, useRunProgress } from "../runProgress";
+import { runCost, type RunProgressState, useRunProgress } from "../runProgress";
 
 type Run = Schemas["RunRead"];
 type Evaluation = Schemas["EvaluationRead"];
@@ -133,6 +133,8 @@ function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) 
     // Never below zero: the service's clock and this one's differ a little.
     run.status === "RUNNING" && run.started_at ? Math.max(0, (now - new Date(run.started_at).getTime()) / 1000) : run.duration_seconds;
   const trigger = run.trigger;
+  // Accounted when it ends; until then (a cancel's last calls settling too), what its events say.
+  const spent = runCost(run, progress);
   return (
     <header className="run-header">
       <div className="run-title">
@@ -147,8 +149,7 @@ function RunHeader({ run, progress }: { run: Run; progress: RunProgressState }) 
         </div>
         <div>
           <dt>Cost</dt>
-          {/* A run's usage is accounted when it ends; until then, what its events say it has spent. */}
-          <dd>{ended(run) ? cost(run.usage) : `${spentSoFar(progress.usdSpent, progress.unpricedCalls)} so far`}</dd>
+          <dd>{spent.final ? spent.text : `${spent.text} so far`}</dd>
         </div>
         <div>
           <dt>Counts</dt>

@@ -97,7 +97,7 @@ function ByRun({ runs, onPick }: { runs: Schemas["RunRead"][]; onPick: (id: stri
             </td>
             <td>{cost(r.usage)}</td>
             <td>
-              <button type="button" className="button small ghost" onClick={() => onPick(r.id)} aria-label={`Only run ${shortId(r.id)}`}>
+              <button type="button" className="button small ghost" onClick={() => onPick(r.id)} aria-label={`Only this run (${shortId(r.id)})`}>
                 Only this run
               </button>
             </td>

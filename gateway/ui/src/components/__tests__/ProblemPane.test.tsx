@@ -48,6 +48,9 @@ describe("ProblemPane", () => {
     expect(screen.getAllByRole("alert")).toHaveLength(1);
     expect(error.closest("form")).toContainElement(screen.getByLabelText("Name"));
     expect(screen.getByLabelText("Name")).toHaveValue("safety");
+    // Said until what was refused is changed.
+    await userEvent.type(screen.getByLabelText("Name"), " 2");
+    expect(screen.queryByRole("alert")).not.toBeInTheDocument();
   });
 
   it("a stored edit closes the editor", async () => {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Schemas } from "../../api/client";
 import { EMPTY_FORM, type RunForm, type Suggestion } from "../../runForm";
 import { fakeFetch, problemResponse, renderWithProviders } from "../../test/render";
-import { PREFLIGHT_RETRY_MS, RunConfigPanel } from "../RunConfigPanel";
+import { AGAIN_AFTER_MS, PREFLIGHT_RETRY_MS, RunConfigPanel } from "../RunConfigPanel";
 
 const PREFLIGHT = "POST /api/projects/p1/runs/preflight";
 
@@ -106,11 +106,18 @@ describe("RunConfigPanel", () => {
     // It says what it started, and another press is another run.
     expect(await screen.findByRole("status")).toHaveTextContent("Started run run-1 with these settings.");
     expect(screen.getByRole("link", { name: "run run-1" })).toHaveAttribute("href", "/runs/run-1");
+    // A double click's second click, just after a quick start, is not a second run; a press a
+    // moment later is.
+    fireEvent.click(screen.getByRole("button", { name: "Run again" }), { detail: 2 });
+    fireEvent.click(screen.getByRole("button", { name: "Run again" }), { detail: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(api.calls.filter((c) => c.url === "/api/runs")).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, AGAIN_AFTER_MS));
     await userEvent.click(screen.getByRole("button", { name: "Run again" }));
     await waitFor(() => expect(onStarted).toHaveBeenCalledTimes(2));
     const triggers = api.calls.filter((c) => c.url === "/api/runs").map((c) => (c.body as { ui_trigger_id: string }).ui_trigger_id);
     expect(new Set(triggers).size).toBe(2);
-  });
+  }, AGAIN_AFTER_MS + 5000);
 
   it("pressed again after a start that failed half-way, it finishes that start rather than making a second run", async () => {
     let executions = 0;
@@ -239,6 +246,8 @@ describe("RunConfigPanel", () => {
     renderWithProviders(<Harness initial={{ ...SUGGESTED, num_candidates: "60" }} suggestion={null} />);
 
     expect(await screen.findByText("Candidates: 1 to 50")).toBeInTheDocument();
+    // Nor an estimate of the refused count.
+    expect(screen.queryByText(/est\./)).not.toBeInTheDocument();
     expect(screen.getByLabelText(/Candidates/)).toHaveAttribute("aria-invalid", "true");
     expect(screen.queryByText("Blocked")).not.toBeInTheDocument();
     expect(screen.getByText("Fix the fields marked above to run.")).toBeInTheDocument();
@@ -293,6 +302,9 @@ describe("RunConfigPanel", () => {
     expect(screen.getByLabelText(/Seed candidate ids/)).toHaveValue("c-2, c-1");
     await userEvent.click(screen.getByRole("checkbox", { name: "Ferry" }));
     expect(screen.getByLabelText(/Seed candidate ids/)).toHaveValue("c-1");
+    // An id of another run's candidate (an earlier pick) is said to be there, not dropped.
+    await userEvent.type(screen.getByLabelText(/Seed candidate ids/), ", c-9");
+    expect(screen.getByText(/also holds an id of another run's candidates/)).toBeInTheDocument();
     const listed = api.calls.find((c) => c.url === "/api/projects/p1/runs");
     expect(new URLSearchParams(listed?.search).get("status")).toBe("COMPLETED");
   });

@@ -32,6 +32,19 @@ describe("RunProgressView", () => {
     expect(screen.getByText("cost: $0.0111")).toBeInTheDocument();
   });
 
+  it("just after a cancel, until the run is accounted, says what its events counted so far, not $0.00", () => {
+    render(
+      <RunProgressView
+        progress={{ ...INITIAL, status: "CANCELLED", ended: true, usdSpent: 0.0052 }}
+        stream="closed"
+        startedAt={null}
+        now={0}
+        run={{ status: "CANCELLED", usage: { ...USAGE, usd: 0, calls: 0 } }}
+      />,
+    );
+    expect(screen.getByText("cost so far: $0.0052")).toBeInTheDocument();
+  });
+
   it("says why the run ended, unless the page says it already", () => {
     const ended = { ...INITIAL, status: "CANCELLED", ended: true, reason: "cancelled from the web UI" };
     const { rerender } = render(<RunProgressView progress={ended} stream="closed" startedAt={null} now={0} />);
