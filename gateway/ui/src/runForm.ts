@@ -116,7 +116,7 @@ const FIELD_LABELS: Record<keyof RunForm, string> = {
  *  "parameters.seed_candidate_ids[0]"), if it is one of the form's. */
 export function formField(path: string): keyof RunForm | null {
   const name = path.startsWith("parameters.") ? path.slice("parameters.".length).split(/[.[]/)[0] : path;
-  return name && name in FIELD_LABELS ? (name as keyof RunForm) : null;
+  return name && Object.hasOwn(FIELD_LABELS, name) ? (name as keyof RunForm) : null;
 }
 
 /** What the services said wrong with the form's fields (a preflight's blockers, a refused

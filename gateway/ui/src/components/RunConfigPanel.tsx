@@ -200,7 +200,7 @@ export function RunConfigPanel({ projectId, chatSessionId, form, onChange, sugge
       {/* Enter in a field submits a form: here it does nothing, since a run is paid for and only
           the Run button, pressed, starts one. */}
       <form className="form" onSubmit={(event) => event.preventDefault()}>
-        <Field label="Mode">
+        <Field label="Mode" error={problems.mode}>
           <select value={form.mode} onChange={set("mode")}>
             {MODES.map((m) => (
               <option key={m.value} value={m.value}>
