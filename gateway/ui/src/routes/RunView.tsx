@@ -536,9 +536,10 @@ function CandidatesTab({ run, records }: { run: Run; records: ReturnType<typeof 
     <ul className="cards">
       {byRank(candidates.data, results.data).map((c) => (
         <li key={c.id} className="card">
-          <h3>
+          {/* Under the page's h1 (the tabs have no heading of their own): h2, styled as the cards' titles. */}
+          <h2 className="card-title">
             {c.title} {labels.has(c.id) && <Status value={labels.get(c.id) ?? ""} />}
-          </h3>
+          </h2>
           <p className="muted small">
             {c.origin}
             {c.source_candidate_id && ` from ${shortId(c.source_candidate_id)}`}
@@ -560,7 +561,7 @@ function ScenariosTab({ records }: { records: ReturnType<typeof useRunRecords> }
     <ol className="cards">
       {scenarios.data.map((s) => (
         <li key={s.id} className="card">
-          <h3>{s.title}</h3>
+          <h2 className="card-title">{s.title}</h2>
           <p className="muted small">severity {s.severity}</p>
           <p>{s.description}</p>
           {s.conditions.length > 0 && (
