@@ -1,6 +1,7 @@
 import { useCallback, useState } from "react";
 import type { Schemas } from "./api/client";
 import { type StreamEvent, useEventStream } from "./api/events";
+import { runEnded } from "./api/runs";
 import { cost, spentSoFar } from "./format";
 
 /** A run's progress folded from its event stream; kept per tab so a reload resumes where it was. */
@@ -118,8 +119,6 @@ export function useRunProgress(runId: string, onEvent?: (event: StreamEvent) => 
   return { progress, stream };
 }
 
-const ENDED = ["COMPLETED", "FAILED", "CANCELLED"];
-
 /** What a run has cost, as shown: the run's own account once it has ended and been accounted;
  *  until then — running, or just cancelled with its last calls still settling — what its events
  *  have counted, said as "so far" (``final`` false). */
@@ -127,7 +126,7 @@ export function runCost(
   run: Pick<Schemas["RunRead"], "status" | "usage"> | undefined,
   progress: Pick<RunProgressState, "usdSpent" | "unpricedCalls">,
 ): { text: string; final: boolean } {
-  const accounted = run !== undefined && ENDED.includes(run.status) && (run.usage.calls > 0 || progress.usdSpent === 0);
+  const accounted = run !== undefined && runEnded(run.status) && (run.usage.calls > 0 || progress.usdSpent === 0);
   return accounted
     ? { text: cost(run.usage), final: true }
     : { text: spentSoFar(progress.usdSpent, progress.unpricedCalls), final: false };

@@ -1,6 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router";
-import { api, unwrap } from "../api/client";
+import { runQuery } from "../api/runs";
 import type { RunRejection, RunSummary } from "../api/metadata";
 import { cost, counted, duration, humanize, num, violationsText } from "../format";
 import { scrollsByKeyboard, Status } from "./ui";
@@ -10,10 +10,7 @@ import { scrollsByKeyboard, Status } from "./ui";
 export function SummaryCard({ summary, rejections = [] }: { summary: RunSummary; rejections?: RunRejection[] }) {
   // Its final cost is the run's own account (read as the run's page reads it, and shared with it):
   // the summary's contract does not carry it.
-  const run = useQuery({
-    queryKey: ["run", summary.run_id],
-    queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: summary.run_id } } })),
-  });
+  const run = useQuery(runQuery(summary.run_id));
   return (
     <section className="card card-summary" aria-label={summary.summary_label}>
       <header className="card-head">

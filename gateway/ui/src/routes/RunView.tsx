@@ -3,6 +3,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { api, unwrap, type Schemas } from "../api/client";
 import type { StreamEvent } from "../api/events";
+import { runEnded, runQuery } from "../api/runs";
 import { RunProgressView } from "../components/RunProgress";
 import { Empty, ErrorBox, Loading, PageError, scrollsByKeyboard, Status } from "../components/ui";
 import { counted, duration, humanize, num, shortId, violationsText, when } from "../format";
@@ -18,9 +19,8 @@ const TABS = ["progress", "results", "matrix", "candidates", "scenarios", "linea
 type Tab = (typeof TABS)[number];
 const HARD = 100;
 
-/** Whether a run has ended: nothing more will run in it. */
 function ended(run: Run): boolean {
-  return ["COMPLETED", "FAILED", "CANCELLED"].includes(run.status);
+  return runEnded(run.status);
 }
 
 async function pages<T>(fetchPage: (token: string) => Promise<{ items: T[]; next: string }>): Promise<T[]> {
@@ -647,8 +647,7 @@ function RunPage({ runId }: { runId: string }) {
   const [params, setParams] = useSearchParams();
   const queryClient = useQueryClient();
   const run = useQuery({
-    queryKey: ["run", runId],
-    queryFn: () => unwrap(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
+    ...runQuery(runId),
     refetchInterval: (query) => (query.state.data?.status === "RUNNING" || query.state.data?.status === "CREATED" ? 3000 : false),
   });
   useTitle(run.data ? `Run ${shortId(run.data.id)} · ${run.data.status.toLowerCase()}` : "Run");
